@@ -1,0 +1,131 @@
+"""Argument helpers shared by the subcommand modules.
+
+IsoNet2 users paste command lines such as
+``isonet2 refine tomograms.star --CTF_mode network --with_preview False --gpuID 0,1``, so
+every option is registered under its IsoNet2 spelling (``--pixel_size``) and its dashed twin
+(``--pixel-size``); booleans take ``True/False`` values (a bare flag means True); lists are
+``"[a,b]"`` or ``"a,b"``; the string ``None`` becomes ``None``.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, List, Optional
+
+
+class CLIError(Exception):
+    """A user error found by the command line layer (exit code 2)."""
+
+
+def parse_bool(text: Any) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on"):
+        return True
+    if value in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
+def none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a converter so that ``None``/``auto``/empty give ``None``."""
+    def _convert(text: str):
+        if text is None or str(text).strip().lower() in ("none", "auto", ""):
+            return None
+        return convert(text)
+    _convert.__name__ = getattr(convert, "__name__", "value")
+    return _convert
+
+
+def _split_list(text: str) -> List[str]:
+    s = str(text).strip()
+    if s.startswith(("[", "(")) and s.endswith(("]", ")")):
+        s = s[1:-1]
+    return [p.strip() for p in s.replace(";", ",").split(",") if p.strip()]
+
+
+def float_list(text: str) -> tuple:
+    try:
+        values = tuple(float(p) for p in _split_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or a list of numbers, got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    return values
+
+
+def int_list(text: str) -> tuple:
+    try:
+        return tuple(int(p) for p in _split_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a list of integers, got {text!r}")
+
+
+def index_selection(text: Optional[str]) -> Optional[List[int]]:
+    """``"1,3,5-7"`` -> ``[1, 3, 5, 6, 7]`` (rlnIndex values, 1-based); None/empty -> None."""
+    if text is None or str(text).strip().lower() in ("", "none", "all"):
+        return None
+    out: List[int] = []
+    for part in _split_list(text):
+        if "-" in part[1:]:
+            a, b = part.split("-", 1)
+            try:
+                lo, hi = int(a), int(b)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
+            if hi < lo:
+                raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
+            out.extend(range(lo, hi + 1))
+        else:
+            try:
+                out.append(int(part))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"bad index {part!r} in {text!r}")
+    return out
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, *, type: Callable = str,
+               default: Any = None, help: str, dest: Optional[str] = None,
+               aliases: tuple = (), choices=None) -> None:
+    """Register ``--name`` (IsoNet2 spelling) and its dashed twin, plus any ``aliases``.
+
+    A boolean option (``type=parse_bool``) also accepts a bare flag meaning True.
+    """
+    flags = [f"--{name}"]
+    dashed = name.replace("_", "-")
+    if dashed != name:
+        flags.append(f"--{dashed}")
+    for a in aliases:
+        flags.append(a if a.startswith("-") else f"--{a}")
+    kwargs = dict(type=type, default=default, dest=dest or name,
+                  help=f"{help} (default: {default})")
+    if choices is not None:
+        kwargs["choices"] = choices
+    if type is parse_bool:
+        kwargs["nargs"] = "?"
+        kwargs["const"] = True
+        kwargs["metavar"] = "True|False"
+    parser.add_argument(*flags, **kwargs)
+
+
+def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """``star_file`` as a positional argument (IsoNet2 style) or ``--star_file``."""
+    parser.add_argument("star_pos", nargs="?", metavar="star_file", default=None,
+                        help="the tomograms STAR file")
+    parser.add_argument("--star_file", "--star-file", dest="star_opt", default=None,
+                        help="the tomograms STAR file (same as the positional argument)")
+
+
+def star_path(args: argparse.Namespace) -> str:
+    path = args.star_opt or args.star_pos
+    if not path:
+        raise CLIError("a STAR file is required (positional star_file or --star_file)")
+    return path
+
+
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "gpuID", default=None, aliases=("--gpu_id", "--gpus"),
+               help="GPU ids to use, e.g. '0' or '0,1' (several GPUs use DistributedDataParallel)")
+    add_option(parser, "device", default="auto", choices=("auto", "cpu", "cuda"),
+               help="compute device: auto (CUDA when available), cpu or cuda")
+    add_option(parser, "ncpus", type=int, default=4, help="CPU worker threads")

@@ -1,0 +1,83 @@
+"""Entry point of the ``isonet2`` command: dispatch to one module per subcommand.
+
+Both spellings work: ``isonet2 prepare-star`` and ``isonet2 prepare_star``. User errors
+(``ValueError``, ``FileNotFoundError``, ...) become a one-line message on stderr and exit code
+2; an interrupted run exits 130. Tracebacks are shown only with ``ISONET2_DEBUG=1``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import List, Optional
+
+from isonet2core import __version__
+from isonet2core.cli.common import CLIError
+
+# subcommand -> (module under isonet2core.cli, one-line help)
+SUBCOMMANDS = {
+    "simulate": ("simulate", "synthesise even/odd tomograms with ground truth (tests, demo, benchmarks)"),
+    "prepare-star": ("prepare_star", "list tomograms and acquisition parameters in a tomograms.star"),
+    "deconv": ("deconv", "CTF deconvolution (Wiener-like, IsoNet1/Warp style)"),
+    "make-mask": ("make_mask", "sampling masks from local density and standard deviation"),
+    "denoise": ("denoise", "train a Noise2Noise network on even/odd halves"),
+    "refine": ("refine", "train the IsoNet2 network (missing wedge, denoising, CTF)"),
+    "predict": ("predict", "apply a trained network to tomograms"),
+    "report": ("report", "orthoslices, Fourier slices, loss curves and FSC of a run"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line and exits 2 (no usage dump)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _canonical(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="isonet2", description="IsoNet2 cryo-ET restoration (isonet2core)")
+    parser.add_argument("--version", action="version", version=f"isonet2core {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, aliases=[name.replace("-", "_")] if "-" in name else [],
+                           help=help_text, description=help_text)
+        if command is None or _canonical(command) == name:
+            importlib.import_module(f"isonet2core.cli.{module}").add_arguments(p)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and _canonical(command) not in SUBCOMMANDS:
+        sys.stderr.write(f"isonet2: error: unknown command {command!r}; "
+                         f"choose from {', '.join(SUBCOMMANDS)}\n")
+        return 2
+    parser = build_parser(command)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"isonet2core.cli.{SUBCOMMANDS[_canonical(args.command)][0]}")
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("isonet2: interrupted\n")
+        return 130
+    except (CLIError, ValueError, OSError) as exc:  # OSError covers FileNotFoundError & co.
+        if os.environ.get("ISONET2_DEBUG"):
+            raise
+        sys.stderr.write(f"isonet2 {_canonical(args.command)}: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Scipion plugin for IsoNet2 (filled in by the plugin work)."""

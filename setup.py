@@ -1,0 +1,53 @@
+"""One distribution, two packages: the IsoNet2 core (``isonet2core``) and the Scipion plugin
+(``isonet2scipion``)."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"',
+                    (HERE / "isonet2core" / "__init__.py").read_text()).group(1)
+
+CORE = [
+    "torch>=2.1",  # install torch==2.13.0 first on CPU machines: an unpinned torch pulls CUDA wheels
+    "numpy",
+    "scipy",
+    "mrcfile",
+    "starfile",
+    "pandas",
+    "matplotlib",
+    "tqdm",
+]
+SCIPION = [
+    "scipion-pyworkflow>=3.11",
+    "scipion-em>=3.11",
+    "scipion-em-tomo>=3.12",
+    "scipion-em-imod",
+    "scipion-app",
+    "emtable",
+]
+DEV = ["pytest", "hypothesis"]
+
+setup(
+    name="scipion-em-isonet2",
+    version=VERSION,
+    description="IsoNet2 cryo-ET restoration (missing wedge, denoising, CTF) in PyTorch, "
+                "with a Scipion plugin",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="GPLv3",
+    python_requires=">=3.9",
+    packages=find_packages(include=["isonet2core", "isonet2core.*",
+                                    "isonet2scipion", "isonet2scipion.*"]),
+    include_package_data=True,
+    package_data={"isonet2scipion": ["protocols.conf", "templates/*.json"]},
+    install_requires=[],
+    extras_require={"core": CORE, "scipion": SCIPION, "dev": DEV},
+    entry_points={
+        "console_scripts": ["isonet2 = isonet2core.cli.main:main"],
+        "pyworkflow.plugin": ["isonet2scipion = isonet2scipion"],
+    },
+    classifiers=["Programming Language :: Python :: 3",
+                 "Topic :: Scientific/Engineering :: Image Processing"],
+)
