@@ -1,0 +1,110 @@
+"""Training losses: the plain voxel loss and the masked Fourier loss of refine step 5.
+
+Masked loss (DeepDeWedge's, as used by IsoNet2), for a prediction ``x`` and a target ``y``::
+
+    n2n  = base( IFFT(     M  * R(M) * FFT(x - y)) )     # both measured: Noise2Noise denoising
+    mw   = base( IFFT((1 - M) * R(M) * FFT(x - y)) )     # missing in the input, measured in the
+                                                          # target: missing-wedge restoration
+    loss = n2n + mw_weight * mw
+
+``M`` is the Fourier mask of what the network input measures (its wedge, 1 measured / 0 missing)
+and ``R(M)`` the rotated mask, i.e. what the target measures; frequencies the target does not
+measure (``1 - R(M)``) carry no loss. ``base`` is the mean over voxels and cubes of the squared
+(``L2``), absolute (``L1``) or Huber (``Huber``, delta 1 in normalised units) difference.
+
+Speed: for ``L2`` no inverse transform is needed. With the orthonormal DFT, Parseval gives
+``sum |IFFT(W * D)|^2 = sum_k |W_k|^2 |D_k|^2`` over the full spectrum; for real ``x - y`` the
+spectrum is Hermitian and the masks are Friedel-symmetric, so the sum over the full spectrum
+equals the sum over the ``rfftn`` half-spectrum with weight 2 on every ``kx`` column that has a
+conjugate partner (all but ``kx = 0`` and, for even sizes, the Nyquist column). The L2 path
+therefore uses one ``rfftn`` of the difference and weighted sums; ``L1``/``Huber`` transform
+back (``irfftn``) and take the voxel-wise base. (For interpolated, slightly non-symmetric masks
+of arbitrary rotations the rfft sum is that of the mask symmetrised in ``|W|^2``, a difference
+at the interpolation level.)
+
+Masks are given in the ``rfftn`` layout ``(..., kz, ky, kx // 2 + 1)``, broadcastable against the
+batch ``(b, 1, kz, ky, kx // 2 + 1)``: either ``(kz, ky, kx//2+1)`` or ``(b, 1, ...)``.
+All arithmetic is float32 (the caller leaves autocast before calling).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+
+class LossTerms(NamedTuple):
+    """``total = n2n + mw_weight * mw`` (scalars); ``n2n``/``mw`` are the unweighted terms."""
+    total: torch.Tensor
+    n2n: torch.Tensor
+    mw: torch.Tensor
+
+
+_BASES = ("L2", "L1", "Huber")
+
+
+def _check_loss_func(loss_func: str) -> None:
+    if loss_func not in _BASES:
+        raise ValueError(f"loss_func must be one of {_BASES}, got {loss_func!r}")
+
+
+def _base(diff: torch.Tensor, loss_func: str) -> torch.Tensor:
+    if loss_func == "L2":
+        return diff.pow(2).mean()
+    if loss_func == "L1":
+        return diff.abs().mean()
+    return F.huber_loss(diff, torch.zeros_like(diff), delta=1.0)
+
+
+def rfft_weights(n_x: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Parseval weights ``(n_x // 2 + 1,)`` of the rfft half-spectrum along x: 1 for ``kx = 0``
+    and (even ``n_x``) the Nyquist column, 2 for the others."""
+    w = torch.full((n_x // 2 + 1,), 2.0, device=device, dtype=dtype)
+    w[0] = 1.0
+    if n_x % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def plain_loss(x: torch.Tensor, y: torch.Tensor, loss_func: str = "L2") -> torch.Tensor:
+    """Voxel-wise loss between ``x`` and ``y`` (same shape, e.g. ``(b, 1, z, y, x)``)."""
+    _check_loss_func(loss_func)
+    return _base(x.float() - y.float(), loss_func)
+
+
+def fourier_weighted_l2(diff_rfft: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch.Tensor:
+    """Mean over voxels of ``|IFFT(weight * D)|^2``, from the orthonormal ``rfftn`` ``D`` of a real
+    batch ``(b, 1, z, y, x)`` with ``n_x`` voxels along x (``diff_rfft``: ``(b, 1, z, y, n_x//2+1)``),
+    via Parseval (no inverse transform)."""
+    cols = rfft_weights(n_x, device=diff_rfft.device)
+    power = (weight * weight) * (diff_rfft.real ** 2 + diff_rfft.imag ** 2)
+    n_voxels = diff_rfft[..., 0].numel() * n_x
+    return (power * cols).sum() / n_voxels
+
+
+def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, target_mask: torch.Tensor,
+                *, mw_weight: float, loss_func: str = "L2") -> LossTerms:
+    """Masked Fourier loss between a prediction ``x`` and a target ``y``, ``(b, 1, z, y, x)``.
+
+    ``input_mask`` = M (what the input measures), ``target_mask`` = R(M) (what the target
+    measures), both in the rfftn layout (see the module docstring). Returns the total and the two
+    unweighted terms.
+    """
+    _check_loss_func(loss_func)
+    if x.shape != y.shape or x.dim() != 5:
+        raise ValueError(f"x and y must be equal (b, 1, z, y, x) shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    diff = x.float() - y.float()
+    d = torch.fft.rfftn(diff, dim=(-3, -2, -1), norm="ortho")
+    m = input_mask.float()
+    rm = target_mask.float()
+    w_n2n = m * rm
+    w_mw = (1.0 - m) * rm
+    if loss_func == "L2":
+        n2n = fourier_weighted_l2(d, w_n2n, diff.shape[-1])
+        mw = fourier_weighted_l2(d, w_mw, diff.shape[-1])
+    else:
+        shape = diff.shape[-3:]
+        n2n = _base(torch.fft.irfftn(w_n2n * d, s=shape, dim=(-3, -2, -1), norm="ortho"), loss_func)
+        mw = _base(torch.fft.irfftn(w_mw * d, s=shape, dim=(-3, -2, -1), norm="ortho"), loss_func)
+    return LossTerms(n2n + mw_weight * mw, n2n, mw)
