@@ -1,0 +1,176 @@
+"""Model files (``.pt``): atomic save, validated load, rebuilding the network, file names.
+
+A checkpoint is a dict holding only plain Python values (dict, list, tuple, str, int, float,
+bool, None) and torch tensors, so it loads with ``torch.load(weights_only=True)``: reading a
+model file never executes code from it. ``save_checkpoint`` refuses any other type (e.g. a
+numpy array inside ``rng_state``), naming the key, so a file that could not be re-read is never
+written.
+
+Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
+
+* ``format`` = ``"isonet2core-checkpoint"``, ``format_version`` (int), ``isonet2core_version``
+  (filled in by ``save_checkpoint``);
+* ``model_state`` (state dict of the U-Net), ``arch`` (a key of ``nets.unet.ARCH_CHANNELS``),
+  ``cube_size`` (int, multiple of 16), ``method`` (``config.METHODS``);
+* ``config`` (``config.to_dict(TrainConfig)``), ``epoch``, ``optimizer_state``,
+  ``scheduler_state``, ``scaler_state``, ``rng_state``, ``normalization`` (per tomogram name:
+  ``{"mean": .., "std": ..}``), ``tomograms`` (per tomogram name: microscope and tilt range),
+  ``history``, ``command_line``, ``model2_state`` (the second network of split-halves training).
+
+File names: ``model_path(output_dir, method, arch, cube)`` ->
+``network_{method}_{arch}_{cube}_full.pt`` (latest/final); with ``epoch`` ->
+``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` (one file per epoch, never overwritten by another).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+from torch import nn
+
+from isonet2core import __version__
+from isonet2core.config import METHODS
+from isonet2core.nets.unet import ARCH_CHANNELS, SIZE_MULTIPLE, build_unet
+
+log = logging.getLogger(__name__)
+
+FORMAT = "isonet2core-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format", "format_version", "model_state", "arch", "cube_size", "method")
+
+PathLike = Union[str, os.PathLike]
+
+
+def model_path(output_dir: PathLike, method: str, arch: str, cube: int,
+               epoch: Optional[int] = None) -> Path:
+    """``output_dir/network_{method}_{arch}_{cube}_full.pt``, or ``..._epoch{NNN}.pt`` for an epoch."""
+    suffix = "full" if epoch is None else f"epoch{int(epoch):03d}"
+    return Path(output_dir) / f"network_{method}_{arch}_{int(cube)}_{suffix}.pt"
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` unless ``value`` loads with ``weights_only=True``."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor, torch.Size, torch.dtype)):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                raise ValueError(f"checkpoint key {where}: dict key {k!r} of type {type(k).__name__} "
+                                 "is not a plain value")
+            _check_plain(v, f"{where}.{k}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise ValueError(f"checkpoint key {where} holds a {type(value).__module__}.{type(value).__name__}; "
+                     "store only plain Python values and torch tensors")
+
+
+def _validate_fields(ckpt: dict, name: str) -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"{name}: checkpoint lacks the keys {', '.join(missing)}")
+    if ckpt["arch"] not in ARCH_CHANNELS:
+        raise ValueError(f"{name}: unknown network architecture {ckpt['arch']!r} "
+                         f"(expected one of {', '.join(ARCH_CHANNELS)})")
+    cube = ckpt["cube_size"]
+    if isinstance(cube, bool) or not isinstance(cube, int) or cube < SIZE_MULTIPLE or cube % SIZE_MULTIPLE:
+        raise ValueError(f"{name}: cube_size must be a positive multiple of {SIZE_MULTIPLE}, got {cube!r}")
+    if ckpt["method"] not in METHODS:
+        raise ValueError(f"{name}: unknown method {ckpt['method']!r} (expected one of {', '.join(METHODS)})")
+    if not isinstance(ckpt["model_state"], dict):
+        raise ValueError(f"{name}: model_state is not a state dict")
+
+
+def save_checkpoint(path: PathLike, state: dict) -> Path:
+    """Write ``state`` atomically to ``path`` (temporary file in the same folder + ``os.replace``).
+
+    ``format``, ``format_version`` and ``isonet2core_version`` are filled in; the required keys
+    are checked and every value must be plain (see the module docstring), else ``ValueError``
+    before anything is written. Returns the path.
+    """
+    path = Path(path)
+    full = dict(state)
+    full["format"] = FORMAT
+    full["format_version"] = FORMAT_VERSION
+    full["isonet2core_version"] = __version__
+    _validate_fields(full, str(path))
+    for key, value in full.items():
+        _check_plain(value, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(full, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
+    """Read and validate a model file written by ``save_checkpoint``.
+
+    Raises ``FileNotFoundError`` when it does not exist, ``ValueError`` naming the file when it
+    is not a readable isonet2core checkpoint (random bytes, truncated, another program's torch
+    file, missing keys, unknown arch/method, a newer format version).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... by case
+        raise ValueError(f"{path}: not a readable isonet2core checkpoint "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an isonet2core checkpoint (no format={FORMAT!r} entry; "
+                         "model files are written by `isonet2 refine` or `isonet2 denoise`)")
+    version = ckpt.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {version!r} is not supported "
+                         f"(this isonet2core reads up to {FORMAT_VERSION})")
+    _validate_fields(ckpt, str(path))
+    return ckpt
+
+
+def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
+    """Rebuild the checkpoint's network (``ckpt['arch']``) with the weights under ``state_key``
+    (``"model_state"``, or ``"model2_state"`` for the second split-halves network).
+
+    Returns the module on the CPU in training mode (call ``.eval()`` to predict); ``ValueError``
+    when the weights do not fit the architecture or the key is absent.
+    """
+    if state_key not in ckpt or ckpt[state_key] is None:
+        raise ValueError(f"checkpoint has no {state_key!r} (keys: {', '.join(sorted(ckpt))})")
+    model = build_unet(ckpt["arch"])
+    try:
+        model.load_state_dict(ckpt[state_key], strict=True)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ValueError(f"checkpoint weights {state_key!r} do not fit architecture "
+                         f"{ckpt['arch']!r}: {str(exc).splitlines()[0]}") from exc
+    return model
+
+
+def check_compatible(ckpt: dict, arch: Optional[str] = None, cube_size: Optional[int] = None,
+                     *, name: str = "checkpoint") -> None:
+    """``ValueError`` naming both values when ``ckpt`` was trained with another ``arch`` or
+    ``cube_size`` than requested (``None`` = not checked). Used by resume and pretrained_model;
+    ``name`` (e.g. the file path) appears in the message."""
+    if arch is not None and ckpt["arch"] != arch:
+        raise ValueError(f"{name} holds a {ckpt['arch']!r} network, but arch {arch!r} was requested; "
+                         f"use --arch {ckpt['arch']} or another model")
+    if cube_size is not None and int(ckpt["cube_size"]) != int(cube_size):
+        raise ValueError(f"{name} was trained with cube_size {ckpt['cube_size']}, but cube_size "
+                         f"{cube_size} was requested; use --cube_size {ckpt['cube_size']} or another model")
