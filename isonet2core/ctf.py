@@ -1,0 +1,337 @@
+"""Contrast transfer function: 1D/3D CTF, first-peak clipping, B-factor, phase flip, Wiener.
+
+Sign convention (project contract): the functions return the transfer function of
+*protein-dark* maps, positive at low frequency::
+
+    T(k)  = sin(chi(k) + phi_A)
+    chi   = pi * lambda * df * k^2 - (pi / 2) * Cs * lambda^3 * k^4
+    phi_A = arctan(A / sqrt(1 - A^2))          (so T(0) = A, the amplitude contrast)
+
+with ``k`` in 1/Angstrom, ``lambda`` the relativistic electron wavelength (Angstrom), ``df``
+the defocus at 0 degrees tilt in Angstrom (underfocus positive) and ``Cs`` in Angstrom
+(``cs_mm * 1e7``). A recorded map is ``IFFT(T * FFT(ground_truth))``. The CTF is isotropic
+(no astigmatism, no defocus gradient across the tilt series) and has no envelope unless a
+B-factor is applied explicitly with :func:`bfactor_envelope` (once).
+
+3D filters are built on the grids of :mod:`isonet2core.fourier` (unshifted, rfft layout by
+default), evaluated analytically at every voxel's radial frequency ``|k| / pixel_size_a``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from isonet2core import fourier
+from isonet2core.config import Microscope
+
+ArrayLike = Union[np.ndarray, torch.Tensor]
+
+CLIP_MODES = (0, 1, 2, 3)
+"""0 none; 1 constant; 2 negative sine; 3 cosine (see :func:`clip_first_peak`)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar physics
+# ---------------------------------------------------------------------------------------------
+def electron_wavelength_a(voltage_kv: float) -> float:
+    """Relativistic electron wavelength in Angstrom for an acceleration voltage in kV.
+
+    ``lambda = h / sqrt(2 m0 e V (1 + e V / (2 m0 c^2)))`` = ``12.2643 / sqrt(V (1 + 0.978466e-6 V))``
+    with ``V`` in volts: 0.01969 A at 300 kV, 0.02508 A at 200 kV.
+    """
+    if not voltage_kv > 0:
+        raise ValueError(f"voltage must be positive, got {voltage_kv} kV")
+    volts = float(voltage_kv) * 1e3
+    return 12.2643247 / math.sqrt(volts * (1.0 + 0.978466e-6 * volts))
+
+
+def amplitude_phase(amplitude_contrast: float) -> float:
+    """``phi_A = arctan(A / sqrt(1 - A^2))`` in radians (amplitude contrast ``A`` in [0, 1))."""
+    if not 0.0 <= amplitude_contrast < 1.0:
+        raise ValueError(f"amplitude contrast must be in [0, 1), got {amplitude_contrast}")
+    return math.atan2(amplitude_contrast, math.sqrt(1.0 - amplitude_contrast ** 2))
+
+
+def _check_optics(defocus_a: float, voltage_kv: float, cs_mm: float,
+                  amplitude_contrast: float) -> None:
+    if not defocus_a >= 0:
+        raise ValueError(f"defocus must not be negative, got {defocus_a} A (underfocus is positive)")
+    if not cs_mm >= 0:
+        raise ValueError(f"spherical aberration must not be negative, got {cs_mm} mm")
+    electron_wavelength_a(voltage_kv)
+    amplitude_phase(amplitude_contrast)
+
+
+def _chi_coefficients(defocus_a: float, voltage_kv: float, cs_mm: float):
+    """``chi = b * u - a * u^2`` with ``u = k^2`` (k in 1/A): returns ``(a, b)``."""
+    lam = electron_wavelength_a(voltage_kv)
+    cs_a = float(cs_mm) * 1e7
+    return 0.5 * math.pi * cs_a * lam ** 3, math.pi * lam * float(defocus_a)
+
+
+def _rising_branch_k(target: float, a: float, b: float) -> Optional[float]:
+    """Smallest ``k >= 0`` with ``chi(k) = target`` on the rising branch, or None if unreached.
+
+    Solves ``a u^2 - b u + target = 0`` for ``u = k^2`` in the cancellation-free form
+    ``u = 2 target / (b + sqrt(b^2 - 4 a target))`` (also valid for ``a = 0``, i.e. Cs = 0).
+    """
+    if target < 0:
+        return None
+    if target == 0:
+        return 0.0
+    disc = b * b - 4.0 * a * target
+    if b <= 0 or disc < 0:
+        return None
+    return math.sqrt(2.0 * target / (b + math.sqrt(disc)))
+
+
+def first_peak_freq(defocus_a: float, voltage_kv: float, cs_mm: float,
+                    amplitude_contrast: float) -> float:
+    """Frequency ``f0`` (1/Angstrom) of the first maximum of ``T(k)`` for ``k > 0``.
+
+    Normally the first ``k`` with ``chi(k) + phi_A = pi / 2`` (there ``T(f0) = 1``). When the
+    phase never reaches ``pi / 2`` (defocus too small for the spherical aberration), the peak is
+    the maximum of ``chi`` (``k^2 = df / (Cs lambda^2)``); with no defocus ``T`` decreases from
+    ``k = 0`` and ``f0 = 0``.
+    """
+    _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
+    a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
+    k = _rising_branch_k(0.5 * math.pi - amplitude_phase(amplitude_contrast), a, b)
+    if k is not None:
+        return k
+    if b <= 0:
+        return 0.0
+    return math.sqrt(b / (2.0 * a))
+
+
+def ctf_zero_freqs(n_zeros: int, defocus_a: float, voltage_kv: float, cs_mm: float,
+                   amplitude_contrast: float) -> np.ndarray:
+    """Analytic zeros of ``T`` (1/Angstrom): ``chi(k) + phi_A = n pi``, ``n = 1, 2, ...``.
+
+    Only zeros on the rising branch of ``chi`` (below its maximum) are returned, at most
+    ``n_zeros`` of them, in increasing order.
+    """
+    _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
+    a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
+    phi = amplitude_phase(amplitude_contrast)
+    zeros = []
+    for n in range(1, int(n_zeros) + 1):
+        k = _rising_branch_k(n * math.pi - phi, a, b)
+        if k is None:
+            break
+        zeros.append(k)
+    return np.asarray(zeros, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# curves
+# ---------------------------------------------------------------------------------------------
+def ctf_of_freq(freq_per_a: torch.Tensor, defocus_a: float, voltage_kv: float, cs_mm: float,
+                amplitude_contrast: float) -> torch.Tensor:
+    """``T(k) = sin(chi(k) + phi_A)`` at spatial frequencies ``freq_per_a`` (1/A, any shape).
+
+    Computed in the tensor's dtype (pass float64 for accuracy); same shape and device.
+    """
+    _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
+    a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
+    u = freq_per_a * freq_per_a
+    return torch.sin(b * u - a * u * u + amplitude_phase(amplitude_contrast))
+
+
+def ctf_1d_freq_per_a(n: int, pixel_size_a: float) -> np.ndarray:
+    """The ``n`` radial sample frequencies of :func:`ctf_1d`: 0 to Nyquist inclusive (1/A)."""
+    if int(n) < 2:
+        raise ValueError(f"a 1D CTF needs at least 2 samples, got {n}")
+    if not pixel_size_a > 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_a} A")
+    return np.linspace(0.0, 0.5 / float(pixel_size_a), int(n))
+
+
+def ctf_1d(n: int, pixel_size_a: float, defocus_a: float, voltage_kv: float, cs_mm: float,
+           amplitude_contrast: float) -> np.ndarray:
+    """Radial CTF ``T`` on ``n`` samples from 0 to Nyquist inclusive (float64 array ``(n,)``).
+
+    Sample ``i`` is at ``i / (n - 1) * 0.5 / pixel_size_a`` 1/A (:func:`ctf_1d_freq_per_a`).
+    """
+    freq = torch.from_numpy(ctf_1d_freq_per_a(n, pixel_size_a))
+    return ctf_of_freq(freq, defocus_a, voltage_kv, cs_mm, amplitude_contrast).numpy()
+
+
+def _freq_per_a(shape: Sequence[int], pixel_size_a: float, rfft: bool,
+                device: Optional[torch.device]) -> torch.Tensor:
+    if not pixel_size_a > 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_a} A")
+    return fourier.radial_freq(shape, rfft=rfft, device=device, dtype=torch.float64) / float(pixel_size_a)
+
+
+def ctf_3d(shape: Sequence[int], pixel_size_a: float, defocus_a: float, voltage_kv: float,
+           cs_mm: float, amplitude_contrast: float, *, rfft: bool = True,
+           device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Isotropic 3D CTF ``T(|k|)`` for a ``(z, y, x)`` volume of ``shape``.
+
+    Returns a real tensor of shape ``fourier.fft_shape(shape, rfft)`` (unshifted, DC at index 0,
+    ``T[0, 0, 0] = A``), ready to multiply ``torch.fft.rfftn`` (``rfft=True``) or ``fftn`` output.
+    """
+    freq = _freq_per_a(shape, pixel_size_a, rfft, device)
+    return ctf_of_freq(freq, defocus_a, voltage_kv, cs_mm, amplitude_contrast).to(dtype)
+
+
+def _as_tensor(x: ArrayLike):
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.asarray(x)), True
+    return x, False
+
+
+def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
+                    peak_value: float = 1.0, dc_value: Optional[float] = None) -> ArrayLike:
+    """Replace the CTF below its first peak ``f0`` by a fixed curve (RELION's "intact first peak").
+
+    ``ctf`` and ``freq`` (same shape, or broadcastable; ``freq`` in the same units as ``f0``)
+    are numpy arrays or torch tensors; the result has the type, shape and dtype of ``ctf``.
+    Values at ``freq >= f0`` are returned unchanged. Below ``f0``, with ``x = freq / f0`` in
+    [0, 1), ``P = peak_value`` (the CTF value at ``f0``: 1 whenever ``chi + phi_A`` reaches
+    ``pi / 2``) and ``D = dc_value`` (the value kept at DC, normally ``T(0) = A``):
+
+    * mode 0, none:          the CTF itself;
+    * mode 1, constant:      ``P``;
+    * mode 2, negative sine: ``P + (P - D) * sin(pi / 2 * (x - 1))`` (= ``P - (P - D) cos(pi x / 2)``),
+      a quarter sine period on its negative side: ``D`` at DC, flat there, rising to ``P``;
+    * mode 3, cosine:        ``D + (P - D) * (1 - cos(pi x)) / 2``, a raised cosine from ``D``
+      at DC to ``P`` at ``f0`` with zero slope at both ends (joins the CTF maximum smoothly).
+
+    All curves equal ``P`` at ``x = 1``, hence are continuous at ``f0``. Modes 2 and 3 need
+    ``dc_value``. With ``f0 <= 0`` nothing lies below the peak and the CTF is returned as is.
+    """
+    if mode not in CLIP_MODES:
+        raise ValueError(f"clip_first_peak_mode must be 0, 1, 2 or 3, got {mode!r}")
+    if mode in (2, 3) and dc_value is None:
+        raise ValueError(f"clip_first_peak mode {mode} needs dc_value (the CTF value kept at DC)")
+    t, was_numpy = _as_tensor(ctf)
+    f, _ = _as_tensor(freq)
+    f = f.to(device=t.device)
+    if mode == 0 or f0 <= 0:
+        out = t.clone()
+    else:
+        x = (f / float(f0)).to(torch.float64)
+        p = float(peak_value)
+        if mode == 1:
+            curve = torch.full_like(x, p)
+        elif mode == 2:
+            curve = p + (p - float(dc_value)) * torch.sin(0.5 * math.pi * (x - 1.0))
+        else:
+            curve = float(dc_value) + (p - float(dc_value)) * 0.5 * (1.0 - torch.cos(math.pi * x))
+        out = torch.where(f < float(f0), curve.to(t.dtype), t)
+    return out.numpy() if was_numpy else out
+
+
+def bfactor_envelope(freq_per_a: ArrayLike, bfactor: float) -> ArrayLike:
+    """B-factor envelope ``exp(-B f^2 / 4)`` (``B`` in A^2, ``f`` in 1/A); numpy or torch in/out.
+
+    Apply it once: the IsoNet2 program applied it twice (``exp(-B f^2 / 2)``); this does not.
+    """
+    if isinstance(freq_per_a, np.ndarray):
+        return np.exp(-float(bfactor) * freq_per_a ** 2 / 4.0)
+    return torch.exp(-float(bfactor) * freq_per_a * freq_per_a / 4.0)
+
+
+def _microscope(microscope: Microscope) -> Microscope:
+    if not isinstance(microscope, Microscope):
+        raise ValueError(f"expected a config.Microscope, got {type(microscope).__name__}")
+    return microscope.validate()
+
+
+def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: float = 0.0,
+                  clip_first_peak_mode: int = 1, rfft: bool = True,
+                  device: Optional[torch.device] = None,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The CTF of network-mode training: clipped CTF times the B-factor envelope (applied once).
+
+    ``CTF_eff(f) = C(f) * exp(-B f^2 / 4)`` where ``C`` is :func:`clip_first_peak` of
+    ``T = ctf_3d(...)`` with ``f0 = first_peak_freq``, ``peak_value = T(f0)`` and
+    ``dc_value = A`` (so modes 2 and 3 start from the true ``T(0) = A``). Shape
+    ``fourier.fft_shape(shape, rfft)``, unshifted, real.
+    """
+    m = _microscope(microscope)
+    if bfactor < 0:
+        raise ValueError(f"bfactor must not be negative, got {bfactor}")
+    freq = _freq_per_a(shape, m.pixel_size_a, rfft, device)
+    optics = (m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
+    t = ctf_of_freq(freq, *optics)
+    f0 = first_peak_freq(*optics)
+    peak = float(ctf_of_freq(torch.tensor(f0, dtype=torch.float64), *optics))
+    clipped = clip_first_peak(t, freq, f0, clip_first_peak_mode, peak_value=peak,
+                              dc_value=m.amplitude_contrast)
+    return (clipped * bfactor_envelope(freq, bfactor)).to(dtype)
+
+
+def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,
+             device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Phase-flip filter ``sign(T)`` (+1 where ``T >= 0``, -1 elsewhere), shape ``fft_shape``."""
+    m = _microscope(microscope)
+    t = ctf_3d(shape, m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast,
+               rfft=rfft, device=device, dtype=torch.float64)
+    return torch.where(t >= 0, 1.0, -1.0).to(dtype)
+
+
+def phase_flip(volume: torch.Tensor, microscope: Microscope) -> torch.Tensor:
+    """Phase-flip a real volume ``(..., z, y, x)``: ``IFFT(sign(T) * FFT(volume))``.
+
+    Keeps the protein-dark contrast of the input (``sign(T) = +1`` at low frequency).
+    """
+    flip = ctf_sign(tuple(volume.shape[-3:]), microscope, rfft=True, device=volume.device,
+                    dtype=torch.float64 if volume.dtype == torch.float64 else torch.float32)
+    return fourier.apply_fourier_filter(volume, flip)
+
+
+def ssnr(freq_cpv: torch.Tensor, pixel_size_a: float, *, snrfalloff: float,
+         deconvstrength: float, highpassnyquist: float) -> torch.Tensor:
+    """Empirical spectral SNR of the IsoNet1/Warp deconvolution at ``freq_cpv`` (cycles/voxel).
+
+    With ``x = freq_cpv / 0.5`` the frequency as a fraction of Nyquist (IsoNet1's axis)::
+
+        SSNR = 10**deconvstrength * exp(-x * snrfalloff * 100 / pixel_size_a) * H(x) + 1e-6
+        H(x) = 1 - cos(pi * min(1, x / highpassnyquist))      (H = 2 everywhere if highpassnyquist = 0)
+
+    ``H`` is IsoNet1's smooth high-pass: 0 at DC, rising to 2 at ``highpassnyquist`` x Nyquist
+    (the factor 2 above the cut-off is kept so that users' snrfalloff / deconvstrength values
+    give the same filter as in IsoNet1). Same shape/dtype/device as ``freq_cpv``.
+    """
+    if not pixel_size_a > 0:
+        raise ValueError(f"pixel size must be positive, got {pixel_size_a} A")
+    if snrfalloff < 0:
+        raise ValueError(f"snrfalloff must not be negative, got {snrfalloff}")
+    if not 0 <= highpassnyquist < 1:
+        raise ValueError(f"highpassnyquist must be in [0, 1), got {highpassnyquist}")
+    x = freq_cpv / 0.5
+    if highpassnyquist > 0:
+        highpass = 1.0 - torch.cos(math.pi * torch.clamp(x / float(highpassnyquist), max=1.0))
+    else:
+        highpass = torch.full_like(x, 2.0)
+    return (10.0 ** float(deconvstrength)) * torch.exp(-x * float(snrfalloff) * 100.0 / float(pixel_size_a)) \
+        * highpass + 1e-6
+
+
+def wiener_filter(shape: Sequence[int], microscope: Microscope, *, snrfalloff: float = 1.0,
+                  deconvstrength: float = 1.0, highpassnyquist: float = 0.02,
+                  phaseflipped: bool = False, rfft: bool = True,
+                  device: Optional[torch.device] = None,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Wiener-like deconvolution filter ``W = T / (T^2 + 1 / SSNR)`` (IsoNet1/Warp style).
+
+    ``T`` is the CTF of ``microscope`` (its own amplitude contrast), ``|T|`` when the data are
+    already phase-flipped (``phaseflipped=True``); ``SSNR`` is :func:`ssnr` at each voxel's
+    radial frequency. Used by ``deconv`` and by wiener-mode training targets. Returns a real
+    tensor of shape ``fourier.fft_shape(shape, rfft)``, unshifted; ``W`` is positive at low
+    frequency (contrast kept) and 0 at DC when the high-pass is on.
+    """
+    m = _microscope(microscope)
+    kcpv = fourier.radial_freq(shape, rfft=rfft, device=device, dtype=torch.float64)
+    t = ctf_of_freq(kcpv / m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
+    if phaseflipped:
+        t = t.abs()
+    s = ssnr(kcpv, m.pixel_size_a, snrfalloff=snrfalloff, deconvstrength=deconvstrength,
+             highpassnyquist=highpassnyquist)
+    return (t / (t * t + 1.0 / s)).to(dtype)

@@ -1,0 +1,93 @@
+"""Frequency grids of 3D volumes: the one place where Fourier coordinates are built.
+
+Layout (the numpy/torch FFT convention, fixed project-wide):
+
+* volumes are ``(z, y, x)``; their Fourier transforms keep that axis order;
+* DC sits at index 0, no shift; index ``i`` of an axis of length ``n`` is frequency
+  ``i / n`` for ``i < ceil(n / 2)`` and ``(i - n) / n`` above (``torch.fft.fftfreq``);
+* the ``rfft`` layout (``torch.fft.rfftn`` over the three axes) keeps only the non-negative
+  x frequencies: its shape is ``(nz, ny, nx // 2 + 1)``;
+* frequencies are in cycles/voxel (Nyquist 0.5); spatial frequency in 1/Angstrom is
+  cycles/voxel divided by the pixel size in Angstrom.
+
+Every other module (CTF, wedge, deconvolution, training targets, metrics) asks this module
+for its grids instead of building its own.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+Shape3 = Tuple[int, int, int]
+
+
+def _check_shape(shape: Sequence[int]) -> Shape3:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3 or any(s < 1 for s in shape):
+        raise ValueError(f"expected a 3D volume shape (z, y, x) of positive sizes, got {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def fft_shape(shape: Sequence[int], rfft: bool = False) -> Shape3:
+    """Shape of the Fourier transform of a real ``(z, y, x)`` volume of ``shape``.
+
+    ``rfft=False``: the full FFT, same shape; ``rfft=True``: ``(nz, ny, nx // 2 + 1)``.
+    """
+    nz, ny, nx = _check_shape(shape)
+    return (nz, ny, nx // 2 + 1) if rfft else (nz, ny, nx)
+
+
+def freq_grid(shape: Sequence[int], *, rfft: bool = False,
+              device: Optional[torch.device] = None,
+              dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Frequencies ``(kz, ky, kx)`` in cycles/voxel of a ``(z, y, x)`` volume of ``shape``.
+
+    Returns three tensors of shapes ``(nz, 1, 1)``, ``(1, ny, 1)`` and ``(1, 1, nx')`` that
+    broadcast to ``fft_shape(shape, rfft)`` (``nx' = nx`` for the full FFT, ``nx // 2 + 1``
+    for the rfft layout). DC at index 0, no shift; values in [-0.5, 0.5).
+    """
+    nz, ny, nx = _check_shape(shape)
+    kz = torch.fft.fftfreq(nz, device=device, dtype=dtype).reshape(nz, 1, 1)
+    ky = torch.fft.fftfreq(ny, device=device, dtype=dtype).reshape(1, ny, 1)
+    if rfft:
+        kx = torch.fft.rfftfreq(nx, device=device, dtype=dtype)
+    else:
+        kx = torch.fft.fftfreq(nx, device=device, dtype=dtype)
+    return kz, ky, kx.reshape(1, 1, -1)
+
+
+def radial_freq(shape: Sequence[int], *, rfft: bool = False,
+                device: Optional[torch.device] = None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``|k|`` in cycles/voxel on the (r)FFT grid of a ``(z, y, x)`` volume of ``shape``.
+
+    Returns a tensor of shape ``fft_shape(shape, rfft)``; 0 at DC, 0.5 at Nyquist along an
+    axis, up to ``sqrt(3) / 2`` in the corners. Divide by the pixel size (Angstrom) to get 1/A.
+    """
+    kz, ky, kx = freq_grid(shape, rfft=rfft, device=device, dtype=dtype)
+    return torch.sqrt(kz * kz + ky * ky + kx * kx)
+
+
+def apply_fourier_filter(volume: torch.Tensor, fourier_filter: torch.Tensor) -> torch.Tensor:
+    """``IFFT(filter * FFT(volume))`` for real volumes ``(..., z, y, x)``.
+
+    ``fourier_filter`` is in the rfft layout (last axis ``nx // 2 + 1``) or the full layout
+    (last axis ``nx``), unshifted, real or complex, broadcastable over leading batch axes.
+    The result is real, same shape and dtype as ``volume``.
+    """
+    if volume.dim() < 3:
+        raise ValueError(f"expected a volume (..., z, y, x), got shape {tuple(volume.shape)}")
+    spatial = tuple(volume.shape[-3:])
+    nx = spatial[2]
+    last = fourier_filter.shape[-1]
+    if fourier_filter.shape[-3:-1] != spatial[:2] or last not in (nx, nx // 2 + 1):
+        raise ValueError(f"Fourier filter of shape {tuple(fourier_filter.shape)} does not match "
+                         f"a volume of shape {spatial} (full or rfft layout expected)")
+    dims = (-3, -2, -1)
+    work = volume if volume.dtype in (torch.float32, torch.float64) else volume.float()
+    if last == nx // 2 + 1:  # rfft layout (for nx <= 2 both layouts coincide)
+        out = torch.fft.irfftn(torch.fft.rfftn(work, dim=dims) * fourier_filter, s=spatial, dim=dims)
+    else:
+        out = torch.fft.ifftn(torch.fft.fftn(work, dim=dims) * fourier_filter, dim=dims).real
+    return out.to(volume.dtype)
