@@ -1,0 +1,124 @@
+"""CTF deconvolution of tomograms with the IsoNet1/Warp Wiener-like filter.
+
+``deconvolve(volume, microscope, cfg)`` filters a ``(z, y, x)`` tomogram with
+:func:`isonet2core.ctf.wiener_filter` (``W = T / (T^2 + 1/SSNR)``, the STAR's own amplitude
+contrast, ``|T|`` for phase-flipped data) and rescales the result to the input's mean and
+standard deviation. ``W`` is positive at low frequency, so the output keeps the input's
+protein-dark contrast.
+
+Whole-volume mode filters the volume with one FFT (periodic boundaries, as IsoNet1).
+Chunked mode (``cfg.chunk_size``) tiles the volume into cubes of ``chunk_size`` voxels, each
+filtered with a margin of ``round(chunk_size * overlap_rate / 2)`` voxels on every side (the
+IsoNet1 crop size ``chunk_size * (1 + overlap_rate)``), taking the margin beyond the volume
+edges periodically like the whole-volume FFT, and keeps only the chunk centres. The
+mean/std rescaling is applied once to the stitched volume, so the two modes agree up to the
+part of the filter's point-spread function that reaches beyond the margin (measured in
+tests/core/test_deconv.py). ``cfg.ncpus`` sets torch's intra-op threads for the duration.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from isonet2core import ctf, fourier
+from isonet2core.config import DeconvConfig, Microscope
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Filter:
+    """Applies the Wiener filter of one microscope to blocks, caching filters per shape."""
+
+    def __init__(self, microscope: Microscope, cfg: DeconvConfig):
+        self._microscope = microscope
+        self._cfg = cfg
+        self._cache: Dict[Tuple[int, int, int], torch.Tensor] = {}
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        shape = tuple(block.shape)
+        if shape not in self._cache:
+            self._cache[shape] = ctf.wiener_filter(
+                shape, self._microscope, snrfalloff=self._cfg.snrfalloff,
+                deconvstrength=self._cfg.deconvstrength, highpassnyquist=self._cfg.highpassnyquist,
+                phaseflipped=self._cfg.phaseflipped, rfft=True, dtype=torch.float32)
+        t = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+        return fourier.apply_fourier_filter(t, self._cache[shape]).numpy()
+
+
+def chunk_slices(shape: Sequence[int], chunk_size: int) -> List[Tuple[slice, slice, slice]]:
+    """Core regions of the chunks: cubes of ``chunk_size`` tiling ``shape`` (last ones shorter)."""
+    per_axis = [[slice(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)] for n in shape]
+    return [tuple(c) for c in itertools.product(*per_axis)]  # type: ignore[misc]
+
+
+def _padded_block(volume: np.ndarray, core: Tuple[slice, ...], margin: int) -> np.ndarray:
+    """The core region grown by ``margin`` on every side, wrapping around the volume edges."""
+    index = [np.arange(s.start - margin, s.stop + margin) % n for s, n in zip(core, volume.shape)]
+    return np.asarray(volume[np.ix_(*index)], dtype=np.float32)
+
+
+def _check_inputs(volume, microscope: Microscope, cfg: DeconvConfig) -> None:
+    if not isinstance(microscope, Microscope):
+        raise ValueError(f"expected a config.Microscope, got {type(microscope).__name__}")
+    microscope.validate()
+    if not isinstance(cfg, DeconvConfig):
+        raise ValueError(f"expected a config.DeconvConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    if getattr(volume, "ndim", None) != 3:
+        raise ValueError(f"expected a volume (z, y, x), got shape {getattr(volume, 'shape', None)}")
+
+
+def deconvolve(volume: np.ndarray, microscope: Microscope,
+               cfg: DeconvConfig = DeconvConfig()) -> np.ndarray:
+    """Wiener-deconvolve a tomogram ``(z, y, x)``; returns float32 ``(z, y, x)``.
+
+    ``volume``: numpy array or read-only memory map (chunked mode reads it chunk by chunk).
+    ``microscope``: pixel size, defocus, voltage, Cs and amplitude contrast of the tomogram.
+    ``cfg``: snrfalloff, deconvstrength, highpassnyquist, phaseflipped, chunk_size,
+    overlap_rate, ncpus. The output has the input's mean and standard deviation and its
+    protein-dark contrast. Raises ``ValueError`` for a non-3D, non-finite or constant volume.
+    """
+    _check_inputs(volume, microscope, cfg)
+    mean = float(np.mean(volume, dtype=np.float64))
+    std = float(np.std(volume, dtype=np.float64))
+    if not np.isfinite(mean) or not np.isfinite(std):
+        raise ValueError("the volume to deconvolve has NaN or infinite voxels")
+    if std == 0:
+        raise ValueError("the volume to deconvolve is constant (no contrast)")
+    apply = _Filter(microscope, cfg)
+    with _torch_threads(cfg.ncpus):
+        if cfg.chunk_size is None or all(n <= cfg.chunk_size for n in volume.shape):
+            out = apply(np.asarray(volume, dtype=np.float32))
+        else:
+            margin = int(round(cfg.chunk_size * cfg.overlap_rate / 2))
+            out = np.empty(volume.shape, dtype=np.float32)
+            cores = chunk_slices(volume.shape, cfg.chunk_size)
+            logger.info("deconvolving %d chunks of %d voxels (margin %d)", len(cores),
+                        cfg.chunk_size, margin)
+            for core in cores:
+                filtered = apply(_padded_block(volume, core, margin))
+                inner = tuple(slice(margin, margin + (s.stop - s.start)) for s in core)
+                out[core] = filtered[inner]
+    out_mean = float(np.mean(out, dtype=np.float64))
+    out_std = float(np.std(out, dtype=np.float64))
+    if out_std == 0:
+        raise ValueError("deconvolution removed all contrast (check the CTF parameters)")
+    out -= np.float32(out_mean)
+    out *= np.float32(std / out_std)
+    out += np.float32(mean)
+    return out
