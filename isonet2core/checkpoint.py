@@ -14,7 +14,8 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
   ``cube_size`` (int, multiple of 16), ``method`` (``config.METHODS``);
 * ``config`` (``config.to_dict(TrainConfig)``), ``epoch``, ``optimizer_state``,
   ``scheduler_state``, ``scaler_state``, ``rng_state``, ``normalization`` (per tomogram name:
-  ``{"mean": .., "std": ..}``), ``tomograms`` (per tomogram name: microscope and tilt range),
+  ``{"mean": .., "std": ..}``), ``tomograms`` (per tomogram name: ``config.to_dict(Microscope)``, which
+  holds the pixel size and the tilt range),
   ``history``, ``command_line``, ``model2_state`` (the second network of split-halves training).
 
 File names: ``model_path(output_dir, method, arch, cube)`` ->
@@ -23,7 +24,6 @@ File names: ``model_path(output_dir, method, arch, cube)`` ->
 """
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -35,8 +35,6 @@ from torch import nn
 from isonet2core import __version__
 from isonet2core.config import METHODS
 from isonet2core.nets.unet import ARCH_CHANNELS, SIZE_MULTIPLE, build_unet
-
-log = logging.getLogger(__name__)
 
 FORMAT = "isonet2core-checkpoint"
 FORMAT_VERSION = 1

@@ -1,0 +1,284 @@
+"""Applying a trained network to whole tomograms (``isonet2 predict``).
+
+``predict_volume`` runs a model over one ``(z, y, x)`` map, tile by tile (``tiling.py``):
+
+1. **Normalisation** exactly as in training: ``normalize.normalization_stats`` of the map being
+   predicted (its central slices; the even and odd halves each with their own statistics),
+   ``(tile - mean) / std``.
+2. **Input filters** on each tile, in Fourier space, in one multiplication: the missing-wedge
+   mask of the tomogram's tilt range (``apply_mw_x1``, as the training inputs were re-wedged;
+   ``wedge.wedge_mask``) and, when the model was trained on phase-flipped inputs
+   (``input_needs_phaseflip``), the phase flip ``sign(CTF)`` of the tomogram's microscope
+   (``ctf.ctf_sign``), unless the tomograms are already phase flipped (``--isCTFflipped``).
+3. **Network** on batches of ``batch_size`` tiles under ``torch.inference_mode``, with float16
+   autocast on CUDA when ``mixed_precision`` (float32 on the CPU).
+4. **Stitching** with smooth Hann blending, then ``normalize.denormalize`` with the same mean
+   and std: the output keeps the input's contrast (protein dark) and scale.
+
+``predict_tomograms`` applies a model file to the tomograms of a STAR file:
+
+* refine models (methods ``isonet2-n2n``, ``isonet2``) write ``<rlnTomoName>_corrected.mrc``
+  and the column ``rlnCorrectedTomoName``; denoise models (method ``n2n``) write
+  ``<rlnTomoName>_denoised.mrc`` and ``rlnDenoisedTomoName``;
+* N2N models (``isonet2-n2n``, ``n2n``) with ``input_column="auto"`` predict the even and odd
+  halves separately (``rlnTomoReconstructedTomogramHalf1/2``), write them as
+  ``..._half1.mrc`` / ``..._half2.mrc`` (columns ``rlnCorrectedTomoHalf1/2`` or
+  ``rlnDenoisedTomoHalf1/2``) and their average as the main output. A tomogram without halves,
+  a single-map model (``isonet2``) or an explicit ``input_column`` uses one map: ``auto`` is
+  ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
+* split-halves (two networks, from ``--model2`` or the checkpoint's ``model2_state``): the
+  first network predicts the even half and the second the odd half (independent, gold-standard
+  style); on a single map both predict it and the outputs are averaged;
+* ``apply_mw_x1`` applies to refine models only: a denoise model was trained on inputs that
+  were never re-wedged, so its inputs are not masked either;
+* the tilt range and microscope come from each tomogram's STAR row; the CTF settings that the
+  model was trained with (``ctf_mode``, ``do_phaseflip_input``) from the checkpoint;
+* everything is validated first (model files, STAR, every input header, halves of equal shape,
+  output names distinct from inputs); each MRC is written atomically with the input's voxel
+  size, never over an input, and the STAR file is rewritten atomically after each tomogram, so
+  an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from isonet2core import checkpoint, ctf, mrcio, normalize, star, tiling, wedge
+from isonet2core.config import Microscope, PredictConfig
+from isonet2core.nets.unet import SIZE_MULTIPLE
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+N2N_METHODS = ("isonet2-n2n", "n2n")
+CTF_MODES_WITH_PHASEFLIP = ("network", "wiener")
+
+
+def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
+    """Whether network inputs are phase flipped, from the training settings
+    (``config.to_dict(TrainConfig)``, as stored in the checkpoint) and whether the maps at hand
+    are already flipped: ``phase_only`` always flips; ``network``/``wiener`` flip when
+    ``do_phaseflip_input``; no CTF mode never flips; already flipped maps are never flipped again.
+    Training and prediction share this rule."""
+    if is_ctf_flipped:
+        return False
+    mode = train_config.get("ctf_mode")
+    if mode == "phase_only":
+        return True
+    return mode in CTF_MODES_WITH_PHASEFLIP and bool(train_config.get("do_phaseflip_input", True))
+
+
+def single_map_column(table: star.TomogramsTable, row: int, input_column: str = "auto") -> str:
+    """The column holding the one map of a row to train on or predict: ``auto`` ->
+    ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``; ``rlnTomoName``
+    (IsoNet2 habit, where it held the path) means ``rlnTomoReconstructedTomogram``.
+    ``ValueError`` naming the tomogram when the column is empty."""
+    if input_column in (None, "auto"):
+        return table.input_column(row, star.DECONV, (star.TOMO_FULL,))
+    if input_column == star.TOMO_NAME:
+        input_column = star.TOMO_FULL
+    return table.input_column(row, input_column)
+
+
+def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, phaseflip: bool,
+                          device: torch.device) -> Optional[torch.Tensor]:
+    """rfft-layout filter ``(cube, cube, cube // 2 + 1)`` applied to every input tile, or None."""
+    shape = (cube, cube, cube)
+    filt = None
+    if apply_mw_x1:
+        filt = wedge.wedge_mask(shape, microscope.tilt_min_deg, microscope.tilt_max_deg,
+                                rfft=True, device=device)
+    if phaseflip:
+        flip = ctf.ctf_sign(shape, microscope, rfft=True, device=device)
+        filt = flip if filt is None else filt * flip
+    return filt
+
+
+def predict_volume(model: nn.Module, volume: np.ndarray, *, cube_size: int,
+                   config: PredictConfig = PredictConfig(), microscope: Microscope,
+                   phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
+                   name: str = "volume") -> np.ndarray:
+    """Apply ``model`` to a ``(z, y, x)`` map (numpy array or memory map) of any shape.
+
+    ``cube_size``: the training cube edge (tile size); ``microscope``: the map's acquisition
+    (tilt range for ``apply_mw_x1``, optics for ``phaseflip``); ``name`` appears in errors.
+    Returns a float32 ``(z, y, x)`` array in the input's contrast and scale. Memory: the output
+    array plus one batch of tiles (the input is read tile by tile).
+    """
+    config.validate()
+    if cube_size < SIZE_MULTIPLE or cube_size % SIZE_MULTIPLE:
+        raise ValueError(f"cube_size must be a positive multiple of {SIZE_MULTIPLE}, got {cube_size}")
+    if len(getattr(volume, "shape", ())) != 3:
+        raise ValueError(f"{name}: expected a (z, y, x) volume, got shape {getattr(volume, 'shape', None)}")
+    device = torch.device(device)
+    mean, std = normalize.normalization_stats(volume, name=name)
+    grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor)
+    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device)
+    autocast = device.type == "cuda" and config.mixed_precision
+    model = model.to(device).eval()
+    acc = tiling.TileAccumulator(grid)
+    log.info("%s: %s voxels, %d tiles of %d^3 (mean %.4g, std %.4g)", name, tuple(volume.shape),
+             grid.n_tiles, cube_size, mean, std)
+    with torch.inference_mode():
+        for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
+            x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
+            if filt is not None:
+                x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
+                                     s=x.shape[-3:], dim=(-3, -2, -1))
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
+                y = model(x[:, None])
+            acc.add(y[:, 0].float().cpu().numpy(), starts)
+    out = acc.result()
+    out *= np.float32(std)   # denormalize in place (no second full-size array)
+    out += np.float32(mean)
+    return out
+
+
+@dataclass
+class _Job:
+    """One tomogram to predict: its inputs (one map, or even and odd) and outputs."""
+    row: int
+    name: str
+    microscope: Microscope
+    inputs: List[Path]
+    voxel_size_a: float
+    output: Path
+    halves: Tuple[Optional[Path], Optional[Path]] = (None, None)
+    shape: Tuple[int, int, int] = field(default=(0, 0, 0))
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^\w.\-]+", "_", str(name)).strip("._") or "tomogram"
+
+
+def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
+    ckpt = checkpoint.load_checkpoint(model_path)
+    model = checkpoint.build_model(ckpt)
+    model2 = None
+    if model2_path is not None:
+        ckpt2 = checkpoint.load_checkpoint(model2_path)
+        checkpoint.check_compatible(ckpt2, cube_size=ckpt["cube_size"], name=str(model2_path))
+        if ckpt2["method"] != ckpt["method"]:
+            raise ValueError(f"{model2_path} was trained with method {ckpt2['method']!r} but "
+                             f"{model_path} with {ckpt['method']!r}; --model2 must be its split-halves twin")
+        model2 = checkpoint.build_model(ckpt2)
+    elif ckpt.get("model2_state") is not None:
+        model2 = checkpoint.build_model(ckpt, "model2_state")
+    return ckpt, model, model2
+
+
+def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_column: str,
+          output_dir: Path, suffix: str) -> List[_Job]:
+    jobs: List[_Job] = []
+    for row in rows:
+        name = _safe_name(table.tomo_name(row))
+        microscope = table.microscope(row)
+        use_halves = (n2n and input_column in (None, "auto")
+                      and table.value(row, star.TOMO_HALF1) is not None
+                      and table.value(row, star.TOMO_HALF2) is not None)
+        if use_halves:
+            inputs = [table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)]
+        else:
+            if n2n and input_column in (None, "auto"):
+                log.warning("%s: no even/odd halves; predicting the single map with the N2N model", name)
+            inputs = [table.path(row, single_map_column(table, row, input_column))]
+        infos = [mrcio.read_header(p) for p in inputs]
+        if len(infos) == 2 and infos[0].shape != infos[1].shape:
+            raise ValueError(f"{name}: even half {inputs[0]} has shape {infos[0].shape} but odd half "
+                             f"{inputs[1]} has {infos[1].shape}")
+        voxel = infos[0].voxel_size_a or microscope.pixel_size_a
+        if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
+            log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
+                        "the output keeps the header's", name, infos[0].voxel_size_a, microscope.pixel_size_a)
+        out = output_dir / f"{name}_{suffix}.mrc"
+        halves = ((output_dir / f"{name}_{suffix}_half1.mrc", output_dir / f"{name}_{suffix}_half2.mrc")
+                  if use_halves else (None, None))
+        jobs.append(_Job(row, name, microscope, inputs, voxel, out, halves, infos[0].shape))
+    outputs = [p for j in jobs for p in (j.output, *j.halves) if p is not None]
+    if len(set(outputs)) != len(outputs):
+        raise ValueError(f"two tomograms would write the same output file in {output_dir}; "
+                         "give the tomograms distinct rlnTomoName values")
+    inputs = {p.resolve() for j in jobs for p in j.inputs}
+    clash = [p for p in outputs if p.resolve() in inputs]
+    if clash:
+        raise ValueError(f"output {clash[0]} would overwrite an input; choose another --output_dir")
+    return jobs
+
+
+def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Optional[PathLike] = None,
+                      output_dir: PathLike = "corrected_tomos", config: PredictConfig = PredictConfig(),
+                      tomo_idx: Optional[Sequence[int]] = None, device: Union[str, torch.device] = "cpu",
+                      input_column: str = "auto") -> List[Path]:
+    """Predict the tomograms of ``star_path`` (those whose rlnIndex is in ``tomo_idx``; all when
+    None) with the model file ``model_path`` (and ``model2_path`` for split halves), write the
+    MRC outputs into ``output_dir`` and the new columns into ``star_path`` (rewritten
+    atomically). Returns the written MRC paths. See the module docstring for the policy."""
+    config.validate()
+    star_path = Path(star_path)
+    table = star.TomogramsTable.read(star_path)
+    rows = table.rows_for(tomo_idx)
+    ckpt, model, model2 = _load_models(model_path, model2_path)
+    method, cube = ckpt["method"], int(ckpt["cube_size"])
+    n2n = method in N2N_METHODS
+    denoise = method == "n2n"
+    suffix = "denoised" if denoise else "corrected"
+    columns = ((star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2) if denoise
+               else (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2))
+    phaseflip = input_needs_phaseflip(ckpt.get("config") or {}, config.is_ctf_flipped)
+    if denoise and config.apply_mw_x1:
+        log.info("denoise (n2n) model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
+        config = dataclasses.replace(config, apply_mw_x1=False)
+    output_dir = Path(output_dir)
+    jobs = _plan(table, rows, n2n, input_column, output_dir, suffix)
+    trained = [t.get("pixel_size_a") for t in (ckpt.get("tomograms") or {}).values()
+               if isinstance(t, Mapping) and t.get("pixel_size_a")]
+    protect = [p for j in jobs for p in j.inputs] + [star_path]
+    log.info("predicting %d tomogram(s) with %s (%s, %s, cube %d%s%s) on %s", len(jobs), model_path,
+             method, ckpt["arch"], cube, ", split halves" if model2 is not None else "",
+             ", phase-flipped inputs" if phaseflip else "", device)
+    written: List[Path] = []
+    for job in jobs:
+        t0 = time.time()
+        if trained and all(abs(job.microscope.pixel_size_a - p) > 0.1 * p for p in trained):
+            log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
+                        job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
+
+        def run(net: nn.Module, path: Path) -> np.ndarray:
+            return predict_volume(net, mrcio.open_mrc(path), cube_size=cube, config=config,
+                                  microscope=job.microscope, phaseflip=phaseflip, device=device,
+                                  name=str(path))
+
+        if job.halves[0] is not None:
+            even = run(model, job.inputs[0])
+            written.append(mrcio.write_mrc(job.halves[0], even, job.voxel_size_a, protect=protect))
+            odd = run(model2 if model2 is not None else model, job.inputs[1])
+            written.append(mrcio.write_mrc(job.halves[1], odd, job.voxel_size_a, protect=protect))
+            even += odd
+            del odd
+            even *= np.float32(0.5)
+            result = even
+        else:
+            result = run(model, job.inputs[0])
+            if model2 is not None:
+                second = run(model2, job.inputs[0])
+                result += second
+                del second
+                result *= np.float32(0.5)
+        written.append(mrcio.write_mrc(job.output, result, job.voxel_size_a, protect=protect))
+        del result
+        table.set_value(job.row, columns[0], str(job.output))
+        table.set_value(job.row, columns[1], None if job.halves[0] is None else str(job.halves[0]))
+        table.set_value(job.row, columns[2], None if job.halves[1] is None else str(job.halves[1]))
+        table.write(star_path)
+        log.info("%s: wrote %s in %.1f s", job.name, job.output, time.time() - t0)
+    return written

@@ -1,0 +1,45 @@
+"""Device selection from --device and --gpuID (CUDA mocked: the test machine has no GPU)."""
+import pytest
+import torch
+
+from isonet2core import device as dv
+
+
+def test_parse_gpu_ids():
+    assert dv.parse_gpu_ids(None) is None
+    assert dv.parse_gpu_ids("None") is None
+    assert dv.parse_gpu_ids("0,1") == [0, 1]
+    assert dv.parse_gpu_ids("[2, 3]") == [2, 3]
+    assert dv.parse_gpu_ids(1) == [1]
+    for bad in ("a", "0,0", "-1"):
+        with pytest.raises(ValueError, match="gpuID"):
+            dv.parse_gpu_ids(bad)
+
+
+def test_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dv.select_devices("auto") == [torch.device("cpu")]
+    assert dv.select_devices("cpu") == [torch.device("cpu")]
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        dv.select_devices("cuda")
+    with pytest.raises(ValueError, match="--gpuID 0"):
+        dv.select_devices("auto", "0")
+    with pytest.raises(ValueError, match="contradicts"):
+        dv.select_devices("cpu", "0")
+    with pytest.raises(ValueError, match="device must be one of"):
+        dv.select_devices("tpu")
+
+
+def test_with_cuda_and_visible_devices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert dv.select_devices("auto") == [torch.device("cuda:0"), torch.device("cuda:1")]
+    assert dv.select_devices("cuda", "1") == [torch.device("cuda:1")]
+    with pytest.raises(ValueError, match=r"GPU \[2\] not available: 2 visible"):
+        dv.select_devices("auto", "0,2")
+    # Scipion style: CUDA_VISIBLE_DEVICES=2,3 and --gpuID 2,3 -> the two visible devices
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert dv.select_devices("auto", "3,2") == [torch.device("cuda:1"), torch.device("cuda:0")]
+    # ids not listed there are PyTorch indices
+    assert dv.select_devices("auto", "1") == [torch.device("cuda:1")]
