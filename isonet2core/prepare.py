@@ -1,0 +1,337 @@
+"""Build the tomograms table from folders of maps (the ``prepare-star`` step).
+
+Files are paired BY NAME, never by listing order: the even, odd and full maps of one
+tomogram have the same file name, or names that differ only by an even/odd tag in the stem
+(``tomo_001_EVN.mrc`` / ``tomo_001_ODD.mrc``, ``even``/``odd``, ``half1``/``half2``; see
+:func:`star.strip_half_tag`). The tomogram's ``rlnTomoName`` is that shared stem without the
+tag. Masks (``mask_folder``) and coordinate files (``coordinate_folder``) are matched by stem
+the same way. Rows are in natural order of the names (``tomo_2`` before ``tomo_10``); a list
+of defocus values is taken in that order.
+
+Everything is checked before anything is written: folders, pairing, every MRC header
+(:func:`mrcio.read_header`), shapes and pixel sizes of the halves. Only then are the averages
+written (``create_average``) and the STAR file.
+
+Paths in the STAR file are relative to the current directory when the STAR file is written
+there (as the IsoNet2 program does), otherwise absolute, so that they resolve the same way
+from any later working directory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from isonet2core import mrcio, star
+from isonet2core.config import PrepareStarConfig
+
+logger = logging.getLogger(__name__)
+
+AVERAGE_FOLDER = "full_average"
+COORDINATE_SUFFIXES = (".coords", ".star", ".txt")
+SUBTOMOS_PER_EPOCH = 3000
+PIXEL_SIZE_RTOL = 1e-3
+
+
+@dataclass(frozen=True)
+class TomogramFiles:
+    """The maps of one tomogram (``full`` and/or ``even`` + ``odd``) and its identifier."""
+    name: str
+    full: Optional[Path] = None
+    even: Optional[Path] = None
+    odd: Optional[Path] = None
+
+    @property
+    def maps(self) -> List[Path]:
+        return [p for p in (self.full, self.even, self.odd) if p is not None]
+
+
+@dataclass(frozen=True)
+class PlannedTomogram:
+    """A tomogram whose headers were checked: shape ``(z, y, x)``, pixel size and extras."""
+    files: TomogramFiles
+    shape: tuple
+    pixel_size_a: float
+    defocus_a: float
+    mask: Optional[Path] = None
+    box_file: Optional[Path] = None
+    n_coordinates: Optional[int] = None
+
+
+def _natural_key(text: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def list_maps(folder: os.PathLike, what: str) -> List[Path]:
+    """MRC files (``star.MAP_SUFFIXES``) in ``folder``, natural order; hidden files ignored.
+
+    ``FileNotFoundError`` when the folder is missing, ``ValueError`` naming it when it holds
+    no MRC file.
+    """
+    p = Path(folder)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {p}")
+    files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+             and f.name.lower().endswith(star.MAP_SUFFIXES)]
+    if not files:
+        raise ValueError(f"{what} folder {p} holds no MRC files "
+                         f"({', '.join(star.MAP_SUFFIXES)})")
+    return sorted(files, key=lambda f: _natural_key(f.name))
+
+
+def _by_name(files: Sequence[Path], what: str) -> Dict[str, Path]:
+    keyed: Dict[str, Path] = {}
+    for f in files:
+        key = star.tomo_name_from_path(f)
+        if key in keyed:
+            raise ValueError(f"{what} files {keyed[key].name} and {f.name} both name tomogram "
+                             f"{key!r}; keep one per tomogram")
+        keyed[key] = f
+    return keyed
+
+
+def match_tomograms(full_dir: Optional[os.PathLike] = None, even_dir: Optional[os.PathLike] = None,
+                    odd_dir: Optional[os.PathLike] = None) -> List[TomogramFiles]:
+    """Pair the maps of the given folders by name (see the module documentation).
+
+    ``ValueError`` listing the files that have no partner, or even/odd files that look
+    swapped (an odd-tagged file in the even folder or the reverse).
+    """
+    folders = {"full": full_dir, "even": even_dir, "odd": odd_dir}
+    keyed = {what: _by_name(list_maps(d, what), what)
+             for what, d in folders.items() if d is not None}
+    for what, wrong in (("even", "odd"), ("odd", "even")):
+        for f in keyed.get(what, {}).values():
+            if star.half_tag(f.stem) == wrong:
+                raise ValueError(f"{f} is tagged {wrong!r} but lies in the {what} folder; "
+                                 "are --even and --odd swapped?")
+    names = set().union(*(set(k) for k in keyed.values()))
+    unmatched = []
+    for what, files in keyed.items():
+        for other in keyed:
+            if other == what:
+                continue
+            missing = sorted((files[n].name for n in set(files) - set(keyed[other])),
+                             key=_natural_key)
+            if missing:
+                unmatched.append(f"{what} without {other}: {', '.join(missing)}")
+    if unmatched:
+        raise ValueError("maps do not pair up by name ("
+                         + "; ".join(dict.fromkeys(unmatched))
+                         + "); names must be identical or differ only by an even/odd tag")
+    return [TomogramFiles(name=n, full=keyed.get("full", {}).get(n),
+                          even=keyed.get("even", {}).get(n), odd=keyed.get("odd", {}).get(n))
+            for n in sorted(names, key=_natural_key)]
+
+
+def _candidates(tomo: TomogramFiles) -> set:
+    names = {tomo.name}
+    for p in tomo.maps:
+        stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+        names.add(stem)
+    return names
+
+
+def match_extra_files(folder: os.PathLike, tomograms: Sequence[TomogramFiles],
+                      suffixes: Sequence[str], what: str,
+                      name_suffixes: Sequence[str] = ("",)) -> Dict[str, Path]:
+    """Files of ``folder`` ending in ``suffixes`` matched to tomograms by stem.
+
+    A file ``STEM + X + suffix`` (``X`` in ``name_suffixes``) belongs to the tomogram whose
+    name or map stem is ``STEM``. Returns tomogram name -> file. ``FileNotFoundError`` for a
+    missing folder; ``ValueError`` naming it when it holds no such file at all.
+    """
+    p = Path(folder)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {p}")
+    files = sorted((f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                    and f.name.lower().endswith(tuple(suffixes))), key=lambda f: _natural_key(f.name))
+    if not files:
+        raise ValueError(f"{what} folder {p} holds no {what} files ({', '.join(suffixes)})")
+    found: Dict[str, Path] = {}
+    used = set()
+    for tomo in tomograms:
+        cands = _candidates(tomo)
+        for f in files:
+            stem = f.name[: -len(f.suffix)]
+            if any(stem == c + x for c in cands for x in name_suffixes):
+                if tomo.name in found:
+                    raise ValueError(f"{what} files {found[tomo.name].name} and {f.name} both "
+                                     f"match tomogram {tomo.name!r}")
+                found[tomo.name] = f
+                used.add(f)
+    for f in files:
+        if f not in used:
+            logger.warning("%s file %s matches no tomogram; ignored", what, f)
+    for tomo in tomograms:
+        if tomo.name not in found:
+            logger.warning("no %s file for tomogram %s in %s", what, tomo.name, p)
+    return found
+
+
+def count_coordinates(path: os.PathLike) -> int:
+    """Number of coordinates in a coordinate file.
+
+    ``.star``: rows of the first block with ``rlnCoordinateX`` (else of the first table);
+    ``.coords`` / ``.txt``: lines with at least three numbers ``x y z`` (blank lines and
+    ``#`` comments skipped). ``ValueError`` naming the file for unreadable lines or no
+    coordinate at all.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".star":
+        import starfile
+        try:
+            blocks = starfile.read(p, always_dict=True)
+        except Exception as exc:
+            raise ValueError(f"{p} is not a readable STAR file: {exc}") from None
+        tables = [b for b in blocks.values() if hasattr(b, "columns")]
+        with_xyz = [b for b in tables if "rlnCoordinateX" in b.columns]
+        n = len((with_xyz or tables)[0]) if tables else 0
+    else:
+        n = 0
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                text = line.split("#", 1)[0].strip()
+                if not text:
+                    continue
+                parts = text.replace(",", " ").split()
+                try:
+                    if len(parts) < 3:
+                        raise ValueError
+                    [float(v) for v in parts[:3]]
+                except ValueError:
+                    raise ValueError(f"{p}, line {lineno}: expected 'x y z', got {text!r}") from None
+                n += 1
+    if n == 0:
+        raise ValueError(f"{p} holds no coordinates")
+    return n
+
+
+def auto_number_subtomos(n_tomograms: int) -> int:
+    """IsoNet2's rule: about 3000 subtomograms per epoch shared by the tomograms."""
+    return max(1, SUBTOMOS_PER_EPOCH // max(1, n_tomograms))
+
+
+def _check_pair(a: mrcio.MRCInfo, b: mrcio.MRCInfo, check_pixel: bool) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.path} is {a.shape} (z, y, x) but {b.path} is {b.shape}")
+    if check_pixel and abs(a.voxel_size_a - b.voxel_size_a) > PIXEL_SIZE_RTOL * max(a.voxel_size_a, b.voxel_size_a):
+        raise ValueError(f"pixel size mismatch: {a.path} has {a.voxel_size_a} A but "
+                         f"{b.path} has {b.voxel_size_a} A")
+
+
+def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
+    """Pair files, read and check every header, match masks and coordinates (no writing)."""
+    cfg.validate()
+    tomograms = match_tomograms(cfg.full_dir, cfg.even_dir, cfg.odd_dir)
+    n = len(tomograms)
+    if len(cfg.defocus_a) not in (1, n):
+        raise ValueError(f"defocus: {len(cfg.defocus_a)} values given for {n} tomograms; "
+                         "give one value or one per tomogram")
+    defocus = list(cfg.defocus_a) * n if len(cfg.defocus_a) == 1 else list(cfg.defocus_a)
+    masks = match_extra_files(cfg.mask_dir, tomograms, star.MAP_SUFFIXES, "mask",
+                              ("", "_mask")) if cfg.mask_dir else {}
+    boxes = match_extra_files(cfg.coordinate_dir, tomograms, COORDINATE_SUFFIXES,
+                              "coordinate") if cfg.coordinate_dir else {}
+    auto = cfg.pixel_size_a is None
+    planned = []
+    for tomo, defocus_a in zip(tomograms, defocus):
+        infos = [mrcio.read_header(p) for p in tomo.maps]
+        for other in infos[1:]:
+            _check_pair(infos[0], other, check_pixel=auto)
+        pixel_size_a = cfg.pixel_size_a
+        if auto:
+            pixel_size_a = infos[0].voxel_size_a
+            if not pixel_size_a > 0:
+                raise ValueError(f"{infos[0].path}: the header has no pixel size "
+                                 f"({pixel_size_a}); give --pixel_size")
+        mask = masks.get(tomo.name)
+        if mask is not None:
+            _check_pair(infos[0], mrcio.read_header(mask), check_pixel=False)
+        box = boxes.get(tomo.name)
+        planned.append(PlannedTomogram(
+            files=tomo, shape=infos[0].shape, pixel_size_a=float(pixel_size_a),
+            defocus_a=float(defocus_a), mask=mask, box_file=box,
+            n_coordinates=count_coordinates(box) if box is not None else None))
+    return planned
+
+
+def write_average(tomo: PlannedTomogram, folder: os.PathLike) -> Path:
+    """Write ``(even + odd) / 2`` of a tomogram to ``folder/NAME.mrc`` (atomic, float32)."""
+    files = tomo.files
+    if files.even is None or files.odd is None:
+        raise ValueError(f"tomogram {files.name}: an average needs both even and odd maps")
+    even, _ = mrcio.read_mrc(files.even)
+    mrcio.check_finite_and_nonconstant(even, str(files.even))
+    odd, _ = mrcio.read_mrc(files.odd)
+    mrcio.check_finite_and_nonconstant(odd, str(files.odd))
+    average = (even + odd) * np.float32(0.5)
+    return mrcio.write_mrc(Path(folder) / f"{files.name}.mrc", average, tomo.pixel_size_a,
+                           protect=files.maps)
+
+
+def _for_star(path: Optional[Path], star_dir: Path) -> Optional[str]:
+    if path is None:
+        return None
+    absolute = os.path.abspath(path)
+    cwd = os.getcwd()
+    if os.path.abspath(star_dir) == cwd and (absolute + os.sep).startswith(cwd + os.sep):
+        return os.path.relpath(absolute, cwd)
+    return absolute
+
+
+def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star_path: Path,
+                averages: Optional[Dict[str, Path]] = None) -> star.TomogramsTable:
+    """The tomograms table of checked tomograms (``averages``: name -> written full map)."""
+    averages = averages or {}
+    star_dir = Path(star_path).parent
+    n_auto = cfg.number_subtomos or auto_number_subtomos(len(planned))
+    records = []
+    for i, t in enumerate(planned):
+        records.append({
+            star.INDEX: i + 1,
+            star.TOMO_NAME: t.files.name,
+            star.TOMO_FULL: _for_star(t.files.full or averages.get(t.files.name), star_dir),
+            star.TOMO_HALF1: _for_star(t.files.even, star_dir),
+            star.TOMO_HALF2: _for_star(t.files.odd, star_dir),
+            star.PIXEL_SIZE: t.pixel_size_a,
+            star.TS_PIXEL_SIZE: t.pixel_size_a,
+            star.VOLTAGE: cfg.voltage_kv,
+            star.CS: cfg.cs_mm,
+            star.AC: cfg.amplitude_contrast,
+            star.HAND: star.DEFAULT_HAND,
+            star.DEFOCUS: t.defocus_a,
+            star.TILT_MIN: cfg.tilt_min_deg,
+            star.TILT_MAX: cfg.tilt_max_deg,
+            star.MASK: _for_star(t.mask, star_dir),
+            star.BOX_FILE: _for_star(t.box_file, star_dir),
+            star.N_SUBTOMO: t.n_coordinates if t.n_coordinates is not None else n_auto,
+        })
+    return star.TomogramsTable.from_records(records, source=star_path)
+
+
+def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
+    """Check everything, write the averages when asked, then write ``cfg.star_name``.
+
+    Returns the table written (its ``source`` is the STAR path).
+    """
+    planned = plan(cfg)
+    star_path = Path(cfg.star_name)
+    averages: Dict[str, Path] = {}
+    if cfg.create_average:
+        if cfg.full_dir is not None:
+            logger.info("create_average ignored: full maps were given (--full)")
+        else:
+            folder = star_path.parent / AVERAGE_FOLDER
+            for t in planned:
+                averages[t.files.name] = write_average(t, folder)
+                logger.info("wrote average %s", averages[t.files.name])
+    table = build_table(planned, cfg, star_path, averages)
+    table.write(star_path)
+    logger.info("wrote %s (%d tomograms)", star_path, len(table))
+    return table

@@ -1,0 +1,548 @@
+"""The tomograms STAR file: column names and the one-row-per-tomogram table.
+
+Every STAR read or write of the project goes through :class:`TomogramsTable`. This module
+imports pandas (and ``starfile`` lazily, when reading) but never torch: the Scipion plugin
+imports it.
+
+What we write (``TomogramsTable.write``) is a RELION-5 ``tomograms.star``: a ``data_global``
+loop where ``rlnTomoName`` is an identifier (the tilt-series id, e.g. ``tomo_001``, never a
+path), the full map is ``rlnTomoReconstructedTomogram``, the even/odd halves are
+``rlnTomoReconstructedTomogramHalf1/2``, with ``rlnVoltage``, ``rlnSphericalAberration``,
+``rlnAmplitudeContrast``, ``rlnTomoTiltSeriesPixelSize``, ``rlnTomoHand`` (filled when missing:
+tilt-series pixel size = ``rlnPixelSize / rlnTomoTomogramBinning``, microscope defaults of
+:class:`config.Microscope`, hand -1) plus the IsoNet2 columns users know (``rlnIndex``,
+``rlnPixelSize``, ``rlnDefocus``, ``rlnTiltMin/Max``, ``rlnMaskName``, ...).
+
+Empty values: in memory an empty cell is ``None``. On disk, a column that is empty in every
+row is left out; a column empty in some rows only is written with RELION's own token for an
+empty string, ``""``. The reader maps ``""``, an empty field, ``None``/``none``, ``nan`` and
+``<NA>`` to ``None``; our files never contain the string ``None``.
+
+What we read (``TomogramsTable.read``): our files; RELION-5 ``tomograms.star`` (only RELION
+columns: the pixel size is derived from ``rlnTomoTiltSeriesPixelSize`` times
+``rlnTomoTomogramBinning``; missing IsoNet2 columns read as ``None`` and defaults apply); and
+files of the IsoNet2 program (unnamed ``data_`` block, a PATH in ``rlnTomoName``, ``"None"``
+for empty): a path found in ``rlnTomoName`` moves to ``rlnTomoReconstructedTomogram`` and the
+identifier becomes the file stem (an even/odd tag such as ``_EVN`` removed); an empty
+``rlnTomoName`` is named after the first half map.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import pandas as pd
+
+from isonet2core import __version__
+from isonet2core.config import Microscope
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+# --- column names ------------------------------------------------------------------------
+INDEX = "rlnIndex"
+TOMO_NAME = "rlnTomoName"                            # identifier (tilt-series id), never a path
+TOMO_FULL = "rlnTomoReconstructedTomogram"
+TOMO_HALF1 = "rlnTomoReconstructedTomogramHalf1"     # even
+TOMO_HALF2 = "rlnTomoReconstructedTomogramHalf2"     # odd
+PIXEL_SIZE = "rlnPixelSize"                          # Angstrom per voxel of the maps listed
+TS_PIXEL_SIZE = "rlnTomoTiltSeriesPixelSize"         # Angstrom per pixel of the tilt series
+TOMO_BINNING = "rlnTomoTomogramBinning"              # map pixel / tilt-series pixel
+DEFOCUS = "rlnDefocus"                               # Angstrom at 0 degrees, underfocus positive
+VOLTAGE = "rlnVoltage"                               # kV
+CS = "rlnSphericalAberration"                        # mm
+AC = "rlnAmplitudeContrast"
+HAND = "rlnTomoHand"
+TILT_MIN = "rlnTiltMin"                              # degrees
+TILT_MAX = "rlnTiltMax"                              # degrees
+TILT_STEP = "rlnTiltStep"                            # degrees (IsoNet2 program files)
+SNR_FALLOFF = "rlnSnrFalloff"
+DECONV_STRENGTH = "rlnDeconvStrength"
+DECONV = "rlnDeconvTomoName"
+MASK = "rlnMaskName"
+MASK_BOUNDARY = "rlnMaskBoundary"
+BOX_FILE = "rlnBoxFile"
+N_SUBTOMO = "rlnNumberSubtomo"
+CORRECTED = "rlnCorrectedTomoName"
+CORRECTED_HALF1 = "rlnCorrectedTomoHalf1"
+CORRECTED_HALF2 = "rlnCorrectedTomoHalf2"
+DENOISED = "rlnDenoisedTomoName"
+DENOISED_HALF1 = "rlnDenoisedTomoHalf1"
+DENOISED_HALF2 = "rlnDenoisedTomoHalf2"
+
+GLOBAL_BLOCK = "global"
+STAR_VERSION = 50001
+
+INT_COLUMNS = frozenset({INDEX, N_SUBTOMO})
+FLOAT_COLUMNS = frozenset({PIXEL_SIZE, TS_PIXEL_SIZE, TOMO_BINNING, DEFOCUS, VOLTAGE, CS, AC,
+                           HAND, TILT_MIN, TILT_MAX, TILT_STEP, SNR_FALLOFF, DECONV_STRENGTH})
+PATH_COLUMNS = frozenset({TOMO_FULL, TOMO_HALF1, TOMO_HALF2, DECONV, MASK, MASK_BOUNDARY,
+                          BOX_FILE, CORRECTED, CORRECTED_HALF1, CORRECTED_HALF2, DENOISED,
+                          DENOISED_HALF1, DENOISED_HALF2})
+STRING_COLUMNS = PATH_COLUMNS | {TOMO_NAME}
+# order of the known columns in written files; other columns follow in their read order
+COLUMN_ORDER = (INDEX, TOMO_NAME, TOMO_FULL, TOMO_HALF1, TOMO_HALF2, PIXEL_SIZE, TS_PIXEL_SIZE,
+                TOMO_BINNING, VOLTAGE, CS, AC, HAND, DEFOCUS, TILT_MIN, TILT_MAX, TILT_STEP,
+                SNR_FALLOFF, DECONV_STRENGTH, DECONV, MASK_BOUNDARY, MASK, BOX_FILE, N_SUBTOMO,
+                CORRECTED, CORRECTED_HALF1, CORRECTED_HALF2, DENOISED, DENOISED_HALF1,
+                DENOISED_HALF2)
+DEFAULT_HAND = -1.0
+
+# file suffixes of maps: a rlnTomoName value ending so (or holding a folder) is a path
+MAP_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st", ".ali")
+_EMPTY_TOKENS = ("", "none", "nan", '""', "''", "<na>")
+
+# an even/odd tag in a file stem: EVN/ODD, even/odd, half1/half2 (half_1, half-2), delimited by
+# the start/end of the stem or by '_', '-', '.'
+_HALF_TAG = re.compile(r"(?<![^_.\-])(evn|even|odd|half[_\-]?[12])(?![^_.\-])", re.IGNORECASE)
+
+
+def half_tag(stem: str) -> Optional[str]:
+    """``"even"``, ``"odd"`` or ``None``: the even/odd tag of a file stem (the last one)."""
+    matches = list(_HALF_TAG.finditer(stem))
+    if not matches:
+        return None
+    tag = matches[-1].group(1).lower().replace("_", "").replace("-", "")
+    return "odd" if tag in ("odd", "half2") else "even"
+
+
+def strip_half_tag(stem: str) -> str:
+    """The stem without its (last) even/odd tag and one adjacent separator.
+
+    ``tomo_001_EVN`` -> ``tomo_001``; ``even_tomo_001`` -> ``tomo_001``; a stem that would
+    become empty is returned unchanged.
+    """
+    matches = list(_HALF_TAG.finditer(stem))
+    if not matches:
+        return stem
+    start, end = matches[-1].span()
+    if start > 0:
+        start -= 1          # the separator before the tag
+    elif end < len(stem):
+        end += 1            # the tag starts the stem: drop the separator after it
+    out = stem[:start] + stem[end:]
+    return out or stem
+
+
+def tomo_name_from_path(path: PathLike) -> str:
+    """An identifier for a map file: its stem without an even/odd tag."""
+    name = Path(str(path)).name
+    for suffix in MAP_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return strip_half_tag(name)
+
+
+def looks_like_path(value: str) -> bool:
+    """True for values holding a folder separator or ending in a map suffix (``.mrc`` ...)."""
+    return "/" in value or "\\" in value or value.lower().endswith(MAP_SUFFIXES)
+
+
+def is_empty(value: Any) -> bool:
+    """True for ``None``, NaN/NA and the empty tokens ``""``, ``None``, ``nan`` of STAR files."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in _EMPTY_TOKENS
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _convert(column: str, value: Any, where: str) -> Any:
+    """One cell in its in-memory type (``None`` for empty); ValueError naming ``where``."""
+    if is_empty(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):   # numpy scalars
+        value = value.item()
+    if column in INT_COLUMNS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not math.isfinite(number) or number != int(number):
+            raise ValueError(f"{where}: column {column}: expected an integer, got {value!r}")
+        return int(number)
+    if column in FLOAT_COLUMNS:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ValueError(f"{where}: column {column}: expected a number, got {value!r}")
+        return number
+    if column in STRING_COLUMNS:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value)
+        if "\n" in text or "\r" in text:
+            raise ValueError(f"{where}: column {column}: a line break in {text!r}")
+        return text
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+class TomogramsTable:
+    """One row per tomogram (a pandas DataFrame of Python values, ``None`` for empty).
+
+    Rows are addressed by position ``0 .. len-1``; ``rlnIndex`` holds the user-facing 1-based
+    index that ``tomo_idx`` selections refer to. Build one with :meth:`read` or
+    :meth:`from_records`; change it with :meth:`set_value` / :meth:`set_column`; save it with
+    :meth:`write`.
+    """
+
+    def __init__(self, frame: pd.DataFrame, source: Optional[Path] = None):
+        self._df = frame
+        self._source = source
+
+    # --- construction ----------------------------------------------------------------
+    @classmethod
+    def read(cls, path: PathLike) -> "TomogramsTable":
+        """Read a tomograms STAR file (our files, RELION-5 ``tomograms.star``, IsoNet2 files).
+
+        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and
+        the column/value for unreadable files, missing required columns or bad values.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"STAR file not found: {p}")
+        import starfile  # lazily: only reading needs it
+
+        try:
+            blocks = starfile.read(p, always_dict=True, parse_as_string=sorted(STRING_COLUMNS))
+        except Exception as exc:  # starfile/pandas raise many types for malformed text
+            raise ValueError(f"{p} is not a readable STAR file: {exc}") from None
+        block = _pick_block(p, blocks)
+        if isinstance(block, Mapping):          # a single-row table written as key/value pairs
+            block = pd.DataFrame([dict(block)])
+        if not isinstance(block, pd.DataFrame) or len(block) == 0:
+            raise ValueError(f"{p}: the tomograms table lists no tomograms")
+        columns = [str(c) for c in block.columns]
+        records = [dict(zip(columns, row)) for row in block.itertuples(index=False, name=None)]
+        return cls(_build_frame(records, columns, str(p)), source=p)
+
+    @classmethod
+    def from_records(cls, records: Sequence[Mapping[str, Any]], *,
+                     source: Optional[PathLike] = None) -> "TomogramsTable":
+        """Build a table from one dict per tomogram (column name -> value, ``None`` for empty).
+
+        Values are checked as when reading; the string ``"None"`` is refused (use ``None``).
+        ``rlnIndex`` defaults to 1..n. ``source`` is the STAR file that relative paths are
+        resolved against (after the current directory).
+        """
+        if len(records) == 0:
+            raise ValueError("tomogram records: no tomograms given")
+        columns: List[str] = []
+        for rec in records:
+            for key, value in rec.items():
+                if key not in columns:
+                    columns.append(key)
+                _refuse_none_string(key, value)
+        return cls(_build_frame([dict(r) for r in records], columns, "tomogram records"),
+                   source=Path(source) if source is not None else None)
+
+    # --- access ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._df)
+
+    @property
+    def source(self) -> Optional[Path]:
+        """The STAR file this table was read from (``None`` for built tables)."""
+        return self._source
+
+    @property
+    def columns(self) -> List[str]:
+        return [str(c) for c in self._df.columns]
+
+    @property
+    def dataframe(self) -> pd.DataFrame:
+        """A copy of the table (object columns, ``None`` for empty)."""
+        return self._df.copy()
+
+    def has_column(self, column: str) -> bool:
+        """True when ``column`` exists and holds a value in at least one row."""
+        return column in self._df.columns and any(v is not None for v in self._df[column])
+
+    def value(self, row: int, column: str, default: Any = None) -> Any:
+        """The value at row position ``row`` (0-based) or ``default`` when empty/absent."""
+        self._check_row(row)
+        if column not in self._df.columns:
+            return default
+        v = self._df.at[row, column]
+        return default if v is None else v
+
+    def set_value(self, row: int, column: str, value: Any) -> None:
+        """Set one cell (``None`` empties it); the column is created when missing."""
+        self._check_row(row)
+        _refuse_none_string(column, value)
+        converted = _convert(column, value, self._where(row))
+        _check_required(column, converted, self._where(row))
+        if column not in self._df.columns:
+            self._df[column] = pd.Series([None] * len(self._df), dtype=object)
+        previous = self._df.at[row, column]
+        self._df.at[row, column] = converted
+        if column in (TOMO_NAME, INDEX):
+            try:
+                _check_unique(self._df, self._where_file())
+            except ValueError:
+                self._df.at[row, column] = previous
+                raise
+
+    def set_column(self, column: str, values: Sequence[Any]) -> None:
+        """Set a whole column (one value per row)."""
+        values = list(values)
+        if len(values) != len(self):
+            raise ValueError(f"column {column}: {len(values)} values for {len(self)} tomograms")
+        for v in values:
+            _refuse_none_string(column, v)
+        converted = [_convert(column, v, self._where(i)) for i, v in enumerate(values)]
+        for i, v in enumerate(converted):
+            _check_required(column, v, self._where(i))
+        if column in (TOMO_NAME, INDEX):
+            _check_unique(pd.DataFrame({column: converted}), self._where_file())
+        self._df[column] = pd.Series(converted, dtype=object)
+
+    def path(self, row: int, column: str) -> Optional[Path]:
+        """The file named in ``column`` as an absolute path, or ``None`` when empty.
+
+        Absolute paths are returned as they are; a relative path is taken against the current
+        directory when it exists there, else against the STAR file's folder when it exists
+        there, else against the current directory.
+        """
+        v = self.value(row, column)
+        if v is None:
+            return None
+        p = Path(v).expanduser()
+        if p.is_absolute():
+            return p
+        here = Path.cwd() / p
+        if here.exists() or self._source is None:
+            return here
+        beside = self._source.parent.absolute() / p
+        return beside if beside.exists() else here
+
+    def tomo_name(self, row: int) -> str:
+        return self.value(row, TOMO_NAME)
+
+    def index(self, row: int) -> int:
+        """The ``rlnIndex`` of a row."""
+        return self.value(row, INDEX)
+
+    def pixel_size_a(self, row: int) -> float:
+        return self.value(row, PIXEL_SIZE)
+
+    def microscope(self, row: int) -> Microscope:
+        """Acquisition parameters of a row (defaults of ``config.Microscope`` for empty cells),
+        validated; ``ValueError`` names the file and the tomogram."""
+        kwargs: Dict[str, Any] = {"pixel_size_a": self.pixel_size_a(row)}
+        for field, column in (("defocus_a", DEFOCUS), ("voltage_kv", VOLTAGE), ("cs_mm", CS),
+                              ("amplitude_contrast", AC), ("tilt_min_deg", TILT_MIN),
+                              ("tilt_max_deg", TILT_MAX)):
+            v = self.value(row, column)
+            if v is not None:
+                kwargs[field] = v
+        try:
+            return Microscope(**kwargs).validate()
+        except ValueError as exc:
+            raise ValueError(f"{self._where(row)}: {exc}") from None
+
+    def has_halves(self) -> bool:
+        """True when every tomogram has both an even and an odd half map."""
+        return all(self.value(r, TOMO_HALF1) is not None and self.value(r, TOMO_HALF2) is not None
+                   for r in range(len(self)))
+
+    def rows_for(self, tomo_idx: Optional[Iterable[int]]) -> List[int]:
+        """Row positions whose ``rlnIndex`` is in ``tomo_idx`` (all rows for ``None``), in
+        table order; ``ValueError`` naming indices the table does not list."""
+        if tomo_idx is None:
+            return list(range(len(self)))
+        wanted = set(int(i) for i in tomo_idx)
+        indices = [self.index(r) for r in range(len(self))]
+        unknown = sorted(wanted - set(indices))
+        if unknown:
+            raise ValueError(f"tomo_idx: no tomogram with rlnIndex {', '.join(map(str, unknown))} "
+                             f"in {self._where_file()} (it lists {', '.join(map(str, indices))})")
+        return [r for r, i in enumerate(indices) if i in wanted]
+
+    def input_column(self, row: int, preferred: str, fallbacks: Sequence[str] = ()) -> str:
+        """The first of ``preferred, *fallbacks`` holding a value in ``row``.
+
+        ``ValueError`` naming the tomogram and the columns when none does.
+        """
+        for column in (preferred, *fallbacks):
+            if self.value(row, column) is not None:
+                if column != preferred:
+                    logger.info("%s: %s is empty, using %s", self.tomo_name(row), preferred, column)
+                return column
+        raise ValueError(f"{self._where(row)}: no map in column "
+                         f"{' or '.join((preferred, *fallbacks))}")
+
+    def to_records(self) -> List[Dict[str, Any]]:
+        """One dict per row (empty cells left out)."""
+        return [{c: v for c, v in rec.items() if v is not None}
+                for rec in self._df.to_dict(orient="records")]
+
+    # --- writing ---------------------------------------------------------------------
+    def to_star_text(self) -> str:
+        """The ``data_global`` STAR text of the table (see the module documentation)."""
+        records = [dict(rec) for rec in self._df.to_dict(orient="records")]
+        for rec in records:
+            if rec.get(TS_PIXEL_SIZE) is None:
+                rec[TS_PIXEL_SIZE] = rec[PIXEL_SIZE] / (rec.get(TOMO_BINNING) or 1.0)
+            for column, default in ((VOLTAGE, Microscope.voltage_kv), (CS, Microscope.cs_mm),
+                                    (AC, Microscope.amplitude_contrast), (HAND, DEFAULT_HAND)):
+                if rec.get(column) is None:
+                    rec[column] = default
+        present = set(self.columns) | {TS_PIXEL_SIZE, VOLTAGE, CS, AC, HAND}
+        ordered = [c for c in COLUMN_ORDER if c in present] + \
+                  [c for c in self.columns if c not in COLUMN_ORDER]
+        columns = [c for c in ordered if any(rec.get(c) is not None for rec in records)]
+        lines = [f"# written by isonet2core {__version__}", "",
+                 f"# version {STAR_VERSION}", "", f"data_{GLOBAL_BLOCK}", "", "loop_"]
+        lines += [f"_{c} #{i}" for i, c in enumerate(columns, start=1)]
+        for rec in records:
+            lines.append("  ".join(_format_value(c, rec.get(c)) for c in columns))
+        return "\n".join(lines) + "\n\n"
+
+    def write(self, path: PathLike) -> Path:
+        """Write the table atomically (temporary file in the same folder, then ``os.replace``);
+        the folder is created when missing. Returns ``Path(path)``."""
+        target = Path(path)
+        text = self.to_star_text()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    # --- helpers ---------------------------------------------------------------------
+    def _check_row(self, row: int) -> None:
+        if not 0 <= row < len(self._df):
+            raise IndexError(f"row {row} out of range for {len(self._df)} tomograms")
+
+    def _where_file(self) -> str:
+        return str(self._source) if self._source is not None else "tomograms table"
+
+    def _where(self, row: int) -> str:
+        name = self._df.at[row, TOMO_NAME] if TOMO_NAME in self._df.columns else None
+        return f"{self._where_file()}: tomogram {name or row + 1}"
+
+
+def _pick_block(path: Path, blocks: Mapping[str, Any]):
+    """The ``data_global`` block, else the unnamed ``data_`` block (IsoNet2), else the only one."""
+    if GLOBAL_BLOCK in blocks:
+        return blocks[GLOBAL_BLOCK]
+    if "" in blocks:
+        return blocks[""]
+    if len(blocks) == 1:
+        return next(iter(blocks.values()))
+    if not blocks:
+        raise ValueError(f"{path} is not a STAR file: no data_ block found")
+    names = ", ".join(f"data_{k}" for k in blocks)
+    raise ValueError(f"{path}: no data_global block (found {names})")
+
+
+def _refuse_none_string(column: str, value: Any) -> None:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        raise ValueError(f"column {column}: use None for an empty value, not the string {value!r}")
+
+
+def _check_required(column: str, value: Any, where: str) -> None:
+    """Cells every row needs: a name, an index and a positive pixel size."""
+    if column in (TOMO_NAME, INDEX, PIXEL_SIZE) and value is None:
+        raise ValueError(f"{where}: column {column} cannot be empty")
+    if column == PIXEL_SIZE and value <= 0:
+        raise ValueError(f"{where}: column {PIXEL_SIZE}: pixel size must be positive, got {value}")
+
+
+def _build_frame(records: List[Dict[str, Any]], columns: List[str], where: str) -> pd.DataFrame:
+    """Convert, migrate the IsoNet2 layout, derive and validate; the frame of a table."""
+    rows: List[Dict[str, Any]] = []
+    for i, rec in enumerate(records):
+        label = f"{where}: row {i + 1}"
+        rows.append({c: _convert(c, rec.get(c), label) for c in columns})
+    for c in (TOMO_NAME, TOMO_FULL, PIXEL_SIZE, INDEX):
+        if c not in columns:
+            columns.append(c)
+            for row in rows:
+                row[c] = None
+    for i, row in enumerate(rows):
+        label = f"{where}: row {i + 1}"
+        name = row[TOMO_NAME]
+        if name is not None and looks_like_path(name):
+            # IsoNet2 program layout: the map path sits in rlnTomoName
+            if row[TOMO_FULL] is None:
+                row[TOMO_FULL] = name
+            row[TOMO_NAME] = tomo_name_from_path(name)
+        elif name is None:
+            source = row[TOMO_FULL] or row.get(TOMO_HALF1)
+            if source is None:
+                raise ValueError(f"{label}: {TOMO_NAME} is empty and there is no map "
+                                 f"({TOMO_FULL} or {TOMO_HALF1}) to name the tomogram after")
+            row[TOMO_NAME] = tomo_name_from_path(source)
+        label = f"{where}: tomogram {row[TOMO_NAME]}"
+        if row[PIXEL_SIZE] is None:
+            ts = row.get(TS_PIXEL_SIZE)
+            if ts is None:
+                raise ValueError(f"{label}: no pixel size (column {PIXEL_SIZE} or {TS_PIXEL_SIZE})")
+            row[PIXEL_SIZE] = ts * (row.get(TOMO_BINNING) or 1.0)
+        _check_required(PIXEL_SIZE, row[PIXEL_SIZE], label)
+        half1, half2 = row.get(TOMO_HALF1), row.get(TOMO_HALF2)
+        if (half1 is None) != (half2 is None):
+            given, missing = (TOMO_HALF1, TOMO_HALF2) if half2 is None else (TOMO_HALF2, TOMO_HALF1)
+            raise ValueError(f"{label}: {given} is given but {missing} is empty "
+                             "(give both halves or neither)")
+        if row[TOMO_FULL] is None and half1 is None:
+            raise ValueError(f"{label}: no map (columns {TOMO_FULL}, or {TOMO_HALF1} and {TOMO_HALF2})")
+    indices = [row[INDEX] for row in rows]
+    if all(i is None for i in indices):
+        for i, row in enumerate(rows):
+            row[INDEX] = i + 1
+    elif any(i is None for i in indices):
+        raise ValueError(f"{where}: column {INDEX} is empty in some rows")
+    frame = pd.DataFrame({c: pd.Series([row[c] for row in rows], dtype=object) for c in columns})
+    _check_unique(frame, where)
+    return frame
+
+
+def _check_unique(frame: pd.DataFrame, where: str) -> None:
+    for column in (TOMO_NAME, INDEX):
+        if column not in frame.columns:
+            continue
+        values = list(frame[column])
+        dupes = sorted({str(v) for v in values if v is not None and values.count(v) > 1})
+        if dupes:
+            raise ValueError(f"{where}: column {column}: duplicate values {', '.join(dupes)} "
+                             "(each tomogram needs its own)")
+
+
+def _format_value(column: str, value: Any) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if text == "" or any(ch.isspace() for ch in text) or text[0] in "#_'\"" \
+            or text.lower().startswith(("data_", "loop_")):
+        if '"' in text:
+            raise ValueError(f"column {column}: cannot write {text!r} (spaces and quotes)")
+        return f'"{text}"'
+    return text

@@ -1,0 +1,166 @@
+"""mrcio: checked headers, float32 reads with the voxel size, atomic protected writes."""
+import os
+import struct
+
+import mrcfile
+import numpy as np
+import pytest
+
+from isonet2core import mrcio
+
+
+@pytest.fixture
+def volume():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((6, 10, 12)).astype(np.float32)
+
+
+def _patch(path, offset, fmt, value):
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(struct.pack("<" + fmt, value))
+
+
+def test_round_trip_keeps_data_shape_and_voxel_size(tmp_path, volume):
+    path = mrcio.write_mrc(tmp_path / "a.mrc", volume, 5.4)
+    data, voxel = mrcio.read_mrc(path)
+    assert data.dtype == np.float32 and data.shape == (6, 10, 12)   # (z, y, x)
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == 5.4
+    info = mrcio.read_header(path)
+    assert info.shape == (6, 10, 12) and info.voxel_size_a == 5.4 and info.dtype == np.float32
+    mm = mrcio.open_mrc(path)
+    np.testing.assert_array_equal(np.asarray(mm[2]), volume[2])
+
+
+def test_integer_maps_are_read_as_float32(tmp_path):
+    ints = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    with mrcfile.new(str(tmp_path / "i.mrc")) as mrc:
+        mrc.set_data(ints)
+        mrc.voxel_size = 2.0
+    data, voxel = mrcio.read_mrc(tmp_path / "i.mrc")
+    assert data.dtype == np.float32 and voxel == 2.0
+    np.testing.assert_array_equal(data, ints.astype(np.float32))
+
+
+def test_imod_unsigned_bytes(tmp_path):
+    values = np.array([0, 100, 200, 255], dtype=np.uint8).reshape(1, 2, 2)
+    path = tmp_path / "imod.mrc"
+    with mrcfile.new(str(path)) as mrc:
+        mrc.set_data(values.view(np.int8))
+        mrc.voxel_size = 1.0
+    np.testing.assert_array_equal(mrcio.read_mrc(path)[0], values.view(np.int8))   # signed
+    _patch(path, 152, "i", mrcio.IMOD_STAMP)                    # IMOD file, bit 0 unset
+    _patch(path, 156, "i", 0)
+    np.testing.assert_array_equal(mrcio.read_mrc(path)[0], values)                   # unsigned
+    _patch(path, 156, "i", 1)                                   # IMOD: signed bytes
+    np.testing.assert_array_equal(mrcio.read_mrc(path)[0], values.view(np.int8))
+
+
+def test_big_endian_maps(tmp_path, volume):
+    with mrcfile.new(str(tmp_path / "be.mrc")) as mrc:
+        mrc.set_data(volume.astype(">f4"))
+        mrc.voxel_size = 3.3
+    data, voxel = mrcio.read_mrc(tmp_path / "be.mrc")
+    np.testing.assert_array_equal(data, volume)
+    assert voxel == 3.3 and data.dtype == np.dtype("=f4")
+
+
+def test_write_is_atomic_leaves_no_temporary_and_creates_folder(tmp_path, volume):
+    target = tmp_path / "sub" / "out.mrc"
+    mrcio.write_mrc(target, volume, 1.0)
+    mrcio.write_mrc(target, volume * 2, 1.0)            # overwriting an output is allowed
+    assert sorted(os.listdir(tmp_path / "sub")) == ["out.mrc"]
+    np.testing.assert_array_equal(mrcio.read_mrc(target)[0], volume * 2)
+
+
+def test_write_refuses_protected_paths_also_through_links(tmp_path, volume):
+    src = mrcio.write_mrc(tmp_path / "in.mrc", volume, 1.0)
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="in.mrc"):
+        mrcio.write_mrc(tmp_path / "." / "in.mrc", volume * 0, 1.0, protect=[src])
+    (tmp_path / "link.mrc").symlink_to(src)
+    with pytest.raises(ValueError, match="link.mrc"):
+        mrcio.write_mrc(tmp_path / "link.mrc", volume * 0, 1.0, protect=[str(src)])
+    os.link(src, tmp_path / "hard.mrc")
+    with pytest.raises(ValueError, match="hard.mrc"):
+        mrcio.write_mrc(tmp_path / "hard.mrc", volume * 0, 1.0, protect=[src])
+    assert src.read_bytes() == before
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_write_rejects_bad_input(tmp_path, volume):
+    with pytest.raises(ValueError, match="3-D"):
+        mrcio.write_mrc(tmp_path / "x.mrc", volume[0], 1.0)
+    with pytest.raises(ValueError, match="voxel size"):
+        mrcio.write_mrc(tmp_path / "x.mrc", volume, 0.0)
+    assert not (tmp_path / "x.mrc").exists()
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.mrc"):
+        mrcio.read_header(tmp_path / "nope.mrc")
+    with pytest.raises(FileNotFoundError, match="nope.mrc"):
+        mrcio.read_mrc(tmp_path / "nope.mrc")
+
+
+def test_directory_is_not_a_map(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path.name)):
+        mrcio.read_header(tmp_path)
+
+
+def test_not_an_mrc_file(tmp_path):
+    short = tmp_path / "short.mrc"
+    short.write_bytes(b"hello")
+    with pytest.raises(ValueError, match=r"short\.mrc.*1024"):
+        mrcio.read_header(short)
+    text = tmp_path / "text.mrc"
+    text.write_bytes(b"x" * 4096)
+    with pytest.raises(ValueError, match=r"text\.mrc.*map ID"):
+        mrcio.read_header(text)
+
+
+def test_bad_mode_and_dimensions(tmp_path, volume):
+    path = mrcio.write_mrc(tmp_path / "m.mrc", volume, 1.0)
+    _patch(path, 12, "i", 4)                                   # complex64
+    with pytest.raises(ValueError, match=r"m\.mrc.*mode 4"):
+        mrcio.read_header(path)
+    path = mrcio.write_mrc(tmp_path / "d.mrc", volume, 1.0)
+    _patch(path, 0, "i", 0)                                    # nx = 0
+    with pytest.raises(ValueError, match=r"d\.mrc.*dimensions"):
+        mrcio.read_header(path)
+    path = mrcio.write_mrc(tmp_path / "n.mrc", volume, 1.0)
+    _patch(path, 8, "i", -3)                                   # nz < 0
+    with pytest.raises(ValueError, match=r"n\.mrc.*-3"):
+        mrcio.read_header(path)
+
+
+def test_truncated_data(tmp_path, volume):
+    path = mrcio.write_mrc(tmp_path / "t.mrc", volume, 1.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:-100])
+    with pytest.raises(ValueError, match=r"t\.mrc is truncated.*6x10x12.*"
+                                         + str(1024 + volume.nbytes)):
+        mrcio.read_header(path)
+    with pytest.raises(ValueError, match="truncated"):
+        mrcio.read_mrc(path)
+
+
+def test_missing_cell_gives_zero_voxel_size(tmp_path, volume):
+    with mrcfile.new(str(tmp_path / "z.mrc")) as mrc:
+        mrc.set_data(volume)
+        mrc.header.cella = (0, 0, 0)
+    assert mrcio.read_header(tmp_path / "z.mrc").voxel_size_a == 0.0
+
+
+def test_check_finite_and_nonconstant(volume):
+    mrcio.check_finite_and_nonconstant(volume, "vol")
+    bad = volume.copy()
+    bad[0, 0, 0] = np.nan
+    bad[1, 1, 1] = np.inf
+    with pytest.raises(ValueError, match="even.mrc has 2 NaN or infinite"):
+        mrcio.check_finite_and_nonconstant(bad, "even.mrc")
+    with pytest.raises(ValueError, match="flat is constant"):
+        mrcio.check_finite_and_nonconstant(np.full((4, 4, 4), 3.0), "flat")
+    with pytest.raises(ValueError, match="empty"):
+        mrcio.check_finite_and_nonconstant(np.zeros((0, 4, 4)), "none")
