@@ -2,12 +2,14 @@
 
 Both spellings work: ``isonet2 prepare-star`` and ``isonet2 prepare_star``. User errors
 (``ValueError``, ``FileNotFoundError``, ...) become a one-line message on stderr and exit code
-2; an interrupted run exits 130. Tracebacks are shown only with ``ISONET2_DEBUG=1``.
+2; an interrupted run exits 130. Tracebacks are shown only with ``ISONET2_DEBUG=1``. Progress
+is logged to stderr at ``ISONET2_LOG_LEVEL`` (default INFO).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import List, Optional
@@ -66,6 +68,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    logging.basicConfig(level=os.environ.get("ISONET2_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
     module = importlib.import_module(f"isonet2core.cli.{SUBCOMMANDS[_canonical(args.command)][0]}")
     try:
         return int(module.run(args) or 0)
