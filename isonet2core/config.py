@@ -85,6 +85,7 @@ class PrepareStarConfig:
     amplitude_contrast: float = 0.1
     tilt_min_deg: float = -60.0
     tilt_max_deg: float = 60.0
+    tilt_step_deg: Optional[float] = None      # recorded for the user; the wedge needs only min/max
     create_average: bool = False
     number_subtomos: Optional[int] = None      # None = "auto": 3000 / number of tomograms
 
@@ -102,6 +103,8 @@ class PrepareStarConfig:
         _check(self.cs_mm >= 0, f"cs must not be negative, got {self.cs_mm}")
         _check(0.0 <= self.amplitude_contrast < 1.0, f"ac must be in [0, 1), got {self.amplitude_contrast}")
         check_tilt_range(self.tilt_min_deg, self.tilt_max_deg)
+        _check(self.tilt_step_deg is None or self.tilt_step_deg > 0,
+               f"tilt_step must be positive, got {self.tilt_step_deg}")
         _check(self.number_subtomos is None or self.number_subtomos > 0,
                f"number_subtomos must be positive or auto, got {self.number_subtomos}")
         return self

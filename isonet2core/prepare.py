@@ -308,6 +308,7 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
             star.DEFOCUS: t.defocus_a,
             star.TILT_MIN: cfg.tilt_min_deg,
             star.TILT_MAX: cfg.tilt_max_deg,
+            star.TILT_STEP: cfg.tilt_step_deg,
             star.MASK: _for_star(t.mask, star_dir),
             star.BOX_FILE: _for_star(t.box_file, star_dir),
             star.N_SUBTOMO: t.n_coordinates if t.n_coordinates is not None else n_auto,

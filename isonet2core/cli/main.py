@@ -48,7 +48,7 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, aliases=[name.replace("-", "_")] if "-" in name else [],
                            help=help_text, description=help_text)
-        if command is None or _canonical(command) == name:
+        if command is not None and _canonical(command) == name:  # only the one in use
             importlib.import_module(f"isonet2core.cli.{module}").add_arguments(p)
     return parser
 

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="lowest tilt angle in degrees")
     common.add_option(parser, "tilt_max", type=float, default=60.0,
                       help="highest tilt angle in degrees")
+    common.add_option(parser, "tilt_step", type=common.none_or(float), default=None,
+                      help="tilt step in degrees (recorded in rlnTiltStep; the missing wedge "
+                           "depends only on tilt_min and tilt_max)")
     common.add_option(parser, "create_average", type=common.parse_bool, default=False,
                       help="write full = (even + odd) / 2 into full_average/ beside the STAR file "
                            "(only without --full)")
@@ -55,6 +58,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareStarConfig:
         star_name=args.star_name, pixel_size_a=args.pixel_size,
         defocus_a=tuple(args.defocus), voltage_kv=args.voltage, cs_mm=args.cs,
         amplitude_contrast=args.ac, tilt_min_deg=args.tilt_min, tilt_max_deg=args.tilt_max,
+        tilt_step_deg=args.tilt_step,
         create_average=args.create_average, number_subtomos=args.number_subtomos,
     ).validate()
 

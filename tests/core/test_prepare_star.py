@@ -47,7 +47,7 @@ def _assert_one_line_error(code, out, *fragments):
 def test_halves_with_average(tmp_path, monkeypatch, capsys, halves):
     code, out = _run(tmp_path, monkeypatch, capsys, "--even", "EVN", "--odd", "ODD",
                      "--defocus", "[30000,31000,32000]", "--create_average", "True",
-                     "--tilt_min", "-55", "--tilt-max", "58", "--ac", "0.07")
+                     "--tilt_min", "-55", "--tilt-max", "58", "--ac", "0.07", "--tilt_step", "3")
     assert code == 0, out.err
     table = TomogramsTable.read(tmp_path / "tomograms.star")
     assert [table.tomo_name(r) for r in range(3)] == ["TS_1", "TS_2", "TS_10"]   # natural order
@@ -56,6 +56,7 @@ def test_halves_with_average(tmp_path, monkeypatch, capsys, halves):
     assert table.value(0, star.TOMO_HALF1) == os.path.join("EVN", "TS_1_EVN.mrc")
     assert table.value(0, star.TOMO_HALF2) == os.path.join("ODD", "TS_1_ODD.mrc")
     assert table.value(2, star.N_SUBTOMO) == 1000                          # 3000 // 3
+    assert table.value(0, star.TILT_STEP) == 3.0
     m = table.microscope(1)
     assert (m.pixel_size_a, m.tilt_min_deg, m.tilt_max_deg, m.amplitude_contrast) == (5.4, -55.0, 58.0, 0.07)
     # the average is (even + odd) / 2, written beside the STAR file
