@@ -1,0 +1,410 @@
+"""Scipion objects <-> the IsoNet2 tomograms STAR file (the one contract with the core).
+
+Everything the protocols need to turn Scipion inputs into rows of ``tomograms.star`` lives
+here: tsId matching, even/odd recognition of linked half maps, the defocus at 0 degrees from a
+CTF series, the microscope values from the acquisition, and reading the output columns back.
+The STAR text itself is written and read by :mod:`isonet2core.star` only.
+
+Even/odd recognition (``order_halves``): Scipion stores a tomogram's two half maps as a list
+without saying which is which, and producers differ (IMOD and AreTomo store ``[odd, even]``,
+others sort by file name). With ``HALF_ORDER_AUTO`` the two paths are compared component by
+component from the file name up, and the first components that differ decide when one carries
+an even tag and the other an odd tag, as :func:`isonet2core.star.half_tag` reads them
+(``EVN``/``even``/``half1`` vs ``ODD``/``odd``/``half2``, any case, delimited by ``_ - .`` or
+the ends; e.g. ``TS_01_even.mrc`` / ``TS_01_odd.mrc``, ``TS_01_EVN_Vol.mrc`` /
+``TS_01_ODD_Vol.mrc``, ``even/TS_01.mrc`` / ``odd/TS_01.mrc``, ``x_half1.mrc`` /
+``x_half2.mrc``). When the names carry no such tags (symbolic links are followed once), the
+list is read as ``[odd, even]``, the order IMOD and AreTomo write. The form option "halfOrder" forces ``[odd, even]`` or ``[even, odd]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from isonet2core import star
+from isonet2core.config import check_tilt_range
+
+from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
+
+
+# ------------------------------------------------------------------ even / odd
+def _component_tags(a: str, b: str) -> Optional[Tuple[str, str]]:
+    """The even/odd tags (:func:`isonet2core.star.half_tag`) of the first path components in
+    which ``a`` and ``b`` differ, when they are one even and one odd."""
+    for pa, pb in zip(reversed(Path(a).parts), reversed(Path(b).parts)):
+        if pa == pb:
+            continue
+        ta = star.half_tag(_stem(pa))
+        tb = star.half_tag(_stem(pb))
+        if ta and tb and ta != tb:
+            return ta, tb
+    return None
+
+
+def _stem(name: str) -> str:
+    for suffix in star.MAP_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def order_halves(paths: Sequence[str], order: int = HALF_ORDER_AUTO) -> Tuple[str, str]:
+    """``(even, odd)`` from the two linked half-map paths of a tomogram (see module doc).
+
+    :raises ValueError: when ``paths`` does not hold exactly two different paths.
+    """
+    paths = [str(p) for p in paths]
+    if len(paths) != 2 or paths[0] == paths[1]:
+        raise ValueError(f"expected two different half maps, got {paths}")
+    if order == HALF_ORDER_EVEN_ODD:
+        return paths[0], paths[1]
+    if order == HALF_ORDER_ODD_EVEN:
+        return paths[1], paths[0]
+    tags = _component_tags(paths[0], paths[1])
+    if tags is None:
+        real = [os.path.realpath(p) for p in paths]
+        if real[0] != real[1]:
+            tags = _component_tags(real[0], real[1])
+    if tags is not None:
+        return (paths[0], paths[1]) if tags[0] == "even" else (paths[1], paths[0])
+    return paths[1], paths[0]  # no tags: [odd, even] as IMOD and AreTomo store them
+
+
+# ------------------------------------------------------------------ tsId matching
+@dataclass(frozen=True)
+class TsIdMatch:
+    """Result of pairing two collections by tsId."""
+    pairs: Dict[str, str]   # reference tsId -> other tsId
+    missing: List[str]      # reference tsIds without a partner
+    extra: List[str]        # other tsIds that no reference item uses
+
+
+def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
+                   tolerate_half_tags: bool = False) -> TsIdMatch:
+    """Pair tsIds exactly; with ``tolerate_half_tags`` the ones left over are paired again
+    without their even/odd tag (``TS_01_even`` and ``TS_01_odd`` -> ``TS_01``, by
+    :func:`isonet2core.star.strip_half_tag`) when that gives a unique partner."""
+    reference = list(reference)
+    other = list(other)
+    other_set = set(other)
+    pairs = {r: r for r in reference if r in other_set}
+    if tolerate_half_tags:
+        left = [o for o in other if o not in pairs.values()]
+        by_key: Dict[str, List[str]] = {}
+        for o in left:
+            by_key.setdefault(star.strip_half_tag(o), []).append(o)
+        for r in reference:
+            if r in pairs:
+                continue
+            candidates = by_key.get(star.strip_half_tag(r), [])
+            if len(candidates) == 1:
+                pairs[r] = candidates.pop()
+    used = set(pairs.values())
+    return TsIdMatch(pairs=pairs, missing=[r for r in reference if r not in pairs],
+                     extra=[o for o in other if o not in used])
+
+
+# ------------------------------------------------------------------ CTF
+def defocus_at_zero_tilt(entries: Iterable[Tuple[float, float, float]]) -> float:
+    """Defocus in Angstrom (underfocus positive) at the tilt nearest 0 degrees: the mean of
+    defocus U and V of that tilt image; tilts equally near 0 (e.g. -1.5 and +1.5) are averaged.
+
+    :param entries: ``(tilt_deg, defocus_u_a, defocus_v_a)`` per enabled tilt image.
+    :raises ValueError: when there is no entry.
+    """
+    entries = [(float(t), float(u), float(v)) for t, u, v in entries]
+    if not entries:
+        raise ValueError("no CTF estimation to take the defocus from")
+    nearest = min(abs(t) for t, _, _ in entries)
+    values = [(u + v) / 2.0 for t, u, v in entries if abs(t) - nearest < 1e-6]
+    return sum(values) / len(values)
+
+
+def ctf_series_entries(ctf_series) -> List[Tuple[float, float, float]]:
+    """``(tilt_deg, defocus_u_a, defocus_v_a)`` of the enabled estimations of a
+    ``tomo.objects.CTFTomoSeries``, tilt angles taken from its tilt series (matched by
+    acquisition order, else index, as ``CTFTomoSeries.getCtfTomoFromTi`` does)."""
+    ts = ctf_series.getTiltSeries()
+    if ts is None:
+        raise ValueError(f"CTF series {ctf_series.getTsId()} is not linked to a tilt series, "
+                         "so the tilt angles of its estimations are unknown")
+    out = []
+    for ti in ts.iterItems():
+        ctf = ctf_series.getCtfTomoFromTi(ti)
+        if ctf is None or not ctf.isEnabled():
+            continue
+        u, v = ctf.getDefocusU(), ctf.getDefocusV()
+        if u is None or u <= 0:
+            continue
+        out.append((ti.getTiltAngle(), u, v if v is not None and v > 0 else u))
+    return out
+
+
+def defocus_by_ts_id(ctf_set) -> Tuple[Dict[str, float], List[str]]:
+    """``{tsId: defocus at 0 degrees (A)}`` of a ``SetOfCTFTomoSeries``, and errors naming the
+    series whose defocus cannot be found."""
+    result, errors = {}, []
+    for series in ctf_set.iterItems():
+        ts_id = series.getTsId()
+        try:
+            result[ts_id] = defocus_at_zero_tilt(ctf_series_entries(series))
+        except ValueError as exc:
+            errors.append(f"CTF of {ts_id}: {exc}")
+    return result, errors
+
+
+# ------------------------------------------------------------------ rows of the STAR
+@dataclass(frozen=True)
+class TomoEntry:
+    """One row of tomograms.star. Paths are absolute; None means "not given"."""
+    ts_id: str
+    full: Optional[str]
+    even: Optional[str]
+    odd: Optional[str]
+    pixel_size_a: float
+    voltage_kv: float
+    cs_mm: float
+    amplitude_contrast: float
+    tilt_min_deg: float
+    tilt_max_deg: float
+    defocus_a: Optional[float] = None
+    mask: Optional[str] = None
+
+    @property
+    def has_halves(self) -> bool:
+        return self.even is not None and self.odd is not None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def entries_signature(entries: Sequence[TomoEntry], **options) -> str:
+    """A stable JSON string of the entries and options: used as step arguments, so that
+    Continue re-runs a step exactly when something it depends on changed."""
+    return json.dumps({"entries": [e.to_dict() for e in entries], "options": options},
+                      sort_keys=True)
+
+
+def entries_from_signature(signature: str) -> List[TomoEntry]:
+    """The entries encoded by :func:`entries_signature`."""
+    return [TomoEntry(**d) for d in json.loads(signature)["entries"]]
+
+
+def entry_records(entries: Sequence[TomoEntry]) -> List[dict]:
+    """The STAR rows (column name -> value) of ``entries``; rlnIndex counts from 1."""
+    records = []
+    for i, e in enumerate(entries, start=1):
+        rec = {star.INDEX: i, star.TOMO_NAME: e.ts_id, star.PIXEL_SIZE: e.pixel_size_a,
+               star.TS_PIXEL_SIZE: e.pixel_size_a, star.VOLTAGE: e.voltage_kv,
+               star.CS: e.cs_mm, star.AC: e.amplitude_contrast,
+               star.TILT_MIN: e.tilt_min_deg, star.TILT_MAX: e.tilt_max_deg}
+        if e.full is not None:
+            rec[star.TOMO_FULL] = e.full
+        if e.has_halves:
+            rec[star.TOMO_HALF1] = e.even
+            rec[star.TOMO_HALF2] = e.odd
+        if e.defocus_a is not None:
+            rec[star.DEFOCUS] = e.defocus_a
+        if e.mask is not None:
+            rec[star.MASK] = e.mask
+        records.append(rec)
+    return records
+
+
+def write_tomograms_star(entries: Sequence[TomoEntry], path) -> Path:
+    """Write ``entries`` to ``path`` (atomic, by isonet2core.star)."""
+    if not entries:
+        raise ValueError(f"no tomograms to write to {path}")
+    table = star.TomogramsTable.from_records(entry_records(entries))
+    table.write(path)
+    return Path(path)
+
+
+def read_column(star_path, column: str) -> Dict[str, Optional[Path]]:
+    """``{rlnTomoName: path in column}`` of a STAR written by the core (None where empty or
+    where the column is absent)."""
+    table = star.TomogramsTable.read(star_path)
+    result = {}
+    for row in range(len(table)):
+        name = table.tomo_name(row)
+        result[name] = table.path(row, column) if table.has_column(column) else None
+    return result
+
+
+def merge_columns(star_path, updates: Dict[str, Dict[str, str]]) -> None:
+    """Set ``updates[tsId][column] = value`` in the STAR at ``star_path`` (rewritten
+    atomically): gathers what per-tomogram steps wrote into their own STAR copies."""
+    table = star.TomogramsTable.read(star_path)
+    names = [table.tomo_name(row) for row in range(len(table))]
+    for ts_id, columns in updates.items():
+        row = names.index(ts_id)
+        for column, value in columns.items():
+            table.set_value(row, column, value)
+    table.write(star_path)
+
+
+# ------------------------------------------------------------------ Scipion objects -> entries
+def tomograms_by_ts_id(tomo_set, label: str) -> Tuple[Dict[str, object], List[str]]:
+    """``{tsId: clone}`` of a set of tomograms (or masks), and errors for items without a
+    tsId or with a tsId used twice."""
+    items, errors, dup = {}, [], []
+    for tomo in tomo_set.iterItems():
+        ts_id = tomo.getTsId()
+        if not ts_id:
+            errors.append(f"{label}: item {tomo.getObjId()} ({tomo.getFileName()}) has no tsId")
+            continue
+        if ts_id in items:
+            dup.append(ts_id)
+            continue
+        items[ts_id] = tomo.clone()
+    if dup:
+        errors.append(f"{label}: tsIds used more than once: {', '.join(sorted(set(dup)))}")
+    return items, errors
+
+
+def _absolute(path: Optional[str]) -> Optional[str]:
+    return None if path is None else os.path.abspath(path)
+
+
+def _names(ids: Iterable[str], limit: int = 10) -> str:
+    ids = sorted(ids)
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
+def collect_entries(*, full: Optional[Dict[str, object]] = None,
+                    even: Optional[Dict[str, object]] = None,
+                    odd: Optional[Dict[str, object]] = None,
+                    halves: str = "optional",
+                    half_order: int = HALF_ORDER_AUTO,
+                    defocus: Optional[Dict[str, float]] = None,
+                    defocus_a: Optional[float] = None,
+                    need_defocus: bool = False,
+                    tilt_range: Optional[Tuple[float, float]] = None,
+                    masks: Optional[Dict[str, object]] = None,
+                    set_acquisition=None) -> Tuple[List[TomoEntry], List[str]]:
+    """Rows of the STAR from Scipion tomograms, and every error found, each naming its items.
+
+    :param full: ``{tsId: Tomogram}``; the reference when given (outputs follow its items).
+        Its linked half maps are used when ``even``/``odd`` are None.
+    :param even, odd: ``{tsId: Tomogram}`` of separate half sets, paired by tsId (exactly,
+        else after removing even/odd words); ``even`` is the reference when ``full`` is None.
+    :param halves: ``"required"`` (Noise2Noise), ``"optional"`` or ``"none"`` (not used).
+    :param defocus: ``{tsId: defocus at 0 degrees in A}`` from a CTF set.
+    :param defocus_a: defocus for tomograms that the CTF set does not cover (None: no fallback).
+    :param need_defocus: an error names the tomograms without any defocus.
+    :param tilt_range: ``(tilt_min_deg, tilt_max_deg)`` overriding the acquisitions.
+    :param masks: ``{tsId: TomoMask}``; every tomogram needs one when given.
+    :param set_acquisition: the set's TomoAcquisition, used where an item has none.
+    """
+    errors: List[str] = []
+    separate = even is not None or odd is not None
+    if separate and (even is None or odd is None):
+        return [], ["give both the even and the odd set"]
+    reference = full if full is not None else even
+    if not reference:
+        return [], ["the input set holds no tomograms"]
+
+    # halves
+    half_paths: Dict[str, Tuple[str, str]] = {}
+    if halves != "none":
+        if separate:
+            if full is not None:
+                m_even = match_by_ts_id(full, even, tolerate_half_tags=True)
+                m_odd = match_by_ts_id(full, odd, tolerate_half_tags=True)
+                for ts_id in full:
+                    if ts_id in m_even.pairs and ts_id in m_odd.pairs:
+                        half_paths[ts_id] = (even[m_even.pairs[ts_id]].getFileName(),
+                                             odd[m_odd.pairs[ts_id]].getFileName())
+                missing = sorted(set(m_even.missing) | set(m_odd.missing))
+                if missing:
+                    errors.append(f"tomograms without an even and odd partner: {_names(missing)}")
+            else:
+                m = match_by_ts_id(even, odd, tolerate_half_tags=True)
+                for ts_id, other in m.pairs.items():
+                    half_paths[ts_id] = (even[ts_id].getFileName(), odd[other].getFileName())
+                if m.missing:
+                    errors.append(f"even tomograms without an odd partner: {_names(m.missing)}")
+                if m.extra:
+                    errors.append(f"odd tomograms without an even partner: {_names(m.extra)}")
+        else:
+            no_halves = []
+            for ts_id, tomo in reference.items():
+                if tomo.hasHalfMaps():
+                    try:
+                        half_paths[ts_id] = order_halves(tomo.getHalfMaps(asList=True), half_order)
+                    except ValueError as exc:
+                        errors.append(f"half maps of {ts_id}: {exc}")
+                else:
+                    no_halves.append(ts_id)
+            if no_halves and (halves == "required" or half_paths):
+                errors.append(f"tomograms without even/odd half maps: {_names(no_halves)}"
+                              + (" (Noise2Noise needs both halves)" if halves == "required" else
+                                 " (either all tomograms have halves or none)"))
+        if halves == "required" and not half_paths and not errors:
+            errors.append("no even/odd half maps: Noise2Noise needs both halves of every tomogram")
+
+    # masks
+    mask_match = match_by_ts_id(reference, masks) if masks is not None else None
+    if mask_match is not None and mask_match.missing:
+        errors.append(f"tomograms without a mask: {_names(mask_match.missing)}")
+
+    # defocus
+    if tilt_range is not None:
+        try:
+            check_tilt_range(*tilt_range)
+        except ValueError as exc:
+            errors.append(f"tilt range: {exc}")
+    no_defocus, no_tilt, bad_tilt, no_acq = [], [], [], []
+    entries: List[TomoEntry] = []
+    for ts_id, tomo in reference.items():
+        acq = tomo.getAcquisition() if tomo.getAcquisition() is not None else set_acquisition
+        if acq is None or not acq.getVoltage():
+            no_acq.append(ts_id)
+            continue
+        if tilt_range is not None:
+            t_min, t_max = tilt_range
+        else:
+            t_min, t_max = acq.getAngleMin(), acq.getAngleMax()
+            if t_min is None or t_max is None:
+                no_tilt.append(ts_id)
+                continue
+            try:
+                check_tilt_range(t_min, t_max)
+            except ValueError:
+                bad_tilt.append(f"{ts_id} ({t_min}, {t_max})")
+                continue
+        d = (defocus or {}).get(ts_id, defocus_a)
+        if d is None and need_defocus:
+            no_defocus.append(ts_id)
+        even_path, odd_path = half_paths.get(ts_id, (None, None))
+        mask = None
+        if mask_match is not None and ts_id in mask_match.pairs:
+            mask = masks[mask_match.pairs[ts_id]].getFileName()
+        entries.append(TomoEntry(
+            ts_id=ts_id,
+            full=_absolute(tomo.getFileName()) if full is not None else None,
+            even=_absolute(even_path), odd=_absolute(odd_path),
+            pixel_size_a=float(tomo.getSamplingRate()),
+            voltage_kv=float(acq.getVoltage()),
+            cs_mm=float(acq.getSphericalAberration()),
+            amplitude_contrast=float(acq.getAmplitudeContrast()),
+            tilt_min_deg=float(t_min), tilt_max_deg=float(t_max),
+            defocus_a=None if d is None else float(d), mask=_absolute(mask)))
+    if no_acq:
+        errors.append(f"tomograms without acquisition (voltage, Cs, amplitude contrast): "
+                      f"{_names(no_acq)}")
+    if no_tilt:
+        errors.append(f"tomograms without a tilt range in their acquisition (set it in the "
+                      f"form): {_names(no_tilt)}")
+    if bad_tilt:
+        errors.append("tilt ranges must satisfy -90 <= min < max <= 90; wrong for: "
+                      + _names(bad_tilt))
+    if no_defocus:
+        errors.append(f"no defocus for {_names(no_defocus)}: give a CTF set that covers them "
+                      f"or a defocus value")
+    return entries, errors

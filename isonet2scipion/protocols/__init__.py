@@ -1,0 +1,6 @@
+from .protocol_deconv import ProtIsoNet2Deconv
+from .protocol_make_mask import ProtIsoNet2MakeMask
+from .protocol_denoise import ProtIsoNet2Denoise
+from .protocol_refine import ProtIsoNet2Refine
+from .protocol_predict import ProtIsoNet2Predict
+from .protocol_import_model import ProtIsoNet2ImportModel

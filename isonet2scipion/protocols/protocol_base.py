@@ -1,0 +1,703 @@
+"""Shared inputs and steps of the IsoNet2 protocols.
+
+Every protocol writes its inputs to ``extra/tomograms.star`` (one conversion, by
+:mod:`isonet2scipion.convert`) as its first step, runs core subcommands on that STAR through
+:meth:`isonet2scipion.Plugin.runCore`, and reads the core's output columns back. Per-tomogram
+steps (deconv, make-mask, predict) each run on their own copy of the STAR with ``--tomo_idx``
+so that parallel steps never write the same file; the output step gathers their columns into
+``extra/tomograms.star``. Step arguments carry everything a step depends on (the tomogram's
+row and the options), so Continue re-runs exactly the steps whose inputs changed.
+"""
+import json
+import os
+import shutil
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from pwem.protocols import EMProtocol
+from pyworkflow import BETA
+from pyworkflow.protocol import STEPS_PARALLEL, params
+from pyworkflow.protocol.params import Conditional
+from pyworkflow.utils import Message
+from tomo.objects import SetOfTomograms, SetOfTomoMasks, TomoMask, Tomogram
+
+from isonet2core import star
+from isonet2scipion import Plugin, convert
+from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_MODE_CHOICES,
+                                      HALF_ORDER_AUTO, HALF_ORDER_CHOICES, HALVES_CHOICES,
+                                      HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE, LOSS_CHOICES,
+                                      NOISE_MODE_CHOICES, PER_TOMOGRAM_DIR, TOMOGRAMS_STAR)
+
+
+# ------------------------------------------------------------------ validators
+class OptionalGE(Conditional):
+    """``value >= threshold`` for parameters that may be left empty."""
+
+    def __init__(self, threshold, error):
+        Conditional.__init__(self, error, allowsNull=True)
+        self._condition = lambda value: value >= threshold
+
+
+class MultipleOf16(Conditional):
+    def __init__(self, error="The cube size must be a positive multiple of 16"):
+        Conditional.__init__(self, error)
+        self._condition = lambda value: value is not None and value >= 16 and value % 16 == 0
+
+
+# ------------------------------------------------------------------ core options
+class CoreOption:
+    """One core command-line option shown in a form under its IsoNet2 name.
+
+    ``attr`` is the protocol attribute (the IsoNet2 name unless two steps' options collide),
+    ``flag`` the core option (``--<flag>``). Enum choices are passed as text, or as the
+    choice index when ``enumIndex`` is set (clip_first_peak_mode)."""
+
+    def __init__(self, attr, paramClass, default, label, help, flag=None, expert=False,
+                 choices=None, validators=(), allowsNull=False, condition=None,
+                 enumIndex=False):
+        self.attr = attr
+        self.flag = flag or attr
+        self.paramClass = paramClass
+        self.default = default
+        self.label = label
+        self.help = help
+        self.expert = expert
+        self.choices = choices
+        self.validators = list(validators)
+        self.allowsNull = allowsNull
+        self.condition = condition
+        self.enumIndex = enumIndex
+
+    def addTo(self, form, condition=None):
+        """Add the parameter; ``condition`` (a form condition) is combined with the option's."""
+        kwargs = dict(default=self.default, label=self.label,
+                      help=f"{self.help}\n\nIsoNet2 option: --{self.flag}",
+                      validators=self.validators, allowsNull=self.allowsNull,
+                      expertLevel=params.LEVEL_ADVANCED if self.expert else params.LEVEL_NORMAL)
+        if self.choices is not None:
+            kwargs["choices"] = self.choices
+            kwargs["display"] = params.EnumParam.DISPLAY_COMBO
+        conditions = [c for c in (self.condition, condition) if c]
+        if conditions:
+            kwargs["condition"] = " and ".join(f"({c})" for c in conditions)
+        form.addParam(self.attr, self.paramClass, **kwargs)
+
+    def value(self, protocol):
+        """The value as the core's command line wants it, or None to leave the option out."""
+        raw = getattr(protocol, self.attr).get()
+        if raw is None:
+            return None
+        if self.choices is not None:
+            if self.enumIndex:
+                return str(raw)
+            text = self.choices[raw]
+            return None if text == "None" else text
+        if isinstance(raw, bool):
+            return "True" if raw else "False"
+        return str(raw)
+
+
+def coreArgs(protocol, options: Sequence[CoreOption]) -> List[str]:
+    args = []
+    for opt in options:
+        value = opt.value(protocol)
+        if value is not None:
+            args += [f"--{opt.flag}", value]
+    return args
+
+
+GPU_STEPS = ("refine", "denoise", "predict")   # core steps that run on GPUs
+
+P = params
+DECONV_OPTIONS = [
+    CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off",
+               "How fast the assumed signal-to-noise ratio falls with spatial frequency. "
+               "Larger values filter high frequencies more strongly.",
+               validators=[P.Positive]),
+    CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength",
+               "Scales the assumed SNR by 10^deconvstrength: larger values restore low "
+               "frequencies more strongly."),
+    CoreOption("highpassnyquist", P.FloatParam, 0.02, "High-pass (fraction of Nyquist)",
+               "Frequencies below this fraction of Nyquist are removed.",
+               validators=[P.Range(0.0, 0.99, "highpassnyquist must be in [0, 1)")], expert=True),
+    CoreOption("chunk_size", P.IntParam, None, "Chunk size (voxels)",
+               "Deconvolve in cubic chunks of this edge to save memory; empty: whole tomogram.",
+               allowsNull=True, expert=True,
+               validators=[OptionalGE(16, "chunk_size must be at least 16 voxels")]),
+    CoreOption("overlap_rate", P.FloatParam, 0.25, "Chunk overlap",
+               "Overlap between chunks, as a fraction of the chunk size.",
+               validators=[P.Range(0.0, 0.49, "overlap_rate must be in [0, 0.5)")], expert=True),
+    CoreOption("phaseflipped", P.BooleanParam, False, "Tomograms already phase flipped?",
+               "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series."),
+]
+
+MASK_OPTIONS = [
+    CoreOption("patch_size", P.IntParam, 4, "Patch size (voxels)",
+               "Size of the local windows in which density and standard deviation are measured.",
+               validators=[P.GE(1, "patch_size must be at least 1")]),
+    CoreOption("density_percentage", P.FloatParam, 50.0, "Density percentage",
+               "Keep the voxels whose local density ranks in this top percentage.",
+               validators=[P.Range(0.01, 100.0, "density_percentage must be in (0, 100]")]),
+    CoreOption("std_percentage", P.FloatParam, 50.0, "Standard deviation percentage",
+               "Keep the voxels whose local standard deviation ranks in this top percentage.",
+               validators=[P.Range(0.01, 100.0, "std_percentage must be in (0, 100]")]),
+    CoreOption("z_crop", P.FloatParam, 0.2, "Z crop",
+               "Fraction of the thickness excluded from the mask (half at the top, half at "
+               "the bottom).", validators=[P.Range(0.0, 0.99, "z_crop must be in [0, 1)")]),
+]
+
+TRAIN_OPTIONS = [
+    CoreOption("arch", P.EnumParam, 1, "Network architecture",
+               "U-Net size: unet-small, unet-medium (default of IsoNet2) or unet-large.",
+               choices=ARCH_CHOICES),
+    CoreOption("cube_size", P.IntParam, 96, "Cube size (voxels)",
+               "Edge of the training subtomograms; a multiple of 16 (96-128 typical).",
+               validators=[MultipleOf16()]),
+    CoreOption("epochs", P.IntParam, 50, "Epochs", "Number of training epochs (50-100 typical).",
+               validators=[P.GE(1, "epochs must be at least 1")]),
+    CoreOption("batch_size", P.IntParam, None, "Batch size",
+               "Subtomograms per optimisation step; empty: automatic from the device memory.",
+               allowsNull=True, validators=[OptionalGE(1, "batch_size must be at least 1")]),
+    CoreOption("number_subtomos", P.IntParam, None, "Subtomograms per tomogram",
+               "Subtomograms drawn per tomogram and epoch; empty: about 3000 in total per epoch.",
+               allowsNull=True, validators=[OptionalGE(1, "number_subtomos must be at least 1")]),
+    CoreOption("CTF_mode", P.EnumParam, 0, "CTF mode",
+               "None: no CTF handling; phase_only: phase flipping; wiener: train against "
+               "Wiener-filtered targets; network: the network learns the CTF correction. All "
+               "but None need a defocus (CTF set or value).", choices=CTF_MODE_CHOICES),
+    CoreOption("isCTFflipped", P.BooleanParam, False, "Tomograms already phase flipped?",
+               "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series."),
+    CoreOption("do_phaseflip_input", P.BooleanParam, True, "Phase flip the input?",
+               "Phase flip the network input when a CTF mode is used.", expert=True,
+               condition="CTF_mode != 0"),
+    CoreOption("bfactor", P.FloatParam, 0.0, "B-factor (Å²)",
+               "Envelope exp(-B f²/4) applied to the effective CTF in network mode.",
+               validators=[P.GE(0, "bfactor must not be negative")], expert=True,
+               condition="CTF_mode != 0"),
+    CoreOption("clip_first_peak_mode", P.EnumParam, 1, "Clip below the first CTF peak",
+               "How the CTF is treated below its first peak: 0 none, 1 constant, 2 negative "
+               "sine, 3 cosine.", choices=CLIP_MODE_CHOICES, enumIndex=True, expert=True,
+               condition="CTF_mode != 0"),
+    CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off (wiener)",
+               "SNR fall-off of the Wiener target (wiener mode).", expert=True,
+               validators=[P.Positive], condition="CTF_mode == 2"),
+    CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength (wiener)",
+               "Strength of the Wiener target (wiener mode).", expert=True,
+               condition="CTF_mode == 2"),
+    CoreOption("highpassnyquist", P.FloatParam, 0.02, "High-pass (wiener)",
+               "High-pass of the Wiener target, fraction of Nyquist (wiener mode).",
+               expert=True, condition="CTF_mode == 2",
+               validators=[P.Range(0.0, 0.99, "highpassnyquist must be in [0, 1)")]),
+    CoreOption("loss_func", P.EnumParam, 0, "Loss function", "L2, L1 or Huber.",
+               choices=LOSS_CHOICES, expert=True),
+    CoreOption("learning_rate", P.FloatParam, 3e-4, "Learning rate", "Initial learning rate.",
+               validators=[P.Positive], expert=True),
+    CoreOption("learning_rate_min", P.FloatParam, 3e-4, "Minimum learning rate",
+               "Learning rate at the end of the cosine schedule (equal to the learning rate: "
+               "constant).", validators=[P.GE(0, "learning_rate_min must not be negative")],
+               expert=True),
+    CoreOption("acc_batches", P.IntParam, 1, "Accumulated batches",
+               "Gradient accumulation over this many batches.", expert=True,
+               validators=[P.GE(1, "acc_batches must be at least 1")]),
+    CoreOption("mixed_precision", P.BooleanParam, True, "Mixed precision?",
+               "Half-precision arithmetic on GPUs (ignored on CPUs).", expert=True),
+    CoreOption("save_interval", P.IntParam, 10, "Save interval (epochs)",
+               "A checkpoint copy is kept every this many epochs.", expert=True,
+               validators=[P.GE(1, "save_interval must be at least 1")]),
+    CoreOption("with_preview", P.BooleanParam, False, "Write previews?",
+               "Write preview slices of the prediction at each saved epoch.", expert=True),
+    CoreOption("seed", P.IntParam, 0, "Random seed", "Seed of every random draw (reproducible "
+               "runs).", expert=True),
+]
+
+REFINE_OPTIONS = [
+    CoreOption("mw_weight", P.FloatParam, 20.0, "Missing-wedge loss weight",
+               "Weight of the loss in the missing-wedge region (the paper uses 20-200).",
+               validators=[P.GE(0, "mw_weight must not be negative")]),
+    CoreOption("noise_level", P.FloatParam, 0.0, "Noise level",
+               "Synthetic noise added to the inputs (single-map refine learns to denoise).",
+               validators=[P.GE(0, "noise_level must not be negative")], expert=True),
+    CoreOption("noise_mode", P.EnumParam, 0, "Noise mode", "Spectrum of the synthetic noise.",
+               choices=NOISE_MODE_CHOICES, expert=True),
+    CoreOption("random_rot_weight", P.FloatParam, 0.2, "Random rotation weight",
+               "Fraction of arbitrary (not 90-degree) rotations.",
+               validators=[P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]")], expert=True),
+    CoreOption("split_halves", P.BooleanParam, False, "Split halves?",
+               "Train two independent networks on the even and odd halves (gold standard).",
+               expert=True),
+]
+
+PREDICT_OPTIONS = [
+    CoreOption("apply_mw_x1", P.BooleanParam, True, "Keep measured Fourier data?",
+               "Put the measured (non-wedge) Fourier components of the input back into the "
+               "missing-wedge corrected output."),
+    CoreOption("predict_isCTFflipped", P.BooleanParam, False, "Tomograms phase flipped?",
+               "Yes when the tomograms were reconstructed from phase-flipped tilt series.",
+               flag="isCTFflipped", expert=True),
+    CoreOption("padding_factor", P.FloatParam, 1.5, "Padding factor",
+               "Tile spacing is the cube size divided by this factor (more overlap, smoother "
+               "seams, slower).", validators=[P.Range(1.0, 4.0, "padding_factor must be in "
+                                                             "[1, 4]")], expert=True),
+    CoreOption("predict_batch_size", P.IntParam, 4, "Tiles per batch",
+               "Tiles predicted together (lower it if the GPU runs out of memory).",
+               flag="batch_size", expert=True,
+               validators=[P.GE(1, "batch_size must be at least 1")]),
+    CoreOption("predict_mixed_precision", P.BooleanParam, True, "Mixed precision?",
+               "Half-precision arithmetic on GPUs (ignored on CPUs).", flag="mixed_precision",
+               expert=True),
+]
+
+
+# ------------------------------------------------------------------ the base protocol
+class ProtIsoNet2Base(EMProtocol):
+    """Shared inputs of the IsoNet2 protocols (not shown in the GUI itself)."""
+    _devStatus = BETA
+    stepsExecutionMode = STEPS_PARALLEL
+    _halves = "optional"     # "required" (Noise2Noise), "optional", "none"
+    _ctf = "optional"        # "none" (no CTF inputs), "optional", "required" (always needs defocus)
+    _masks = False           # optional SetOfTomoMasks matched by tsId
+    _gpu = False             # steps use GPUs (hidden useGpu / gpuList)
+    _threads = 2             # default Scipion threads (1 + parallel step workers)
+
+    # -------------------------- form
+    def _defineParams(self, form):
+        form.addSection(label=Message.LABEL_INPUT)
+        self._defineInputParams(form)
+        self._defineProtocolParams(form)
+        form.addParallelSection(threads=self._threads, mpi=0, binThreads=4,
+                                binThreadsHelp="CPU threads of each IsoNet2 process "
+                                               "(IsoNet2 option --ncpus).")
+        if self._gpu:
+            form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
+                           label="Use GPU?", help="No: run on CPU (slow for training).")
+            form.addHidden(params.GPU_LIST, params.StringParam, default="0",
+                           label="GPU IDs", help="GPU ids, e.g. 0 or 0 1 (several GPUs train "
+                                                 "with DistributedDataParallel).")
+
+    def _defineInputParams(self, form):
+        tomoHelp = ("Tomograms with their tsIds; pixel size from the sampling rate, voltage, "
+                    "Cs, amplitude contrast and tilt range from the acquisition.")
+        if self._halves == "none":
+            form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms",
+                          important=True, label="Tomograms", help=tomoHelp)
+        else:
+            choices = HALVES_CHOICES if self._halves == "optional" else HALVES_CHOICES[:2]
+            form.addParam("halvesSource", params.EnumParam, choices=choices,
+                          default=HALVES_LINKED, display=params.EnumParam.DISPLAY_HLIST,
+                          label="Even/odd halves",
+                          help="Where the even and odd half tomograms come from: the half maps "
+                               "linked to each tomogram (IMOD, AreTomo reconstructions), two "
+                               "separate sets paired by tsId, or none (full tomograms only)."
+                               + (" Noise2Noise needs the halves." if self._halves == "required"
+                                  else ""))
+            form.addParam("inputTomograms", params.PointerParam, pointerClass="SetOfTomograms",
+                          allowsNull=True, important=True, condition=f"halvesSource != {HALVES_SEPARATE}",
+                          label="Tomograms", help=tomoHelp)
+            form.addParam("halfOrder", params.EnumParam, choices=HALF_ORDER_CHOICES,
+                          default=HALF_ORDER_AUTO, condition=f"halvesSource == {HALVES_LINKED}",
+                          expertLevel=params.LEVEL_ADVANCED, label="Order of the linked halves",
+                          help="auto: the file names decide (even/EVN/half1 vs odd/ODD/half2); "
+                               "without such tags the list is read as [odd, even], the order "
+                               "IMOD and AreTomo store. Choose an order to force it.")
+            form.addParam("inputEven", params.PointerParam, pointerClass="SetOfTomograms",
+                          allowsNull=True, important=True,
+                          condition=f"halvesSource == {HALVES_SEPARATE}", label="Even tomograms",
+                          help="Tomograms reconstructed from the even frames; paired with the "
+                               "odd set by tsId (tsIds that differ only by an even/odd word, "
+                               "e.g. TS_01_even / TS_01_odd, are paired too).")
+            form.addParam("inputOdd", params.PointerParam, pointerClass="SetOfTomograms",
+                          allowsNull=True, important=True,
+                          condition=f"halvesSource == {HALVES_SEPARATE}", label="Odd tomograms",
+                          help="Tomograms reconstructed from the odd frames.")
+        if self._masks:
+            form.addParam("inputMasks", params.PointerParam, pointerClass="SetOfTomoMasks",
+                          allowsNull=True, label="Masks (optional)",
+                          help="Sampling masks (IsoNet2 make mask), matched by tsId: "
+                               "subtomograms are drawn inside them.")
+        if self._ctf != "none":
+            form.addParam("inputCtfs", params.PointerParam, pointerClass="SetOfCTFTomoSeries",
+                          allowsNull=True, label="CTF estimations (optional)",
+                          help="Matched to the tomograms by tsId. The defocus of a tomogram is "
+                               "the mean of defocus U and V of the tilt image nearest 0 degrees.")
+            form.addParam("defocus", params.FloatParam, allowsNull=True,
+                          label="Defocus (Å)",
+                          help="Defocus at 0 degrees tilt, underfocus positive, for the "
+                               "tomograms that no CTF estimation covers (IsoNet2 option "
+                               "--defocus)." + (" Required without CTF estimations."
+                                                if self._ctf == "required" else
+                                                " Needed by the CTF modes when there are "
+                                                "no CTF estimations."),
+                          validators=[OptionalGE(0, "defocus must not be negative "
+                                                    "(underfocus is positive)")])
+        form.addParam("tiltFromAcquisition", params.BooleanParam, default=True,
+                      label="Tilt range from the acquisition?",
+                      help="Yes: each tomogram's acquisition angle min/max. No: the range below.")
+        form.addParam("tilt_min", params.FloatParam, default=-60.0,
+                      condition="not tiltFromAcquisition", label="Minimum tilt (deg)",
+                      help="IsoNet2 option --tilt_min.")
+        form.addParam("tilt_max", params.FloatParam, default=60.0,
+                      condition="not tiltFromAcquisition", label="Maximum tilt (deg)",
+                      help="IsoNet2 option --tilt_max.")
+
+    def _defineProtocolParams(self, form):
+        """Subclasses add their own sections here."""
+
+    # -------------------------- inputs -> entries
+    def _halvesSourceValue(self) -> int:
+        if self._halves == "none":
+            return HALVES_NONE
+        return self.halvesSource.get()
+
+    def _referenceSet(self) -> Optional[SetOfTomograms]:
+        """The set whose items the outputs follow (tomograms, or the even set)."""
+        if self._halvesSourceValue() == HALVES_SEPARATE:
+            return self.inputEven.get()
+        return self.inputTomograms.get()
+
+    def _referencePointer(self):
+        if self._halvesSourceValue() == HALVES_SEPARATE:
+            return self.inputEven
+        return self.inputTomograms
+
+    def _needsDefocus(self) -> bool:
+        return self._ctf == "required"
+
+    def _collectEntries(self) -> Tuple[List[convert.TomoEntry], List[str]]:
+        errors: List[str] = []
+        source = self._halvesSourceValue()
+        full = even = odd = None
+        if source == HALVES_SEPARATE:
+            if self.inputEven.get() is None or self.inputOdd.get() is None:
+                return [], ["choose both the even and the odd tomograms"]
+            even, e1 = convert.tomograms_by_ts_id(self.inputEven.get(), "even tomograms")
+            odd, e2 = convert.tomograms_by_ts_id(self.inputOdd.get(), "odd tomograms")
+            errors += e1 + e2
+            if self.inputEven.get().getSamplingRate() != self.inputOdd.get().getSamplingRate():
+                errors.append(f"the even and odd sets have different sampling rates "
+                              f"({self.inputEven.get().getSamplingRate()} and "
+                              f"{self.inputOdd.get().getSamplingRate()} Å/px)")
+        else:
+            if self.inputTomograms.get() is None:
+                return [], ["choose the input tomograms"]
+            full, e = convert.tomograms_by_ts_id(self.inputTomograms.get(), "tomograms")
+            errors += e
+        defocus = None
+        if self._ctf != "none" and self.inputCtfs.get() is not None:
+            defocus, e = convert.defocus_by_ts_id(self.inputCtfs.get())
+            errors += e
+        masks = None
+        if self._masks and self.inputMasks.get() is not None:
+            masks, e = convert.tomograms_by_ts_id(self.inputMasks.get(), "masks")
+            errors += e
+        tilt = None if self.tiltFromAcquisition.get() else (self.tilt_min.get(),
+                                                            self.tilt_max.get())
+        refSet = self._referenceSet()
+        entries, e = convert.collect_entries(
+            full=full, even=even, odd=odd,
+            halves="none" if source == HALVES_NONE else self._halves,
+            half_order=self.halfOrder.get() if source == HALVES_LINKED else HALF_ORDER_AUTO,
+            defocus=defocus,
+            defocus_a=self.defocus.get() if self._ctf != "none" else None,
+            need_defocus=self._needsDefocus(), tilt_range=tilt, masks=masks,
+            set_acquisition=refSet.getAcquisition() if refSet is not None else None)
+        return entries, errors + e
+
+    # -------------------------- paths
+    def _starPath(self) -> str:
+        return self._getExtraPath(TOMOGRAMS_STAR)
+
+    def _tomoStarPath(self, tsId: str) -> str:
+        return self._getExtraPath(PER_TOMOGRAM_DIR, f"{tsId}.star")
+
+    @staticmethod
+    def _projectPath(path) -> str:
+        """``path`` relative to the project folder (the working directory of the steps) when
+        it lies inside it, as Scipion stores file names."""
+        path = os.path.abspath(str(path))
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+
+    # -------------------------- steps
+    def _insertAllSteps(self):
+        entries, errors = self._collectEntries()
+        if errors:
+            raise ValueError("; ".join(errors))
+        convertId = self._insertFunctionStep(self.convertInputStep,
+                                             convert.entries_signature(entries),
+                                             needsGPU=False)
+        self._insertProcessingSteps(entries, convertId)
+
+    def _insertProcessingSteps(self, entries, convertId):
+        raise NotImplementedError
+
+    def convertInputStep(self, signature):
+        """Write extra/tomograms.star from the entries encoded in ``signature``."""
+        entries = convert.entries_from_signature(signature)
+        os.makedirs(self._getExtraPath(PER_TOMOGRAM_DIR), exist_ok=True)
+        convert.write_tomograms_star(entries, self._starPath())
+
+    def _insertPerTomogramSteps(self, entries, prerequisites, step, args, needsGPU,
+                                upstream=""):
+        """One ``tomogramStep`` per entry; returns their step ids. ``upstream`` is a string
+        the results also depend on (e.g. the training's signature)."""
+        ids = []
+        for index, entry in enumerate(entries, start=1):
+            dependsOn = json.dumps({"entry": entry.to_dict(), "upstream": upstream},
+                                   sort_keys=True)
+            ids.append(self._insertFunctionStep(
+                self.tomogramStep, step, index, entry.ts_id, list(args), dependsOn,
+                prerequisites=list(prerequisites), needsGPU=needsGPU))
+        return ids
+
+    def tomogramStep(self, step, index, tsId, args, dependsOn):
+        """Run core ``step`` on row ``index`` (``--tomo_idx``) of a private copy of the STAR.
+        ``dependsOn`` is not read: it makes the step's arguments change with its inputs."""
+        tomoStar = self._tomoStarPath(tsId)
+        shutil.copyfile(self._starPath(), tomoStar)
+        Plugin.runCore(self, step, [tomoStar] + list(args) + ["--tomo_idx", str(index)],
+                       gpus=self._stepGpus() if step in GPU_STEPS else None)
+
+    def _gatherColumns(self, entries, columns) -> Dict[str, Dict[str, Optional[str]]]:
+        """``{tsId: {column: project-relative path}}`` from the per-tomogram STAR copies;
+        also written into extra/tomograms.star. Raises naming the tomograms without output."""
+        result, missing = {}, []
+        for entry in entries:
+            table = star.TomogramsTable.read(self._tomoStarPath(entry.ts_id))
+            row = [table.tomo_name(r) for r in range(len(table))].index(entry.ts_id)
+            values = {}
+            for column in columns:
+                path = table.path(row, column) if table.has_column(column) else None
+                values[column] = None if path is None else self._projectPath(path)
+            if values[columns[0]] is None or not os.path.exists(values[columns[0]]):
+                missing.append(entry.ts_id)
+            result[entry.ts_id] = values
+        if missing:
+            raise RuntimeError(f"IsoNet2 wrote no {columns[0]} for: {', '.join(missing)} "
+                               f"(see the run's log)")
+        convert.merge_columns(self._starPath(), {
+            ts: {c: os.path.abspath(v) for c, v in cols.items() if v is not None}
+            for ts, cols in result.items()})
+        return result
+
+    def _stepGpus(self) -> List[int]:
+        """GPUs of the current step ([] when the GPU is switched off: the core then sees
+        none and runs on the CPU)."""
+        if not self._gpu or not self.useGpu.get():
+            return []
+        return list(self._stepsExecutor.getGpuList() or [])
+
+    def _deviceArgs(self) -> List[str]:
+        return [] if (self._gpu and self.useGpu.get()) else ["--device", "cpu"]
+
+    def _ncpusArgs(self) -> List[str]:
+        return ["--ncpus", str(max(1, self.binThreads.get() or 1))]
+
+    # -------------------------- outputs
+    def _outputTomograms(self, paths: Dict[str, Tuple[str, Optional[str], Optional[str]]],
+                         suffix="") -> SetOfTomograms:
+        """A set following the reference set's items: ``paths[tsId] = (map, even, odd)``;
+        half maps are stored as [odd, even] like IMOD and AreTomo do."""
+        inSet = self._referenceSet()
+        outSet = SetOfTomograms.create(self._getPath(), suffix=suffix or None)
+        outSet.copyInfo(inSet)
+        for tomo in inSet.iterItems():
+            tsId = tomo.getTsId()
+            if tsId not in paths:
+                continue
+            path, evenPath, oddPath = paths[tsId]
+            out = Tomogram()
+            out.copyInfo(tomo)
+            out.setLocation(path)
+            out.setHalfMaps([oddPath, evenPath] if evenPath and oddPath else [])
+            outSet.append(out)
+        return outSet
+
+    def _outputMasks(self, paths: Dict[str, str]) -> SetOfTomoMasks:
+        inSet = self._referenceSet()
+        outSet = SetOfTomoMasks.create(self._getPath())
+        outSet.copyInfo(inSet)
+        for tomo in inSet.iterItems():
+            tsId = tomo.getTsId()
+            if tsId not in paths:
+                continue
+            mask = TomoMask()
+            mask.copyInfo(tomo)
+            mask.setLocation(paths[tsId])
+            mask.setHalfMaps([])
+            mask.setVolName(tomo.getFileName())
+            outSet.append(mask)
+        return outSet
+
+    def _defineInputRelations(self, output):
+        if self._halvesSourceValue() == HALVES_SEPARATE:
+            self._defineSourceRelation(self.inputEven, output)
+            self._defineSourceRelation(self.inputOdd, output)
+        else:
+            self._defineSourceRelation(self.inputTomograms, output)
+
+    # -------------------------- info
+    def _validate(self):
+        return self._collectEntries()[1]
+
+    def _inputSummary(self) -> List[str]:
+        source = self._halvesSourceValue()
+        lines = []
+        refSet = self._referenceSet()
+        if refSet is not None:
+            lines.append(f"Input: {refSet.getSize()} tomograms"
+                         + ("" if source == HALVES_NONE else
+                            " with even/odd halves " + ("(separate sets)" if source ==
+                                                        HALVES_SEPARATE else "(linked)")))
+        return lines
+
+    def _citations(self):
+        return ["Liu2025IsoNet2"]
+
+
+# ------------------------------------------------------------------ prediction (shared)
+PREDICTED_COLUMNS = {
+    False: (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2),
+    True: (star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2),
+}
+
+
+class PredictMixin:
+    """Per-tomogram ``isonet2 predict`` steps and their output set."""
+
+    def _insertPredictSteps(self, entries, prerequisites, modelPath, upstream):
+        args = [os.path.abspath(modelPath), "--output_dir", self._getExtraPath("predicted")]
+        args += coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
+        return self._insertPerTomogramSteps(entries, prerequisites, "predict", args,
+                                            needsGPU=True, upstream=upstream)
+
+    def _predictedTomograms(self, entries, denoised: bool) -> SetOfTomograms:
+        full, half1, half2 = PREDICTED_COLUMNS[denoised]
+        paths = self._gatherColumns(entries, [full, half1, half2])
+        return self._outputTomograms({ts: (cols[full], cols[half1], cols[half2])
+                                      for ts, cols in paths.items()}, suffix="predicted")
+
+
+# ------------------------------------------------------------------ training (shared)
+class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
+    """Shared form and steps of denoise and refine: train, optionally predict, output the
+    model (and the predicted tomograms)."""
+    _gpu = True
+    _ctf = "optional"
+    _coreStep = None          # "refine" or "denoise"
+    _extraOptions = ()        # options beyond TRAIN_OPTIONS
+
+    def _defineProtocolParams(self, form):
+        form.addSection(label="Training")
+        self._defineMethodParam(form)
+        for opt in TRAIN_OPTIONS:
+            opt.addTo(form)
+        for opt in self._extraOptions:
+            opt.addTo(form)
+        form.addParam("pretrained_model", params.PointerParam, pointerClass="IsoNet2Model",
+                      allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
+                      label="Pre-trained model (optional)",
+                      help="Start from this network (same architecture) instead of random "
+                           "weights.\n\nIsoNet2 option: --pretrained_model")
+        form.addSection(label="Prediction")
+        form.addParam("doPredict", params.BooleanParam, default=True,
+                      label="Apply the network to the tomograms?",
+                      help="Yes: the trained network is applied to the input tomograms and "
+                           "the results are an output of this protocol. No: only the model "
+                           "(use the predict protocol later).")
+        for opt in PREDICT_OPTIONS:
+            opt.addTo(form, condition="doPredict")
+
+    def _defineMethodParam(self, form):
+        """refine adds its method choice."""
+
+    def _needsDefocus(self) -> bool:
+        return self.CTF_mode.get() != 0
+
+    def _method(self, entries) -> str:
+        raise NotImplementedError
+
+    def _archText(self) -> str:
+        return ARCH_CHOICES[self.arch.get()]
+
+    def _ctfModeText(self) -> Optional[str]:
+        text = CTF_MODE_CHOICES[self.CTF_mode.get()]
+        return None if text == "None" else text
+
+    def _modelDir(self) -> str:
+        return self._getExtraPath("model")
+
+    def _modelPath(self, method) -> str:
+        return os.path.join(self._modelDir(),
+                            f"network_{method}_{self._archText()}_{self.cube_size.get()}_full.pt")
+
+    def _insertProcessingSteps(self, entries, convertId):
+        method = self._method(entries)
+        args = ["--output_dir", self._modelDir()]
+        if self._coreStep == "refine":
+            args += ["--method", method]
+        args += coreArgs(self, TRAIN_OPTIONS) + coreArgs(self, self._extraOptions)
+        if self.pretrained_model.get() is not None:
+            args += ["--pretrained_model", os.path.abspath(self.pretrained_model.get().getPath())]
+        args += self._ncpusArgs() + self._deviceArgs()
+        signature = convert.entries_signature(entries, step=self._coreStep, args=args)
+        trainId = self._insertFunctionStep(self.trainStep, self._coreStep, args, signature,
+                                           prerequisites=[convertId], needsGPU=True)
+        outputDeps = [trainId]
+        if self.doPredict.get():
+            outputDeps = self._insertPredictSteps(entries, [trainId], self._modelPath(method),
+                                                  upstream=signature)
+        self._insertFunctionStep(self.createOutputStep, method, signature,
+                                 prerequisites=outputDeps, needsGPU=False)
+
+    def trainStep(self, step, args, signature):
+        """Train on extra/tomograms.star. ``signature`` is not read: it makes the step's
+        arguments change with every input the training depends on."""
+        Plugin.runCore(self, step, [self._starPath()] + list(args), gpus=self._stepGpus())
+
+    def createOutputStep(self, method, signature):
+        from isonet2scipion.objects import IsoNet2Model
+        modelPath = self._modelPath(method)
+        if not os.path.exists(modelPath):
+            found = sorted(os.listdir(self._modelDir())) if os.path.isdir(self._modelDir()) else []
+            raise RuntimeError(f"IsoNet2 wrote no model {modelPath}; the folder holds: "
+                               f"{', '.join(found) or 'nothing'}")
+        model = IsoNet2Model(path=modelPath, method=method, arch=self._archText(),
+                             cubeSize=self.cube_size.get(), ctfMode=self._ctfModeText(),
+                             epochs=self.epochs.get())
+        outputs = {"model": model}
+        if self.doPredict.get():
+            entries = convert.entries_from_signature(signature)
+            outputs["tomograms"] = self._predictedTomograms(entries, denoised=method == "n2n")
+        self._defineOutputs(**outputs)
+        for output in outputs.values():
+            self._defineInputRelations(output)
+            if self._masks and self.inputMasks.get() is not None:
+                self._defineSourceRelation(self.inputMasks, output)
+            if self.inputCtfs.get() is not None:
+                self._defineSourceRelation(self.inputCtfs, output)
+
+    def _validate(self):
+        errors = super()._validate()
+        cube = self.cube_size.get()
+        if cube is None or cube < 16 or cube % 16:
+            errors.append(f"cube_size must be a positive multiple of 16, got {cube}")
+        pre = self.pretrained_model.get()
+        if pre is not None:
+            if pre.getArch() and pre.getArch() != self._archText():
+                errors.append(f"the pre-trained model is a {pre.getArch()} network, not "
+                              f"{self._archText()}")
+            if not os.path.exists(pre.getPath() or ""):
+                errors.append(f"the pre-trained model file {pre.getPath()} does not exist")
+        lr, lrMin = self.learning_rate.get(), self.learning_rate_min.get()
+        if lr is not None and lrMin is not None and lrMin > lr:
+            errors.append(f"learning_rate_min ({lrMin}) must not exceed learning_rate ({lr})")
+        return errors
+
+    def _trainSummary(self) -> List[str]:
+        lines = self._inputSummary()
+        model = getattr(self, "model", None)
+        if model is not None:
+            lines.append(f"Model: {model}")
+        tomos = getattr(self, "tomograms", None)
+        if tomos is not None:
+            lines.append(f"Predicted tomograms: {tomos.getSize()}")
+        return lines

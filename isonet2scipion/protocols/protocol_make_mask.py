@@ -1,0 +1,61 @@
+"""IsoNet2 make mask: SetOfTomograms -> SetOfTomoMasks (one mask per tomogram)."""
+from enum import Enum
+
+from tomo.objects import SetOfTomoMasks
+
+from isonet2core import star
+from isonet2scipion import convert
+from isonet2scipion.protocols.protocol_base import MASK_OPTIONS, ProtIsoNet2Base, coreArgs
+
+
+class MaskOutputs(Enum):
+    tomoMasks = SetOfTomoMasks
+
+
+class ProtIsoNet2MakeMask(ProtIsoNet2Base):
+    """Sampling masks from local density and local standard deviation: training cubes are
+    then drawn where there is specimen, not empty ice. Deconvolved tomograms give better
+    masks. One step per tomogram, in parallel."""
+    _label = "make mask"
+    _possibleOutputs = MaskOutputs
+    _halves = "none"
+    _ctf = "none"
+    _threads = 3
+
+    def _defineProtocolParams(self, form):
+        form.addSection(label="Mask")
+        for opt in MASK_OPTIONS:
+            opt.addTo(form)
+
+    def _insertProcessingSteps(self, entries, convertId):
+        args = ["--input_column", star.TOMO_FULL, "--output_dir", self._getExtraPath("mask")]
+        args += coreArgs(self, MASK_OPTIONS)
+        stepIds = self._insertPerTomogramSteps(entries, [convertId], "make-mask", args,
+                                               needsGPU=False)
+        self._insertFunctionStep(self.createOutputStep,
+                                 convert.entries_signature(entries, args=args),
+                                 prerequisites=stepIds, needsGPU=False)
+
+    def createOutputStep(self, signature):
+        entries = convert.entries_from_signature(signature)
+        paths = self._gatherColumns(entries, [star.MASK])
+        out = self._outputMasks({ts: cols[star.MASK] for ts, cols in paths.items()})
+        self._defineOutputs(**{MaskOutputs.tomoMasks.name: out})
+        self._defineInputRelations(out)
+
+    def _summary(self):
+        lines = self._inputSummary()
+        out = getattr(self, MaskOutputs.tomoMasks.name, None)
+        if out is not None:
+            lines.append(f"Masks: {out.getSize()} (density {self.density_percentage.get()} %, "
+                         f"std {self.std_percentage.get()} %, z crop {self.z_crop.get()})")
+        return lines
+
+    def _methods(self):
+        out = getattr(self, MaskOutputs.tomoMasks.name, None)
+        if out is None:
+            return []
+        return [f"Sampling masks of {out.getSize()} tomograms were computed with IsoNet2 "
+                f"[Liu2025IsoNet2] (patch size {self.patch_size.get()}, density "
+                f"{self.density_percentage.get()} %, standard deviation "
+                f"{self.std_percentage.get()} %, z crop {self.z_crop.get()})."]

@@ -1,0 +1,79 @@
+"""IsoNet2 predict: IsoNet2Model + SetOfTomograms -> corrected (or denoised) SetOfTomograms."""
+import json
+import os
+from enum import Enum
+
+from pyworkflow.protocol import params
+from tomo.objects import SetOfTomograms
+
+from isonet2scipion import convert
+from isonet2scipion.protocols.protocol_base import (PREDICT_OPTIONS, PredictMixin,
+                                                    ProtIsoNet2Base)
+
+
+class PredictOutputs(Enum):
+    tomograms = SetOfTomograms
+
+
+class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
+    """Apply a trained IsoNet2 network to tomograms. Refine models give missing-wedge
+    corrected tomograms, denoise models denoised ones. With Noise2Noise models and even/odd
+    halves, each half is predicted too (attached to the output as its half maps) and the
+    output is their average. One step per tomogram."""
+    _label = "predict"
+    _possibleOutputs = PredictOutputs
+    _halves = "optional"
+    _ctf = "optional"
+    _gpu = True
+
+    def _defineProtocolParams(self, form):
+        form.addSection(label="Prediction")
+        form.addParam("inputModel", params.PointerParam, pointerClass="IsoNet2Model",
+                      important=True, label="IsoNet2 model",
+                      help="A network trained by IsoNet2 refine or denoise, or imported.")
+        for opt in PREDICT_OPTIONS:
+            opt.addTo(form)
+
+    def _insertProcessingSteps(self, entries, convertId):
+        model = self.inputModel.get()
+        path = model.getPath()
+        stamp = os.path.getmtime(path) if os.path.exists(path) else None
+        upstream = json.dumps({"model": os.path.abspath(path), "mtime": stamp})
+        stepIds = self._insertPredictSteps(entries, [convertId], path, upstream)
+        self._insertFunctionStep(self.createOutputStep,
+                                 convert.entries_signature(entries, upstream=upstream),
+                                 prerequisites=stepIds, needsGPU=False)
+
+    def createOutputStep(self, signature):
+        entries = convert.entries_from_signature(signature)
+        out = self._predictedTomograms(entries, denoised=self.inputModel.get().isDenoiser())
+        self._defineOutputs(**{PredictOutputs.tomograms.name: out})
+        self._defineInputRelations(out)
+        self._defineSourceRelation(self.inputModel, out)
+
+    def _validate(self):
+        errors = super()._validate()
+        model = self.inputModel.get()
+        if model is not None and not os.path.exists(model.getPath() or ""):
+            errors.append(f"the model file {model.getPath()} does not exist")
+        return errors
+
+    def _summary(self):
+        lines = self._inputSummary()
+        if self.inputModel.get() is not None:
+            lines.append(f"Model: {self.inputModel.get()}")
+        out = getattr(self, PredictOutputs.tomograms.name, None)
+        if out is not None:
+            lines.append(f"Predicted tomograms: {out.getSize()}"
+                         + (" with even/odd halves" if out.hasOddEven() else ""))
+        return lines
+
+    def _methods(self):
+        out = getattr(self, PredictOutputs.tomograms.name, None)
+        if out is None:
+            return []
+        model = self.inputModel.get()
+        kind = "denoised" if model.isDenoiser() else "missing-wedge corrected"
+        return [f"{out.getSize()} tomograms were {kind} with an IsoNet2 network "
+                f"[Liu2025IsoNet2] ({model.getMethod()}, {model.getArch()}, cube "
+                f"{model.getCubeSize()})."]

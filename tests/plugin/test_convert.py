@@ -1,0 +1,250 @@
+"""Conversion of Scipion objects to the tomograms STAR (isonet2scipion.convert).
+
+Scipion objects are built in temporary sqlite files (sets of tomograms, tilt series and CTF
+series), converted, written with isonet2core.star and read back.
+"""
+import os
+
+import pytest
+
+from isonet2core import star
+from isonet2scipion import convert
+from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
+from tomo.objects import (CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSeries,
+                          SetOfTomograms, TiltImage, TiltSeries, TomoAcquisition, TomoMask,
+                          Tomogram)
+
+
+# ------------------------------------------------------------------ even / odd recognition
+@pytest.mark.parametrize("paths, expected", [
+    # IMOD (Scipion plugin) stores [odd, even] with _odd/_even suffixes
+    (["R/extra/TS_01_odd.mrc", "R/extra/TS_01_even.mrc"], ("R/extra/TS_01_even.mrc", "R/extra/TS_01_odd.mrc")),
+    # AreTomo-style tags, already [even, odd]
+    (["x/TS_01_EVN_Vol.mrc", "x/TS_01_ODD_Vol.mrc"], ("x/TS_01_EVN_Vol.mrc", "x/TS_01_ODD_Vol.mrc")),
+    # tags in folder names, same file name
+    (["odd/tomo_001.mrc", "even/tomo_001.mrc"], ("even/tomo_001.mrc", "odd/tomo_001.mrc")),
+    # RELION-style half1 (even) / half2 (odd)
+    (["t_half2.mrc", "t_half1.mrc"], ("t_half1.mrc", "t_half2.mrc")),
+    # a tsId containing "odd" does not confuse it: only the differing parts count
+    (["odd_cells/TS_even.mrc", "odd_cells/TS_odd.mrc"], ("odd_cells/TS_even.mrc", "odd_cells/TS_odd.mrc")),
+])
+def test_halves_are_recognised_by_file_name_tags(paths, expected):
+    assert convert.order_halves(paths) == expected
+    assert convert.order_halves(list(reversed(paths))) == expected
+
+
+def test_untagged_halves_follow_imod_order_and_form_option_forces_it():
+    # no tags: the list is read as [odd, even], the order IMOD and AreTomo store
+    assert convert.order_halves(["a.mrc", "b.mrc"]) == ("b.mrc", "a.mrc")
+    assert convert.order_halves(["a.mrc", "b.mrc"], HALF_ORDER_ODD_EVEN) == ("b.mrc", "a.mrc")
+    assert convert.order_halves(["a.mrc", "b.mrc"], HALF_ORDER_EVEN_ODD) == ("a.mrc", "b.mrc")
+    # a forced order wins over tags
+    assert convert.order_halves(["t_odd.mrc", "t_even.mrc"], HALF_ORDER_EVEN_ODD) == \
+        ("t_odd.mrc", "t_even.mrc")
+
+
+def test_untagged_links_are_followed_to_tagged_files(tmp_path):
+    for name in ("TS_01_EVN.mrc", "TS_01_ODD.mrc"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "h1.mrc").symlink_to(tmp_path / "TS_01_ODD.mrc")
+    (tmp_path / "h2.mrc").symlink_to(tmp_path / "TS_01_EVN.mrc")
+    even, odd = convert.order_halves([str(tmp_path / "h2.mrc"), str(tmp_path / "h1.mrc")],
+                                     HALF_ORDER_AUTO)
+    assert (even, odd) == (str(tmp_path / "h2.mrc"), str(tmp_path / "h1.mrc"))
+
+
+def test_order_halves_needs_two_different_paths():
+    with pytest.raises(ValueError, match="two different half maps"):
+        convert.order_halves(["a.mrc"])
+    with pytest.raises(ValueError, match="two different half maps"):
+        convert.order_halves(["a.mrc", "a.mrc"])
+
+
+# ------------------------------------------------------------------ tsId matching
+def test_match_by_ts_id_reports_missing_and_extra():
+    m = convert.match_by_ts_id(["TS_01", "TS_02", "TS_03"], ["TS_03", "TS_01", "TS_09"])
+    assert m.pairs == {"TS_01": "TS_01", "TS_03": "TS_03"}
+    assert m.missing == ["TS_02"]
+    assert m.extra == ["TS_09"]
+
+
+def test_match_by_ts_id_tolerates_even_odd_words_only_when_asked():
+    even, odd = ["TS_01_even", "TS_02_even"], ["TS_01_odd", "TS_02_odd", "TS_03_odd"]
+    assert convert.match_by_ts_id(even, odd).pairs == {}
+    m = convert.match_by_ts_id(even, odd, tolerate_half_tags=True)
+    assert m.pairs == {"TS_01_even": "TS_01_odd", "TS_02_even": "TS_02_odd"}
+    assert m.missing == [] and m.extra == ["TS_03_odd"]
+
+
+# ------------------------------------------------------------------ defocus at 0 degrees
+def test_defocus_at_zero_tilt_takes_mean_of_u_and_v_nearest_zero():
+    entries = [(-6.0, 30000, 31000), (-3.0, 20000, 22000), (3.5, 10000, 10000),
+               (6.0, 1000, 1000)]
+    assert convert.defocus_at_zero_tilt(entries) == pytest.approx(21000.0)
+
+
+def test_defocus_at_zero_tilt_averages_tilts_equally_near_zero():
+    assert convert.defocus_at_zero_tilt([(-1.5, 20000, 20000), (1.5, 22000, 24000),
+                                         (4.5, 0, 0)]) == pytest.approx(21500.0)
+    with pytest.raises(ValueError):
+        convert.defocus_at_zero_tilt([])
+
+
+# ------------------------------------------------------------------ Scipion objects
+ANGLES = [-6.0, -3.0, 0.0, 3.0, 6.0]
+
+
+def _acquisition(angle_min=-60.0, angle_max=60.0):
+    return TomoAcquisition(angleMin=angle_min, angleMax=angle_max, step=3.0, voltage=300.0,
+                           sphericalAberration=2.7, amplitudeContrast=0.07)
+
+
+def _tomogram(ts_id, path, halves=(), acq=None, sampling=10.0):
+    tomo = Tomogram(tsId=ts_id)
+    tomo.setLocation(path)
+    tomo.setSamplingRate(sampling)
+    tomo.setAcquisition(acq if acq is not None else _acquisition())
+    tomo.setHalfMaps(list(halves))
+    return tomo
+
+
+def _tomo_set(tmp_path, name, tomos):
+    tomo_set = SetOfTomograms(filename=str(tmp_path / f"{name}.sqlite"))
+    tomo_set.setSamplingRate(10.0)
+    tomo_set.setAcquisition(_acquisition())
+    for tomo in tomos:
+        tomo_set.append(tomo)
+    tomo_set.write()
+    return tomo_set
+
+
+def _ctf_set(tmp_path, defocus_by_ts):
+    """Tilt series with ANGLES in acquisition order 2,0,1,3,4 (dose symmetric-like) and a CTF
+    series per tsId whose defocus grows with |tilt|: U = d + 1000*|tilt|, V = U + 400."""
+    ts_set = SetOfTiltSeries(filename=str(tmp_path / "ts.sqlite"))
+    ts_set.setSamplingRate(10.0)
+    acq_orders = [3, 1, 0, 2, 4]
+    for ts_id in defocus_by_ts:
+        ts = TiltSeries(tsId=ts_id)
+        ts_set.append(ts)
+        for i, angle in enumerate(ANGLES):
+            ti = TiltImage(tsId=ts_id, tiltAngle=angle, acquisitionOrder=acq_orders[i])
+            ti.setLocation(i + 1, str(tmp_path / f"{ts_id}.st"))
+            ts.append(ti)
+        ts_set.update(ts)
+    ts_set.write()
+    ctf_set = SetOfCTFTomoSeries(filename=str(tmp_path / "ctf.sqlite"))
+    ctf_set.setSetOfTiltSeries(ts_set)
+    for ts in ts_set.iterItems():
+        ts_id = ts.getTsId()
+        series = CTFTomoSeries(tsId=ts_id)
+        series.setTiltSeries(ts)
+        series.setTsId(ts_id)
+        ctf_set.append(series)
+        for i, angle in enumerate(ANGLES):
+            u = defocus_by_ts[ts_id] + 1000.0 * abs(angle)
+            ctf = CTFTomo(index=i + 1, acqOrder=acq_orders[i])
+            ctf.setStandardDefocus(u, u + 400.0, 45.0)
+            series.append(ctf)
+        ctf_set.update(series)
+    ctf_set.write()
+    return ctf_set
+
+
+def test_defocus_by_ts_id_from_ctf_series(tmp_path):
+    ctf_set = _ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 45000.0})
+    defocus, errors = convert.defocus_by_ts_id(ctf_set)
+    assert errors == []
+    # tilt 0: U = d, V = d + 400 -> mean d + 200
+    assert defocus == {"TS_01": pytest.approx(30200.0), "TS_02": pytest.approx(45200.0)}
+
+
+def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
+    tomos = [_tomogram("TS_01", str(tmp_path / "TS_01.mrc"),
+                       halves=[str(tmp_path / "TS_01_odd.mrc"), str(tmp_path / "TS_01_even.mrc")]),
+             _tomogram("TS_02", str(tmp_path / "TS_02.mrc"),
+                       halves=[str(tmp_path / "TS_02_odd.mrc"), str(tmp_path / "TS_02_even.mrc")],
+                       acq=_acquisition(-54.0, 48.0))]
+    tomo_set = _tomo_set(tmp_path, "tomos", tomos)
+    # the CTF set covers TS_01 and an extra tilt series TS_07, not TS_02
+    defocus, errors = convert.defocus_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0,
+                                                                   "TS_07": 10000.0}))
+    full, e = convert.tomograms_by_ts_id(tomo_set, "tomograms")
+    assert errors == [] and e == []
+
+    # a CTF mode needs a defocus for TS_02: the error names it
+    entries, errors = convert.collect_entries(full=full, defocus=defocus, need_defocus=True)
+    assert len(errors) == 1 and "TS_02" in errors[0] and "TS_01" not in errors[0]
+
+    # with the fallback value it converts; the extra CTF series is ignored
+    entries, errors = convert.collect_entries(full=full, defocus=defocus, defocus_a=25000.0,
+                                              need_defocus=True)
+    assert errors == []
+    star_path = convert.write_tomograms_star(entries, tmp_path / "out" / "tomograms.star")
+    table = star.TomogramsTable.read(star_path)
+    assert len(table) == 2 and table.has_halves()
+    rows = {table.tomo_name(r): r for r in range(len(table))}
+    r1, r2 = rows["TS_01"], rows["TS_02"]
+    assert table.value(r1, star.TOMO_FULL) == str(tmp_path / "TS_01.mrc")
+    assert table.value(r1, star.TOMO_HALF1) == str(tmp_path / "TS_01_even.mrc")
+    assert table.value(r1, star.TOMO_HALF2) == str(tmp_path / "TS_01_odd.mrc")
+    assert table.value(r1, star.DEFOCUS) == pytest.approx(30200.0)
+    assert table.value(r2, star.DEFOCUS) == pytest.approx(25000.0)
+    assert [table.index(r1), table.index(r2)] == [1, 2]
+    mic = table.microscope(r2)
+    assert (mic.pixel_size_a, mic.voltage_kv, mic.cs_mm, mic.amplitude_contrast) == \
+        (10.0, 300.0, 2.7, pytest.approx(0.07))
+    assert (mic.tilt_min_deg, mic.tilt_max_deg) == (-54.0, 48.0)
+
+    # a tilt range given in the form overrides the acquisitions
+    entries, errors = convert.collect_entries(full=full, tilt_range=(-45.0, 45.0))
+    assert errors == [] and {(e.tilt_min_deg, e.tilt_max_deg) for e in entries} == {(-45.0, 45.0)}
+
+
+def test_separate_even_odd_sets_are_paired_by_ts_id(tmp_path):
+    even = _tomo_set(tmp_path, "even", [_tomogram(t, str(tmp_path / f"even_{t}.mrc"))
+                                        for t in ("TS_01", "TS_02", "TS_03")])
+    odd = _tomo_set(tmp_path, "odd", [_tomogram(t, str(tmp_path / f"odd_{t}.mrc"))
+                                      for t in ("TS_03", "TS_01", "TS_04")])
+    even_d, _ = convert.tomograms_by_ts_id(even, "even")
+    odd_d, _ = convert.tomograms_by_ts_id(odd, "odd")
+    entries, errors = convert.collect_entries(even=even_d, odd=odd_d, halves="required")
+    assert any("without an odd partner" in e and "TS_02" in e for e in errors)
+    assert any("without an even partner" in e and "TS_04" in e for e in errors)
+    paired = {e.ts_id: (e.even, e.odd) for e in entries if e.has_halves}
+    assert paired == {"TS_01": (str(tmp_path / "even_TS_01.mrc"), str(tmp_path / "odd_TS_01.mrc")),
+                      "TS_03": (str(tmp_path / "even_TS_03.mrc"), str(tmp_path / "odd_TS_03.mrc"))}
+    assert all(e.full is None for e in entries)
+
+
+def test_errors_name_the_items(tmp_path):
+    tomos = _tomo_set(tmp_path, "tomos", [
+        _tomogram("TS_01", str(tmp_path / "TS_01.mrc")),
+        _tomogram("TS_02", str(tmp_path / "TS_02.mrc"), acq=_acquisition(50.0, -50.0))])
+    full, _ = convert.tomograms_by_ts_id(tomos, "tomograms")
+    # Noise2Noise without halves
+    _, errors = convert.collect_entries(full=full, halves="required")
+    assert any("without even/odd half maps" in e and "TS_01" in e for e in errors)
+    # tilt range nonsense in an acquisition, and in the form
+    _, errors = convert.collect_entries(full=full)
+    assert any("TS_02 (50.0, -50.0)" in e for e in errors)
+    _, errors = convert.collect_entries(full=full, tilt_range=(-60.0, 120.0))
+    assert any("tilt range" in e for e in errors)
+    # masks must cover every tomogram
+    mask = TomoMask(tsId="TS_01")
+    mask.setLocation(str(tmp_path / "TS_01_mask.mrc"))
+    _, errors = convert.collect_entries(full=full, tilt_range=(-60.0, 60.0),
+                                        masks={"TS_01": mask})
+    assert any("without a mask" in e and "TS_02" in e for e in errors)
+    entries, errors = convert.collect_entries(full={"TS_01": full["TS_01"]},
+                                              masks={"TS_01": mask, "TS_09": mask})
+    assert errors == [] and entries[0].mask == os.path.abspath(str(tmp_path / "TS_01_mask.mrc"))
+
+
+def test_read_column_and_merge_columns(tmp_path):
+    entries, _ = convert.collect_entries(full={"TS_01": _tomogram("TS_01", "/data/TS_01.mrc")})
+    path = convert.write_tomograms_star(entries, tmp_path / "tomograms.star")
+    assert convert.read_column(path, star.DECONV) == {"TS_01": None}
+    convert.merge_columns(path, {"TS_01": {star.DECONV: "/out/TS_01_deconv.mrc"}})
+    assert convert.read_column(path, star.DECONV) == {"TS_01": star.Path("/out/TS_01_deconv.mrc")}
+    assert convert.entries_from_signature(convert.entries_signature(entries, a=1)) == entries

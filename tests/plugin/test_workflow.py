@@ -1,0 +1,124 @@
+"""A real Scipion project, headless: simulated data -> imports -> IsoNet2 protocols.
+
+Data come from ``isonet2core.simulate.simulate_dataset`` (the ``isonet2 simulate`` command):
+full, even and odd tomograms with ground truth, IMOD ``.defocus`` files and tilt angles. They
+are imported with tomo's protocols (three tomogram imports: full, even, odd; a tilt-series
+import, which the CTF import needs to attach the estimations to - IsoNet2 never reads its
+images; the CTF import from the IMOD files), then run through deconv -> make mask ->
+denoise -> refine -> predict with tiny CPU settings. The plugin runs the core with the
+interpreter of the tests (conftest sets ISONET2_PYTHON).
+"""
+import os
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+from pyworkflow.tests import setupTestProject
+
+import tomo.protocols
+from isonet2core.simulate import SimulationConfig, simulate_dataset
+from tomo.protocols.protocol_import_ctf import ImportChoice
+from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
+
+from isonet2scipion.constants import HALVES_LINKED, HALVES_SEPARATE
+from isonet2scipion.protocols import (ProtIsoNet2Deconv, ProtIsoNet2Denoise,
+                                      ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine)
+
+PIXEL_SIZE = 10.0
+SHAPE_ZYX = (48, 64, 64)
+N_TOMOS = 2
+TILT_MIN, TILT_MAX, TILT_STEP = -60.0, 60.0, 3.0
+
+
+class TestIsoNet2Workflow(TestBaseCentralizedLayer):
+    """One project, the whole chain; each stage checks its outputs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._cwd = os.getcwd()
+        setupTestProject(cls)
+        cls.dataDir = Path(cls.proj.getPath()).parent / f"{cls.projName}_data"
+        cfg = SimulationConfig(shape=SHAPE_ZYX, pixel_size_a=PIXEL_SIZE, tilt_min_deg=TILT_MIN,
+                               tilt_max_deg=TILT_MAX, tilt_step_deg=TILT_STEP,
+                               defocus_a=30000.0, defocus_step_a=5000.0, dose_snr=30.0, seed=3)
+        cls.records = simulate_dataset(cls.dataDir, cfg, n_tomograms=N_TOMOS)
+        cls._writeTiltSeriesStacks()
+
+    @classmethod
+    def tearDownClass(cls):
+        os.chdir(cls._cwd)
+
+    @classmethod
+    def _writeTiltSeriesStacks(cls):
+        """Stacks for tomo's tilt-series import (the CTF import attaches to tilt series)."""
+        n_tilts = int(round((TILT_MAX - TILT_MIN) / TILT_STEP)) + 1
+        (cls.dataDir / "ts").mkdir(exist_ok=True)
+        rng = np.random.default_rng(0)
+        for rec in cls.records:
+            with mrcfile.new(str(cls.dataDir / "ts" / f"{rec['name']}.mrc")) as mrc:
+                mrc.set_data(rng.standard_normal((n_tilts, 16, 16)).astype(np.float32))
+                mrc.voxel_size = PIXEL_SIZE
+
+    # ------------------------------------------------------------------ helpers
+    def _run(self, cls, **kwargs):
+        prot = self.newProtocol(cls, **kwargs)
+        errors = prot.validate()
+        self.assertEqual(errors, [], msg=f"{cls.__name__} does not validate: {errors}")
+        self.launchProtocol(prot)
+        return prot
+
+    def _importTomograms(self, folder):
+        return self._run(tomo.protocols.ProtImportTomograms, objLabel=f"import {folder}",
+                         filesPath=str(self.dataDir / folder), filesPattern="*.mrc",
+                         samplingRate=PIXEL_SIZE, acquisitionAngleMin=TILT_MIN,
+                         acquisitionAngleMax=TILT_MAX, step=TILT_STEP, voltage=300.0,
+                         sphericalAberration=2.7, amplitudeContrast=0.1)
+
+    @staticmethod
+    def _read(path):
+        with mrcfile.open(path, permissive=True) as mrc:
+            return np.asarray(mrc.data, dtype=np.float32)
+
+    def _correlations(self, tomoSet):
+        """Pearson correlation with the ground truth of each output and of its raw input."""
+        from isonet2core.metrics import pearson
+        result = {}
+        for tomo in tomoSet:
+            name = tomo.getTsId()
+            truth = self._read(self.dataDir / "ground_truth" / f"{name}.mrc")
+            raw = self._read(self.dataDir / "full" / f"{name}.mrc")
+            result[name] = (pearson(self._read(tomo.getFileName()), truth), pearson(raw, truth))
+        return result
+
+    # ------------------------------------------------------------------ the chain
+    def test_workflow(self):
+        expectedDims = [SHAPE_ZYX[2], SHAPE_ZYX[1], SHAPE_ZYX[0]]
+        full = self._importTomograms("full").Tomograms
+        even = self._importTomograms("even").Tomograms
+        odd = self._importTomograms("odd").Tomograms
+        tsImport = self._run(tomo.protocols.ProtImportTs, filesPath=str(self.dataDir / "ts"),
+                             filesPattern="{TS}.mrc", anglesFrom=0, minAngle=TILT_MIN,
+                             maxAngle=TILT_MAX, stepAngle=TILT_STEP, voltage=300.0,
+                             sphericalAberration=2.7, amplitudeContrast=0.1,
+                             samplingRate=PIXEL_SIZE, magnification=50000,
+                             tiltAxisAngle=0.0, doseInitial=0.0, dosePerFrame=2.0)
+        ctfImport = self._run(tomo.protocols.ProtImportTsCTF, importFrom=ImportChoice.IMOD.value,
+                              filesPath=str(self.dataDir / "ctf"), filesPattern="*.defocus",
+                              inputSetOfTiltSeries=tsImport.outputTiltSeries)
+        ctfs = ctfImport.CTFs
+
+        # deconv: CTF from the IMOD files (defocus at the tilt nearest 0)
+        deconv = self._run(ProtIsoNet2Deconv, inputTomograms=full, inputCtfs=ctfs,
+                           numberOfThreads=3, binThreads=1)
+        self.checkTomograms(deconv.tomograms, expectedSetSize=N_TOMOS, expectedSRate=PIXEL_SIZE,
+                            expectedDimensions=expectedDims)
+        self.assertEqual(sorted(deconv.tomograms.getTSIds()), [r["name"] for r in self.records])
+
+        # make mask on the deconvolved tomograms
+        mask = self._run(ProtIsoNet2MakeMask, inputTomograms=deconv.tomograms,
+                         numberOfThreads=3, binThreads=1)
+        self.checkTomoMasks(mask.tomoMasks, expectedSetSize=N_TOMOS, expectedSRate=PIXEL_SIZE,
+                            expectedDimensions=expectedDims)
+        for tomoMask in mask.tomoMasks:
+            values = np.unique(self._read(tomoMask.getFileName()))
+            self.assertTrue(set(values.tolist()) <= {0.0, 1.0} and values.size == 2)
