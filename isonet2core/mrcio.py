@@ -10,6 +10,10 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
   command calls it on all its inputs before long work.
 * :func:`read_mrc` returns the data as float32 with the voxel size; :func:`open_mrc` a
   read-only memory map for streaming large volumes.
+* :func:`check_data` streams the data once (memory-mapped, slab by slab) and refuses NaN,
+  infinite or constant volumes, naming the file; :func:`check_same_grid` refuses maps of one
+  tomogram (even/odd halves) that differ in shape or voxel size. Commands call both on their
+  inputs while validating, before long work.
 * :func:`write_mrc` writes float32 atomically (temporary file in the same folder, then
   ``os.replace``) and refuses to write over any path listed in ``protect`` (the caller's
   inputs), comparing resolved paths so that symbolic and hard links are caught too.
@@ -21,7 +25,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Tuple, Union
+from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import mrcfile
 import mrcfile.dtypes
@@ -154,6 +158,52 @@ def open_mrc(path: PathLike, *, info: Optional[MRCInfo] = None) -> np.memmap:
     info = info or read_header(path)
     return np.memmap(info.path, dtype=info.dtype, mode="r", offset=info.data_offset,
                      shape=info.shape)
+
+
+_CHECK_CHUNK_VOXELS = 16 * 1024 * 1024  # voxels per slab read by check_data (64 MiB as float32)
+
+
+def check_data(path: PathLike, *, info: Optional[MRCInfo] = None) -> MRCInfo:
+    """Read the data of an MRC file once, slab by slab (memory-mapped, bounded memory), and raise
+    ``ValueError`` naming the file when a voxel is NaN or infinite or every voxel has one value.
+
+    Returns the header info. Used while validating a command's inputs, before long work.
+    """
+    info = info or read_header(path)
+    data = open_mrc(info.path, info=info)
+    nz, ny, nx = info.shape
+    step = max(1, _CHECK_CHUNK_VOXELS // max(1, ny * nx))
+    floating = np.issubdtype(info.dtype, np.floating)
+    lo, hi = np.inf, -np.inf
+    for z0 in range(0, nz, step):
+        slab = np.asarray(data[z0:z0 + step])
+        if floating:
+            finite = np.isfinite(slab)
+            if not finite.all():
+                bad = int(slab.size - np.count_nonzero(finite))
+                first = z0 + int(np.argwhere(~finite)[0][0])
+                raise ValueError(f"{info.path} has {bad} NaN or infinite voxel(s) in z slices "
+                                 f"{z0}..{min(z0 + step, nz) - 1} (first in slice {first}); "
+                                 "expected finite values")
+        lo, hi = min(lo, float(slab.min())), max(hi, float(slab.max()))
+    if lo == hi:
+        raise ValueError(f"{info.path} is constant (every voxel is {lo}); expected a tomogram "
+                         "with contrast")
+    return info
+
+
+def check_same_grid(infos: Sequence[MRCInfo]) -> None:
+    """``ValueError`` naming the files when maps that must overlay voxel for voxel (the even and
+    odd halves of a tomogram) differ in shape or in header voxel size (0 = unknown, not compared)."""
+    first = infos[0]
+    for other in infos[1:]:
+        if other.shape != first.shape:
+            raise ValueError(f"half maps differ in shape: {first.path} {first.shape} vs "
+                             f"{other.path} {other.shape}")
+        a, b = first.voxel_size_a, other.voxel_size_a
+        if a > 0 and b > 0 and abs(a - b) > 1e-3 * max(a, b):
+            raise ValueError(f"half maps differ in voxel size: {first.path} {a:g} A vs "
+                             f"{other.path} {b:g} A")
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -53,12 +53,12 @@ def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
 
 
 def check_maps(paths: Sequence[Path]) -> mrcio.MRCInfo:
-    """Check the headers (cheap); the halves of a pair must have one shape. Returns the first."""
+    """Check the headers, then the data (finite, not constant; one streamed read); the halves of
+    a pair must have one shape and voxel size. Returns the first map's header."""
     infos = [mrcio.read_header(p) for p in paths]
-    for info in infos[1:]:
-        if info.shape != infos[0].shape:
-            raise ValueError(f"half maps differ in shape: {infos[0].path} {infos[0].shape} vs "
-                             f"{info.path} {info.shape}")
+    mrcio.check_same_grid(infos)
+    for info in infos:
+        mrcio.check_data(info.path, info=info)
     return infos[0]
 
 
@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
         check_output(target, sources)
         jobs.append((row, microscope, sources, target))
+    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
 
     from isonet2core.deconv import deconvolve  # torch only once the inputs are known good
 

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
         check_output(target, sources)
         jobs.append((row, pixel_size_a, sources, target))
+    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
 
     from isonet2core.masking import make_mask
 
