@@ -33,9 +33,10 @@
   were never re-wedged, so its inputs are not masked either;
 * the tilt range and microscope come from each tomogram's STAR row; the CTF settings that the
   model was trained with (``ctf_mode``, ``do_phaseflip_input``) from the checkpoint;
-* everything is validated first (model files, STAR, every input header, halves of equal shape,
-  output names distinct from inputs); each MRC is written atomically with the input's voxel
-  size, never over an input, and the STAR file is rewritten atomically after each tomogram, so
+* everything is validated first (model files, STAR, every input header, the data of every
+  input (finite, not constant; one streamed read), halves of equal shape and voxel size,
+  output names distinct from inputs, the output folder created); each MRC is written
+  atomically with the input's voxel size, never over an input, and the STAR file is rewritten atomically after each tomogram, so
   an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs.
 """
 from __future__ import annotations
@@ -196,6 +197,9 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
         if len(infos) == 2 and infos[0].shape != infos[1].shape:
             raise ValueError(f"{name}: even half {inputs[0]} has shape {infos[0].shape} but odd half "
                              f"{inputs[1]} has {infos[1].shape}")
+        mrcio.check_same_grid(infos)
+        for info in infos:
+            mrcio.check_data(info.path, info=info)
         voxel = infos[0].voxel_size_a or microscope.pixel_size_a
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
@@ -212,6 +216,7 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
     clash = [p for p in outputs if p.resolve() in inputs]
     if clash:
         raise ValueError(f"output {clash[0]} would overwrite an input; choose another --output_dir")
+    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     return jobs
 
 
