@@ -1,0 +1,64 @@
+"""Several processes training one model: DistributedDataParallel launch and helpers.
+
+One process per GPU (``torch.multiprocessing.spawn``), NCCL between GPUs; ``gloo`` when the
+processes run on the CPU (used by the tests to exercise the same code path without GPUs).
+Every process draws the same global batch (the cube plan and augmentations are re-derived
+from the seed and the epoch, :mod:`.sampler`), keeps the rows ``rank::world_size`` of it and
+DistributedDataParallel averages the gradients, so the weights stay identical on all ranks and
+the global batch equals ``batch_size``. Rank 0 alone writes files.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def free_port() -> int:
+    """An unused TCP port on the loopback interface for the rendezvous."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _entry(rank: int, world_size: int, port: int, backend: str,
+           worker: Callable[..., Any], args: Sequence[Any]) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group(backend, rank=rank, world_size=world_size)
+    try:
+        worker(rank, world_size, *args)
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(worker: Callable[..., Any], world_size: int, args: Sequence[Any], *, backend: str) -> None:
+    """Run ``worker(rank, world_size, *args)`` in ``world_size`` spawned processes joined in one
+    process group (``backend`` "nccl" for GPUs, "gloo" for the CPU). ``worker`` must be a
+    module-level function and ``args`` picklable. An exception in any process is re-raised here."""
+    if world_size < 2:
+        raise ValueError(f"distributed training needs at least 2 processes, got {world_size}")
+    mp.spawn(_entry, args=(world_size, free_port(), backend, worker, tuple(args)),
+             nprocs=world_size, join=True)
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values`` over all processes (unchanged when not distributed)."""
+    if not is_distributed():
+        return values
+    out = values.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / dist.get_world_size()
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()

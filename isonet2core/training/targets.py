@@ -1,0 +1,245 @@
+"""Network inputs and training targets for each method and CTF mode (refine steps 2-4, denoise).
+
+All tensors are float32 batches ``(b, 1, n, n, n)`` of normalised cubes; Fourier filters use
+the ``rfftn`` layout ``(n, n, n // 2 + 1)`` (unshifted, :mod:`isonet2core.fourier`), stacked per
+cube as ``(b, 1, n, n, n // 2 + 1)`` so that every cube carries its own tomogram's wedge and CTF.
+Half 0 is the even map, half 1 the odd map.
+
+**isonet2-n2n** (even/odd pairs), per cube pair ``v0, v1`` cut at the same place:
+
+1. (step 2, no gradient, network in eval mode) ``f_h = f(v_h)``; wedge-filled cubes
+   ``v~_h = IFFT((1 - M) * C * FFT(f_h + N_h) + M * FFT(v_h))`` with ``N_h`` white Gaussian
+   noise of variance ``s^2`` (independent per half) and ``C`` the effective CTF in network
+   mode (:func:`isonet2core.ctf.effective_ctf`), 1 otherwise.
+   Noise level: the paper's ``s^2 = Var(v0 - v1) - Var(f(v0) - f(v1))`` is measured here per
+   cube pair, spectrally, and per half (the factor 1/2): with ``D = FFT(v0 - v1)`` and
+   ``E = FFT(f0 - f1)`` (orthonormal), ``s^2 = max(0, mean_{k in M} |D_k|^2 - mean_{k not in M}
+   |E_k|^2) / 2``. ``mean_{k in M} |D_k|^2`` is the noise power per frequency of the difference
+   where the data are measured (the wedge of a WBP map holds no noise to measure, so a
+   real-space variance would understate it by the measured fraction), halved for one half;
+   the second term is the noise the network output still carries in the wedge, which the
+   filled region already contains. Clamped at 0. A fresh (identity) network therefore fills
+   the wedge with noise of the data's level; a perfect denoiser adds exactly the removed noise.
+   In network mode the noise is CTF-filtered together with ``f_h``, as the paper's formula says.
+2. (step 3) one rotation ``R`` per pair (:mod:`.rotations`), the same for both halves:
+   input ``u_h = IFFT(M * FFT(R(v~_h) + n_h))``, target ``t_h = R(v~_{1-h})`` (the OTHER half),
+   masks ``M`` (input) and ``R(M)`` (target) for the masked loss. ``n_h`` is the optional
+   synthetic noise (``noise_level``), zero by default.
+3. (step 4) wiener mode: ``t_h <- IFFT(W * FFT(t_h))`` with the user's ``snrfalloff``,
+   ``deconvstrength``, ``highpassnyquist`` (:func:`isonet2core.ctf.wiener_filter`); network
+   mode: the trainer compares ``IFFT(CTF_eff * FFT(f(u_h)))`` with ``t_h``
+   (:attr:`Batch.output_ctf`). CTF_eff has the first-peak clipping and the B-factor envelope
+   applied once.
+
+**isonet2** (one map): the same without the pair: ``N = 0``, the target is the rotated filled
+cube of the same map, and ``mw_weight`` applies as for N2N. Optional synthetic noise
+``noise_level`` (a multiple of the normalised map's std of 1) is added to the input before
+the wedge is applied (so it looks like measured noise): ``white`` (flat spectrum), ``ramp``
+(amplitude proportional to ``|k|``, the spectrum of weighted back-projection noise) or
+``hamming`` (the ramp times a Hamming window ``0.54 + 0.46 cos(2 pi |k|)``, i.e. WBP noise
+with the usual apodisation); each shaped noise is rescaled to unit variance first.
+
+**n2n** (denoise): input ``v_h``, target ``v_{1-h}``, no wedge filling; the only rotations are
+augmentations that keep the wedge in place (:data:`.rotations.WEDGE_KEEPING_ROTATIONS`, same
+for input and target), so the network sees the wedge orientation it will meet in prediction.
+Plain (unmasked) loss. CTF modes as above.
+
+**CTF modes.** ``None``: none. ``phase_only``: input and target cubes are phase flipped
+(``IFFT(sign(T) FFT(v))``) unless the tomograms are already flipped (``isCTFflipped``).
+``wiener`` and ``network``: the cubes are phase flipped when ``do_phaseflip_input`` (and not
+already flipped); the CTF used downstream is then ``|CTF|``, else its signed value. Phase
+flipping happens on each cube before anything else, so inputs and targets agree.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from isonet2core import ctf, fourier, wedge
+from isonet2core.config import Microscope, TrainConfig
+from isonet2core.training import rotations as rot
+from isonet2core.training.loss import rfft_weights
+
+DIMS = (-3, -2, -1)
+
+
+@dataclass
+class CubeFilters:
+    """Fourier filters of one tomogram at the cube size, on the training device.
+
+    ``wedge_full`` ``(n, n, n)`` full layout (for rotation); the others rfft layout
+    ``(n, n, n // 2 + 1)``: ``wedge`` (M), ``flip`` (sign of the CTF, to phase flip cubes; None =
+    no flipping), ``ctf`` (CTF_eff of network mode, signed or ``|.|`` to match the cubes; None =
+    not network mode), ``target_filter`` (Wiener filter of wiener mode; None otherwise).
+    """
+    wedge_full: torch.Tensor
+    wedge: torch.Tensor
+    flip: Optional[torch.Tensor] = None
+    ctf: Optional[torch.Tensor] = None
+    target_filter: Optional[torch.Tensor] = None
+
+
+def cubes_are_flipped(cfg: TrainConfig) -> bool:
+    """True when the training cubes are phase flipped (by the user or by us)."""
+    if cfg.ctf_mode is None:
+        return False
+    return cfg.is_ctf_flipped or cfg.ctf_mode == "phase_only" or cfg.do_phaseflip_input
+
+
+def cube_filters(cube_size: int, microscope: Microscope, cfg: TrainConfig,
+                 device: torch.device) -> CubeFilters:
+    """Precompute the filters of one tomogram (its tilt range and microscope) for ``cfg``."""
+    shape = (cube_size,) * 3
+    full = wedge.wedge_mask(shape, microscope.tilt_min_deg, microscope.tilt_max_deg, device=device)
+    out = CubeFilters(wedge_full=full, wedge=full[..., : cube_size // 2 + 1].contiguous())
+    if cfg.ctf_mode is None:
+        return out
+    flipped = cubes_are_flipped(cfg)
+    if flipped and not cfg.is_ctf_flipped:
+        out.flip = ctf.ctf_sign(shape, microscope, rfft=True, device=device)
+    if cfg.ctf_mode == "network":
+        eff = ctf.effective_ctf(shape, microscope, bfactor=cfg.bfactor,
+                                clip_first_peak_mode=cfg.clip_first_peak_mode, rfft=True, device=device)
+        out.ctf = eff.abs() if flipped else eff
+    elif cfg.ctf_mode == "wiener":
+        out.target_filter = ctf.wiener_filter(shape, microscope, snrfalloff=cfg.snrfalloff,
+                                              deconvstrength=cfg.deconvstrength,
+                                              highpassnyquist=cfg.highpassnyquist,
+                                              phaseflipped=flipped, rfft=True, device=device)
+    return out
+
+
+@dataclass
+class Batch:
+    """One training batch: ``inputs``/``targets`` ``(h * b, 1, n, n, n)`` (half 0 first);
+    ``input_mask``/``target_mask`` ``(h * b, 1, n, n, n//2+1)`` for the masked loss (None: plain
+    loss); ``output_ctf`` the filter applied to the network output before the loss (network mode)."""
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    input_mask: Optional[torch.Tensor] = None
+    target_mask: Optional[torch.Tensor] = None
+    output_ctf: Optional[torch.Tensor] = None
+    noise_std: Optional[torch.Tensor] = None   # (b,) the fill noise s of each cube pair (n2n)
+
+
+def _stack(filters: Sequence[CubeFilters], name: str) -> Optional[torch.Tensor]:
+    values = [getattr(f, name) for f in filters]
+    if values[0] is None:
+        return None
+    return torch.stack(values).unsqueeze(1)
+
+
+def _filter(x: torch.Tensor, filt: Optional[torch.Tensor]) -> torch.Tensor:
+    return x if filt is None else fourier.apply_fourier_filter(x, filt)
+
+
+def _mean_power(spectrum: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch.Tensor:
+    """Per-cube mean of ``|spectrum|^2`` over the frequencies selected by ``weight`` (rfft layout,
+    each full-spectrum frequency counted once); ``(b,)``."""
+    cols = rfft_weights(n_x, device=spectrum.device)
+    w = weight * cols
+    power = (spectrum.real ** 2 + spectrum.imag ** 2) * w
+    return power.sum(dim=(1, 2, 3, 4)) / w.expand_as(power).sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
+
+
+def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
+                   wedge_rfft: torch.Tensor) -> torch.Tensor:
+    """``s`` per cube pair ``(b,)`` (see the module docstring): sqrt of
+    ``max(0, mean_M |FFT(v0 - v1)|^2 - mean_{1-M} |FFT(f0 - f1)|^2) / 2``."""
+    n_x = v0.shape[-1]
+    d = torch.fft.rfftn(v0 - v1, dim=DIMS, norm="ortho")
+    e = torch.fft.rfftn(f0 - f1, dim=DIMS, norm="ortho")
+    var = (_mean_power(d, wedge_rfft, n_x) - _mean_power(e, 1.0 - wedge_rfft, n_x)).clamp_min(0.0) / 2.0
+    return var.sqrt()
+
+
+def shaped_noise(shape, mode: str, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Unit-variance noise ``shape = (b, 1, n, n, n)``: ``white``, ``ramp`` or ``hamming`` spectra."""
+    noise = torch.randn(shape, generator=generator, device=device)
+    if mode == "white":
+        return noise
+    if mode not in ("ramp", "hamming"):
+        raise ValueError(f"noise_mode must be white, ramp or hamming, got {mode!r}")
+    k = fourier.radial_freq(shape[-3:], rfft=True, device=device)
+    filt = k.clone()
+    if mode == "hamming":
+        filt = filt * (0.54 + 0.46 * torch.cos(2.0 * math.pi * k.clamp(max=0.5)))
+    shaped = fourier.apply_fourier_filter(noise, filt)
+    return shaped / shaped.std(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-12)
+
+
+def _rotate_pair_masks(filters: Sequence[CubeFilters], rotations) -> torch.Tensor:
+    n = filters[0].wedge_full.shape[-1]
+    masks = [rot.rotate_masks(f.wedge_full, [r])[0] for f, r in zip(filters, rotations)]
+    return torch.stack(masks)[..., : n // 2 + 1].unsqueeze(1).contiguous()
+
+
+Predictor = Callable[[int, torch.Tensor], torch.Tensor]
+"""``predict(half, cubes (b, 1, n, n, n)) -> (b, 1, n, n, n)`` float32, without gradient: the
+current network(s) in eval mode (half selects the network of split-halves training)."""
+
+
+def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predict: Predictor,
+                 rotations: Sequence[rot.Rotation], cfg: TrainConfig,
+                 generator: torch.Generator) -> Batch:
+    """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for
+    one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps; ``filters``: one per
+    cube; ``rotations``: one per cube; ``generator`` drives the noise."""
+    n_maps, b = cubes.shape[0], cubes.shape[1]
+    device = cubes.device
+    m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
+    flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
+    v = [_filter(cubes[h], flip) for h in range(n_maps)]
+    with torch.no_grad():
+        f = [predict(h, v[h]).float() for h in range(n_maps)]
+        if n_maps == 2:
+            s = fill_noise_std(v[0], v[1], f[0], f[1], m)
+        else:
+            s = torch.zeros(b, device=device)
+        filled = []
+        for h in range(n_maps):
+            noisy = f[h] + s.view(b, 1, 1, 1, 1) * torch.randn(f[h].shape, generator=generator, device=device)
+            fill = torch.fft.rfftn(noisy, dim=DIMS)
+            if c is not None:
+                fill = fill * c
+            spec = (1.0 - m) * fill + m * torch.fft.rfftn(v[h], dim=DIMS)
+            filled.append(torch.fft.irfftn(spec, s=v[h].shape[-3:], dim=DIMS))
+        rotated = [rot.rotate_volumes(x, rotations) for x in filled]
+        target_mask = _rotate_pair_masks(filters, rotations)
+        inputs, targets = [], []
+        for h in range(n_maps):
+            x = rotated[h]
+            if cfg.noise_level > 0:
+                x = x + cfg.noise_level * shaped_noise(x.shape, cfg.noise_mode, generator, device)
+            inputs.append(fourier.apply_fourier_filter(x, m))
+            targets.append(_filter(rotated[1 - h] if n_maps == 2 else rotated[h], wien))
+    rep = (lambda t: None if t is None else t.repeat(n_maps, 1, 1, 1, 1))
+    return Batch(inputs=torch.cat(inputs), targets=torch.cat(targets), input_mask=rep(m),
+                 target_mask=rep(target_mask), output_ctf=rep(c),
+                 noise_std=s if n_maps == 2 else None)
+
+
+def denoise_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters],
+                  rotations: Sequence[rot.CubeRotation]) -> Batch:
+    """Inputs and targets of Noise2Noise denoising: ``cubes`` ``(2, b, 1, n, n, n)`` (even, odd);
+    inputs ``[v0, v1]``, targets ``[v1, v0]``, each pair turned by its (wedge-keeping) rotation."""
+    if cubes.shape[0] != 2:
+        raise ValueError("denoise needs even and odd cubes")
+    flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
+    with torch.no_grad():
+        v = [rot.rotate_volumes(_filter(cubes[h], flip), rotations) for h in range(2)]
+        targets = [_filter(v[1], wien), _filter(v[0], wien)]
+    return Batch(inputs=torch.cat(v), targets=torch.cat(targets),
+                 output_ctf=None if c is None else c.repeat(2, 1, 1, 1, 1))
+
+
+def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_weight: float):
+    """The rotations of a batch: wedge-moving (plus arbitrary) ones for refine, wedge-keeping
+    augmentations for denoise."""
+    if method == "n2n":
+        return rot.sample_rotations(n, rng, 0.0, rot.WEDGE_KEEPING_ROTATIONS)
+    return rot.sample_rotations(n, rng, random_rot_weight, rot.WEDGE_MOVING_ROTATIONS)

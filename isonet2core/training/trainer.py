@@ -1,0 +1,438 @@
+"""The training loop of ``refine`` and ``denoise``: optimiser, schedule, checkpoints, resume.
+
+``train(cfg, tomograms, run)`` trains the network(s) of ``cfg.method`` on the cubes of
+``tomograms`` and writes into ``run.output_dir``:
+
+* ``network_{method}_{arch}_{cube}_full.pt`` after every epoch (atomically replaced) and the
+  copies ``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` every ``save_interval`` epochs and
+  after the last one (each epoch its own file). Each holds the weights (``model_state``, and
+  ``model2_state`` for split halves: the even-trained network first, the odd-trained second,
+  as :mod:`isonet2core.predict` applies them), optimiser, schedule and scaler states, the epoch,
+  the RNG scheme, the whole configuration (``config.to_dict(TrainConfig)``), normalisation,
+  tilt range and microscope per tomogram, the loss history, the version and the command line;
+* ``config.json`` (the same configuration and tomograms), ``loss_history.json`` and ``loss.png``;
+* with ``with_preview``: ``preview/<tomogram>_epoch{NNN}.mrc``, the first tomogram predicted
+  with the current network every ``save_interval`` epochs and after the last (training is never
+  shortened by it).
+
+Optimisation: AdamW, learning rate on a cosine from ``learning_rate`` (epoch 1) to
+``learning_rate_min`` (last epoch), set at the start of each epoch (a pure function of the
+epoch, so resuming needs no scheduler object); gradients accumulated over ``acc_batches``
+batches. Mixed precision on CUDA (bfloat16 autocast where supported, else float16 with a
+GradScaler); full float32 on the CPU. Fourier arithmetic (targets, CTF, loss) is float32.
+
+Batch size ``None`` (auto): CPU 4 cubes when ``cube_size <= 48``, else 2; CUDA per GPU
+``clamp(floor(0.5 * memory / estimate), 1, 16)`` where ``estimate`` is the activation memory
+of one cube for the architecture (:func:`activation_bytes_per_cube`, about 14 stored float32
+feature maps per level, a deliberately generous rule), times the number of GPUs.
+
+Reproducibility: the model is initialised from ``torch.manual_seed(seed)``; epoch ``e`` cuts its
+cubes with ``default_rng([seed, e, 0])``, draws rotations from ``default_rng([seed, e, 1])`` and
+noise from a torch generator seeded by that stream (per rank). Everything an epoch does is a
+function of the seed, the epoch and the weights/optimiser state at its start, so a run resumed
+from any checkpoint continues exactly as the uninterrupted run would (bit-identical on the CPU).
+
+Several GPUs: one process per GPU with DistributedDataParallel (:mod:`.distributed`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from isonet2core import __version__, checkpoint, config as config_mod, predict, report
+from isonet2core.config import Microscope, PredictConfig, TrainConfig
+from isonet2core.device import select_devices
+from isonet2core.fourier import apply_fourier_filter
+from isonet2core.mrcio import write_mrc
+from isonet2core.nets.unet import ARCH_CHANNELS, build_unet
+from isonet2core.training import distributed, sampler, targets
+from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "loss_history.json"
+LOSS_PNG = "loss.png"
+CONFIG_FILE = "config.json"
+PREVIEW_DIR = "preview"
+
+
+@dataclass(frozen=True)
+class TomogramSpec:
+    """One tomogram to train on: ``map_paths`` (even, odd) for N2N methods or one map for
+    ``isonet2``; its microscope (tilt range and optics), cubes per epoch and optional mask."""
+    name: str
+    map_paths: Tuple[Path, ...]
+    microscope: Microscope
+    n_subtomos: int
+    mask_path: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run (not what to learn): output folder, devices, resume / fine-tune sources.
+
+    ``resume``: a checkpoint to continue from (its weights, optimiser and epoch);
+    ``pretrained_model``: a checkpoint whose weights start a new run (fine-tuning);
+    ``cpu_processes`` > 1 runs DistributedDataParallel over that many CPU processes (gloo),
+    the multi-GPU code path without GPUs; ``progress``: tqdm bars on stderr.
+    """
+    output_dir: Path
+    device: str = "auto"
+    gpu_ids: Optional[str] = None
+    ncpus: int = 4
+    resume: Optional[Path] = None
+    pretrained_model: Optional[Path] = None
+    command_line: Tuple[str, ...] = ()
+    progress: bool = True
+    cpu_processes: int = 1
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    epoch_paths: List[Path] = field(default_factory=list)
+    history: List[dict] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# pure rules
+# ---------------------------------------------------------------------------------------------
+def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
+    """Learning rate of epoch ``epoch`` (1-based): ``lr_max`` at epoch 1, ``lr_min`` at the last."""
+    if epochs <= 1:
+        return lr_max
+    t = (epoch - 1) / (epochs - 1)
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def activation_bytes_per_cube(arch: str, cube_size: int) -> float:
+    """Rough training memory of one cube: 14 float32 feature maps per U-Net level."""
+    return float(sum(c * (cube_size / 2 ** i) ** 3 for i, c in enumerate(ARCH_CHANNELS[arch]))) * 14 * 4
+
+
+def auto_batch_size(devices: Sequence[torch.device], arch: str, cube_size: int) -> int:
+    """The batch size of ``batch_size=None`` (see the module docstring)."""
+    if devices[0].type != "cuda":
+        return 4 if cube_size <= 48 else 2
+    memory = min(torch.cuda.get_device_properties(d).total_memory for d in devices)
+    per_gpu = int(max(1, min(16, math.floor(0.5 * memory / activation_bytes_per_cube(arch, cube_size)))))
+    return per_gpu * len(devices)
+
+
+def amp_dtype(device: torch.device, mixed_precision: bool) -> Optional[torch.dtype]:
+    """Autocast dtype: None on the CPU or without mixed precision; bf16 where CUDA supports it."""
+    if device.type != "cuda" or not mixed_precision:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _atomic_json(path: Path, data) -> None:
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> TrainResult:
+    """Train per ``cfg`` on ``tomograms``; see the module docstring. Returns the model paths and
+    the loss history. ``ValueError`` for unusable settings before any training."""
+    cfg.validate()
+    if not tomograms:
+        raise ValueError("no tomograms to train on")
+    n_maps = 1 if cfg.method == "isonet2" else 2
+    for t in tomograms:
+        if len(t.map_paths) != n_maps:
+            raise ValueError(f"tomogram {t.name}: method {cfg.method} needs {n_maps} map(s), "
+                             f"got {len(t.map_paths)}")
+    if cfg.split_halves and n_maps != 2:
+        raise ValueError("split_halves needs even/odd halves (method isonet2-n2n or n2n)")
+    devices = select_devices(run.device, run.gpu_ids)
+    world = len(devices) if devices[0].type == "cuda" else max(1, int(run.cpu_processes))
+    batch_size = cfg.batch_size or auto_batch_size(devices, cfg.arch, cfg.cube_size)
+    if batch_size % world:
+        raise ValueError(f"batch_size {batch_size} must be a multiple of the number of processes ({world})")
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    log.info("training %s (%s, cube %d) on %s, batch %d, %d epoch(s)", cfg.method, cfg.arch,
+             cfg.cube_size, ", ".join(map(str, devices if devices[0].type == "cuda" else [f"cpu x{world}"])),
+             batch_size, cfg.epochs)
+    if world > 1:
+        distributed.launch(_worker, world, (cfg, list(tomograms), run, devices, batch_size),
+                           backend="nccl" if devices[0].type == "cuda" else "gloo")
+        final = checkpoint.load_checkpoint(checkpoint.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
+        return TrainResult(checkpoint.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
+                           _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
+    return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
+
+
+def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
+    return [checkpoint.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
+            for e in range(1, cfg.epochs + 1)
+            if checkpoint.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
+
+
+class _Session:
+    """State of one process's training run."""
+
+    def __init__(self, rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpec],
+                 run: RunSettings, devices: List[torch.device], batch_size: int):
+        self.rank, self.world, self.cfg, self.run = rank, world, cfg, run
+        self.tomograms = tomograms
+        self.device = devices[rank] if devices[0].type == "cuda" else devices[0]
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.batch_size = batch_size
+        self.n_maps = 1 if cfg.method == "isonet2" else 2
+        self.sources = [sampler.open_source(t.name, t.map_paths, t.microscope, t.n_subtomos,
+                                            cfg.cube_size, t.mask_path) for t in tomograms]
+        cache: Dict[Microscope, targets.CubeFilters] = {}
+        for t in tomograms:
+            if t.microscope not in cache:
+                cache[t.microscope] = targets.cube_filters(cfg.cube_size, t.microscope, cfg, self.device)
+        self.filters = [cache[t.microscope] for t in tomograms]
+        torch.manual_seed(cfg.seed)
+        self.models = [build_unet(cfg.arch).to(self.device)]
+        if cfg.split_halves:
+            self.models.append(build_unet(cfg.arch).to(self.device))
+        self.amp = amp_dtype(self.device, cfg.mixed_precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        params = [p for m in self.models for p in m.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
+        self.history: List[dict] = []
+        self.start_epoch = 0
+        self._load_initial_state()
+        if world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_models = [nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in self.models]
+        else:
+            self.train_models = list(self.models)
+
+    # ---- starting points ------------------------------------------------------------------
+    def _load_initial_state(self) -> None:
+        cfg, run = self.cfg, self.run
+        if run.resume is not None:
+            ckpt = checkpoint.load_checkpoint(run.resume, map_location=self.device)
+            checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(run.resume))
+            if ckpt["method"] != cfg.method:
+                raise ValueError(f"{run.resume} was trained with method {ckpt['method']}, not {cfg.method}")
+            if "optimizer_state" not in ckpt or ckpt.get("epoch") is None:
+                raise ValueError(f"{run.resume} holds no optimiser state or epoch; it cannot be resumed "
+                                 "(use it as --pretrained_model instead)")
+            if cfg.split_halves != (ckpt.get("model2_state") is not None):
+                raise ValueError(f"{run.resume}: split_halves={cfg.split_halves} does not match the checkpoint")
+            old = ckpt.get("config") or {}
+            changed = [k for k, v in config_mod.to_dict(cfg).items()
+                       if k in old and old[k] != v and k not in ("epochs", "save_interval", "with_preview")]
+            if changed:
+                log.warning("resuming %s with changed settings: %s", run.resume,
+                            ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
+            self.models[0].load_state_dict(ckpt["model_state"])
+            if cfg.split_halves:
+                self.models[1].load_state_dict(ckpt["model2_state"])
+            self.optimizer.load_state_dict(ckpt["optimizer_state"])
+            if ckpt.get("scaler_state") and self.scaler.is_enabled():
+                self.scaler.load_state_dict(ckpt["scaler_state"])
+            self.start_epoch = int(ckpt["epoch"])
+            self.history = [dict(h) for h in ckpt.get("history") or [] if int(h["epoch"]) <= self.start_epoch]
+            if self.start_epoch >= cfg.epochs:
+                log.warning("%s already trained %d of %d epochs: nothing left to do",
+                            run.resume, self.start_epoch, cfg.epochs)
+            log.info("resuming from %s after epoch %d", run.resume, self.start_epoch)
+        elif run.pretrained_model is not None:
+            ckpt = checkpoint.load_checkpoint(run.pretrained_model, map_location=self.device)
+            checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(run.pretrained_model))
+            self.models[0].load_state_dict(ckpt["model_state"])
+            if cfg.split_halves:
+                self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
+            log.info("fine-tuning the weights of %s", run.pretrained_model)
+
+    # ---- one batch ------------------------------------------------------------------------
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def _predict_no_grad(self, half: int, x: torch.Tensor) -> torch.Tensor:
+        model = self.models[half if self.cfg.split_halves else 0]
+        model.eval()
+        with torch.no_grad(), self._autocast():
+            out = model(x).float()
+        model.train()
+        return out
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            if len(self.train_models) == 1:
+                return self.train_models[0](inputs).float()
+            b = inputs.shape[0] // 2
+            return torch.cat([self.train_models[0](inputs[:b]), self.train_models[1](inputs[b:])]).float()
+
+    def _loss(self, batch: targets.Batch) -> LossTerms:
+        pred = self._forward(batch.inputs)
+        if batch.output_ctf is not None:
+            pred = apply_fourier_filter(pred, batch.output_ctf)
+        if batch.input_mask is None:
+            value = plain_loss(pred, batch.targets, self.cfg.loss_func)
+            return LossTerms(value, value, torch.zeros_like(value))
+        return masked_loss(pred, batch.targets, batch.input_mask, batch.target_mask,
+                           mw_weight=self.cfg.mw_weight, loss_func=self.cfg.loss_func)
+
+    def _batch(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef], rotations,
+               generator: torch.Generator) -> targets.Batch:
+        cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
+        filters = [self.filters[r.source] for r in refs]
+        if self.cfg.method == "n2n":
+            return targets.denoise_batch(cubes, filters, rotations)
+        return targets.refine_batch(cubes, filters, self._predict_no_grad, rotations, self.cfg, generator)
+
+    # ---- epochs ---------------------------------------------------------------------------
+    def run_epoch(self, epoch: int) -> dict:
+        cfg = self.cfg
+        t0 = time.time()
+        lr = cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        plan = sampler.epoch_plan(self.sources, cfg.cube_size, cfg.seed, epoch)
+        steps = sampler.batches(plan, self.batch_size)
+        aug_rng = sampler.epoch_rng(cfg.seed, epoch, 1)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(sampler.epoch_rng(cfg.seed, epoch, 2 + self.rank).integers(2 ** 62)))
+        rot_per_step = [targets.draw_rotations(cfg.method, len(refs), aug_rng, cfg.random_rot_weight)
+                        for refs in steps]
+        mine = [refs[self.rank::self.world] for refs in steps]
+        sums = torch.zeros(3, dtype=torch.float64)
+        bar = _progress(len(steps), f"epoch {epoch}/{cfg.epochs}", self.run.progress and self.rank == 0)
+        for m in self.train_models:
+            m.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(sampler.load_batch, self.sources, mine[0], cfg.cube_size)
+            for i, refs in enumerate(mine):
+                cubes = pending.result()
+                if i + 1 < len(mine):
+                    pending = pool.submit(sampler.load_batch, self.sources, mine[i + 1], cfg.cube_size)
+                batch = self._batch(cubes, refs, rot_per_step[i][self.rank::self.world], generator)
+                terms = self._loss(batch)
+                self.scaler.scale(terms.total / cfg.acc_batches).backward()
+                if (i + 1) % cfg.acc_batches == 0 or i + 1 == len(mine):
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    self.optimizer.zero_grad(set_to_none=True)
+                values = torch.stack([t.detach().double().cpu() for t in terms])
+                sums += values
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values[0]:.4g}", n2n=f"{values[1]:.4g}", mw=f"{values[2]:.4g}")
+        if bar is not None:
+            bar.close()
+        means = distributed.all_reduce_mean(sums / len(mine))
+        entry = {"epoch": epoch, "loss": float(means[0]), "n2n_loss": float(means[1]),
+                 "mw_loss": float(means[2]), "learning_rate": lr, "steps": len(steps),
+                 "seconds": round(time.time() - t0, 3)}
+        log.info("epoch %d/%d: loss %.5g (n2n %.5g, missing wedge %.5g), lr %.3g, %d steps, %.1f s",
+                 epoch, cfg.epochs, entry["loss"], entry["n2n_loss"], entry["mw_loss"], lr,
+                 len(steps), entry["seconds"])
+        return entry
+
+    # ---- files ----------------------------------------------------------------------------
+    def state(self, epoch: int) -> dict:
+        cfg = self.cfg
+        tomos = {t.name: {**config_mod.to_dict(t.microscope),
+                          "maps": [str(p) for p in t.map_paths],
+                          "mask": None if t.mask_path is None else str(t.mask_path),
+                          "n_subtomos": t.n_subtomos} for t in self.tomograms}
+        norm = {s.name: {"mean": s.stats[0][0], "std": s.stats[0][1],
+                         "maps": [{"mean": m, "std": sd} for m, sd in s.stats]} for s in self.sources}
+        return {
+            "model_state": self.models[0].state_dict(),
+            "model2_state": self.models[1].state_dict() if cfg.split_halves else None,
+            "arch": cfg.arch, "cube_size": cfg.cube_size, "method": cfg.method,
+            "config": config_mod.to_dict(cfg), "batch_size": self.batch_size, "epoch": epoch,
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": {"kind": "cosine-per-epoch", "epochs": cfg.epochs,
+                                "learning_rate": cfg.learning_rate,
+                                "learning_rate_min": cfg.learning_rate_min, "last_epoch": epoch},
+            "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng_state": {"scheme": "numpy default_rng([seed, epoch, stream]); torch noise generator "
+                                    "seeded from stream 2 + rank", "seed": cfg.seed,
+                          "next_epoch": epoch + 1, "torch_cpu": torch.get_rng_state()},
+            "normalization": norm, "tomograms": tomos, "history": list(self.history),
+            "command_line": list(self.run.command_line),
+        }
+
+    def save(self, epoch: int) -> List[Path]:
+        cfg, out = self.cfg, self.run.output_dir
+        state = self.state(epoch)
+        written = [checkpoint.save_checkpoint(checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
+        if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
+            written.append(checkpoint.save_checkpoint(
+                checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
+        _atomic_json(out / HISTORY_FILE, self.history)
+        _atomic_json(out / CONFIG_FILE, {"config": state["config"], "batch_size": self.batch_size,
+                                         "tomograms": state["tomograms"],
+                                         "normalization": state["normalization"],
+                                         "isonet2core_version": __version__,
+                                         "command_line": state["command_line"]})
+        report.plot_loss_history(self.history, out / LOSS_PNG)
+        return written
+
+    def preview(self, epoch: int) -> Path:
+        t, src = self.tomograms[0], self.sources[0]
+        phaseflip = predict.input_needs_phaseflip(config_mod.to_dict(self.cfg), self.cfg.is_ctf_flipped)
+        out = predict.predict_volume(self.models[0], src.maps[0], cube_size=self.cfg.cube_size,
+                                     config=PredictConfig(mixed_precision=self.cfg.mixed_precision),
+                                     microscope=t.microscope, phaseflip=phaseflip, device=self.device,
+                                     name=str(t.map_paths[0]))
+        self.models[0].train()
+        voxel = t.microscope.pixel_size_a
+        path = self.run.output_dir / PREVIEW_DIR / f"{predict._safe_name(t.name)}_epoch{epoch:03d}.mrc"
+        return write_mrc(path, out, voxel, protect=list(t.map_paths))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, leave=True, dynamic_ncols=True)
+
+
+def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpec], run: RunSettings,
+            devices: List[torch.device], batch_size: int) -> TrainResult:
+    if devices[0].type == "cpu":
+        torch.set_num_threads(max(1, min(run.ncpus, os.cpu_count() or 1) // world))
+    session = _Session(rank, world, cfg, tomograms, run, devices, batch_size)
+    out = run.output_dir
+    full = checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
+    epoch_paths: List[Path] = []
+    for epoch in range(session.start_epoch + 1, cfg.epochs + 1):
+        entry = session.run_epoch(epoch)
+        session.history.append(entry)
+        if rank == 0:
+            written = session.save(epoch)
+            epoch_paths.extend(p for p in written if p != full)
+            if cfg.with_preview and (epoch % cfg.save_interval == 0 or epoch == cfg.epochs):
+                log.info("preview: %s", session.preview(epoch))
+        distributed.barrier()
+    if rank == 0 and session.start_epoch >= cfg.epochs and not full.exists():
+        session.save(session.start_epoch)
+    return TrainResult(full, epoch_paths, list(session.history))

@@ -1,0 +1,102 @@
+"""Cube sampling (refine step 1): identical coordinates in halves, mask, borders, seeds."""
+import numpy as np
+import pytest
+
+from isonet2core import mrcio, normalize
+from isonet2core.config import Microscope
+from isonet2core.training import sampler
+
+CUBE = 16
+SHAPE = (32, 40, 48)
+MIC = Microscope(pixel_size_a=10.0)
+
+
+def _coordinate_map(shape=SHAPE):
+    z, y, x = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
+    return z * 10000 + y * 100 + x
+
+
+def _source(mask=None, n=50):
+    even = _coordinate_map()
+    odd = 2.0 * even + 5.0
+    stats = (normalize.normalization_stats(even), normalize.normalization_stats(odd))
+    return sampler.TomogramSource("t", (even, odd), stats, MIC, n, mask)
+
+
+def test_even_and_odd_cubes_come_from_identical_coordinates():
+    src = _source()
+    plan = sampler.epoch_plan([src], CUBE, seed=3, epoch=1)
+    cubes = sampler.load_batch([src], plan[:6], CUBE)
+    assert cubes.shape == (2, 6, CUBE, CUBE, CUBE)
+    (m0, s0), (m1, s1) = src.stats
+    even = cubes[0] * s0 + m0
+    odd = cubes[1] * s1 + m1
+    np.testing.assert_allclose(odd, 2 * even + 5, rtol=1e-5)
+    # the cube is centred on the planned centre: cube[n//2, n//2, n//2] is the centre voxel
+    for ref, cube in zip(plan[:6], even):
+        z, y, x = ref.centre
+        assert cube[CUBE // 2, CUBE // 2, CUBE // 2] == pytest.approx(z * 10000 + y * 100 + x, abs=0.5)
+
+
+def test_centres_stay_half_a_cube_from_the_borders():
+    src = _source(n=2000)
+    centres = sampler.sample_centres(src, 2000, CUBE, np.random.default_rng(0))
+    lo, hi = sampler.centre_bounds(SHAPE, CUBE)
+    assert (centres >= CUBE // 2).all() and (centres <= np.array(SHAPE) - CUBE + CUBE // 2).all()
+    assert (centres.min(axis=0) == lo).all() and (centres.max(axis=0) == hi).all()  # the range is used
+    cubes = sampler.extract_cubes(src.maps[0], centres[:50], CUBE, 0.0, 1.0)
+    assert cubes.shape == (50, CUBE, CUBE, CUBE)
+
+
+@pytest.mark.parametrize("max_candidates", [20_000_000, 50])
+def test_centres_lie_inside_the_mask(monkeypatch, max_candidates):
+    monkeypatch.setattr(sampler, "_MAX_MASK_CANDIDATES", max_candidates)  # 50: strided path
+    mask = np.zeros(SHAPE, dtype=np.float32)
+    mask[10:20, 12:30, 20:40] = 1.0
+    mask[0:8] = 1.0  # too close to the border to host a centre
+    src = _source(mask=mask)
+    centres = sampler.sample_centres(src, 500, CUBE, np.random.default_rng(1))
+    assert all(mask[tuple(c)] > 0 for c in centres)
+    assert (centres[:, 0] >= CUBE // 2).all()
+    assert len({tuple(c) for c in centres}) > 50
+
+
+def test_a_mask_without_room_for_a_centre_is_an_error():
+    mask = np.zeros(SHAPE, dtype=np.float32)
+    mask[:4] = 1
+    with pytest.raises(ValueError, match="allows no cube centre"):
+        sampler.mask_candidates(_source(mask=mask), CUBE)
+
+
+def test_plans_are_reproducible_per_seed_and_epoch():
+    srcs = [_source(n=7), _source(n=5)]
+    a = sampler.epoch_plan(srcs, CUBE, seed=0, epoch=4)
+    b = sampler.epoch_plan(srcs, CUBE, seed=0, epoch=4)
+    c = sampler.epoch_plan(srcs, CUBE, seed=0, epoch=5)
+    d = sampler.epoch_plan(srcs, CUBE, seed=1, epoch=4)
+    assert a == b and a != c and a != d
+    assert sorted(r.source for r in a) == [0] * 7 + [1] * 5
+    assert [r.source for r in a] != sorted(r.source for r in a)  # shuffled across tomograms
+
+
+def test_batches_drop_the_remainder_and_fill_short_plans():
+    plan = sampler.epoch_plan([_source(n=10)], CUBE, 0, 1)
+    assert [len(b) for b in sampler.batches(plan, 4)] == [4, 4]
+    short = sampler.batches(plan[:3], 4)
+    assert len(short) == 1 and len(short[0]) == 4
+
+
+def test_open_source_reads_memory_maps_and_rejects_small_tomograms(tmp_path, monkeypatch):
+    even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
+    rng = np.random.default_rng(0)
+    mrcio.write_mrc(even, rng.standard_normal(SHAPE), 10.0)
+    mrcio.write_mrc(odd, rng.standard_normal(SHAPE), 10.0)
+    monkeypatch.setattr(sampler, "MEMMAP_ABOVE_BYTES", 1000)
+    src = sampler.open_source("t", (even, odd), MIC, 4, CUBE)
+    assert isinstance(src.maps[0], np.memmap)
+    assert src.stats[0] == normalize.normalization_stats(mrcio.read_mrc(even)[0])
+    with pytest.raises(ValueError, match=r"tomogram t .* smaller than cube_size 48"):
+        sampler.open_source("t", (even, odd), MIC, 4, 48)
+    mrcio.write_mrc(odd, np.zeros(SHAPE), 10.0)
+    with pytest.raises(ValueError, match="o.mrc"):
+        sampler.open_source("t", (even, odd), MIC, 4, CUBE)

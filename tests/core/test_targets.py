@@ -1,0 +1,174 @@
+"""Network inputs and targets (refine steps 2-4, denoise)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from isonet2core import ctf, fourier
+from isonet2core.config import Microscope, TrainConfig
+from isonet2core.training import rotations as rt
+from isonet2core.training import targets
+
+N = 16
+MIC = Microscope(pixel_size_a=10.0, defocus_a=30000.0, tilt_min_deg=-50.0, tilt_max_deg=60.0)
+DEV = torch.device("cpu")
+BASE = TrainConfig(method="isonet2-n2n", cube_size=N, random_rot_weight=0.0)
+
+
+def _filters(cfg=BASE, mic=MIC):
+    return targets.cube_filters(N, mic, cfg, DEV)
+
+
+def _wedged(x, filt):
+    return fourier.apply_fourier_filter(x, filt.wedge)
+
+
+def _pair(b=3, sigma=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    signal = torch.randn(b, 1, N, N, N, generator=g)
+    noise = [sigma * torch.randn(b, 1, N, N, N, generator=g) for _ in range(2)]
+    f = _filters()
+    return signal, torch.stack([_wedged(signal + n, f) for n in noise]), f
+
+
+def _rfft(x):
+    return torch.fft.rfftn(x, dim=(-3, -2, -1))
+
+
+def test_fill_noise_estimate_recovers_the_half_map_noise():
+    sigma = 0.5
+    signal, v, f = _pair(b=4, sigma=sigma)
+    m = f.wedge.expand(4, 1, *f.wedge.shape)
+    # identity network: nothing removed, nothing in the wedge -> the full noise level per half
+    s = targets.fill_noise_std(v[0], v[1], v[0], v[1], m)
+    assert torch.allclose(s, torch.full((4,), sigma), rtol=0.08)
+    # a perfect denoiser leaves no residual: again the noise of one half
+    clean = _wedged(signal, f)
+    assert torch.allclose(targets.fill_noise_std(v[0], v[1], clean, clean, m), s)
+    # a network output carrying all the noise in the wedge: nothing to add
+    g = torch.Generator().manual_seed(9)
+    loud = [sigma * 2 * torch.randn(4, 1, N, N, N, generator=g) for _ in range(2)]
+    assert (targets.fill_noise_std(v[0], v[1], loud[0], loud[1], m) == 0).all()
+
+
+def test_refine_targets_are_the_other_half_rotated_and_inputs_are_re_wedged():
+    _, v, f = _pair()
+    rots = [rt.WEDGE_MOVING_ROTATIONS[i] for i in (0, 5, 11)]
+    calls = []
+
+    def identity(half, x):
+        calls.append(half)
+        return x.clone()
+
+    batch = targets.refine_batch(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1))
+    assert sorted(calls) == [0, 1]
+    assert batch.inputs.shape == (6, 1, N, N, N) and batch.targets.shape == (6, 1, N, N, N)
+    m = f.wedge
+    # inputs only hold measured frequencies of their own wedge
+    assert float(_rfft(batch.inputs).abs()[..., m == 0].max()) < 1e-3
+    for i, r in enumerate(rots):
+        rm = rt.rotate_fourier_mask_90(f.wedge_full, r)[..., : N // 2 + 1]
+        assert torch.equal(batch.target_mask[i, 0], rm) and torch.equal(batch.input_mask[i, 0], m)
+        # where the target measures (R(M)) it is the rotated OTHER half's data
+        for h, other in ((0, 1), (1, 0)):
+            t = _rfft(batch.targets[h * 3 + i, 0])
+            ref = _rfft(rt.rotate_cube_90(v[other, i, 0], r))
+            assert torch.allclose(t[rm == 1], ref[rm == 1], atol=1e-3)
+        # the input of half 0 is the rotated filled half 0, re-wedged: in M and R(M) it is data
+        u = _rfft(batch.inputs[i, 0])
+        ref0 = _rfft(rt.rotate_cube_90(v[0, i, 0], r))
+        both = (m == 1) & (rm == 1)
+        assert torch.allclose(u[both], ref0[both], atol=1e-3)
+    assert batch.noise_std.shape == (3,) and (batch.noise_std > 0).all()
+
+
+def test_single_map_targets_come_from_the_same_map_and_noise_goes_to_the_input_only():
+    _, v, f = _pair()
+    one = v[:1]
+    rots = [rt.WEDGE_MOVING_ROTATIONS[2]] * 3
+    cfg = dataclasses.replace(BASE, method="isonet2")
+    ident = (lambda half, x: x.clone())
+    plain = targets.refine_batch(one, [f] * 3, ident, rots, cfg, torch.Generator().manual_seed(0))
+    noisy = targets.refine_batch(one, [f] * 3, ident, rots, dataclasses.replace(cfg, noise_level=0.5),
+                                 torch.Generator().manual_seed(0))
+    assert plain.inputs.shape == (3, 1, N, N, N) and plain.noise_std is None
+    rm = plain.target_mask[0, 0]
+    ref = _rfft(rt.rotate_cube_90(one[0, 0, 0], rots[0]))
+    assert torch.allclose(_rfft(plain.targets[0, 0])[rm == 1], ref[rm == 1], atol=1e-3)
+    assert torch.equal(plain.targets, noisy.targets)
+    added = noisy.inputs - plain.inputs
+    assert 0.3 < float(added.std()) < 0.5  # noise of std 0.5 keeps only the measured fraction
+    assert float(_rfft(added).abs()[..., f.wedge == 0].max()) < 1e-3
+
+
+def test_network_mode_fill_and_output_use_the_effective_ctf():
+    cfg = dataclasses.replace(BASE, ctf_mode="network", bfactor=100.0)
+    flipped = targets.cube_filters(N, MIC, cfg, DEV)
+    eff = ctf.effective_ctf((N,) * 3, MIC, bfactor=100.0, clip_first_peak_mode=1)
+    assert torch.allclose(flipped.ctf, eff.abs()) and flipped.flip is not None
+    signed = targets.cube_filters(N, MIC, dataclasses.replace(cfg, do_phaseflip_input=False), DEV)
+    assert torch.allclose(signed.ctf, eff) and signed.flip is None
+    already = targets.cube_filters(N, MIC, dataclasses.replace(cfg, is_ctf_flipped=True), DEV)
+    assert already.flip is None and torch.allclose(already.ctf, eff.abs())
+    # the fill of the wedge is CTF-filtered: C * FFT(f + N) with the same noise draw
+    _, v, _ = _pair()
+    c2 = dataclasses.replace(cfg, do_phaseflip_input=False)
+    zero = (lambda h, x: torch.zeros_like(x))
+    ident_rot = [rt.CUBE_ROTATIONS[0]] * 3
+    with_c = targets.refine_batch(v, [signed] * 3, zero, ident_rot, c2, torch.Generator().manual_seed(0))
+    without = targets.refine_batch(v, [dataclasses.replace(signed, ctf=None)] * 3, zero, ident_rot, c2,
+                                   torch.Generator().manual_seed(0))
+    wedge = signed.wedge == 0
+    a, b = _rfft(with_c.targets)[..., wedge], (_rfft(without.targets) * signed.ctf)[..., wedge]
+    assert float(a.abs().max()) > 0 and torch.allclose(a, b, atol=1e-3)
+    assert torch.equal(with_c.output_ctf[0, 0], signed.ctf) and without.output_ctf is None
+
+
+def test_phase_only_and_wiener_modes():
+    ph = targets.cube_filters(N, MIC, dataclasses.replace(BASE, ctf_mode="phase_only", do_phaseflip_input=False), DEV)
+    assert ph.flip is not None and ph.ctf is None and ph.target_filter is None
+    assert torch.equal(ph.flip, ctf.ctf_sign((N,) * 3, MIC))
+    w_cfg = dataclasses.replace(BASE, ctf_mode="wiener", snrfalloff=0.5, deconvstrength=2.0, highpassnyquist=0.1)
+    wf = targets.cube_filters(N, MIC, w_cfg, DEV)
+    expected = ctf.wiener_filter((N,) * 3, MIC, snrfalloff=0.5, deconvstrength=2.0, highpassnyquist=0.1,
+                                 phaseflipped=True)
+    assert torch.allclose(wf.target_filter, expected)
+    _, v, _ = _pair()
+    batch = targets.refine_batch(v, [wf] * 3, lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
+                                 torch.Generator().manual_seed(0))
+    assert batch.output_ctf is None
+    unfiltered = targets.refine_batch(v, [dataclasses.replace(wf, target_filter=None)] * 3,
+                                      lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
+                                      torch.Generator().manual_seed(0))
+    assert torch.allclose(batch.targets, fourier.apply_fourier_filter(unfiltered.targets, expected), atol=1e-5)
+
+
+def test_denoise_pairs_even_with_odd_under_wedge_keeping_rotations():
+    _, v, f = _pair()
+    rots = targets.draw_rotations("n2n", 3, np.random.default_rng(0), 0.9)
+    assert all(r in rt.WEDGE_KEEPING_ROTATIONS for r in rots)
+    batch = targets.denoise_batch(v, [f] * 3, rots)
+    assert batch.input_mask is None
+    for i, r in enumerate(rots):
+        assert torch.equal(batch.inputs[i], rt.rotate_cube_90(v[0, i], r))
+        assert torch.equal(batch.targets[i], rt.rotate_cube_90(v[1, i], r))
+        assert torch.equal(batch.inputs[3 + i], batch.targets[i])
+        assert torch.equal(batch.targets[3 + i], batch.inputs[i])
+    refine_rots = targets.draw_rotations("isonet2-n2n", 50, np.random.default_rng(0), 0.0)
+    assert all(r in rt.WEDGE_MOVING_ROTATIONS for r in refine_rots)
+
+
+@pytest.mark.parametrize("mode", ["white", "ramp", "hamming"])
+def test_shaped_noise_has_unit_variance_and_its_spectrum(mode):
+    x = targets.shaped_noise((2, 1, 32, 32, 32), mode, torch.Generator().manual_seed(0), DEV)
+    assert abs(float(x.std()) - 1.0) < 0.02
+    power = _rfft(x).abs().pow(2).mean(dim=(0, 1))
+    k = fourier.radial_freq((32,) * 3, rfft=True)
+    low, mid, high = (float(power[(k > a) & (k < b)].mean()) for a, b in ((0.05, 0.1), (0.2, 0.25), (0.45, 0.5)))
+    if mode == "white":
+        assert 0.8 < low / high < 1.25
+    elif mode == "ramp":
+        assert low < mid < high
+    else:
+        assert low < mid and high < mid
