@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,9 +114,11 @@ class Plugin(pwem.Plugin):
         if cached and (cached[0] or time.time() - cached[2] < _FAILED_CHECK_TTL_S):
             return [] if cached[0] else [cached[1]]
         try:
+            # a neutral working directory: `-m` must not pick up a source tree in the cwd
             result = subprocess.run(f"{program} --version", shell=True, env=cls.getEnviron(),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, timeout=_CHECK_TIMEOUT_S, executable="/bin/bash")
+                                    text=True, timeout=_CHECK_TIMEOUT_S, executable="/bin/bash",
+                                    cwd=tempfile.gettempdir())
             ok = result.returncode == 0 and "isonet2core" in result.stdout
             detail = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
         except subprocess.TimeoutExpired:

@@ -37,7 +37,8 @@ def describeModelFile(path):
                 data = json.load(f)
         except (OSError, ValueError):
             data = {}
-        train = data.get("train", data) if isinstance(data, dict) else {}
+        # isonet2 refine/denoise write {"config": TrainConfig fields, "tomograms": ...}
+        train = data.get("config", {}) if isinstance(data, dict) else {}
         for key in ("method", "arch", "cube_size", "ctf_mode", "epochs"):
             if isinstance(train, dict) and train.get(key) is not None:
                 info[key] = train[key]

@@ -28,6 +28,10 @@ PIXEL_SIZE = 10.0
 SHAPE_ZYX = (48, 64, 64)
 N_TOMOS = 2
 TILT_MIN, TILT_MAX, TILT_STEP = -60.0, 60.0, 3.0
+CPU = dict(useGpu=False, numberOfThreads=2, binThreads=2)
+TINY_TRAINING = dict(arch=0, cube_size=32, epochs=1, number_subtomos=8, batch_size=4,
+                     save_interval=1, **CPU)
+REFINE_TRAINING = dict(TINY_TRAINING, epochs=2, CTF_mode=3)
 
 
 class TestIsoNet2Workflow(TestBaseCentralizedLayer):
@@ -73,6 +77,20 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
                          samplingRate=PIXEL_SIZE, acquisitionAngleMin=TILT_MIN,
                          acquisitionAngleMax=TILT_MAX, step=TILT_STEP, voltage=300.0,
                          sphericalAberration=2.7, amplitudeContrast=0.1)
+
+    def _assertInvalid(self, cls, expected, **kwargs):
+        """The protocol refuses to run, with a message containing ``expected``."""
+        errors = self.newProtocol(cls, **kwargs).validate()
+        self.assertTrue(any(expected in e for e in errors),
+                        msg=f"{cls.__name__}: expected an error with {expected!r}, got {errors}")
+
+    def _checkModel(self, model, method):
+        from isonet2core.checkpoint import load_checkpoint
+        self.assertEqual(model.getMethod(), method)
+        self.assertTrue(os.path.exists(model.getPath()), model.getPath())
+        ckpt = load_checkpoint(model.getPath())
+        self.assertEqual((ckpt["method"], ckpt["arch"], ckpt["cube_size"]),
+                         (method, model.getArch(), model.getCubeSize()))
 
     @staticmethod
     def _read(path):
@@ -122,3 +140,45 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         for tomoMask in mask.tomoMasks:
             values = np.unique(self._read(tomoMask.getFileName()))
             self.assertTrue(set(values.tolist()) <= {0.0, 1.0} and values.size == 2)
+
+        # what would fail later is refused before running, naming the items
+        separate = dict(halvesSource=HALVES_SEPARATE, inputEven=even, inputOdd=odd)
+        self._assertInvalid(ProtIsoNet2Denoise, "without even/odd half maps: tomo_001, tomo_002",
+                            halvesSource=HALVES_LINKED, inputTomograms=full)
+        self._assertInvalid(ProtIsoNet2Refine, "no defocus for tomo_001, tomo_002",
+                            CTF_mode=3, **separate)
+        self._assertInvalid(ProtIsoNet2Refine, "multiple of 16", cube_size=40, **separate)
+        self._assertInvalid(ProtIsoNet2Deconv, "tilt range", inputTomograms=full, inputCtfs=ctfs,
+                            tiltFromAcquisition=False, tilt_min=50.0, tilt_max=-50.0)
+        self._assertInvalid(ProtIsoNet2Deconv, "no defocus", inputTomograms=full)
+
+        # denoise: Noise2Noise on the separately imported halves, applied right away
+        denoise = self._run(ProtIsoNet2Denoise, **separate, **TINY_TRAINING, doPredict=True)
+        self._checkModel(denoise.model, "n2n")
+        self.checkTomograms(denoise.tomograms, expectedSetSize=N_TOMOS,
+                            expectedSRate=PIXEL_SIZE, expectedDimensions=expectedDims,
+                            hasOddEven=True, hasHalves=True)
+        # its output carries linked halves stored [odd, even]; they are recognised by name
+        linked = self.newProtocol(ProtIsoNet2Refine, halvesSource=HALVES_LINKED,
+                                  inputTomograms=denoise.tomograms)
+        entries, errors = linked._collectEntries()
+        self.assertEqual(errors, [])
+        for entry in entries:
+            self.assertTrue(entry.even.endswith("_denoised_half1.mrc"), entry.even)
+            self.assertTrue(entry.odd.endswith("_denoised_half2.mrc"), entry.odd)
+
+        # refine (isonet2-n2n) on the halves, with masks and network CTF correction from the
+        # imported CTF; then predict with its model
+        refine = self._run(ProtIsoNet2Refine, **separate, inputMasks=mask.tomoMasks,
+                           inputCtfs=ctfs, **REFINE_TRAINING, doPredict=False)
+        self._checkModel(refine.model, "isonet2-n2n")
+        predict = self._run(ProtIsoNet2Predict, **separate, inputModel=refine.model,
+                            useGpu=False, numberOfThreads=2, binThreads=2)
+        self.checkTomograms(predict.tomograms, expectedSetSize=N_TOMOS,
+                            expectedSRate=PIXEL_SIZE, expectedDimensions=expectedDims,
+                            hasOddEven=True, hasHalves=True)
+        self.assertEqual(sorted(predict.tomograms.getTSIds()), [r["name"] for r in self.records])
+        for name, (corrected, raw) in self._correlations(predict.tomograms).items():
+            print(f"{name}: correlation with the ground truth {raw:.3f} raw -> "
+                  f"{corrected:.3f} IsoNet2")
+            self.assertGreater(corrected, raw)
