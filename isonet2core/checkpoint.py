@@ -32,7 +32,7 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from isonet2core import __version__
+from isonet2core import __version__, mrcio
 from isonet2core.config import METHODS
 from isonet2core.nets.unet import ARCH_CHANNELS, SIZE_MULTIPLE, build_unet
 
@@ -86,7 +86,8 @@ def _validate_fields(ckpt: dict, name: str) -> None:
 
 
 def save_checkpoint(path: PathLike, state: dict) -> Path:
-    """Write ``state`` atomically to ``path`` (temporary file in the same folder + ``os.replace``).
+    """Write ``state`` atomically to ``path`` (temporary file in the same folder + ``os.replace``;
+    temporaries that killed runs left beside ``path`` are removed first).
 
     ``format``, ``format_version`` and ``isonet2core_version`` are filled in; the required keys
     are checked and every value must be plain (see the module docstring), else ``ValueError``
@@ -101,7 +102,8 @@ def save_checkpoint(path: PathLike, state: dict) -> Path:
     for key, value in full.items():
         _check_plain(value, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mrcio.remove_stale_temporaries(path)   # left by a run killed while saving
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(full, fh)
