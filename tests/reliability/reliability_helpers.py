@@ -124,7 +124,7 @@ def run_main(argv: List[str]) -> Tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            rc = main(list(argv))
+            rc = main([str(a) for a in argv])
         except SystemExit as exc:  # must not happen: main returns its code
             raise AssertionError(f"main() raised SystemExit({exc.code}) for {argv}") from None
     return rc, out.getvalue(), err.getvalue()

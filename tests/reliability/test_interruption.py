@@ -1,0 +1,94 @@
+"""Interrupted work: a killed command leaves only complete files, and a rerun / resume finishes it.
+
+Kills are SIGKILL (nothing can be cleaned up), placed deterministically at file operations by
+``killpoint.py`` (before the N-th ``os.replace`` or in the middle of writing an MRC file's data)
+or, for training, right after a given epoch's checkpoint is in place.
+"""
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from isonet2core import mrcio, star
+
+from reliability_helpers import (cli_env, fingerprint, make_checkpoint, make_dataset, run_main,
+                                 temp_files)
+
+HERE = Path(__file__).resolve().parent
+OUTPUT_COLUMNS = (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2)
+
+
+def run_killed(kind: str, n: int, argv, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(HERE / "killpoint.py"), kind, str(n), *map(str, argv)],
+                          cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=300)
+
+
+def _check_only_complete_outputs(out: Path, star_path: Path, reference: dict) -> dict:
+    """Every final-named MRC in ``out`` equals the uninterrupted run's; every STAR entry points
+    at such a file. Returns {name: present}."""
+    present = {}
+    for path in sorted(out.glob("*.mrc")):
+        data, voxel = mrcio.read_mrc(path)   # a partial file would fail the header/size check
+        np.testing.assert_array_equal(data, reference[path.name], err_msg=path.name)
+        present[path.name] = True
+    table = star.TomogramsTable.read(star_path)
+    for row in range(len(table)):
+        for column in OUTPUT_COLUMNS:
+            p = table.path(row, column)
+            if p is not None:
+                assert p.name in present, f"STAR entry {column}={p} has no complete file"
+    return present
+
+
+def test_killed_predict_leaves_complete_files_and_a_rerun_completes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ds = make_dataset(tmp_path / "data")
+    model = make_checkpoint(tmp_path / "model.pt", method="isonet2-n2n")
+    shutil.copy(ds["star"], tmp_path / "reference.star")
+    options = ["--device", "cpu", "--ncpus", "1", "--padding_factor", "1.5"]
+    threads = torch.get_num_threads()
+    try:
+        rc, _, err = run_main(["predict", tmp_path / "reference.star", model,
+                               "--output_dir", tmp_path / "reference", *options])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, err
+    reference = {p.name: mrcio.read_mrc(p)[0] for p in (tmp_path / "reference").glob("*.mrc")}
+    assert len(reference) == 6          # 2 tomograms x (half1, half2, average)
+    inputs = fingerprint([ds["even"][0].parent, ds["odd"][0].parent, model])
+    star_before = ds["star"].read_bytes()
+
+    out = tmp_path / "out"
+    argv = ["predict", ds["star"], model, "--output_dir", out, *options]
+    # os.replace order: t1 half1, half2, average, STAR, t2 half1, half2, average, STAR
+    for kind, n, expect_present in (("write", 1, 0),      # mid-write of the first file
+                                    ("replace", 4, 3),    # t1 written, STAR not yet updated
+                                    ("write", 5, 4)):     # rerun: mid-write of t2's second half
+        result = run_killed(kind, n, argv, tmp_path)
+        assert result.returncode == -signal.SIGKILL, result.stderr
+        present = _check_only_complete_outputs(out, ds["star"], reference)
+        assert len(present) == expect_present, (kind, n, sorted(present))
+        assert fingerprint([ds["even"][0].parent, ds["odd"][0].parent, model]) == inputs
+    table = star.TomogramsTable.read(ds["star"])
+    assert table.value(1, star.CORRECTED) is None   # t2 never registered while incomplete
+    assert table.value(0, star.CORRECTED) is not None
+
+    rc, _, err = run_main(argv)       # the rerun finishes the job
+    torch.set_num_threads(threads)
+    assert rc == 0, err
+    present = _check_only_complete_outputs(out, ds["star"], reference)
+    assert sorted(present) == sorted(reference)
+    table = star.TomogramsTable.read(ds["star"])
+    for row in range(2):
+        for column in OUTPUT_COLUMNS:
+            assert table.path(row, column).is_file()
+    assert star_before != ds["star"].read_bytes()
+    assert temp_files(out) == [], "temporary files of the killed runs were left behind"
+    assert fingerprint([ds["even"][0].parent, ds["odd"][0].parent, model]) == inputs
