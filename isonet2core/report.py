@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
+from matplotlib import ticker  # noqa: E402
 
 PathLike = Union[str, os.PathLike]
 
@@ -38,6 +39,8 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss (normalised units)")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))  # plain text, no mathtext
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()

@@ -166,6 +166,7 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
                              f"got {len(t.map_paths)}")
     if cfg.split_halves and n_maps != 2:
         raise ValueError("split_halves needs even/odd halves (method isonet2-n2n or n2n)")
+    _check_start_point(cfg, run)
     devices = select_devices(run.device, run.gpu_ids)
     world = len(devices) if devices[0].type == "cuda" else max(1, int(run.cpu_processes))
     batch_size = cfg.batch_size or auto_batch_size(devices, cfg.arch, cfg.cube_size)
@@ -182,6 +183,25 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
         return TrainResult(checkpoint.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
                            _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
     return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
+
+
+def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
+    """Before any data is read: the resume / pretrained checkpoint must fit ``cfg``."""
+    if run.resume is not None and run.pretrained_model is not None:
+        raise ValueError("give either resume or pretrained_model, not both")
+    path = run.resume or run.pretrained_model
+    if path is None:
+        return
+    ckpt = checkpoint.load_checkpoint(path)
+    checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(path))
+    if run.resume is not None:
+        if ckpt["method"] != cfg.method:
+            raise ValueError(f"{path} was trained with method {ckpt['method']}, not {cfg.method}")
+        if ckpt.get("optimizer_state") is None or ckpt.get("epoch") is None:
+            raise ValueError(f"{path} holds no optimiser state or epoch; it cannot be resumed "
+                             "(use it as --pretrained_model instead)")
+        if cfg.split_halves != (ckpt.get("model2_state") is not None):
+            raise ValueError(f"{path}: split_halves={cfg.split_halves} does not match the checkpoint")
 
 
 def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
@@ -231,14 +251,6 @@ class _Session:
         cfg, run = self.cfg, self.run
         if run.resume is not None:
             ckpt = checkpoint.load_checkpoint(run.resume, map_location=self.device)
-            checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(run.resume))
-            if ckpt["method"] != cfg.method:
-                raise ValueError(f"{run.resume} was trained with method {ckpt['method']}, not {cfg.method}")
-            if "optimizer_state" not in ckpt or ckpt.get("epoch") is None:
-                raise ValueError(f"{run.resume} holds no optimiser state or epoch; it cannot be resumed "
-                                 "(use it as --pretrained_model instead)")
-            if cfg.split_halves != (ckpt.get("model2_state") is not None):
-                raise ValueError(f"{run.resume}: split_halves={cfg.split_halves} does not match the checkpoint")
             old = ckpt.get("config") or {}
             changed = [k for k, v in config_mod.to_dict(cfg).items()
                        if k in old and old[k] != v and k not in ("epochs", "save_interval", "with_preview")]
@@ -259,7 +271,6 @@ class _Session:
             log.info("resuming from %s after epoch %d", run.resume, self.start_epoch)
         elif run.pretrained_model is not None:
             ckpt = checkpoint.load_checkpoint(run.pretrained_model, map_location=self.device)
-            checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(run.pretrained_model))
             self.models[0].load_state_dict(ckpt["model_state"])
             if cfg.split_halves:
                 self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
