@@ -285,6 +285,11 @@ def write_mrc(path: PathLike, data, voxel_size_a: float, *,
             mrc.set_data(np.ascontiguousarray(array))
             mrc.voxel_size = float(voxel_size_a)
         os.replace(tmp, target)
+    except OSError as exc:   # e.g. a full disk: name the file we could not write
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -424,6 +424,11 @@ class TomogramsTable:
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.replace(tmp, target)
+        except OSError as exc:   # e.g. a full disk: name the file we could not write
+            tmp.unlink(missing_ok=True)
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
