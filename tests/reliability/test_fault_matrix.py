@@ -185,12 +185,12 @@ def _set_star(ds, column, value, row=1):
 def _tilt_reversed(ds, tmp, models):
     _set_star(ds, star.TILT_MIN, 50.0)
     _set_star(ds, star.TILT_MAX, -50.0)
-    return ds["star"], (), ["tomograms.star", "t2", "tilt_min"]
+    return ds["star"], (), ["tomograms.star", "tomogram t2", "tilt_min"]
 
 
 def _tilt_beyond_90(ds, tmp, models):
     _set_star(ds, star.TILT_MAX, 120.0)
-    return ds["star"], (), ["tomograms.star", "t2", "90"]
+    return ds["star"], (), ["tomograms.star", "tomogram t2", "90"]
 
 
 def _negative_pixel_size(ds, tmp, models):
@@ -210,7 +210,7 @@ def _output_dir_is_a_file(ds, tmp, models):
 def _small_tomogram(ds, tmp, models):
     for half in ("even", "odd"):
         mrcio.write_mrc(ds[half][1], np.random.default_rng(2).normal(size=(CUBE - 4, 40, 40)), PIXEL_A)
-    return ds["star"], (), ["t2", "smaller than cube_size"]
+    return ds["star"], (), ["tomogram t2", "smaller than cube_size"]
 
 
 def _model_not_a_checkpoint(ds, tmp, models):
