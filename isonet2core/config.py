@@ -215,6 +215,29 @@ class PredictConfig:
         return self
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """Settings of ``isonet2 report`` (figures and numbers of a run)."""
+    n_average: int = 5                                # slices averaged in each orthoslice
+    percentiles: Tuple[float, float] = (1.0, 99.0)    # grey-scale limits of orthoslices
+    crop_size: Optional[int] = 256                    # central crop (voxels per axis) for Fourier
+                                                      # slices and numbers; None = whole volume
+    fsc_threshold: float = 0.143
+    formats: Tuple[str, ...] = ("html", "md")         # pages written: html and/or md
+
+    def validate(self) -> "ReportConfig":
+        _check(self.n_average >= 1, f"n_average must be at least 1, got {self.n_average}")
+        lo, hi = self.percentiles
+        _check(0.0 <= lo < hi <= 100.0,
+               f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        _check(self.crop_size is None or self.crop_size >= 16,
+               f"crop_size must be at least 16 voxels or None (whole volume), got {self.crop_size}")
+        _check(0.0 < self.fsc_threshold < 1.0, f"fsc_threshold must be in (0, 1), got {self.fsc_threshold}")
+        _check(len(self.formats) >= 1 and all(f in ("html", "md") for f in self.formats),
+               f"formats must be html and/or md, got {self.formats}")
+        return self
+
+
 def to_dict(cfg) -> dict:
     """A JSON-ready dict of a config (tuples become lists)."""
     return dataclasses.asdict(cfg)
