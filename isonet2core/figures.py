@@ -315,11 +315,14 @@ def fourier_figure(slices: Sequence[Tuple[str, FourierSlice]], pixel_size_a: flo
 @dataclass(frozen=True)
 class FSCCurve:
     """One FSC curve: ``freq`` in cycles/voxel, ``fsc`` values, ``resolution_a`` where it
-    crosses the threshold (None when it does not)."""
+    crosses the threshold (None when it does not); ``color`` (a matplotlib colour, default:
+    the next of the cycle) and ``linestyle`` let related curves share a colour."""
     label: str
     freq: np.ndarray
     fsc: np.ndarray
     resolution_a: Optional[float] = None
+    color: Optional[str] = None
+    linestyle: str = "-"
 
 
 def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
@@ -333,8 +336,8 @@ def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
     for curve in curves:
         freq = np.asarray(curve.freq, dtype=np.float64) / pixel_size_a
         res = "does not cross" if curve.resolution_a is None else f"{curve.resolution_a:.1f} \u00c5"
-        ax.plot(freq, np.asarray(curve.fsc, dtype=np.float64), lw=1.5,
-                label=f"{curve.label} ({res})")
+        ax.plot(freq, np.asarray(curve.fsc, dtype=np.float64), lw=1.5, color=curve.color,
+                ls=curve.linestyle, label=f"{curve.label} ({res})")
     ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"FSC = {threshold:g}")
     ax.axhline(0.0, color="black", lw=0.5)
     ax.set_xlim(0.0, nyquist)
