@@ -1,0 +1,111 @@
+"""Prediction throughput and peak memory against tomogram size.
+
+Each size is measured in a fresh worker process (:func:`measure_size`):
+
+1. a random ``(z, y, x)`` float32 tomogram in memory and a fresh U-Net (the cost does not depend
+   on the weights); warm-up: one bare forward batch and ``predict_volume`` on a corner of the
+   tomogram (kernel selection, thread pools, FFT plans);
+2. ``isonet2core.predict.predict_volume`` on the whole tomogram (normalisation, missing-wedge
+   input filter of ``apply_mw_x1``, tiling, batched network, Hann blending, denormalisation),
+   timed end to end, with the process's peak memory during it;
+3. the bare network: forward passes under ``torch.inference_mode`` (and the same autocast) on
+   batches of random tiles of the same size and batch size, over ``min(n_tiles,
+   bare_max_tiles)`` tiles; its time per tile times the tile count of the tomogram is the
+   bare-network time of the same tiles. ``efficiency = bare time / predict time`` (the target
+   is at least 0.6).
+
+``peak_memory_mib`` is the peak over the process's memory before the tomogram and the model
+were made, so it contains both; ``memory_ratio = peak / (tomogram bytes + model bytes)``.
+:func:`fit_power_law` fits ``time ~ voxels^p`` (``p = 1``: linear) and
+``peak = a + slope * tomogram bytes`` over the sizes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from bench.common import PeakMemory, mib, synchronize
+
+
+def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int = 4,
+                 device: str = "cpu", mixed_precision: bool = False, bare_max_tiles: int = 16,
+                 padding_factor: float = 1.5, threads: Optional[int] = None, **_) -> dict:
+    """Measure ``predict_volume`` on one tomogram size; see the module docstring."""
+    from isonet2core import predict, tiling
+    from isonet2core.config import Microscope, PredictConfig
+    from isonet2core.nets.unet import build_unet
+
+    t_start = time.perf_counter()
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = torch.device(device)
+    shape = tuple(int(s) for s in shape)
+    mem = PeakMemory(dev)   # baseline: before the tomogram and the model
+    volume = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    model = build_unet(arch).to(dev).eval()
+    model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision,
+                        padding_factor=padding_factor)
+    autocast = dev.type == "cuda" and mixed_precision
+    grid = tiling.TileGrid.for_volume(shape, cube, padding_factor)
+    x = torch.randn(batch_size, 1, cube, cube, cube, device=dev)
+
+    def bare_batch() -> None:
+        with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=torch.float16,
+                                                    enabled=autocast):
+            model(x)
+
+    bare_batch()   # warm-up: kernels, thread pools, FFT plans of the tile size
+    predict.predict_volume(model, np.ascontiguousarray(volume[:cube, :cube, :cube]), cube_size=cube,
+                           config=cfg, microscope=Microscope(pixel_size_a=10.0), device=dev)
+    synchronize(dev)
+    mem.reset()
+    t0 = time.perf_counter()
+    out = predict.predict_volume(model, volume, cube_size=cube, config=cfg,
+                                 microscope=Microscope(pixel_size_a=10.0), device=dev)
+    synchronize(dev)
+    predict_s = time.perf_counter() - t0
+    peak = mem.peak_bytes()
+    del out
+
+    n_batches = max(1, math.ceil(min(grid.n_tiles, bare_max_tiles) / batch_size))
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        bare_batch()
+    synchronize(dev)
+    bare_per_tile = (time.perf_counter() - t0) / (n_batches * batch_size)
+    bare_s = bare_per_tile * grid.n_tiles
+    voxels = int(np.prod(shape))
+    return {
+        "status": "ok", "shape": list(shape), "voxels": voxels, "arch": arch, "cube": cube,
+        "batch_size": batch_size, "device": str(dev), "mixed_precision": autocast,
+        "n_tiles": grid.n_tiles, "predict_s": round(predict_s, 3),
+        "voxels_per_s": round(voxels / predict_s, 1),
+        "tiles_per_s": round(grid.n_tiles / predict_s, 4),
+        "bare_s_same_tiles": round(bare_s, 3), "bare_tiles_timed": n_batches * batch_size,
+        "efficiency": round(bare_s / predict_s, 3),
+        "peak_memory_mib": mib(peak), "tomogram_mib": mib(volume.nbytes), "model_mib": mib(model_bytes),
+        "memory_ratio": None if peak is None else round(peak / (volume.nbytes + model_bytes), 2),
+        "peak_memory_method": mem.method,
+        "measure_wall_s": round(time.perf_counter() - t_start, 1),
+    }
+
+
+def fit_power_law(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
+    """Least-squares exponent ``p`` of ``y ~ x^p`` (log-log slope); None for fewer than 2 points."""
+    if len(xs) < 2:
+        return None
+    lx, ly = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def fit_linear(xs: Sequence[float], ys: Sequence[float]) -> Optional[tuple]:
+    """``(intercept, slope)`` of ``y = a + slope * x``; None for fewer than 2 points."""
+    if len(xs) < 2:
+        return None
+    slope, intercept = np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)
+    return float(intercept), float(slope)

@@ -1,0 +1,50 @@
+"""Smoke test of the benchmark entry point (``python -m bench --quick``): it runs end to end on
+tiny sizes and writes its three result files with the sections filled. Benchmarks never gate
+on speed; this only keeps ``bench/`` from rotting. The quality section (training runs of a
+few seconds) and the profiles are left out to keep the test short; ``bench.quality.evaluate``
+is checked on known inputs instead."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+bench_main = pytest.importorskip("bench.__main__")
+
+
+def test_quick_run_writes_results(tmp_path):
+    out = tmp_path / "results"
+    rc = bench_main.main(["--quick", "--sections", "flops,train,predict", "--out", str(out),
+                          "--workdir", str(tmp_path / "work")])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["machine"]["torch"]
+    assert results["flops"]["matmul_gflops"] > 0
+    config = results["train"]["configs"][0]
+    assert config["status"] == "ok", config
+    assert config["step_s"] > 0 and config["bare_forward_backward_s"] > 0
+    assert abs(sum(config["split_s"][k] for k in config["split_fraction"]) - config["step_s"]) < 1e-3
+    sizes = results["predict"]["sizes"]
+    assert all(s["status"] == "ok" for s in sizes), sizes
+    assert results["predict"]["time_exponent"] is not None
+    md = (out / "results.md").read_text()
+    assert "| unet-small | 16 |" in md
+    assert (out / "README-performance.md").read_text().startswith("## Performance")
+
+
+def test_quality_evaluate_known_values():
+    quality = pytest.importorskip("bench.quality")
+    pytest.importorskip("isonet2core.metrics")
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((32, 32, 32)).astype(np.float32)
+    same = quality.evaluate(truth, truth, pixel_size_a=10.0, tilt_min_deg=-60.0, tilt_max_deg=60.0)
+    noisy = quality.evaluate(truth + rng.standard_normal(truth.shape).astype(np.float32), truth,
+                             pixel_size_a=10.0, tilt_min_deg=-60.0, tilt_max_deg=60.0)
+    assert same["pearson"] == pytest.approx(1.0, abs=1e-4)
+    assert same["wedge_fsc_mean"] == pytest.approx(1.0, abs=1e-3)
+    assert noisy["pearson"] == pytest.approx(1 / np.sqrt(2), abs=0.02)
+    assert noisy["wedge_fsc_mean"] < 0.9
