@@ -61,6 +61,10 @@ def int_list(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected a list of integers, got {text!r}")
 
 
+MAX_SELECTED = 100_000
+"""Most rlnIndex values one ``tomo_idx`` range may select."""
+
+
 def index_selection(text: Optional[str]) -> Optional[List[int]]:
     """``"1,3,5-7"`` -> ``[1, 3, 5, 6, 7]`` (rlnIndex values, 1-based); None/empty -> None."""
     if text is None or str(text).strip().lower() in ("", "none", "all"):
@@ -75,6 +79,9 @@ def index_selection(text: Optional[str]) -> Optional[List[int]]:
                 raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
             if hi < lo:
                 raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
+            if hi - lo >= MAX_SELECTED:   # "1-99999999999" must not build a list of 1e11 ints
+                raise argparse.ArgumentTypeError(f"index range {part!r} in {text!r} selects too many "
+                                                 f"tomograms (at most {MAX_SELECTED})")
             out.extend(range(lo, hi + 1))
         else:
             try:
