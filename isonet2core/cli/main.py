@@ -30,11 +30,19 @@ SUBCOMMANDS = {
 }
 
 
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(message: object) -> str:
+    """``message`` with its line breaks escaped (``\\n``), so that an error is one line."""
+    return str(message).translate(_LINE_BREAKS)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line and exits 2 (no usage dump)."""
 
     def error(self, message):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
 
 
 def _canonical(name: str) -> str:
@@ -80,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CLIError, ValueError, OSError) as exc:  # OSError covers FileNotFoundError & co.
         if os.environ.get("ISONET2_DEBUG"):
             raise
-        sys.stderr.write(f"isonet2 {_canonical(args.command)}: error: {exc}\n")
+        sys.stderr.write(f"isonet2 {_canonical(args.command)}: error: {_one_line(exc)}\n")
         return 2
 
 
