@@ -309,8 +309,6 @@ def tripwire(monkeypatch):
 
 @pytest.mark.parametrize("command, fault", CASES)
 def test_bad_input_is_refused_early_and_clearly(command, fault, tmp_path, models, monkeypatch):
-    if command in TRAINING:
-        pytest.importorskip(f"isonet2core.cli.{command}")   # until the training commands land
     monkeypatch.chdir(tmp_path)
     ds = make_dataset(tmp_path / "data")
     with warnings.catch_warnings():   # mrcfile's header statistics of NaN maps warn
@@ -348,3 +346,12 @@ def test_stderr_is_one_line_in_a_real_process(tmp_path):
     assert result.returncode == 2
     assert_one_error_line(result.stderr, "t1.mrc")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_tripwire_catches_long_work(command, tmp_path, models, monkeypatch):
+    """With good input every command does reach its long work: the matrix above can fail."""
+    monkeypatch.chdir(tmp_path)
+    ds = make_dataset(tmp_path / "data")
+    with tripwire(monkeypatch), pytest.raises(LongWorkStarted):
+        run_main(argv_for(command, ds["star"], tmp_path / "out", models))
