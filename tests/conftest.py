@@ -6,6 +6,7 @@ temporary folder, no notifications, no data-set downloads, and SQLITE_JOURNAL_MO
 the default journal mode tomo's imports deadlock on these machines).
 """
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,3 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long tests, run with the README's long-test command")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SCIPION_ROOT, ignore_errors=True)
