@@ -4,8 +4,10 @@ Usage: ``python killpoint.py KIND N isonet2-arguments...``
 
 * ``replace N``: killed just before the N-th ``os.replace`` of the run (the temporary file of an
   atomic write is complete but not yet in place: MRC outputs, STAR rewrites, model files);
+  ``replace:TEXT N`` counts only the replaces whose target name contains TEXT;
 * ``write N``: killed in the middle of writing the data of the N-th MRC file (header and half
-  of the voxel bytes are on disk).
+  of the voxel bytes are on disk);
+* ``step N``: killed when the N-th training step (refine/denoise) starts computing its loss.
 
 The process exits by SIGKILL (return code -9) when the point is reached, like a job killed by
 a scheduler or an out-of-memory killer; otherwise with the command's own exit code.
@@ -25,13 +27,15 @@ def _die() -> None:
 
 def install(kind: str, n: int) -> None:
     calls = {"count": 0}
-    if kind == "replace":
+    if kind.split(":")[0] == "replace":
         real_replace = os.replace
+        match = kind.partition(":")[2]
 
         def replace(src, dst, *args, **kwargs):
-            calls["count"] += 1
-            if calls["count"] == n:
-                _die()
+            if match in os.path.basename(os.fspath(dst)):
+                calls["count"] += 1
+                if calls["count"] == n:
+                    _die()
             return real_replace(src, dst, *args, **kwargs)
 
         os.replace = replace
@@ -56,6 +60,18 @@ def install(kind: str, n: int) -> None:
             _die()
 
         interp.MrcInterpreter.flush = flush
+    elif kind == "step":
+        from isonet2core.training import trainer
+
+        real_loss = trainer._Session._loss
+
+        def loss(self, batch):
+            calls["count"] += 1
+            if calls["count"] == n:
+                _die()
+            return real_loss(self, batch)
+
+        trainer._Session._loss = loss
     else:
         raise SystemExit(f"unknown kill point kind {kind!r}")
 

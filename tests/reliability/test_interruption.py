@@ -92,3 +92,68 @@ def test_killed_predict_leaves_complete_files_and_a_rerun_completes(tmp_path, mo
     assert star_before != ds["star"].read_bytes()
     assert temp_files(out) == [], "temporary files of the killed runs were left behind"
     assert fingerprint([ds["even"][0].parent, ds["odd"][0].parent, model]) == inputs
+
+
+TRAIN = ["--arch", "unet-small", "--cube_size", "16", "--epochs", "2", "--batch_size", "2",
+         "--number_subtomos", "2", "--device", "cpu", "--ncpus", "1", "--mixed_precision", "False",
+         "--seed", "3", "--learning_rate_min", "1e-4"]
+
+
+def _load(path: Path) -> dict:
+    from isonet2core import checkpoint
+    return checkpoint.load_checkpoint(path)
+
+
+def _every_model_file_is_complete(out: Path) -> None:
+    for p in out.glob("*.pt"):
+        _load(p)          # a partial file would not load
+
+
+@pytest.mark.parametrize("command, method", [
+    ("refine", "isonet2-n2n"),
+    pytest.param("denoise", "n2n", marks=pytest.mark.slow),   # the same code path; ~20 s more
+])
+def test_killed_training_resumes_to_the_uninterrupted_weights(command, method, tmp_path, monkeypatch):
+    """SIGKILL in the middle of epoch 2, then again while epoch 2's model file is being put in
+    place; ``--resume True`` twice: the run finishes with the same weights and loss history
+    as an uninterrupted run with the same seed (bit-identical on the CPU, as the trainer
+    promises), and the inputs are untouched."""
+    monkeypatch.chdir(tmp_path)
+    ds = make_dataset(tmp_path / "data")
+    inputs = fingerprint([tmp_path / "data"])
+    threads = torch.get_num_threads()
+    try:
+        rc, _, err = run_main([command, ds["star"], "--output_dir", tmp_path / "straight", *TRAIN])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0, err
+    name = f"network_{method}_unet-small_16_full.pt"
+    straight = _load(tmp_path / "straight" / name)
+
+    out = tmp_path / "run"
+    argv = [command, ds["star"], "--output_dir", out, *TRAIN]
+    # 4 cubes per epoch, batch 2: 2 steps per epoch; the 4th step is in the middle of epoch 2
+    result = run_killed("step", 4, argv, tmp_path)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    _every_model_file_is_complete(out)
+    assert _load(out / name)["epoch"] == 1
+    assert [h["epoch"] for h in _load(out / name)["history"]] == [1]
+
+    # resumed, then killed just before epoch 2's model file replaces epoch 1's
+    result = run_killed(f"replace:{name}", 1, [*argv, "--resume", "True"], tmp_path)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    _every_model_file_is_complete(out)
+    assert _load(out / name)["epoch"] == 1          # the old file is intact
+
+    rc, _, err = run_main([*argv, "--resume", "True"])
+    torch.set_num_threads(threads)
+    assert rc == 0, err
+    final = _load(out / name)
+    assert final["epoch"] == 2
+    assert [h["epoch"] for h in final["history"]] == [1, 2]
+    assert [h["loss"] for h in final["history"]] == [h["loss"] for h in straight["history"]]
+    assert final["model_state"].keys() == straight["model_state"].keys()
+    for key, value in straight["model_state"].items():
+        assert torch.equal(final["model_state"][key], value), key
+    assert temp_files(out) == [], "temporary files of the killed runs were left behind"
+    assert fingerprint([tmp_path / "data"]) == inputs
