@@ -205,6 +205,9 @@ TRAIN_OPTIONS = [
                validators=[P.GE(1, "save_interval must be at least 1")]),
     CoreOption("with_preview", P.BooleanParam, False, "Write previews?",
                "Write preview slices of the prediction at each saved epoch.", expert=True),
+    CoreOption("split_halves", P.BooleanParam, False, "Split halves?",
+               "Train two independent networks on the even and odd halves (gold standard).",
+               expert=True),
     CoreOption("seed", P.IntParam, 0, "Random seed", "Seed of every random draw (reproducible "
                "runs).", expert=True),
 ]
@@ -221,9 +224,6 @@ REFINE_OPTIONS = [
     CoreOption("random_rot_weight", P.FloatParam, 0.2, "Random rotation weight",
                "Fraction of arbitrary (not 90-degree) rotations.",
                validators=[P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]")], expert=True),
-    CoreOption("split_halves", P.BooleanParam, False, "Split halves?",
-               "Train two independent networks on the even and odd halves (gold standard).",
-               expert=True),
 ]
 
 PREDICT_OPTIONS = [
