@@ -237,9 +237,10 @@ def orthoslice_figure(volumes: Sequence[Tuple[str, object]], pixel_size_a: float
         raise ValueError(f"orthoslice_figure: volumes differ in shape {sorted(shapes)}")
     nz, ny, nx = shapes.pop()
     n = len(volumes)
-    col_width = 3.6
+    col_width = 4.2
     fig_height = col_width * (ny + nz) / nx + 1.3
-    fig = plt.figure(figsize=(col_width * n + 0.4, fig_height), dpi=_DPI, layout="constrained")
+    fig = plt.figure(figsize=(max(col_width * n + 0.4, 6.5), fig_height), dpi=_DPI,
+                     layout="constrained")
     grid = fig.add_gridspec(2, n, height_ratios=[ny, nz])
     zs, ys = slab_bounds(nz, None, n_average), slab_bounds(ny, None, n_average)
     for col, (label, volume) in enumerate(volumes):
@@ -249,7 +250,7 @@ def orthoslice_figure(volumes: Sequence[Tuple[str, object]], pixel_size_a: float
         for row, (image, plane, bounds) in enumerate(((xy, "xy", zs), (xz, "xz", ys))):
             ax = fig.add_subplot(grid[row, col])
             ax.imshow(image, cmap="gray", origin="lower", vmin=limits[0], vmax=limits[1],
-                      extent=_extent(*image.shape, pixel_size_a), interpolation="nearest")
+                      extent=_extent(*image.shape, pixel_size_a), interpolation="antialiased")
             rows_label, cols_label = _PLANE_AXES[plane][1]
             fixed = "z" if plane == "xy" else "y"
             ax.set_title(f"{label}\n{plane.upper()}, {fixed} {bounds[0]}-{bounds[1] - 1} (mean)",
