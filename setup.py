@@ -26,6 +26,8 @@ SCIPION = [
     "scipion-em-imod",
     "scipion-app",
     "emtable",
+    "pandas",      # the plugin writes/reads tomograms.star through isonet2core.star
+    "starfile",
 ]
 DEV = ["pytest", "hypothesis"]
 

@@ -478,15 +478,20 @@ class ProtIsoNet2Base(EMProtocol):
             for ts, cols in result.items()})
         return result
 
+    def _usesGpu(self) -> bool:
+        """GPU steps claim Scipion's GPU slots only when the GPU is switched on, so that CPU
+        runs are not serialised on a GPU slot they do not use."""
+        return self._gpu and bool(self.useGpu.get())
+
     def _stepGpus(self) -> List[int]:
         """GPUs of the current step ([] when the GPU is switched off: the core then sees
         none and runs on the CPU)."""
-        if not self._gpu or not self.useGpu.get():
+        if not self._usesGpu():
             return []
         return list(self._stepsExecutor.getGpuList() or [])
 
     def _deviceArgs(self) -> List[str]:
-        return [] if (self._gpu and self.useGpu.get()) else ["--device", "cpu"]
+        return [] if self._usesGpu() else ["--device", "cpu"]
 
     def _ncpusArgs(self) -> List[str]:
         return ["--ncpus", str(max(1, self.binThreads.get() or 1))]
@@ -567,7 +572,7 @@ class PredictMixin:
         args = [os.path.abspath(modelPath), "--output_dir", self._getExtraPath("predicted")]
         args += coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
         return self._insertPerTomogramSteps(entries, prerequisites, "predict", args,
-                                            needsGPU=True, upstream=upstream)
+                                            needsGPU=self._usesGpu(), upstream=upstream)
 
     def _predictedTomograms(self, entries, denoised: bool) -> SetOfTomograms:
         full, half1, half2 = PREDICTED_COLUMNS[denoised]
@@ -640,7 +645,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         args += self._ncpusArgs() + self._deviceArgs()
         signature = convert.entries_signature(entries, step=self._coreStep, args=args)
         trainId = self._insertFunctionStep(self.trainStep, self._coreStep, args, signature,
-                                           prerequisites=[convertId], needsGPU=True)
+                                           prerequisites=[convertId], needsGPU=self._usesGpu())
         outputDeps = [trainId]
         if self.doPredict.get():
             outputDeps = self._insertPredictSteps(entries, [trainId], self._modelPath(method),

@@ -22,7 +22,8 @@ from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
 from isonet2scipion.constants import HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE
 from isonet2scipion.protocols import (ProtIsoNet2Deconv, ProtIsoNet2Denoise,
-                                      ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine)
+                                      ProtIsoNet2ImportModel, ProtIsoNet2MakeMask,
+                                      ProtIsoNet2Predict, ProtIsoNet2Refine)
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)
@@ -190,6 +191,13 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
                            inputTomograms=deconv.tomograms, inputMasks=mask.tomoMasks,
                            **TINY_TRAINING, doPredict=False)
         self._checkModel(refine.model, "isonet2")
+        # the same file imported: method, arch and cube from its name, the rest from config.json
+        imported = self._run(ProtIsoNet2ImportModel, modelFile=os.path.abspath(refine.model.getPath()),
+                             method=1, arch=2, cube_size=96, epochs=7)
+        self._checkModel(imported.model, "isonet2")
+        self.assertEqual((imported.model.getArch(), imported.model.getCubeSize(),
+                          imported.model.getEpochs(), imported.model.getCtfMode()),
+                         ("unet-small", 16, 1, None))
         predict = self._run(ProtIsoNet2Predict, halvesSource=HALVES_NONE,
                             inputTomograms=deconv.tomograms, inputModel=refine.model,
                             padding_factor=1.0, **CPU)
