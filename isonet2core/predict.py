@@ -127,18 +127,27 @@ def predict_volume(model: nn.Module, volume: np.ndarray, *, cube_size: int,
     filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device)
     autocast = device.type == "cuda" and config.mixed_precision
     model = model.to(device).eval()
+    # On the CPU the oneDNN convolutions run about 1.2x faster on channels-last weights
+    # (bench/: unet-small and unet-medium, cube 48); the caller's layout is restored afterwards.
+    channels_last = device.type == "cpu"
     acc = tiling.TileAccumulator(grid)
     log.info("%s: %s voxels, %d tiles of %d^3 (mean %.4g, std %.4g)", name, tuple(volume.shape),
              grid.n_tiles, cube_size, mean, std)
-    with torch.inference_mode():
-        for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
-            x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
-            if filt is not None:
-                x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
-                                     s=x.shape[-3:], dim=(-3, -2, -1))
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
-                y = model(x[:, None])
-            acc.add(y[:, 0].float().cpu().numpy(), starts)
+    try:
+        if channels_last:
+            model.to(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
+                x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
+                if filt is not None:
+                    x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
+                                         s=x.shape[-3:], dim=(-3, -2, -1))
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
+                    y = model(x[:, None])
+                acc.add(y[:, 0].float().cpu().numpy(), starts)
+    finally:
+        if channels_last:
+            model.to(memory_format=torch.contiguous_format)
     out = acc.result()
     out *= np.float32(std)   # denormalize in place (no second full-size array)
     out += np.float32(mean)
