@@ -326,6 +326,19 @@ class FSCCurve:
     linestyle: str = "-"
 
 
+def resolution_label(resolution_a: Optional[float], fsc, threshold: float = FSC_THRESHOLD) -> str:
+    """A resolution for tables and legends: ``"23.4"``; ``"<= 16.0"`` when the curve ``fsc``
+    never falls below ``threshold`` (the value is then the Nyquist limit); ``"-"`` (an em dash)
+    when there is no finite resolution (the curve starts below the threshold)."""
+    if resolution_a is None or not np.isfinite(resolution_a):
+        return "\u2014"
+    values = np.asarray(fsc, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size and not np.any(values < threshold):
+        return f"\u2264 {resolution_a:.1f}"
+    return f"{resolution_a:.1f}"
+
+
 def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
                threshold: float = FSC_THRESHOLD, title: Optional[str] = None) -> Figure:
     """FSC curves against spatial frequency (1/A, top axis: resolution in A) with the
@@ -336,7 +349,7 @@ def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
     nyquist = 0.5 / pixel_size_a
     for curve in curves:
         freq = np.asarray(curve.freq, dtype=np.float64) / pixel_size_a
-        res = "does not cross" if curve.resolution_a is None else f"{curve.resolution_a:.1f} \u00c5"
+        res = resolution_label(curve.resolution_a, curve.fsc, threshold) + " \u00c5"
         ax.plot(freq, np.asarray(curve.fsc, dtype=np.float64), lw=1.5, color=curve.color,
                 ls=curve.linestyle, label=f"{curve.label} ({res})")
     ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"FSC = {threshold:g}")

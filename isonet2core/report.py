@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from isonet2core import __version__, figures, mrcio, star  # noqa: E402
+from isonet2core import __version__, figures, metrics, mrcio, star  # noqa: E402
 from isonet2core.config import ReportConfig  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -387,7 +387,8 @@ def make_report(star_file: PathLike, output_dir: PathLike, cfg: Optional[ReportC
     out.mkdir(parents=True, exist_ok=True)
 
     gt = ground_truth_dir is not None
-    headers = ["tomogram", "map", f"even/odd FSC {cfg.fsc_threshold:g} (\u00c5)"]
+    headers = ["tomogram", "map", f"even/odd FSC {cfg.fsc_threshold:g} (\u00c5)",
+               "missing-wedge power (%)"]
     if gt:
         headers += ["Pearson vs GT", "PSNR vs GT (dB)", f"FSC {cfg.fsc_threshold:g} vs GT (\u00c5)",
                     f"wedge FSC {cfg.fsc_threshold:g} vs GT (\u00c5)", "mean wedge FSC vs GT"]
@@ -404,8 +405,10 @@ def make_report(star_file: PathLike, output_dir: PathLike, cfg: Optional[ReportC
         "Summary",
         f"STAR file {Path(star_file)}; {len(tomograms)} tomogram(s); isonet2core {__version__}; "
         f"written {datetime.now().strftime('%Y-%m-%d %H:%M')}. Numbers are computed on {crop}; "
-        f"resolutions are where the FSC first falls below {cfg.fsc_threshold:g} (\u2014: it does not "
-        "within Nyquist). The even/odd FSC of a restored map compares the restorations of the two "
+        f"resolutions are where the FSC first falls below {cfg.fsc_threshold:g} (\u2264: it stays "
+        "above up to Nyquist; \u2014: it starts below). The missing-wedge power is the share of "
+        "the Fourier power (DC excluded) inside the missing wedge of the tilt range: near 0 for a "
+        "raw reconstruction, larger when the wedge has been filled. The even/odd FSC of a restored map compares the restorations of the two "
         "halves; unless independent networks restored them (split_halves), it is optimistic."
         + (" GT: ground truth; the wedge FSC is restricted to the missing-wedge region of Fourier "
            "space, where the raw map has no signal." if gt else ""),
@@ -423,18 +426,9 @@ def _fmt(value: Optional[float], digits: int) -> str:
     return f"{value:.{digits}f}"
 
 
-def _mean_fsc(freq, curve) -> Optional[float]:
-    """Mean of an FSC curve over its shells above DC with finite values (None when none)."""
-    freq, curve = np.asarray(freq, dtype=float), np.asarray(curve, dtype=float)
-    keep = (freq > 0) & np.isfinite(curve)
-    return float(curve[keep].mean()) if keep.any() else None
-
-
 def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
                       ) -> Tuple[ReportSection, List[Tuple[str, ...]]]:
     """The section (figures written into ``out``) and the numbers-table rows of one tomogram."""
-    from isonet2core import metrics
-
     px, stem = maps.pixel_size_a, _safe_name(maps.name)
     if maps.raw is not None:
         raw_label, raw = "raw", mrcio.open_mrc(maps.raw)
@@ -492,10 +486,12 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
     gt_curves: List[figures.FSCCurve] = []
     truth_block = block(truth) if truth is not None else None
     for i, ((label, volume), eo) in enumerate(zip(shown, eo_curves)):
-        row = [maps.name, label, _fmt(eo.resolution_a if eo else None, 1)]
+        vol = block(volume)
+        row = [maps.name, label,
+               figures.resolution_label(eo.resolution_a, eo.fsc, cfg.fsc_threshold) if eo else "n/a",
+               _fmt(100.0 * metrics.wedge_power_fraction(vol, *maps.tilt_range_deg), 1)]
         color = f"C{i}"
         if truth_block is not None:
-            vol = block(volume)
             freq, curve = metrics.fsc(vol, truth_block)
             res = metrics.fsc_resolution(freq, curve, px, threshold=cfg.fsc_threshold)
             wfreq, wcurve = metrics.wedge_fsc(vol, truth_block, *maps.tilt_range_deg)
@@ -504,7 +500,9 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
                           figures.FSCCurve(f"{label} vs GT, missing wedge only", wfreq, wcurve, wres,
                                            color, "--")]
             row += [_fmt(metrics.pearson(vol, truth_block), 3), _fmt(metrics.psnr(vol, truth_block), 2),
-                    _fmt(res, 1), _fmt(wres, 1), _fmt(_mean_fsc(wfreq, wcurve), 3)]
+                    figures.resolution_label(res, curve, cfg.fsc_threshold),
+                    figures.resolution_label(wres, wcurve, cfg.fsc_threshold),
+                    _fmt(metrics.mean_fsc(wfreq, wcurve), 3)]
         rows.append(tuple(row))
     if gt_curves:
         name = f"{stem}_fsc_ground_truth.png"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import figures, mrcio, report, star, wedge
+from isonet2core import figures, metrics, mrcio, report, star, wedge
 from isonet2core.cli.main import main
 from isonet2core.training import trainer
 
@@ -123,7 +123,6 @@ def _table_rows(page: str):
 
 
 def test_cli_report_writes_pages_figures_and_metrics(run_folder, tmp_path, monkeypatch):
-    metrics = pytest.importorskip("isonet2core.metrics")
     monkeypatch.chdir(tmp_path)       # relative STAR paths resolve beside the STAR file
     out = tmp_path / "report"
     rc = main(["report", str(run_folder / "tomograms.star"), "--output_dir", str(out),
@@ -146,7 +145,7 @@ def test_cli_report_writes_pages_figures_and_metrics(run_folder, tmp_path, monke
     def read(name):
         return mrcio.read_mrc(run_folder / name)[0]
     gt = read("ground_truth/tomo_001.mrc")
-    rows = {r[1]: r for r in _table_rows(page) if len(r) == 8 and r[0] == "tomo_001"}
+    rows = {r[1]: r for r in _table_rows(page) if len(r) == 9 and r[0] == "tomo_001"}
     assert set(rows) == {"raw", "corrected"}
     for label, full, halves in (
             ("raw", "full/tomo_001.mrc", ("even/tomo_001.mrc", "odd/tomo_001.mrc")),
@@ -159,12 +158,15 @@ def test_cli_report_writes_pages_figures_and_metrics(run_folder, tmp_path, monke
         res_gt = metrics.fsc_resolution(f, c, PIXEL, threshold=0.143)
         wf, wc = metrics.wedge_fsc(vol, gt, *TILT)
         res_w = metrics.fsc_resolution(wf, wc, PIXEL, threshold=0.143)
-        expected = [report._fmt(res_eo, 1), f"{metrics.pearson(vol, gt):.3f}",
-                    f"{metrics.psnr(vol, gt):.2f}", report._fmt(res_gt, 1), report._fmt(res_w, 1)]
-        assert rows[label][2:7] == expected
+        assert all(np.isfinite([res_eo, res_gt])) and res_gt > 2 * PIXEL   # curves that cross
+        expected = [f"{res_eo:.1f}", f"{100 * metrics.wedge_power_fraction(vol, *TILT):.1f}",
+                    f"{metrics.pearson(vol, gt):.3f}", f"{metrics.psnr(vol, gt):.2f}", f"{res_gt:.1f}",
+                    figures.resolution_label(res_w, wc), f"{metrics.mean_fsc(wf, wc):.3f}"]
+        assert rows[label][2:] == expected
     # the restoration is better than the raw map in every number, the wedge most of all
-    assert float(rows["corrected"][3]) > float(rows["raw"][3]) + 0.2
-    assert float(rows["corrected"][7]) > float(rows["raw"][7]) + 0.3
+    assert float(rows["raw"][3]) < 1.0 < float(rows["corrected"][3])     # wedge power (%)
+    assert float(rows["corrected"][4]) > float(rows["raw"][4]) + 0.2     # Pearson
+    assert float(rows["corrected"][8]) > float(rows["raw"][8]) + 0.3     # mean wedge FSC
     # the training section shows the last epoch of the history and the settings
     assert ["4", "0.25000", "0.15000", "0.10000", "0.000300", "2.0"] in _table_rows(page)
     assert ["mw_weight", "20.0"] in _table_rows(page)
@@ -172,7 +174,6 @@ def test_cli_report_writes_pages_figures_and_metrics(run_folder, tmp_path, monke
 
 
 def test_cli_report_of_halves_only_without_outputs(run_folder, tmp_path):
-    pytest.importorskip("isonet2core.metrics")
     records = [{star.TOMO_NAME: "tomo_001", star.PIXEL_SIZE: PIXEL,
                 star.TOMO_HALF1: str(run_folder / "even/tomo_001.mrc"),
                 star.TOMO_HALF2: str(run_folder / "odd/tomo_001.mrc")}]
