@@ -14,7 +14,8 @@ frequency ``i * w``, so the last shell sits at Nyquist (0.5); non-DC points belo
 join shell 1; DC (the mean) and the corners beyond ``(n + 1/2) w`` are left out. Sums over
 the half (rfft) spectrum count the columns that stand for two points of the full spectrum
 twice, so every number equals that of the full 3D FFT. A shell where one map has no power
-(less than ``1e-10`` of that map's mean power per Fourier point, i.e. float32 rounding) has
+(less than ``1e-10`` of that map's mean power per Fourier point, DC left out, i.e. float32
+rounding) has
 the value 0 (nothing of the other map is reproduced); one holding no point, or no power in
 either map, has the value ``nan`` (undefined).
 
@@ -132,6 +133,12 @@ def _shell_layout(shape: Sequence[int], n_shells: Optional[int]):
     return index, weight, freq, n_shells
 
 
+def _mean_power(spectrum: np.ndarray, weight: np.ndarray) -> float:
+    """Mean ``|F|^2`` per point of the full spectrum without DC, from a raveled rfft and its weights."""
+    power = weight * (spectrum.real.astype(np.float64) ** 2 + spectrum.imag.astype(np.float64) ** 2)
+    return float(power.sum() - power[0]) / max(float(weight.sum()) - 1.0, 1.0)
+
+
 def _shell_correlation(fa: np.ndarray, fb: np.ndarray, index: np.ndarray, weight: np.ndarray,
                        n_shells: int, select: Optional[np.ndarray] = None) -> np.ndarray:
     if select is not None:
@@ -145,10 +152,11 @@ def _shell_correlation(fa: np.ndarray, fb: np.ndarray, index: np.ndarray, weight
     pa = np.bincount(idx, weights=w * (fa.real ** 2 + fa.imag ** 2), minlength=length)
     pb = np.bincount(idx, weights=w * (fb.real ** 2 + fb.imag ** 2), minlength=length)
     # a shell counts as empty in a map when its power is at the level of float32 rounding
-    # (relative to the map's mean power per point): its correlation would be noise of noise
+    # (relative to the map's mean power per Fourier point, DC left out): its correlation
+    # would be noise of noise
     count = np.bincount(idx, weights=w, minlength=length)
-    has_a = pa > _EMPTY_POWER * count * float((w * (fa.real ** 2 + fa.imag ** 2)).sum()) / float(w.sum())
-    has_b = pb > _EMPTY_POWER * count * float((w * (fb.real ** 2 + fb.imag ** 2)).sum()) / float(w.sum())
+    has_a = pa > _EMPTY_POWER * count * _mean_power(fa, w)
+    has_b = pb > _EMPTY_POWER * count * _mean_power(fb, w)
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = cross / np.sqrt(pa * pb)
     curve[has_a != has_b] = 0.0                   # one map has nothing there: no correlation

@@ -61,6 +61,9 @@ def test_fsc_of_a_map_with_itself_is_one_in_every_shell():
     assert freq[0] == pytest.approx(1 / 96) and freq[-1] == pytest.approx(0.5)
     assert np.all(np.diff(freq) > 0)
     np.testing.assert_allclose(curve, 1.0, atol=1e-5)
+    # a large offset (DC) neither enters the shells nor makes them look empty
+    _, curve = metrics.fsc(x + 1000.0, x)
+    np.testing.assert_allclose(curve, 1.0, atol=1e-4)
     freq, curve = metrics.fsc(x, x, n_shells=10)
     assert len(freq) == 10 and freq[-1] == pytest.approx(0.5)
 
