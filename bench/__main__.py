@@ -319,8 +319,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 f"{q['arch']}, cube {q['cube']}, {q['batch']} pairs per step, trainer defaults otherwise "
                 f"(refine: mw_weight 20, no CTF mode). Budget = the trainer's own epoch seconds; the "
                 f"checkpoint of the last epoch finished within it is predicted (even+odd averaged) and "
-                f"compared with the ground truth. Wedge FSC: FSC over the missing-wedge region, mean over "
-                f"the shells above 0 up to Nyquist.")
+                f"compared with the ground truth. Wedge FSC: FSC over the missing-wedge region "
+                f"(metrics.wedge_fsc), mean over the shells up to 0.25 cycles/voxel and up to Nyquist.")
     finally:
         results["load_average_at_end"] = common.load_average()
         results["total_wall_s"] = round(time.perf_counter() - t0, 1)

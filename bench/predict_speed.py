@@ -64,11 +64,13 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
                            config=cfg, microscope=Microscope(pixel_size_a=10.0), device=dev)
     synchronize(dev)
     mem.reset()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     out = predict.predict_volume(model, volume, cube_size=cube, config=cfg,
                                  microscope=Microscope(pixel_size_a=10.0), device=dev)
     synchronize(dev)
     predict_s = time.perf_counter() - t0
+    predict_cpu_s = time.process_time() - c0
     peak = mem.peak_bytes()
     del out
 
@@ -84,6 +86,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
         "status": "ok", "shape": list(shape), "voxels": voxels, "arch": arch, "cube": cube,
         "batch_size": batch_size, "device": str(dev), "mixed_precision": autocast,
         "n_tiles": grid.n_tiles, "predict_s": round(predict_s, 3),
+        "cpu_utilization": round(predict_cpu_s / (predict_s * torch.get_num_threads()), 3),
         "voxels_per_s": round(voxels / predict_s, 1),
         "tiles_per_s": round(grid.n_tiles / predict_s, 4),
         "bare_s_same_tiles": round(bare_s, 3), "bare_tiles_timed": n_batches * batch_size,

@@ -16,8 +16,8 @@
 4. Each selected checkpoint is applied with ``isonet2core.predict.predict_tomograms`` (even and
    odd predicted and averaged, as ``isonet2 predict`` does) and compared with the ground truth
    by ``isonet2core.metrics``: Pearson correlation, PSNR, the FSC = 0.143 resolution, and the
-   FSC restricted to the missing-wedge region (mean over the shells from the first non-zero
-   shell to Nyquist).
+   FSC restricted to the missing-wedge region (``metrics.mean_fsc``: mean over the shells up
+   to Nyquist, and up to 0.25 cycles/voxel).
 """
 from __future__ import annotations
 
@@ -40,21 +40,26 @@ METHODS = {"denoise": "n2n", "refine": "isonet2-n2n"}
 
 
 # --------------------------------------------------------------------------- metrics
+WEDGE_FSC_LOW_FREQ = 0.25
+"""Upper frequency (cycles/voxel) of the low-resolution wedge-FSC summary."""
+
+
 def evaluate(volume: np.ndarray, truth: np.ndarray, *, pixel_size_a: float,
              tilt_min_deg: float, tilt_max_deg: float) -> dict:
-    """Quality of a ``(z, y, x)`` map against the ground truth (same shape)."""
+    """Quality of a ``(z, y, x)`` map against the ground truth (same shape): Pearson, PSNR
+    (after the least-squares affine fit of ``metrics.psnr``), FSC = 0.143 resolution (A), and
+    the mean missing-wedge FSC over all shells and over the shells up to
+    ``WEDGE_FSC_LOW_FREQ`` cycles/voxel."""
     from isonet2core import metrics
 
     freq, curve = metrics.fsc(volume, truth)
     wfreq, wcurve = metrics.wedge_fsc(volume, truth, tilt_min_deg, tilt_max_deg)
-    wcurve = np.asarray(wcurve, dtype=float)
-    wfreq = np.asarray(wfreq, dtype=float)
-    keep = (wfreq > 0) & np.isfinite(wcurve)
     return {
-        "pearson": round(float(metrics.pearson(volume, truth)), 4),
-        "psnr_db": round(float(metrics.psnr(volume, truth)), 2),
+        "pearson": _round(metrics.pearson(volume, truth), 4),
+        "psnr_db": _round(metrics.psnr(volume, truth), 2),
         "fsc_0143_a": _round(metrics.fsc_resolution(freq, curve, pixel_size_a, threshold=0.143), 1),
-        "wedge_fsc_mean": round(float(wcurve[keep].mean()), 4) if keep.any() else None,
+        "wedge_fsc_mean": _round(metrics.mean_fsc(wfreq, wcurve), 4),
+        "wedge_fsc_low": _round(metrics.mean_fsc(wfreq, wcurve, f_max=WEDGE_FSC_LOW_FREQ), 4),
     }
 
 

@@ -88,15 +88,16 @@ def targets(results: dict) -> List[dict]:
         for budget in sorted({r["budget_min"] for r in rows}):
             d = [r for r in rows if r["output"] == "denoise" and r["budget_min"] == budget]
             f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
-            if d and f and d[0].get("wedge_fsc_mean") is not None and f[0].get("wedge_fsc_mean") is not None:
-                pairs.append(f[0]["wedge_fsc_mean"] > d[0]["wedge_fsc_mean"])
-                texts.append(f"{budget:g} min: refine {f[0]['wedge_fsc_mean']:.3f} vs denoise "
-                             f"{d[0]['wedge_fsc_mean']:.3f}")
-        add("refine beats denoise inside the missing wedge (mean wedge FSC)", "; ".join(texts) or "-",
+            if d and f and d[0].get("wedge_fsc_low") is not None and f[0].get("wedge_fsc_low") is not None:
+                pairs.append(f[0]["wedge_fsc_low"] > d[0]["wedge_fsc_low"])
+                texts.append(f"{budget:g} min: refine {f[0]['wedge_fsc_low']:.3f} vs denoise "
+                             f"{d[0]['wedge_fsc_low']:.3f}")
+        add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)",
+            "; ".join(texts) or "-",
             all(pairs) if pairs else None)
     else:
         add("quality grows with budget", "-", None)
-        add("refine beats denoise inside the missing wedge (mean wedge FSC)", "-", None)
+        add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)", "-", None)
     return out
 
 
@@ -107,17 +108,18 @@ def train_table(results: dict) -> str:
         name = [r["arch"], str(r["cube"]), str(r.get("batch", "-")),
                 "amp" if r.get("mixed_precision") else "fp32"]
         if r.get("status") != "ok":
-            rows.append(name + [f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 12)
+            rows.append(name + [f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 13)
             continue
         s = r["split_s"]
         rows.append(name + [
             _f(r["subtomos_per_s"], 3), _f(r["step_s"], 2),
             *[_f(s[k], 2) for k in STEP_SECTIONS],
             _f(r["bare_forward_backward_s"], 2), _f(r["overhead_ratio"], 2),
-            _f(r.get("achieved_gflops_bare"), 1), _f(r["peak_memory_mib"], 0)])
+            _f(r.get("achieved_gflops_bare"), 1), _f(r["peak_memory_mib"], 0),
+            _f(r.get("cpu_utilization"), 2)])
     header = ["arch", "cube", "batch (pairs)", "precision", "subtomos/s", "step s",
               *[f"{k} s" for k in STEP_SECTIONS], "bare fwd+bwd s", "step/bare",
-              "GFLOP/s (bare)", "peak MiB"]
+              "GFLOP/s (bare)", "peak MiB", "CPU use"]
     return _table(header, rows)
 
 
@@ -126,14 +128,15 @@ def predict_table(results: dict) -> str:
     for r in results.get("predict", {}).get("sizes", []):
         shape = "x".join(map(str, r["shape"]))
         if r.get("status") != "ok":
-            rows.append([shape, f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 8)
+            rows.append([shape, f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 9)
             continue
         rows.append([shape, str(r["n_tiles"]), _f(r["predict_s"], 1), _f(r["voxels_per_s"] / 1e3, 1),
                      _f(r["bare_s_same_tiles"], 1), _f(r["efficiency"], 2), _f(r["peak_memory_mib"], 0),
                      _f(r["tomogram_mib"] + r["model_mib"], 0), _f(r["memory_ratio"], 1),
-                     _f(r.get("achieved_gflops_bare"), 1)])
+                     _f(r.get("achieved_gflops_bare"), 1), _f(r.get("cpu_utilization"), 2)])
     header = ["tomogram (z,y,x)", "tiles", "predict s", "kvoxel/s", "bare net s (same tiles)",
-              "predict/bare", "peak MiB", "tomogram+model MiB", "peak/(tomo+model)", "GFLOP/s (bare)"]
+              "predict/bare", "peak MiB", "tomogram+model MiB", "peak/(tomo+model)", "GFLOP/s (bare)",
+              "CPU use"]
     return _table(header, rows)
 
 
@@ -143,9 +146,9 @@ def quality_table(results: dict) -> str:
         rows.append([r["output"], _f(r.get("budget_min"), 2), _f(r.get("trained_s"), 0),
                      _f(r.get("epoch")), _f(r.get("subtomos_seen")),
                      _f(r.get("pearson"), 3), _f(r.get("psnr_db"), 2), _f(r.get("fsc_0143_a"), 1),
-                     _f(r.get("wedge_fsc_mean"), 3), r.get("note", "")])
+                     _f(r.get("wedge_fsc_low"), 3), _f(r.get("wedge_fsc_mean"), 3), r.get("note", "")])
     header = ["output", "budget min", "trained s", "epochs", "subtomos seen", "Pearson",
-              "PSNR dB", "FSC 0.143 (A)", "wedge FSC (mean)", "note"]
+              "PSNR dB", "FSC 0.143 (A)", "wedge FSC <= 0.25/voxel", "wedge FSC to Nyquist", "note"]
     return _table(header, rows)
 
 
@@ -196,7 +199,8 @@ def markdown(results: dict) -> str:
         "fill_forward = no-grad network predictions for the wedge filling; targets = FFTs, noise, "
         "rotations, re-wedging; forward/backward = the network with gradients; loss = masked Fourier "
         "loss; optimizer = AdamW; rest = cube loading (prefetched by the trainer) and bookkeeping. "
-        "Medians over the timed steps.", "",
+        "Medians over the timed steps. CPU use = process CPU seconds / (wall seconds x threads): "
+        "well below 1 means other work shared the cores during the measurement.", "",
         train_table(results), "",
         "## Prediction throughput and memory", "",
         predict_table(results), "",

@@ -69,6 +69,7 @@ def _split(step: dict) -> dict:
     }
     out["rest"] = step["total"] - sum(out.values())
     out["total"] = step["total"]
+    out["cpu"] = step.get("cpu", float("nan"))
     return out
 
 
@@ -185,7 +186,7 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
         h.bare_step()
 
     timed = [_split(s) for s in h.timer.steps[warmup:]]
-    split = {k: median([s[k] for s in timed]) for k in STEP_SECTIONS + ("total",)}
+    split = {k: median([s[k] for s in timed]) for k in STEP_SECTIONS + ("total", "cpu")}
     bare = median([s["total"] for s in h.bare_timer.steps[warmup:]])
     step_s = split["total"]
     amp = h.session.amp
@@ -197,8 +198,10 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
         "network_cubes_per_step": h.network_cubes,
         "warmup_steps": warmup, "timed_steps": n_timed,
         "step_s": round(step_s, 4),
+        "step_cpu_s": round(split["cpu"], 4),
+        "cpu_utilization": round(split["cpu"] / (step_s * torch.get_num_threads()), 3),
         "subtomos_per_s": round(batch / step_s, 4),
-        "split_s": {k: round(v, 4) for k, v in split.items()},
+        "split_s": {k: round(v, 4) for k, v in split.items() if k != "cpu"},
         "split_fraction": {k: round(split[k] / step_s, 4) for k in STEP_SECTIONS},
         "bare_forward_backward_s": round(bare, 4),
         "overhead_ratio": round(step_s / bare, 3) if bare > 0 else None,
