@@ -8,7 +8,8 @@ Each size is measured in a fresh worker process (:func:`measure_size`):
 2. ``isonet2core.predict.predict_volume`` on the whole tomogram (normalisation, missing-wedge
    input filter of ``apply_mw_x1``, tiling, batched network, Hann blending, denormalisation),
    timed end to end, with the process's peak memory during it;
-3. the bare network: forward passes under ``torch.inference_mode`` (and the same autocast) on
+3. the bare network: forward passes under ``torch.inference_mode`` (and the same autocast and,
+   on the CPU, the same channels-last weights as ``predict_volume``) on
    batches of random tiles of the same size and batch size, over ``min(n_tiles,
    bare_max_tiles)`` tiles; its time per tile times the tile count of the tomogram is the
    bare-network time of the same tiles. ``efficiency = bare time / predict time`` (the target
@@ -75,6 +76,10 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     del out
 
     n_batches = max(1, math.ceil(min(grid.n_tiles, bare_max_tiles) / batch_size))
+    if dev.type == "cpu":   # the layout predict_volume uses on the CPU
+        model.to(memory_format=torch.channels_last_3d)
+    bare_batch()
+    synchronize(dev)
     t0 = time.perf_counter()
     for _ in range(n_batches):
         bare_batch()
