@@ -20,12 +20,15 @@ from reliability_helpers import make_checkpoint, smooth_volume
 
 def test_a_ts_id_without_ctf_is_named_before_running(tmp_path):
     """A CTF set that lacks one tilt series: the protocol's validation names that tsId."""
-    from tomo.objects import Tomogram
+    from tomo.objects import TomoAcquisition, Tomogram
     full = {}
     for ts in ("TS_01", "TS_02"):
         tomo = Tomogram(tsId=ts)
         tomo.setLocation(str(tmp_path / f"{ts}.mrc"))
         tomo.setSamplingRate(10.0)
+        tomo.setAcquisition(TomoAcquisition(angleMin=-60.0, angleMax=60.0, step=3.0, voltage=300.0,
+                                            sphericalAberration=2.7, amplitudeContrast=0.07))
+        tomo.setHalfMaps([])
         full[ts] = tomo
     entries, errors = convert.collect_entries(full=full, defocus={"TS_01": 20000.0},
                                               need_defocus=True, tilt_range=(-60.0, 60.0))
