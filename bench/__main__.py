@@ -4,8 +4,10 @@ Sections (``--sections``, all by default), in this order:
 
 * ``flops``: the machine's dense float32 matmul and 3D-convolution rates (:mod:`bench.flops`);
 * ``train``: training throughput per arch x cube (:mod:`bench.train_speed`), each in a fresh
-  process, cheapest first; a configuration whose projected time (from its FLOPs and the rate
-  the cheaper ones achieved) exceeds ``--cap`` seconds is skipped and recorded as such;
+  process, cheapest first; from its FLOPs and the rate the cheaper ones achieved, a
+  configuration's time is projected: its timed steps are cut (down to one) to fit ``--cap``
+  seconds, and it is skipped, and recorded as such, when even one does not fit or the
+  section's ``--train-budget`` is spent;
 * ``predict``: prediction throughput and peak memory per tomogram size
   (:mod:`bench.predict_speed`), each in a fresh process, with the fitted time exponent;
 * ``profile``: torch.profiler and cProfile of a training step and a predict run
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=None, help="timed steps per configuration (default 2)")
     p.add_argument("--cap", type=float, default=None,
                    help="seconds allowed per training configuration (default 150)")
+    p.add_argument("--train-budget", type=float, default=None,
+                   help="seconds allowed for the whole train section (default 480)")
     p.add_argument("--predict-arch", default="unet-small", help="network of the predict section")
     p.add_argument("--predict-cube", type=int, default=None, help="tile size of the predict section")
     p.add_argument("--predict-sizes", type=_list(_shape), default=None,
@@ -103,6 +107,7 @@ def _settings(args) -> dict:
         "cubes": args.cubes or ([16] if q else [48, 64, 96]),
         "reps": args.reps or (1 if q else 2),
         "cap": args.cap or (60.0 if q else 150.0),
+        "train_budget": args.train_budget or (120.0 if q else 480.0),
         "predict_cube": args.predict_cube or (16 if q else 48),
         "predict_sizes": args.predict_sizes or ([[16, 32, 32], [32, 32, 64]] if q else
                                                 [[32, 128, 128], [64, 128, 256], [64, 256, 256]]),
@@ -138,23 +143,37 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
                             "fb_flops": flops.unet_flops(arch, cube, n_cubes, backward=True)})
     configs.sort(key=lambda c: c["fb_flops"])
     results, rates = [], []
+    t_section = time.perf_counter()
     for mp in precisions:
         for c in configs:
             rate = common.median(rates) if rates else None
-            proj = train_speed.projected_seconds(c["fwd_flops"], c["fb_flops"], rate, args.warmup, st["reps"])
+            reps, proj = st["reps"], None
+            while rate is not None:
+                proj = train_speed.projected_seconds(c["fwd_flops"], c["fb_flops"], rate, args.warmup, reps)
+                if proj <= st["cap"] or reps == 1:
+                    break
+                reps -= 1
+            left = st["train_budget"] - (time.perf_counter() - t_section)
             entry = {"arch": c["arch"], "cube": c["cube"], "batch": c["batch"], "mixed_precision": mp,
                      "fwd_flops": c["fwd_flops"], "fb_flops": c["fb_flops"],
                      "projected_s": None if proj is None else round(proj, 1)}
+            reason = None
             if proj is not None and proj > st["cap"]:
-                entry.update(status="skipped", reason=f"projected {proj:.0f} s > cap {st['cap']:.0f} s "
-                             f"(at {rate / 1e9:.1f} GFLOP/s measured on cheaper configs)")
+                reason = (f"projected {proj:.0f} s > cap {st['cap']:.0f} s per configuration "
+                          f"(1 warm-up + 1 timed step, at {rate / 1e9:.1f} GFLOP/s measured on cheaper ones)")
+            elif proj is not None and proj > left:
+                reason = (f"projected {proj:.0f} s > the {max(left, 0):.0f} s left of the train "
+                          f"section's {st['train_budget']:.0f} s")
+            if reason:
+                entry.update(status="skipped", reason=reason)
                 log.info("train %s/%d: %s", c["arch"], c["cube"], entry["reason"])
                 results.append(entry)
                 continue
-            log.info("train %s cube %d batch %d%s ...", c["arch"], c["cube"], c["batch"], " amp" if mp else "")
+            log.info("train %s cube %d batch %d%s (%d timed) ...", c["arch"], c["cube"], c["batch"],
+                     " amp" if mp else "", reps)
             r = common.run_worker("train", dict(
                 arch=c["arch"], cube=c["cube"], batch=c["batch"], device=str(device), mixed_precision=mp,
-                warmup=args.warmup, reps=st["reps"], cap_s=st["cap"], threads=args.threads,
+                warmup=args.warmup, reps=reps, cap_s=st["cap"], threads=args.threads,
                 workdir=str(workdir / f"train_{c['arch']}_{c['cube']}_{int(mp)}")), timeout_s=2 * st["cap"] + 90,
                 in_process=args.quick)
             entry.update(r)
@@ -170,7 +189,8 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
             else:
                 log.info("  %s: %s", r.get("status"), r.get("reason"))
             results.append(entry)
-    return {"configs": results, "reps": st["reps"], "warmup": args.warmup, "cap_s": st["cap"]}
+    return {"configs": results, "reps": st["reps"], "warmup": args.warmup, "cap_s": st["cap"],
+            "section_budget_s": st["train_budget"], "section_wall_s": round(time.perf_counter() - t_section, 1)}
 
 
 def run_predict(device, st, args, precisions) -> dict:
