@@ -28,6 +28,38 @@ from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_MODE_
                                       NOISE_MODE_CHOICES, PER_TOMOGRAM_DIR, TOMOGRAMS_STAR)
 
 
+# ------------------------------------------------------------------ training resume
+STEP_ARGUMENTS_FILE = "step_arguments.json"
+
+
+def trainingResumeArgs(modelDir: str, stepArguments) -> List[str]:
+    """``["--resume", "True"]`` when ``modelDir`` holds the checkpoint of an earlier attempt of
+    this very step (same arguments, recorded in ``step_arguments.json``), else ``[]``.
+
+    A folder left by different arguments is emptied first: its checkpoints belong to other
+    settings and must be neither resumed nor mixed with the new run's files. The arguments of
+    the attempt about to run are recorded before it starts.
+    """
+    record = json.dumps(stepArguments, sort_keys=True)
+    markerPath = os.path.join(modelDir, STEP_ARGUMENTS_FILE)
+    previous = None
+    if os.path.exists(markerPath):
+        with open(markerPath) as f:
+            previous = f.read()
+    if previous == record:
+        hasCheckpoint = any(name.startswith("network_") and name.endswith("_full.pt")
+                            for name in os.listdir(modelDir))
+        return ["--resume", "True"] if hasCheckpoint else []
+    if os.path.isdir(modelDir):
+        shutil.rmtree(modelDir)
+    os.makedirs(modelDir)
+    tmp = markerPath + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(record)
+    os.replace(tmp, markerPath)
+    return []
+
+
 # ------------------------------------------------------------------ validators
 class OptionalGE(Conditional):
     """``value >= threshold`` for parameters that may be left empty."""
@@ -654,9 +686,12 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
                                  prerequisites=outputDeps, needsGPU=False)
 
     def trainStep(self, step, args, signature):
-        """Train on extra/tomograms.star. ``signature`` is not read: it makes the step's
-        arguments change with every input the training depends on."""
-        Plugin.runCore(self, step, [self._starPath()] + list(args), gpus=self._stepGpus())
+        """Train on extra/tomograms.star. ``signature`` makes the step's arguments change with
+        every input the training depends on. A training killed earlier with the same
+        arguments (Continue after a crash) resumes from its last checkpoint."""
+        resume = trainingResumeArgs(self._modelDir(), [step, list(args), signature])
+        Plugin.runCore(self, step, [self._starPath()] + list(args) + resume,
+                       gpus=self._stepGpus())
 
     def createOutputStep(self, method, signature):
         from isonet2scipion.objects import IsoNet2Model
