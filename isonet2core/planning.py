@@ -1,0 +1,60 @@
+"""Planning a training run: how many subtomograms and epochs.
+
+The IsoNet2 tutorial's rule of thumb: ``subtomograms per tomogram x tomograms x epochs`` of
+about 100 000 cube draws in total (e.g. 10 tomograms x 200 subtomograms x 50 epochs). These
+functions solve that product for one factor; the Scipion wizards call them so that nobody
+computes it by hand.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+#: cube draws in a whole training run (subtomograms per tomogram x tomograms x epochs)
+RULE_OF_THUMB_TOTAL = 100_000
+
+
+def _check_positive(name: str, value) -> int:
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def subtomos_per_tomogram(n_tomograms: int, epochs: int,
+                          total: int = RULE_OF_THUMB_TOTAL) -> int:
+    """Subtomograms per tomogram and epoch so that ``result x n_tomograms x epochs`` is about
+    ``total`` (rounded to the nearest integer, at least 1).
+
+    :raises ValueError: when an argument is not a positive integer.
+    """
+    n = _check_positive("n_tomograms", n_tomograms)
+    e = _check_positive("epochs", epochs)
+    t = _check_positive("total", total)
+    return max(1, int(round(t / (n * e))))
+
+
+def epochs_for(n_tomograms: int, subtomos_per_tomo: int,
+               total: int = RULE_OF_THUMB_TOTAL) -> int:
+    """Epochs so that ``subtomos_per_tomo x n_tomograms x result`` is about ``total``
+    (rounded, at least 1).
+
+    :raises ValueError: when an argument is not a positive integer.
+    """
+    n = _check_positive("n_tomograms", n_tomograms)
+    s = _check_positive("subtomos_per_tomo", subtomos_per_tomo)
+    t = _check_positive("total", total)
+    return max(1, int(round(t / (n * s))))
+
+
+def default_subtomos_per_tomogram(n_tomograms: int, per_epoch_total: int = 3000) -> int:
+    """What training draws per tomogram when ``number_subtomos`` is left empty (auto): about
+    ``per_epoch_total`` cubes per epoch shared by the tomograms (at least 1 each)."""
+    n = _check_positive("n_tomograms", n_tomograms)
+    return max(1, per_epoch_total // n)
+
+
+def planned_total(n_tomograms: int, subtomos_per_tomo: Optional[int], epochs: int) -> int:
+    """Cube draws of a run (``None`` subtomograms: the automatic per-tomogram number)."""
+    n = _check_positive("n_tomograms", n_tomograms)
+    s = default_subtomos_per_tomogram(n) if subtomos_per_tomo is None else \
+        _check_positive("subtomos_per_tomo", subtomos_per_tomo)
+    return n * s * _check_positive("epochs", epochs)
