@@ -28,8 +28,8 @@ One simulated tomogram is made in four steps, all deterministic for a given seed
    ``full = (even + odd) / 2``, which equals the WBP of all tilts with weight ``step``; all
    three have the scale of a plain WBP of the complete series.
 
-Measured (2 busy CPU cores, default config 64 x 192 x 192, 41 tilts): about 0.7 s per
-tomogram; the raw full map correlates with the ground truth at about 0.32, the even and odd
+Measured (2 CPU cores, default config 64 x 192 x 192, 41 tilts): 0.7 s per tomogram on idle
+cores, 1.7-2.1 s while other jobs share them; the raw full map correlates with the ground truth at about 0.32, the even and odd
 halves at about 0.24, and 3 % of the full map's non-DC Fourier power lies in the missing wedge
 (38 % of the ground truth's).
 """
@@ -48,7 +48,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import scipy.ndimage
 import scipy.sparse
-import torch
 
 from isonet2core.config import check_tilt_range
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from isonet2core import metrics, mrcio
+from isonet2core import ctf, fourier, metrics, mrcio, wedge
 from isonet2core.cli.main import main
 from isonet2core.simulate import (ACQUISITION_FILE, CTF_FOLDER, TILT_FOLDER, VOLUME_FOLDERS,
                                   SimulationConfig, format_imod_defocus, simulate_dataset,
@@ -102,6 +102,32 @@ def test_raw_maps_correlate_with_the_ground_truth_in_the_stated_range(medium):
     freq, curve = metrics.fsc(noisy["full"], truth)
     overall = metrics.mean_fsc(freq, curve, f_max=0.3)
     assert overall > 0.5 and in_wedge < overall - 0.25
+
+
+def test_ctf_is_visible_in_the_noise_free_reconstruction(medium):
+    """Per shell of the measured region, power(WBP) / power(truth) follows T^2: a deep minimum
+    at the first CTF zero, a maximum at the first peak (defaults: 10 A/pixel, 5 um defocus)."""
+    clean = medium[1]
+    cfg = SimulationConfig()
+    n = MEDIUM[1] // 2
+    radius = fourier.radial_freq(MEDIUM, rfft=True).numpy()
+    shell = np.rint(radius / (0.5 / n)).astype(int)
+    select = (wedge.wedge_mask(MEDIUM, -60, 60, rfft=True).numpy() == 1) & (shell > 0) & (shell <= n)
+    power = [np.bincount(shell[select], weights=np.abs(np.fft.rfftn(clean[k])[select]) ** 2,
+                         minlength=n + 1)[1:] for k in ("full", "ground_truth")]
+    ratio = power[0] / power[1]
+    freq = np.arange(1, n + 1) * 0.5 / n                               # cycles/voxel
+
+    def at(f_per_a):
+        return ratio[int(np.argmin(np.abs(freq - f_per_a * cfg.pixel_size_a)))]
+
+    optics = (cfg.defocus_a, cfg.voltage_kv, cfg.cs_mm, cfg.amplitude_contrast)
+    zero = ctf.ctf_zero_freqs(1, *optics)[0] * cfg.pixel_size_a
+    assert 0.25 < zero < 0.4                                           # well inside Nyquist
+    assert at(ctf.ctf_zero_freqs(1, *optics)[0]) < 0.15 * at(ctf.first_peak_freq(*optics))
+    t2 = ctf.ctf_1d(n + 1, cfg.pixel_size_a, *optics)[1:] ** 2          # same shell centres
+    below = freq < zero + 0.05
+    assert metrics.pearson(ratio[below], t2[below]) > 0.9
 
 
 def test_invalid_settings_are_rejected_before_work():
