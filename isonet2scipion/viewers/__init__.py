@@ -1,0 +1,3 @@
+"""Scipion viewers of the IsoNet2 protocols and objects (registered by their ``_targets``)."""
+from .viewer_tomograms import IsoNet2PredictViewer
+from .viewer_training import IsoNet2ModelViewer, IsoNet2TrainingViewer
