@@ -7,6 +7,7 @@ run. Measured with these settings (seed 0): Pearson with the ground truth raw fu
 ground truth, mean over shells up to 0.25 cycles/voxel: raw 0.37 (shells near the wedge's edge
 and at low frequency are partly measured on the simulator's grid), refined 0.53.
 """
+import numpy as np
 import pytest
 
 from isonet2core import metrics, mrcio, star
@@ -60,3 +61,35 @@ def test_refine_beats_raw_and_the_half_average_and_fills_the_wedge(dataset, monk
     assert r_ref > r_raw + 0.05
     assert r_ref > r_avg + 0.05
     assert w_ref > w_raw + 0.05
+
+
+def _star(root, name, records):
+    path = root / name
+    star.TomogramsTable.from_records(records).write(path)
+    return str(path)
+
+
+def test_refine_refuses_bad_inputs_before_training(dataset, tmp_path, monkeypatch, capsys):
+    root, sim = dataset
+    monkeypatch.chdir(root)
+    base = {star.TOMO_NAME: "tomo_001", star.PIXEL_SIZE: 10.0, star.TILT_MIN: -60.0, star.TILT_MAX: 60.0}
+    fast = ["--arch", "unet-small", "--epochs", "1", "--device", "cpu", "--output_dir", str(tmp_path / "out")]
+
+    def refused(argv, *fragments):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert all(f in err for f in fragments), err
+        assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.pt"))
+
+    single = _star(tmp_path, "single.star", [{**base, star.TOMO_FULL: str(root / "full" / "tomo_001.mrc")}])
+    refused(["refine", single, "--method", "isonet2-n2n", *fast], "needs even/odd halves", "tomo_001")
+    halves = _star(tmp_path, "halves.star", [{**base, star.TOMO_HALF1: str(root / "even" / "tomo_001.mrc"),
+                                              star.TOMO_HALF2: str(root / "odd" / "tomo_001.mrc")}])
+    refused(["refine", halves, "--cube_size", "64", *fast], "tomo_001", "smaller than cube_size 64")
+    flat = tmp_path / "flat.mrc"
+    mrcio.write_mrc(flat, np.zeros(SHAPE, np.float32), 10.0)
+    const = _star(tmp_path, "const.star", [{**base, star.TOMO_HALF1: str(root / "even" / "tomo_001.mrc"),
+                                             star.TOMO_HALF2: str(flat)}])
+    refused(["refine", const, "--cube_size", "32", *fast], "flat.mrc", "constant")
+    refused(["refine", halves, "--cube_size", "40", *fast], "multiple of 16")
+    refused(["refine", halves, "--cube_size", "32", "--resume", str(tmp_path / "none.pt"), *fast], "none.pt")
