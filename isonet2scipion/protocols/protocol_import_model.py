@@ -64,13 +64,21 @@ class ProtIsoNet2ImportModel(EMProtocol):
                       label="Method (if not in the file name)",
                       help="isonet2-n2n, isonet2 (refine models) or n2n (denoise models).")
         form.addParam("arch", params.EnumParam, choices=ARCH_CHOICES, default=1,
-                      label="Architecture (if not in the file name)")
+                      label="Architecture (if not in the file name)",
+                      help="U-Net size the network was trained with; read from file names such "
+                           "as network_isonet2-n2n_unet-medium_96_full.pt when present.")
         form.addParam("cube_size", params.IntParam, default=96,
-                      label="Cube size (if not in the file name)")
+                      label="Cube size (if not in the file name)",
+                      help="Edge in voxels of the training cubes (the number before _full.pt in "
+                           "IsoNet2's model file names).")
         form.addParam("CTF_mode", params.EnumParam, choices=CTF_MODE_CHOICES, default=0,
-                      label="CTF mode (if no config.json)")
+                      label="CTF mode (if no config.json)",
+                      help="CTF handling the network was trained with; read from the "
+                           "config.json written beside the model when it exists.")
         form.addParam("epochs", params.IntParam, allowsNull=True,
-                      label="Epochs (if no config.json)")
+                      label="Epochs (if no config.json)",
+                      help="Epochs the network was trained for (information only); read from "
+                           "config.json when it exists.")
 
     def _insertAllSteps(self):
         self._insertFunctionStep(self.importStep, self.modelFile.get(), self.copyFile.get())
