@@ -262,7 +262,9 @@ def run_demo(args, folder: Path) -> int:
 
     training = TrainingSettings(arch=size.arch, cube_size=size.cube_size, epochs=size.epochs,
                                 number_subtomos=size.number_subtomos,
-                                batch_size=size.batch_size, ctf_mode="network",
+                                # the GPU picks its batch from its memory; CPUs take 4
+                                batch_size=None if args.gpu else size.batch_size,
+                                ctf_mode="network",
                                 padding_factor=1.5 if not args.quick else 1.0,
                                 gpus=args.gpu, threads=args.threads).validate()
     log(f"training: {training.arch}, cube {training.cube_size}, {training.epochs} epochs x "

@@ -109,3 +109,10 @@ def test_find_inputs_refusals(tmp_path):
     _write(tmp_path / "even" / "a.mrc")
     with pytest.raises(ValueError, match="both even/ and odd/"):
         find_inputs(tmp_path)
+
+
+def test_scripted_workflow_refuses_bad_data_in_one_line(tmp_path, capsys):
+    from isonet2scipion.examples.scripted_workflow import main
+    assert main(["my_project", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "data folder not found" in err[0]
