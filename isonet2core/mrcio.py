@@ -258,6 +258,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
+    """``ValueError`` when ``target`` is (or links to) one of the ``protect`` paths (inputs)."""
+    target = Path(target)
+    for other in protect:
+        if other is not None and _same_file(target, Path(other)):
+            raise ValueError(f"refusing to write {target}: it is the input {other}; "
+                             "choose another output folder or name")
+
+
 def write_mrc(path: PathLike, data, voxel_size_a: float, *,
               protect: Iterable[PathLike] = ()) -> Path:
     """Write ``data`` ``(z, y, x)`` as a float32 MRC file with ``voxel_size_a`` in the header.
@@ -268,10 +277,7 @@ def write_mrc(path: PathLike, data, voxel_size_a: float, *,
     is not 3-D or the voxel size is not positive. Returns ``Path(path)``.
     """
     target = Path(path)
-    for other in protect:
-        if other is not None and _same_file(target, Path(other)):
-            raise ValueError(f"refusing to write {target}: it is the input {other}; "
-                             "choose another output folder or name")
+    check_not_input(target, protect)
     array = np.asarray(data, dtype=np.float32)
     if array.ndim != 3:
         raise ValueError(f"{target}: expected a 3-D volume (z, y, x), got shape {array.shape}")

@@ -11,6 +11,8 @@ from typing import Optional
 
 #: cube draws in a whole training run (subtomograms per tomogram x tomograms x epochs)
 RULE_OF_THUMB_TOTAL = 100_000
+#: cube draws per epoch shared by the tomograms when ``number_subtomos`` is auto (IsoNet2's rule)
+SUBTOMOS_PER_EPOCH = 3000
 
 
 def _check_positive(name: str, value) -> int:
@@ -45,7 +47,7 @@ def epochs_for(n_tomograms: int, subtomos_per_tomo: int,
     return max(1, int(round(t / (n * s))))
 
 
-def default_subtomos_per_tomogram(n_tomograms: int, per_epoch_total: int = 3000) -> int:
+def default_subtomos_per_tomogram(n_tomograms: int, per_epoch_total: int = SUBTOMOS_PER_EPOCH) -> int:
     """What training draws per tomogram when ``number_subtomos`` is left empty (auto): about
     ``per_epoch_total`` cubes per epoch shared by the tomograms (at least 1 each)."""
     n = _check_positive("n_tomograms", n_tomograms)

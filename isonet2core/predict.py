@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, ctf, mrcio, normalize, star, tiling, wedge
+from isonet2core import checkpoint, ctf, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.nets.unet import SIZE_MULTIPLE
 
@@ -77,18 +77,6 @@ def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
     if mode == "phase_only":
         return True
     return mode in CTF_MODES_WITH_PHASEFLIP and bool(train_config.get("do_phaseflip_input", True))
-
-
-def single_map_column(table: star.TomogramsTable, row: int, input_column: str = "auto") -> str:
-    """The column holding the one map of a row to train on or predict: ``auto`` ->
-    ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``; ``rlnTomoName``
-    (IsoNet2 habit, where it held the path) means ``rlnTomoReconstructedTomogram``.
-    ``ValueError`` naming the tomogram when the column is empty."""
-    if input_column in (None, "auto"):
-        return table.input_column(row, star.DECONV, (star.TOMO_FULL,))
-    if input_column == star.TOMO_NAME:
-        input_column = star.TOMO_FULL
-    return table.input_column(row, input_column)
 
 
 def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, phaseflip: bool,
@@ -201,14 +189,8 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
         else:
             if n2n and input_column in (None, "auto"):
                 log.warning("%s: no even/odd halves; predicting the single map with the N2N model", name)
-            inputs = [table.path(row, single_map_column(table, row, input_column))]
-        infos = [mrcio.read_header(p) for p in inputs]
-        if len(infos) == 2 and infos[0].shape != infos[1].shape:
-            raise ValueError(f"{name}: even half {inputs[0]} has shape {infos[0].shape} but odd half "
-                             f"{inputs[1]} has {infos[1].shape}")
-        mrcio.check_same_grid(infos)
-        for info in infos:
-            mrcio.check_data(info.path, info=info)
+            inputs = [table.path(row, maps.single_map_column(table, row, input_column))]
+        infos = maps.check_maps(inputs)
         voxel = infos[0].voxel_size_a or microscope.pixel_size_a
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
@@ -290,9 +272,9 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
                 result *= np.float32(0.5)
         written.append(mrcio.write_mrc(job.output, result, job.voxel_size_a, protect=protect))
         del result
-        table.set_value(job.row, columns[0], str(job.output))
-        table.set_value(job.row, columns[1], None if job.halves[0] is None else str(job.halves[0]))
-        table.set_value(job.row, columns[2], None if job.halves[1] is None else str(job.halves[1]))
+        table.set_path(job.row, columns[0], job.output)
+        table.set_path(job.row, columns[1], job.halves[0])
+        table.set_path(job.row, columns[2], job.halves[1])
         table.write(star_path)
         log.info("%s: wrote %s in %.1f s", job.name, job.output, time.time() - t0)
     return written

@@ -27,14 +27,13 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mrcio, star
+from isonet2core import mrcio, planning, star
 from isonet2core.config import PrepareStarConfig
 
 logger = logging.getLogger(__name__)
 
 AVERAGE_FOLDER = "full_average"
 COORDINATE_SUFFIXES = (".coords", ".star", ".txt")
-SUBTOMOS_PER_EPOCH = 3000
 PIXEL_SIZE_RTOL = 1e-3
 
 
@@ -212,11 +211,6 @@ def count_coordinates(path: os.PathLike) -> int:
     return n
 
 
-def auto_number_subtomos(n_tomograms: int) -> int:
-    """IsoNet2's rule: about 3000 subtomograms per epoch shared by the tomograms."""
-    return max(1, SUBTOMOS_PER_EPOCH // max(1, n_tomograms))
-
-
 def _check_pair(a: mrcio.MRCInfo, b: mrcio.MRCInfo, check_pixel: bool) -> None:
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a.path} is {a.shape} (z, y, x) but {b.path} is {b.shape}")
@@ -275,30 +269,23 @@ def write_average(tomo: PlannedTomogram, folder: os.PathLike) -> Path:
                            protect=files.maps)
 
 
-def _for_star(path: Optional[Path], star_dir: Path) -> Optional[str]:
-    if path is None:
-        return None
-    absolute = os.path.abspath(path)
-    cwd = os.getcwd()
-    if os.path.abspath(star_dir) == cwd and (absolute + os.sep).startswith(cwd + os.sep):
-        return os.path.relpath(absolute, cwd)
-    return absolute
+def _for_star(path: Optional[Path]) -> Optional[str]:
+    return None if path is None else star.path_for_star(path)
 
 
 def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star_path: Path,
                 averages: Optional[Dict[str, Path]] = None) -> star.TomogramsTable:
     """The tomograms table of checked tomograms (``averages``: name -> written full map)."""
     averages = averages or {}
-    star_dir = Path(star_path).parent
-    n_auto = cfg.number_subtomos or auto_number_subtomos(len(planned))
+    n_auto = cfg.number_subtomos or planning.default_subtomos_per_tomogram(len(planned))
     records = []
     for i, t in enumerate(planned):
         records.append({
             star.INDEX: i + 1,
             star.TOMO_NAME: t.files.name,
-            star.TOMO_FULL: _for_star(t.files.full or averages.get(t.files.name), star_dir),
-            star.TOMO_HALF1: _for_star(t.files.even, star_dir),
-            star.TOMO_HALF2: _for_star(t.files.odd, star_dir),
+            star.TOMO_FULL: _for_star(t.files.full or averages.get(t.files.name)),
+            star.TOMO_HALF1: _for_star(t.files.even),
+            star.TOMO_HALF2: _for_star(t.files.odd),
             star.PIXEL_SIZE: t.pixel_size_a,
             star.TS_PIXEL_SIZE: t.pixel_size_a,
             star.VOLTAGE: cfg.voltage_kv,
@@ -309,8 +296,8 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
             star.TILT_MIN: cfg.tilt_min_deg,
             star.TILT_MAX: cfg.tilt_max_deg,
             star.TILT_STEP: cfg.tilt_step_deg,
-            star.MASK: _for_star(t.mask, star_dir),
-            star.BOX_FILE: _for_star(t.box_file, star_dir),
+            star.MASK: _for_star(t.mask),
+            star.BOX_FILE: _for_star(t.box_file),
             star.N_SUBTOMO: t.n_coordinates if t.n_coordinates is not None else n_auto,
         })
     return star.TomogramsTable.from_records(records, source=star_path)

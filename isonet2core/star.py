@@ -140,6 +140,16 @@ def tomo_name_from_path(path: PathLike) -> str:
     return strip_half_tag(name)
 
 
+def path_for_star(path: PathLike) -> str:
+    """How a file is recorded in a STAR: relative to the current directory when it lies inside
+    it, else absolute."""
+    absolute = os.path.abspath(path)
+    cwd = os.getcwd()
+    if (absolute + os.sep).startswith(cwd.rstrip(os.sep) + os.sep):
+        return os.path.relpath(absolute, cwd)
+    return absolute
+
+
 def looks_like_path(value: str) -> bool:
     """True for values holding a folder separator or ending in a map suffix (``.mrc`` ...)."""
     return "/" in value or "\\" in value or value.lower().endswith(MAP_SUFFIXES)
@@ -310,6 +320,12 @@ class TomogramsTable:
         if column in (TOMO_NAME, INDEX):
             _check_unique(pd.DataFrame({column: converted}), self._where_file())
         self._df[column] = pd.Series(converted, dtype=object)
+
+    def set_path(self, row: int, column: str, path: Optional[PathLike]) -> None:
+        """Record a file in ``column``: relative to the current directory when the file lies
+        inside it (RELION's project-relative habit; commands run from the project folder), else
+        absolute. ``None`` empties the cell. :meth:`path` resolves what this records."""
+        self.set_value(row, column, None if path is None else path_for_star(path))
 
     def path(self, row: int, column: str) -> Optional[Path]:
         """The file named in ``column`` as an absolute path, or ``None`` when empty.

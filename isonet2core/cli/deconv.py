@@ -7,90 +7,20 @@ amplitude contrast), writes ``OUTPUT_DIR/<rlnTomoName>_deconv.mrc`` and records 
 ``rlnDeconvTomoName`` with the settings used in ``rlnSnrFalloff`` / ``rlnDeconvStrength`` (the
 STAR is rewritten atomically after every tomogram). Every input is checked before any work
 starts.
-
-The helpers :func:`input_maps`, :func:`check_maps`, :func:`read_map`, :func:`check_output`
-and :func:`star_relative` are shared with ``make-mask``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
-from typing import List, Sequence
 
-import numpy as np
-
-from isonet2core import mrcio, star
+from isonet2core import maps, mrcio, star
 from isonet2core.cli import common
 from isonet2core.config import DeconvConfig
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = "_deconv.mrc"
-
-
-# --- helpers shared with make-mask ----------------------------------------------------------
-def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
-    """The map file(s) of ``row`` to read for ``column``: one path, or the two halves to average.
-
-    ``column`` is a path column of the STAR, or ``rlnTomoName`` meaning the tomogram itself.
-    An empty cell falls back to ``rlnTomoReconstructedTomogram``, then to the mean of
-    ``rlnTomoReconstructedTomogramHalf1/2``. ``ValueError`` for an unknown column or no map.
-    """
-    if column != star.TOMO_NAME and column not in star.PATH_COLUMNS:
-        raise ValueError(f"input_column {column!r} is not a map column; use {star.TOMO_NAME} "
-                         f"or one of {', '.join(sorted(star.PATH_COLUMNS))}")
-    for candidate in ((column,) if column != star.TOMO_NAME else ()) + (star.TOMO_FULL,):
-        if table.value(row, candidate) is not None:
-            if candidate != column and column != star.TOMO_NAME:
-                logger.info("%s: %s is empty, using %s", table.tomo_name(row), column, candidate)
-            return [table.path(row, candidate)]
-    if table.value(row, star.TOMO_HALF1) is not None and table.value(row, star.TOMO_HALF2) is not None:
-        return [table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)]
-    raise ValueError(f"tomogram {table.tomo_name(row)}: no map in {column}, {star.TOMO_FULL} "
-                     f"or the half maps")
-
-
-def check_maps(paths: Sequence[Path]) -> mrcio.MRCInfo:
-    """Check the headers, then the data (finite, not constant; one streamed read); the halves of
-    a pair must have one shape and voxel size. Returns the first map's header."""
-    infos = [mrcio.read_header(p) for p in paths]
-    mrcio.check_same_grid(infos)
-    for info in infos:
-        mrcio.check_data(info.path, info=info)
-    return infos[0]
-
-
-def read_map(paths: Sequence[Path]) -> np.ndarray:
-    """Read one map, or the mean of two half maps, as float32 ``(z, y, x)``; checked finite and
-    non-constant."""
-    data = mrcio.read_mrc(paths[0])[0]
-    if len(paths) > 1:
-        for p in paths[1:]:
-            data += mrcio.read_mrc(p)[0]
-        data /= np.float32(len(paths))
-    mrcio.check_finite_and_nonconstant(data, " + ".join(str(p) for p in paths))
-    return data
-
-
-def check_output(target: Path, sources: Sequence[Path]) -> None:
-    """``ValueError`` when writing ``target`` would overwrite one of the input maps."""
-    for src in sources:
-        if target.resolve() == src.resolve() or (target.exists() and os.path.samefile(src, target)):
-            raise ValueError(f"output {target} would overwrite the input {src}; "
-                             "choose another --output_dir")
-
-
-def star_relative(path: Path, star_file: Path) -> str:
-    """How to record ``path`` in ``star_file``: relative to the STAR's folder when inside it,
-    else absolute."""
-    path = Path(path).absolute()
-    folder = Path(star_file).absolute().parent
-    try:
-        return str(path.relative_to(folder))
-    except ValueError:
-        return str(path)
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -134,23 +64,23 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for row in rows:
         microscope = table.microscope(row)
-        sources = input_maps(table, row, args.input_column)
-        info = check_maps(sources)
+        sources = maps.input_maps(table, row, args.input_column)
+        info = maps.check_maps(sources)[0]
         if info.voxel_size_a > 0 and abs(info.voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             logger.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
                            "using the STAR's", info.path, info.voxel_size_a, microscope.pixel_size_a)
         target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
-        check_output(target, sources)
+        mrcio.check_not_input(target, sources)
         jobs.append((row, microscope, sources, target))
     output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
 
     from isonet2core.deconv import deconvolve  # torch only once the inputs are known good
 
     for row, microscope, sources, target in jobs:
-        volume = read_map(sources)
+        volume = maps.read_map(sources)
         out = deconvolve(volume, microscope, cfg)
         mrcio.write_mrc(target, out, microscope.pixel_size_a, protect=sources)
-        table.set_value(row, star.DECONV, star_relative(target, star_file))
+        table.set_path(row, star.DECONV, target)
         table.set_value(row, star.SNR_FALLOFF, cfg.snrfalloff)
         table.set_value(row, star.DECONV_STRENGTH, cfg.deconvstrength)
         table.write(star_file)

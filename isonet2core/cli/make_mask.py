@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from isonet2core import mrcio, star
+from isonet2core import maps, mrcio, star
 from isonet2core.cli import common
-from isonet2core.cli.deconv import check_maps, check_output, input_maps, read_map, star_relative
 from isonet2core.config import MaskConfig
 
 SUFFIX = "_mask.mrc"
@@ -51,19 +50,19 @@ def run(args: argparse.Namespace) -> int:
     jobs = []
     for row in rows:
         pixel_size_a = table.microscope(row).pixel_size_a
-        sources = input_maps(table, row, args.input_column)
-        check_maps(sources)
+        sources = maps.input_maps(table, row, args.input_column)
+        maps.check_maps(sources)
         target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
-        check_output(target, sources)
+        mrcio.check_not_input(target, sources)
         jobs.append((row, pixel_size_a, sources, target))
     output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
 
     from isonet2core.masking import make_mask
 
     for row, pixel_size_a, sources, target in jobs:
-        mask = make_mask(read_map(sources), cfg)
+        mask = make_mask(maps.read_map(sources), cfg)
         mrcio.write_mrc(target, mask, pixel_size_a, protect=sources)
-        table.set_value(row, star.MASK, star_relative(target, star_file))
+        table.set_path(row, star.MASK, target)
         table.write(star_file)
         print(f"make-mask: {table.tomo_name(row)} -> {target} ({100.0 * mask.mean():.1f}% kept)")
     return 0

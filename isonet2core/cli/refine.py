@@ -22,16 +22,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from isonet2core import checkpoint, mrcio, predict, star
+from isonet2core import checkpoint, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
 from isonet2core.config import ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TOTAL_SUBTOMOS = 3000
-"""Cubes per epoch over all tomograms when neither --number_subtomos nor rlnNumberSubtomo is set."""
 
 _D = TrainConfig()
 
@@ -98,7 +95,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
                       help="train two independent networks, on the even and on the odd half")
     common.add_option(parser, "number_subtomos", type=common.none_or(int), default=None,
                       help="cubes per tomogram per epoch; None: rlnNumberSubtomo of the STAR, else "
-                           f"{DEFAULT_TOTAL_SUBTOMOS} / number of tomograms")
+                           f"{planning.SUBTOMOS_PER_EPOCH} / number of tomograms")
     common.add_option(parser, "save_interval", type=int, default=_D.save_interval,
                       help="keep a model copy (and a preview) every this many epochs, and after the last")
     common.add_option(parser, "with_preview", type=common.parse_bool, default=_D.with_preview,
@@ -171,13 +168,12 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
     for row in rows:
         name = table.tomo_name(row)
         if cfg.method == "isonet2":
-            maps: Tuple[Path, ...] = (table.path(row, predict.single_map_column(table, row, input_column)),)
+            map_paths: Tuple[Path, ...] = (table.path(row, maps.single_map_column(table, row, input_column)),)
         else:
-            maps = _halves_of(table, row, cfg.method)
-        infos = [mrcio.check_data(p) for p in maps]
-        mrcio.check_same_grid(infos)
+            map_paths = _halves_of(table, row, cfg.method)
+        infos = maps.check_maps(map_paths)
         if min(infos[0].shape) < cfg.cube_size:
-            raise ValueError(f"tomogram {name} ({maps[0]}) has shape {infos[0].shape} (z, y, x), "
+            raise ValueError(f"tomogram {name} ({map_paths[0]}) has shape {infos[0].shape} (z, y, x), "
                              f"smaller than cube_size {cfg.cube_size}; use a smaller --cube_size")
         mask = table.path(row, star.MASK) if table.value(row, star.MASK) is not None else None
         if mask is not None:
@@ -185,8 +181,8 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
             if info.shape != infos[0].shape:
                 raise ValueError(f"mask {mask} of tomogram {name} has shape {info.shape}, the tomogram "
                                  f"{infos[0].shape}")
-        n = cfg.number_subtomos or table.value(row, star.N_SUBTOMO) or max(1, DEFAULT_TOTAL_SUBTOMOS // len(rows))
-        specs.append(TomogramSpec(name, maps, table.microscope(row), int(n), mask))
+        n = cfg.number_subtomos or table.value(row, star.N_SUBTOMO) or planning.default_subtomos_per_tomogram(len(rows))
+        specs.append(TomogramSpec(name, map_paths, table.microscope(row), int(n), mask))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"{table.source}: tomogram names (rlnTomoName) must be distinct, got {names}")

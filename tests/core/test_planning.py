@@ -27,11 +27,9 @@ def test_round_trip_product_close_to_total(n, e):
         assert planning.epochs_for(n, s) == e
 
 
-def test_default_matches_refine_auto():
-    from isonet2core.cli.refine import DEFAULT_TOTAL_SUBTOMOS
+def test_default_is_isonet2s_3000_per_epoch():
     for n in (1, 2, 7, 3001):
-        assert planning.default_subtomos_per_tomogram(n, DEFAULT_TOTAL_SUBTOMOS) == \
-            max(1, DEFAULT_TOTAL_SUBTOMOS // n)
+        assert planning.default_subtomos_per_tomogram(n) == max(1, 3000 // n)
     assert planning.planned_total(2, None, 10) == 2 * 1500 * 10
     assert planning.planned_total(2, 100, 10) == 2000
 

@@ -5,7 +5,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from isonet2core import mrcio, prepare, star
+from isonet2core import mrcio, planning, prepare, star
 from isonet2core.cli.main import main
 from isonet2core.config import PrepareStarConfig
 from isonet2core.star import TomogramsTable
@@ -111,9 +111,9 @@ def test_count_coordinates(tmp_path):
 
 
 def test_auto_number_subtomos():
-    assert prepare.auto_number_subtomos(1) == 3000
-    assert prepare.auto_number_subtomos(7) == 428
-    assert prepare.auto_number_subtomos(5000) == 1
+    assert planning.default_subtomos_per_tomogram(1) == 3000
+    assert planning.default_subtomos_per_tomogram(7) == 428
+    assert planning.default_subtomos_per_tomogram(5000) == 1
 
 
 def _cfg(tmp_path, **kw):

@@ -1,0 +1,80 @@
+"""The maps a STAR row provides to a step, checked before any work, and read.
+
+Every command that reads tomograms (deconv, make-mask, refine, denoise, predict) picks its
+input files here, so "which map does ``--input_column X`` mean for this tomogram" has one
+answer:
+
+* :func:`input_maps` (deconv, make-mask): a map column, or ``rlnTomoName`` meaning the
+  tomogram itself; an empty cell falls back to ``rlnTomoReconstructedTomogram``, then to the
+  mean of the even/odd halves.
+* :func:`single_map_column` (single-map training and prediction): ``auto`` prefers the
+  deconvolved map, else the full map.
+
+Volumes are ``(z, y, x)`` float32.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+
+from isonet2core import mrcio, star
+
+logger = logging.getLogger(__name__)
+
+
+def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
+    """The map file(s) of ``row`` to read for ``column``: one path, or the two halves to average.
+
+    ``column`` is a path column of the STAR, or ``rlnTomoName`` meaning the tomogram itself.
+    An empty cell falls back to ``rlnTomoReconstructedTomogram``, then to the mean of
+    ``rlnTomoReconstructedTomogramHalf1/2``. ``ValueError`` for an unknown column or no map.
+    """
+    if column != star.TOMO_NAME and column not in star.PATH_COLUMNS:
+        raise ValueError(f"input_column {column!r} is not a map column; use {star.TOMO_NAME} "
+                         f"or one of {', '.join(sorted(star.PATH_COLUMNS))}")
+    for candidate in ((column,) if column != star.TOMO_NAME else ()) + (star.TOMO_FULL,):
+        if table.value(row, candidate) is not None:
+            if candidate != column and column != star.TOMO_NAME:
+                logger.info("%s: %s is empty, using %s", table.tomo_name(row), column, candidate)
+            return [table.path(row, candidate)]
+    if table.value(row, star.TOMO_HALF1) is not None and table.value(row, star.TOMO_HALF2) is not None:
+        return [table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)]
+    raise ValueError(f"tomogram {table.tomo_name(row)}: no map in {column}, {star.TOMO_FULL} "
+                     f"or the half maps")
+
+
+def single_map_column(table: star.TomogramsTable, row: int, input_column: str = "auto") -> str:
+    """The column holding the one map of a row to train on or predict: ``auto`` ->
+    ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``; ``rlnTomoName``
+    (IsoNet2 habit, where it held the path) means ``rlnTomoReconstructedTomogram``.
+    ``ValueError`` naming the tomogram when the column is empty."""
+    if input_column in (None, "auto"):
+        return table.input_column(row, star.DECONV, (star.TOMO_FULL,))
+    if input_column == star.TOMO_NAME:
+        input_column = star.TOMO_FULL
+    return table.input_column(row, input_column)
+
+
+def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
+    """Check the headers, then the data (finite, not constant; one streamed read); the maps
+    (e.g. the halves of a pair) must share one shape and voxel size. Returns their headers."""
+    infos = [mrcio.read_header(p) for p in paths]
+    mrcio.check_same_grid(infos)
+    for info in infos:
+        mrcio.check_data(info.path, info=info)
+    return infos
+
+
+def read_map(paths: Sequence[Path]) -> np.ndarray:
+    """Read one map, or the mean of two half maps, as float32 ``(z, y, x)``; checked finite and
+    non-constant."""
+    data = mrcio.read_mrc(paths[0])[0]
+    if len(paths) > 1:
+        for p in paths[1:]:
+            data += mrcio.read_mrc(p)[0]
+        data /= np.float32(len(paths))
+    mrcio.check_finite_and_nonconstant(data, " + ".join(str(p) for p in paths))
+    return data
