@@ -175,7 +175,9 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
     for label, method in METHODS.items():
         step_s = max(1e-3, step_s_estimate[label])
         steps_per_epoch = max(1, int(round(epoch_s / step_s)))
-        epochs = int(math.ceil(budgets_s[-1] / (steps_per_epoch * step_s) * 2.0)) + 2
+        # far more epochs than the budget can hold (the run is stopped at the budget; with the
+        # constant learning rate the epoch count changes nothing else)
+        epochs = int(math.ceil(budgets_s[-1] / (steps_per_epoch * step_s) * 10.0)) + 10
         out = workdir / f"train_{label}"
         args = dict(method=method, arch=arch, cube=cube, batch=batch, epochs=epochs,
                     n_subtomos=batch * steps_per_epoch, maps=[sim["even"], sim["odd"]],

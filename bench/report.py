@@ -186,6 +186,15 @@ def flops_text(results: dict) -> str:
             f"rates, {f.get('unet_fraction_of_matmul_text', '-')}.")
 
 
+def _proposal_parts(results: dict) -> List[str]:
+    """The train table measured with a proposed (uncommitted) change, when the results hold one."""
+    prop = results.get("train_proposal")
+    if not prop:
+        return []
+    return [f"With the proposed change ({prop['change']}; not committed):", "",
+            train_table({"train": prop}), ""]
+
+
 def markdown(results: dict) -> str:
     notes = results.get("notes", [])
     parts = [
@@ -202,6 +211,7 @@ def markdown(results: dict) -> str:
         "Medians over the timed steps. CPU use = process CPU seconds / (wall seconds x threads): "
         "well below 1 means other work shared the cores during the measurement.", "",
         train_table(results), "",
+        *_proposal_parts(results),
         "## Prediction throughput and memory", "",
         predict_table(results), "",
         results.get("predict", {}).get("summary", ""), "",
