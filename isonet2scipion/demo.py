@@ -59,7 +59,9 @@ class DemoSize:
     batch_size: int
 
 
-#: about ten minutes on 2 CPU cores (measured; see the report of the engineer who set it)
+#: measured: 866 CPU-seconds in all (under 10 minutes on 2 idle cores; 28 minutes when the
+#: cores were shared four ways); Pearson with the ground truth 0.31 -> 0.43 and 0.31 -> 0.42,
+#: mean missing-wedge FSC 0.17 -> 0.36 and 0.17 -> 0.38
 DEFAULT = DemoSize(n_tomograms=2, shape=(64, 128, 128), arch="unet-small", cube_size=32,
                    epochs=10, number_subtomos=40, batch_size=4)
 #: one to two minutes: the machinery only
