@@ -25,14 +25,14 @@ File names: ``model_path(output_dir, method, arch, cube)`` ->
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 
-from isonet2core import __version__, mrcio
+from isonet2core import __version__
+from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
 from isonet2core.nets.unet import ARCH_CHANNELS, SIZE_MULTIPLE, build_unet
 
@@ -101,23 +101,11 @@ def save_checkpoint(path: PathLike, state: dict) -> Path:
     _validate_fields(full, str(path))
     for key, value in full.items():
         _check_plain(value, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mrcio.remove_stale_temporaries(path)   # left by a run killed while saving
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as fh:
             torch.save(full, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError) and exc.filename is None:   # e.g. a full disk: name the file
-            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-        raise
     return path
 
 

@@ -10,7 +10,7 @@ Empty values are ``None``, never the string ``"None"``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Optional, Tuple
 
 Arch = Literal["unet-small", "unet-medium", "unet-large"]

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -42,6 +41,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from isonet2core.atomic import atomic_output  # noqa: E402
 
 PathLike = Union[str, os.PathLike]
 
@@ -382,14 +383,8 @@ def save_figure(fig: Figure, png_path: PathLike) -> Path:
     the folder is created when missing), close it and return ``Path(png_path)``."""
     target = Path(png_path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
+        with atomic_output(target) as tmp:
             fig.savefig(tmp, format="png", dpi=_DPI)
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     return target

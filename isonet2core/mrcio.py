@@ -18,13 +18,12 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
   ``os.replace``) and refuses to write over any path listed in ``protect`` (the caller's
   inputs), comparing resolved paths so that symbolic and hard links are caught too; it
   first removes temporary files that killed writers of the same target left behind
-  (:func:`remove_stale_temporaries`).
+  (:mod:`isonet2core.atomic`).
 """
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -33,6 +32,8 @@ import mrcfile
 import mrcfile.dtypes
 import mrcfile.utils
 import numpy as np
+
+from isonet2core.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -208,47 +209,6 @@ def check_same_grid(infos: Sequence[MRCInfo]) -> None:
                              f"{other.path} {b:g} A")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:          # e.g. PermissionError: the process exists (another user's)
-        return True
-    return True
-
-
-def remove_stale_temporaries(target: PathLike) -> list:
-    """Remove the temporary files that killed writers of ``target`` left beside it.
-
-    Atomic writes name their temporary ``.<target name>.<pid>.<random>.tmp``; a writer killed
-    with SIGKILL (scheduler, out-of-memory killer) cannot remove it. Files of processes that no
-    longer run on this machine are deleted; those of running processes are kept. Returns the
-    removed paths. Called by the atomic writers before they write ``target``.
-    """
-    target = Path(target)
-    prefix = f".{target.name}."
-    removed = []
-    try:
-        candidates = list(target.parent.iterdir())
-    except OSError:
-        return removed
-    for path in candidates:
-        name = path.name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        pid_text = name[len(prefix):].split(".", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
-            continue
-        try:
-            path.unlink()
-            removed.append(path)
-            logger.info("removed %s, left by an interrupted write", path)
-        except OSError:
-            pass
-    return removed
-
-
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
@@ -283,22 +243,10 @@ def write_mrc(path: PathLike, data, voxel_size_a: float, *,
         raise ValueError(f"{target}: expected a 3-D volume (z, y, x), got shape {array.shape}")
     if not (np.isfinite(voxel_size_a) and voxel_size_a > 0):
         raise ValueError(f"{target}: voxel size must be positive, got {voxel_size_a} A")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
+    with atomic_output(target) as tmp:
         with mrcfile.new(str(tmp)) as mrc:
             mrc.set_data(np.ascontiguousarray(array))
             mrc.voxel_size = float(voxel_size_a)
-        os.replace(tmp, target)
-    except OSError as exc:   # e.g. a full disk: name the file we could not write
-        tmp.unlink(missing_ok=True)
-        if exc.filename is None:
-            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
-        raise
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
 
 

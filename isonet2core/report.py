@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +31,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from isonet2core import __version__, figures, metrics, mrcio, star  # noqa: E402
+from isonet2core import __version__, atomic, figures, metrics, mrcio, star  # noqa: E402
+from isonet2core.atomic import atomic_output  # noqa: E402
 from isonet2core.config import ReportConfig  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,8 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        png_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = png_path.parent / f".{png_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
+        with atomic_output(png_path) as tmp:
             fig.savefig(tmp, format="png")
-            os.replace(tmp, png_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     return png_path
@@ -80,7 +74,9 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
 # ==== the report page of a run: `isonet2 report` ==========================================
 # (added by the report work; plot_loss_history above is the trainer's)
 REPORT_STEM = "report"
-HISTORY_FILE = "loss_history.json"     # written by isonet2core.training.trainer
+# the files a training run writes beside its model files (isonet2core.training.trainer)
+HISTORY_FILE = "loss_history.json"
+LOSS_PNG = "loss.png"
 CONFIG_FILE = "config.json"
 PREVIEW_DIR = "preview"
 MAX_PREVIEWS = 5                       # training previews shown (evenly chosen epochs)
@@ -138,7 +134,7 @@ def write_report(output_dir: PathLike, title: str, sections: Sequence[ReportSect
     written: Dict[str, Path] = {}
     for fmt in formats:
         text = _html_page(title, sections) if fmt == "html" else _markdown_page(title, sections)
-        written[fmt] = _write_text_atomic(out / f"{stem}.{fmt}", text)
+        written[fmt] = atomic.write_text(out / f"{stem}.{fmt}", text)
     return written
 
 
@@ -188,19 +184,6 @@ def _markdown_page(title: str, sections: Sequence[ReportSection]) -> str:
             alt = image.caption.replace("[", "(").replace("]", ")")
             lines += [f"![{alt}]({image.file.replace(' ', '%20')})", "", f"*{image.caption}*", ""]
     return "\n".join(lines)
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---- what the report shows of each tomogram ------------------------------------------------

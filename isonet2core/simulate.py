@@ -40,7 +40,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -49,6 +48,7 @@ import numpy as np
 import scipy.ndimage
 import scipy.sparse
 
+from isonet2core import atomic
 from isonet2core.config import check_tilt_range
 
 logger = logging.getLogger(__name__)
@@ -416,18 +416,6 @@ def format_tlt(angles_deg: Sequence[float]) -> str:
     return "".join(f"{a:.2f}\n" for a in angles_deg)
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def tomogram_name(index: int) -> str:
     """File stem of tomogram ``index`` (1-based): ``tomo_001``."""
     return f"tomo_{index:03d}"
@@ -468,9 +456,9 @@ def simulate_dataset(out_dir: PathLike, cfg: SimulationConfig, n_tomograms: int 
             write_mrc(path, result[folder], cfg.pixel_size_a)
             record[folder] = str(path)
         record["defocus_file"] = str(out / CTF_FOLDER / f"{name}.defocus")
-        _write_text(Path(record["defocus_file"]), format_imod_defocus(result["tilt_angles_deg"], defocus))
+        atomic.write_text(Path(record["defocus_file"]), format_imod_defocus(result["tilt_angles_deg"], defocus))
         record["tilt_file"] = str(out / TILT_FOLDER / f"{name}.tlt")
-        _write_text(Path(record["tilt_file"]), format_tlt(result["tilt_angles_deg"]))
+        atomic.write_text(Path(record["tilt_file"]), format_tlt(result["tilt_angles_deg"]))
         logger.info("simulated %s (seed %d, defocus %.0f A, noise sigma %.4g)",
                     name, record["seed"], defocus, result["noise_sigma"])
         records.append(record)
@@ -493,5 +481,5 @@ def simulate_dataset(out_dir: PathLike, cfg: SimulationConfig, n_tomograms: int 
         "tomograms": [{k: (os.path.relpath(v, out) if k not in ("name", "seed", "defocus_a") else v)
                        for k, v in r.items()} for r in records],
     }
-    _write_text(out / ACQUISITION_FILE, json.dumps(acquisition, indent=2) + "\n")
+    atomic.write_text(out / ACQUISITION_FILE, json.dumps(acquisition, indent=2) + "\n")
     return records

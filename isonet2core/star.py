@@ -32,13 +32,12 @@ import logging
 import math
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import pandas as pd
 
-from isonet2core import __version__
+from isonet2core import __version__, atomic
 from isonet2core.config import Microscope
 
 logger = logging.getLogger(__name__)
@@ -432,23 +431,7 @@ class TomogramsTable:
     def write(self, path: PathLike) -> Path:
         """Write the table atomically (temporary file in the same folder, then ``os.replace``);
         the folder is created when missing. Returns ``Path(path)``."""
-        target = Path(path)
-        text = self.to_star_text()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
-        except OSError as exc:   # e.g. a full disk: name the file we could not write
-            tmp.unlink(missing_ok=True)
-            if exc.filename is None:
-                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
-            raise
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        return atomic.write_text(path, self.to_star_text())
 
     # --- helpers ---------------------------------------------------------------------
     def _check_row(self, row: int) -> None:

@@ -41,7 +41,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import __version__, checkpoint, config as config_mod, predict, report
+from isonet2core import __version__, atomic, checkpoint, config as config_mod, predict, report
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
 from isonet2core.fourier import apply_fourier_filter
@@ -64,10 +63,8 @@ from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 
 log = logging.getLogger(__name__)
 
-HISTORY_FILE = "loss_history.json"
-LOSS_PNG = "loss.png"
-CONFIG_FILE = "config.json"
-PREVIEW_DIR = "preview"
+HISTORY_FILE, LOSS_PNG, CONFIG_FILE, PREVIEW_DIR = (report.HISTORY_FILE, report.LOSS_PNG,
+                                                   report.CONFIG_FILE, report.PREVIEW_DIR)
 
 
 @dataclass(frozen=True)
@@ -138,16 +135,6 @@ def amp_dtype(device: torch.device, mixed_precision: bool) -> Optional[torch.dty
     if device.type != "cuda" or not mixed_precision:
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _atomic_json(path: Path, data) -> None:
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,12 +391,11 @@ class _Session:
         if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
             written.append(checkpoint.save_checkpoint(
                 checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
-        _atomic_json(out / HISTORY_FILE, self.history)
-        _atomic_json(out / CONFIG_FILE, {"config": state["config"], "batch_size": self.batch_size,
-                                         "tomograms": state["tomograms"],
-                                         "normalization": state["normalization"],
-                                         "isonet2core_version": __version__,
-                                         "command_line": state["command_line"]})
+        atomic.write_text(out / HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
+        settings = {"config": state["config"], "batch_size": self.batch_size,
+                    "tomograms": state["tomograms"], "normalization": state["normalization"],
+                    "isonet2core_version": __version__, "command_line": state["command_line"]}
+        atomic.write_text(out / CONFIG_FILE, json.dumps(settings, indent=2, default=str))
         report.plot_loss_history(self.history, out / LOSS_PNG)
         return written
 

@@ -4,7 +4,6 @@ Tiny (48 x 96 x 96, unet-small, 32^3 cubes, 2 epochs of 16 steps of 4 cubes). Me
 these settings (seed 1): see the printed line; the raw full map (even/odd average) is the
 baseline to beat.
 """
-import pytest
 
 from isonet2core import metrics, mrcio, star
 from isonet2core.cli.main import main

@@ -113,10 +113,6 @@ def run_folder(tmp_path_factory):
     return root
 
 
-def test_report_reads_the_files_the_trainer_writes():
-    assert (report.HISTORY_FILE, report.CONFIG_FILE, report.PREVIEW_DIR) == \
-        (trainer.HISTORY_FILE, trainer.CONFIG_FILE, trainer.PREVIEW_DIR)
-
 
 def _table_rows(page: str):
     return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page)]

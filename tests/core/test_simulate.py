@@ -1,6 +1,5 @@
 """Simulator: determinism, phantom in the slab, wedge convention, even/odd noise, quality, CLI."""
 import json
-import math
 
 import numpy as np
 import pytest

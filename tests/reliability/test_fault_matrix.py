@@ -15,7 +15,6 @@ import contextlib
 import warnings
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 import pytest
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -22,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, mrcio, star
+from isonet2core import atomic, checkpoint, mrcio, star
 
-from reliability_helpers import (PIXEL_A, SHAPE, assert_one_error_line, fingerprint, make_checkpoint,
+from reliability_helpers import (PIXEL_A, assert_one_error_line, fingerprint, make_checkpoint,
                                  make_dataset, run_main, smooth_volume, temp_files)
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -135,7 +134,7 @@ def test_star_write_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
             self.fh.write(text[: len(text) // 2])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(star, "open", lambda *a, **k: HalfWriter(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(atomic, "open", lambda *a, **k: HalfWriter(real_open(*a, **k)), raising=False)
     with pytest.raises(OSError, match="tomograms.star"):
         table.write(ds["star"])
     assert fingerprint([ds["star"]]) == digest

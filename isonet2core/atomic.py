@@ -1,0 +1,87 @@
+"""Atomic file output: write a temporary file beside the target, then ``os.replace`` it.
+
+Readers never see a partial file, and a failure (full disk, exception, kill) leaves the old
+file intact. Temporaries are named ``.<target name>.<pid>.<random>.tmp``: a writer killed with
+SIGKILL (scheduler, out-of-memory killer) cannot remove its own, so the next write of the same
+target removes those of processes that no longer run. An ``OSError`` that names no file (a full
+disk) is re-raised naming the target. Every writer of the package (maps, STAR files, model
+files, figures, pages, JSON) goes through :func:`atomic_output`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Union
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # e.g. PermissionError: the process exists (another user's)
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: PathLike) -> List[Path]:
+    """Remove the temporaries that killed writers of ``target`` left beside it (those of running
+    processes are kept). Returns the removed paths."""
+    target = Path(target)
+    prefix = f".{target.name}."
+    removed: List[Path] = []
+    try:
+        candidates = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for path in candidates:
+        name = path.name
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+            logger.info("removed %s, left by an interrupted write", path)
+        except OSError:
+            pass
+    return removed
+
+
+@contextmanager
+def atomic_output(target: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target`` (its folder is created); when the block ends
+    normally the temporary replaces ``target``, otherwise it is removed and ``target`` is left
+    as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as exc:   # e.g. a full disk: name the file we could not write
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(target: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``target`` atomically. Returns ``Path(target)``."""
+    with atomic_output(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    return Path(target)
