@@ -185,17 +185,22 @@ current network(s) in eval mode (half selects the network of split-halves traini
 
 def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predict: Predictor,
                  rotations: Sequence[rot.Rotation], cfg: TrainConfig,
-                 generator: torch.Generator) -> Batch:
+                 generator: torch.Generator, *, shared_network: bool = False) -> Batch:
     """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for
     one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps; ``filters``: one per
-    cube; ``rotations``: one per cube; ``generator`` drives the noise."""
+    cube; ``rotations``: one per cube; ``generator`` drives the noise. ``shared_network``: one
+    network serves both halves (no split halves), so both are predicted in one batched call
+    (twice the batch: on the CPU the deep levels leave the slow batch-of-one convolution path)."""
     n_maps, b = cubes.shape[0], cubes.shape[1]
     device = cubes.device
     m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
     flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
     v = [_filter(cubes[h], flip) for h in range(n_maps)]
     with torch.no_grad():
-        f = [predict(h, v[h]).float() for h in range(n_maps)]
+        if shared_network and n_maps == 2:
+            f = list(predict(0, torch.cat(v)).float().split(b))
+        else:
+            f = [predict(h, v[h]).float() for h in range(n_maps)]
         if n_maps == 2:
             s = fill_noise_std(v[0], v[1], f[0], f[1], m)
         else:

@@ -307,7 +307,8 @@ class _Session:
         filters = [self.filters[r.source] for r in refs]
         if self.cfg.method == "n2n":
             return targets.denoise_batch(cubes, filters, rotations)
-        return targets.refine_batch(cubes, filters, self._predict_no_grad, rotations, self.cfg, generator)
+        return targets.refine_batch(cubes, filters, self._predict_no_grad, rotations, self.cfg, generator,
+                                    shared_network=not self.cfg.split_halves)
 
     # ---- epochs ---------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict:

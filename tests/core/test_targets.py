@@ -63,6 +63,12 @@ def test_refine_targets_are_the_other_half_rotated_and_inputs_are_re_wedged():
 
     batch = targets.refine_batch(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1))
     assert sorted(calls) == [0, 1]
+    # one network for both halves: one batched call, the same batch
+    calls.clear()
+    shared = targets.refine_batch(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1),
+                                  shared_network=True)
+    assert calls == [0]
+    assert torch.equal(shared.inputs, batch.inputs) and torch.equal(shared.targets, batch.targets)
     assert batch.inputs.shape == (6, 1, N, N, N) and batch.targets.shape == (6, 1, N, N, N)
     m = f.wedge
     # inputs only hold measured frequencies of their own wedge
