@@ -2,28 +2,34 @@
 
 Each size is measured in a fresh worker process (:func:`measure_size`):
 
-1. a random ``(z, y, x)`` float32 tomogram in memory and a fresh U-Net (the cost does not depend
-   on the weights); warm-up: one bare forward batch and ``predict_volume`` on a corner of the
-   tomogram (kernel selection, thread pools, FFT plans);
-2. ``isonet2core.predict.predict_volume`` on the whole tomogram (normalisation, missing-wedge
-   input filter of ``apply_mw_x1``, tiling, batched network, Hann blending, denormalisation),
-   timed end to end, with the process's peak memory during it;
+1. a random ``(z, y, x)`` float32 tomogram and a fresh U-Net (the cost does not depend on the
+   weights); warm-up: one bare forward batch and ``predict_volume`` on a corner of the tomogram
+   (kernel selection, thread pools, FFT plans); the tomogram is then written to an MRC file in
+   a temporary folder and the in-memory array dropped;
+2. ``isonet2core.predict.predict_file``, what ``isonet2 predict`` runs for each map: the MRC
+   file read z slab by z slab, normalisation, missing-wedge input filter of ``apply_mw_x1``,
+   tiling, batched network, Hann blending, denormalisation, the output streamed into an MRC
+   file; timed end to end, with the process's peak memory during it;
 3. the bare network: forward passes under ``torch.inference_mode`` (and the same autocast and,
-   on the CPU, the same channels-last weights as ``predict_volume``) on
+   on the CPU, the same channels-last weights as ``predict_file``) on
    batches of random tiles of the same size and batch size, over ``min(n_tiles,
    bare_max_tiles)`` tiles; its time per tile times the tile count of the tomogram is the
    bare-network time of the same tiles. ``efficiency = bare time / predict time`` (the target
    is at least 0.6).
 
 ``peak_memory_mib`` is the peak over the process's memory before the tomogram and the model
-were made, so it contains both; ``memory_ratio = peak / (tomogram bytes + model bytes)``.
+were made, so it contains the model (the tomogram itself is then on disk only; prediction
+holds a few slabs of ``cube`` z planes of it and of the output);
+``memory_ratio = peak / (tomogram bytes + model bytes)``.
 :func:`fit_power_law` fits ``time ~ voxels^p`` (``p = 1``: linear) and
 ``peak = a + slope * tomogram bytes`` over the sizes.
 """
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -35,8 +41,9 @@ from bench.common import PeakMemory, mib, synchronize
 def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int = 4,
                  device: str = "cpu", mixed_precision: bool = False, bare_max_tiles: int = 16,
                  padding_factor: float = 1.5, threads: Optional[int] = None, **_) -> dict:
-    """Measure ``predict_volume`` on one tomogram size; see the module docstring."""
-    from isonet2core import predict, tiling
+    """Measure ``predict_file`` (MRC file to MRC file) on one tomogram size; see the module
+    docstring."""
+    from isonet2core import mrcio, predict, tiling
     from isonet2core.config import Microscope, PredictConfig
     from isonet2core.nets.unet import build_unet
 
@@ -47,10 +54,12 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     shape = tuple(int(s) for s in shape)
     mem = PeakMemory(dev)   # baseline: before the tomogram and the model
     volume = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    tomogram_bytes = volume.nbytes
     model = build_unet(arch).to(dev).eval()
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision,
                         padding_factor=padding_factor)
+    scope = Microscope(pixel_size_a=10.0)
     autocast = dev.type == "cuda" and mixed_precision
     grid = tiling.TileGrid.for_volume(shape, cube, padding_factor)
     x = torch.randn(batch_size, 1, cube, cube, cube, device=dev)
@@ -62,21 +71,23 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
 
     bare_batch()   # warm-up: kernels, thread pools, FFT plans of the tile size
     predict.predict_volume(model, np.ascontiguousarray(volume[:cube, :cube, :cube]), cube_size=cube,
-                           config=cfg, microscope=Microscope(pixel_size_a=10.0), device=dev)
-    synchronize(dev)
-    mem.reset()
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    out = predict.predict_volume(model, volume, cube_size=cube, config=cfg,
-                                 microscope=Microscope(pixel_size_a=10.0), device=dev)
-    synchronize(dev)
-    predict_s = time.perf_counter() - t0
-    predict_cpu_s = time.process_time() - c0
-    peak = mem.peak_bytes()
-    del out
+                           config=cfg, microscope=scope, device=dev)
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        source = mrcio.write_mrc(Path(tmp) / "tomogram.mrc", volume, 10.0)
+        del volume
+        synchronize(dev)
+        mem.reset()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        predict.predict_file([model], source, Path(tmp) / "predicted.mrc", cube_size=cube,
+                             config=cfg, microscope=scope, device=dev)
+        synchronize(dev)
+        predict_s = time.perf_counter() - t0
+        predict_cpu_s = time.process_time() - c0
+        peak = mem.peak_bytes()
 
     n_batches = max(1, math.ceil(min(grid.n_tiles, bare_max_tiles) / batch_size))
-    if dev.type == "cpu":   # the layout predict_volume uses on the CPU
+    if dev.type == "cpu":   # the layout predict_file uses on the CPU
         model.to(memory_format=torch.channels_last_3d)
     bare_batch()
     synchronize(dev)
@@ -96,9 +107,9 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
         "tiles_per_s": round(grid.n_tiles / predict_s, 4),
         "bare_s_same_tiles": round(bare_s, 3), "bare_tiles_timed": n_batches * batch_size,
         "efficiency": round(bare_s / predict_s, 3),
-        "peak_memory_mib": mib(peak), "tomogram_mib": mib(volume.nbytes), "model_mib": mib(model_bytes),
-        "memory_ratio": None if peak is None else round(peak / (volume.nbytes + model_bytes), 2),
-        "peak_memory_method": mem.method,
+        "peak_memory_mib": mib(peak), "tomogram_mib": mib(tomogram_bytes), "model_mib": mib(model_bytes),
+        "memory_ratio": None if peak is None else round(peak / (tomogram_bytes + model_bytes), 2),
+        "peak_memory_method": mem.method, "predicted": "MRC file to MRC file (predict_file)",
         "measure_wall_s": round(time.perf_counter() - t_start, 1),
     }
 

@@ -8,28 +8,36 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
   unknown or unsupported mode, non-positive dimensions) or whose data block is shorter than
   the header announces raises ``ValueError`` naming the file and what was expected. Every
   command calls it on all its inputs before long work.
-* :func:`read_mrc` returns the data as float32 with the voxel size; :func:`open_mrc` a
-  read-only memory map for streaming large volumes.
-* :func:`check_data` streams the data once (memory-mapped, slab by slab) and refuses NaN,
-  infinite or constant volumes, naming the file; :func:`check_same_grid` refuses maps of one
-  tomogram (even/odd halves) that differ in shape or voxel size. Commands call both on their
-  inputs while validating, before long work.
-* :func:`write_mrc` writes float32 atomically (temporary file in the same folder, then
-  ``os.replace``) and refuses to write over any path listed in ``protect`` (the caller's
-  inputs), comparing resolved paths so that symbolic and hard links are caught too; it
-  first removes temporary files that killed writers of the same target left behind
-  (:mod:`isonet2core.atomic`).
+* :func:`open_planes` returns a :class:`PlaneReader`: ``reader[z0:z1]`` reads those z planes
+  ``(z1 - z0, y, x)`` as float32 with one positioned read, so that streaming a volume keeps
+  only the planes in use in memory (a memory map would keep every page it touched resident);
+  :func:`read_mrc` reads all planes with it. :func:`open_mrc` returns a read-only memory map
+  for random access to small regions (figures, training cubes).
+* :func:`check_data` streams the data once (slab by slab) and refuses NaN, infinite or
+  constant volumes, naming the file; :func:`check_same_grid` refuses maps of one tomogram
+  (even/odd halves) that differ in shape or voxel size. Commands call both on their inputs
+  while validating, before long work.
+* :func:`stream_mrc` writes a float32 map z plane block by z plane block (the data with plain
+  sequential writes after mrcfile's header; the header statistics ``dmin``, ``dmax``,
+  ``dmean``, ``rms`` accumulated in float64 block by block), so a volume of any size is
+  written without ever being whole in memory; :func:`write_mrc` is it applied to an array.
+  Both write atomically (temporary file in the same folder, then ``os.replace``, through
+  :mod:`isonet2core.atomic`, which first removes temporary files that killed writers of the
+  same target left behind), refuse to write over any path listed in ``protect`` (the
+  caller's inputs), comparing resolved paths so that symbolic and hard links are caught too,
+  and leave no file when fewer planes than announced were written.
 """
 from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
-import mrcfile
 import mrcfile.dtypes
+import mrcfile.mrcinterpreter
 import mrcfile.utils
 import numpy as np
 
@@ -149,37 +157,83 @@ def _voxel_size_from_header(path: Path, header) -> float:
 def read_mrc(path: PathLike) -> Tuple[np.ndarray, float]:
     """Read a volume: ``(data (z, y, x) float32, voxel_size_a)``; the header is checked first."""
     info = read_header(path)
-    data = np.array(open_mrc(path, info=info), dtype=np.float32)
-    return data, info.voxel_size_a
+    return open_planes(path, info=info)[:], info.voxel_size_a
 
 
 def open_mrc(path: PathLike, *, info: Optional[MRCInfo] = None) -> np.memmap:
     """A read-only memory map of the data ``(z, y, x)`` in the stored dtype.
 
-    Convert the parts you need with ``np.asarray(part, dtype=np.float32)``.
+    Convert the parts you need with ``np.asarray(part, dtype=np.float32)``. The pages a map
+    touches stay in the process's resident memory while it lives: stream whole volumes with
+    :func:`open_planes` instead.
     """
     info = info or read_header(path)
     return np.memmap(info.path, dtype=info.dtype, mode="r", offset=info.data_offset,
                      shape=info.shape)
 
 
-_CHECK_CHUNK_VOXELS = 16 * 1024 * 1024  # voxels per slab read by check_data (64 MiB as float32)
+class PlaneReader:
+    """The z planes of an MRC file, read on demand: ``reader[z0:z1]`` is a new float32 array
+    ``(z1 - z0, y, x)`` read with one positioned read of the file (the file is opened for each
+    read); nothing stays in memory between reads.
+
+    ``shape`` is ``(z, y, x)``, ``dtype`` float32 (what reads return), ``info`` the header.
+    Only contiguous z slices (step 1) are supported; ``ValueError`` names the file when it
+    became shorter than its header says.
+    """
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, info: MRCInfo):
+        self.info = info
+        self.path = info.path
+        self.shape = info.shape
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice):
+            raise TypeError(f"{self.path}: read z planes with a slice (reader[z0:z1]), got {index!r}")
+        start, stop, step = index.indices(self.shape[0])
+        if step != 1:
+            raise ValueError(f"{self.path}: only contiguous z planes can be read, got step {step}")
+        n_planes = max(0, stop - start)
+        plane = self.shape[1] * self.shape[2]
+        if n_planes == 0:
+            return np.empty((0,) + self.shape[1:], dtype=np.float32)
+        stored = self.info.dtype
+        with open(self.path, "rb") as fh:
+            fh.seek(self.info.data_offset + start * plane * stored.itemsize)
+            data = np.fromfile(fh, dtype=stored, count=n_planes * plane)
+        if data.size != n_planes * plane:
+            raise ValueError(f"{self.path} is truncated: z planes {start}..{stop - 1} of "
+                             f"{self.shape} could not be read")
+        return data.reshape((n_planes,) + self.shape[1:]).astype(np.float32, copy=False)
+
+
+def open_planes(path: PathLike, *, info: Optional[MRCInfo] = None) -> PlaneReader:
+    """A :class:`PlaneReader` of the MRC file ``path`` (header checked unless ``info`` is given)."""
+    return PlaneReader(info or read_header(path))
+
+
+_CHECK_CHUNK_VOXELS = 4 * 1024 * 1024  # voxels per slab read by check_data (16 MiB as float32)
 
 
 def check_data(path: PathLike, *, info: Optional[MRCInfo] = None) -> MRCInfo:
-    """Read the data of an MRC file once, slab by slab (memory-mapped, bounded memory), and raise
+    """Read the data of an MRC file once, slab by slab (bounded memory), and raise
     ``ValueError`` naming the file when a voxel is NaN or infinite or every voxel has one value.
 
     Returns the header info. Used while validating a command's inputs, before long work.
     """
     info = info or read_header(path)
-    data = open_mrc(info.path, info=info)
+    data = open_planes(info.path, info=info)
     nz, ny, nx = info.shape
     step = max(1, _CHECK_CHUNK_VOXELS // max(1, ny * nx))
     floating = np.issubdtype(info.dtype, np.floating)
     lo, hi = np.inf, -np.inf
     for z0 in range(0, nz, step):
-        slab = np.asarray(data[z0:z0 + step])
+        slab = data[z0:z0 + step]
         if floating:
             finite = np.isfinite(slab)
             if not finite.all():
@@ -227,26 +281,130 @@ def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
                              "choose another output folder or name")
 
 
-def write_mrc(path: PathLike, data, voxel_size_a: float, *,
-              protect: Iterable[PathLike] = ()) -> Path:
-    """Write ``data`` ``(z, y, x)`` as a float32 MRC file with ``voxel_size_a`` in the header.
+def _float32_header(shape: Tuple[int, int, int], voxel_size_a: float) -> np.recarray:
+    """mrcfile's header of a new float32 volume of ``shape`` ``(z, y, x)`` (MRC2014, native byte
+    order, space group 1, the voxel size in the cell), exactly as ``mrcfile.new`` +
+    ``set_data`` + ``voxel_size`` make it, statistics marked unknown. A zero-stride array
+    stands for the data: only its dtype and shape are read."""
+    mrc = mrcfile.mrcinterpreter.MrcInterpreter()
+    mrc._create_default_attributes()   # mrcfile's documented start of a write-only object
+    mrc._set_new_data(np.broadcast_to(np.zeros((), dtype=np.float32), shape))
+    mrc.update_header_from_data()
+    mrc.voxel_size = float(voxel_size_a)
+    return mrc.header
 
-    The file is written to a temporary name in the target folder (created if missing) and
-    moved into place with ``os.replace``, so readers never see a partial file. Raises
-    ``ValueError`` when ``path`` is (or links to) one of the ``protect`` paths, when ``data``
-    is not 3-D or the voxel size is not positive. Returns ``Path(path)``.
+
+class MRCStream:
+    """A float32 MRC file being written by :func:`stream_mrc`: :meth:`write` appends z planes.
+
+    ``path`` is the target, ``shape`` ``(z, y, x)`` the announced volume, ``planes_written``
+    the z planes appended so far. The statistics (min, max, mean and the rms deviation from
+    the mean, as MRC2014 defines them) are accumulated plane by plane in float64, the
+    means and squared deviations merged exactly (Chan et al.).
     """
-    target = Path(path)
+
+    def __init__(self, fh: BinaryIO, path: Path, shape: Tuple[int, int, int], voxel_size_a: float):
+        self._fh = fh
+        self.path = path
+        self.shape = shape
+        self.planes_written = 0
+        self._header = _float32_header(shape, voxel_size_a)
+        self._count, self._mean, self._m2 = 0, 0.0, 0.0
+        self._min, self._max = np.inf, -np.inf
+        self._closed = False
+        fh.write(self._header.tobytes())
+
+    def write(self, planes) -> None:
+        """Append ``planes`` ``(k, y, x)`` (converted to float32), the next ``k`` z planes.
+        ``ValueError`` when their ``(y, x)`` differs from the announced shape or they would
+        exceed its ``z``."""
+        if self._closed:
+            raise ValueError(f"{self.path}: the stream is closed")
+        block = np.ascontiguousarray(planes, dtype=np.float32)
+        if block.ndim != 3 or block.shape[1:] != self.shape[1:]:
+            raise ValueError(f"{self.path}: expected z planes (k, {self.shape[1]}, {self.shape[2]}), "
+                             f"got shape {block.shape}")
+        if self.planes_written + len(block) > self.shape[0]:
+            raise ValueError(f"{self.path}: {self.planes_written + len(block)} z planes would "
+                             f"exceed the announced {self.shape[0]}")
+        for plane in block:
+            self._add_statistics(plane)
+        self._fh.write(block.data)
+        self.planes_written += len(block)
+
+    def _add_statistics(self, plane: np.ndarray) -> None:
+        self._min = np.minimum(self._min, plane.min())   # NaN propagates, as in mrcfile
+        self._max = np.maximum(self._max, plane.max())
+        values = plane.astype(np.float64).ravel()
+        n, mean = values.size, float(values.mean())
+        values -= mean
+        m2 = float(np.dot(values, values))
+        delta, total = mean - self._mean, self._count + n
+        self._mean += delta * n / total
+        self._m2 += m2 + delta * delta * self._count * n / total
+        self._count = total
+
+    def _close(self) -> None:
+        """Check that every announced plane was written and write the header with the statistics."""
+        self._closed = True
+        if self.planes_written != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.planes_written} z planes were written, "
+                             f"{self.shape[0]} announced; the file was not written")
+        header = self._header
+        header.dmin = np.float32(self._min)
+        header.dmax = np.float32(self._max)
+        header.dmean = np.float32(self._mean)
+        header.rms = np.float32(np.sqrt(self._m2 / self._count))
+        self._fh.seek(0)
+        self._fh.write(header.tobytes())
+
+
+def _check_output(target: Path, shape: Sequence[int], voxel_size_a: float,
+                  protect: Iterable[PathLike]) -> Tuple[int, int, int]:
     check_not_input(target, protect)
-    array = np.asarray(data, dtype=np.float32)
-    if array.ndim != 3:
-        raise ValueError(f"{target}: expected a 3-D volume (z, y, x), got shape {array.shape}")
+    if len(shape) != 3 or any(int(n) != n or n < 1 for n in shape):
+        raise ValueError(f"{target}: expected a 3-D volume (z, y, x), got shape {tuple(shape)}")
     if not (np.isfinite(voxel_size_a) and voxel_size_a > 0):
         raise ValueError(f"{target}: voxel size must be positive, got {voxel_size_a} A")
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+@contextmanager
+def stream_mrc(path: PathLike, shape: Sequence[int], voxel_size_a: float, *,
+               protect: Iterable[PathLike] = ()) -> Iterator[MRCStream]:
+    """Write a float32 MRC file of ``shape`` ``(z, y, x)`` with ``voxel_size_a`` in the header,
+    z planes in order: ``with stream_mrc(p, shape, v) as out: out.write(planes)``.
+
+    The file is written to a temporary name in the target folder (created if missing) and
+    moved into place with ``os.replace`` when the block ends, so readers never see a partial
+    file. Raises ``ValueError`` (before anything is written) when ``path`` is (or links to)
+    one of the ``protect`` paths, when ``shape`` is not a positive 3-D shape or the voxel size
+    is not positive, and (leaving no file) when the block wrote fewer planes than
+    ``shape[0]``; an exception in the block also leaves no file and no temporary.
+    """
+    target = Path(path)
+    shape = _check_output(target, tuple(shape), voxel_size_a, protect)
     with atomic_output(target) as tmp:
-        with mrcfile.new(str(tmp)) as mrc:
-            mrc.set_data(np.ascontiguousarray(array))
-            mrc.voxel_size = float(voxel_size_a)
+        with open(tmp, "wb") as fh:
+            stream = MRCStream(fh, target, shape, voxel_size_a)
+            yield stream
+            stream._close()
+
+
+_WRITE_BLOCK_VOXELS = 4 * 1024 * 1024  # voxels per block converted and written by write_mrc
+
+
+def write_mrc(path: PathLike, data, voxel_size_a: float, *,
+              protect: Iterable[PathLike] = ()) -> Path:
+    """Write ``data`` ``(z, y, x)`` as a float32 MRC file with ``voxel_size_a`` in the header:
+    :func:`stream_mrc` fed with blocks of z planes (converted to float32 block by block).
+    The same errors; returns ``Path(path)``."""
+    target = Path(path)
+    array = np.asarray(data)
+    with stream_mrc(target, array.shape, voxel_size_a, protect=protect) as out:
+        step = max(1, _WRITE_BLOCK_VOXELS // max(1, array.shape[1] * array.shape[2]))
+        for z0 in range(0, array.shape[0], step):
+            out.write(array[z0:z0 + step])
     return target
 
 

@@ -1,6 +1,7 @@
 """Applying a trained network to whole tomograms (``isonet2 predict``).
 
-``predict_volume`` runs a model over one ``(z, y, x)`` map, tile by tile (``tiling.py``):
+``predict_planes`` runs a model over one ``(z, y, x)`` map, tile by tile (``tiling.py``), and
+hands out the result z plane block by z plane block:
 
 1. **Normalisation** exactly as in training: ``normalize.normalization_stats`` of the map being
    predicted (its central slices; the even and odd halves each with their own statistics),
@@ -15,6 +16,15 @@
 4. **Stitching** with smooth Hann blending, then ``normalize.denormalize`` with the same mean
    and std: the output keeps the input's contrast (protein dark) and scale.
 
+Memory does not grow with the number of z planes: the map is read one slab of z planes per
+z-row of tiles, the outputs are blended in a rolling buffer of the planes one z-row covers, and
+finished planes leave it at once (``tiling.py``). ``predict_file`` streams them into the output
+file (``mrcio.stream_mrc``) from an input read with positioned reads (``mrcio.open_planes``):
+its peak is the model and one batch of tiles with their activations, plus a few slabs of
+``cube_size`` planes ``(cube_size, y, x)`` float32 (and the normalisation's and the input
+check's reads, each capped at a fixed size). ``predict_volume`` collects the planes into one
+float32 array (for callers that want the array: the trainer's previews, tests, benchmarks).
+
 ``predict_tomograms`` applies a model file to the tomograms of a STAR file:
 
 * refine models (methods ``isonet2-n2n``, ``isonet2``) write ``<rlnTomoName>_corrected.mrc``
@@ -23,12 +33,14 @@
 * N2N models (``isonet2-n2n``, ``n2n``) with ``input_column="auto"`` predict the even and odd
   halves separately (``rlnTomoReconstructedTomogramHalf1/2``), write them as
   ``..._half1.mrc`` / ``..._half2.mrc`` (columns ``rlnCorrectedTomoHalf1/2`` or
-  ``rlnDenoisedTomoHalf1/2``) and their average as the main output. A tomogram without halves,
+  ``rlnDenoisedTomoHalf1/2``), each streamed to its file, and their average, computed from
+  the two written files plane block by plane block, as the main output. A tomogram without halves,
   a single-map model (``isonet2``) or an explicit ``input_column`` uses one map: ``auto`` is
   ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
 * split-halves (two networks, from ``--model2`` or the checkpoint's ``model2_state``): the
   first network predicts the even half and the second the odd half (independent, gold-standard
-  style); on a single map both predict it and the outputs are averaged;
+  style); on a single map both predict it and their outputs are averaged tile by tile (the
+  blending is linear, so this is the average of the two stitched maps);
 * ``apply_mw_x1`` applies to refine models only: a denoise model was trained on inputs that
   were never re-wedged, so its inputs are not masked either;
 * the tilt range and microscope come from each tomogram's STAR row; the CTF settings that the
@@ -41,6 +53,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -48,7 +61,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -93,18 +106,26 @@ def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, 
     return filt
 
 
-def predict_volume(model: nn.Module, volume: np.ndarray, *, cube_size: int,
+def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                   name: str = "volume") -> np.ndarray:
-    """Apply ``model`` to a ``(z, y, x)`` map (numpy array or memory map) of any shape.
+                   name: str = "volume") -> Iterator[tiling.Planes]:
+    """Apply the network(s) ``models`` to a ``(z, y, x)`` map of any shape and yield the result
+    as ``(z0, planes)``: float32 ``(k, y, x)`` blocks of z planes, in increasing z, every plane
+    once, in the input's contrast and scale (see the module docstring).
 
+    ``volume``: a numpy array, a memory map or an :class:`isonet2core.mrcio.PlaneReader`
+    (anything with ``shape`` whose ``volume[z0:z1]`` gives z planes); ``models``: one network,
+    or several whose outputs are averaged tile by tile (split halves on one map);
     ``cube_size``: the training cube edge (tile size); ``microscope``: the map's acquisition
     (tilt range for ``apply_mw_x1``, optics for ``phaseflip``); ``name`` appears in errors.
-    Returns a float32 ``(z, y, x)`` array in the input's contrast and scale. Memory: the output
-    array plus one batch of tiles (the input is read tile by tile).
+    The yielded arrays belong to the caller. While the generator runs, the networks are on
+    ``device`` in eval mode (channels-last on the CPU, restored when it ends or is closed);
+    gradients are off only inside its network calls.
     """
     config.validate()
+    if not models:
+        raise ValueError("predict_planes needs at least one network")
     if cube_size < SIZE_MULTIPLE or cube_size % SIZE_MULTIPLE:
         raise ValueError(f"cube_size must be a positive multiple of {SIZE_MULTIPLE}, got {cube_size}")
     if len(getattr(volume, "shape", ())) != 3:
@@ -114,32 +135,103 @@ def predict_volume(model: nn.Module, volume: np.ndarray, *, cube_size: int,
     grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor)
     filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device)
     autocast = device.type == "cuda" and config.mixed_precision
-    model = model.to(device).eval()
+    models = [m.to(device).eval() for m in models]
     # On the CPU the oneDNN convolutions run about 1.2x faster on channels-last weights
     # (bench/: unet-small and unet-medium, cube 48); the caller's layout is restored afterwards.
     channels_last = device.type == "cpu"
     acc = tiling.TileAccumulator(grid)
     log.info("%s: %s voxels, %d tiles of %d^3 (mean %.4g, std %.4g)", name, tuple(volume.shape),
              grid.n_tiles, cube_size, mean, std)
+
+    def denormalized(planes: List[tiling.Planes]) -> List[tiling.Planes]:
+        for _, block in planes:
+            block *= np.float32(std)   # denormalize in place
+            block += np.float32(mean)
+        return planes
+
     try:
         if channels_last:
-            model.to(memory_format=torch.channels_last_3d)
-        with torch.inference_mode():
-            for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
+            for m in models:
+                m.to(memory_format=torch.channels_last_3d)
+        for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
+            with torch.inference_mode():
                 x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
                 if filt is not None:
                     x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
                                          s=x.shape[-3:], dim=(-3, -2, -1))
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
-                    y = model(x[:, None])
-                acc.add(y[:, 0].float().cpu().numpy(), starts)
+                y = None
+                for m in models:
+                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
+                        out = m(x[:, None])[:, 0].float()
+                    y = out if y is None else y.add_(out)
+                if len(models) > 1:
+                    y.mul_(1.0 / len(models))
+                outputs = y.cpu().numpy()
+            yield from denormalized(acc.add(outputs, starts))
+        yield from denormalized(acc.finish())
     finally:
         if channels_last:
-            model.to(memory_format=torch.contiguous_format)
-    out = acc.result()
-    out *= np.float32(std)   # denormalize in place (no second full-size array)
-    out += np.float32(mean)
+            for m in models:
+                m.to(memory_format=torch.contiguous_format)
+
+
+def predict_volume(model: nn.Module, volume, *, cube_size: int,
+                   config: PredictConfig = PredictConfig(), microscope: Microscope,
+                   phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
+                   name: str = "volume") -> np.ndarray:
+    """Apply ``model`` to a ``(z, y, x)`` map (numpy array, memory map or
+    :class:`isonet2core.mrcio.PlaneReader`) of any shape: :func:`predict_planes` collected into
+    one float32 ``(z, y, x)`` array in the input's contrast and scale. Memory: the output array
+    plus what :func:`predict_planes` holds (a few slabs of ``cube_size`` planes and one batch).
+    """
+    out = None   # allocated once predict_planes has checked the inputs
+    with contextlib.closing(predict_planes([model], volume, cube_size=cube_size, config=config,
+                                           microscope=microscope, phaseflip=phaseflip,
+                                           device=device, name=name)) as planes:
+        for z0, block in planes:
+            if out is None:
+                out = np.empty(volume.shape, dtype=np.float32)
+            out[z0:z0 + len(block)] = block
     return out
+
+
+def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike, *,
+                 cube_size: int, config: PredictConfig = PredictConfig(), microscope: Microscope,
+                 phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
+                 voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = ()) -> Path:
+    """Predict the MRC map ``source`` with ``models`` (:func:`predict_planes`) and stream the
+    result into the float32 MRC file ``target`` (atomically, never over ``source`` or a
+    ``protect`` path), with ``voxel_size_a`` (default: the source header's) in its header.
+
+    The input is read with positioned reads, one slab of z planes per z-row of tiles, and the
+    output written as its planes become final: memory does not grow with the number of z
+    planes (see the module docstring). Returns ``Path(target)``.
+    """
+    reader = mrcio.open_planes(source)
+    voxel = voxel_size_a if voxel_size_a is not None else reader.info.voxel_size_a
+    with mrcio.stream_mrc(target, reader.shape, voxel, protect=[source, *protect]) as out, \
+            contextlib.closing(predict_planes(models, reader, cube_size=cube_size, config=config,
+                                              microscope=microscope, phaseflip=phaseflip,
+                                              device=device, name=str(source))) as planes:
+        for _, block in planes:
+            out.write(block)
+    return Path(target)
+
+
+def _write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
+                   voxel_size_a: float, protect: Sequence[PathLike]) -> Path:
+    """Stream the voxel-wise mean of the MRC maps ``sources`` (equal shapes) into ``target``,
+    ``block_planes`` z planes at a time (float32, as ``(a + b) * 0.5`` for two maps)."""
+    readers = [mrcio.open_planes(p) for p in sources]
+    shape = readers[0].shape
+    with mrcio.stream_mrc(target, shape, voxel_size_a, protect=protect) as out:
+        for z0 in range(0, shape[0], block_planes):
+            block = readers[0][z0:z0 + block_planes]
+            for reader in readers[1:]:
+                block += reader[z0:z0 + block_planes]
+            block *= np.float32(1.0 / len(readers))
+            out.write(block)
+    return target
 
 
 @dataclass
@@ -249,29 +341,18 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
             log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
                         job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
 
-        def run(net: nn.Module, path: Path) -> np.ndarray:
-            return predict_volume(net, mrcio.open_mrc(path), cube_size=cube, config=config,
-                                  microscope=job.microscope, phaseflip=phaseflip, device=device,
-                                  name=str(path))
+        def run(nets: Sequence[nn.Module], source: Path, target: Path) -> Path:
+            return predict_file(nets, source, target, cube_size=cube, config=config,
+                                microscope=job.microscope, phaseflip=phaseflip, device=device,
+                                voxel_size_a=job.voxel_size_a, protect=protect)
 
         if job.halves[0] is not None:
-            even = run(model, job.inputs[0])
-            written.append(mrcio.write_mrc(job.halves[0], even, job.voxel_size_a, protect=protect))
-            odd = run(model2 if model2 is not None else model, job.inputs[1])
-            written.append(mrcio.write_mrc(job.halves[1], odd, job.voxel_size_a, protect=protect))
-            even += odd
-            del odd
-            even *= np.float32(0.5)
-            result = even
+            written.append(run([model], job.inputs[0], job.halves[0]))
+            written.append(run([model2 if model2 is not None else model], job.inputs[1], job.halves[1]))
+            written.append(_write_average(job.halves, job.output, block_planes=cube,
+                                          voxel_size_a=job.voxel_size_a, protect=protect))
         else:
-            result = run(model, job.inputs[0])
-            if model2 is not None:
-                second = run(model2, job.inputs[0])
-                result += second
-                del second
-                result *= np.float32(0.5)
-        written.append(mrcio.write_mrc(job.output, result, job.voxel_size_a, protect=protect))
-        del result
+            written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
         table.set_path(job.row, columns[0], job.output)
         table.set_path(job.row, columns[1], job.halves[0])
         table.set_path(job.row, columns[2], job.halves[1])

@@ -12,17 +12,24 @@ Prediction runs the network on cubes of the training size (``cube``) and stitche
   the volume (and further, centred, where an axis is shorter than the cube), so that border
   voxels also sit away from tile edges. Voxels outside the volume are filled by mirror
   reflection (numpy's ``"reflect"`` mode: ``... 2 1 | 0 1 2 ... n-1 | n-2 ...``, repeated as
-  often as needed, so volumes smaller than the cube work); they are read on the fly, tile by
-  tile, so no padded copy of the volume is ever made.
+  often as needed, so volumes smaller than the cube work); they are read on the fly, one slab
+  of z planes per z-row of tiles, so no padded copy of the volume is ever made.
 * **Blending.** Each tile output is weighted by the separable Hann window
   ``w(i) = sin^2(pi (i + 1/2) / cube)`` (positive everywhere, largest at the centre where the
   network had the most context) and the weighted sum is divided by the summed weights. Because
   the tiles form a Cartesian grid, the summed weight is itself separable,
   ``W(z, y, x) = Wz(z) Wy(y) Wx(x)``, so only three 1D arrays are kept. Stitching the tiles of
   an identity network returns the input exactly (to float32 rounding).
-* **Memory.** ``iter_tile_batches`` yields ``batch_size`` tiles at a time from a (possibly
-  memory-mapped) volume; ``TileAccumulator`` adds blended outputs into one float32 output
-  array. Peak memory: the output array plus one batch of tiles.
+* **Memory.** The tiles are visited z-row by z-row (``TileGrid.positions``: z slowest).
+  ``iter_tile_batches`` reads, per z-row, one slab of the z planes its tiles cover (at most
+  ``cube`` planes ``(k, y, x)``, from an array, a memory map or an
+  :class:`isonet2core.mrcio.PlaneReader`) and cuts the row's tiles from it, yielding
+  ``batch_size`` tiles at a time. ``TileAccumulator`` blends the tile outputs into a rolling
+  float32 buffer of the planes the current z-row covers (at most ``cube`` planes); when the
+  next z-row begins, the planes that no later tile touches are final: it divides them by the
+  summed weights and hands them out in increasing z order as ``(z0, planes (k, y, x))``.
+  Peak memory: an input slab, two output buffers of at most ``cube`` planes each and one
+  batch of tiles, whatever the number of z planes; nothing of the size of the volume.
 """
 from __future__ import annotations
 
@@ -111,70 +118,119 @@ def _reflect(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(r < n, r, period - r)
 
 
-def extract_tile(volume: np.ndarray, start: Start, cube: int) -> np.ndarray:
-    """The ``(cube, cube, cube)`` float32 tile of ``volume`` ``(z, y, x)`` starting at ``start``
-    (virtual coordinates; outside the volume the data are mirror-reflected). Reads only the
-    needed slab of a memory-mapped volume."""
-    idx = [_reflect(np.arange(s, s + cube), n) for s, n in zip(start, volume.shape)]
-    lo = [int(i.min()) for i in idx]
-    hi = [int(i.max()) + 1 for i in idx]
-    slab = np.asarray(volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
-    return slab[np.ix_(idx[0] - lo[0], idx[1] - lo[1], idx[2] - lo[2])]
-
-
-def iter_tile_batches(volume: np.ndarray, grid: TileGrid,
+def iter_tile_batches(volume, grid: TileGrid,
                       batch_size: int) -> Iterator[Tuple[np.ndarray, List[Start]]]:
-    """Yield ``(tiles (b, cube, cube, cube) float32, starts)`` with ``b <= batch_size``."""
+    """Yield ``(tiles (b, cube, cube, cube) float32, starts)`` with ``b <= batch_size``, in the
+    order of ``grid.positions()`` (a batch may hold the end of one z-row and the start of the
+    next).
+
+    ``volume`` ``(z, y, x)`` is anything whose ``volume[z0:z1]`` gives those z planes (numpy
+    array, memory map, :class:`isonet2core.mrcio.PlaneReader`): it is read once per z-row of
+    tiles, one slab of the reflected z planes the row needs (at most ``cube`` planes); the
+    tiles, mirror-reflected in y and x where they pass the faces, are cut from it in memory.
+    """
     if tuple(volume.shape) != grid.shape:
         raise ValueError(f"volume shape {tuple(volume.shape)} does not match the tile grid {grid.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    c = grid.cube
+    nz, ny, nx = grid.shape
+    y_index = [_reflect(np.arange(y0, y0 + c), ny) for y0 in grid.starts[1]]
+    x_index = [_reflect(np.arange(x0, x0 + c), nx) for x0 in grid.starts[2]]
     tiles: List[np.ndarray] = []
     starts: List[Start] = []
-    for start in grid.positions():
-        tiles.append(extract_tile(volume, start, grid.cube))
-        starts.append(start)
-        if len(tiles) == batch_size:
-            yield np.stack(tiles), starts
-            tiles, starts = [], []
+    for z0 in grid.starts[0]:
+        z_index = _reflect(np.arange(z0, z0 + c), nz)
+        lo, hi = int(z_index.min()), int(z_index.max()) + 1
+        slab = np.asarray(volume[lo:hi], dtype=np.float32)
+        z_index = z_index - lo
+        for y0, iy in zip(grid.starts[1], y_index):
+            for x0, ix in zip(grid.starts[2], x_index):
+                tiles.append(slab[np.ix_(z_index, iy, ix)])
+                starts.append((z0, y0, x0))
+                if len(tiles) == batch_size:
+                    yield np.stack(tiles), starts
+                    tiles, starts = [], []
+        del slab
     if tiles:
         yield np.stack(tiles), starts
 
 
-class TileAccumulator:
-    """Blends tile outputs into a float32 ``(z, y, x)`` array of the grid's shape.
+Planes = Tuple[int, np.ndarray]
+"""``(z0, planes)``: the z planes ``z0 .. z0 + k - 1`` of a volume, float32 ``(k, y, x)``."""
 
-    ``add(outputs, starts)`` for every batch, then ``result()`` once (divides by the summed
-    weights in place, slice by slice, and returns the array).
+
+class TileAccumulator:
+    """Blends tile outputs, z-row by z-row, into final float32 z planes of the grid's volume.
+
+    ``add(outputs, starts)`` for every batch, in the order of ``grid.positions()`` (as
+    ``iter_tile_batches`` yields them); it returns the planes that became final (those no
+    later tile touches), already divided by the summed weights, as a list of
+    ``(z0, planes (k, y, x))`` in increasing z. ``finish()`` once, after the last batch,
+    returns the remaining planes. Together they hand out every z plane once, in order. The
+    returned arrays belong to the caller (they may be modified in place).
     """
 
     def __init__(self, grid: TileGrid):
         self.grid = grid
-        self.output = np.zeros(grid.shape, dtype=np.float32)
         w = window_1d(grid.cube)
         self._window = (w[:, None, None] * w[None, :, None] * w[None, None, :]).astype(np.float32)
+        self._wz, wy, wx = grid.weight_sums()
+        self._inv_yx = (1.0 / (wy[:, None] * wx[None, :])).astype(np.float32)
+        self._row = -1                 # index into grid.starts[0] of the z-row being added
+        self._z0 = 0                   # first z plane in the buffer (the next to hand out)
+        self._buffer = np.zeros((0,) + grid.shape[1:], dtype=np.float32)
+        self._added = 0
         self._done = False
 
-    def add(self, outputs: np.ndarray, starts: Sequence[Start]) -> None:
-        """Add ``outputs`` ``(b, cube, cube, cube)`` (or ``(b, 1, cube, cube, cube)``) of the tiles at ``starts``."""
+    def add(self, outputs: np.ndarray, starts: Sequence[Start]) -> List[Planes]:
+        """Add ``outputs`` ``(b, cube, cube, cube)`` (or ``(b, 1, cube, cube, cube)``) of the
+        tiles at ``starts``; returns the planes that became final."""
         if self._done:
-            raise RuntimeError("result() was already taken")
+            raise RuntimeError("finish() was already called")
         c = self.grid.cube
         outputs = np.asarray(outputs).reshape(len(starts), c, c, c)
+        final: List[Planes] = []
+        row_starts = self.grid.starts[0]
         for tile, start in zip(outputs, starts):
+            if self._row < 0 or start[0] != row_starts[self._row]:
+                final.extend(self._next_row(start[0]))
             src, dst = [], []
-            for s, n in zip(start, self.grid.shape):
+            for axis, (s, n) in enumerate(zip(start, self.grid.shape)):
                 a, b = max(s, 0), min(s + c, n)
                 src.append(slice(a - s, b - s))
-                dst.append(slice(a, b))
-            self.output[tuple(dst)] += tile[tuple(src)] * self._window[tuple(src)]
+                offset = self._z0 if axis == 0 else 0
+                dst.append(slice(a - offset, b - offset))
+            self._buffer[tuple(dst)] += tile[tuple(src)] * self._window[tuple(src)]
+            self._added += 1
+        return final
 
-    def result(self) -> np.ndarray:
-        """The blended volume (float32, the grid's shape)."""
-        if not self._done:
-            wz, wy, wx = self.grid.weight_sums()
-            inv_yx = (1.0 / (wy[:, None] * wx[None, :])).astype(np.float32)
-            for z in range(self.grid.shape[0]):
-                self.output[z] *= inv_yx * np.float32(1.0 / wz[z])
-            self._done = True
-        return self.output
+    def finish(self) -> List[Planes]:
+        """The last final planes (after every tile was added)."""
+        if self._done:
+            raise RuntimeError("finish() was already called")
+        if self._added != self.grid.n_tiles:
+            raise RuntimeError(f"{self._added} of the grid's {self.grid.n_tiles} tiles were added")
+        self._done = True
+        return self._release(self.grid.shape[0], self.grid.shape[0])
+
+    def _next_row(self, z0: int) -> List[Planes]:
+        """The z-row starting at ``z0`` begins: hand out the planes before it, extend the buffer."""
+        row_starts = self.grid.starts[0]
+        if self._row + 1 >= len(row_starts) or z0 != row_starts[self._row + 1]:
+            expected = row_starts[self._row + 1] if self._row + 1 < len(row_starts) else None
+            raise ValueError(f"tiles must be added z-row by z-row in grid order: got a tile at "
+                             f"z {z0}, expected z {expected}")
+        self._row += 1
+        nz = self.grid.shape[0]
+        return self._release(min(max(z0, 0), nz), min(z0 + self.grid.cube, nz))
+
+    def _release(self, end: int, new_stop: int) -> List[Planes]:
+        """Hand out planes ``[z0, end)``; the buffer then covers ``[end, new_stop)``."""
+        final, keep = self._buffer[:end - self._z0], self._buffer[end - self._z0:]
+        buffer = np.zeros((new_stop - end,) + self.grid.shape[1:], dtype=np.float32)
+        buffer[:len(keep)] = keep
+        z0, self._z0, self._buffer = self._z0, end, buffer
+        for i, plane in enumerate(final):
+            plane *= self._inv_yx * np.float32(1.0 / self._wz[z0 + i])
+        return [(z0, final)] if len(final) else []

@@ -1,4 +1,6 @@
-"""mrcio: checked headers, float32 reads with the voxel size, atomic protected writes."""
+"""mrcio: checked headers, float32 reads (whole or z planes) with the voxel size, atomic protected
+writes (whole or streamed plane block by plane block) with the header statistics."""
+import io
 import os
 import struct
 
@@ -164,3 +166,107 @@ def test_check_finite_and_nonconstant(volume):
         mrcio.check_finite_and_nonconstant(np.full((4, 4, 4), 3.0), "flat")
     with pytest.raises(ValueError, match="empty"):
         mrcio.check_finite_and_nonconstant(np.zeros((0, 4, 4)), "none")
+
+
+# --- streamed writes ------------------------------------------------------------------------
+def _header_fields(path):
+    with mrcfile.open(str(path), header_only=True) as mrc:
+        header = mrc.header
+        return {name: np.array(header[name]) for name in header.dtype.names if name != "label"}
+
+
+def _data_bytes(path):
+    return path.read_bytes()[mrcio.HEADER_BYTES:]
+
+
+def test_stream_equals_write_mrc_and_mrcfile(tmp_path):
+    """Planes streamed in uneven blocks give the file write_mrc writes for the whole array:
+    the same data bytes and header; mrcfile's own writer agrees too (its statistics are
+    accumulated in float32, ours in float64: equal to float32 rounding)."""
+    vol = np.random.default_rng(5).normal(1e4, 3.0, size=(9, 13, 11)).astype(np.float32)  # mean >> std
+    with mrcio.stream_mrc(tmp_path / "s.mrc", vol.shape, 5.4) as out:
+        for z0, z1 in ((0, 1), (1, 5), (5, 7), (7, 9)):
+            out.write(vol[z0:z1])
+    mrcio.write_mrc(tmp_path / "w.mrc", vol, 5.4)
+    with mrcfile.new(str(tmp_path / "m.mrc")) as mrc:
+        mrc.set_data(vol)
+        mrc.voxel_size = 5.4
+    assert _data_bytes(tmp_path / "s.mrc") == _data_bytes(tmp_path / "w.mrc") == _data_bytes(tmp_path / "m.mrc")
+    streamed, whole, reference = (_header_fields(tmp_path / n) for n in ("s.mrc", "w.mrc", "m.mrc"))
+    stats = ("dmin", "dmax", "dmean", "rms")
+    for name in streamed:
+        np.testing.assert_array_equal(streamed[name], whole[name], err_msg=name)
+        if name not in stats:
+            np.testing.assert_array_equal(streamed[name], reference[name], err_msg=name)
+    exact = vol.astype(np.float64)
+    assert streamed["dmin"] == vol.min() and streamed["dmax"] == vol.max()
+    assert float(streamed["dmean"]) == pytest.approx(exact.mean(), rel=1e-7)
+    assert float(streamed["rms"]) == pytest.approx(exact.std(), rel=1e-6)
+    for name in stats:
+        assert float(streamed[name]) == pytest.approx(float(reference[name]), rel=1e-5), name
+    data, voxel = mrcio.read_mrc(tmp_path / "s.mrc")
+    np.testing.assert_array_equal(data, vol)
+    assert voxel == 5.4
+    assert mrcfile.validate(str(tmp_path / "s.mrc"), print_file=io.StringIO())
+
+
+def test_stream_failure_leaves_no_file_and_keeps_the_old_one(tmp_path, volume):
+    target = tmp_path / "out.mrc"
+    with pytest.raises(RuntimeError, match="boom"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume[:2])
+            raise RuntimeError("boom")
+    assert os.listdir(tmp_path) == []
+    mrcio.write_mrc(target, volume, 1.0)
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError, match="boom"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume[:3] * 2)
+            raise RuntimeError("boom")
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["out.mrc"]
+
+
+def test_stream_refuses_missing_extra_or_misshaped_planes(tmp_path, volume):
+    target = tmp_path / "out.mrc"
+    with pytest.raises(ValueError, match=r"out\.mrc: 4 z planes were written, 6 announced"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume[:4])
+    with pytest.raises(ValueError, match="7 z planes would exceed the announced 6"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume)
+            out.write(volume[:1])
+    with pytest.raises(ValueError, match=r"expected z planes \(k, 10, 12\)"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume[:, :5])
+    with pytest.raises(ValueError, match="3-D"):
+        with mrcio.stream_mrc(target, (0, 10, 12), 1.0):
+            pass
+    src = mrcio.write_mrc(tmp_path / "in.mrc", volume, 1.0)
+    with pytest.raises(ValueError, match="in.mrc"):
+        with mrcio.stream_mrc(src, volume.shape, 1.0, protect=[src]):
+            pass
+    assert os.listdir(tmp_path) == ["in.mrc"]
+
+
+# --- plane reads ----------------------------------------------------------------------------
+def test_plane_reader_reads_z_slices_as_float32(tmp_path, volume):
+    path = mrcio.write_mrc(tmp_path / "a.mrc", volume, 1.0)
+    reader = mrcio.open_planes(path)
+    assert reader.shape == (6, 10, 12) and len(reader) == 6 and reader.dtype == np.float32
+    np.testing.assert_array_equal(reader[2:5], volume[2:5])
+    np.testing.assert_array_equal(reader[4:99], volume[4:])       # clipped like numpy
+    np.testing.assert_array_equal(reader[:], volume)
+    assert reader[3:3].shape == (0, 10, 12)
+    with pytest.raises(ValueError, match="step 2"):
+        reader[::2]
+    with pytest.raises(TypeError, match="slice"):
+        reader[1]
+    ints = np.arange(4 * 3 * 5, dtype=np.int16).reshape(4, 3, 5)   # stored int16, big-endian
+    with mrcfile.new(str(tmp_path / "i.mrc")) as mrc:
+        mrc.set_data(ints.astype(">i2"))
+    block = mrcio.open_planes(tmp_path / "i.mrc")[1:3]
+    assert block.dtype == np.float32
+    np.testing.assert_array_equal(block, ints[1:3])
+    path.write_bytes(path.read_bytes()[:-200])                     # truncated after opening
+    with pytest.raises(ValueError, match=r"a\.mrc is truncated"):
+        reader[4:6]

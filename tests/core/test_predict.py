@@ -1,9 +1,14 @@
-"""Prediction: identity and scale restoration, missing-wedge input filter, the STAR workflow."""
+"""Prediction: identity and scale restoration, missing-wedge input filter, streamed z planes
+against an independent per-tile reference, file to file streaming, the STAR workflow, and
+memory that does not grow with the number of z planes."""
+import os
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, mrcio, predict, star
+from isonet2core import checkpoint, mrcio, normalize, predict, star, tiling
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
 from isonet2core.nets.unet import UNet3D, build_unet
 
@@ -52,6 +57,91 @@ def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
     measured = ~missing
     measured[0, 0, 0] = False
     np.testing.assert_allclose(power_out[measured].sum(), power_in[measured].sum(), rtol=1e-3)
+
+
+class _Conv(torch.nn.Module):
+    """A fixed 3x3x3 convolution with zero padding: its tile outputs depend on where the tile
+    edges are, so only the exact tiling, blending and scaling reproduce the reference."""
+
+    def __init__(self, seed):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv = torch.nn.Conv3d(1, 1, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.copy_(0.2 * torch.randn(self.conv.weight.shape, generator=g))
+            self.conv.bias.fill_(0.1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _per_tile_reference(net, vol, cube, padding_factor):
+    """Independent of tiling's reading and blending: the whole normalised volume mirror-padded
+    with np.pad, every tile of the grid run alone, weighted by the 3-D Hann window and summed,
+    divided by the summed windows, rescaled; float64."""
+    mean, std = normalize.normalization_stats(vol)
+    grid = tiling.TileGrid.for_volume(vol.shape, cube, padding_factor)
+    pad = [(-starts[0], max(starts[-1] + cube - n, 0)) for starts, n in zip(grid.starts, vol.shape)]
+    assert all(max(p) < n for p, n in zip(pad, vol.shape))   # one reflection: np.pad's is exact
+    padded = np.pad((vol.astype(np.float64) - mean) / std, pad, mode="reflect")
+    w = np.sin(np.pi * (np.arange(cube) + 0.5) / cube) ** 2
+    window = w[:, None, None] * w[None, :, None] * w[None, None, :]
+    total, weights = np.zeros(padded.shape), np.zeros(padded.shape)
+    for start in grid.positions():
+        at = tuple(slice(s + p[0], s + p[0] + cube) for s, p in zip(start, pad))
+        with torch.no_grad():
+            out = net(torch.from_numpy(padded[at][None, None]).float())[0, 0].double().numpy()
+        total[at] += out * window
+        weights[at] += window
+    inner = tuple(slice(p[0], p[0] + n) for p, n in zip(pad, vol.shape))
+    return total[inner] / weights[inner] * std + mean
+
+
+@pytest.mark.parametrize("shape", [(23, 37, 29), (11, 40, 17)])
+def test_streamed_planes_match_an_independent_per_tile_reference(shape):
+    vol = _smooth_volume(shape, 3, mean=50.0, std=4.0)
+    cfg = PredictConfig(apply_mw_x1=False, batch_size=3, padding_factor=1.5)
+    nets = [_Conv(1), _Conv(2)]
+    reference = [_per_tile_reference(n, vol, 16, 1.5) for n in nets]
+    out = predict.predict_volume(nets[0], vol, cube_size=16, microscope=SCOPE, config=cfg)
+    assert out.dtype == np.float32 and out.shape == shape
+    np.testing.assert_allclose(out, reference[0], atol=2e-5 * 50, rtol=0)
+    # two networks on one map (split halves): their average, tile by tile, as blocks of planes
+    blocks = list(predict.predict_planes(nets, vol, cube_size=16, microscope=SCOPE, config=cfg))
+    assert [z0 for z0, _ in blocks] == list(np.cumsum([0] + [len(b) for _, b in blocks[:-1]]))
+    assert all(len(b) <= 16 for _, b in blocks)
+    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), (reference[0] + reference[1]) / 2,
+                               atol=2e-5 * 50, rtol=0)
+
+
+def test_predict_file_streams_into_an_mrc_file(tmp_path):
+    vol = _smooth_volume((37, 24, 21), 4)
+    source = mrcio.write_mrc(tmp_path / "in.mrc", vol, 7.5)
+    cfg = PredictConfig(apply_mw_x1=True, batch_size=4)
+    net = _Conv(3)
+    target = predict.predict_file([net], source, tmp_path / "out" / "pred.mrc", cube_size=16,
+                                  config=cfg, microscope=SCOPE)
+    data, voxel = mrcio.read_mrc(target)
+    assert voxel == 7.5
+    expected = predict.predict_volume(net, vol, cube_size=16, config=cfg, microscope=SCOPE)
+    np.testing.assert_array_equal(data, expected)
+    with pytest.raises(ValueError, match="in.mrc"):   # never over its input
+        predict.predict_file([net], source, source, cube_size=16, config=cfg, microscope=SCOPE)
+
+    class FailsLater(torch.nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            FailsLater.calls += 1
+            if FailsLater.calls == 3:
+                raise RuntimeError("out of memory")
+            return x
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        predict.predict_file([FailsLater()], source, tmp_path / "out" / "failed.mrc", cube_size=16,
+                             config=PredictConfig(apply_mw_x1=False, batch_size=1), microscope=SCOPE)
+    assert os.listdir(tmp_path / "out") == ["pred.mrc"]       # no partial file, no temporary
+    np.testing.assert_array_equal(mrcio.read_mrc(source)[0], vol)
 
 
 def test_phaseflip_rule():
@@ -105,12 +195,14 @@ def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
     h1, _ = mrcio.read_mrc(table.path(0, star.CORRECTED_HALF1))
     h2, _ = mrcio.read_mrc(table.path(0, star.CORRECTED_HALF2))
     assert full.shape == (20, 36, 30) and voxel == pytest.approx(10.0)
-    np.testing.assert_allclose(full, (h1 + h2) / 2, atol=1e-5)
+    np.testing.assert_array_equal(full, (h1 + h2) * np.float32(0.5))   # as computed in memory
     # the halves are the per-half predictions (same model, phase flip from ctf_mode network)
-    even, _ = mrcio.read_mrc(tmp_path / "even" / "tomo_001.mrc")
-    expected = predict.predict_volume(net, even, cube_size=16, config=cfg, phaseflip=True,
-                                      microscope=star.TomogramsTable.read(star_path).microscope(0))
-    np.testing.assert_allclose(h1, expected, atol=1e-4)
+    scope = star.TomogramsTable.read(star_path).microscope(0)
+    for half, name in ((h1, "even"), (h2, "odd")):
+        data, _ = mrcio.read_mrc(tmp_path / name / "tomo_001.mrc")
+        expected = predict.predict_volume(net, data, cube_size=16, config=cfg, phaseflip=True,
+                                          microscope=scope)
+        np.testing.assert_array_equal(half, expected)
     assert not np.allclose(h1, h2)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
 
@@ -130,6 +222,22 @@ def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
     predict.predict_tomograms(star_path, model_file, output_dir=tmp_path / "o1")
     assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["tomo_001_corrected.mrc",
                                                                     "tomo_002_corrected.mrc"]
+
+
+
+def test_split_halves_on_a_single_map_average_both_networks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    star_path, model_file, net = _write_dataset(tmp_path, halves=False, method="isonet2", model2=True)
+    net2 = checkpoint.build_model(checkpoint.load_checkpoint(model_file), "model2_state")
+    cfg = PredictConfig(apply_mw_x1=False, batch_size=3)
+    written = predict.predict_tomograms(star_path, model_file, output_dir="o", config=cfg, tomo_idx=[1])
+    assert [p.name for p in written] == ["tomo_001_corrected.mrc"]
+    out, _ = mrcio.read_mrc(written[0])
+    vol, _ = mrcio.read_mrc(tmp_path / "full" / "tomo_001.mrc")
+    one, two = (predict.predict_volume(n, vol, cube_size=16, config=cfg, microscope=SCOPE) for n in (net, net2))
+    tol = 1e-5 * vol.std()
+    np.testing.assert_allclose(out, (one + two) / 2, atol=tol)
+    assert np.abs(one - two).max() > 30 * tol   # the networks differ: either alone would fail
 
 
 def test_predict_denoise_model_with_model2(tmp_path, monkeypatch):
@@ -202,3 +310,41 @@ def _run_command_lines(tmp_path, capsys, main):
     assert "nope.pt" in capsys.readouterr().err
     assert main(["predict", str(star_path), "--device", "cpu"]) == 2
     assert "model file is required" in capsys.readouterr().err
+
+
+def _traced_peak_of_predict(tmp_path, n_z):
+    """Peak traced (numpy + Python) memory of ``predict_tomograms`` on one (n_z, 64, 64)
+    tomogram with even/odd halves, written to and read from files."""
+    root = tmp_path / f"z{n_z}"
+    shape = (n_z, 64, 64)
+    rec = {star.TOMO_NAME: "t", star.PIXEL_SIZE: 10.0, star.DEFOCUS: 20000.0,
+           star.TILT_MIN: -60.0, star.TILT_MAX: 55.0,
+           star.TOMO_HALF1: str(mrcio.write_mrc(root / "even.mrc", _smooth_volume(shape, 1), 10.0)),
+           star.TOMO_HALF2: str(mrcio.write_mrc(root / "odd.mrc", _smooth_volume(shape, 2), 10.0))}
+    star_path = star.TomogramsTable.from_records([rec]).write(root / "tomograms.star")
+    model_file = checkpoint.save_checkpoint(root / "model.pt", dict(
+        model_state=build_unet("unet-small").state_dict(), arch="unet-small", cube_size=16,
+        method="isonet2-n2n"))
+    cfg = PredictConfig(batch_size=4, padding_factor=1.0)
+    tracemalloc.start()
+    try:
+        written = predict.predict_tomograms(star_path, model_file, output_dir=root / "out", config=cfg)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(written) == 3 and mrcio.read_header(written[-1]).shape == shape
+    return peak
+
+
+def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch):
+    """From files, the peak is a few slabs of cube planes plus a fixed part: a tomogram 4x
+    deeper needs no more memory. (Whole output arrays, as before streaming, made it ~4x.)
+    The input check and the normalisation read chunks of a fixed number of voxels (4 Mi, far
+    above these tomograms): set to 8 planes here, so that they are bounded at this size too."""
+    monkeypatch.setattr(mrcio, "_CHECK_CHUNK_VOXELS", 8 * 64 * 64)
+    monkeypatch.setattr(normalize, "_CHUNK_VOXELS", 8 * 64 * 64)
+    shallow = _traced_peak_of_predict(tmp_path, 16 * 2)
+    deep = _traced_peak_of_predict(tmp_path, 16 * 8)
+    plane = 64 * 64 * 4
+    assert deep < 1.5 * shallow, (shallow / plane, deep / plane)
+    assert deep < 16 * 8 * plane        # less than one full-size float32 map

@@ -1,4 +1,5 @@
-"""Overlap tiles: coverage, reflection, exact identity stitching, bounded batches."""
+"""Overlap tiles: coverage, reflection, exact identity stitching, bounded batches, planes
+handed out in z order from a rolling buffer, one slab read per z-row."""
 import numpy as np
 import pytest
 
@@ -6,13 +7,28 @@ from isonet2core import tiling
 
 
 def _stitch(volume, cube, padding_factor, batch_size, fn=lambda t: t):
+    """Tile, apply ``fn``, blend; assemble the handed-out planes, checking that they come in
+    increasing z, each once, in blocks of at most ``cube`` planes."""
     grid = tiling.TileGrid.for_volume(volume.shape, cube, padding_factor)
     acc = tiling.TileAccumulator(grid)
+    out = np.full(volume.shape, np.nan, np.float32)
+    next_z = 0
+
+    def take(planes):
+        nonlocal next_z
+        for z0, block in planes:
+            assert z0 == next_z and 1 <= len(block) <= cube and block.dtype == np.float32
+            assert block.shape[1:] == volume.shape[1:]
+            out[z0:z0 + len(block)] = block
+            next_z += len(block)
+
     for tiles, starts in tiling.iter_tile_batches(volume, grid, batch_size):
         assert tiles.shape[1:] == (cube, cube, cube) and tiles.dtype == np.float32
         assert len(tiles) <= batch_size
-        acc.add(fn(tiles), starts)
-    return acc.result(), grid
+        take(acc.add(fn(tiles), starts))
+    take(acc.finish())
+    assert next_z == volume.shape[0]
+    return out, grid
 
 
 def test_spacing_and_starts():
@@ -54,7 +70,9 @@ def test_a_linear_tile_operation_commutes_with_stitching():
 
 def test_reflection_and_blending_of_differing_tiles():
     vol = np.arange(10, dtype=np.float32)[None, None, :] * np.ones((1, 1, 1), np.float32)
-    tile = tiling.extract_tile(vol, (-3, -3, -3), 16)
+    grid = tiling.TileGrid.for_volume(vol.shape, 16, 1.0)
+    assert grid.starts == ((-7,), (-7,), (-3,))
+    (tile,), _ = next(tiling.iter_tile_batches(vol, grid, 1))
     # x: -3..12 mirrored into 0..9 without repeating the edge: 3 2 1 0 1 ... 9 8 7 6
     assert tile[0, 0].tolist() == [3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 8, 7, 6]
     # tiles that disagree are blended into a smooth transition, not a seam:
@@ -62,11 +80,59 @@ def test_reflection_and_blending_of_differing_tiles():
     vol = np.zeros((16, 16, 80), np.float32)
     grid = tiling.TileGrid.for_volume(vol.shape, 16, 2.0)
     acc = tiling.TileAccumulator(grid)
+    planes = []
     for tiles, starts in tiling.iter_tile_batches(vol, grid, 2):
-        acc.add(np.stack([np.full_like(t, s[2]) for t, s in zip(tiles, starts)]), starts)
-    line = acc.result()[8, 8]
+        planes += acc.add(np.stack([np.full_like(t, s[2]) for t, s in zip(tiles, starts)]), starts)
+    planes += acc.finish()
+    line = np.concatenate([p for _, p in planes])[8, 8]
     assert np.all(np.diff(line) >= -1e-4)                 # monotone
     assert np.abs(np.diff(line)).max() < 8 * 0.5          # no step as large as the spacing
+
+
+class _CountingVolume:
+    """A ``(z, y, x)`` volume that records the z slices read from it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.reads = array, array.shape, []
+
+    def __getitem__(self, index):
+        assert isinstance(index, slice)
+        self.reads.append((index.start, index.stop))
+        return self.array[index]
+
+
+def test_one_slab_read_per_z_row_and_a_rolling_buffer():
+    vol = np.random.default_rng(3).normal(size=(70, 21, 19)).astype(np.float32)
+    counting = _CountingVolume(vol)
+    grid = tiling.TileGrid.for_volume(vol.shape, 16, 1.5)
+    acc = tiling.TileAccumulator(grid)
+    out, buffered = [], []
+    for tiles, starts in tiling.iter_tile_batches(counting, grid, 5):
+        out += acc.add(tiles, starts)
+        buffered.append(len(acc._buffer))
+    out += acc.finish()
+    # one read per z-row, each at most a cube of planes (reflected at the faces)
+    assert len(counting.reads) == len(grid.starts[0])
+    assert all(0 < b - a <= 16 for a, b in counting.reads)
+    # the rolling buffer never holds more than the planes of one z-row of tiles
+    assert max(buffered) <= 16
+    np.testing.assert_allclose(np.concatenate([p for _, p in out]), vol, atol=1e-5)
+    assert [z0 for z0, _ in out] == sorted(z0 for z0, _ in out)
+
+
+def test_tiles_out_of_order_or_missing_are_refused():
+    vol = np.random.default_rng(4).normal(size=(40, 16, 16)).astype(np.float32)
+    grid = tiling.TileGrid.for_volume(vol.shape, 16, 1.0)   # z-rows at 0, 12, 24
+    batches = list(tiling.iter_tile_batches(vol, grid, 1))
+    acc = tiling.TileAccumulator(grid)
+    acc.add(*batches[0])
+    with pytest.raises(ValueError, match="z-row by z-row"):
+        acc.add(*batches[-1])
+    acc = tiling.TileAccumulator(grid)
+    for tiles, starts in batches[:-1]:
+        acc.add(tiles, starts)
+    with pytest.raises(RuntimeError, match=f"{len(batches) - 1} of the grid's {len(batches)} tiles"):
+        acc.finish()
 
 
 def test_memmap_input_and_errors(tmp_path):

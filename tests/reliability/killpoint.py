@@ -5,8 +5,8 @@ Usage: ``python killpoint.py KIND N isonet2-arguments...``
 * ``replace N``: killed just before the N-th ``os.replace`` of the run (the temporary file of an
   atomic write is complete but not yet in place: MRC outputs, STAR rewrites, model files);
   ``replace:TEXT N`` counts only the replaces whose target name contains TEXT;
-* ``write N``: killed in the middle of writing the data of the N-th MRC file (header and half
-  of the voxel bytes are on disk);
+* ``write N``: killed in the middle of writing the data of the N-th MRC file (its header and
+  half of the bytes of its first block of z planes are on disk);
 * ``step N``: killed when the N-th training step (refine/denoise) starts computing its loss.
 
 The process exits by SIGKILL (return code -9) when the point is reached, like a job killed by
@@ -40,26 +40,26 @@ def install(kind: str, n: int) -> None:
 
         os.replace = replace
     elif kind == "write":
-        import mrcfile.mrcinterpreter as interp
+        from isonet2core import mrcio
 
-        real_flush = interp.MrcInterpreter.flush
+        real_init, real_write = mrcio.MRCStream.__init__, mrcio.MRCStream.write
 
-        def flush(self):
-            if self._read_only:
-                return real_flush(self)
+        def init(self, *args, **kwargs):
+            real_init(self, *args, **kwargs)          # the header is written
             calls["count"] += 1
-            if calls["count"] != n:
-                return real_flush(self)
-            data = np.ascontiguousarray(self.data).tobytes()
-            self._iostream.seek(0)
-            self._iostream.write(self.header)
-            self._iostream.write(self.extended_header)
-            self._iostream.write(data[: len(data) // 2])
-            self._iostream.flush()
-            os.fsync(self._iostream.fileno())
+            self.killpoint = calls["count"] == n
+
+        def write(self, planes):
+            if not self.killpoint:
+                return real_write(self, planes)
+            data = np.ascontiguousarray(planes, dtype=np.float32).tobytes()
+            self._fh.write(data[: len(data) // 2])    # half of the first block of planes
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
             _die()
 
-        interp.MrcInterpreter.flush = flush
+        mrcio.MRCStream.__init__ = init
+        mrcio.MRCStream.write = write
     elif kind == "step":
         from isonet2core.training import trainer
 

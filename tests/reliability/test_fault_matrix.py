@@ -296,7 +296,7 @@ def tripwire(monkeypatch):
     import isonet2core.predict
     monkeypatch.setattr(isonet2core.deconv, "deconvolve", trip)
     monkeypatch.setattr(isonet2core.masking, "make_mask", trip)
-    monkeypatch.setattr(isonet2core.predict, "predict_volume", trip)
+    monkeypatch.setattr(isonet2core.predict, "predict_file", trip)
     try:
         import isonet2core.training.trainer as trainer
     except ImportError:  # training not there yet

@@ -16,7 +16,6 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import mrcfile.mrcinterpreter as mrc_interp
 import numpy as np
 import pytest
 import torch
@@ -80,24 +79,26 @@ def test_commands_keep_inputs_and_star_values(tmp_path, monkeypatch):
 
 
 # --- writers failing half-way ---------------------------------------------------------------
-def _failing_flush(calls_before_failure: int):
-    """A replacement of mrcfile's flush that writes the header and half the data of the
-    ``calls_before_failure + 1``-th file, then fails with ENOSPC."""
-    real = mrc_interp.MrcInterpreter.flush
+def _fail_mrc_writes(monkeypatch, files_before_failure: int) -> None:
+    """Make the MRC writer (``mrcio.MRCStream``) of the ``files_before_failure + 1``-th file
+    write its header and half of its first block of z planes, then fail with ENOSPC."""
+    real_init, real_write = mrcio.MRCStream.__init__, mrcio.MRCStream.write
     state = {"n": 0}
 
-    def flush(self):
-        if self._read_only:
-            return real(self)
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
         state["n"] += 1
-        if state["n"] <= calls_before_failure:
-            return real(self)
-        data = np.ascontiguousarray(self.data).tobytes()
-        self._iostream.seek(0)
-        self._iostream.write(self.header)
-        self._iostream.write(data[: len(data) // 2])
+        self.disk_full = state["n"] > files_before_failure
+
+    def write(self, planes):
+        if not self.disk_full:
+            return real_write(self, planes)
+        data = np.ascontiguousarray(planes, dtype=np.float32).tobytes()
+        self._fh.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    return flush
+
+    monkeypatch.setattr(mrcio.MRCStream, "__init__", init)
+    monkeypatch.setattr(mrcio.MRCStream, "write", write)
 
 
 def test_write_mrc_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
@@ -105,7 +106,7 @@ def test_write_mrc_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
     old = smooth_volume((8, 8, 8), 1)
     mrcio.write_mrc(target, old, PIXEL_A)
     digest = fingerprint([target])
-    monkeypatch.setattr(mrc_interp.MrcInterpreter, "flush", _failing_flush(0))
+    _fail_mrc_writes(monkeypatch, 0)
     with pytest.raises(OSError, match="map.mrc") as info:
         mrcio.write_mrc(target, smooth_volume((8, 8, 8), 2), PIXEL_A)
     assert info.value.errno == errno.ENOSPC
@@ -170,7 +171,7 @@ def test_full_disk_during_a_command_fails_cleanly(command, tmp_path, monkeypatch
             "make-mask": ["make-mask", ds["star"]],
             "predict": ["predict", ds["star"], model, "--device", "cpu", "--ncpus", "1",
                         "--input_column", star.TOMO_HALF1]}[command]
-    monkeypatch.setattr(mrc_interp.MrcInterpreter, "flush", _failing_flush(1))
+    _fail_mrc_writes(monkeypatch, 1)
 
     rc, _, err = run_main([*argv, "--output_dir", "out"])
 
