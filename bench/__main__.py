@@ -229,9 +229,10 @@ def run_predict(device, st, args, precisions) -> dict:
                          f"(tile count ~ voxels^{out['tile_exponent']:.2f}: the tiling's border margins "
                          f"make small volumes cost more per voxel).")
         if fit:
-            texts.append(f"Peak memory ~ {fit[0]:.0f} MiB + {fit[1]:.2f} x tomogram size "
-                         f"(fixed part: model, one batch of tiles and its activations; the per-voxel "
-                         f"part: input tomogram + output array).")
+            texts.append(f"Peak memory ~ {fit[0]:.0f} MiB + {fit[1]:.2f} x tomogram size, MRC file to "
+                         f"MRC file as `isonet2 predict` runs (fixed part: model, one batch of tiles and "
+                         f"its activations; the part that grows: a few slabs of {cube} z planes of the "
+                         f"input and of the output, so with the x-y area of the tomogram, not its depth).")
         texts.append(f"Network {arch}, tiles {cube}^3, padding_factor 1.5, batch {args.predict_batch} tiles; "
                      f"'bare' = the same model's forward over the same number of tiles "
                      f"(timed on up to 16 tiles).")
