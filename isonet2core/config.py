@@ -170,6 +170,7 @@ class TrainConfig:
     noise_level: float = 0.0
     noise_mode: NoiseMode = "white"
     random_rot_weight: float = 0.2
+    fill_reuse: int = 2                    # refine: steps that reuse one batch's fill predictions
     split_halves: bool = False
     number_subtomos: Optional[int] = None  # per tomogram per epoch; None = from the STAR
     save_interval: int = 10
@@ -195,6 +196,7 @@ class TrainConfig:
         _check(self.noise_level >= 0, f"noise_level must not be negative, got {self.noise_level}")
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
+        _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
         _check(self.number_subtomos is None or self.number_subtomos >= 1,
                f"number_subtomos must be at least 1, got {self.number_subtomos}")
         _check(self.save_interval >= 1, f"save_interval must be at least 1, got {self.save_interval}")

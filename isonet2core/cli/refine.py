@@ -128,6 +128,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_option(parser, "random_rot_weight", type=float, default=_D.random_rot_weight,
                       help="fraction of arbitrary (trilinear) rotations; the rest are the 20 "
                            "90-degree rotations that move the missing wedge")
+    common.add_option(parser, "fill_reuse", type=int, default=_D.fill_reuse,
+                      help="train each batch of cubes in this many consecutive steps (new rotations and "
+                           "fill noise each time) and predict its missing-wedge filling once; 1 predicts "
+                           "on every step (slower per step, see the README's Performance section)")
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="predict the tomograms with the final model after training")
 
@@ -224,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
     rows = table.rows_for(args.tomo_idx)
     method = resolve_method(args.method, table, rows)
     cfg = train_config(args, method, mw_weight=args.mw_weight, noise_level=args.noise_level,
-                       noise_mode=args.noise_mode, random_rot_weight=args.random_rot_weight)
+                       noise_mode=args.noise_mode, random_rot_weight=args.random_rot_weight,
+                       fill_reuse=args.fill_reuse)
     if cfg.split_halves and method != "isonet2-n2n":
         raise ValueError("split_halves needs even/odd halves (method isonet2-n2n)")
     settings = run_settings(args, cfg)

@@ -21,6 +21,10 @@ Half 0 is the even map, half 1 the odd map.
    filled region already contains. Clamped at 0. A fresh (identity) network therefore fills
    the wedge with noise of the data's level; a perfect denoiser adds exactly the removed noise.
    In network mode the noise is CTF-filtered together with ``f_h``, as the paper's formula says.
+   The predictions ``f_h`` (:func:`fill_predictions`) are separate from the rest
+   (:func:`refine_batch`), so that the trainer can train one batch of cubes under
+   ``fill_reuse`` rotations in consecutive steps while predicting it once; the noise ``N_h``
+   and everything below are drawn anew on every step.
 2. (step 3) one rotation ``R`` per pair (:mod:`.rotations`), the same for both halves:
    input ``u_h = IFFT(M * FFT(R(v~_h) + n_h))``, target ``t_h = R(v~_{1-h})`` (the OTHER half),
    masks ``M`` (input) and ``R(M)`` (target) for the masked loss. ``n_h`` is the optional
@@ -183,24 +187,41 @@ Predictor = Callable[[int, torch.Tensor], torch.Tensor]
 current network(s) in eval mode (half selects the network of split-halves training)."""
 
 
-def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predict: Predictor,
+def fill_predictions(cubes: torch.Tensor, filters: Sequence[CubeFilters], predict: Predictor, *,
+                     shared_network: bool = False) -> torch.Tensor:
+    """The no-grad network predictions ``f(v_h)`` of step 1 for the wedge filling: ``cubes``
+    ``(h, b, 1, n, n, n)`` normalised cubes of the h maps (phase flipped here as in
+    :func:`refine_batch`), ``filters`` one per cube; returns ``(h, b, 1, n, n, n)`` float32.
+    ``shared_network``: one network serves both halves (no split halves), so both are predicted
+    in one batched call (twice the batch: on the CPU the deep levels leave the slow batch-of-one
+    convolution path)."""
+    n_maps, b = cubes.shape[0], cubes.shape[1]
+    flip = _stack(filters, "flip")
+    v = [_filter(cubes[h], flip) for h in range(n_maps)]
+    with torch.no_grad():
+        if shared_network and n_maps == 2:
+            return predict(0, torch.cat(v)).float().reshape(cubes.shape)
+        return torch.stack([predict(h, v[h]).float() for h in range(n_maps)])
+
+
+def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predictions: torch.Tensor,
                  rotations: Sequence[rot.Rotation], cfg: TrainConfig,
-                 generator: torch.Generator, *, shared_network: bool = False) -> Batch:
+                 generator: torch.Generator) -> Batch:
     """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for
     one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps; ``filters``: one per
-    cube; ``rotations``: one per cube; ``generator`` drives the noise. ``shared_network``: one
-    network serves both halves (no split halves), so both are predicted in one batched call
-    (twice the batch: on the CPU the deep levels leave the slow batch-of-one convolution path)."""
+    cube; ``predictions``: :func:`fill_predictions` of these cubes (the trainer may reuse them
+    for several rotations, ``TrainConfig.fill_reuse``); ``rotations``: one per cube;
+    ``generator`` drives the noise (drawn anew on every call)."""
     n_maps, b = cubes.shape[0], cubes.shape[1]
+    if tuple(predictions.shape) != tuple(cubes.shape):
+        raise ValueError(f"predictions of shape {tuple(predictions.shape)} do not match the cubes "
+                         f"{tuple(cubes.shape)}")
     device = cubes.device
     m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
     flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
     v = [_filter(cubes[h], flip) for h in range(n_maps)]
     with torch.no_grad():
-        if shared_network and n_maps == 2:
-            f = list(predict(0, torch.cat(v)).float().split(b))
-        else:
-            f = [predict(h, v[h]).float() for h in range(n_maps)]
+        f = [predictions[h].float() for h in range(n_maps)]
         if n_maps == 2:
             s = fill_noise_std(v[0], v[1], f[0], f[1], m)
         else:

@@ -26,6 +26,13 @@ Batch size ``None`` (auto): CPU 4 cubes when ``cube_size <= 48``, else 2; CUDA p
 of one cube for the architecture (:func:`activation_bytes_per_cube`, about 14 stored float32
 feature maps per level, a deliberately generous rule), times the number of GPUs.
 
+Fill reuse (refine): the no-grad network predictions that fill the missing wedge
+(:func:`targets.fill_predictions`) cost a forward pass, about a third of a training step's
+network time. With ``fill_reuse = k`` one batch of cubes is trained in ``k`` consecutive steps,
+each with its own rotations and fill noise, and predicted once (with the network of the first
+of those steps, at most ``k - 1`` optimiser steps old); the number of steps per epoch is
+unchanged, so an epoch cuts ``1/k`` as many distinct cubes. ``k = 1`` predicts every step.
+
 Reproducibility: the model is initialised from ``torch.manual_seed(seed)``; epoch ``e`` cuts its
 cubes with ``default_rng([seed, e, 0])``, draws rotations from ``default_rng([seed, e, 1])`` and
 noise from a torch generator seeded by that stream (per rank). Everything an epoch does is a
@@ -191,6 +198,22 @@ def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
             raise ValueError(f"{path}: split_halves={cfg.split_halves} does not match the checkpoint")
 
 
+def fill_reuse(cfg: TrainConfig) -> int:
+    """Consecutive steps that train one batch of cubes (under fresh rotations and fill noise)
+    and share its no-grad fill predictions: ``cfg.fill_reuse`` for refine, 1 for denoise (no
+    wedge filling)."""
+    return 1 if cfg.method == "n2n" else int(cfg.fill_reuse)
+
+
+@dataclass
+class _Cubes:
+    """One batch of cubes on the device: ``cubes`` ``(h, b, 1, n, n, n)``, their tomograms'
+    ``filters`` and, for refine, the fill predictions ``fill`` (same shape; None for denoise)."""
+    cubes: torch.Tensor
+    filters: List[targets.CubeFilters]
+    fill: Optional[torch.Tensor]
+
+
 def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
     return [checkpoint.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
             for e in range(1, cfg.epochs + 1)
@@ -301,14 +324,22 @@ class _Session:
         return masked_loss(pred, batch.targets, batch.input_mask, batch.target_mask,
                            mw_weight=self.cfg.mw_weight, loss_func=self.cfg.loss_func)
 
-    def _batch(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef], rotations,
-               generator: torch.Generator) -> targets.Batch:
+    def _prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> "_Cubes":
+        """One batch of cubes on the device with its filters and, for refine, the no-grad fill
+        predictions (computed once, reused for ``fill_reuse`` steps)."""
         cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
         filters = [self.filters[r.source] for r in refs]
+        fill = None
+        if self.cfg.method != "n2n":
+            fill = targets.fill_predictions(cubes, filters, self._predict_no_grad,
+                                            shared_network=not self.cfg.split_halves)
+        return _Cubes(cubes, filters, fill)
+
+    def _batch(self, prepared: "_Cubes", rotations, generator: torch.Generator) -> targets.Batch:
         if self.cfg.method == "n2n":
-            return targets.denoise_batch(cubes, filters, rotations)
-        return targets.refine_batch(cubes, filters, self._predict_no_grad, rotations, self.cfg, generator,
-                                    shared_network=not self.cfg.split_halves)
+            return targets.denoise_batch(prepared.cubes, prepared.filters, rotations)
+        return targets.refine_batch(prepared.cubes, prepared.filters, prepared.fill, rotations,
+                                    self.cfg, generator)
 
     # ---- epochs ---------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict:
@@ -319,12 +350,14 @@ class _Session:
             group["lr"] = lr
         plan = sampler.epoch_plan(self.sources, cfg.cube_size, cfg.seed, epoch)
         steps = sampler.batches(plan, self.batch_size)
+        reuse = fill_reuse(cfg)
+        cube_batches = steps[: -(-len(steps) // reuse)]   # step i trains cube batch i // reuse
         aug_rng = sampler.epoch_rng(cfg.seed, epoch, 1)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(int(sampler.epoch_rng(cfg.seed, epoch, 2 + self.rank).integers(2 ** 62)))
         rot_per_step = [targets.draw_rotations(cfg.method, len(refs), aug_rng, cfg.random_rot_weight)
                         for refs in steps]
-        mine = [refs[self.rank::self.world] for refs in steps]
+        mine = [refs[self.rank::self.world] for refs in cube_batches]
         sums = torch.zeros(3, dtype=torch.float64)
         bar = _progress(len(steps), f"epoch {epoch}/{cfg.epochs}", self.run.progress and self.rank == 0)
         for m in self.train_models:
@@ -332,14 +365,18 @@ class _Session:
         self.optimizer.zero_grad(set_to_none=True)
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(sampler.load_batch, self.sources, mine[0], cfg.cube_size)
-            for i, refs in enumerate(mine):
-                cubes = pending.result()
-                if i + 1 < len(mine):
-                    pending = pool.submit(sampler.load_batch, self.sources, mine[i + 1], cfg.cube_size)
-                batch = self._batch(cubes, refs, rot_per_step[i][self.rank::self.world], generator)
+            prepared = None
+            for i in range(len(steps)):
+                u = i // reuse
+                if i % reuse == 0:
+                    cubes = pending.result()
+                    if u + 1 < len(mine):
+                        pending = pool.submit(sampler.load_batch, self.sources, mine[u + 1], cfg.cube_size)
+                    prepared = self._prepare(cubes, mine[u])
+                batch = self._batch(prepared, rot_per_step[i][self.rank::self.world], generator)
                 terms = self._loss(batch)
                 self.scaler.scale(terms.total / cfg.acc_batches).backward()
-                if (i + 1) % cfg.acc_batches == 0 or i + 1 == len(mine):
+                if (i + 1) % cfg.acc_batches == 0 or i + 1 == len(steps):
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
@@ -350,7 +387,7 @@ class _Session:
                     bar.set_postfix(loss=f"{values[0]:.4g}", n2n=f"{values[1]:.4g}", mw=f"{values[2]:.4g}")
         if bar is not None:
             bar.close()
-        means = distributed.all_reduce_mean(sums / len(mine))
+        means = distributed.all_reduce_mean(sums / len(steps))
         entry = {"epoch": epoch, "loss": float(means[0]), "n2n_loss": float(means[1]),
                  "mw_loss": float(means[2]), "learning_rate": lr, "steps": len(steps),
                  "seconds": round(time.time() - t0, 3)}

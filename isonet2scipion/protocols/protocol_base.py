@@ -256,6 +256,11 @@ REFINE_OPTIONS = [
     CoreOption("random_rot_weight", P.FloatParam, 0.2, "Random rotation weight",
                "Fraction of arbitrary (not 90-degree) rotations.",
                validators=[P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]")], expert=True),
+    CoreOption("fill_reuse", P.IntParam, 2, "Steps per wedge filling",
+               "Each batch of subtomograms is trained in this many consecutive steps (new "
+               "rotations each time) and its missing-wedge filling is predicted once; 1 predicts "
+               "it on every step (slower).",
+               validators=[P.GE(1, "fill_reuse must be at least 1")], expert=True),
 ]
 
 PREDICT_OPTIONS = [

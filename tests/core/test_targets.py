@@ -36,6 +36,12 @@ def _rfft(x):
     return torch.fft.rfftn(x, dim=(-3, -2, -1))
 
 
+def _refine(cubes, filters, predict, rotations, cfg, generator, shared_network=False):
+    """refine_batch on the fill predictions of ``predict`` (as the trainer composes them)."""
+    fill = targets.fill_predictions(cubes, filters, predict, shared_network=shared_network)
+    return targets.refine_batch(cubes, filters, fill, rotations, cfg, generator)
+
+
 def test_fill_noise_estimate_recovers_the_half_map_noise():
     sigma = 0.5
     signal, v, f = _pair(b=4, sigma=sigma)
@@ -61,11 +67,11 @@ def test_refine_targets_are_the_other_half_rotated_and_inputs_are_re_wedged():
         calls.append(half)
         return x.clone()
 
-    batch = targets.refine_batch(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1))
+    batch = _refine(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1))
     assert sorted(calls) == [0, 1]
     # one network for both halves: one batched call, the same batch
     calls.clear()
-    shared = targets.refine_batch(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1),
+    shared = _refine(v, [f] * 3, identity, rots, BASE, torch.Generator().manual_seed(1),
                                   shared_network=True)
     assert calls == [0]
     assert torch.equal(shared.inputs, batch.inputs) and torch.equal(shared.targets, batch.targets)
@@ -95,8 +101,8 @@ def test_single_map_targets_come_from_the_same_map_and_noise_goes_to_the_input_o
     rots = [rt.WEDGE_MOVING_ROTATIONS[2]] * 3
     cfg = dataclasses.replace(BASE, method="isonet2")
     ident = (lambda half, x: x.clone())
-    plain = targets.refine_batch(one, [f] * 3, ident, rots, cfg, torch.Generator().manual_seed(0))
-    noisy = targets.refine_batch(one, [f] * 3, ident, rots, dataclasses.replace(cfg, noise_level=0.5),
+    plain = _refine(one, [f] * 3, ident, rots, cfg, torch.Generator().manual_seed(0))
+    noisy = _refine(one, [f] * 3, ident, rots, dataclasses.replace(cfg, noise_level=0.5),
                                  torch.Generator().manual_seed(0))
     assert plain.inputs.shape == (3, 1, N, N, N) and plain.noise_std is None
     rm = plain.target_mask[0, 0]
@@ -122,8 +128,8 @@ def test_network_mode_fill_and_output_use_the_effective_ctf():
     c2 = dataclasses.replace(cfg, do_phaseflip_input=False)
     zero = (lambda h, x: torch.zeros_like(x))
     ident_rot = [rt.CUBE_ROTATIONS[0]] * 3
-    with_c = targets.refine_batch(v, [signed] * 3, zero, ident_rot, c2, torch.Generator().manual_seed(0))
-    without = targets.refine_batch(v, [dataclasses.replace(signed, ctf=None)] * 3, zero, ident_rot, c2,
+    with_c = _refine(v, [signed] * 3, zero, ident_rot, c2, torch.Generator().manual_seed(0))
+    without = _refine(v, [dataclasses.replace(signed, ctf=None)] * 3, zero, ident_rot, c2,
                                    torch.Generator().manual_seed(0))
     wedge = signed.wedge == 0
     a, b = _rfft(with_c.targets)[..., wedge], (_rfft(without.targets) * signed.ctf)[..., wedge]
@@ -141,10 +147,10 @@ def test_phase_only_and_wiener_modes():
                                  phaseflipped=True)
     assert torch.allclose(wf.target_filter, expected)
     _, v, _ = _pair()
-    batch = targets.refine_batch(v, [wf] * 3, lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
+    batch = _refine(v, [wf] * 3, lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
                                  torch.Generator().manual_seed(0))
     assert batch.output_ctf is None
-    unfiltered = targets.refine_batch(v, [dataclasses.replace(wf, target_filter=None)] * 3,
+    unfiltered = _refine(v, [dataclasses.replace(wf, target_filter=None)] * 3,
                                       lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
                                       torch.Generator().manual_seed(0))
     assert torch.allclose(batch.targets, fourier.apply_fourier_filter(unfiltered.targets, expected), atol=1e-5)
@@ -178,3 +184,24 @@ def test_shaped_noise_has_unit_variance_and_its_spectrum(mode):
         assert low < mid < high
     else:
         assert low < mid and high < mid
+
+
+def test_reused_fill_predictions_give_new_rotations_and_noise_on_the_same_cubes():
+    """The trainer reuses one batch's fill predictions for several steps: each call of
+    refine_batch rotates and draws the fill noise anew, the measured data stay the cubes'."""
+    _, v, f = _pair()
+    fill = targets.fill_predictions(v, [f] * 3, lambda h, x: 0.5 * x, shared_network=True)
+    assert fill.shape == v.shape and torch.allclose(fill, 0.5 * v)
+    g = torch.Generator().manual_seed(3)
+    r1, r2 = [rt.WEDGE_MOVING_ROTATIONS[1]] * 3, [rt.WEDGE_MOVING_ROTATIONS[7]] * 3
+    a = targets.refine_batch(v, [f] * 3, fill, r1, BASE, g)
+    b = targets.refine_batch(v, [f] * 3, fill, r1, BASE, g)
+    c = targets.refine_batch(v, [f] * 3, fill, r2, BASE, g)
+    assert torch.equal(a.noise_std, b.noise_std) and (a.noise_std > 0).all()
+    # same rotation, new noise: identical where measured in the input, different in the wedge
+    m, rm = f.wedge == 1, a.target_mask[0, 0] == 1
+    da, db = _rfft(a.targets[0, 0]), _rfft(b.targets[0, 0])
+    assert torch.allclose(da[rm], db[rm], atol=1e-3) and not torch.allclose(da[~rm], db[~rm], atol=1e-2)
+    assert not torch.allclose(a.inputs, c.inputs, atol=1e-2)
+    with pytest.raises(ValueError, match="do not match"):
+        targets.refine_batch(v, [f] * 3, fill[:1], r1, BASE, g)

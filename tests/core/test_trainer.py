@@ -134,3 +134,37 @@ def test_two_cpu_processes_train_like_one(halves, tmp_path):
     a, b = _weights(one.model_path), _weights(two.model_path)
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
     assert two.history[0]["loss"] == pytest.approx(one.history[0]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("reuse, steps", [(1, 4), (2, 4), (3, 4)])
+def test_fill_reuse_predicts_each_cube_batch_once_and_keeps_the_steps(halves, tmp_path, monkeypatch, reuse, steps):
+    """With ``fill_reuse = k`` an epoch keeps its steps (8 cubes / batch 2 = 4), trains each cube
+    batch in k consecutive steps and runs the no-grad fill prediction once per cube batch."""
+    calls, loaded = [], []
+    real_fill, real_load = trainer.targets.fill_predictions, trainer.sampler.load_batch
+
+    def counting_fill(cubes, *a, **kw):
+        calls.append(cubes.clone())
+        return real_fill(cubes, *a, **kw)
+
+    def counting_load(sources, refs, cube):
+        loaded.append(tuple(r.centre for r in refs))
+        return real_load(sources, refs, cube)
+
+    monkeypatch.setattr(trainer.targets, "fill_predictions", counting_fill)
+    monkeypatch.setattr(trainer.sampler, "load_batch", counting_load)
+    spec = trainer.TomogramSpec("tomo_a", halves, MIC, 8)
+    result = trainer.train(_cfg(epochs=1, fill_reuse=reuse), [spec],
+                           trainer.RunSettings(output_dir=tmp_path, device="cpu", ncpus=2, progress=False))
+    assert result.history[0]["steps"] == steps
+    n_batches = -(-steps // reuse)
+    assert len(calls) == n_batches and len(loaded) == n_batches
+    assert len(set(loaded)) == n_batches            # distinct cube batches
+    assert np.isfinite(result.history[0]["loss"])
+
+
+def test_denoise_ignores_fill_reuse(halves, tmp_path):
+    assert trainer.fill_reuse(_cfg(method="n2n", fill_reuse=3)) == 1
+    assert trainer.fill_reuse(_cfg(fill_reuse=3)) == 3
+    with pytest.raises(ValueError, match="fill_reuse"):
+        _cfg(fill_reuse=0).validate()
