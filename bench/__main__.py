@@ -262,14 +262,17 @@ def _step_estimates(results: dict, st, args, device) -> dict:
         if r.get("status") == "ok" and r["arch"] == arch and r["cube"] == cube and not r["mixed_precision"]:
             scale = batch / r["batch"]
             refine = r["step_s"] * scale
+            every = r.get("step_with_fill_s", r["step_s"]) * scale
             denoise = (r["step_s"] - r["split_s"]["fill_forward"] - r["split_s"]["targets"]) * scale
-            return {"refine": refine, "denoise": max(denoise, 0.3 * refine), "source": "train section"}
+            return {"refine": refine, "refine, fill_reuse 1": every, "denoise": max(denoise, 0.3 * refine),
+                    "source": "train section"}
     rates = [r["achieved_gflops_bare"] * 1e9 for r in results.get("train", {}).get("configs", [])
              if r.get("status") == "ok" and not r["mixed_precision"]]
     rate = common.median(rates) if rates else 0.2 * results.get("flops", {}).get("conv_gflops", 20.0) * 1e9
     fb = flops.unet_flops(arch, cube, 2 * batch, backward=True)
     fwd = flops.unet_flops(arch, cube, 2 * batch, backward=False)
-    return {"refine": (fb + fwd) / rate * 1.2, "denoise": fb / rate * 1.2, "source": "FLOPs / measured rate"}
+    return {"refine": (fb + fwd / 2) / rate * 1.2, "refine, fill_reuse 1": (fb + fwd) / rate * 1.2,
+            "denoise": fb / rate * 1.2, "source": "FLOPs / measured rate"}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

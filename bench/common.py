@@ -136,6 +136,11 @@ class SectionTimer:
         self.steps.append(self.current)
 
 
+def mean(values) -> float:
+    v = list(values)
+    return sum(v) / len(v) if v else float("nan")
+
+
 def median(values) -> float:
     v = sorted(values)
     if not v:

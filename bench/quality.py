@@ -3,8 +3,8 @@
 1. ``isonet2core.simulate.simulate_dataset`` makes one tomogram (full, even, odd and the
    ground truth, protein dark) with its acquisition (tilt range, CTF).
 2. Baselines: the raw full map and its Wiener deconvolution (``isonet2core.deconv``, defaults).
-3. For ``denoise`` (method ``n2n``) and ``refine`` (method ``isonet2-n2n``) one training run
-   each (the trainer's ``train``, in a worker process) with a checkpoint after every epoch
+3. For ``denoise`` (method ``n2n``), ``refine`` (method ``isonet2-n2n``) and refine with the
+   fill predicted on every step (``fill_reuse = 1``, see :data:`RUNS`) one training run each (the trainer's ``train``, in a worker process) with a checkpoint after every epoch
    (``save_interval=1``). The learning rate is constant (the defaults ``learning_rate =
    learning_rate_min``) and an epoch depends only on the seed, its number and the state at its
    start, so the checkpoint of the last epoch finished within budget ``B`` *is* the result of
@@ -35,8 +35,11 @@ from bench.common import finish_worker, start_worker
 
 log = logging.getLogger(__name__)
 
-METHODS = {"denoise": "n2n", "refine": "isonet2-n2n"}
-"""Bench label -> training method."""
+RUNS = {"denoise": ("n2n", {}), "refine": ("isonet2-n2n", {}),
+        "refine, fill_reuse 1": ("isonet2-n2n", {"fill_reuse": 1})}
+"""Bench label -> (training method, settings other than the trainer's defaults). The last run
+predicts the wedge filling on every step (the trainer's default reuses it, ``fill_reuse``):
+the quality it buys, side by side with the default at the same budgets."""
 
 
 # --------------------------------------------------------------------------- metrics
@@ -73,7 +76,8 @@ def _round(value, digits):
 # --------------------------------------------------------------------------- training worker
 def fit_worker(*, method: str, arch: str, cube: int, batch: int, epochs: int, n_subtomos: int,
                maps: Sequence[str], microscope: dict, output_dir: str, device: str = "cpu",
-               mixed_precision: bool = False, threads: Optional[int] = None, **_) -> dict:
+               mixed_precision: bool = False, threads: Optional[int] = None,
+               settings: Optional[dict] = None, **_) -> dict:
     """Train with the trainer's ``train`` (run in a worker process; see the module docstring)."""
     from isonet2core.config import Microscope, TrainConfig
     from isonet2core.training import trainer
@@ -81,7 +85,7 @@ def fit_worker(*, method: str, arch: str, cube: int, batch: int, epochs: int, n_
     if threads:
         torch.set_num_threads(int(threads))
     cfg = TrainConfig(method=method, arch=arch, cube_size=cube, batch_size=batch, epochs=epochs,
-                      save_interval=1, mixed_precision=mixed_precision, seed=0)
+                      save_interval=1, mixed_precision=mixed_precision, seed=0, **(settings or {}))
     spec = trainer.TomogramSpec(name="tomo_001", map_paths=tuple(Path(p) for p in maps),
                                 microscope=Microscope(**microscope), n_subtomos=n_subtomos)
     run = trainer.RunSettings(output_dir=Path(output_dir), device=torch.device(device).type,
@@ -172,26 +176,27 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
     budgets_s = sorted(60.0 * float(b) for b in budgets_min)
     epoch_s = min(epoch_target_s, budgets_s[0] / 4.0)
     runs = {}
-    for label, method in METHODS.items():
+    for label, (method, settings) in RUNS.items():
         step_s = max(1e-3, step_s_estimate[label])
         steps_per_epoch = max(1, int(round(epoch_s / step_s)))
         # far more epochs than the budget can hold (the run is stopped at the budget; with the
         # constant learning rate the epoch count changes nothing else)
         epochs = int(math.ceil(budgets_s[-1] / (steps_per_epoch * step_s) * 10.0)) + 10
-        out = workdir / f"train_{label}"
+        tag = label.replace(", ", "_").replace(" ", "_")
+        out = workdir / f"train_{tag}"
         args = dict(method=method, arch=arch, cube=cube, batch=batch, epochs=epochs,
                     n_subtomos=batch * steps_per_epoch, maps=[sim["even"], sim["odd"]],
                     microscope={k: getattr(microscope, k) for k in (
                         "pixel_size_a", "defocus_a", "voltage_kv", "cs_mm", "amplitude_contrast",
                         "tilt_min_deg", "tilt_max_deg")},
                     output_dir=str(out), device=str(device), mixed_precision=mixed_precision,
-                    threads=threads)
+                    threads=threads, settings=settings)
         log.info("quality: training %s (%s, %s, cube %d, batch %d, %d steps/epoch) for %.0f s",
                  label, method, arch, cube, batch, steps_per_epoch, budgets_s[-1])
         fit = train_within(budgets_s[-1], args)
         history = fit["history"]
         cumulative = np.cumsum([float(h["seconds"]) for h in history]) if history else np.array([])
-        runs[label] = {"method": method, "steps_per_epoch": steps_per_epoch,
+        runs[label] = {"method": method, "settings": settings, "steps_per_epoch": steps_per_epoch,
                        "subtomos_per_epoch": batch * steps_per_epoch, "epochs_run": len(history),
                        "trained_s": round(float(cumulative[-1]), 1) if len(cumulative) else 0.0,
                        "wall_s_with_checkpoints": fit["wall_s"], "ended": fit["ended"],
@@ -206,9 +211,9 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                 continue
             epoch = int(history[done[-1]]["epoch"])
             model_file = checkpoint.model_path(out, method, arch, cube, epoch)
-            star_path = _star_for(sim, microscope, workdir / f"eval_{label}_{epoch}.star")
+            star_path = _star_for(sim, microscope, workdir / f"eval_{tag}_{epoch}.star")
             t_p = time.perf_counter()
-            written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{label}_{epoch}",
+            written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{tag}_{epoch}",
                                                 config=PredictConfig(batch_size=predict_batch,
                                                                      mixed_precision=mixed_precision),
                                                 device=device)

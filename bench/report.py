@@ -47,8 +47,9 @@ def targets(results: dict) -> List[dict]:
     train = [r for r in results.get("train", {}).get("configs", []) if r.get("status") == "ok"]
     if train:
         ratios = [r["overhead_ratio"] for r in train]
+        reuse = sorted({int(r.get("fill_reuse", 1)) for r in train})
         add("training step <= 1.3 x bare forward+backward",
-            "step/bare " + ", ".join(f"{r['arch'].replace('unet-', '')}/{r['cube']}: {r['overhead_ratio']:.2f}"
+            f"step/bare (fill_reuse {', '.join(map(str, reuse))}) " + ", ".join(f"{r['arch'].replace('unet-', '')}/{r['cube']}: {r['overhead_ratio']:.2f}"
                                      for r in train), all(x <= 1.3 for x in ratios))
     else:
         add("training step <= 1.3 x bare forward+backward", "-", None)
@@ -78,7 +79,7 @@ def targets(results: dict) -> List[dict]:
     rows = [r for r in q.get("rows", []) if r.get("pearson") is not None and r.get("budget_min") is not None]
     if rows:
         grows, texts = True, []
-        for label in ("denoise", "refine"):
+        for label in ("denoise", "refine", "refine, fill_reuse 1"):
             mine = sorted((r for r in rows if r["output"] == label), key=lambda r: r["budget_min"])
             if len(mine) >= 2:
                 texts.append(f"{label} Pearson " + " -> ".join(f"{r['pearson']:.3f}" for r in mine))
@@ -95,10 +96,25 @@ def targets(results: dict) -> List[dict]:
         add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)",
             "; ".join(texts) or "-",
             all(pairs) if pairs else None)
+        pairs, texts = [], []
+        for budget in sorted({r["budget_min"] for r in rows}):
+            f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
+            e = [r for r in rows if r["output"] == "refine, fill_reuse 1" and r["budget_min"] == budget]
+            if f and e and None not in (f[0].get("wedge_fsc_low"), e[0].get("wedge_fsc_low")):
+                pairs.append(f[0]["pearson"] >= e[0]["pearson"] - FILL_REUSE_TOLERANCE
+                             and f[0]["wedge_fsc_low"] >= e[0]["wedge_fsc_low"] - FILL_REUSE_TOLERANCE)
+                texts.append(f"{budget:g} min: Pearson {f[0]['pearson']:.3f} vs {e[0]['pearson']:.3f}, "
+                             f"wedge FSC {f[0]['wedge_fsc_low']:.3f} vs {e[0]['wedge_fsc_low']:.3f}")
+        add(f"fill reuse costs no quality at a fixed budget (refine vs refine with fill_reuse 1, "
+            f"within {FILL_REUSE_TOLERANCE})", "; ".join(texts) or "-", all(pairs) if pairs else None)
     else:
         add("quality grows with budget", "-", None)
         add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)", "-", None)
     return out
+
+
+FILL_REUSE_TOLERANCE = 0.01
+"""Largest loss of Pearson or wedge FSC (absolute) that still counts as no quality cost."""
 
 
 # --------------------------------------------------------------------------- tables
@@ -106,20 +122,21 @@ def train_table(results: dict) -> str:
     rows = []
     for r in results.get("train", {}).get("configs", []):
         name = [r["arch"], str(r["cube"]), str(r.get("batch", "-")),
-                "amp" if r.get("mixed_precision") else "fp32"]
+                "amp" if r.get("mixed_precision") else "fp32", str(r.get("fill_reuse", 1))]
         if r.get("status") != "ok":
-            rows.append(name + [f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 13)
+            rows.append(name + [f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 14)
             continue
         s = r["split_s"]
         rows.append(name + [
             _f(r["subtomos_per_s"], 3), _f(r["step_s"], 2),
             *[_f(s[k], 2) for k in STEP_SECTIONS],
             _f(r["bare_forward_backward_s"], 2), _f(r["overhead_ratio"], 2),
+            _f(r["step_with_fill_s"] / r["bare_forward_backward_s"], 2) if r.get("step_with_fill_s") else "-",
             _f(r.get("achieved_gflops_bare"), 1), _f(r["peak_memory_mib"], 0),
             _f(r.get("cpu_utilization"), 2)])
-    header = ["arch", "cube", "batch (pairs)", "precision", "subtomos/s", "step s",
+    header = ["arch", "cube", "batch (pairs)", "precision", "fill reuse", "subtomos/s", "step s",
               *[f"{k} s" for k in STEP_SECTIONS], "bare fwd+bwd s", "step/bare",
-              "GFLOP/s (bare)", "peak MiB", "CPU use"]
+              "step/bare, fill every step", "GFLOP/s (bare)", "peak MiB", "CPU use"]
     return _table(header, rows)
 
 
@@ -208,7 +225,10 @@ def markdown(results: dict) -> str:
         "fill_forward = no-grad network predictions for the wedge filling; targets = FFTs, noise, "
         "rotations, re-wedging; forward/backward = the network with gradients; loss = masked Fourier "
         "loss; optimizer = AdamW; rest = cube loading (prefetched by the trainer) and bookkeeping. "
-        "Medians over the timed steps. CPU use = process CPU seconds / (wall seconds x threads): "
+        "The trainer's default fill_reuse (see the fill reuse column) trains each batch of cubes in that many "
+        "consecutive steps under new rotations and fill noise and predicts its fill once; the figures are "
+        "means over whole cycles of fill_reuse steps, and 'fill every step' is the step that predicts "
+        "(= fill_reuse 1) over the same bare time. CPU use = process CPU seconds / (wall seconds x threads): "
         "well below 1 means other work shared the cores during the measurement.", "",
         train_table(results), "",
         *_proposal_parts(results),

@@ -7,34 +7,39 @@ process (:func:`measure_config`, run through :func:`bench.common.run_worker`):
    (``isonet2core.training.trainer._Session``: model, AdamW, filters, sources) on two random
    even/odd maps of ``(cube + 32)^3`` voxels, method ``isonet2-n2n`` (refine, the default).
 2. Training steps run the trainer's own functions in the order of ``_Session.run_epoch``:
-   ``sampler.load_batch`` -> ``_Session._batch`` (``targets.refine_batch``: the no-grad
-   network predictions of both halves, wedge filling, rotations, re-wedging) ->
-   ``_Session._loss`` (network forward + masked Fourier loss) -> backward -> optimiser step.
-   The session's ``_predict_no_grad`` and ``_forward`` are wrapped with timers, so the step
-   splits into: ``fill_forward`` (no-grad predictions for the wedge filling), ``targets``
-   (the rest of target generation: FFTs, noise, rotations of cubes and masks, re-wedging),
-   ``forward`` + ``backward`` (the network with gradients), ``loss`` (masked Fourier loss),
-   ``optimizer`` (AdamW step, zero_grad), ``rest`` (cube loading - prefetched on a thread by
-   the trainer -, loss bookkeeping, and whatever the sections do not cover).
+   every ``fill_reuse``-th step (the trainer's default, :func:`trainer.fill_reuse`) starts a new
+   batch of cubes: ``sampler.load_batch`` -> ``_Session._prepare`` (``targets.fill_predictions``:
+   the no-grad network predictions of both halves for the wedge filling); every step then runs
+   ``_Session._batch`` (``targets.refine_batch``: fill noise, wedge filling, rotations,
+   re-wedging) -> ``_Session._loss`` (network forward + masked Fourier loss) -> backward ->
+   optimiser step. The session's ``_predict_no_grad`` and ``_forward`` are wrapped with timers,
+   so the step splits into: ``fill_forward`` (no-grad predictions for the wedge filling),
+   ``targets`` (the rest of target generation: FFTs, noise, rotations of cubes and masks,
+   re-wedging), ``forward`` + ``backward`` (the network with gradients), ``loss`` (masked
+   Fourier loss), ``optimizer`` (AdamW step, zero_grad), ``rest`` (cube loading - prefetched on
+   a thread by the trainer -, loss bookkeeping, and whatever the sections do not cover).
+   Timed steps come in whole cycles of ``fill_reuse`` steps and every figure is the mean over
+   them (a step that predicts and one that reuses differ by the fill forward).
 3. The bare network: forward + backward of the same model on a random batch of the same
    shape (``2 * batch`` cubes: the even and odd inputs), under the same autocast, loss
    ``mean(out^2)``, no optimiser. ``overhead = step / bare``.
 
-Timed repetitions follow one warm-up each; their number is cut so that the configuration
-stays within ``cap_s`` (projected from the warm-up). Peak memory is that of the training
+Timed cycles follow one warm-up cycle; their number is cut so that the configuration stays
+within ``cap_s`` (projected from the warm-up). Peak memory is that of the training
 steps (model, optimiser state, activations, targets), see :class:`bench.common.PeakMemory`.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from bench.common import PeakMemory, SectionTimer, median, mib
+from bench.common import PeakMemory, SectionTimer, mean, median, mib
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +87,8 @@ class TrainHarness:
     """
 
     def __init__(self, *, arch: str, cube: int, batch: int, device: torch.device,
-                 mixed_precision: bool, workdir: Path, method: str = "isonet2-n2n", n_steps: int = 4):
+                 mixed_precision: bool, workdir: Path, method: str = "isonet2-n2n", n_steps: int = 4,
+                 fill_reuse: Optional[int] = None):
         from isonet2core.config import Microscope, TrainConfig
         from isonet2core.training import sampler, targets, trainer
 
@@ -90,8 +96,12 @@ class TrainHarness:
         self.sampler = sampler
         maps = _write_maps(workdir, cube)
         self.memory = PeakMemory(device)   # baseline: before the model exists
-        self.cfg = cfg = TrainConfig(method=method, arch=arch, cube_size=cube, batch_size=batch,
-                                     epochs=1, mixed_precision=mixed_precision, seed=0)
+        cfg = TrainConfig(method=method, arch=arch, cube_size=cube, batch_size=batch,
+                          epochs=1, mixed_precision=mixed_precision, seed=0)
+        if fill_reuse is not None:
+            cfg = replace(cfg, fill_reuse=int(fill_reuse))
+        self.cfg = cfg
+        self.reuse = trainer.fill_reuse(cfg)
         spec = trainer.TomogramSpec(name="bench", map_paths=maps if method != "isonet2" else maps[:1],
                                     microscope=Microscope(pixel_size_a=10.0), n_subtomos=batch * n_steps)
         run = trainer.RunSettings(output_dir=workdir / "train", device=device.type, progress=False)
@@ -120,8 +130,9 @@ class TrainHarness:
         aug_rng = sampler.epoch_rng(cfg.seed, 1, 1)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(0)
-        self.rotations = [targets.draw_rotations(method, len(r), aug_rng, cfg.random_rot_weight)
-                          for r in self.steps]
+        self.rotations = [targets.draw_rotations(method, len(self.steps[0]), aug_rng, cfg.random_rot_weight)
+                          for _ in range(len(self.steps) * self.reuse)]
+        self.prepared = None
         self.model = session.models[0]
         n_maps = 1 if method == "isonet2" else 2
         self.network_cubes = n_maps * batch
@@ -130,12 +141,15 @@ class TrainHarness:
 
     def train_step(self, i: int) -> None:
         session, timer, cfg = self.session, self.timer, self.cfg
-        refs = self.steps[i % len(self.steps)]
+        refs = self.steps[(i // self.reuse) % len(self.steps)]
         with timer.step():
-            with timer.section("load"):
-                cubes = self.sampler.load_batch(session.sources, refs, self.cube)
+            if i % self.reuse == 0 or self.prepared is None:
+                with timer.section("load"):
+                    cubes = self.sampler.load_batch(session.sources, refs, self.cube)
+                with timer.section("targets"):
+                    self.prepared = session._prepare(cubes, refs)
             with timer.section("targets"):
-                b = session._batch(cubes, refs, self.rotations[i % len(self.steps)], self.generator)
+                b = session._batch(self.prepared, self.rotations[i % len(self.rotations)], self.generator)
             with timer.section("loss"):
                 terms = session._loss(b)
             with timer.section("backward"):
@@ -157,7 +171,7 @@ class TrainHarness:
 def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
                    mixed_precision: bool = False, warmup: int = 1, reps: int = 2,
                    cap_s: float = 120.0, workdir: str, method: str = "isonet2-n2n",
-                   threads: Optional[int] = None, **_) -> dict:
+                   threads: Optional[int] = None, fill_reuse: Optional[int] = None, **_) -> dict:
     """Measure one configuration; returns a JSON-ready dict (see the module docstring)."""
     t_start = time.perf_counter()
     if threads:
@@ -166,27 +180,28 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     h = TrainHarness(arch=arch, cube=cube, batch=batch, device=dev, mixed_precision=mixed_precision,
-                     workdir=workdir, method=method, n_steps=warmup + reps)
+                     workdir=workdir, method=method, n_steps=warmup + reps, fill_reuse=fill_reuse)
+    k = h.reuse   # steps per cycle: one fill prediction, k - 1 reuses
     mem = h.memory
     mem.reset()
-    for i in range(warmup):
+    for i in range(warmup * k):
         h.train_step(i)
     peak_warm = mem.peak_bytes()
     for _ in range(warmup):
         h.bare_step()
-    per_rep = (h.timer.steps[-1]["total"] + h.bare_timer.steps[-1]["total"]) if warmup else 0.0
+    per_rep = (sum(s["total"] for s in h.timer.steps[-k:]) + k * h.bare_timer.steps[-1]["total"]) if warmup else 0.0
     elapsed = time.perf_counter() - t_start
     n_timed = reps
     if per_rep > 0:
         n_timed = max(1, min(reps, int((cap_s - elapsed) // per_rep)))
-    for i in range(n_timed):
-        h.train_step(warmup + i)
+    for i in range(n_timed * k):
+        h.train_step(warmup * k + i)
     peak = mem.peak_bytes()
-    for _ in range(n_timed):
+    for _ in range(n_timed * k):
         h.bare_step()
 
-    timed = [_split(s) for s in h.timer.steps[warmup:]]
-    split = {k: median([s[k] for s in timed]) for k in STEP_SECTIONS + ("total", "cpu")}
+    timed = [_split(s) for s in h.timer.steps[warmup * k:]]
+    split = {name: mean([s[name] for s in timed]) for name in STEP_SECTIONS + ("total", "cpu")}
     bare = median([s["total"] for s in h.bare_timer.steps[warmup:]])
     step_s = split["total"]
     amp = h.session.amp
@@ -195,14 +210,14 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
         "arch": arch, "cube": cube, "batch": batch, "method": method, "device": str(dev),
         "mixed_precision": amp is not None,
         "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
-        "network_cubes_per_step": h.network_cubes,
-        "warmup_steps": warmup, "timed_steps": n_timed,
+        "network_cubes_per_step": h.network_cubes, "fill_reuse": k,
+        "warmup_steps": warmup * k, "timed_steps": n_timed * k,
         "step_s": round(step_s, 4),
         "step_cpu_s": round(split["cpu"], 4),
         "cpu_utilization": round(split["cpu"] / (step_s * torch.get_num_threads()), 3),
         "subtomos_per_s": round(batch / step_s, 4),
-        "split_s": {k: round(v, 4) for k, v in split.items() if k != "cpu"},
-        "split_fraction": {k: round(split[k] / step_s, 4) for k in STEP_SECTIONS},
+        "split_s": {name: round(v, 4) for name, v in split.items() if name != "cpu"},
+        "split_fraction": {name: round(split[name] / step_s, 4) for name in STEP_SECTIONS},
         "bare_forward_backward_s": round(bare, 4),
         "overhead_ratio": round(step_s / bare, 3) if bare > 0 else None,
         "overhead_ratio_without_fill": round((step_s - split["fill_forward"]) / bare, 3) if bare > 0 else None,
@@ -212,6 +227,7 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
         "parameters": sum(p.numel() for p in h.model.parameters()),
         "all_steps_s": [round(s["total"], 4) for s in timed],
         "all_bare_s": [round(s["total"], 4) for s in h.bare_timer.steps[warmup:]],
+        "step_with_fill_s": round(mean([s["total"] for s in timed[::k]]), 4),
         "measure_wall_s": round(time.perf_counter() - t_start, 1),
     }
 
