@@ -208,7 +208,7 @@ class PredictConfig:
     apply_mw_x1: bool = True
     is_ctf_flipped: bool = False
     padding_factor: float = 1.5      # tile spacing = cube / padding_factor (overlap between tiles)
-    batch_size: int = 4              # tiles per forward pass
+    batch_size: int = 2              # tiles per forward pass (CPU: 2 is as fast as 4, 140 MiB less at 48^3)
     mixed_precision: bool = True
 
     def validate(self) -> "PredictConfig":

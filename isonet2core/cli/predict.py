@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_option(parser, "padding_factor", type=float, default=1.5,
                       help="tile spacing = cube_size / padding_factor; larger values mean more overlap "
                            "(1 = no overlap, 1.5 = a third of the cube, up to 4)")
-    common.add_option(parser, "batch_size", type=int, default=4,
+    common.add_option(parser, "batch_size", type=int, default=PredictConfig.batch_size,
                       help="tiles per forward pass (lower it if the GPU runs out of memory)")
     common.add_option(parser, "mixed_precision", type=common.parse_bool, default=True,
                       help="float16 autocast on CUDA (ignored on the CPU)")

@@ -274,7 +274,7 @@ PREDICT_OPTIONS = [
                "Tile spacing is the cube size divided by this factor (more overlap, smoother "
                "seams, slower).", validators=[P.Range(1.0, 4.0, "padding_factor must be in "
                                                              "[1, 4]")], expert=True),
-    CoreOption("predict_batch_size", P.IntParam, 4, "Tiles per batch",
+    CoreOption("predict_batch_size", P.IntParam, 2, "Tiles per batch",
                "Tiles predicted together (lower it if the GPU runs out of memory).",
                flag="batch_size", expert=True,
                validators=[P.GE(1, "batch_size must be at least 1")]),
