@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predict-cube", type=int, default=None, help="tile size of the predict section")
     p.add_argument("--predict-sizes", type=_list(_shape), default=None,
                    help="tomogram sizes ZxYxX,ZxYxX,... of the predict section")
-    p.add_argument("--predict-batch", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--predict-batch", type=int, default=2, help="tiles per forward pass")
     p.add_argument("--quality-arch", default="unet-small", help="network of the quality section")
     p.add_argument("--quality-cube", type=int, default=None, help="cube size of the quality section")
     p.add_argument("--quality-batch", type=int, default=2, help="cube pairs per step in the quality section")
@@ -110,7 +110,8 @@ def _settings(args) -> dict:
         "train_budget": args.train_budget or (120.0 if q else 480.0),
         "predict_cube": args.predict_cube or (16 if q else 48),
         "predict_sizes": args.predict_sizes or ([[16, 32, 32], [32, 32, 64]] if q else
-                                                [[32, 128, 128], [64, 128, 256], [64, 256, 256]]),
+                                                [[32, 128, 128], [64, 256, 256], [128, 256, 256],
+                                                 [256, 512, 512]]),
         "budgets": args.budgets or ([0.05, 0.1] if q else [2.0, 5.0]),
         "quality_cube": args.quality_cube or (16 if q else 48),
         "quality_shape": args.quality_shape or ([32, 48, 48] if q else [64, 128, 128]),

@@ -146,7 +146,7 @@ def _star_for(sim: dict, microscope, path: Path) -> Path:
 def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.device,
                 arch: str, cube: int, batch: int, shape: Sequence[int], step_s_estimate: Dict[str, float],
                 epoch_target_s: float = 30.0, mixed_precision: bool = False,
-                predict_batch: int = 4, threads: Optional[int] = None, seed: int = 0) -> dict:
+                predict_batch: int = 2, threads: Optional[int] = None, seed: int = 0) -> dict:
     """The quality section (see the module docstring). ``step_s_estimate``: expected seconds
     of one training step per method label (``denoise``, ``refine``), to size the epochs."""
     from isonet2core import checkpoint, deconv, mrcio, predict
