@@ -264,9 +264,9 @@ REFINE_OPTIONS = [
 ]
 
 PREDICT_OPTIONS = [
-    CoreOption("apply_mw_x1", P.BooleanParam, True, "Keep measured Fourier data?",
-               "Put the measured (non-wedge) Fourier components of the input back into the "
-               "missing-wedge corrected output."),
+    CoreOption("apply_mw_x1", P.BooleanParam, True, "Re-wedge the input tiles?",
+               "Remove the missing-wedge region from each input tile before the network, as "
+               "its training inputs were (refine models; denoise models never re-wedge)."),
     CoreOption("predict_isCTFflipped", P.BooleanParam, False, "Tomograms phase flipped?",
                "Yes when the tomograms were reconstructed from phase-flipped tilt series.",
                flag="isCTFflipped", expert=True),
