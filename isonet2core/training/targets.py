@@ -21,7 +21,8 @@ Half 0 is the even map, half 1 the odd map.
    filled region already contains. Clamped at 0. A fresh (identity) network therefore fills
    the wedge with noise of the data's level; a perfect denoiser adds exactly the removed noise.
    In network mode the noise is CTF-filtered together with ``f_h``, as the paper's formula says.
-   The predictions ``f_h`` (:func:`fill_predictions`) are separate from the rest
+   The predictions ``f_h`` (:func:`fill_predictions`, on cubes phase flipped once by
+   :func:`flip_cubes`) are separate from the rest
    (:func:`refine_batch`), so that the trainer can train one batch of cubes under
    ``fill_reuse`` rotations in consecutive steps while predicting it once; the noise ``N_h``
    and everything below are drawn anew on every step.
@@ -187,29 +188,37 @@ Predictor = Callable[[int, torch.Tensor], torch.Tensor]
 current network(s) in eval mode (half selects the network of split-halves training)."""
 
 
-def fill_predictions(cubes: torch.Tensor, filters: Sequence[CubeFilters], predict: Predictor, *,
+def flip_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Tensor:
+    """``cubes`` ``(h, b, 1, n, n, n)`` phase flipped by their tomograms' ``flip`` filters (one
+    filter per cube; the cubes themselves when the CTF mode does not flip). The first thing
+    done to training cubes, so that inputs and targets agree."""
+    flip = _stack(filters, "flip")
+    if flip is None:
+        return cubes
+    return torch.stack([fourier.apply_fourier_filter(cubes[h], flip) for h in range(cubes.shape[0])])
+
+
+def fill_predictions(cubes: torch.Tensor, predict: Predictor, *,
                      shared_network: bool = False) -> torch.Tensor:
     """The no-grad network predictions ``f(v_h)`` of step 1 for the wedge filling: ``cubes``
-    ``(h, b, 1, n, n, n)`` normalised cubes of the h maps (phase flipped here as in
-    :func:`refine_batch`), ``filters`` one per cube; returns ``(h, b, 1, n, n, n)`` float32.
-    ``shared_network``: one network serves both halves (no split halves), so both are predicted
-    in one batched call (twice the batch: on the CPU the deep levels leave the slow batch-of-one
-    convolution path)."""
-    n_maps, b = cubes.shape[0], cubes.shape[1]
-    flip = _stack(filters, "flip")
-    v = [_filter(cubes[h], flip) for h in range(n_maps)]
+    ``(h, b, 1, n, n, n)`` normalised cubes of the h maps, phase flipped (:func:`flip_cubes`);
+    returns ``(h, b, 1, n, n, n)`` float32. ``shared_network``: one network serves both halves
+    (no split halves), so both are predicted in one batched call (twice the batch: on the CPU
+    the deep levels leave the slow batch-of-one convolution path)."""
+    n_maps = cubes.shape[0]
     with torch.no_grad():
         if shared_network and n_maps == 2:
-            return predict(0, torch.cat(v)).float().reshape(cubes.shape)
-        return torch.stack([predict(h, v[h]).float() for h in range(n_maps)])
+            return predict(0, torch.cat([cubes[0], cubes[1]])).float().reshape(cubes.shape)
+        return torch.stack([predict(h, cubes[h]).float() for h in range(n_maps)])
 
 
 def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predictions: torch.Tensor,
                  rotations: Sequence[rot.Rotation], cfg: TrainConfig,
                  generator: torch.Generator) -> Batch:
     """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for
-    one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps; ``filters``: one per
-    cube; ``predictions``: :func:`fill_predictions` of these cubes (the trainer may reuse them
+    one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps, phase flipped
+    (:func:`flip_cubes`); ``filters``: one per cube; ``predictions``: :func:`fill_predictions`
+    of these cubes (the trainer may reuse them
     for several rotations, ``TrainConfig.fill_reuse``); ``rotations``: one per cube;
     ``generator`` drives the noise (drawn anew on every call)."""
     n_maps, b = cubes.shape[0], cubes.shape[1]
@@ -218,8 +227,8 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
                          f"{tuple(cubes.shape)}")
     device = cubes.device
     m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
-    flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
-    v = [_filter(cubes[h], flip) for h in range(n_maps)]
+    c, wien = _stack(filters, "ctf"), _stack(filters, "target_filter")
+    v = [cubes[h] for h in range(n_maps)]
     with torch.no_grad():
         f = [predictions[h].float() for h in range(n_maps)]
         if n_maps == 2:
@@ -255,9 +264,10 @@ def denoise_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters],
     inputs ``[v0, v1]``, targets ``[v1, v0]``, each pair turned by its (wedge-keeping) rotation."""
     if cubes.shape[0] != 2:
         raise ValueError("denoise needs even and odd cubes")
-    flip, c, wien = _stack(filters, "flip"), _stack(filters, "ctf"), _stack(filters, "target_filter")
+    c, wien = _stack(filters, "ctf"), _stack(filters, "target_filter")
     with torch.no_grad():
-        v = [rot.rotate_volumes(_filter(cubes[h], flip), rotations) for h in range(2)]
+        flipped = flip_cubes(cubes, filters)
+        v = [rot.rotate_volumes(flipped[h], rotations) for h in range(2)]
         targets = [_filter(v[1], wien), _filter(v[0], wien)]
     return Batch(inputs=torch.cat(v), targets=torch.cat(targets),
                  output_ctf=None if c is None else c.repeat(2, 1, 1, 1, 1))

@@ -207,8 +207,9 @@ def fill_reuse(cfg: TrainConfig) -> int:
 
 @dataclass
 class _Cubes:
-    """One batch of cubes on the device: ``cubes`` ``(h, b, 1, n, n, n)``, their tomograms'
-    ``filters`` and, for refine, the fill predictions ``fill`` (same shape; None for denoise)."""
+    """One batch of cubes on the device: ``cubes`` ``(h, b, 1, n, n, n)`` (for refine already
+    phase flipped, :func:`targets.flip_cubes`), their tomograms' ``filters`` and, for refine, the
+    fill predictions ``fill`` (same shape; None for denoise)."""
     cubes: torch.Tensor
     filters: List[targets.CubeFilters]
     fill: Optional[torch.Tensor]
@@ -329,10 +330,11 @@ class _Session:
         predictions (computed once, reused for ``fill_reuse`` steps)."""
         cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
         filters = [self.filters[r.source] for r in refs]
-        fill = None
-        if self.cfg.method != "n2n":
-            fill = targets.fill_predictions(cubes, filters, self._predict_no_grad,
-                                            shared_network=not self.cfg.split_halves)
+        if self.cfg.method == "n2n":
+            return _Cubes(cubes, filters, None)
+        cubes = targets.flip_cubes(cubes, filters)   # once for the fill_reuse steps of these cubes
+        fill = targets.fill_predictions(cubes, self._predict_no_grad,
+                                        shared_network=not self.cfg.split_halves)
         return _Cubes(cubes, filters, fill)
 
     def _batch(self, prepared: "_Cubes", rotations, generator: torch.Generator) -> targets.Batch:

@@ -38,7 +38,8 @@ def _rfft(x):
 
 def _refine(cubes, filters, predict, rotations, cfg, generator, shared_network=False):
     """refine_batch on the fill predictions of ``predict`` (as the trainer composes them)."""
-    fill = targets.fill_predictions(cubes, filters, predict, shared_network=shared_network)
+    cubes = targets.flip_cubes(cubes, filters)
+    fill = targets.fill_predictions(cubes, predict, shared_network=shared_network)
     return targets.refine_batch(cubes, filters, fill, rotations, cfg, generator)
 
 
@@ -190,7 +191,7 @@ def test_reused_fill_predictions_give_new_rotations_and_noise_on_the_same_cubes(
     """The trainer reuses one batch's fill predictions for several steps: each call of
     refine_batch rotates and draws the fill noise anew, the measured data stay the cubes'."""
     _, v, f = _pair()
-    fill = targets.fill_predictions(v, [f] * 3, lambda h, x: 0.5 * x, shared_network=True)
+    fill = targets.fill_predictions(v, lambda h, x: 0.5 * x, shared_network=True)
     assert fill.shape == v.shape and torch.allclose(fill, 0.5 * v)
     g = torch.Generator().manual_seed(3)
     r1, r2 = [rt.WEDGE_MOVING_ROTATIONS[1]] * 3, [rt.WEDGE_MOVING_ROTATIONS[7]] * 3
