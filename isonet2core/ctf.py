@@ -186,29 +186,26 @@ def _as_tensor(x: ArrayLike):
 
 
 def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
-                    peak_value: float = 1.0, dc_value: Optional[float] = None) -> ArrayLike:
-    """Replace the CTF below its first peak ``f0`` by a fixed curve (RELION's "intact first peak").
+                    peak_value: float = 1.0) -> ArrayLike:
+    """Lift the CTF below its first peak ``f0`` (RELION's "intact first peak").
 
     ``ctf`` and ``freq`` (same shape, or broadcastable; ``freq`` in the same units as ``f0``)
     are numpy arrays or torch tensors; the result has the type, shape and dtype of ``ctf``.
     Values at ``freq >= f0`` are returned unchanged. Below ``f0``, with ``x = freq / f0`` in
-    [0, 1), ``P = peak_value`` (the CTF value at ``f0``: 1 whenever ``chi + phi_A`` reaches
-    ``pi / 2``) and ``D = dc_value`` (the value kept at DC, normally ``T(0) = A``):
+    [0, 1) and ``P = peak_value`` (the CTF value at ``f0``: 1 whenever ``chi + phi_A`` reaches
+    ``pi / 2``), as the IsoNet2 program defines the modes:
 
     * mode 0, none:          the CTF itself;
     * mode 1, constant:      ``P``;
-    * mode 2, negative sine: ``P + (P - D) * sin(pi / 2 * (x - 1))`` (= ``P - (P - D) cos(pi x / 2)``),
-      a quarter sine period on its negative side: ``D`` at DC, flat there, rising to ``P``;
-    * mode 3, cosine:        ``D + (P - D) * (1 - cos(pi x)) / 2``, a raised cosine from ``D``
-      at DC to ``P`` at ``f0`` with zero slope at both ends (joins the CTF maximum smoothly).
+    * mode 2, negative sine: ``max(CTF, P * (1 - sin(pi x / 2)))``;
+    * mode 3, cosine:        ``max(CTF, P * cos(pi x / 2))``.
 
-    All curves equal ``P`` at ``x = 1``, hence are continuous at ``f0``. Modes 2 and 3 need
-    ``dc_value``. With ``f0 <= 0`` nothing lies below the peak and the CTF is returned as is.
+    Modes 1-3 equal ``P`` at DC (no low-resolution damping); modes 2 and 3 fall from there
+    until they meet the rising CTF, which they follow up to ``f0`` (so they are continuous at
+    ``f0``). With ``f0 <= 0`` nothing lies below the peak and the CTF is returned as is.
     """
     if mode not in CLIP_MODES:
         raise ValueError(f"clip_first_peak_mode must be 0, 1, 2 or 3, got {mode!r}")
-    if mode in (2, 3) and dc_value is None:
-        raise ValueError(f"clip_first_peak mode {mode} needs dc_value (the CTF value kept at DC)")
     t, was_numpy = _as_tensor(ctf)
     f, _ = _as_tensor(freq)
     f = f.to(device=t.device)
@@ -220,9 +217,11 @@ def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
         if mode == 1:
             curve = torch.full_like(x, p)
         elif mode == 2:
-            curve = p + (p - float(dc_value)) * torch.sin(0.5 * math.pi * (x - 1.0))
+            curve = p * (1.0 - torch.sin(0.5 * math.pi * x))
         else:
-            curve = float(dc_value) + (p - float(dc_value)) * 0.5 * (1.0 - torch.cos(math.pi * x))
+            curve = p * torch.cos(0.5 * math.pi * x)
+        if mode != 1:
+            curve = torch.maximum(curve, t.to(torch.float64).expand_as(curve))
         out = torch.where(f < float(f0), curve.to(t.dtype), t)
     return out.numpy() if was_numpy else out
 
@@ -250,8 +249,7 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
     """The CTF of network-mode training: clipped CTF times the B-factor envelope (applied once).
 
     ``CTF_eff(f) = C(f) * exp(-B f^2 / 4)`` where ``C`` is :func:`clip_first_peak` of
-    ``T = ctf_3d(...)`` with ``f0 = first_peak_freq``, ``peak_value = T(f0)`` and
-    ``dc_value = A`` (so modes 2 and 3 start from the true ``T(0) = A``). Shape
+    ``T = ctf_3d(...)`` with ``f0 = first_peak_freq`` and ``peak_value = T(f0)``. Shape
     ``fourier.fft_shape(shape, rfft)``, unshifted, real.
     """
     m = _microscope(microscope)
@@ -262,8 +260,7 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
     t = ctf_of_freq(freq, *optics)
     f0 = first_peak_freq(*optics)
     peak = float(ctf_of_freq(torch.tensor(f0, dtype=torch.float64), *optics))
-    clipped = clip_first_peak(t, freq, f0, clip_first_peak_mode, peak_value=peak,
-                              dc_value=m.amplitude_contrast)
+    clipped = clip_first_peak(t, freq, f0, clip_first_peak_mode, peak_value=peak)
     return (clipped * bfactor_envelope(freq, bfactor)).to(dtype)
 
 

@@ -81,7 +81,7 @@ def test_clip_modes_keep_values_above_peak_and_are_continuous(mode):
     f0 = ctf.first_peak_freq(**OPTICS)
     freq = np.linspace(0, 0.2, 4001)
     c = ctf.ctf_of_freq(torch.from_numpy(freq), **OPTICS).numpy()
-    out = ctf.clip_first_peak(c, freq, f0, mode, peak_value=1.0, dc_value=0.1)
+    out = ctf.clip_first_peak(c, freq, f0, mode, peak_value=1.0)
     assert isinstance(out, np.ndarray) and out.shape == c.shape
     above = freq >= f0
     assert np.array_equal(out[above], c[above])
@@ -89,28 +89,25 @@ def test_clip_modes_keep_values_above_peak_and_are_continuous(mode):
     eps = 1e-11
     fb = np.array([f0 - eps, f0 + eps])
     tb = ctf.ctf_of_freq(torch.from_numpy(fb), **OPTICS).numpy()
-    ob = ctf.clip_first_peak(tb, fb, f0, mode, peak_value=1.0, dc_value=0.1)
+    ob = ctf.clip_first_peak(tb, fb, f0, mode, peak_value=1.0)
     assert abs(ob[0] - ob[1]) < 1e-6
     below = ~above
     if mode == 1:
         assert np.all(out[below] == 1.0)
     if mode in (2, 3):
-        assert out[0] == pytest.approx(0.1)
-        assert np.all(np.diff(out[below]) >= 0)      # monotone rise from DC to the peak
-    if mode == 2:
+        assert out[0] == pytest.approx(1.0)          # the peak value at DC, as IsoNet2 defines it
+        assert np.all(out[below] >= c[below])        # never below the CTF
         x = freq[below] / f0
-        assert np.allclose(out[below], 1 - 0.9 * np.cos(np.pi * x / 2))
-    if mode == 3:
-        x = freq[below] / f0
-        assert np.allclose(out[below], 0.1 + 0.9 * (1 - np.cos(np.pi * x)) / 2)
+        curve = 1 - np.sin(np.pi * x / 2) if mode == 2 else np.cos(np.pi * x / 2)
+        assert np.allclose(out[below], np.maximum(curve, c[below]))
+        # it falls from DC until it meets the rising CTF, then follows it
+        assert np.argmin(out[below]) not in (0, below.sum() - 1)
 
 
 def test_clip_validation_and_torch_input():
     t = torch.linspace(0, 1, 5)
     with pytest.raises(ValueError, match="0, 1, 2 or 3"):
         ctf.clip_first_peak(t, t, 0.5, 4)
-    with pytest.raises(ValueError, match="dc_value"):
-        ctf.clip_first_peak(t, t, 0.5, 2)
     out = ctf.clip_first_peak(t, t, 0.5, 1)
     assert isinstance(out, torch.Tensor) and torch.equal(out, torch.tensor([1, 1, 0.5, 0.75, 1.0]))
 
@@ -135,7 +132,7 @@ def test_effective_ctf():
     none = ctf.effective_ctf(shape, m, bfactor=0.0, clip_first_peak_mode=0, dtype=torch.float64)
     assert torch.allclose(none, t)
     cos = ctf.effective_ctf(shape, m, bfactor=0.0, clip_first_peak_mode=3, dtype=torch.float64)
-    assert float(cos[0, 0, 0]) == pytest.approx(0.1)                 # dc_value = A
+    assert float(cos[0, 0, 0]) == pytest.approx(float(t[above].max()), rel=1e-3)   # the peak value at DC
     with pytest.raises(ValueError):
         ctf.effective_ctf(shape, m, bfactor=-1, clip_first_peak_mode=1)
 
