@@ -260,8 +260,12 @@ def detector_width(shape: Sequence[int]) -> int:
     return int(math.ceil(math.hypot(nz, nx))) + 4
 
 
-def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float]) -> scipy.sparse.csr_matrix:
+def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float], *,
+                      n_u: Optional[int] = None) -> scipy.sparse.csr_matrix:
     """Sparse projector of all tilts, ``(n_tilts * n_u, nz * nx)`` float32.
+
+    ``n_u`` detector pixels (default :func:`detector_width`, which catches the whole box);
+    a narrower detector drops what falls beside it (a specimen wider than the camera).
 
     Row ``t * n_u + i`` is detector pixel ``i`` of tilt ``t``; column ``z * nx + x`` the voxel
     ``(z, x)`` of a y slice. Each voxel centre lands at ``u = z sin theta + x cos theta``
@@ -269,7 +273,7 @@ def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float]) -> scip
     nearest detector pixels. Its transpose is the (linear interpolation) back-projector.
     """
     nz, _, nx = (int(s) for s in shape)
-    n_u = detector_width(shape)
+    n_u = detector_width(shape) if n_u is None else int(n_u)
     zz, xx = np.meshgrid(np.arange(nz) - (nz - 1) / 2.0, np.arange(nx) - (nx - 1) / 2.0, indexing="ij")
     zz, xx = zz.ravel(), xx.ravel()
     cols = np.arange(nz * nx)
@@ -278,9 +282,11 @@ def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float]) -> scip
         u = zz * math.sin(theta) + xx * math.cos(theta) + (n_u - 1) / 2.0
         i0 = np.floor(u).astype(np.int64)
         w1 = u - i0
-        rows += [t * n_u + i0, t * n_u + i0 + 1]
-        vals += [1.0 - w1, w1]
-        cidx += [cols, cols]
+        for i, w in ((i0, 1.0 - w1), (i0 + 1, w1)):
+            on = (i >= 0) & (i < n_u)
+            rows.append(t * n_u + i[on])
+            vals.append(w[on])
+            cidx.append(cols[on])
     matrix = scipy.sparse.csr_matrix(
         (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cidx))),
         shape=(len(angles_deg) * n_u, nz * nx))

@@ -1,0 +1,604 @@
+"""Realistic cryo-ET lamellae from atomic models: the data the restoration is judged on.
+
+:mod:`isonet2core.simulate` (blobs, white noise) is fast and easy; this simulator is slower and
+hard in the ways real data are hard. One tomogram is made in five steps, all deterministic for a
+given seed:
+
+1. **Specimen** (Coulomb potential in volts on a grid of half the pixel size). Macromolecules are
+   built from real atomic models shipped in ``data/structures.npz`` (heavy atoms of seven PDB
+   entries taken from the MDAnalysisTests source archive on PyPI; ``bench/assets`` rebuilds
+   it). PyPI ships no ribosome, so the large complexes are *assemblies* of those real chains
+   shaped like the named ones (:data:`SPECIES`): a "70S-like" and a "spliceosome-like" compact
+   cluster of 15 and 11 chains (about 1.0 and 0.7 MDa), a "chaperonin-like" double heptamer, an
+   "apoferritin-like" octahedral 24-mer, actin-like helical filaments (rise 27.5 A, twist
+   -166.7 deg), and single chains. Each atom contributes its Peng (1996) electron scattering
+   amplitude (5 Gaussians, C/N/O/S/P) times ``47.878 V A^2`` with a Debye-Waller B of 30 A^2;
+   the displaced solvent is removed. The particles are placed with random orientations,
+   without overlap, in a slab of vitreous ice (4.57 V, ``ice_thickness_a``) tilted by
+   ``pretilt_deg`` about y (a milled lamella), together with lipid vesicles and one membrane
+   crossing the lamella (bilayer profile: head groups +2.0 V at +-19 A, core -0.9 V). The grid
+   is wider than the camera's field of view in x, so that at high tilt the beam crosses
+   specimen outside the reconstructed box, as in a lamella.
+2. **Ground truth**: the specimen's potential relative to plain ice (macromolecules and
+   membranes; solvent and vacuum 0), band-limited to the pixel size (ideal Fourier cropping of
+   the half-pixel grid), on the reconstructed box, protein dark (negated). The ice slab itself
+   (its step to vacuum) is in the images but not in the truth: it is no structure to restore.
+3. **Tilt series**, dose-symmetric from 0 deg (``total_dose`` e/A^2 spread evenly): projection
+   of the potential (tilt axis y, :func:`isonet2core.simulate.projection_matrix`), phase
+   ``sigma * V_proj`` (interaction constant ``sigma`` of the voltage), weak-phase image
+   ``1 - 2 * T (x) phase`` with the CTF ``T`` of :mod:`isonet2core.ctf` at the tilt's defocus,
+   an imaging envelope ``exp(-B k^2 / 4)`` (``envelope_bfactor``: drift, alignment and
+   coherence), the exposure filter of Grant & Grigorieff (2015) for the dose already received
+   and a random alignment error per tilt (``alignment_error_px``, Gaussian sub-pixel shifts).
+   Inelastic loss ``exp(-t / 3500 A)`` over the path ``t = ice / cos(tilt - pretilt)``
+   (energy-filtered) lowers the counts.
+4. **Counting noise, even/odd from frames**: each tilt's dose is split into two halves of its
+   frames, counted independently (Poisson, detector DQE ``dqe``); the even map is made of the
+   even frames of every tilt, the odd map of the odd frames, so both halves hold every tilt.
+5. **Weighted back-projection** of each half (images normalised to ``counts / mean - 1``,
+   the camera's ``nx`` columns, tapered edges), ``full = (even + odd) / 2``.
+
+Calibration (default settings, seed 0, 64 x 192 x 192 at 8 A) against what a held-out set of
+this kind gives: see :func:`calibration` and the README's quality section.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import scipy.ndimage
+from scipy.spatial.transform import Rotation
+
+from isonet2core import atomic
+from isonet2core.config import check_tilt_range
+from isonet2core.simulate import (format_imod_defocus, format_tlt, project, projection_matrix,
+                                  tomogram_name, weighted_back_projection, detector_width)
+
+PathLike = Union[str, os.PathLike]
+
+STRUCTURES_FILE = Path(__file__).parent / "data" / "structures.npz"
+
+#: Peng et al. (1996) elastic electron scattering amplitudes, f(s) = sum a_i exp(-b_i s^2),
+#: s = |k| / 2 in 1/A, a in A, b in A^2 (as tabulated for 0 <= s <= 6 / A).
+PENG_A = {"C": (0.0893, 0.2563, 0.7570, 1.0487, 0.3575), "N": (0.1022, 0.3219, 0.7982, 0.8197, 0.1715),
+          "O": (0.0974, 0.2921, 0.6910, 0.6990, 0.2039), "S": (0.2497, 0.5628, 1.3899, 2.1865, 0.7715),
+          "P": (0.2548, 0.6106, 1.4541, 2.3204, 0.8477), "H": (0.0349, 0.1201, 0.1970, 0.0573, 0.1195)}
+PENG_B = {"C": (0.2465, 1.7100, 6.4094, 18.6113, 50.2523), "N": (0.2451, 1.7481, 6.1925, 17.3894, 48.1431),
+          "O": (0.2067, 1.3815, 4.6943, 12.7105, 32.4726), "S": (0.2681, 1.6711, 7.0267, 19.5377, 50.3888),
+          "P": (0.2908, 1.8740, 8.5176, 24.3434, 63.2996), "H": (0.5347, 3.5867, 12.3471, 18.9525, 38.6269)}
+#: potential (V) of one A of scattering amplitude per A^3: h^2 / (2 pi m0 e) in V A^2
+POTENTIAL_PER_AMPLITUDE = 47.878
+WATER_PER_A3 = 0.0314            # molecules per A^3 of vitreous ice (0.94 g/cm^3)
+HEAVY_ATOMS_PER_A3 = 0.0630      # of protein (1.35 g/cm^3)
+ATOM_BFACTOR_A2 = 30.0
+INELASTIC_MFP_A = 3500.0         # inelastic mean free path at 300 kV (energy-filtered images)
+MEMBRANE_HEAD_V, MEMBRANE_CORE_V = 2.0, -0.9
+
+
+def scattering_amplitude(element: str, s: np.ndarray) -> np.ndarray:
+    """Peng's electron scattering amplitude (A) of ``element`` at ``s = |k| / 2`` (1/A)."""
+    return sum(a * np.exp(-b * s ** 2) for a, b in zip(PENG_A[element], PENG_B[element]))
+
+
+def ice_potential_v() -> float:
+    """Mean inner potential of vitreous ice (V): water's f(0) times its number density."""
+    f_water = float(scattering_amplitude("O", np.zeros(1))[0] + 2 * scattering_amplitude("H", np.zeros(1))[0])
+    return POTENTIAL_PER_AMPLITUDE * f_water * WATER_PER_A3
+
+
+def interaction_constant(voltage_kv: float) -> float:
+    """``sigma`` in rad / (V A): ``2 pi m e lambda / h^2`` with relativistic mass and wavelength."""
+    from isonet2core.ctf import electron_wavelength_a
+    m0c2 = 510998.95                      # eV
+    lam = electron_wavelength_a(voltage_kv)
+    e_v = voltage_kv * 1e3
+    return 2 * math.pi / (lam * e_v) * (m0c2 + e_v) / (2 * m0c2 + e_v)
+
+
+# --------------------------------------------------------------------------------- config
+
+@dataclass(frozen=True)
+class LamellaConfig:
+    """Settings of the lamella simulator (units in the names, defocus underfocus positive).
+
+    ``geometry`` presets (:data:`GEOMETRIES`) set the tilt range and the pre-tilt; the counts
+    of each species are per 192 x 192 pixel area at 8 A (scaled with the area).
+    """
+    shape: Tuple[int, int, int] = (64, 192, 192)
+    pixel_size_a: float = 8.0
+    tilt_min_deg: float = -60.0
+    tilt_max_deg: float = 60.0
+    tilt_step_deg: float = 3.0
+    pretilt_deg: float = 0.0
+    ice_thickness_a: float = 435.0
+    total_dose: float = 100.0              # e/A^2 over the tilt series
+    dqe: float = 0.7
+    defocus_a: float = 30000.0
+    voltage_kv: float = 300.0
+    cs_mm: float = 2.7
+    amplitude_contrast: float = 0.07
+    envelope_bfactor: float = 2500.0       # A^2: drift, alignment residuals, coherence
+    alignment_error_px: float = 0.4
+    crowding: float = 1.0                  # multiplies every species' count
+    n_vesicles: int = 3
+    membrane: bool = True
+    seed: int = 0
+
+    def validate(self) -> "LamellaConfig":
+        """Raise ``ValueError`` naming the setting unless every value is usable."""
+        if len(self.shape) != 3 or any(int(s) != s or s < 16 for s in self.shape):
+            raise ValueError(f"shape must be three integers (z, y, x) of at least 16, got {self.shape}")
+        for name in ("pixel_size_a", "tilt_step_deg", "ice_thickness_a", "total_dose", "dqe", "voltage_kv"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        check_tilt_range(self.tilt_min_deg, self.tilt_max_deg)
+        if abs(self.pretilt_deg) >= 45:
+            raise ValueError(f"pretilt_deg must be within +-45 degrees, got {self.pretilt_deg}")
+        for name in ("defocus_a", "cs_mm", "envelope_bfactor", "alignment_error_px", "crowding", "n_vesicles"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0.0 <= self.amplitude_contrast < 1.0:
+            raise ValueError(f"amplitude_contrast must be in [0, 1), got {self.amplitude_contrast}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
+        return self
+
+
+#: the two benchmark geometries: a symmetric +-60 series and a milled lamella's asymmetric
+#: range with the lamella plane 10 degrees off the beam's normal at 0 degrees.
+GEOMETRIES: Dict[str, Dict[str, float]] = {
+    "pm60": {"tilt_min_deg": -60.0, "tilt_max_deg": 60.0, "pretilt_deg": 0.0},
+    "lamella": {"tilt_min_deg": -50.0, "tilt_max_deg": 40.0, "pretilt_deg": 10.0},
+}
+
+
+def geometry_config(geometry: str, **overrides) -> LamellaConfig:
+    """``LamellaConfig`` of a named geometry (:data:`GEOMETRIES`) with ``overrides``."""
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
+    return LamellaConfig(**{**GEOMETRIES[geometry], **overrides}).validate()
+
+
+def tilt_angles(cfg: LamellaConfig) -> np.ndarray:
+    """Tilt angles (deg), ascending, from ``tilt_min_deg`` in steps of ``tilt_step_deg``."""
+    n = int(math.floor((cfg.tilt_max_deg - cfg.tilt_min_deg) / cfg.tilt_step_deg + 1e-6)) + 1
+    return cfg.tilt_min_deg + cfg.tilt_step_deg * np.arange(n)
+
+
+def dose_symmetric_order(angles_deg: Sequence[float]) -> np.ndarray:
+    """Acquisition rank of each tilt in a dose-symmetric scheme (Hagen): nearest 0 first, then
+    alternating sides outward; ``order[i]`` is how many tilts were taken before tilt ``i``."""
+    angles = np.asarray(angles_deg, dtype=np.float64)
+    start = int(np.argmin(np.abs(angles)))
+    pos = [i for i in range(start + 1, len(angles))]
+    neg = [i for i in range(start - 1, -1, -1)]
+    seq = [start]
+    while pos or neg:
+        if pos:
+            seq.append(pos.pop(0))
+        if neg:
+            seq.append(neg.pop(0))
+    order = np.empty(len(angles), dtype=np.int64)
+    order[np.asarray(seq)] = np.arange(len(seq))
+    return order
+
+
+# --------------------------------------------------------------------------------- atoms
+
+@lru_cache(maxsize=1)
+def load_structures() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """The shipped atomic models: key -> (xyz ``(n, 3)`` float64 A centred, element index ``(n,)``)."""
+    if not STRUCTURES_FILE.is_file():
+        raise FileNotFoundError(f"atomic models {STRUCTURES_FILE} are missing (rebuild them with "
+                                "python -m bench.assets.build_structures)")
+    with np.load(STRUCTURES_FILE) as data:
+        return {str(k): (data[f"{k}_xyz"].astype(np.float64) / 10.0, data[f"{k}_element"].astype(np.int64))
+                for k in data["keys"]}
+
+
+def element_names() -> Tuple[str, ...]:
+    with np.load(STRUCTURES_FILE) as data:
+        return tuple(str(e) for e in data["elements"])
+
+
+def _radius(xyz: np.ndarray) -> float:
+    return float(np.sqrt(((xyz - xyz.mean(0)) ** 2).sum(1)).max())
+
+
+def _cluster(keys: Sequence[str], semi_axes: Sequence[float], rng: np.random.Generator):
+    """Chains packed into an ellipsoid: random orientations, positions drawn until the centres
+    keep 0.8 of the sum of their radii apart (compact, without gross overlap)."""
+    structures = load_structures()
+    xyz_all, el_all, centres, radii = [], [], [], []
+    for key in keys:
+        xyz, el = structures[key]
+        r = 0.55 * _radius(xyz)
+        for _ in range(4000):
+            c = rng.uniform(-1, 1, 3) * np.asarray(semi_axes)
+            if (c / np.asarray(semi_axes)) @ (c / np.asarray(semi_axes)) > 1:
+                continue
+            if all(np.linalg.norm(c - c2) > 0.8 * (r + r2) for c2, r2 in zip(centres, radii)):
+                break
+        centres.append(c)
+        radii.append(r)
+        xyz_all.append(Rotation.random(random_state=rng).apply(xyz) + c)
+        el_all.append(el)
+    xyz = np.concatenate(xyz_all)
+    return xyz - xyz.mean(0), np.concatenate(el_all)
+
+
+def _symmetric(key: str, rotations: Rotation, offset: Sequence[float]):
+    xyz, el = load_structures()[key]
+    moved = xyz + np.asarray(offset, dtype=np.float64)
+    out = np.concatenate([rotations[i].apply(moved) for i in range(len(rotations))])
+    return out - out.mean(0), np.tile(el, len(rotations))
+
+
+def _double_ring(key: str, n: int, radius: float, half_height: float):
+    ring = Rotation.from_euler("z", (np.arange(n) * 360.0 / n)[:, None], degrees=True)
+    xyz, el = load_structures()[key]
+    top = np.concatenate([ring[i].apply(xyz + (radius, 0, half_height)) for i in range(n)])
+    bottom = Rotation.from_euler("x", 180, degrees=True).apply(top)
+    out = np.concatenate([top, bottom])
+    return out - out.mean(0), np.tile(el, 2 * n)
+
+
+@lru_cache(maxsize=None)
+def species_atoms(name: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Atoms of one particle species (:data:`SPECIES`), in its own frame (A, centred)."""
+    rng = np.random.default_rng(sum(map(ord, name)))     # the same assembly in every tomogram
+    if name == "ribosome":
+        return _cluster(["3kpr", "3kpr", "3kpr", "3kpr", "6msm", "6msm", "6msm", "3pwp", "3pwp",
+                         "1bd2", "1bd2", "19hc", "19hc", "1a28", "1a28"], (125, 110, 100), rng)
+    if name == "spliceosome":
+        return _cluster(["3kpr", "3kpr", "6msm", "6msm", "3pwp", "1bd2", "1bd2", "19hc", "1a28",
+                         "1a28", "adk"], (150, 95, 80), rng)
+    if name == "chaperonin":
+        return _double_ring("1a28", 7, 52.0, 38.0)
+    if name == "apoferritin":
+        return _symmetric("adk", Rotation.create_group("O"), (0.0, 0.0, 46.0))
+    if name in load_structures():
+        return load_structures()[name]
+    raise ValueError(f"unknown species {name!r}")
+
+
+#: species and how many of each per 192 x 192 pixel area at 8 A (about 2.4e9 A^3 of slab)
+SPECIES: Dict[str, int] = {"ribosome": 14, "spliceosome": 6, "chaperonin": 10, "apoferritin": 12,
+                           "3kpr": 10, "6msm": 12, "3pwp": 14, "1bd2": 14, "19hc": 20, "1a28": 24,
+                           "adk": 30}
+FILAMENTS_PER_AREA = 3
+ACTIN_RISE_A, ACTIN_TWIST_DEG, ACTIN_RADIUS_A = 27.5, -166.7, 22.0
+
+
+def _axis_to(direction: np.ndarray) -> Rotation:
+    """The rotation taking the x axis ``(0, 0, 1)`` in ``(z, y, x)`` order onto ``direction``."""
+    a = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(a, direction)
+    s, c = np.linalg.norm(axis), float(a @ direction)
+    if s < 1e-9:
+        return Rotation.identity() if c > 0 else Rotation.from_rotvec([0.0, math.pi, 0.0])
+    return Rotation.from_rotvec(axis / s * math.atan2(s, c))
+
+
+def _filament(length_a: float):
+    xyz, el = load_structures()["1a28"]
+    n = max(2, int(length_a / ACTIN_RISE_A))
+    parts = []
+    for i in range(n):
+        rot = Rotation.from_euler("z", i * ACTIN_TWIST_DEG, degrees=True)
+        parts.append(rot.apply(xyz + (ACTIN_RADIUS_A, 0.0, 0.0)) + (0.0, 0.0, i * ACTIN_RISE_A))
+    out = np.concatenate(parts)
+    return out - out.mean(0), np.tile(el, n)
+
+
+# --------------------------------------------------------------------------------- scene
+
+@dataclass
+class _Scene:
+    """The specimen on the fine grid ``(Z, Y, X)`` (voxel ``h`` A): atom amplitude (A of
+    scattering amplitude per voxel, before the form factor), atom counts, membranes (V)."""
+    h: float
+    shape: Tuple[int, int, int]
+    amplitude: np.ndarray
+    counts: np.ndarray
+    membrane_v: np.ndarray
+
+
+def _slab_coordinate(shape, h: float, pretilt_deg: float) -> np.ndarray:
+    """Distance (A) along the lamella normal from the lamella mid-plane, per fine voxel
+    ``(Z, 1, X)`` (the lamella is tilted by ``pretilt_deg`` about y)."""
+    nz, _, nx = shape
+    z = (np.arange(nz) - (nz - 1) / 2.0)[:, None, None] * h
+    x = (np.arange(nx) - (nx - 1) / 2.0)[None, None, :] * h
+    p = math.radians(pretilt_deg)
+    return z * math.cos(p) - x * math.sin(p)
+
+
+def _splat(grid: np.ndarray, points_vox: np.ndarray, weights: np.ndarray) -> None:
+    """Trilinear deposit of ``weights`` at fractional voxel positions ``(n, 3)`` into ``grid``."""
+    shape = np.asarray(grid.shape)
+    base = np.floor(points_vox).astype(np.int64)
+    frac = points_vox - base
+    flat = grid.reshape(-1)
+    for dz in (0, 1):
+        for dy in (0, 1):
+            for dx in (0, 1):
+                idx = base + (dz, dy, dx)
+                w = (np.where(dz, frac[:, 0], 1 - frac[:, 0]) * np.where(dy, frac[:, 1], 1 - frac[:, 1])
+                     * np.where(dx, frac[:, 2], 1 - frac[:, 2])) * weights
+                ok = np.all((idx >= 0) & (idx < shape), axis=1)
+                lin = np.ravel_multi_index(idx[ok].T, grid.shape)
+                flat += np.bincount(lin, weights=w[ok], minlength=flat.size).astype(grid.dtype)
+
+
+def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Generator) -> _Scene:
+    nz, ny, nx = fine_shape
+    elements = element_names()
+    f0 = np.array([scattering_amplitude(e, np.zeros(1))[0] for e in elements])
+    amplitude = np.zeros(fine_shape, dtype=np.float32)
+    counts = np.zeros(fine_shape, dtype=np.float32)
+    centre = (np.asarray(fine_shape) - 1) / 2.0
+    half_t = cfg.ice_thickness_a / 2.0
+    p = math.radians(cfg.pretilt_deg)
+    normal = np.array([math.cos(p), 0.0, -math.sin(p)])          # (z, y, x) lamella normal
+    in_plane = np.array([math.sin(p), 0.0, math.cos(p)])
+    extent = np.asarray(fine_shape) * h                           # A
+    area_ratio = (extent[1] * extent[2]) / (192 * 192 * 64.0)    # per 192^2 pixels of 8 A
+
+    # membranes: vesicles (spheres) and one curved sheet crossing the lamella
+    membranes: List[Tuple[str, np.ndarray, float]] = []
+    for _ in range(cfg.n_vesicles):
+        r = rng.uniform(150.0, 380.0)
+        c = (rng.uniform(-0.45, 0.45) * extent[2] * in_plane + rng.uniform(-0.5, 0.5) * cfg.ice_thickness_a * normal
+             + np.array([0, rng.uniform(-0.4, 0.4) * extent[1], 0]))
+        membranes.append(("sphere", c, r))
+    if cfg.membrane:
+        # a large sphere whose surface crosses the lamella: a gently curved cell membrane
+        r = rng.uniform(2500.0, 4000.0)
+        side = rng.choice([-1.0, 1.0])
+        c = np.array([0.0, side * (0.35 * extent[1] + r), rng.uniform(-0.2, 0.2) * extent[2]])
+        membranes.append(("sphere", c, r))
+
+    zz = (np.arange(nz) - centre[0]) * h
+    yy = (np.arange(ny) - centre[1]) * h
+    xx = (np.arange(nx) - centre[2]) * h
+    membrane_v = np.zeros(fine_shape, dtype=np.float32)
+    for _, c, r in membranes:
+        # only the voxels within 40 A of the shell: a box around the sphere, then a band
+        lo = [max(0, int(np.searchsorted(a, ci - r - 40.0))) for a, ci in zip((zz, yy, xx), c)]
+        hi = [int(np.searchsorted(a, ci + r + 40.0)) for a, ci in zip((zz, yy, xx), c)]
+        if any(h_ <= l_ for l_, h_ in zip(lo, hi)):
+            continue
+        d = np.sqrt((zz[lo[0]:hi[0], None, None] - c[0]) ** 2 + (yy[None, lo[1]:hi[1], None] - c[1]) ** 2
+                    + (xx[None, None, lo[2]:hi[2]] - c[2]) ** 2).astype(np.float32) - np.float32(r)
+        band = np.abs(d) < 40.0
+        prof = np.zeros_like(d)
+        db = d[band]
+        prof[band] = (MEMBRANE_HEAD_V * np.exp(-0.5 * ((np.abs(db) - 19.0) / 4.0) ** 2)
+                      + MEMBRANE_CORE_V * np.exp(-0.5 * (db / 7.0) ** 2))
+        membrane_v[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += prof
+
+    def clear_of_membranes(pos: np.ndarray, radius: float) -> bool:
+        return all(abs(np.linalg.norm(pos - c) - r) > radius + 25.0 for _, c, r in membranes)
+
+    placed: List[Tuple[np.ndarray, float]] = []
+    atoms_xyz: List[np.ndarray] = []
+    atoms_el: List[np.ndarray] = []
+
+    def deposit(xyz: np.ndarray, el: np.ndarray) -> None:
+        atoms_xyz.append((xyz / h + centre).astype(np.float32))
+        atoms_el.append(el.astype(np.uint8))
+
+    # filaments, roughly in the lamella plane
+    n_fil = int(round(FILAMENTS_PER_AREA * area_ratio * cfg.crowding))
+    for _ in range(n_fil):
+        length = rng.uniform(0.5, 0.9) * extent[2]
+        xyz, el = _filament(length)
+        ang = rng.uniform(0, 2 * math.pi)
+        direction = math.cos(ang) * in_plane + math.sin(ang) * np.array([0.0, 1.0, 0.0])
+        direction = direction + rng.normal(0, 0.1) * normal
+        direction /= np.linalg.norm(direction)
+        # rotate the filament axis (z of its frame) onto ``direction``, spin about it at random
+        spin = Rotation.from_euler("z", rng.uniform(0, 360), degrees=True)
+        pts = _axis_to(direction).apply(spin.apply(xyz))
+        c = rng.uniform(-0.25, 0.25) * cfg.ice_thickness_a * normal + np.array(
+            [0, rng.uniform(-0.3, 0.3) * extent[1], 0]) + rng.uniform(-0.2, 0.2) * extent[2] * in_plane
+        deposit(pts + c, el)
+        # keep particles off the filament: sample its axis as a row of exclusion spheres
+        for t in np.linspace(-length / 2, length / 2, max(2, int(length / 60))):
+            placed.append((c + t * direction, 40.0))
+
+    # macromolecules, largest first
+    order = sorted(SPECIES, key=lambda s: -_radius(species_atoms(s)[0]))
+    for name in order:
+        xyz0, el = species_atoms(name)
+        r = _radius(xyz0) * 0.9
+        count = int(round(SPECIES[name] * area_ratio * cfg.crowding))
+        for _ in range(count):
+            for _try in range(60):
+                pos = (rng.uniform(-1, 1) * max(half_t - r, 0.0) * normal
+                       + np.array([0, rng.uniform(-0.5, 0.5) * extent[1], 0])
+                       + rng.uniform(-0.5, 0.5) * extent[2] * in_plane)
+                if not clear_of_membranes(pos, r):
+                    continue
+                if all(np.linalg.norm(pos - q) > r + rq for q, rq in placed):
+                    break
+            else:
+                continue
+            placed.append((pos, r))
+            deposit(Rotation.random(random_state=rng).apply(xyz0) + pos, el)
+    if atoms_xyz:
+        vox = np.concatenate(atoms_xyz)
+        el = np.concatenate(atoms_el)
+        _splat(amplitude, vox, f0[el])
+        _splat(counts, vox, np.ones(len(el)))
+    return _Scene(h=h, shape=tuple(fine_shape), amplitude=amplitude, counts=counts, membrane_v=membrane_v)
+
+
+def _downsample2(spec: np.ndarray, fine_shape: Sequence[int]) -> np.ndarray:
+    """Ideal downsampling by 2 of a volume given by its ``rfftn`` (keep |k| below the coarse
+    Nyquist), as the average over each coarse voxel would be, without aliasing."""
+    cz, cy, cx = (s // 2 for s in fine_shape)
+    kept = np.concatenate([spec[: cz // 2 + 1], spec[spec.shape[0] - (cz - cz // 2 - 1):]], axis=0)
+    kept = np.concatenate([kept[:, : cy // 2 + 1], kept[:, spec.shape[1] - (cy - cy // 2 - 1):]], axis=1)
+    kept = kept[:, :, : cx // 2 + 1]
+    return (np.fft.irfftn(kept, s=(cz, cy, cx)) * (cz * cy * cx) / float(np.prod(fine_shape))).astype(np.float32)
+
+
+def _potential(cfg: LamellaConfig, scene: _Scene) -> Tuple[np.ndarray, np.ndarray]:
+    """Coulomb potential (V) on the coarse grid (pixel size), band-limited: ``(total, specimen)``
+    where ``specimen = total - V_ice * slab`` (what differs from plain ice: macromolecules,
+    membranes; 0 in solvent and in vacuum)."""
+    h = scene.h
+    # atoms: amplitude per voxel -> V, with the (carbon-shaped) form factor and Debye-Waller B
+    kz = np.fft.fftfreq(scene.shape[0], d=h)[:, None, None]
+    ky = np.fft.fftfreq(scene.shape[1], d=h)[None, :, None]
+    kx = np.fft.rfftfreq(scene.shape[2], d=h)[None, None, :]
+    k2 = kz ** 2 + ky ** 2 + kx ** 2
+    shape_factor = (scattering_amplitude("C", np.sqrt(k2) / 2.0) / scattering_amplitude("C", np.zeros(1))[0]
+                    * np.exp(-ATOM_BFACTOR_A2 * k2 / 4.0))
+    atoms_v = scene.amplitude * np.float32(POTENTIAL_PER_AMPLITUDE / h ** 3)
+    # solvent displaced by the atoms (volume fraction from the local heavy-atom density)
+    occupancy = np.clip(scipy.ndimage.gaussian_filter(scene.counts, 1.0) / (HEAVY_ATOMS_PER_A3 * h ** 3), 0, 1)
+    slab = _slab_coordinate(scene.shape, h, cfg.pretilt_deg)
+    ice = (ice_potential_v() / (1.0 + np.exp((np.abs(slab) - cfg.ice_thickness_a / 2.0) / 4.0))).astype(np.float32)
+    rest = (scene.membrane_v * ice / ice_potential_v() - ice * occupancy).astype(np.float32)
+    specimen = _downsample2(np.fft.rfftn(atoms_v) * shape_factor + np.fft.rfftn(rest), scene.shape)
+    del atoms_v, rest
+    ice_coarse = _downsample2(np.fft.rfftn(np.broadcast_to(ice, scene.shape)), scene.shape)
+    return specimen + ice_coarse, specimen
+
+
+def _exposure_filter(k_per_a: np.ndarray, dose: float) -> np.ndarray:
+    """Grant & Grigorieff (2015) amplitude attenuation after ``dose`` e/A^2 (300 kV)."""
+    critical = 0.245 * np.power(np.maximum(k_per_a, 1e-6), -1.665) + 2.81
+    return np.exp(-dose / (2.0 * critical))
+
+
+def _taper(n_u: int, n_cam: int, width: int = 6) -> np.ndarray:
+    w = np.zeros(n_u, dtype=np.float32)
+    lo = (n_u - n_cam) // 2
+    w[lo:lo + n_cam] = 1.0
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, math.pi, width + 2)[1:-1])
+    w[lo:lo + width] = ramp
+    w[lo + n_cam - width:lo + n_cam] = ramp[::-1]
+    return w
+
+
+# --------------------------------------------------------------------------------- public API
+
+def simulate_lamella(cfg: LamellaConfig, seed: Optional[int] = None) -> Dict[str, object]:
+    """Simulate one lamella tomogram in memory (see the module docstring).
+
+    Returns ``"full"``, ``"even"``, ``"odd"``, ``"ground_truth"`` (float32 ``(z, y, x)``,
+    protein dark), ``"tilt_angles_deg"`` (ascending), ``"dose_before"`` (e/A^2 received
+    before each tilt), ``"seed"`` and the acquisition (``pixel_size_a``, ``defocus_a``,
+    ``voltage_kv``, ``cs_mm``, ``amplitude_contrast``, ``tilt_min_deg``, ``tilt_max_deg``,
+    ``tilt_step_deg``, ``pretilt_deg``).
+    """
+    from isonet2core.ctf import ctf_3d
+
+    cfg.validate()
+    seed = cfg.seed if seed is None else int(seed)
+    rng = np.random.default_rng(seed)
+    nz, ny, nx = (int(s) for s in cfg.shape)
+    angles = tilt_angles(cfg)
+    n_tilts = len(angles)
+    # the specimen extends beyond the camera's field of view in x (by what the beam crosses)
+    t_max = math.radians(max(abs(angles[0]), abs(angles[-1])))
+    margin = int(math.ceil(0.5 * nz * math.tan(t_max))) + 2
+    wide = (nz, ny, nx + 2 * margin)
+    h = cfg.pixel_size_a / 2.0
+    scene = _build_scene(cfg, tuple(2 * s for s in wide), h, rng)
+    potential, specimen = _potential(cfg, scene)               # (nz, ny, nx_wide) V
+    del scene
+    truth = np.ascontiguousarray(-specimen[:, :, margin:margin + nx])
+
+    n_u = detector_width(cfg.shape)
+    proj_wide = projection_matrix(wide, angles, n_u=n_u)
+    images = project(potential, proj_wide, n_tilts) * np.float32(cfg.pixel_size_a)   # V A
+    sigma = interaction_constant(cfg.voltage_kv)
+    phase = images * np.float32(sigma)
+
+    order = dose_symmetric_order(angles)
+    dose_per_tilt = cfg.total_dose / n_tilts
+    dose_before = order * dose_per_tilt
+    ky = np.fft.fftfreq(ny, d=cfg.pixel_size_a)[:, None]
+    ku = np.fft.rfftfreq(n_u, d=cfg.pixel_size_a)[None, :]
+    k = np.sqrt(ky ** 2 + ku ** 2)
+    ctf = ctf_3d((1, ny, n_u), cfg.pixel_size_a, cfg.defocus_a, cfg.voltage_kv, cfg.cs_mm,
+                 cfg.amplitude_contrast, rfft=True).cpu().numpy()[0]
+    envelope = np.exp(-cfg.envelope_bfactor * k ** 2 / 4.0)
+    taper = _taper(n_u, nx)
+    halves = {"even": np.empty_like(phase), "odd": np.empty_like(phase)}
+    for t in range(n_tilts):
+        shift = rng.normal(0.0, cfg.alignment_error_px, 2) if cfg.alignment_error_px > 0 else np.zeros(2)
+        ramp = np.exp(-2j * math.pi * (ky * shift[0] + ku * shift[1]) * cfg.pixel_size_a)
+        filt = ctf * envelope * _exposure_filter(k, dose_before[t] + 0.5 * dose_per_tilt) * ramp
+        contrast = np.fft.irfft2(np.fft.rfft2(phase[t]) * filt, s=(ny, n_u))
+        path = cfg.ice_thickness_a / max(math.cos(math.radians(angles[t] - cfg.pretilt_deg)), 0.1)
+        mean_counts = 0.5 * dose_per_tilt * cfg.dqe * cfg.pixel_size_a ** 2 * math.exp(-path / INELASTIC_MFP_A)
+        expected = np.clip(mean_counts * (1.0 - 2.0 * contrast), 0.0, None)
+        for name in ("even", "odd"):
+            counts = rng.poisson(expected).astype(np.float32)
+            halves[name][t] = (counts / np.float32(mean_counts) - 1.0) * taper
+    box = projection_matrix(cfg.shape, angles, n_u=n_u)
+    weights = np.full(n_tilts, math.radians(cfg.tilt_step_deg), dtype=np.float32)
+    even = weighted_back_projection(halves["even"], box, cfg.shape, weights)
+    odd = weighted_back_projection(halves["odd"], box, cfg.shape, weights)
+    return {
+        "full": (0.5 * (even + odd)).astype(np.float32), "even": even, "odd": odd,
+        "ground_truth": truth, "tilt_angles_deg": angles, "dose_before": dose_before, "seed": seed,
+        "pixel_size_a": float(cfg.pixel_size_a), "defocus_a": float(cfg.defocus_a),
+        "voltage_kv": float(cfg.voltage_kv), "cs_mm": float(cfg.cs_mm),
+        "amplitude_contrast": float(cfg.amplitude_contrast), "tilt_min_deg": float(angles[0]),
+        "tilt_max_deg": float(angles[-1]), "tilt_step_deg": float(cfg.tilt_step_deg),
+        "pretilt_deg": float(cfg.pretilt_deg),
+    }
+
+
+def write_lamella_dataset(out_dir: PathLike, cfg: LamellaConfig, n_tomograms: int = 1) -> List[dict]:
+    """Simulate ``n_tomograms`` lamellae (seed ``cfg.seed + i``) and write them as
+    :func:`isonet2core.simulate.simulate_dataset` does: ``full/``, ``even/``, ``odd/``,
+    ``ground_truth/`` MRC files, IMOD ``ctf/*.defocus`` and ``tilt/*.tlt``, and
+    ``acquisition.json``. Returns one dict per tomogram with the absolute paths."""
+    from isonet2core.mrcio import write_mrc
+    from isonet2core.simulate import ACQUISITION_FILE, CTF_FOLDER, TILT_FOLDER, VOLUME_FOLDERS
+
+    cfg.validate()
+    out = Path(out_dir).absolute()
+    for folder in VOLUME_FOLDERS + (CTF_FOLDER, TILT_FOLDER):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    records = []
+    for i in range(int(n_tomograms)):
+        name = tomogram_name(i + 1)
+        result = simulate_lamella(cfg, cfg.seed + i)
+        record = {"name": name, "seed": cfg.seed + i, "defocus_a": cfg.defocus_a}
+        for folder in VOLUME_FOLDERS:
+            path = out / folder / f"{name}.mrc"
+            write_mrc(path, result[folder], cfg.pixel_size_a)
+            record[folder] = str(path)
+        record["defocus_file"] = str(out / CTF_FOLDER / f"{name}.defocus")
+        atomic.write_text(Path(record["defocus_file"]), format_imod_defocus(result["tilt_angles_deg"], cfg.defocus_a))
+        record["tilt_file"] = str(out / TILT_FOLDER / f"{name}.tlt")
+        atomic.write_text(Path(record["tilt_file"]), format_tlt(result["tilt_angles_deg"]))
+        records.append(record)
+    angles = tilt_angles(cfg)
+    acquisition = {"simulator": "lamella", "pixel_size_a": cfg.pixel_size_a, "voltage_kv": cfg.voltage_kv,
+                   "cs_mm": cfg.cs_mm, "amplitude_contrast": cfg.amplitude_contrast,
+                   "tilt_min_deg": float(angles[0]), "tilt_max_deg": float(angles[-1]),
+                   "tilt_step_deg": cfg.tilt_step_deg, "tilt_angles_deg": [float(a) for a in angles],
+                   "contrast": "protein dark (ice 0, protein negative)",
+                   "config": dataclasses.asdict(cfg),
+                   "tomograms": [{k: (os.path.relpath(v, out) if k in ("full", "even", "odd", "ground_truth",
+                                                                       "defocus_file", "tilt_file") else v)
+                                  for k, v in r.items()} for r in records]}
+    atomic.write_text(out / ACQUISITION_FILE, json.dumps(acquisition, indent=2) + "\n")
+    return records
