@@ -26,7 +26,7 @@ def unet_flops(arch: str, cube: int, batch: int, *, backward: bool) -> int:
     from isonet2core.nets.unet import build_unet
 
     with torch.device("meta"):
-        model = build_unet(arch)
+        model = build_unet(arch).eval()   # batch statistics of one cube would not exist at 16^3
         x = torch.empty(batch, 1, cube, cube, cube)
     with FlopCounterMode(display=False) as counter:
         out = model(x)

@@ -10,7 +10,7 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
 
 * ``format`` = ``"isonet2core-checkpoint"``, ``format_version`` (int), ``isonet2core_version``
   (filled in by ``save_checkpoint``);
-* ``model_state`` (state dict of the U-Net), ``arch`` (a key of ``nets.unet.ARCH_CHANNELS``),
+* ``model_state`` (state dict of the U-Net), ``arch`` (one of ``nets.unet.ARCHITECTURES``),
   ``cube_size`` (int, multiple of 16), ``method`` (``config.METHODS``);
 * ``config`` (``config.to_dict(TrainConfig)``), ``epoch``, ``optimizer_state``,
   ``scheduler_state``, ``scaler_state``, ``rng_state``, ``normalization`` (per tomogram name:
@@ -34,7 +34,7 @@ from torch import nn
 from isonet2core import __version__
 from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
-from isonet2core.nets.unet import ARCH_CHANNELS, SIZE_MULTIPLE, build_unet
+from isonet2core.nets.unet import ARCHITECTURES, SIZE_MULTIPLE, build_unet
 
 FORMAT = "isonet2core-checkpoint"
 FORMAT_VERSION = 1
@@ -73,9 +73,9 @@ def _validate_fields(ckpt: dict, name: str) -> None:
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise ValueError(f"{name}: checkpoint lacks the keys {', '.join(missing)}")
-    if ckpt["arch"] not in ARCH_CHANNELS:
+    if ckpt["arch"] not in ARCHITECTURES:
         raise ValueError(f"{name}: unknown network architecture {ckpt['arch']!r} "
-                         f"(expected one of {', '.join(ARCH_CHANNELS)})")
+                         f"(expected one of {', '.join(ARCHITECTURES)})")
     cube = ckpt["cube_size"]
     if isinstance(cube, bool) or not isinstance(cube, int) or cube < SIZE_MULTIPLE or cube % SIZE_MULTIPLE:
         raise ValueError(f"{name}: cube_size must be a positive multiple of {SIZE_MULTIPLE}, got {cube!r}")

@@ -43,8 +43,9 @@ METHOD_SINGLE = "isonet2"
 METHOD_DENOISE = "n2n"
 REFINE_METHOD_CHOICES = [METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE]
 
-ARCH_CHOICES = ["unet-small", "unet-medium", "unet-large"]
-LOSS_CHOICES = ["L2", "L1", "Huber"]
+ARCH_CHOICES = ["unet-small", "unet-medium", "unet-large",
+                "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
+LOSS_CHOICES = ["L2", "L1", "Huber", "FSC"]
 CTF_MODE_CHOICES = ["None", "phase_only", "wiener", "network"]
 NOISE_MODE_CHOICES = ["white", "ramp", "hamming"]
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]

@@ -65,7 +65,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
     common.add_option(parser, "acc_batches", type=int, default=_D.acc_batches,
                       help="batches whose gradients are accumulated before each optimiser step")
     common.add_option(parser, "loss_func", default=_D.loss_func, choices=LOSS_FUNCS,
-                      help="base loss: L2, L1 or Huber")
+                      help="loss: FSC (1 - mean shell Fourier correlation, the default), L2, L1 or Huber")
     common.add_option(parser, "learning_rate", type=float, default=_D.learning_rate,
                       help="learning rate of the first epoch (AdamW)")
     common.add_option(parser, "learning_rate_min", type=float, default=_D.learning_rate_min,

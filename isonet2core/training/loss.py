@@ -12,6 +12,12 @@ and ``R(M)`` the rotated mask, i.e. what the target measures; frequencies the ta
 measure (``1 - R(M)``) carry no loss. ``base`` is the mean over voxels and cubes of the squared
 (``L2``), absolute (``L1``) or Huber (``Huber``, delta 1 in normalised units) difference.
 
+``FSC`` (the shell-wise loss of the systematic comparison in the project's papers, and of the
+IsoNet2 program since 2026-04): ``1 - mean_s FSC_s(x, y)`` per cube, averaged over cubes, with
+shells ``s = floor(|k| n)`` from 1 to ``n // 2`` (DC left out) over the full spectrum; the masked
+terms are the FSC of the masked spectra (``W * FFT(x)`` against ``W * FFT(y)``). It is blind to
+the scale of the output, so it trains what correlates, not what matches in amplitude.
+
 Speed: for ``L2`` no inverse transform is needed. With the orthonormal DFT, Parseval gives
 ``sum |IFFT(W * D)|^2 = sum_k |W_k|^2 |D_k|^2`` over the full spectrum; for real ``x - y`` the
 spectrum is Hermitian and the masks are Friedel-symmetric, so the sum over the full spectrum
@@ -41,7 +47,7 @@ class LossTerms(NamedTuple):
     mw: torch.Tensor
 
 
-_BASES = ("L2", "L1", "Huber")
+_BASES = ("L2", "L1", "Huber", "FSC")
 
 
 def _check_loss_func(loss_func: str) -> None:
@@ -68,9 +74,40 @@ def rfft_weights(n_x: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
 
 
 def plain_loss(x: torch.Tensor, y: torch.Tensor, loss_func: str = "L2") -> torch.Tensor:
-    """Voxel-wise loss between ``x`` and ``y`` (same shape, e.g. ``(b, 1, z, y, x)``)."""
+    """Loss between ``x`` and ``y`` (same shape ``(b, 1, z, y, x)``): voxel-wise, or FSC."""
     _check_loss_func(loss_func)
+    if loss_func == "FSC":
+        return fsc_loss(_spectrum(x), _spectrum(y), x.shape[-3:])
     return _base(x.float() - y.float(), loss_func)
+
+
+def _spectrum(x: torch.Tensor) -> torch.Tensor:
+    return torch.fft.rfftn(x.float(), dim=(-3, -2, -1), norm="ortho")
+
+
+def fsc_loss(fx: torch.Tensor, fy: torch.Tensor, shape) -> torch.Tensor:
+    """``1 - mean over shells of FSC`` per cube, averaged over cubes, from the ``rfftn`` spectra
+    ``fx``, ``fy`` ``(b, 1, z, y, x // 2 + 1)`` of real cubes of spatial ``shape`` (cubic):
+    shells ``floor(|k| n)`` in 1..n//2, each full-spectrum frequency counted once; shells
+    where either map has no power count as FSC 0."""
+    n = int(shape[-1])
+    kz = torch.fft.fftfreq(int(shape[0]), device=fx.device)[:, None, None]
+    ky = torch.fft.fftfreq(int(shape[1]), device=fx.device)[None, :, None]
+    kx = torch.fft.rfftfreq(n, device=fx.device)[None, None, :]
+    shell = torch.floor(torch.sqrt(kz ** 2 + ky ** 2 + kx ** 2) * n).long().reshape(-1)
+    n_shells = n // 2
+    keep = (shell >= 1) & (shell <= n_shells)
+    idx = shell[keep] - 1
+    cols = rfft_weights(n, device=fx.device).expand(fx.shape[-3:]).reshape(-1)[keep]
+    b = fx.shape[0]
+    a = fx.reshape(b, -1)[:, keep]
+    c = fy.reshape(b, -1)[:, keep]
+    zeros = torch.zeros(b, n_shells, device=fx.device, dtype=torch.float32)
+    cross = zeros.index_add(1, idx, cols * (a.real * c.real + a.imag * c.imag))
+    pa = zeros.index_add(1, idx, cols * (a.real ** 2 + a.imag ** 2))
+    pc = zeros.index_add(1, idx, cols * (c.real ** 2 + c.imag ** 2))
+    fsc = cross / torch.sqrt(pa * pc).clamp_min(1e-12)
+    return (1.0 - fsc.clamp(-1.0, 1.0).mean(dim=1)).mean()
 
 
 def fourier_weighted_l2(diff_rfft: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch.Tensor:
@@ -94,12 +131,17 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, targ
     _check_loss_func(loss_func)
     if x.shape != y.shape or x.dim() != 5:
         raise ValueError(f"x and y must be equal (b, 1, z, y, x) shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
-    diff = x.float() - y.float()
-    d = torch.fft.rfftn(diff, dim=(-3, -2, -1), norm="ortho")
     m = input_mask.float()
     rm = target_mask.float()
     w_n2n = m * rm
     w_mw = (1.0 - m) * rm
+    if loss_func == "FSC":
+        fx, fy = _spectrum(x), _spectrum(y)
+        n2n = fsc_loss(w_n2n * fx, w_n2n * fy, x.shape[-3:])
+        mw = fsc_loss(w_mw * fx, w_mw * fy, x.shape[-3:])
+        return LossTerms(n2n + mw_weight * mw, n2n, mw)
+    diff = x.float() - y.float()
+    d = torch.fft.rfftn(diff, dim=(-3, -2, -1), norm="ortho")
     if loss_func == "L2":
         n2n = fourier_weighted_l2(d, w_n2n, diff.shape[-1])
         mw = fourier_weighted_l2(d, w_mw, diff.shape[-1])

@@ -7,10 +7,14 @@ Half 0 is the even map, half 1 the odd map.
 
 **isonet2-n2n** (even/odd pairs), per cube pair ``v0, v1`` cut at the same place:
 
-1. (step 2, no gradient, network in eval mode) ``f_h = f(v_h)``; wedge-filled cubes
-   ``v~_h = IFFT((1 - M) * C * FFT(f_h + N_h) + M * FFT(v_h))`` with ``N_h`` white Gaussian
-   noise of variance ``s^2`` (independent per half) and ``C`` the effective CTF in network
-   mode (:func:`isonet2core.ctf.effective_ctf`), 1 otherwise.
+1. (step 2, no gradient) ``f_h = f(M v_h)``, predicted from the *wedged* cube as prediction
+   sees data (eval mode, or batch statistics for batch-normalised networks); wedge-filled
+   cubes ``v~_h = IFFT((1 - M) * (C * FFT(f_h) + FFT(N_h)) + M * FFT(v_h))`` with ``N_h``
+   white Gaussian noise of variance ``s^2`` (independent per half) and ``C`` the effective CTF
+   (:func:`isonet2core.ctf.effective_ctf`) in network and wiener modes (both train the network
+   to output CTF-corrected density), 1 otherwise. The noise is added *after* the CTF, as a
+   detector adds it to recorded data (the IsoNet2 program's order since 2026-04; the paper's
+   formula filters it too, which leaves almost no noise at low frequency in network mode).
    Noise level: the paper's ``s^2 = Var(v0 - v1) - Var(f(v0) - f(v1))`` is measured here per
    cube pair, spectrally, and per half (the factor 1/2): with ``D = FFT(v0 - v1)`` and
    ``E = FFT(f0 - f1)`` (orthonormal), ``s^2 = max(0, mean_{k in M} |D_k|^2 - mean_{k not in M}
@@ -20,16 +24,17 @@ Half 0 is the even map, half 1 the odd map.
    the second term is the noise the network output still carries in the wedge, which the
    filled region already contains. Clamped at 0. A fresh (identity) network therefore fills
    the wedge with noise of the data's level; a perfect denoiser adds exactly the removed noise.
-   In network mode the noise is CTF-filtered together with ``f_h``, as the paper's formula says.
    The predictions ``f_h`` (:func:`fill_predictions`, on cubes phase flipped once by
-   :func:`flip_cubes`) are separate from the rest
+   :func:`flip_cubes` and wedged by :func:`wedge_cubes`) are separate from the rest
    (:func:`refine_batch`), so that the trainer can train one batch of cubes under
    ``fill_reuse`` rotations in consecutive steps while predicting it once; the noise ``N_h``
    and everything below are drawn anew on every step.
 2. (step 3) one rotation ``R`` per pair (:mod:`.rotations`), the same for both halves:
-   input ``u_h = IFFT(M * FFT(R(v~_h) + n_h))``, target ``t_h = R(v~_{1-h})`` (the OTHER half),
-   masks ``M`` (input) and ``R(M)`` (target) for the masked loss. ``n_h`` is the optional
-   synthetic noise (``noise_level``), zero by default.
+   input ``u_h = IFFT(M * FFT(R(v~_h) + n_h))`` brought to the mean and standard deviation of
+   the measured cube ``IFFT(M * FFT(v_h))`` (:func:`match_moments`; the paper's rescaling, so
+   the network always meets inputs of the scale it meets in prediction), target
+   ``t_h = R(v~_{1-h})`` (the OTHER half), masks ``M`` (input) and ``R(M)`` (target) for the
+   masked loss. ``n_h`` is the optional synthetic noise (``noise_level``), zero by default.
 3. (step 4) wiener mode: ``t_h <- IFFT(W * FFT(t_h))`` with the user's ``snrfalloff``,
    ``deconvstrength``, ``highpassnyquist`` (:func:`isonet2core.ctf.wiener_filter`); network
    mode: the trainer compares ``IFFT(CTF_eff * FFT(f(u_h)))`` with ``t_h``
@@ -86,6 +91,7 @@ class CubeFilters:
     flip: Optional[torch.Tensor] = None
     ctf: Optional[torch.Tensor] = None
     target_filter: Optional[torch.Tensor] = None
+    fill_ctf: Optional[torch.Tensor] = None
 
 
 def cubes_are_flipped(cfg: TrainConfig) -> bool:
@@ -106,10 +112,13 @@ def cube_filters(cube_size: int, microscope: Microscope, cfg: TrainConfig,
     flipped = cubes_are_flipped(cfg)
     if flipped and not cfg.is_ctf_flipped:
         out.flip = ctf.ctf_sign(shape, microscope, rfft=True, device=device)
-    if cfg.ctf_mode == "network":
+    if cfg.ctf_mode in ("network", "wiener"):
+        # the network's output is CTF-corrected in both modes: its wedge filling is modulated
         eff = ctf.effective_ctf(shape, microscope, bfactor=cfg.bfactor,
                                 clip_first_peak_mode=cfg.clip_first_peak_mode, rfft=True, device=device)
-        out.ctf = eff.abs() if flipped else eff
+        out.fill_ctf = eff.abs() if flipped else eff
+    if cfg.ctf_mode == "network":
+        out.ctf = out.fill_ctf
     elif cfg.ctf_mode == "wiener":
         out.target_filter = ctf.wiener_filter(shape, microscope, snrfalloff=cfg.snrfalloff,
                                               deconvstrength=cfg.deconvstrength,
@@ -198,6 +207,13 @@ def flip_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Ten
     return torch.stack([fourier.apply_fourier_filter(cubes[h], flip) for h in range(cubes.shape[0])])
 
 
+def wedge_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Tensor:
+    """``cubes`` ``(h, b, 1, n, n, n)`` with their tomograms' missing wedge removed
+    (``IFFT(M * FFT(v))``): what the fill predictions are made from, as prediction sees data."""
+    m = _stack(filters, "wedge")
+    return torch.stack([fourier.apply_fourier_filter(cubes[h], m) for h in range(cubes.shape[0])])
+
+
 def fill_predictions(cubes: torch.Tensor, predict: Predictor, *,
                      shared_network: bool = False) -> torch.Tensor:
     """The no-grad network predictions ``f(v_h)`` of step 1 for the wedge filling: ``cubes``
@@ -210,6 +226,15 @@ def fill_predictions(cubes: torch.Tensor, predict: Predictor, *,
         if shared_network and n_maps == 2:
             return predict(0, torch.cat([cubes[0], cubes[1]])).float().reshape(cubes.shape)
         return torch.stack([predict(h, cubes[h]).float() for h in range(n_maps)])
+
+
+def match_moments(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``x`` ``(b, 1, n, n, n)`` shifted and scaled per cube to the mean and standard deviation
+    of ``reference`` (same shape)."""
+    dims = (1, 2, 3, 4)
+    mx, sx = x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True, correction=0)
+    mr, sr = reference.mean(dim=dims, keepdim=True), reference.std(dim=dims, keepdim=True, correction=0)
+    return (x - mx) / sx.clamp_min(1e-12) * sr + mr
 
 
 def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predictions: torch.Tensor,
@@ -227,7 +252,7 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
                          f"{tuple(cubes.shape)}")
     device = cubes.device
     m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
-    c, wien = _stack(filters, "ctf"), _stack(filters, "target_filter")
+    c, fill_c, wien = _stack(filters, "ctf"), _stack(filters, "fill_ctf"), _stack(filters, "target_filter")
     v = [cubes[h] for h in range(n_maps)]
     with torch.no_grad():
         f = [predictions[h].float() for h in range(n_maps)]
@@ -235,13 +260,16 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
             s = fill_noise_std(v[0], v[1], f[0], f[1], m)
         else:
             s = torch.zeros(b, device=device)
-        filled = []
+        filled, measured = [], []
         for h in range(n_maps):
-            noisy = f[h] + s.view(b, 1, 1, 1, 1) * torch.randn(f[h].shape, generator=generator, device=device)
-            fill = torch.fft.rfftn(noisy, dim=DIMS)
-            if c is not None:
-                fill = fill * c
-            spec = (1.0 - m) * fill + m * torch.fft.rfftn(v[h], dim=DIMS)
+            noise = s.view(b, 1, 1, 1, 1) * torch.randn(f[h].shape, generator=generator, device=device)
+            fill = torch.fft.rfftn(f[h], dim=DIMS)
+            if fill_c is not None:
+                fill = fill * fill_c
+            fill = fill + torch.fft.rfftn(noise, dim=DIMS)        # detector noise: after the CTF
+            spec_v = torch.fft.rfftn(v[h], dim=DIMS)
+            measured.append(torch.fft.irfftn(m * spec_v, s=v[h].shape[-3:], dim=DIMS))
+            spec = (1.0 - m) * fill + m * spec_v
             filled.append(torch.fft.irfftn(spec, s=v[h].shape[-3:], dim=DIMS))
         rotated = [rot.rotate_volumes(x, rotations) for x in filled]
         target_mask = _rotate_pair_masks(filters, rotations)
@@ -250,7 +278,7 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
             x = rotated[h]
             if cfg.noise_level > 0:
                 x = x + cfg.noise_level * shaped_noise(x.shape, cfg.noise_mode, generator, device)
-            inputs.append(fourier.apply_fourier_filter(x, m))
+            inputs.append(match_moments(fourier.apply_fourier_filter(x, m), measured[h]))
             targets.append(_filter(rotated[1 - h] if n_maps == 2 else rotated[h], wien))
     rep = (lambda t: None if t is None else t.repeat(n_maps, 1, 1, 1, 1))
     return Batch(inputs=torch.cat(inputs), targets=torch.cat(targets), input_mask=rep(m),

@@ -64,7 +64,7 @@ from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
-from isonet2core.nets.unet import ARCH_CHANNELS, build_unet
+from isonet2core.nets.unet import build_unet, channels_of
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 
@@ -125,7 +125,8 @@ def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
 
 def activation_bytes_per_cube(arch: str, cube_size: int) -> float:
     """Rough training memory of one cube: 14 float32 feature maps per U-Net level."""
-    return float(sum(c * (cube_size / 2 ** i) ** 3 for i, c in enumerate(ARCH_CHANNELS[arch]))) * 14 * 4
+    channels = channels_of(arch)
+    return float(sum(c * (cube_size / 2 ** i) ** 3 for i, c in enumerate(channels))) * 14 * 4
 
 
 def auto_batch_size(devices: Sequence[torch.device], arch: str, cube_size: int) -> int:
@@ -244,6 +245,9 @@ class _Session:
         self.models = [build_unet(cfg.arch).to(self.device)]
         if cfg.split_halves:
             self.models.append(build_unet(cfg.arch).to(self.device))
+        if world > 1 and self.device.type == "cuda":
+            # batch statistics over all GPUs' cubes, as one process would compute them
+            self.models = [nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in self.models]
         # oneDNN's 3D convolutions are about 1.6x faster channels-last on the CPU (measured,
         # unet-small, 32^3 cubes); the layout does not change the state dict's values
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
@@ -300,8 +304,11 @@ class _Session:
         return torch.autocast(self.device.type, dtype=self.amp)
 
     def _predict_no_grad(self, half: int, x: torch.Tensor) -> torch.Tensor:
+        """The wedge-filling prediction: eval mode, except for networks with batch
+        normalisation, which normalise by the batch itself (their running averages lag behind
+        the weights while they train)."""
         model = self.models[half if self.cfg.split_halves else 0]
-        model.eval()
+        model.train(_has_batch_norm(model))
         with torch.no_grad(), self._autocast():
             out = model(x.contiguous(memory_format=self.memory_format)).float()
         model.train()
@@ -333,7 +340,7 @@ class _Session:
         if self.cfg.method == "n2n":
             return _Cubes(cubes, filters, None)
         cubes = targets.flip_cubes(cubes, filters)   # once for the fill_reuse steps of these cubes
-        fill = targets.fill_predictions(cubes, self._predict_no_grad,
+        fill = targets.fill_predictions(targets.wedge_cubes(cubes, filters), self._predict_no_grad,
                                         shared_network=not self.cfg.split_halves)
         return _Cubes(cubes, filters, fill)
 
@@ -450,6 +457,10 @@ class _Session:
         voxel = t.microscope.pixel_size_a
         path = self.run.output_dir / PREVIEW_DIR / f"{predict._safe_name(t.name)}_epoch{epoch:03d}.mrc"
         return write_mrc(path, out, voxel, protect=list(t.map_paths))
+
+
+def _has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 MAP_PATTERN = "*.mrc"
 ACQUISITION_FILE = "acquisition.json"
-ARCHS = ("unet-small", "unet-medium", "unet-large")
+from isonet2scipion.constants import ARCH_CHOICES
+
+ARCHS = tuple(ARCH_CHOICES)
 CTF_MODES = ("None", "phase_only", "wiener", "network")
 
 

@@ -12,8 +12,8 @@ from isonet2core.nets.unet import build_unet
 
 
 def _state(model, **extra):
-    state = dict(model_state=model.state_dict(), arch="unet-small", cube_size=16, method="isonet2-n2n",
-                 config=to_dict(TrainConfig(arch="unet-small", cube_size=16)), epoch=3,
+    state = dict(model_state=model.state_dict(), arch="plain-unet-small", cube_size=16, method="isonet2-n2n",
+                 config=to_dict(TrainConfig(arch="plain-unet-small", cube_size=16)), epoch=3,
                  normalization={"tomo_001": {"mean": 0.5, "std": 2.0}},
                  rng_state={"torch": torch.get_rng_state(), "numpy_seed": [1, 2, 3]},
                  history={"loss": [1.0, 0.5]})
@@ -24,19 +24,19 @@ def _state(model, **extra):
 @pytest.fixture(scope="module")
 def small_model():
     torch.manual_seed(0)
-    model = build_unet("unet-small")
+    model = build_unet("plain-unet-small")
     torch.nn.init.normal_(model.head.weight, std=0.05)
     return model
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
-    path = ck.model_path(tmp_path / "run", "isonet2-n2n", "unet-small", 16)
-    assert path.name == "network_isonet2-n2n_unet-small_16_full.pt"
+    path = ck.model_path(tmp_path / "run", "isonet2-n2n", "plain-unet-small", 16)
+    assert path.name == "network_isonet2-n2n_plain-unet-small_16_full.pt"
     ck.save_checkpoint(path, _state(small_model))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
     ckpt = ck.load_checkpoint(path)
     assert ckpt["format"] == ck.FORMAT and ckpt["format_version"] == ck.FORMAT_VERSION
-    assert ckpt["config"]["arch"] == "unet-small" and ckpt["epoch"] == 3
+    assert ckpt["config"]["arch"] == "plain-unet-small" and ckpt["epoch"] == 3
     assert ckpt["normalization"]["tomo_001"]["std"] == 2.0
     model = ck.build_model(ckpt).eval()
     x = torch.randn(1, 1, 16, 16, 16)
@@ -47,9 +47,9 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
 
 
 def test_model2_state_and_epoch_names(tmp_path, small_model):
-    other = build_unet("unet-small")
-    path = ck.model_path(tmp_path, "n2n", "unet-small", 16, epoch=7)
-    assert path.name == "network_n2n_unet-small_16_epoch007.pt"
+    other = build_unet("plain-unet-small")
+    path = ck.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
+    assert path.name == "network_n2n_plain-unet-small_16_epoch007.pt"
     ck.save_checkpoint(path, _state(small_model, model2_state=other.state_dict(), method="n2n"))
     ckpt = ck.load_checkpoint(path)
     m2 = ck.build_model(ckpt, "model2_state")
@@ -87,7 +87,7 @@ def test_foreign_and_corrupt_files_are_rejected_by_name(tmp_path, small_model):
         ck.load_checkpoint(truncated)
     # ours in format but with keys missing or weights of another architecture
     partial = tmp_path / "partial.pt"
-    torch.save({"format": ck.FORMAT, "format_version": 1, "arch": "unet-small"}, partial)
+    torch.save({"format": ck.FORMAT, "format_version": 1, "arch": "plain-unet-small"}, partial)
     with pytest.raises(ValueError, match="partial.pt.*lacks the keys model_state, cube_size, method"):
         ck.load_checkpoint(partial)
     newer = tmp_path / "newer.pt"
@@ -106,9 +106,9 @@ def test_foreign_and_corrupt_files_are_rejected_by_name(tmp_path, small_model):
 
 def test_check_compatible_names_both(tmp_path, small_model):
     ckpt = ck.load_checkpoint(ck.save_checkpoint(tmp_path / "m.pt", _state(small_model)))
-    ck.check_compatible(ckpt, arch="unet-small", cube_size=16)
+    ck.check_compatible(ckpt, arch="plain-unet-small", cube_size=16)
     ck.check_compatible(ckpt)
-    with pytest.raises(ValueError, match="m.pt holds a 'unet-small'.*'unet-medium'"):
+    with pytest.raises(ValueError, match="m.pt holds a 'plain-unet-small'.*'unet-medium'"):
         ck.check_compatible(ckpt, arch="unet-medium", name=str(tmp_path / "m.pt"))
     with pytest.raises(ValueError, match="cube_size 16.*cube_size 96"):
         ck.check_compatible(ckpt, cube_size=96)

@@ -101,3 +101,50 @@ def test_unknown_loss_function_is_rejected(pair):
     with pytest.raises(ValueError, match="loss_func"):
         masked_loss(torch.from_numpy(x), torch.from_numpy(y), _rfft_half(m), _rfft_half(rm),
                     mw_weight=1.0, loss_func="L3")
+
+
+# ----------------------------------------------------------------------------- FSC loss
+def _fsc_loss_numpy(x, y):
+    """1 - mean shell FSC per cube (shells floor(|k| n), 1..n//2, full FFT), averaged."""
+    import numpy as np
+    n = x.shape[-1]
+    k = np.sqrt(sum(g ** 2 for g in np.meshgrid(*[np.fft.fftfreq(s) for s in x.shape[-3:]], indexing="ij")))
+    shell = np.floor(k * n).astype(int)
+    out = []
+    for a, b in zip(x.reshape(-1, *x.shape[-3:]), y.reshape(-1, *y.shape[-3:])):
+        fa, fb = np.fft.fftn(a), np.fft.fftn(b)
+        vals = []
+        for s in range(1, n // 2 + 1):
+            sel = shell == s
+            num = np.sum((fa[sel] * np.conj(fb[sel])).real)
+            den = np.sqrt(np.sum(np.abs(fa[sel]) ** 2) * np.sum(np.abs(fb[sel]) ** 2))
+            vals.append(num / den)
+        out.append(1 - np.mean(vals))
+    return float(np.mean(out))
+
+
+def test_fsc_loss_known_values_and_independent_reference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 16, 16)
+    y = x + 0.7 * torch.randn_like(x)
+    assert float(plain_loss(x, x, "FSC")) == pytest.approx(0.0, abs=1e-6)
+    assert float(plain_loss(x, -x, "FSC")) == pytest.approx(2.0, abs=1e-6)
+    assert float(plain_loss(x, 5.0 * x + 0.0, "FSC")) == pytest.approx(0.0, abs=1e-6)   # scale-free
+    assert float(plain_loss(x, y, "FSC")) == pytest.approx(_fsc_loss_numpy(x.numpy(), y.numpy()), abs=1e-5)
+
+
+def test_masked_fsc_loss_terms():
+    torch.manual_seed(1)
+    x = torch.randn(2, 1, 16, 16, 16, requires_grad=True)
+    y = torch.randn(2, 1, 16, 16, 16)
+    ones = torch.ones(16, 16, 9)
+    # everything measured in both: the n2n term is the plain FSC loss, the wedge term has no points
+    terms = masked_loss(x, y, ones, ones, mw_weight=200.0, loss_func="FSC")
+    assert float(terms.n2n) == pytest.approx(float(plain_loss(x, y, "FSC")), abs=1e-6)
+    assert float(terms.mw) == pytest.approx(1.0, abs=1e-6)           # no power: FSC 0 in every shell
+    half = torch.zeros(16, 16, 9)
+    half[:8] = 1.0
+    terms = masked_loss(x, y, half, ones, mw_weight=2.0, loss_func="FSC")
+    assert float(terms.total) == pytest.approx(float(terms.n2n) + 2.0 * float(terms.mw), rel=1e-6)
+    terms.total.backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -23,7 +23,7 @@ def _smooth_volume(shape, seed, mean=7.0, std=3.0):
 
 def test_identity_model_returns_the_input_in_its_scale():
     vol = _smooth_volume((21, 40, 35), 0)
-    model = build_unet("unet-small")  # fresh network: zero head, i.e. the identity
+    model = build_unet("plain-unet-small")  # fresh network: zero head, i.e. the identity
     out = predict.predict_volume(model, vol, cube_size=16, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=False, batch_size=3))
     assert out.shape == vol.shape and out.dtype == np.float32
@@ -47,7 +47,7 @@ def test_network_sees_normalised_tiles_and_output_is_rescaled():
 def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
     from isonet2core.wedge import wedge_mask
     vol = _smooth_volume((32, 32, 32), 2, mean=0.0, std=1.0)
-    model = build_unet("unet-small")
+    model = build_unet("plain-unet-small")
     out = predict.predict_volume(model, vol, cube_size=32, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=True, padding_factor=1.0))
     missing = wedge_mask(vol.shape, SCOPE.tilt_min_deg, SCOPE.tilt_max_deg).numpy() == 0
@@ -168,15 +168,15 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
         records.append(rec)
     star_path = star.TomogramsTable.from_records(records).write(tmp_path / "tomograms.star")
     torch.manual_seed(0)
-    net = build_unet("unet-small")
+    net = build_unet("plain-unet-small")
     torch.nn.init.normal_(net.head.weight, std=0.01)
-    state = dict(model_state=net.state_dict(), arch="unet-small", cube_size=16, method=method,
-                 config=to_dict(TrainConfig(method=method, arch="unet-small", cube_size=16, ctf_mode=ctf_mode)),
+    state = dict(model_state=net.state_dict(), arch="plain-unet-small", cube_size=16, method=method,
+                 config=to_dict(TrainConfig(method=method, arch="plain-unet-small", cube_size=16, ctf_mode=ctf_mode)),
                  tomograms={"tomo_001": to_dict(SCOPE)})
     if model2:
-        state["model2_state"] = build_unet("unet-small").state_dict()
+        state["model2_state"] = build_unet("plain-unet-small").state_dict()
     model_file = checkpoint.save_checkpoint(
-        checkpoint.model_path(tmp_path / "run", method, "unet-small", 16), state)
+        checkpoint.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
     return star_path, model_file, net
 
 
@@ -267,7 +267,7 @@ def test_validation_before_work(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="rlnIndex 9"):
         predict.predict_tomograms(star_path, model_file, output_dir="o", tomo_idx=[9])
     other = checkpoint.save_checkpoint(tmp_path / "c32.pt", dict(
-        model_state=UNet3D((16, 32, 64, 128, 256)).state_dict(), arch="unet-small", cube_size=32,
+        model_state=UNet3D((16, 32, 64, 128, 256)).state_dict(), arch="plain-unet-small", cube_size=32,
         method="isonet2-n2n"))
     with pytest.raises(ValueError, match="cube_size 32.*cube_size 16"):
         predict.predict_tomograms(star_path, model_file, other, output_dir="o", tomo_idx=[1])
@@ -323,7 +323,7 @@ def _traced_peak_of_predict(tmp_path, n_z):
            star.TOMO_HALF2: str(mrcio.write_mrc(root / "odd.mrc", _smooth_volume(shape, 2), 10.0))}
     star_path = star.TomogramsTable.from_records([rec]).write(root / "tomograms.star")
     model_file = checkpoint.save_checkpoint(root / "model.pt", dict(
-        model_state=build_unet("unet-small").state_dict(), arch="unet-small", cube_size=16,
+        model_state=build_unet("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
         method="isonet2-n2n"))
     cfg = PredictConfig(batch_size=4, padding_factor=1.0)
     tracemalloc.start()

@@ -39,7 +39,7 @@ def _rfft(x):
 def _refine(cubes, filters, predict, rotations, cfg, generator, shared_network=False):
     """refine_batch on the fill predictions of ``predict`` (as the trainer composes them)."""
     cubes = targets.flip_cubes(cubes, filters)
-    fill = targets.fill_predictions(cubes, predict, shared_network=shared_network)
+    fill = targets.fill_predictions(targets.wedge_cubes(cubes, filters), predict, shared_network=shared_network)
     return targets.refine_batch(cubes, filters, fill, rotations, cfg, generator)
 
 
@@ -88,11 +88,17 @@ def test_refine_targets_are_the_other_half_rotated_and_inputs_are_re_wedged():
             t = _rfft(batch.targets[h * 3 + i, 0])
             ref = _rfft(rt.rotate_cube_90(v[other, i, 0], r))
             assert torch.allclose(t[rm == 1], ref[rm == 1], atol=1e-3)
-        # the input of half 0 is the rotated filled half 0, re-wedged: in M and R(M) it is data
+        # the input of half 0 is the rotated filled half 0, re-wedged and brought to the mean and
+        # std of the measured cube: in M and R(M) (DC aside) it is the data times one factor
         u = _rfft(batch.inputs[i, 0])
         ref0 = _rfft(rt.rotate_cube_90(v[0, i, 0], r))
         both = (m == 1) & (rm == 1)
-        assert torch.allclose(u[both], ref0[both], atol=1e-3)
+        both[0, 0, 0] = False
+        scale = float((u[both].conj() * ref0[both]).real.sum() / (ref0[both].abs() ** 2).sum())
+        assert scale > 0 and torch.allclose(u[both], scale * ref0[both], atol=1e-3 * float(ref0[both].abs().max()))
+        measured = torch.fft.irfftn(m * _rfft(v[0, i, 0]), s=(N, N, N))
+        assert float(batch.inputs[i, 0].std()) == pytest.approx(float(measured.std()), rel=1e-4)
+        assert float(batch.inputs[i, 0].mean()) == pytest.approx(float(measured.mean()), abs=1e-5)
     assert batch.noise_std.shape == (3,) and (batch.noise_std > 0).all()
 
 
@@ -124,17 +130,20 @@ def test_network_mode_fill_and_output_use_the_effective_ctf():
     assert torch.allclose(signed.ctf, eff) and signed.flip is None
     already = targets.cube_filters(N, MIC, dataclasses.replace(cfg, is_ctf_flipped=True), DEV)
     assert already.flip is None and torch.allclose(already.ctf, eff.abs())
-    # the fill of the wedge is CTF-filtered: C * FFT(f + N) with the same noise draw
+    # the wedge is filled with C * FFT(f) + FFT(N): the prediction CTF-modulated, the noise (a
+    # detector's) after the CTF; f is predicted from the wedged cube. Same noise draw in both runs.
     _, v, _ = _pair()
     c2 = dataclasses.replace(cfg, do_phaseflip_input=False)
-    zero = (lambda h, x: torch.zeros_like(x))
+    square = (lambda h, x: x ** 2)
     ident_rot = [rt.CUBE_ROTATIONS[0]] * 3
-    with_c = _refine(v, [signed] * 3, zero, ident_rot, c2, torch.Generator().manual_seed(0))
-    without = _refine(v, [dataclasses.replace(signed, ctf=None)] * 3, zero, ident_rot, c2,
-                                   torch.Generator().manual_seed(0))
+    with_c = _refine(v, [signed] * 3, square, ident_rot, c2, torch.Generator().manual_seed(0))
+    without = _refine(v, [dataclasses.replace(signed, ctf=None, fill_ctf=None)] * 3, square, ident_rot, c2,
+                      torch.Generator().manual_seed(0))
     wedge = signed.wedge == 0
-    a, b = _rfft(with_c.targets)[..., wedge], (_rfft(without.targets) * signed.ctf)[..., wedge]
-    assert float(a.abs().max()) > 0 and torch.allclose(a, b, atol=1e-3)
+    f_odd = torch.fft.irfftn(signed.wedge * _rfft(v[1]), s=(N, N, N)) ** 2     # targets of half 0 are half 1's
+    a = (_rfft(with_c.targets[:3]) - _rfft(without.targets[:3]))[..., wedge]
+    b = ((signed.ctf - 1.0) * _rfft(f_odd))[..., wedge]
+    assert float(a.abs().max()) > 0 and torch.allclose(a, b, atol=1e-3 * float(b.abs().max()))
     assert torch.equal(with_c.output_ctf[0, 0], signed.ctf) and without.output_ctf is None
 
 
@@ -147,6 +156,9 @@ def test_phase_only_and_wiener_modes():
     expected = ctf.wiener_filter((N,) * 3, MIC, snrfalloff=0.5, deconvstrength=2.0, highpassnyquist=0.1,
                                  phaseflipped=True)
     assert torch.allclose(wf.target_filter, expected)
+    # the wiener-mode network outputs CTF-corrected density too: its wedge filling is modulated
+    eff = ctf.effective_ctf((N,) * 3, MIC, bfactor=0.0, clip_first_peak_mode=1)
+    assert wf.ctf is None and torch.allclose(wf.fill_ctf, eff.abs())
     _, v, _ = _pair()
     batch = _refine(v, [wf] * 3, lambda h, x: x.clone(), [rt.CUBE_ROTATIONS[0]] * 3, w_cfg,
                                  torch.Generator().manual_seed(0))

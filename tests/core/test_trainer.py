@@ -103,7 +103,10 @@ def test_pretrained_weights_start_a_new_run_and_must_fit(halves, tmp_path):
     tuned = _run(dataclasses.replace(cfg, learning_rate=1e-12, learning_rate_min=0.0), halves, tmp_path / "b",
                  pretrained_model=base.model_path)
     a, b = _weights(base.model_path), _weights(tuned.model_path)
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # the weights stay; batch normalisation's running statistics follow the new data
+    learned = [k for k in a if "running_" not in k and "num_batches_tracked" not in k]
+    assert len(learned) > 0.5 * len(a)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in learned)
     with pytest.raises(ValueError, match="trained with cube_size 16"):
         _run(dataclasses.replace(cfg, cube_size=32), halves, tmp_path / "c", pretrained_model=base.model_path)
     with pytest.raises(ValueError, match="'unet-small' network"):
@@ -127,8 +130,10 @@ def test_two_cpu_processes_train_like_one(halves, tmp_path):
     process up to float rounding (denoise draws no noise, so both runs see the same data).
     Adam divides by the gradient's magnitude, so rounding differences of tiny gradients move a
     weight by up to a fraction of the learning rate (1e-3): 1e-4 separates rounding from a
-    wrong split of the batch (which changes updates by about the learning rate)."""
-    cfg = _cfg(method="n2n", epochs=1, noise_level=0.0)
+    wrong split of the batch (which changes updates by about the learning rate).
+    The plain U-Net: batch-normalised networks normalise by each process's own cubes on the
+    CPU (SyncBatchNorm, which the trainer uses across GPUs, exists only on GPUs)."""
+    cfg = _cfg(method="n2n", epochs=1, noise_level=0.0, arch="plain-unet-small", loss_func="L2")
     one = _run(cfg, halves, tmp_path / "one")
     two = _run(cfg, halves, tmp_path / "two", cpu_processes=2)
     a, b = _weights(one.model_path), _weights(two.model_path)

@@ -1,4 +1,4 @@
-"""The IsoNet2 U-Net: shapes, residual identity, parameter counts from the channel ladders."""
+"""The plain U-Net family (``plain-unet-*``): shapes, residual identity, parameter counts."""
 import pytest
 import torch
 
@@ -29,13 +29,13 @@ def _expected_parameters(c):
 def test_parameter_counts(arch, expected):
     assert ARCH_CHANNELS[arch][0] == {"unet-small": 16, "unet-medium": 32, "unet-large": 64}[arch]
     assert _expected_parameters(ARCH_CHANNELS[arch]) == expected
-    assert count_parameters(build_unet(arch)) == expected
+    assert count_parameters(build_unet("plain-" + arch)) == expected
 
 
 @pytest.mark.parametrize("arch", list(ARCH_CHANNELS))
 def test_shapes_and_fresh_network_is_identity(arch):
     torch.manual_seed(0)
-    net = build_unet(arch).eval()
+    net = build_unet("plain-" + arch).eval()
     x = torch.randn(1, 1, 16, 16, 16)
     with torch.inference_mode():
         y = net(x)
@@ -75,7 +75,7 @@ def test_skip_connections_carry_fine_detail():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="unet-small, unet-medium, unet-large"):
+    with pytest.raises(ValueError, match="unet-small, unet-medium, unet-large, plain-unet-small"):
         build_unet("unet-huge")
     net = UNet3D((2, 2, 2, 2, 2))
     with pytest.raises(ValueError, match="multiples of 16"):

@@ -63,7 +63,7 @@ def make_dataset(root: Path, *, n: int = 2, shape: Sequence[int] = SHAPE, full: 
 
 def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH, cube: int = CUBE,
                     seed: int = 0, epoch: Optional[int] = None) -> Path:
-    """A small valid model file (random non-zero head, so it is not the identity)."""
+    """A small valid model file (a fresh batch-normalised network: not the identity)."""
     import torch
 
     from isonet2core import checkpoint
@@ -72,7 +72,6 @@ def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH
 
     torch.manual_seed(seed)
     net = build_unet(arch)
-    torch.nn.init.normal_(net.head.weight, std=0.01)
     state = dict(model_state=net.state_dict(), arch=arch, cube_size=cube, method=method,
                  config=to_dict(TrainConfig(method=method, arch=arch, cube_size=cube)))
     if epoch is not None:
