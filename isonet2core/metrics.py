@@ -193,10 +193,22 @@ def wedge_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
     tilt series of that range never recorded: 0 for a map without power in the wedge. Low
     shells without missing points are ``nan``.
     """
-    a, b = _volume_pair(a, b, "wedge_fsc")
+    return _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, missing=True, name="wedge_fsc")
+
+
+def measured_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
+                 n_shells: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """FSC restricted to the measured region of the tilt range (the complement of
+    :func:`wedge_fsc`'s points): how well ``a`` keeps what the tilt series recorded."""
+    return _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, missing=False, name="measured_fsc")
+
+
+def _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, *, missing: bool, name: str):
+    a, b = _volume_pair(a, b, name)
     index, weight, freq, n = _shell_layout(a.shape, n_shells)
-    missing = wedge_mask(a.shape, tilt_min_deg, tilt_max_deg, rfft=True).numpy() == 0
-    return freq, _shell_correlation(_rfft(a), _rfft(b), index, weight, n, select=missing)
+    measured = wedge_mask(a.shape, tilt_min_deg, tilt_max_deg, rfft=True).numpy() != 0
+    return freq, _shell_correlation(_rfft(a), _rfft(b), index, weight, n,
+                                    select=~measured if missing else measured)
 
 
 def fsc_resolution(freq, fsc_values, pixel_size_a: float, threshold: float = 0.143) -> float:

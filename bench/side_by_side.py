@@ -1,0 +1,402 @@
+"""``python -m bench.side_by_side``: ours beside the official IsoNet2 on realistic lamellae.
+
+Both programs run as their users run them (whole processes: ``prepare_star``, ``refine`` or
+``denoise``, ``predict``) on the same :mod:`isonet2core.lamella` tomograms with the same
+settings (by default the official tutorial-like ones of issue 11: isonet2-n2n, CTF_mode
+network, mw_weight 200, unet-small, cube 48, batch 4, 4 epochs of 56 steps). Every output map
+is scored against the ground truth with the same metrics (scale-free, so the official
+program's own normalisation does not matter): Pearson CC, the FSC 0.5 and 0.143 resolutions,
+and the mean FSC in the measured region and in the missing wedge (:mod:`isonet2core.metrics`).
+
+Reported per geometry (:data:`isonet2core.lamella.GEOMETRIES`):
+
+* raw full map, Gaussian low-pass (best sigma) and Wiener deconvolution (best of a small grid),
+  the baselines against the same truth;
+* the official refine (no seed exists there: ``--official-repeats`` runs show its spread);
+* ours at **equal steps** with each seed of ``--seeds`` (the spread), and at **equal wall time**
+  (our checkpoint of the last epoch finished within the official run's training time; ours is
+  trained for ``--wall-epochs`` epochs to have one);
+* ours with each ``--variant`` (one change at a time, seed 0);
+* the denoise (n2n) pair with ``--denoise``.
+
+The official program is found through ``--official`` (the folder ``setup.sh`` of
+``shared/tools/official-isonet2`` made; run with its ``run.sh``) or ``--official-python``
+(an interpreter and ``PYTHONPATH`` that import ``IsoNet``, as on a GPU machine); without
+either, its rows are skipped with a line saying so. Results: ``OUT/side_by_side.json`` and
+``OUT/side_by_side.md``, rewritten after every run so an interrupted bench keeps its rows.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger("bench.side_by_side")
+HERE = Path(__file__).resolve().parents[1]
+SHARED_TOOL = HERE.parent / "shared" / "tools" / "official-isonet2"
+
+
+@dataclass
+class Settings:
+    arch: str = "unet-small"
+    cube: int = 48
+    batch: int = 4
+    epochs: int = 4
+    steps_per_epoch: int = 56
+    mw_weight: float = 200.0
+    ctf_mode: str = "network"
+    device: str = "cpu"
+    mixed_precision: bool = False
+    ncpus: int = 2
+
+    @property
+    def subtomos(self) -> int:
+        return self.steps_per_epoch * self.batch
+
+
+@dataclass
+class Row:
+    geometry: str
+    label: str
+    program: str
+    steps: Optional[int] = None
+    train_s: Optional[float] = None
+    step_s: Optional[float] = None
+    predict_s: Optional[float] = None
+    scores: Dict[str, Optional[float]] = field(default_factory=dict)
+    note: str = ""
+
+
+# ------------------------------------------------------------------------------- scoring
+def score(volume: np.ndarray, truth: np.ndarray, pixel_size_a: float, tilt_min: float,
+          tilt_max: float) -> Dict[str, Optional[float]]:
+    """The side-by-side metrics of a map against the ground truth (all scale-free)."""
+    from isonet2core import metrics
+
+    f, c = metrics.fsc(volume, truth)
+    _, cw = metrics.wedge_fsc(volume, truth, tilt_min, tilt_max)
+    _, cm = metrics.measured_fsc(volume, truth, tilt_min, tilt_max)
+
+    def r(x, d=4):
+        return None if x is None or not math.isfinite(float(x)) else round(float(x), d)
+
+    def resolution(threshold):
+        # the lowest shells hold the ice slab's step to vacuum, which the truth leaves out: the
+        # crossing counted is the first one after the curve has reached the threshold
+        above = np.flatnonzero(np.nan_to_num(c, nan=-1.0) >= threshold)
+        if above.size == 0:
+            return None
+        return metrics.fsc_resolution(f[above[0]:], c[above[0]:], pixel_size_a, threshold=threshold)
+    return {"pearson": r(metrics.pearson(volume, truth)),
+            "fsc_05_a": r(resolution(0.5), 1),
+            "fsc_0143_a": r(resolution(0.143), 1),
+            "measured_fsc": r(metrics.mean_fsc(f, cm)),
+            "wedge_fsc": r(metrics.mean_fsc(f, cw))}
+
+
+def baselines(data: dict, geometry: str) -> List[Row]:
+    """Raw map, best Gaussian low-pass and best Wiener deconvolution of the full map."""
+    import scipy.ndimage
+
+    from isonet2core.config import DeconvConfig, Microscope
+    from isonet2core.deconv import deconvolve
+
+    full, truth, acq = data["full"], data["truth"], data["acq"]
+    args = (acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"])
+    rows = [Row(geometry, "raw (full map)", "-", scores=score(full, truth, *args))]
+    best = max(((score(scipy.ndimage.gaussian_filter(full, s), truth, *args), s) for s in (0.7, 1.0, 1.5, 2.0)),
+               key=lambda t: t[0]["pearson"])
+    rows.append(Row(geometry, f"Gaussian low-pass (sigma {best[1]} px)", "-", scores=best[0]))
+    mic = Microscope(pixel_size_a=acq["pixel_size_a"], defocus_a=acq["defocus_a"], voltage_kv=acq["voltage_kv"],
+                     cs_mm=acq["cs_mm"], amplitude_contrast=acq["amplitude_contrast"],
+                     tilt_min_deg=acq["tilt_min_deg"], tilt_max_deg=acq["tilt_max_deg"])
+    best = max(((score(deconvolve(full, mic, DeconvConfig(snrfalloff=sf, deconvstrength=ds)), truth, *args), (sf, ds))
+                for sf in (0.3, 0.6, 1.0) for ds in (0.5, 1.0)), key=lambda t: t[0]["pearson"])
+    rows.append(Row(geometry, f"Wiener deconvolution (snrfalloff {best[1][0]}, deconvstrength {best[1][1]})",
+                    "-", scores=best[0]))
+    return rows
+
+
+# ------------------------------------------------------------------------------- data
+def make_data(root: Path, geometry: str, shape: Sequence[int], seed: int) -> dict:
+    """The lamella of ``geometry`` (cached under ``root``) and its truth and acquisition."""
+    from isonet2core import lamella
+    from isonet2core.mrcio import read_mrc
+
+    folder = root / f"{geometry}_{'x'.join(map(str, shape))}_seed{seed}"
+    acq_file = folder / "acquisition.json"
+    if not acq_file.exists():
+        t0 = time.perf_counter()
+        lamella.write_lamella_dataset(folder, lamella.geometry_config(geometry, shape=tuple(shape), seed=seed))
+        log.info("simulated %s in %.0f s", folder, time.perf_counter() - t0)
+    acq = json.loads(acq_file.read_text())
+    acq["defocus_a"] = acq["config"]["defocus_a"]
+    return {"folder": folder, "acq": acq,
+            "full": read_mrc(folder / "full" / "tomo_001.mrc")[0],
+            "truth": read_mrc(folder / "ground_truth" / "tomo_001.mrc")[0]}
+
+
+# ------------------------------------------------------------------------------- running
+def _run(cmd: List[str], cwd: Path, log_path: Path, env: Optional[dict] = None) -> float:
+    t0 = time.perf_counter()
+    with open(log_path, "a") as fh:
+        fh.write("$ " + " ".join(shlex.quote(c) for c in cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})})
+    seconds = time.perf_counter() - t0
+    text = log_path.read_text(errors="replace")
+    if proc.returncode != 0 or "Traceback" in text.split("$ ")[-1]:
+        raise RuntimeError(f"{cmd[:4]} failed (exit {proc.returncode}); see {log_path}")
+    return seconds
+
+
+class Official:
+    """The official program, run unmodified: ``run.sh`` of a ``setup.sh`` folder, or a python
+    that imports ``IsoNet`` (``PYTHONPATH`` set by the caller)."""
+
+    def __init__(self, workdir: Optional[str], python: Optional[str]):
+        if workdir:
+            self.prefix = ["bash", str(SHARED_TOOL / "run.sh")]
+            self.env = {"WORK": str(Path(workdir).absolute())}
+            self.where = str(workdir)
+        else:
+            self.prefix = [python, "-m", "IsoNet.bin.isonet"]
+            self.env = {}
+            self.where = python
+
+    def __call__(self, args: List[str], cwd: Path, log_path: Path, timing: Optional[Path] = None) -> float:
+        env = dict(self.env)
+        if timing is not None:
+            env["ISONET_TIMING_LOG"] = str(timing)
+        return _run(self.prefix + args, cwd, log_path, env)
+
+
+def _official_step_times(timing: Path, epochs: int) -> List[float]:
+    """Optimiser step intervals from the timing log, without the extra step the official
+    program takes at the end of every epoch (the ``epochs`` shortest intervals)."""
+    if not timing.exists():
+        return []
+    stamps = [float(line.split()[1]) for line in timing.read_text().splitlines() if line.startswith("step ")]
+    gaps = sorted(np.diff(stamps).tolist())
+    return gaps[epochs:] if len(gaps) > 2 * epochs else gaps
+
+
+def _ours(args: List[str], cwd: Path, log_path: Path, env: Optional[dict] = None) -> float:
+    return _run([sys.executable, "-m", "isonet2core"] + args, cwd, log_path, env)
+
+
+def _acq_args(acq: dict, folder: Path) -> List[str]:
+    return ["--even", str(folder / "even"), "--odd", str(folder / "odd"),
+            "--pixel_size", str(acq["pixel_size_a"]), "--defocus", str(acq["defocus_a"]),
+            "--cs", str(acq["cs_mm"]), "--voltage", str(acq["voltage_kv"]),
+            "--ac", str(acq["amplitude_contrast"]), "--tilt_min", str(acq["tilt_min_deg"]),
+            "--tilt_max", str(acq["tilt_max_deg"])]
+
+
+def _train_args(s: Settings, method: str) -> List[str]:
+    args = ["--arch", s.arch, "--cube_size", str(s.cube), "--batch_size", str(s.batch),
+            "--CTF_mode", s.ctf_mode, "--mixed_precision", str(s.mixed_precision),
+            "--with_preview", "False", "--gpuID", "0" if s.device == "cuda" else "None"]
+    if method != "n2n":
+        args += ["--method", method, "--mw_weight", str(s.mw_weight)]
+    return args
+
+
+def run_official(official: Official, data: dict, s: Settings, work: Path, label: str, method: str) -> Row:
+    acq, geometry = data["acq"], data["geometry"]
+    work.mkdir(parents=True, exist_ok=True)
+    logp, timing = work / "log.txt", work / "timing.txt"
+    timing.unlink(missing_ok=True)
+    official(["prepare_star", *_acq_args(acq, data["folder"]), "--number_subtomos", str(s.subtomos)],
+             work, logp)
+    command = "denoise" if method == "n2n" else "refine"
+    args = [command, "tomograms.star", "--output_dir", "maps", "--epochs", str(s.epochs),
+            *_train_args(s, method)]
+    if s.device != "cuda":
+        args = [a for a in args if a not in ("--gpuID", "None")]
+    official(args, work, logp, timing)
+    steps = _official_step_times(timing, s.epochs)
+    model = sorted(glob.glob(str(work / "maps" / "network_*_full.pt")) or glob.glob(str(work / "maps" / "network_*.pt")))
+    if not model:
+        raise RuntimeError(f"the official {command} wrote no network_*.pt in {work / 'maps'}")
+    pred_args = ["predict", "tomograms.star", model[-1], "--output_dir", "pred"]
+    if s.device == "cuda":
+        pred_args += ["--gpuID", "0"]
+    predict_s = official(pred_args, work, logp)
+    out = sorted(glob.glob(str(work / "pred" / "*.mrc")))
+    from isonet2core.mrcio import read_mrc
+    vol = read_mrc(out[0])[0]
+    return Row(geometry, label, "official", steps=len(steps), train_s=round(float(np.sum(steps)), 1),
+               step_s=round(float(np.median(steps)), 3) if steps else None, predict_s=round(predict_s, 1),
+               scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]))
+
+
+def run_ours(data: dict, s: Settings, work: Path, label: str, method: str, *, seed: int = 0,
+             epochs: Optional[int] = None, extra: Sequence[str] = (), env: Optional[dict] = None,
+             evaluate_epochs: Sequence[int] = ()) -> Dict[int, Row]:
+    """Train ours for ``epochs`` (default ``s.epochs``) with a checkpoint every epoch; predict
+    and score the checkpoints of ``evaluate_epochs`` (default: the last). Returns epoch -> row."""
+    acq = data["acq"]
+    work.mkdir(parents=True, exist_ok=True)
+    logp = work / "log.txt"
+    epochs = epochs or s.epochs
+    _ours(["prepare_star", *_acq_args(acq, data["folder"]), "--number_subtomos", str(s.subtomos)], work, logp, env)
+    command = "denoise" if method == "n2n" else "refine"
+    args = [command, "tomograms.star", "--output_dir", "maps", "--epochs", str(epochs), "--save_interval", "1",
+            "--seed", str(seed), "--ncpus", str(s.ncpus), "--device", s.device, *_train_args(s, method), *extra]
+    if s.device != "cuda":
+        args = [a for a in args if a not in ("--gpuID", "None")]
+    train_wall = _ours(args, work, logp, env)
+    return {e: _score_epoch(data, s, work, e, label, env=env, note=f"process wall {train_wall:.0f} s")
+            for e in (evaluate_epochs or [epochs])}
+
+
+# ------------------------------------------------------------------------------- report
+COLUMNS = ("pearson", "fsc_05_a", "fsc_0143_a", "measured_fsc", "wedge_fsc")
+
+
+def write_report(out: Path, rows: List[Row], header: dict) -> None:
+    from isonet2core import atomic
+
+    atomic.write_text(out / "side_by_side.json", json.dumps(
+        {"header": header, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n")
+    lines = [f"Side by side ({header['started']}, {header['device']}): {header['settings']}", "",
+             "| geometry | map | program | steps | train s | s/step | predict s | Pearson | FSC 0.5 (A) | "
+             "FSC 0.143 (A) | measured FSC | wedge FSC | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        vals = [r.scores.get(c) for c in COLUMNS]
+        lines.append("| " + " | ".join(str(x) if x is not None else "-" for x in
+                                       [r.geometry, r.label, r.program, r.steps, r.train_s, r.step_s, r.predict_s,
+                                        *vals, r.note]) + " |")
+    atomic.write_text(out / "side_by_side.md", "\n".join(lines) + "\n")
+
+
+def parse_variant(text: str):
+    """``LABEL=ARGS`` with ARGS the extra refine options and ``ENV:NAME=VALUE`` words."""
+    label, _, rest = text.partition("=")
+    words = shlex.split(rest)
+    env = dict(w[4:].split("=", 1) for w in words if w.startswith("ENV:"))
+    return label, [w for w in words if not w.startswith("ENV:")], env
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=HERE / "bench" / "results" / "side_by_side")
+    p.add_argument("--data", type=Path, default=None, help="cache of simulated lamellae (default OUT/data)")
+    p.add_argument("--official", default=None, help="folder made by shared/tools/official-isonet2/setup.sh")
+    p.add_argument("--official-python", default=None, help="a python that imports IsoNet (GPU machines)")
+    p.add_argument("--official-repeats", type=int, default=1)
+    p.add_argument("--geometries", default="pm60,lamella")
+    p.add_argument("--shape", default="64x192x192")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--wall-epochs", type=int, default=0, help="train ours this long for the equal-wall row (0: no row)")
+    p.add_argument("--variant", action="append", default=[], help="LABEL=EXTRA ARGS (ENV:NAME=VALUE sets a variable)")
+    p.add_argument("--variant-geometries", default="pm60")
+    p.add_argument("--ours-extra", default="", help="extra options of every run of ours (before a variant's)")
+    p.add_argument("--denoise", action="store_true")
+    p.add_argument("--only-variants", action="store_true", help="skip the seeds beyond the first")
+    for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight", "ctf_mode", "device", "ncpus"):
+        p.add_argument("--" + f.replace("_", "-"), type=type(getattr(Settings, f)), default=getattr(Settings, f))
+    p.add_argument("--mixed-precision", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    s = Settings(**{f: getattr(a, f) for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight",
+                                                "ctf_mode", "device", "ncpus", "mixed_precision")})
+    out = a.out.absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    shape = [int(x) for x in a.shape.split("x")]
+    official = Official(a.official, a.official_python) if (a.official or a.official_python) else None
+    header = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": s.device,
+              "settings": {**s.__dict__, "ours_extra": a.ours_extra},
+              "official": official.where if official else None, "argv": sys.argv[1:]}
+    if official is None:
+        log.info("official IsoNet2 rows skipped: no --official folder or --official-python given")
+    rows: List[Row] = []
+    seeds = [int(x) for x in a.seeds.split(",")]
+    ours_extra = shlex.split(a.ours_extra)
+    for geometry in a.geometries.split(","):
+        data = make_data(a.data or out / "data", geometry, shape, seed=0)
+        data["geometry"] = geometry
+        rows += baselines(data, geometry)
+        write_report(out, rows, header)
+        official_train_s = None
+        if official is not None:
+            for k in range(a.official_repeats):
+                try:
+                    row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
+                                       f"refine, run {k + 1}", "isonet2-n2n")
+                    official_train_s = official_train_s or row.train_s
+                except RuntimeError as exc:
+                    row = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc))
+                rows.append(row)
+                write_report(out, rows, header)
+        first = True
+        for seed in seeds[:1] if a.only_variants else seeds:
+            epochs = max(a.wall_epochs, s.epochs) if first else s.epochs
+            res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
+                           "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
+            rows.append(res[s.epochs])
+            if first and a.wall_epochs and official_train_s:
+                work = out / geometry / f"ours_refine_seed{seed}"
+                hist = json.loads((work / "maps" / "loss_history.json").read_text())
+                cum = np.cumsum([float(h["seconds"]) for h in hist])
+                e = int(max(1, np.searchsorted(cum, official_train_s, side="right")))
+                rows.append(_score_epoch(data, s, work, e, f"refine, equal wall time ({e} epochs, seed {seed})"))
+            first = False
+            write_report(out, rows, header)
+        if geometry in a.variant_geometries.split(","):
+            for text in a.variant:
+                label, extra, env = parse_variant(text)
+                res = run_ours(data, s, out / geometry / f"variant_{len(rows)}", f"refine, {label}", "isonet2-n2n",
+                               extra=ours_extra + extra, env=env)
+                rows.append(res[s.epochs])
+                write_report(out, rows, header)
+        if a.denoise:
+            if official is not None:
+                try:
+                    rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
+                except RuntimeError as exc:
+                    rows.append(Row(geometry, "denoise", "official", note=str(exc)))
+            rows.append(run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n", extra=ours_extra)[s.epochs])
+            write_report(out, rows, header)
+    print((out / "side_by_side.md").read_text())
+    return 0
+
+
+def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
+                 env: Optional[dict] = None, note: str = "") -> Row:
+    """Predict and score our checkpoint of ``epoch`` in a run folder of :func:`run_ours`."""
+    from isonet2core.mrcio import read_mrc
+
+    acq = data["acq"]
+    logp = work / "log.txt"
+    model = sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0]
+    out_dir = work / f"pred_epoch{epoch:03d}"
+    predict_s = _ours(["predict", "tomograms.star", model, "--output_dir", str(out_dir), "--device", s.device,
+                       "--ncpus", str(s.ncpus)], work, logp, env)
+    history = json.loads((work / "maps" / "loss_history.json").read_text())
+    trained = sum(float(h["seconds"]) for h in history[:epoch])
+    steps = sum(int(h["steps"]) for h in history[:epoch])
+    vol = read_mrc(next(p for p in sorted(glob.glob(str(out_dir / "*.mrc"))) if "_half" not in p))[0]
+    return Row(data["geometry"], label, "ours", steps=steps, train_s=round(trained, 1),
+               step_s=round(trained / max(steps, 1), 3), predict_s=round(predict_s, 1),
+               scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]),
+               note=note)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
