@@ -15,7 +15,7 @@ from isonet2scipion.objects import IsoNet2Model
 
 MODEL_METHODS = ["isonet2-n2n", "isonet2", "n2n"]
 # network_{method}_{arch}_{cube}_full.pt / ..._epoch{NNN}.pt, as isonet2 refine/denoise write
-_MODEL_NAME = re.compile(r"network_(?P<method>isonet2-n2n|isonet2|n2n)_(?P<arch>unet-[a-z]+)_"
+_MODEL_NAME = re.compile(r"network_(?P<method>isonet2-n2n|isonet2|n2n)_(?P<arch>(?:plain-)?unet-[a-z]+)_"
                          r"(?P<cube>\d+)_(full|epoch\d+)\.pt$")
 
 

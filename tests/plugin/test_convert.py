@@ -248,3 +248,13 @@ def test_read_column_and_merge_columns(tmp_path):
     convert.merge_columns(path, {"TS_01": {star.DECONV: "/out/TS_01_deconv.mrc"}})
     assert convert.read_column(path, star.DECONV) == {"TS_01": star.Path("/out/TS_01_deconv.mrc")}
     assert convert.entries_from_signature(convert.entries_signature(entries, a=1)) == entries
+
+
+def test_import_model_reads_every_architecture_from_the_file_name(tmp_path):
+    from isonet2scipion.constants import ARCH_CHOICES
+    from isonet2scipion.protocols.protocol_import_model import describeModelFile
+
+    for arch in ARCH_CHOICES:
+        info = describeModelFile(str(tmp_path / f"network_isonet2-n2n_{arch}_48_full.pt"))
+        assert info["arch"] == arch and info["cube_size"] == 48 and info["method"] == "isonet2-n2n"
+    assert describeModelFile(str(tmp_path / "network_n2n_plain-unet-large_96_epoch010.pt"))["arch"] == "plain-unet-large"
