@@ -58,8 +58,8 @@ from scipy.spatial.transform import Rotation
 
 from isonet2core import atomic
 from isonet2core.config import check_tilt_range
-from isonet2core.simulate import (format_imod_defocus, format_tlt, project, projection_matrix,
-                                  tomogram_name, weighted_back_projection, detector_width)
+from isonet2core.simulate import (detector_width, project, projection_matrix, tomogram_name,
+                                  weighted_back_projection)
 
 PathLike = Union[str, os.PathLike]
 
@@ -569,27 +569,15 @@ def write_lamella_dataset(out_dir: PathLike, cfg: LamellaConfig, n_tomograms: in
     :func:`isonet2core.simulate.simulate_dataset` does: ``full/``, ``even/``, ``odd/``,
     ``ground_truth/`` MRC files, IMOD ``ctf/*.defocus`` and ``tilt/*.tlt``, and
     ``acquisition.json``. Returns one dict per tomogram with the absolute paths."""
-    from isonet2core.mrcio import write_mrc
-    from isonet2core.simulate import ACQUISITION_FILE, CTF_FOLDER, TILT_FOLDER, VOLUME_FOLDERS
+    from isonet2core.simulate import ACQUISITION_FILE, make_dataset_folders, write_tomogram_files
 
     cfg.validate()
+    if int(n_tomograms) != n_tomograms or n_tomograms < 1:
+        raise ValueError(f"n_tomograms must be a positive integer, got {n_tomograms}")
     out = Path(out_dir).absolute()
-    for folder in VOLUME_FOLDERS + (CTF_FOLDER, TILT_FOLDER):
-        (out / folder).mkdir(parents=True, exist_ok=True)
-    records = []
-    for i in range(int(n_tomograms)):
-        name = tomogram_name(i + 1)
-        result = simulate_lamella(cfg, cfg.seed + i)
-        record = {"name": name, "seed": cfg.seed + i, "defocus_a": cfg.defocus_a}
-        for folder in VOLUME_FOLDERS:
-            path = out / folder / f"{name}.mrc"
-            write_mrc(path, result[folder], cfg.pixel_size_a)
-            record[folder] = str(path)
-        record["defocus_file"] = str(out / CTF_FOLDER / f"{name}.defocus")
-        atomic.write_text(Path(record["defocus_file"]), format_imod_defocus(result["tilt_angles_deg"], cfg.defocus_a))
-        record["tilt_file"] = str(out / TILT_FOLDER / f"{name}.tlt")
-        atomic.write_text(Path(record["tilt_file"]), format_tlt(result["tilt_angles_deg"]))
-        records.append(record)
+    make_dataset_folders(out)
+    records = [write_tomogram_files(out, tomogram_name(i + 1), simulate_lamella(cfg, cfg.seed + i), cfg.seed + i)
+               for i in range(int(n_tomograms))]
     angles = tilt_angles(cfg)
     acquisition = {"simulator": "lamella", "pixel_size_a": cfg.pixel_size_a, "voltage_kv": cfg.voltage_kv,
                    "cs_mm": cfg.cs_mm, "amplitude_contrast": cfg.amplitude_contrast,

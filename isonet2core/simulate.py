@@ -427,6 +427,34 @@ def tomogram_name(index: int) -> str:
     return f"tomo_{index:03d}"
 
 
+def make_dataset_folders(out: Path) -> None:
+    """The folders of a simulated data set (``ValueError`` if ``out`` is a file)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {out} exists and is not a folder")
+    for folder in VOLUME_FOLDERS + (CTF_FOLDER, TILT_FOLDER):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+
+
+def write_tomogram_files(out: Path, name: str, result: Dict[str, object], seed: int) -> dict:
+    """Write one simulated tomogram's maps (``full``, ``even``, ``odd``, ``ground_truth``), IMOD
+    ``.defocus`` and ``.tlt`` under ``out`` (the data-set layout); returns its record: ``name``,
+    ``seed``, ``defocus_a`` and the absolute paths."""
+    from isonet2core.mrcio import write_mrc
+
+    defocus = float(result["defocus_a"])
+    angles = result["tilt_angles_deg"]
+    record: dict = {"name": name, "seed": seed, "defocus_a": defocus}
+    for folder in VOLUME_FOLDERS:
+        path = out / folder / f"{name}.mrc"
+        write_mrc(path, result[folder], float(result["pixel_size_a"]))
+        record[folder] = str(path)
+    record["defocus_file"] = str(out / CTF_FOLDER / f"{name}.defocus")
+    atomic.write_text(Path(record["defocus_file"]), format_imod_defocus(angles, defocus))
+    record["tilt_file"] = str(out / TILT_FOLDER / f"{name}.tlt")
+    atomic.write_text(Path(record["tilt_file"]), format_tlt(angles))
+    return record
+
+
 def simulate_dataset(out_dir: PathLike, cfg: SimulationConfig, n_tomograms: int = 1, *,
                      on_written: Optional[Callable[[dict], None]] = None) -> List[dict]:
     """Simulate ``n_tomograms`` tomograms and write them under ``out_dir``.
@@ -440,31 +468,18 @@ def simulate_dataset(out_dir: PathLike, cfg: SimulationConfig, n_tomograms: int 
     (``full``, ``even``, ``odd``, ``ground_truth``, ``defocus_file``, ``tilt_file``).
     ``on_written`` (optional) is called with each tomogram's dict once its files are written.
     """
-    from isonet2core.mrcio import write_mrc
-
     cfg.validate()
     if int(n_tomograms) != n_tomograms or n_tomograms < 1:
         raise ValueError(f"n_tomograms must be a positive integer, got {n_tomograms}")
     out = Path(out_dir).absolute()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output_dir {out} exists and is not a folder")
-    for folder in VOLUME_FOLDERS + (CTF_FOLDER, TILT_FOLDER):
-        (out / folder).mkdir(parents=True, exist_ok=True)
+    make_dataset_folders(out)
 
     records = []
     for i in range(int(n_tomograms)):
         name = tomogram_name(i + 1)
         defocus = cfg.defocus_a + i * cfg.defocus_step_a
         result = simulate_tomogram(cfg, cfg.seed + i, defocus_a=defocus)
-        record = {"name": name, "seed": cfg.seed + i, "defocus_a": defocus}
-        for folder in VOLUME_FOLDERS:
-            path = out / folder / f"{name}.mrc"
-            write_mrc(path, result[folder], cfg.pixel_size_a)
-            record[folder] = str(path)
-        record["defocus_file"] = str(out / CTF_FOLDER / f"{name}.defocus")
-        atomic.write_text(Path(record["defocus_file"]), format_imod_defocus(result["tilt_angles_deg"], defocus))
-        record["tilt_file"] = str(out / TILT_FOLDER / f"{name}.tlt")
-        atomic.write_text(Path(record["tilt_file"]), format_tlt(result["tilt_angles_deg"]))
+        record = write_tomogram_files(out, name, result, cfg.seed + i)
         logger.info("simulated %s (seed %d, defocus %.0f A, noise sigma %.4g)",
                     name, record["seed"], defocus, result["noise_sigma"])
         records.append(record)

@@ -252,6 +252,7 @@ class _Session:
         # unet-small, 32^3 cubes); the layout does not change the state dict's values
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
         self.models = [m.to(memory_format=self.memory_format) for m in self.models]
+        self.batch_norm = _has_batch_norm(self.models[0])
         self.amp = amp_dtype(self.device, cfg.mixed_precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         params = [p for m in self.models for p in m.parameters()]
@@ -308,7 +309,7 @@ class _Session:
         normalisation, which normalise by the batch itself (their running averages lag behind
         the weights while they train)."""
         model = self.models[half if self.cfg.split_halves else 0]
-        model.train(_has_batch_norm(model))
+        model.train(self.batch_norm)
         with torch.no_grad(), self._autocast():
             out = model(x.contiguous(memory_format=self.memory_format)).float()
         model.train()
