@@ -18,6 +18,15 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
   holds the pixel size and the tilt range),
   ``history``, ``command_line``, ``model2_state`` (the second network of split-halves training).
 
+Model files of the IsoNet2 program (``network_*.pt`` with ``model_state_dict``, ``arch``,
+``cube_size``, ``method``, ``CTF_mode``, ``do_phaseflip_input`` and a ``metrics`` dict of numpy
+arrays) load too, for its ``unet-small|medium|large`` (our ``unet-*`` has its layout and names):
+:func:`load_checkpoint` turns them into this layout with ``input_contrast = "inverted"`` (the
+program trains and predicts on inverted, protein-bright maps; :func:`build_model` then wraps the
+network so that it takes and returns our protein-dark contrast) and ``source = "IsoNet2"``.
+Their numpy arrays are admitted by a list of numpy's array-rebuilding functions, never by
+unpickling arbitrary code.
+
 File names: ``model_path(output_dir, method, arch, cube)`` ->
 ``network_{method}_{arch}_{cube}_full.pt`` (latest/final); with ``epoch`` ->
 ``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` (one file per epoch, never overwritten by another).
@@ -120,10 +129,13 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... by case
         raise ValueError(f"{path}: not a readable isonet2core checkpoint "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if isinstance(ckpt, dict) and "model_state_dict" in ckpt and "format" not in ckpt:
+        ckpt = _from_isonet2_program(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an isonet2core checkpoint (no format={FORMAT!r} entry; "
                          "model files are written by `isonet2 refine` or `isonet2 denoise`)")
@@ -133,6 +145,58 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
                          f"(this isonet2core reads up to {FORMAT_VERSION})")
     _validate_fields(ckpt, str(path))
     return ckpt
+
+
+def _numpy_globals() -> list:
+    import numpy as np
+    names = [np.ndarray, np.dtype]
+    try:
+        from numpy._core import multiarray          # numpy 2
+    except ImportError:
+        from numpy.core import multiarray           # numpy 1
+    names += [multiarray._reconstruct, multiarray.scalar]
+    names += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
+    return names
+
+
+_NUMPY_GLOBALS = _numpy_globals()
+
+
+def _from_isonet2_program(raw: dict, path: Path) -> dict:
+    """Our checkpoint layout for a model file written by the IsoNet2 program."""
+    missing = [k for k in ("arch", "cube_size", "method") if k not in raw]
+    if missing:
+        raise ValueError(f"{path}: an IsoNet2 program model file without {', '.join(missing)}")
+    arch = str(raw["arch"])
+    if arch not in ARCHITECTURES or arch.startswith("plain-"):
+        raise ValueError(f"{path}: IsoNet2 network {arch!r} is not supported (unet-small, unet-medium "
+                         "and unet-large are; the scunet family is not built here)")
+    prefixes = ("module.", "_orig_mod.")
+    state = {}
+    for key, value in raw["model_state_dict"].items():
+        for prefix in prefixes:
+            key = key[len(prefix):] if key.startswith(prefix) else key
+        state[key] = value
+    ctf_mode = raw.get("CTF_mode")
+    ctf_mode = None if ctf_mode in (None, "None", "") else str(ctf_mode)
+    method = str(raw["method"])
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_state": state, "arch": arch,
+            "cube_size": int(raw["cube_size"]), "method": method, "source": "IsoNet2",
+            "input_contrast": "inverted",
+            "config": {"method": method, "arch": arch, "cube_size": int(raw["cube_size"]),
+                       "ctf_mode": ctf_mode,
+                       "do_phaseflip_input": bool(raw.get("do_phaseflip_input", True))}}
+
+
+class InvertedContrast(nn.Module):
+    """A network trained on inverted maps, applied to ours: ``-net(-x)``."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.net(-x)
 
 
 def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
@@ -150,7 +214,7 @@ def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
     except (RuntimeError, KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint weights {state_key!r} do not fit architecture "
                          f"{ckpt['arch']!r}: {str(exc).splitlines()[0]}") from exc
-    return model
+    return InvertedContrast(model) if ckpt.get("input_contrast") == "inverted" else model
 
 
 def check_compatible(ckpt: dict, arch: Optional[str] = None, cube_size: Optional[int] = None,

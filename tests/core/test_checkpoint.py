@@ -112,3 +112,29 @@ def test_check_compatible_names_both(tmp_path, small_model):
         ck.check_compatible(ckpt, arch="unet-medium", name=str(tmp_path / "m.pt"))
     with pytest.raises(ValueError, match="cube_size 16.*cube_size 96"):
         ck.check_compatible(ckpt, cube_size=96)
+
+
+def test_isonet2_program_model_files_load_with_their_contrast(tmp_path):
+    """A file laid out as the IsoNet2 program writes it (its keys, DDP's 'module.' prefix, numpy
+    loss arrays) loads as our unet-small, wrapped to take and give protein-dark maps."""
+    import numpy as np
+
+    torch.manual_seed(3)
+    net = build_unet("unet-small").eval()
+    official = {"method": "isonet2-n2n", "CTF_mode": "network", "do_phaseflip_input": True,
+                "arch": "unet-small", "cube_size": 16,
+                "model_state_dict": {"module." + k: v for k, v in net.state_dict().items()},
+                "metrics": {"average_loss": [np.array(0.5, dtype=np.float32)], "inside_loss": [np.float64(0.1)]}}
+    path = tmp_path / "network_isonet2-n2n_unet-small_16_full.pt"
+    torch.save(official, path)
+    ckpt = ck.load_checkpoint(path)
+    assert ckpt["source"] == "IsoNet2" and ckpt["arch"] == "unet-small" and ckpt["cube_size"] == 16
+    assert ckpt["config"]["ctf_mode"] == "network" and ckpt["config"]["do_phaseflip_input"] is True
+    model = ck.build_model(ckpt).eval()
+    x = torch.randn(2, 1, 16, 16, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), -net(-x), rtol=0, atol=0)
+    official["arch"] = "scunet-fast"
+    torch.save(official, tmp_path / "sc.pt")
+    with pytest.raises(ValueError, match="scunet-fast.*not supported"):
+        ck.load_checkpoint(tmp_path / "sc.pt")
