@@ -106,7 +106,8 @@ def fsc_loss(fx: torch.Tensor, fy: torch.Tensor, shape) -> torch.Tensor:
     cross = zeros.index_add(1, idx, cols * (a.real * c.real + a.imag * c.imag))
     pa = zeros.index_add(1, idx, cols * (a.real ** 2 + a.imag ** 2))
     pc = zeros.index_add(1, idx, cols * (c.real ** 2 + c.imag ** 2))
-    fsc = cross / torch.sqrt(pa * pc).clamp_min(1e-12)
+    # clamp inside the root: an empty shell then has a finite (zero) gradient, not 0 * inf
+    fsc = cross / torch.sqrt((pa * pc).clamp_min(1e-24))
     return (1.0 - fsc.clamp(-1.0, 1.0).mean(dim=1)).mean()
 
 

@@ -142,6 +142,9 @@ def test_masked_fsc_loss_terms():
     terms = masked_loss(x, y, ones, ones, mw_weight=200.0, loss_func="FSC")
     assert float(terms.n2n) == pytest.approx(float(plain_loss(x, y, "FSC")), abs=1e-6)
     assert float(terms.mw) == pytest.approx(1.0, abs=1e-6)           # no power: FSC 0 in every shell
+    terms.total.backward()                                           # empty shells: finite gradients
+    assert torch.isfinite(x.grad).all()
+    x.grad = None
     half = torch.zeros(16, 16, 9)
     half[:8] = 1.0
     terms = masked_loss(x, y, half, ones, mw_weight=2.0, loss_func="FSC")
