@@ -9,30 +9,27 @@ HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"',
                     (HERE / "isonet2core" / "__init__.py").read_text()).group(1)
 
-CORE = [
-    "torch>=2.1",  # install torch==2.13.0 first on CPU machines: an unpinned torch pulls CUDA wheels
-    "numpy",
-    "scipy",
-    "mrcfile",
-    "starfile",
-    "pandas",
-    "matplotlib",
-    "tqdm",
-]
-SCIPION = [
+# the core's requirements live in one file, also read by the plugin when it builds the
+# managed environment (isonet2scipion.core_wheel)
+CORE = [line.strip() for line in
+        (HERE / "isonet2core" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")]
+# what the plugin imports inside Scipion: installed with the distribution itself (the plugin
+# manager installs no extras). Floors: the versions the plugin is tested with.
+PLUGIN = [
     "scipion-pyworkflow>=3.11",
     "scipion-em>=3.11",
     "scipion-em-tomo>=3.12",
-    "scipion-em-imod",
-    "scipion-app",
-    "emtable",
+    "numpy",
     "pandas",      # the plugin writes/reads tomograms.star through isonet2core.star
     "starfile",
 ]
+# the demo and the tests: the Scipion launcher, IMOD's CTF file parser, emtable
+SCIPION = ["scipion-app", "scipion-em-imod", "emtable"]
 DEV = ["pytest", "hypothesis"]
 
 setup(
-    name="scipion-em-isonet2",
+    name="scipion-em-isonet2scipion",
     version=VERSION,
     description="IsoNet2 cryo-ET restoration (missing wedge, denoising, CTF) in PyTorch, "
                 "with a Scipion plugin",
@@ -43,8 +40,8 @@ setup(
     packages=find_packages(include=["isonet2core", "isonet2core.*",
                                     "isonet2scipion", "isonet2scipion.*"]),
     include_package_data=True,
-    package_data={"isonet2core": ["data/*.npz"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template"]},
-    install_requires=[],
+    package_data={"isonet2core": ["data/*.npz", "requirements.txt"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template"]},
+    install_requires=PLUGIN,
     extras_require={"core": CORE, "scipion": SCIPION, "dev": DEV},
     entry_points={
         "console_scripts": ["isonet2 = isonet2core.cli.main:main"],

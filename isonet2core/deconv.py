@@ -27,6 +27,7 @@ import torch
 
 from isonet2core import ctf, fourier
 from isonet2core.config import DeconvConfig, Microscope
+from isonet2core.device import cpu_threads
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 @contextlib.contextmanager
 def _torch_threads(n: int) -> Iterator[None]:
     previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    torch.set_num_threads(cpu_threads(max(1, int(n))))
     try:
         yield
     finally:

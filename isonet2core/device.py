@@ -17,6 +17,16 @@ import torch
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+def cpu_threads(requested: int, processes: int = 1) -> int:
+    """CPU threads for each of ``processes`` processes asked to use ``requested`` threads in
+    all: never more than this machine's cores (oversubscribed threads slow every process
+    several times over), at least 1."""
+    if requested < 1 or processes < 1:
+        raise ValueError(f"threads and processes must be at least 1, got {requested} and "
+                         f"{processes}")
+    return max(1, min(int(requested), os.cpu_count() or 1) // int(processes))
+
+
 def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[int]]:
     """``"0,1"`` / ``"[0, 1]"`` / ``0`` / ``(0, 1)`` -> ``[0, 1]``; ``None``/``""``/``"None"`` -> ``None``."""
     if text is None:

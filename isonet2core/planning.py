@@ -1,4 +1,4 @@
-"""Planning a training run: how many subtomograms and epochs.
+"""Planning a training run: how many subtomograms and epochs, and whether the cubes fit.
 
 The IsoNet2 tutorial's rule of thumb: ``subtomograms per tomogram x tomograms x epochs`` of
 about 100 000 cube draws in total (e.g. 10 tomograms x 200 subtomograms x 50 epochs). These
@@ -7,7 +7,7 @@ computes it by hand.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 #: cube draws in a whole training run (subtomograms per tomogram x tomograms x epochs)
 RULE_OF_THUMB_TOTAL = 100_000
@@ -60,3 +60,11 @@ def planned_total(n_tomograms: int, subtomos_per_tomo: Optional[int], epochs: in
     s = default_subtomos_per_tomogram(n) if subtomos_per_tomo is None else \
         _check_positive("subtomos_per_tomo", subtomos_per_tomo)
     return n * s * _check_positive("epochs", epochs)
+
+
+def check_fits(shape: Sequence[int], cube_size: int, name: str) -> None:
+    """``ValueError`` naming the tomogram when a training cube of ``cube_size`` voxels does not
+    fit in a tomogram of ``shape`` (z, y, x) voxels (the smallest edge must hold a cube)."""
+    if min(shape) < cube_size:
+        raise ValueError(f"tomogram {name} of shape {tuple(shape)} (z, y, x) is smaller than "
+                         f"cube_size {cube_size}; use a smaller --cube_size")

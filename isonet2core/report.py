@@ -34,6 +34,7 @@ from matplotlib import ticker  # noqa: E402
 from isonet2core import __version__, atomic, figures, metrics, mrcio, star  # noqa: E402
 from isonet2core.atomic import atomic_output  # noqa: E402
 from isonet2core.config import ReportConfig  # noqa: E402
+from isonet2core.progress import HISTORY_FILE  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
 # (added by the report work; plot_loss_history above is the trainer's)
 REPORT_STEM = "report"
 # the files a training run writes beside its model files (isonet2core.training.trainer)
-HISTORY_FILE = "loss_history.json"
 LOSS_PNG = "loss.png"
 CONFIG_FILE = "config.json"
 PREVIEW_DIR = "preview"

@@ -8,61 +8,69 @@ learning stack does not share. Every core call goes through :meth:`Plugin.runCor
 
 Which interpreter runs the core (first match wins):
 
-1. ``ISONET2_PYTHON`` when it names an existing file: any Python that has ``isonet2core``
-   installed (``pip install "scipion-em-isonet2[core]"``). Its default is the venv that
-   ``scipion installb isonet2-<version>`` creates when conda is absent:
-   ``<ISONET2_HOME>/venv/bin/python``.
-2. Otherwise the conda environment: ``<CONDA_ACTIVATION_CMD> <ISONET2_ENV_ACTIVATION> && python``
-   (``ISONET2_ENV_ACTIVATION`` defaults to ``conda activate isonet2-<version>``).
+1. ``ISONET2SCIPION_PYTHON`` when it names an existing file: any Python that has
+   ``isonet2core`` installed (``pip install "scipion-em-isonet2scipion[core]"``). Its default is
+   the venv that ``scipion installb isonet2scipion-<version>`` creates when conda is absent:
+   ``<ISONET2SCIPION_HOME>/venv/bin/python``.
+2. Otherwise the conda environment: ``<CONDA_ACTIVATION_CMD> <ISONET2SCIPION_ENV_ACTIVATION> &&
+   python`` (the activation defaults to ``conda activate isonet2scipion-<version>``).
+
+The core must be the plugin's own version: a managed environment left by another version is
+reported with both versions and the command that rebuilds it. The variable names are our own
+(``ISONET2SCIPION_*``), so that the Scipion team's plugin for the official IsoNet2 (package
+``isonet2``, variables ``ISONET2_*``) can be installed beside this one.
 """
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from typing import List, Optional
 
 import pwem
 from pyworkflow import TOMO
 from pyworkflow.utils import Environ
 
-from isonet2scipion.constants import (DEFAULT_ACTIVATION_CMD, DEFAULT_TORCH_SPEC, INSTALLED_FLAG,
-                                      ISONET2, ISONET2_ENV_ACTIVATION, ISONET2_ENV_NAME,
-                                      ISONET2_HOME, ISONET2_PYTHON, ISONET2_TORCH,
-                                      ISONET2_VERSION, PIP_DISTRIBUTION, VENV_DIR)
+from isonet2scipion import core_wheel
+from isonet2scipion.constants import (BINARY_NAME, DEFAULT_ACTIVATION_CMD, DEFAULT_TORCH_SPEC,
+                                      ENV_ACTIVATION_VAR, ENV_NAME, HOME_VAR, INSTALLED_FLAG,
+                                      ISONET2_VERSION, PIP_DISTRIBUTION, PYTHON_VAR, TORCH_VAR,
+                                      VENV_DIR)
 
 __version__ = ISONET2_VERSION
 _references = ["Liu2025IsoNet2"]
 
 logger = logging.getLogger(__name__)
 
-_SOURCE_DIR = Path(__file__).resolve().parent.parent
 _CHECK_TIMEOUT_S = 300
 _FAILED_CHECK_TTL_S = 30.0
 
 
 class Plugin(pwem.Plugin):
-    _homeVar = ISONET2_HOME
-    _url = "https://github.com/scipion-em/scipion-em-isonet2"
+    _homeVar = HOME_VAR
+    _url = "https://pypi.org/project/scipion-em-isonet2scipion"
     _processingField = [TOMO]
     # program string -> (ok, message, time of the check); successes are kept for the session
     _envChecks = {}
 
     @classmethod
     def _defineVariables(cls):
-        cls._defineEmVar(ISONET2_HOME, ISONET2_ENV_NAME,
+        cls._defineEmVar(HOME_VAR, ENV_NAME,
                          description="Folder of the managed IsoNet2 environment")
-        cls._defineVar(ISONET2_ENV_ACTIVATION, DEFAULT_ACTIVATION_CMD,
+        cls._defineVar(ENV_ACTIVATION_VAR, DEFAULT_ACTIVATION_CMD,
                        description="Command that activates the IsoNet2 conda environment")
-        cls._defineVar(ISONET2_PYTHON,
-                       os.path.join(cls.getVar(ISONET2_HOME), VENV_DIR, "bin", "python"),
+        cls._defineVar(PYTHON_VAR,
+                       os.path.join(cls.getVar(HOME_VAR), VENV_DIR, "bin", "python"),
                        description="Python interpreter with isonet2core installed "
                                    "(used when the file exists; else the conda environment)")
-        cls._defineVar(ISONET2_TORCH, DEFAULT_TORCH_SPEC,
-                       description="PyTorch requirement installed into the managed environment")
+        cls._defineVar(TORCH_VAR, DEFAULT_TORCH_SPEC,
+                       description="pip arguments that install PyTorch into the managed "
+                                   "environment, e.g. 'torch==2.13.0 --index-url "
+                                   "https://download.pytorch.org/whl/cu126'")
 
     # ------------------------------------------------------------ environment
     @classmethod
@@ -72,14 +80,14 @@ class Plugin(pwem.Plugin):
     @classmethod
     def getCoreProgram(cls):
         """The shell words that start the core (``... -m isonet2core``), or None when there is
-        neither an existing ISONET2_PYTHON nor conda."""
-        python = cls.getVar(ISONET2_PYTHON)
+        neither an existing PYTHON_VAR nor conda."""
+        python = cls.getVar(PYTHON_VAR)
         if python and os.path.isfile(python):
             return f"{shlex.quote(python)} -m isonet2core"
-        if os.environ.get(ISONET2_PYTHON):  # set explicitly, but missing: do not fall back
+        if os.environ.get(PYTHON_VAR):  # set explicitly, but missing: do not fall back
             return None
         if cls._condaAvailable():
-            return (f"{cls.getCondaActivationCmd()} {cls.getVar(ISONET2_ENV_ACTIVATION)} "
+            return (f"{cls.getCondaActivationCmd()} {cls.getVar(ENV_ACTIVATION_VAR)} "
                     f"&& python -m isonet2core")
         return None
 
@@ -97,8 +105,8 @@ class Plugin(pwem.Plugin):
 
     @classmethod
     def installHint(cls) -> str:
-        return (f"Install the IsoNet2 environment with `scipion3 installb {ISONET2_ENV_NAME}` "
-                f"(or `python -m scipion installb {ISONET2_ENV_NAME}`), or set {ISONET2_PYTHON} "
+        return (f"Install the IsoNet2 environment with `scipion3 installb {ENV_NAME}` "
+                f"(or `python -m scipion installb {ENV_NAME}`), or set {PYTHON_VAR} "
                 f"to a Python interpreter where `pip install \"{PIP_DISTRIBUTION}[core]\"` was run.")
 
     @classmethod
@@ -107,8 +115,8 @@ class Plugin(pwem.Plugin):
         cached for the session; failed ones are repeated after a few seconds."""
         program = cls.getCoreProgram()
         if program is None:
-            python = cls.getVar(ISONET2_PYTHON)
-            return [f"The IsoNet2 environment was not found: {ISONET2_PYTHON}={python} does not "
+            python = cls.getVar(PYTHON_VAR)
+            return [f"The IsoNet2 environment was not found: {PYTHON_VAR}={python} does not "
                     f"exist and conda is not available. {cls.installHint()}"]
         cached = cls._envChecks.get(program)
         if cached and (cached[0] or time.time() - cached[2] < _FAILED_CHECK_TTL_S):
@@ -126,6 +134,13 @@ class Plugin(pwem.Plugin):
         message = ("" if ok else
                    f"The IsoNet2 environment is broken: `{program} --version` failed"
                    f"{(': ' + detail[0]) if detail else ''}. {cls.installHint()}")
+        if ok:
+            found = coreVersion(result.stdout)
+            if found != ISONET2_VERSION:
+                ok = False
+                message = (f"The IsoNet2 environment runs isonet2core {found or '(unknown)'}, "
+                           f"but this plugin is version {ISONET2_VERSION}: the two must match. "
+                           f"{cls.installHint()}")
         cls._envChecks[program] = (ok, message, time.time())
         return [] if ok else [message]
 
@@ -152,36 +167,47 @@ class Plugin(pwem.Plugin):
 
     # ------------------------------------------------------------ installation
     @classmethod
-    def coreRequirement(cls) -> str:
-        """What pip installs for the core: this source tree when the plugin runs from a
-        checkout, else the released distribution of the same version."""
-        if (_SOURCE_DIR / "setup.py").is_file() and (_SOURCE_DIR / "isonet2core").is_dir():
-            return f"{_SOURCE_DIR}[core]"
-        return f"{PIP_DISTRIBUTION}[core]=={ISONET2_VERSION}"
+    def torchArgs(cls) -> List[str]:
+        """The pip arguments that install PyTorch (``ISONET2SCIPION_TORCH``, split like a shell
+        would, so that it may carry e.g. ``--index-url`` to choose a CUDA build)."""
+        words = shlex.split(cls.getVar(TORCH_VAR, DEFAULT_TORCH_SPEC) or DEFAULT_TORCH_SPEC)
+        return words or shlex.split(DEFAULT_TORCH_SPEC)
 
     @classmethod
     def installCommand(cls, useConda: bool) -> str:
-        """The shell command that builds the managed environment in the package folder."""
-        torch = shlex.quote(cls.getVar(ISONET2_TORCH, DEFAULT_TORCH_SPEC))
-        core = shlex.quote(cls.coreRequirement())
+        """The shell command that builds the managed environment in the package folder.
+
+        The core is installed from a wheel built from this installed plugin's own files
+        (:mod:`isonet2scipion.core_wheel`), so no registry lookup of this project happens;
+        PyTorch (``ISONET2SCIPION_TORCH``) and the core's third-party requirements come from the
+        package index."""
+        torch = " ".join(shlex.quote(w) for w in cls.torchArgs())
+        wheel = shlex.quote(core_wheel.wheel_name())
+        buildWheel = f"{shlex.quote(sys.executable)} -m isonet2scipion.core_wheel ."
         if useConda:
-            return (f"{cls.getCondaActivationCmd()} conda create -y -n {ISONET2_ENV_NAME} "
-                    f"python=3.11 && conda activate {ISONET2_ENV_NAME} && "
-                    f"python -m pip install {torch} && python -m pip install {core} && "
+            return (f"{buildWheel} && {cls.getCondaActivationCmd()} conda create -y -n "
+                    f"{ENV_NAME} python=3.11 && conda activate {ENV_NAME} && "
+                    f"python -m pip install {torch} && python -m pip install ./{wheel} && "
                     f"python -m isonet2core --version && touch {INSTALLED_FLAG}")
         python = f"{VENV_DIR}/bin/python"
-        return (f"{shlex.quote(sys.executable)} -m venv {VENV_DIR} && "
-                f"{python} -m pip install {torch} && {python} -m pip install {core} && "
+        return (f"{buildWheel} && {shlex.quote(sys.executable)} -m venv {VENV_DIR} && "
+                f"{python} -m pip install {torch} && {python} -m pip install ./{wheel} && "
                 f"{python} -m isonet2core --version && touch {INSTALLED_FLAG}")
 
     @classmethod
     def defineBinaries(cls, env):
-        """``scipion installb isonet2-<version>``: a conda env ``isonet2-<version>`` (Python 3.11,
-        PyTorch, isonet2core) where conda exists, else a venv in software/em/isonet2-<version>/venv
-        made with ``python -m venv`` and pip."""
+        """``scipion installb isonet2scipion-<version>``: a conda env of that name (Python 3.11,
+        PyTorch, isonet2core) where conda exists, else a venv in
+        software/em/isonet2scipion-<version>/venv made with ``python -m venv`` and pip."""
         useConda = cls._condaAvailable()
         envPath = os.environ.get("PATH", "")
-        env.addPackage(ISONET2, version=ISONET2_VERSION, tar="void.tgz",
+        env.addPackage(BINARY_NAME, version=ISONET2_VERSION, tar="void.tgz",
                        commands=[(cls.installCommand(useConda), INSTALLED_FLAG)],
                        neededProgs=[], vars={"PATH": envPath} if envPath else None,
                        default=True)
+
+
+def coreVersion(versionOutput: str) -> Optional[str]:
+    """The version in the output of ``isonet2core --version`` (``isonet2core X.Y.Z``), or None."""
+    match = re.search(r"isonet2core\s+(\S+)", versionOutput or "")
+    return match.group(1) if match else None

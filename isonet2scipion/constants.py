@@ -1,24 +1,29 @@
 """Names and versions shared by the plugin's modules."""
 from isonet2core import __version__ as CORE_VERSION
 
-ISONET2 = "isonet2"
+# Names of our own: the Scipion team's plugin for the official program (scipion-em-isonet2,
+# package ``isonet2``) uses ISONET2_HOME / ISONET2_ENV_ACTIVATION and the binary ``isonet2``;
+# pyworkflow keeps one variable dictionary for all plugins, so ours must differ to load beside it.
+PIP_DISTRIBUTION = "scipion-em-isonet2scipion"
+BINARY_NAME = "isonet2scipion"                    # `scipion installb isonet2scipion-<version>`
 ISONET2_VERSION = CORE_VERSION
-ISONET2_ENV_NAME = f"{ISONET2}-{ISONET2_VERSION}"   # conda env name and software/em folder name
+ENV_NAME = f"{BINARY_NAME}-{ISONET2_VERSION}"      # conda env name and software/em folder name
 
 # variables (scipion.conf or the environment)
-ISONET2_HOME = "ISONET2_HOME"                      # software/em/isonet2-<version>
-ISONET2_ENV_ACTIVATION = "ISONET2_ENV_ACTIVATION"  # conda activation of the managed env
-ISONET2_PYTHON = "ISONET2_PYTHON"                  # an interpreter that has isonet2core installed
-ISONET2_TORCH = "ISONET2_TORCH"                    # the torch requirement the managed env installs
+HOME_VAR = "ISONET2SCIPION_HOME"                      # software/em/isonet2scipion-<version>
+ENV_ACTIVATION_VAR = "ISONET2SCIPION_ENV_ACTIVATION"  # conda activation of the managed env
+PYTHON_VAR = "ISONET2SCIPION_PYTHON"                  # an interpreter that has isonet2core
+TORCH_VAR = "ISONET2SCIPION_TORCH"                    # pip arguments installing PyTorch there
 
-DEFAULT_ACTIVATION_CMD = f"conda activate {ISONET2_ENV_NAME}"
-# torch 2.13.0: the version tested here. On Linux the PyPI wheel of that version is a CUDA
-# build; on CPU-only machines an index or wheel cache that serves the CPU build of the same
-# version avoids downloading several GB of CUDA packages.
+DEFAULT_ACTIVATION_CMD = f"conda activate {ENV_NAME}"
+# pip arguments, split like a shell would: e.g. "torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cu126" chooses a CUDA build. torch 2.13.0: the version
+# tested here. On Linux the PyPI wheel of that version is a CUDA build; on CPU-only machines an
+# index or wheel cache that serves the CPU build of the same version avoids several GB of CUDA
+# packages.
 DEFAULT_TORCH_SPEC = "torch==2.13.0"
-VENV_DIR = "venv"                                  # inside ISONET2_HOME when conda is absent
-INSTALLED_FLAG = f"{ISONET2}_{ISONET2_VERSION}_installed"
-PIP_DISTRIBUTION = "scipion-em-isonet2"
+VENV_DIR = "venv"                                  # inside the home folder when conda is absent
+INSTALLED_FLAG = f"{BINARY_NAME}_{ISONET2_VERSION}_installed"
 
 # file names inside a protocol's extra folder
 TOMOGRAMS_STAR = "tomograms.star"
@@ -49,3 +54,9 @@ LOSS_CHOICES = ["L2", "L1", "Huber", "FSC"]
 CTF_MODE_CHOICES = ["None", "phase_only", "wiener", "network"]
 NOISE_MODE_CHOICES = ["white", "ramp", "hamming"]
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]
+
+# are the tomograms CTF phase flipped? (form options isCTFflipped/phaseflipped)
+CTF_CORRECTED_AUTO = 0     # follow the input tomograms' CTF-corrected flag (Tomogram.ctfCorrected)
+CTF_CORRECTED_YES = 1
+CTF_CORRECTED_NO = 2
+CTF_CORRECTED_CHOICES = ["auto (CTF-corrected flag of the tomograms)", "yes", "no"]

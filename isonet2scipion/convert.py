@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from isonet2core import star
 from isonet2core.config import check_tilt_range
+from isonet2core.planning import check_fits
 
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
 
@@ -124,16 +125,29 @@ def defocus_at_zero_tilt(entries: Iterable[Tuple[float, float, float]]) -> float
     return sum(values) / len(values)
 
 
+def linked_tilt_series(ctf_series):
+    """The tilt series a ``CTFTomoSeries`` points to.
+
+    :raises ValueError: naming the series when the pointer is empty or broken (e.g. the
+        protocol that made the tilt series was deleted).
+    """
+    try:
+        ts = ctf_series.getTiltSeries()
+    except Exception as exc:  # a broken pointer fails in pyworkflow with several types
+        raise ValueError(f"CTF series {ctf_series.getTsId()}: its tilt series cannot be read "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if ts is None:
+        raise ValueError(f"CTF series {ctf_series.getTsId()} is not linked to a tilt series, "
+                         "so the tilt angles of its estimations are unknown")
+    return ts
+
+
 def ctf_series_entries(ctf_series) -> List[Tuple[float, float, float]]:
     """``(tilt_deg, defocus_u_a, defocus_v_a)`` of the enabled estimations of a
     ``tomo.objects.CTFTomoSeries``, tilt angles taken from its tilt series (matched by
     acquisition order, else index, as ``CTFTomoSeries.getCtfTomoFromTi`` does)."""
-    ts = ctf_series.getTiltSeries()
-    if ts is None:
-        raise ValueError(f"CTF series {ctf_series.getTsId()} is not linked to a tilt series, "
-                         "so the tilt angles of its estimations are unknown")
     out = []
-    for ti in ts.iterItems():
+    for ti in linked_tilt_series(ctf_series).iterItems():
         ctf = ctf_series.getCtfTomoFromTi(ti)
         if ctf is None or not ctf.isEnabled():
             continue
@@ -144,20 +158,73 @@ def ctf_series_entries(ctf_series) -> List[Tuple[float, float, float]]:
     return out
 
 
-def defocus_by_ts_id(ctf_set) -> Tuple[Dict[str, float], List[str]]:
-    """``{tsId: defocus at 0 degrees (A)}`` of a ``SetOfCTFTomoSeries``, and errors naming the
-    series whose defocus cannot be found."""
-    result, errors = {}, []
+def enabled_tilt_range(tilt_series) -> Tuple[float, float]:
+    """``(tilt_min_deg, tilt_max_deg)`` of the enabled tilt images of a tilt series: the range
+    the tomogram was reconstructed from (IMOD and AreTomo disable excluded views but copy the
+    nominal acquisition range).
+
+    :raises ValueError: when no tilt image is enabled.
+    """
+    angles = [float(ti.getTiltAngle()) for ti in tilt_series.iterItems() if ti.isEnabled()]
+    if not angles:
+        raise ValueError(f"tilt series {tilt_series.getTsId()} has no enabled tilt image")
+    return min(angles), max(angles)
+
+
+@dataclass(frozen=True)
+class CtfInfo:
+    """What a ``SetOfCTFTomoSeries`` tells per tsId: defocus at 0 degrees (A), the enabled
+    tilt range of the linked tilt series (degrees), and errors naming the series that fail."""
+    defocus_a: Dict[str, float]
+    tilt_ranges: Dict[str, Tuple[float, float]]
+    errors: List[str]
+
+
+def ctf_by_ts_id(ctf_set) -> CtfInfo:
+    """Defocus and enabled tilt range of every series of a ``SetOfCTFTomoSeries``. A set whose
+    tilt series cannot be reached (the protocol that made them deleted) gives one error, not a
+    traceback: tomo links each series to its tilt series through the set."""
+    defocus, tilt_ranges, errors = {}, {}, []
+    if hasattr(ctf_set, "getSetOfTiltSeries"):
+        try:
+            ts_set = ctf_set.getSetOfTiltSeries()
+        except Exception as exc:  # a broken pointer fails in pyworkflow with several types
+            ts_set, detail = None, f" ({type(exc).__name__}: {exc})"
+        else:
+            detail = ""
+        if ts_set is None:
+            return CtfInfo({}, {}, [f"the tilt series of the CTF estimations cannot be found"
+                                    f"{detail} (was the protocol that made them deleted?): "
+                                    f"the tilt angles of the estimations are unknown"])
     for series in ctf_set.iterItems():
         ts_id = series.getTsId()
         try:
-            result[ts_id] = defocus_at_zero_tilt(ctf_series_entries(series))
+            defocus[ts_id] = defocus_at_zero_tilt(ctf_series_entries(series))
+            tilt_ranges[ts_id] = enabled_tilt_range(linked_tilt_series(series))
         except ValueError as exc:
             errors.append(f"CTF of {ts_id}: {exc}")
-    return result, errors
+    return CtfInfo(defocus, tilt_ranges, errors)
+
+
+def ctf_corrected(tomos: Dict[str, object]) -> Tuple[Optional[bool], List[str]]:
+    """The CTF-corrected flag shared by ``{tsId: Tomogram}`` (set e.g. by AreTomo when it
+    reconstructs from CTF-corrected tilt series), or None and an error naming the corrected
+    ones when they disagree."""
+    flags = {ts_id: bool(t.ctfCorrected()) for ts_id, t in tomos.items()}
+    values = set(flags.values())
+    if len(values) <= 1:
+        return (values.pop() if values else False), []
+    corrected = [ts for ts, f in flags.items() if f]
+    return None, [f"only some tomograms are flagged CTF-corrected ({_names(corrected)}): "
+                  f"process them separately or choose the phase-flip option in the form"]
 
 
 # ------------------------------------------------------------------ rows of the STAR
+TILT_FROM_FORM = "form"
+TILT_FROM_TILT_SERIES = "enabled tilts of the tilt series"
+TILT_FROM_ACQUISITION = "acquisition"
+
+
 @dataclass(frozen=True)
 class TomoEntry:
     """One row of tomograms.star. Paths are absolute; None means "not given"."""
@@ -173,6 +240,7 @@ class TomoEntry:
     tilt_max_deg: float
     defocus_a: Optional[float] = None
     mask: Optional[str] = None
+    tilt_source: str = TILT_FROM_ACQUISITION   # where the tilt range came from (summary)
 
     @property
     def has_halves(self) -> bool:
@@ -266,6 +334,48 @@ def tomograms_by_ts_id(tomo_set, label: str) -> Tuple[Dict[str, object], List[st
     return items, errors
 
 
+def shape_zyx(tomo) -> Optional[Tuple[int, int, int]]:
+    """``(z, y, x)`` voxels of a tomogram's file (its header), or None when it cannot be read."""
+    dim = tomo.getDim()
+    return None if dim is None else (int(dim[2]), int(dim[1]), int(dim[0]))
+
+
+def cube_errors(tomos: Dict[str, object], cube_size: int) -> List[str]:
+    """One error per tomogram (``{tsId: Tomogram}``) in which a training cube does not fit,
+    by the rule the core applies (:func:`isonet2core.planning.check_fits`)."""
+    errors = []
+    for ts_id, tomo in tomos.items():
+        shape = shape_zyx(tomo)
+        if shape is None:
+            errors.append(f"tomogram {ts_id}: its file {tomo.getFileName()} cannot be read")
+            continue
+        try:
+            check_fits(shape, cube_size, ts_id)
+        except ValueError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def mask_mismatches(tomos: Dict[str, object], masks: Dict[str, object]) -> List[str]:
+    """Errors naming each mask (matched by tsId) whose shape or sampling differs from its
+    tomogram's: the core samples cubes with mask and tomogram voxel for voxel."""
+    errors = []
+    match = match_by_ts_id(tomos, masks)
+    for ts_id, mask_id in match.pairs.items():
+        tomo, mask = tomos[ts_id], masks[mask_id]
+        t_shape, m_shape = shape_zyx(tomo), shape_zyx(mask)
+        if m_shape is None:
+            errors.append(f"mask of {ts_id}: its file {mask.getFileName()} cannot be read")
+        elif t_shape is not None and t_shape != m_shape:
+            errors.append(f"mask of {ts_id} has shape {m_shape} (z, y, x) but the tomogram has "
+                          f"{t_shape}: make the mask from this tomogram")
+        t_px, m_px = tomo.getSamplingRate(), mask.getSamplingRate()
+        if t_px and m_px and abs(t_px - m_px) > 1e-3 * t_px:
+            errors.append(f"mask of {ts_id} has a sampling of {m_px:g} Å/px but the tomogram "
+                          f"{t_px:g} Å/px")
+    return errors
+
+
 def _absolute(path: Optional[str]) -> Optional[str]:
     return None if path is None else os.path.abspath(path)
 
@@ -285,6 +395,7 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
                     defocus_a: Optional[float] = None,
                     need_defocus: bool = False,
                     tilt_range: Optional[Tuple[float, float]] = None,
+                    tilt_ranges: Optional[Dict[str, Tuple[float, float]]] = None,
                     masks: Optional[Dict[str, object]] = None,
                     set_acquisition=None) -> Tuple[List[TomoEntry], List[str]]:
     """Rows of the STAR from Scipion tomograms, and every error found, each naming its items.
@@ -297,7 +408,9 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
     :param defocus: ``{tsId: defocus at 0 degrees in A}`` from a CTF set.
     :param defocus_a: defocus for tomograms that the CTF set does not cover (None: no fallback).
     :param need_defocus: an error names the tomograms without any defocus.
-    :param tilt_range: ``(tilt_min_deg, tilt_max_deg)`` overriding the acquisitions.
+    :param tilt_range: ``(tilt_min_deg, tilt_max_deg)`` given in the form: overrides all.
+    :param tilt_ranges: ``{tsId: (tilt_min_deg, tilt_max_deg)}`` of the enabled tilts of the
+        matching tilt series; used before the acquisition.
     :param masks: ``{tsId: TomoMask}``; every tomogram needs one when given.
     :param set_acquisition: the set's TomoAcquisition, used where an item has none.
     """
@@ -368,15 +481,21 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
             continue
         if tilt_range is not None:
             t_min, t_max = tilt_range
+            tilt_source = TILT_FROM_FORM
+        elif tilt_ranges and ts_id in tilt_ranges:
+            t_min, t_max = tilt_ranges[ts_id]
+            tilt_source = TILT_FROM_TILT_SERIES
         else:
             t_min, t_max = acq.getAngleMin(), acq.getAngleMax()
+            tilt_source = TILT_FROM_ACQUISITION
             if t_min is None or t_max is None:
                 no_tilt.append(ts_id)
                 continue
+        if tilt_source != TILT_FROM_FORM:
             try:
                 check_tilt_range(t_min, t_max)
             except ValueError:
-                bad_tilt.append(f"{ts_id} ({t_min}, {t_max})")
+                bad_tilt.append(f"{ts_id} ({t_min}, {t_max}, from the {tilt_source})")
                 continue
         d = (defocus or {}).get(ts_id, defocus_a)
         if d is None and need_defocus:
@@ -394,7 +513,8 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
             cs_mm=float(acq.getSphericalAberration()),
             amplitude_contrast=float(acq.getAmplitudeContrast()),
             tilt_min_deg=float(t_min), tilt_max_deg=float(t_max),
-            defocus_a=None if d is None else float(d), mask=_absolute(mask)))
+            defocus_a=None if d is None else float(d), mask=_absolute(mask),
+            tilt_source=tilt_source))
     if no_acq:
         errors.append(f"tomograms without acquisition (voltage, Cs, amplitude contrast): "
                       f"{_names(no_acq)}")

@@ -4,7 +4,7 @@ What it does, in a folder of its own (default ``./isonet2_demo``):
 
 1. sets up a private Scipion (``SCIPION_HOME``/``SCIPION_USER_DATA`` under the folder,
    notifications off, ``SQLITE_JOURNAL_MODE=WAL``, a basic ``hosts.conf``) that runs the
-   IsoNet2 core with the current interpreter (``ISONET2_PYTHON``);
+   IsoNet2 core with the current interpreter (``ISONET2SCIPION_PYTHON``);
 2. simulates a small cryo-ET data set with ground truth (:func:`isonet2core.simulate.
    simulate_dataset`: full, even and odd tomograms, IMOD defocus files, tilt angles) and the
    tilt-series stacks the CTF import attaches to (noise-free projections of the phantom;
@@ -151,7 +151,7 @@ def scipion_environment(folder: Path) -> Dict[str, str]:
         "SCIPION_NOTIFY": "False",
         "SCIPION_TEST_NOSYNC": "1",
         "SQLITE_JOURNAL_MODE": "WAL",        # tomo's imports deadlock with the default journal
-        "ISONET2_PYTHON": sys.executable,    # the core runs in this interpreter
+        "ISONET2SCIPION_PYTHON": sys.executable,    # the core runs in this interpreter
         # protocols are launched as `python3 .../pw_protocol_run.py`: this interpreter first
         "PATH": python_bin + (os.pathsep + path if path else ""),
         _CHILD_FLAG: str(folder),
@@ -300,7 +300,7 @@ def run_demo(args, folder: Path) -> int:
     print(f"  report          : {_relative(pages.get('html', next(iter(pages.values()))))}")
     print(f"  open the project: SCIPION_HOME={_relative(env['SCIPION_HOME'])} "
           f"SCIPION_USER_DATA={_relative(env['SCIPION_USER_DATA'])} SCIPION_NOTIFY=False "
-          f"SQLITE_JOURNAL_MODE=WAL ISONET2_PYTHON={sys.executable} "
+          f"SQLITE_JOURNAL_MODE=WAL ISONET2SCIPION_PYTHON={sys.executable} "
           f"{sys.executable} -m scipion project {PROJECT_NAME}")
     if ground_truth is not None:
         rows = quality_summary(star_file, ground_truth)

@@ -28,6 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from isonet2core import mrcio, normalize
+from isonet2core.planning import check_fits
 from isonet2core.config import Microscope
 
 log = logging.getLogger(__name__)
@@ -90,13 +91,6 @@ def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_
     if mask is not None:
         mask_candidates(src, cube_size, str(mask_path))
     return src
-
-
-def check_fits(shape: Sequence[int], cube_size: int, name: str) -> None:
-    """``ValueError`` naming the tomogram when a cube of ``cube_size`` does not fit in ``shape``."""
-    if min(shape) < cube_size:
-        raise ValueError(f"tomogram {name} of shape {tuple(shape)} (z, y, x) is smaller than "
-                         f"cube_size {cube_size}; use a smaller --cube_size")
 
 
 def centre_bounds(shape: Sequence[int], cube_size: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -61,7 +61,7 @@ from torch import nn
 
 from isonet2core import __version__, atomic, checkpoint, config as config_mod, predict, report
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
-from isonet2core.device import select_devices
+from isonet2core.device import cpu_threads, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
 from isonet2core.nets.unet import build_unet, channels_of
@@ -475,7 +475,7 @@ def _progress(total: int, desc: str, enabled: bool):
 def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpec], run: RunSettings,
             devices: List[torch.device], batch_size: int) -> TrainResult:
     if devices[0].type == "cpu":
-        torch.set_num_threads(max(1, min(run.ncpus, os.cpu_count() or 1) // world))
+        torch.set_num_threads(cpu_threads(run.ncpus, world))
     session = _Session(rank, world, cfg, tomograms, run, devices, batch_size)
     out = run.output_dir
     full = checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size)

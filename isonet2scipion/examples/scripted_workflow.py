@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -225,13 +226,54 @@ class WorkflowBuilder:
         if errors:
             raise WorkflowError(f"{label}: " + "; ".join(str(e) for e in errors))
         self.log(f"running {label} ...")
-        self.project.launchProtocol(prot, wait=True)
+        with ProgressMonitor(prot, lambda line: self.log(f"  {label}: {line}")):
+            self.project.launchProtocol(prot, wait=True)
         if not prot.isFinished():
             logs = prot.getLogPaths()
             raise WorkflowError(f"{label} {prot.getStatus()}: "
                                 f"{(prot.getErrorMessage() or 'no message').strip().splitlines()[-1]}"
                                 f" (log: {os.path.abspath(logs[1]) if len(logs) > 1 else '?'})")
         return prot
+
+
+class ProgressMonitor:
+    """While a protocol runs, logs each new line of its ``progressLines()`` (the IsoNet2
+    protocols: epoch, loss and time left of a training; tomograms predicted), polling its files
+    every ``interval_s`` seconds in a background thread. Protocols without progress lines are
+    left alone."""
+
+    def __init__(self, protocol, log: Callable[[str], None], interval_s: float = 5.0):
+        self.protocol, self.log, self.interval_s = protocol, log, interval_s
+        self._stop = threading.Event()
+        self._thread = None
+        self._shown = set()
+
+    def poll(self) -> None:
+        try:
+            lines = self.protocol.progressLines()
+        except (OSError, ValueError):      # a file being replaced right now: next poll
+            return
+        for line in lines:
+            if line not in self._shown:
+                self._shown.add(line)
+                self.log(line)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def __enter__(self):
+        if hasattr(self.protocol, "progressLines"):
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.poll()                     # the final epoch and count
+        return False
 
 
 def build_workflow(project, layout: DataLayout, acq: Acquisition, training: TrainingSettings,

@@ -20,9 +20,10 @@ from pyworkflow.protocol.params import Conditional
 from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, TomoMask, Tomogram
 
-from isonet2core import star
+from isonet2core import progress, star
 from isonet2scipion import Plugin, convert
-from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_MODE_CHOICES,
+from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_CORRECTED_AUTO,
+                                      CTF_CORRECTED_CHOICES, CTF_CORRECTED_YES, CTF_MODE_CHOICES,
                                       HALF_ORDER_AUTO, HALF_ORDER_CHOICES, HALVES_CHOICES,
                                       HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE, LOSS_CHOICES,
                                       NOISE_MODE_CHOICES, PER_TOMOGRAM_DIR, TOMOGRAMS_STAR)
@@ -128,6 +129,28 @@ class CoreOption:
         return str(raw)
 
 
+class CtfCorrectedOption(CoreOption):
+    """Whether the tomograms were reconstructed from CTF phase-flipped tilt series. Its default,
+    auto, follows the input tomograms' CTF-corrected flag (``Tomogram.ctfCorrected``, set e.g.
+    by AreTomo when it corrects the CTF), so that corrected data are not corrected twice."""
+
+    def __init__(self, attr, label, help, flag=None, expert=False):
+        CoreOption.__init__(self, attr, P.EnumParam, CTF_CORRECTED_AUTO, label,
+                            help + " Auto: yes exactly when the input tomograms are flagged "
+                                   "CTF-corrected (AreTomo sets the flag when it corrects the "
+                                   "CTF of the tilt series; IMOD's ctfphaseflip output should "
+                                   "carry it too).",
+                            flag=flag, expert=expert, choices=CTF_CORRECTED_CHOICES)
+
+    def value(self, protocol):
+        choice = getattr(protocol, self.attr).get()
+        if choice is None or choice == CTF_CORRECTED_AUTO:
+            flipped = bool(protocol._inputCtfCorrected()[0])
+        else:
+            flipped = choice == CTF_CORRECTED_YES
+        return "True" if flipped else "False"
+
+
 def coreArgs(protocol, options: Sequence[CoreOption]) -> List[str]:
     args = []
     for opt in options:
@@ -158,8 +181,9 @@ DECONV_OPTIONS = [
     CoreOption("overlap_rate", P.FloatParam, 0.25, "Chunk overlap",
                "Overlap between chunks, as a fraction of the chunk size.",
                validators=[P.Range(0.0, 0.49, "overlap_rate must be in [0, 0.5)")], expert=True),
-    CoreOption("phaseflipped", P.BooleanParam, False, "Tomograms already phase flipped?",
-               "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series."),
+    CtfCorrectedOption("phaseflipped", "Tomograms already phase flipped?",
+                       "Yes when the tomograms were reconstructed from CTF phase-flipped tilt "
+                       "series."),
 ]
 
 MASK_OPTIONS = [
@@ -196,8 +220,9 @@ TRAIN_OPTIONS = [
                "None: no CTF handling; phase_only: phase flipping; wiener: train against "
                "Wiener-filtered targets; network: the network learns the CTF correction. All "
                "but None need a defocus (CTF set or value).", choices=CTF_MODE_CHOICES),
-    CoreOption("isCTFflipped", P.BooleanParam, False, "Tomograms already phase flipped?",
-               "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series."),
+    CtfCorrectedOption("isCTFflipped", "Tomograms already phase flipped?",
+                       "Yes when the tomograms were reconstructed from CTF phase-flipped tilt "
+                       "series."),
     CoreOption("do_phaseflip_input", P.BooleanParam, True, "Phase flip the input?",
                "Phase flip the network input when a CTF mode is used.", expert=True,
                condition="CTF_mode != 0"),
@@ -269,9 +294,9 @@ PREDICT_OPTIONS = [
     CoreOption("apply_mw_x1", P.BooleanParam, True, "Re-wedge the input tiles?",
                "Remove the missing-wedge region from each input tile before the network, as "
                "its training inputs were (refine models; denoise models never re-wedge)."),
-    CoreOption("predict_isCTFflipped", P.BooleanParam, False, "Tomograms phase flipped?",
-               "Yes when the tomograms were reconstructed from phase-flipped tilt series.",
-               flag="isCTFflipped", expert=True),
+    CtfCorrectedOption("predict_isCTFflipped", "Tomograms phase flipped?",
+                       "Yes when the tomograms were reconstructed from phase-flipped tilt "
+                       "series.", flag="isCTFflipped", expert=True),
     CoreOption("padding_factor", P.FloatParam, 1.5, "Padding factor",
                "Tile spacing is the cube size divided by this factor (more overlap, smoother "
                "seams, slower).", validators=[P.Range(1.0, 4.0, "padding_factor must be in "
@@ -368,14 +393,21 @@ class ProtIsoNet2Base(EMProtocol):
                           validators=[OptionalGE(0, "defocus must not be negative "
                                                     "(underfocus is positive)")])
         form.addParam("tiltFromAcquisition", params.BooleanParam, default=True,
-                      label="Tilt range from the acquisition?",
-                      help="Yes: each tomogram's acquisition angle min/max. No: the range below.")
+                      label="Tilt range from the data?",
+                      help="Yes: per tomogram, the enabled tilts of its tilt series (reached "
+                           "through the CTF estimations; IMOD and AreTomo disable excluded "
+                           "views but copy the nominal acquisition range), else its "
+                           "acquisition's angle min/max. The summary says which was used. "
+                           "No: the range below for every tomogram.")
         form.addParam("tilt_min", params.FloatParam, default=-60.0,
                       condition="not tiltFromAcquisition", label="Minimum tilt (deg)",
                       help="IsoNet2 option --tilt_min.")
         form.addParam("tilt_max", params.FloatParam, default=60.0,
                       condition="not tiltFromAcquisition", label="Maximum tilt (deg)",
                       help="IsoNet2 option --tilt_max.")
+        form.addParam("inputsNote", params.LabelParam,
+                      label="Inputs still being produced (an open set, e.g. while IMOD or Warp "
+                            "run) are refused: run this protocol when they have finished.")
 
     def _defineProtocolParams(self, form):
         """Subclasses add their own sections here."""
@@ -419,10 +451,11 @@ class ProtIsoNet2Base(EMProtocol):
                 return [], ["choose the input tomograms"]
             full, e = convert.tomograms_by_ts_id(self.inputTomograms.get(), "tomograms")
             errors += e
-        defocus = None
+        defocus = tiltRanges = None
         if self._ctf != "none" and self.inputCtfs.get() is not None:
-            defocus, e = convert.defocus_by_ts_id(self.inputCtfs.get())
-            errors += e
+            ctf = convert.ctf_by_ts_id(self.inputCtfs.get())
+            defocus, tiltRanges = ctf.defocus_a, ctf.tilt_ranges
+            errors += ctf.errors
         masks = None
         if self._masks and self.inputMasks.get() is not None:
             masks, e = convert.tomograms_by_ts_id(self.inputMasks.get(), "masks")
@@ -436,9 +469,53 @@ class ProtIsoNet2Base(EMProtocol):
             half_order=self.halfOrder.get() if source == HALVES_LINKED else HALF_ORDER_AUTO,
             defocus=defocus,
             defocus_a=self.defocus.get() if self._ctf != "none" else None,
-            need_defocus=self._needsDefocus(), tilt_range=tilt, masks=masks,
+            need_defocus=self._needsDefocus(), tilt_range=tilt, tilt_ranges=tiltRanges,
+            masks=masks,
             set_acquisition=refSet.getAcquisition() if refSet is not None else None)
         return entries, errors + e
+
+    def _inputPointers(self):
+        """``(label, pointer)`` of the inputs this protocol's form shows."""
+        names = [("tomograms", "inputTomograms"), ("even tomograms", "inputEven"),
+                 ("odd tomograms", "inputOdd"), ("masks", "inputMasks"),
+                 ("CTF estimations", "inputCtfs")]
+        return [(label, getattr(self, attr)) for label, attr in names if hasattr(self, attr)]
+
+    def _openInputErrors(self) -> List[str]:
+        """Inputs still being produced (sets left open by a streaming protocol) are refused:
+        processing a partial snapshot would silently miss the items still to come."""
+        errors = []
+        for label, pointer in self._inputPointers():
+            obj = pointer.get()
+            if obj is not None and hasattr(obj, "isStreamOpen") and obj.isStreamOpen():
+                owner = pointer.getObjValue()
+                name = owner.getRunName() if hasattr(owner, "getRunName") else str(obj)
+                errors.append(f"the input {label} ({name}) are "
+                              f"still being produced (the set is open): run this protocol when "
+                              f"that protocol has finished")
+        return errors
+
+    def _inputCtfCorrected(self) -> Tuple[Optional[bool], List[str]]:
+        """The input tomograms' shared CTF-corrected flag (see :class:`CtfCorrectedOption`)."""
+        refSet = self._referenceSet()
+        if refSet is None:
+            return False, []
+        return convert.ctf_corrected({t.getTsId(): t.clone() for t in refSet.iterItems()})
+
+    def _ctfCorrectedErrors(self) -> List[str]:
+        """Tomograms of mixed CTF-corrected flags are refused while an option follows it."""
+        auto = [opt for opt in CTF_CORRECTED_OPTIONS
+                if hasattr(self, opt.attr) and getattr(self, opt.attr).get() in
+                (None, CTF_CORRECTED_AUTO)]
+        return self._inputCtfCorrected()[1] if auto else []
+
+    def _shapeErrors(self) -> List[str]:
+        """Masks of another shape or sampling than their tomogram."""
+        if not self._masks or self.inputMasks.get() is None or self._referenceSet() is None:
+            return []
+        tomos = {t.getTsId(): t.clone() for t in self._referenceSet().iterItems()}
+        masks = {m.getTsId(): m.clone() for m in self.inputMasks.get().iterItems()}
+        return convert.mask_mismatches(tomos, masks)
 
     # -------------------------- paths
     def _starPath(self) -> str:
@@ -537,9 +614,10 @@ class ProtIsoNet2Base(EMProtocol):
 
     # -------------------------- outputs
     def _outputTomograms(self, paths: Dict[str, Tuple[str, Optional[str], Optional[str]]],
-                         suffix="") -> SetOfTomograms:
+                         suffix="", ctfCorrected=False) -> SetOfTomograms:
         """A set following the reference set's items: ``paths[tsId] = (map, even, odd)``;
-        half maps are stored as [odd, even] like IMOD and AreTomo do."""
+        half maps are stored as [odd, even] like IMOD and AreTomo do. The CTF-corrected flag
+        is set when ``ctfCorrected`` (this step corrected the CTF) or the input had it."""
         inSet = self._referenceSet()
         outSet = SetOfTomograms.create(self._getPath(), suffix=suffix or None)
         outSet.copyInfo(inSet)
@@ -552,6 +630,7 @@ class ProtIsoNet2Base(EMProtocol):
             out.copyInfo(tomo)
             out.setLocation(path)
             out.setHalfMaps([oddPath, evenPath] if evenPath and oddPath else [])
+            out.setCtfCorrected(bool(ctfCorrected or tomo.ctfCorrected()))
             outSet.append(out)
         return outSet
 
@@ -580,7 +659,11 @@ class ProtIsoNet2Base(EMProtocol):
 
     # -------------------------- info
     def _validate(self):
-        return self._collectEntries()[1]
+        errors = self._openInputErrors()
+        if errors:
+            return errors
+        errors = self._collectEntries()[1]
+        return errors + self._shapeErrors() + self._ctfCorrectedErrors()
 
     def _inputSummary(self) -> List[str]:
         source = self._halvesSourceValue()
@@ -591,10 +674,29 @@ class ProtIsoNet2Base(EMProtocol):
                          + ("" if source == HALVES_NONE else
                             " with even/odd halves " + ("(separate sets)" if source ==
                                                         HALVES_SEPARATE else "(linked)")))
+            try:
+                entries, _ = self._collectEntries()
+            except Exception as exc:  # the summary must show even when an input is broken
+                lines.append(f"Inputs cannot be read: {exc}")
+                entries = []
+            lines += tiltSummary(entries)
         return lines
 
     def _citations(self):
         return ["Liu2025IsoNet2"]
+
+
+def tiltSummary(entries: Sequence[convert.TomoEntry], limit: int = 6) -> List[str]:
+    """One line per tomogram (at most ``limit``): its tilt range and where it came from."""
+    lines = [f"Tilt range {e.ts_id}: {e.tilt_min_deg:g} to {e.tilt_max_deg:g} deg "
+             f"({e.tilt_source})" for e in entries[:limit]]
+    if len(entries) > limit:
+        lines.append(f"... and {len(entries) - limit} more tomograms")
+    return lines
+
+
+CTF_CORRECTED_OPTIONS = [opt for opt in DECONV_OPTIONS + TRAIN_OPTIONS + PREDICT_OPTIONS
+                         if isinstance(opt, CtfCorrectedOption)]
 
 
 # ------------------------------------------------------------------ prediction (shared)
@@ -607,17 +709,36 @@ PREDICTED_COLUMNS = {
 class PredictMixin:
     """Per-tomogram ``isonet2 predict`` steps and their output set."""
 
+    def _predictProgress(self) -> List[str]:
+        """``Predicted k of n tomograms`` once the steps have started: a tomogram counts when
+        its step's STAR copy names an output file that exists."""
+        folder = self._getExtraPath(PER_TOMOGRAM_DIR)
+        if not os.path.isdir(folder) or not os.path.exists(self._starPath()):
+            return []
+        total = len(star.TomogramsTable.read(self._starPath()))
+        done = 0
+        for name in os.listdir(folder):
+            columns = [c for cols in PREDICTED_COLUMNS.values() for c in cols[:1]]
+            for column in columns:
+                paths = convert.read_column(os.path.join(folder, name), column)
+                if any(p is not None and os.path.exists(p) for p in paths.values()):
+                    done += 1
+                    break
+        return [f"Predicted {done} of {total} tomograms"] if done else []
+
     def _insertPredictSteps(self, entries, prerequisites, modelPath, upstream):
         args = [os.path.abspath(modelPath), "--output_dir", self._getExtraPath("predicted")]
         args += coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
         return self._insertPerTomogramSteps(entries, prerequisites, "predict", args,
                                             needsGPU=self._usesGpu(), upstream=upstream)
 
-    def _predictedTomograms(self, entries, denoised: bool) -> SetOfTomograms:
+    def _predictedTomograms(self, entries, denoised: bool, ctfCorrected: bool) -> SetOfTomograms:
+        """``ctfCorrected``: the network was trained with a CTF mode, so it corrects the CTF."""
         full, half1, half2 = PREDICTED_COLUMNS[denoised]
         paths = self._gatherColumns(entries, [full, half1, half2])
         return self._outputTomograms({ts: (cols[full], cols[half1], cols[half2])
-                                      for ts, cols in paths.items()}, suffix="predicted")
+                                      for ts, cols in paths.items()}, suffix="predicted",
+                                     ctfCorrected=ctfCorrected)
 
 
 # ------------------------------------------------------------------ training (shared)
@@ -713,7 +834,8 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         outputs = {"model": model}
         if self.doPredict.get():
             entries = convert.entries_from_signature(signature)
-            outputs["tomograms"] = self._predictedTomograms(entries, denoised=method == "n2n")
+            outputs["tomograms"] = self._predictedTomograms(
+                entries, denoised=method == "n2n", ctfCorrected=self._ctfModeText() is not None)
         self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineInputRelations(output)
@@ -727,6 +849,9 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         cube = self.cube_size.get()
         if cube is None or cube < 16 or cube % 16:
             errors.append(f"cube_size must be a positive multiple of 16, got {cube}")
+        elif self._referenceSet() is not None:
+            errors += convert.cube_errors({t.getTsId(): t.clone()
+                                           for t in self._referenceSet().iterItems()}, cube)
         pre = self.pretrained_model.get()
         if pre is not None:
             if pre.getArch() and pre.getArch() != self._archText():
@@ -739,8 +864,16 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
             errors.append(f"learning_rate_min ({lrMin}) must not exceed learning_rate ({lr})")
         return errors
 
+    def progressLines(self) -> List[str]:
+        """The training's last finished epoch, its loss and the time left (from the loss
+        history the core writes after every epoch), then the prediction's progress."""
+        line = progress.training_progress(progress.read_history(self._modelDir()),
+                                          self.epochs.get())
+        lines = [f"Training: {line}"] if line else []
+        return lines + (self._predictProgress() if self.doPredict.get() else [])
+
     def _trainSummary(self) -> List[str]:
-        lines = self._inputSummary()
+        lines = self._inputSummary() + self.progressLines()
         model = getattr(self, "model", None)
         if model is not None:
             lines.append(f"Model: {model}")

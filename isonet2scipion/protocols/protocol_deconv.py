@@ -38,7 +38,7 @@ class ProtIsoNet2Deconv(ProtIsoNet2Base):
         entries = convert.entries_from_signature(signature)
         paths = self._gatherColumns(entries, [star.DECONV])
         out = self._outputTomograms({ts: (cols[star.DECONV], None, None)
-                                     for ts, cols in paths.items()})
+                                     for ts, cols in paths.items()}, ctfCorrected=True)
         self._defineOutputs(**{DeconvOutputs.tomograms.name: out})
         self._defineInputRelations(out)
 

@@ -46,7 +46,9 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
 
     def createOutputStep(self, signature):
         entries = convert.entries_from_signature(signature)
-        out = self._predictedTomograms(entries, denoised=self.inputModel.get().isDenoiser())
+        model = self.inputModel.get()
+        out = self._predictedTomograms(entries, denoised=model.isDenoiser(),
+                                       ctfCorrected=model.getCtfMode() is not None)
         self._defineOutputs(**{PredictOutputs.tomograms.name: out})
         self._defineInputRelations(out)
         self._defineSourceRelation(self.inputModel, out)
@@ -58,8 +60,12 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
             errors.append(f"the model file {model.getPath()} does not exist")
         return errors
 
+    def progressLines(self):
+        """How many tomograms are predicted (while the steps run)."""
+        return self._predictProgress()
+
     def _summary(self):
-        lines = self._inputSummary()
+        lines = self._inputSummary() + self.progressLines()
         if self.inputModel.get() is not None:
             lines.append(f"Model: {self.inputModel.get()}")
         out = getattr(self, PredictOutputs.tomograms.name, None)

@@ -43,3 +43,16 @@ def test_with_cuda_and_visible_devices(monkeypatch):
     assert dv.select_devices("auto", "3,2") == [torch.device("cuda:1"), torch.device("cuda:0")]
     # ids not listed there are PyTorch indices
     assert dv.select_devices("auto", "1") == [torch.device("cuda:1")]
+
+
+def test_cpu_threads_never_exceed_the_cores(monkeypatch):
+    from isonet2core.device import cpu_threads
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert cpu_threads(4) == 2          # a protocol's default of 4 on a 2-core machine
+    assert cpu_threads(1) == 1
+    assert cpu_threads(2, processes=2) == 1
+    assert cpu_threads(1, processes=4) == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert cpu_threads(8) == 8 and cpu_threads(16, processes=3) == 5
+    with pytest.raises(ValueError, match="at least 1"):
+        cpu_threads(0)

@@ -195,3 +195,20 @@ def test_cli_report_checks_inputs_before_work(run_folder, tmp_path, capsys):
         assert main(["report", star_file, "--output_dir", str(out), *extra]) == 2
         assert message in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_training_progress_line_from_the_history(tmp_path):
+    from isonet2core import progress
+    assert progress.read_history(tmp_path) == [] and progress.training_progress([], 10) is None
+    history = [{"epoch": 1, "loss": 0.5, "seconds": 60.0},
+               {"epoch": 2, "loss": 0.25, "seconds": 120.0}]
+    (tmp_path / progress.HISTORY_FILE).write_text(json.dumps(history))
+    assert progress.read_history(tmp_path) == history
+    # 8 epochs left at the mean 90 s: 720 s
+    assert progress.seconds_left(history, 10) == 720.0
+    assert progress.training_progress(history, 10) == "epoch 2/10, loss 0.25, about 12.0 min left"
+    assert progress.training_progress(history, 2) == "epoch 2/2, loss 0.25"
+    assert progress.seconds_left(history[:1], 2) == 60.0
+    (tmp_path / progress.HISTORY_FILE).write_text('{"epoch": 1}')
+    with pytest.raises(ValueError, match="expected a list"):
+        progress.read_history(tmp_path)

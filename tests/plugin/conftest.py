@@ -1,20 +1,11 @@
-"""Set-up of the plugin tests: a basic hosts.conf in the private SCIPION_HOME (the lead's
-tests/conftest.py sets the environment; projects need a hosts configuration to launch)."""
+"""Fixtures of the plugin tests: the demo's quick run, shared by the demo, viewer and wizard
+tests (the environment and hosts.conf are set by the repository's conftest.py)."""
 import os
+import subprocess
+import sys
 
+import pytest
 import pyworkflow as pw
-from pyworkflow.protocol.hosts import HostConfig
-
-if not os.path.exists(pw.Config.SCIPION_HOSTS):
-    os.makedirs(os.path.dirname(pw.Config.SCIPION_HOSTS), exist_ok=True)
-    HostConfig.writeBasic(pw.Config.SCIPION_HOSTS)
-
-
-# ---- the demo's quick run, shared by the demo, viewer and wizard tests (one run per session)
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ series), converted, written with isonet2core.star and read back.
 import os
 
 import pytest
+from pyworkflow.object import Pointer
 
 from isonet2core import star
 from isonet2scipion import convert
@@ -118,9 +119,10 @@ def _tomo_set(tmp_path, name, tomos):
     return tomo_set
 
 
-def _ctf_set(tmp_path, defocus_by_ts):
+def _ctf_set(tmp_path, defocus_by_ts, disabled=()):
     """Tilt series with ANGLES in acquisition order 2,0,1,3,4 (dose symmetric-like) and a CTF
-    series per tsId whose defocus grows with |tilt|: U = d + 1000*|tilt|, V = U + 400."""
+    series per tsId whose defocus grows with |tilt|: U = d + 1000*|tilt|, V = U + 400.
+    ``disabled``: (tsId, angle) of tilt images excluded (disabled), as IMOD and AreTomo do."""
     ts_set = SetOfTiltSeries(filename=str(tmp_path / "ts.sqlite"))
     ts_set.setSamplingRate(10.0)
     acq_orders = [3, 1, 0, 2, 4]
@@ -130,6 +132,7 @@ def _ctf_set(tmp_path, defocus_by_ts):
         for i, angle in enumerate(ANGLES):
             ti = TiltImage(tsId=ts_id, tiltAngle=angle, acquisitionOrder=acq_orders[i])
             ti.setLocation(i + 1, str(tmp_path / f"{ts_id}.st"))
+            ti.setEnabled((ts_id, angle) not in disabled)
             ts.append(ti)
         ts_set.update(ts)
     ts_set.write()
@@ -153,10 +156,105 @@ def _ctf_set(tmp_path, defocus_by_ts):
 
 def test_defocus_by_ts_id_from_ctf_series(tmp_path):
     ctf_set = _ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 45000.0})
-    defocus, errors = convert.defocus_by_ts_id(ctf_set)
+    info = convert.ctf_by_ts_id(ctf_set)
+    defocus, errors = info.defocus_a, info.errors
     assert errors == []
     # tilt 0: U = d, V = d + 400 -> mean d + 200
     assert defocus == {"TS_01": pytest.approx(30200.0), "TS_02": pytest.approx(45200.0)}
+
+
+def test_tilt_range_comes_from_the_enabled_tilts(tmp_path):
+    # TS_01 had its two highest tilts excluded (disabled), TS_02 none
+    info = convert.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 40000.0},
+                                         disabled={("TS_01", 3.0), ("TS_01", 6.0)}))
+    assert info.errors == []
+    assert info.tilt_ranges == {"TS_01": (-6.0, 0.0), "TS_02": (-6.0, 6.0)}
+    tomos = _tomo_set(tmp_path, "tomos", [_tomogram(t, str(tmp_path / f"{t}.mrc"))
+                                          for t in ("TS_01", "TS_02", "TS_03")])
+    full, _ = convert.tomograms_by_ts_id(tomos, "tomograms")
+    entries, errors = convert.collect_entries(full=full, tilt_ranges=info.tilt_ranges)
+    assert errors == []
+    got = {e.ts_id: (e.tilt_min_deg, e.tilt_max_deg, e.tilt_source) for e in entries}
+    # TS_03 has no tilt series: its acquisition (-60, 60)
+    assert got == {"TS_01": (-6.0, 0.0, convert.TILT_FROM_TILT_SERIES),
+                   "TS_02": (-6.0, 6.0, convert.TILT_FROM_TILT_SERIES),
+                   "TS_03": (-60.0, 60.0, convert.TILT_FROM_ACQUISITION)}
+    # the form's range always wins
+    entries, _ = convert.collect_entries(full=full, tilt_range=(-50.0, 40.0),
+                                         tilt_ranges=info.tilt_ranges)
+    assert {(e.tilt_min_deg, e.tilt_max_deg, e.tilt_source) for e in entries} == \
+        {(-50.0, 40.0, convert.TILT_FROM_FORM)}
+    # a single enabled tilt is no range: the error names the tomogram and the source
+    _, errors = convert.collect_entries(full=full, tilt_ranges={"TS_01": (0.0, 0.0)})
+    assert any("TS_01 (0.0, 0.0, from the enabled tilts" in e for e in errors)
+
+
+def test_every_tilt_disabled_or_broken_tilt_series_pointer_is_an_error(tmp_path):
+    ctf_set = _ctf_set(tmp_path, {"TS_01": 30000.0},
+                       disabled={("TS_01", a) for a in ANGLES})
+    info = convert.ctf_by_ts_id(ctf_set)
+    assert info.tilt_ranges == {} and len(info.errors) == 1 and "TS_01" in info.errors[0]
+
+    class BrokenSeries:      # a CTF series whose tilt-series pointer fails to resolve
+        def getTsId(self):
+            return "TS_09"
+
+        def getTiltSeries(self):
+            raise AttributeError("'NoneType' object has no attribute 'outputTiltSeries'")
+
+    class OneSeriesSet:
+        def iterItems(self):
+            yield BrokenSeries()
+
+    info = convert.ctf_by_ts_id(OneSeriesSet())
+    assert info.defocus_a == {} and len(info.errors) == 1
+    assert "TS_09" in info.errors[0] and "cannot be read" in info.errors[0]
+
+    # the set's own link to the tilt series broken: one error for the set
+    ctf_set.setSetOfTiltSeries(Pointer())
+    info = convert.ctf_by_ts_id(ctf_set)
+    assert info.defocus_a == {} and len(info.errors) == 1
+    assert "tilt series of the CTF estimations cannot be found" in info.errors[0]
+
+
+def test_ctf_corrected_flag_is_shared_or_an_error(tmp_path):
+    tomos = {t: _tomogram(t, str(tmp_path / f"{t}.mrc")) for t in ("TS_01", "TS_02")}
+    assert convert.ctf_corrected(tomos) == (False, [])
+    for tomo in tomos.values():
+        tomo.setCtfCorrected(True)
+    assert convert.ctf_corrected(tomos) == (True, [])
+    tomos["TS_02"].setCtfCorrected(False)
+    flag, errors = convert.ctf_corrected(tomos)
+    assert flag is None and len(errors) == 1 and "TS_01" in errors[0] and "TS_02" not in errors[0]
+
+
+def _mrc(path, shape_zyx, voxel_a=10.0):
+    import mrcfile
+    import numpy as np
+    with mrcfile.new(str(path), overwrite=True) as m:
+        m.set_data(np.zeros(shape_zyx, np.float32))
+        m.voxel_size = voxel_a
+    return str(path)
+
+
+def test_cube_and_mask_checks_name_the_tomogram_and_shapes(tmp_path):
+    tomos = {"TS_01": _tomogram("TS_01", _mrc(tmp_path / "a.mrc", (40, 64, 64))),
+             "TS_02": _tomogram("TS_02", _mrc(tmp_path / "b.mrc", (64, 64, 64)))}
+    assert convert.shape_zyx(tomos["TS_01"]) == (40, 64, 64)
+    assert convert.cube_errors(tomos, 32) == []
+    errors = convert.cube_errors(tomos, 48)       # TS_01 is 40 voxels thick
+    assert len(errors) == 1 and "TS_01" in errors[0] and "(40, 64, 64)" in errors[0]
+    assert "cube_size 48" in errors[0]
+    missing = {"TS_03": _tomogram("TS_03", str(tmp_path / "gone.mrc"))}
+    assert "cannot be read" in convert.cube_errors(missing, 32)[0]
+
+    masks = {"TS_01": _tomogram("TS_01", _mrc(tmp_path / "ma.mrc", (40, 64, 64))),
+             "TS_02": _tomogram("TS_02", _mrc(tmp_path / "mb.mrc", (32, 32, 32)), sampling=20.0)}
+    assert convert.mask_mismatches({"TS_01": tomos["TS_01"]}, masks) == []
+    errors = convert.mask_mismatches(tomos, masks)
+    assert len(errors) == 2 and all("TS_02" in e for e in errors)
+    assert any("(32, 32, 32)" in e and "(64, 64, 64)" in e for e in errors)
+    assert any("20 Å/px" in e and "10 Å/px" in e for e in errors)
 
 
 def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
@@ -167,8 +265,8 @@ def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
                        acq=_acquisition(-54.0, 48.0))]
     tomo_set = _tomo_set(tmp_path, "tomos", tomos)
     # the CTF set covers TS_01 and an extra tilt series TS_07, not TS_02
-    defocus, errors = convert.defocus_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0,
-                                                                   "TS_07": 10000.0}))
+    info = convert.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_07": 10000.0}))
+    defocus, errors = info.defocus_a, info.errors
     full, e = convert.tomograms_by_ts_id(tomo_set, "tomograms")
     assert errors == [] and e == []
 
@@ -227,7 +325,7 @@ def test_errors_name_the_items(tmp_path):
     assert any("without even/odd half maps" in e and "TS_01" in e for e in errors)
     # tilt range nonsense in an acquisition, and in the form
     _, errors = convert.collect_entries(full=full)
-    assert any("TS_02 (50.0, -50.0)" in e for e in errors)
+    assert any("TS_02 (50.0, -50.0, from the acquisition)" in e for e in errors)
     _, errors = convert.collect_entries(full=full, tilt_range=(-60.0, 120.0))
     assert any("tilt range" in e for e in errors)
     # masks must cover every tomogram

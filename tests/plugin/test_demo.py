@@ -29,6 +29,9 @@ def test_quick_demo_runs_the_chain(quick_demo):
                   "isonet2 - refine", "isonet2 - predict"):
         assert label in out, label
     assert "Pearson raw" in out and "wedge FSC raw" in out
+    # progress streamed while the protocols ran (at least their final state)
+    assert "isonet2 - refine: Training: epoch 1/1, loss " in out
+    assert "isonet2 - predict: Predicted 1 of 1 tomograms" in out
     assert (folder / "report" / "report.html").stat().st_size > 1000
     for png in ("tomo_001_orthoslices.png", "tomo_001_fourier.png", "training_loss.png",
                 "tomo_001_fsc_ground_truth.png"):

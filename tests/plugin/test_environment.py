@@ -1,20 +1,19 @@
 """The Plugin class: which interpreter runs the core, its environment, the messages when it
-is missing, and the managed environment that ``scipion installb isonet2-<version>`` builds."""
+is missing or of another version, and the managed environment that ``scipion installb
+isonet2scipion-<version>`` builds from the plugin's own files."""
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from pyworkflow.plugin import Domain
 
-from isonet2scipion.constants import (INSTALLED_FLAG, ISONET2_ENV_NAME, ISONET2_PYTHON,
-                                      ISONET2_VERSION)
+from isonet2scipion import core_wheel
+from isonet2scipion.constants import (BINARY_NAME, ENV_NAME, INSTALLED_FLAG, ISONET2_VERSION,
+                                      PYTHON_VAR, TORCH_VAR)
 
 MODULE = Domain.getPluginModule("isonet2scipion")   # registers the plugin's variables
 Plugin = MODULE.Plugin
-SOURCE = Path(__file__).resolve().parents[2]
 
 
 class RecordingEnv:
@@ -28,8 +27,8 @@ class RecordingEnv:
 
 
 def test_core_runs_with_isonet2_python():
-    # conftest points ISONET2_PYTHON at the interpreter of the tests
-    assert Plugin.getVar(ISONET2_PYTHON) == sys.executable
+    # conftest points PYTHON_VAR at the interpreter of the tests
+    assert Plugin.getVar(PYTHON_VAR) == sys.executable
     assert Plugin.getCoreProgram().startswith(sys.executable)
     assert Plugin.checkEnvironment() == []
     assert Plugin.validateInstallation() == []
@@ -37,12 +36,12 @@ def test_core_runs_with_isonet2_python():
 
 def test_missing_environment_says_how_to_install(monkeypatch, tmp_path):
     missing = str(tmp_path / "nowhere" / "python")
-    monkeypatch.setitem(Plugin._vars, ISONET2_PYTHON, missing)
-    monkeypatch.setenv(ISONET2_PYTHON, missing)
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, missing)
+    monkeypatch.setenv(PYTHON_VAR, missing)
     errors = Plugin.checkEnvironment()
     assert len(errors) == 1
     assert missing in errors[0]
-    assert f"installb {ISONET2_ENV_NAME}" in errors[0] and ISONET2_PYTHON in errors[0]
+    assert f"installb {ENV_NAME}" in errors[0] and PYTHON_VAR in errors[0]
     with pytest.raises(RuntimeError, match="installb"):
         Plugin.runCore(object(), "deconv", [])
 
@@ -51,10 +50,34 @@ def test_broken_environment_is_reported(monkeypatch, tmp_path):
     broken = tmp_path / "python"        # an interpreter without isonet2core
     broken.write_text("#!/bin/sh\necho 'No module named isonet2core' >&2\nexit 1\n")
     broken.chmod(0o755)
-    monkeypatch.setitem(Plugin._vars, ISONET2_PYTHON, str(broken))
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, str(broken))
     errors = Plugin.checkEnvironment()
     assert len(errors) == 1 and "broken" in errors[0] and "No module named isonet2core" in errors[0]
-    assert f"installb {ISONET2_ENV_NAME}" in errors[0]
+    assert f"installb {ENV_NAME}" in errors[0]
+
+
+def fake_core(tmp_path, version):
+    """An interpreter stand-in whose ``-m isonet2core --version`` answers ``version``."""
+    path = tmp_path / f"python-{version}"
+    path.write_text(f"#!/bin/sh\necho 'isonet2core {version}'\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_core_of_another_version_is_refused_naming_both(monkeypatch, tmp_path):
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, fake_core(tmp_path, "0.0.9"))
+    errors = Plugin.checkEnvironment()
+    assert len(errors) == 1
+    assert "isonet2core 0.0.9" in errors[0] and f"plugin is version {ISONET2_VERSION}" in errors[0]
+    assert f"installb {ENV_NAME}" in errors[0]
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, fake_core(tmp_path, ISONET2_VERSION))
+    assert Plugin.checkEnvironment() == []
+
+
+def test_core_version_is_read_from_the_version_line():
+    assert MODULE.coreVersion("isonet2core 0.1.0\n") == "0.1.0"
+    assert MODULE.coreVersion("warning: x\nisonet2core 1.2.3rc1") == "1.2.3rc1"
+    assert MODULE.coreVersion("Python 3.11") is None
 
 
 def test_environ_drops_pythonpath_and_sets_visible_gpus(monkeypatch):
@@ -77,50 +100,135 @@ def test_define_binaries_declares_the_environment(monkeypatch, conda):
     env = RecordingEnv()
     Plugin.defineBinaries(env)
     (name, kwargs), = env.packages
-    assert (name, kwargs["version"], kwargs["tar"]) == ("isonet2", ISONET2_VERSION, "void.tgz")
+    assert (name, kwargs["version"], kwargs["tar"]) == (BINARY_NAME, ISONET2_VERSION, "void.tgz")
+    assert ENV_NAME == f"isonet2scipion-{ISONET2_VERSION}"
     (command, target), = kwargs["commands"]
     assert target == INSTALLED_FLAG and command.endswith(f"touch {INSTALLED_FLAG}")
-    assert "torch==2.13.0" in command and "[core]" in command
+    # the core comes from a wheel of the plugin's own files, never from a registry lookup
+    assert command.startswith(f"{sys.executable} -m isonet2scipion.core_wheel . && ")
+    assert f"pip install ./isonet2core-{ISONET2_VERSION}-py3-none-any.whl" in command
+    assert "scipion-em-isonet2" not in command and "[core]" not in command
+    assert "pip install torch==2.13.0 &&" in command
     assert "isonet2core --version" in command
     if conda:
-        assert f"conda create -y -n {ISONET2_ENV_NAME} python=3.11" in command
+        assert f"conda create -y -n {ENV_NAME} python=3.11" in command
     else:
         assert f"{sys.executable} -m venv venv" in command
 
 
-@pytest.mark.slow
-def test_managed_venv_builds_and_runs_the_core(monkeypatch, tmp_path):
-    """Build the venv exactly as defineBinaries declares it (python -m venv, pip install
-    torch==2.13.0 - a CPU wheel from this machine's wheel cache - then this package with
-    [core], from a copy of the source so the working tree gets no build files), then run the
-    core's --version in it through the Plugin. About 2 minutes here (PyPI downloads)."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for item in ("setup.py", "README.md"):
-        shutil.copy(SOURCE / item, src / item)
-    for package in ("isonet2core", "isonet2scipion"):
-        shutil.copytree(SOURCE / package, src / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(Plugin, "_condaAvailable", classmethod(lambda cls: False))
-    monkeypatch.setattr(Plugin, "coreRequirement", classmethod(lambda cls: f"{src}[core]"))
-    env = RecordingEnv()
-    Plugin.defineBinaries(env)
-    (command, flag), = env.packages[0][1]["commands"]
-    build = tmp_path / ISONET2_ENV_NAME      # scipion runs the commands in software/em/<name>
-    build.mkdir()
-    environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(command, shell=True, cwd=build, env=environ, executable="/bin/bash",
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert (build / flag).exists()
-    assert f"isonet2core {ISONET2_VERSION}" in result.stdout
+def test_torch_variable_carries_pip_arguments(monkeypatch):
+    spec = "torch==2.13.0 --index-url 'https://download.pytorch.org/whl/cu126'"
+    monkeypatch.setitem(Plugin._vars, TORCH_VAR, spec)
+    assert Plugin.torchArgs() == ["torch==2.13.0", "--index-url",
+                                  "https://download.pytorch.org/whl/cu126"]
+    command = Plugin.installCommand(useConda=False)
+    assert ("pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126 &&"
+            in command)
+    monkeypatch.setitem(Plugin._vars, TORCH_VAR, "  ")
+    assert Plugin.torchArgs() == ["torch==2.13.0"]
 
-    python = build / "venv" / "bin" / "python"
-    monkeypatch.setitem(Plugin._vars, ISONET2_PYTHON, str(python))
-    monkeypatch.setenv(ISONET2_PYTHON, str(python))
-    assert Plugin.getCoreProgram().startswith(str(python))
-    assert Plugin.checkEnvironment() == []
-    # the core in the venv is the copy, not this checkout, and it has torch
-    out = subprocess.run([str(python), "-c", "import isonet2core, torch; print(isonet2core.__file__)"],
-                         stdout=subprocess.PIPE, text=True, check=True, cwd=tmp_path).stdout
-    assert out.strip().startswith(str(build / "venv"))
+
+def test_core_wheel_holds_the_core_and_its_requirements(tmp_path):
+    import zipfile
+    wheel = core_wheel.build_core_wheel(tmp_path / "out")
+    assert wheel.name == f"isonet2core-{ISONET2_VERSION}-py3-none-any.whl"
+    assert [p.name for p in wheel.parent.iterdir()] == [wheel.name]     # no temporary left
+    package = core_wheel.core_package_dir()
+    expected = {f"isonet2core/{p.relative_to(package).as_posix()}"
+                for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                and p.suffix != ".pyc"}
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        dist = f"isonet2core-{ISONET2_VERSION}.dist-info"
+        assert {n for n in names if not n.startswith(dist)} == expected
+        assert "isonet2core/data/structures.npz" in names and "isonet2core/cli/main.py" in names
+        metadata = zf.read(f"{dist}/METADATA").decode()
+        record = zf.read(f"{dist}/RECORD").decode().splitlines()
+        assert "isonet2 = isonet2core.cli.main:main" in zf.read(f"{dist}/entry_points.txt").decode()
+    requires = [line.split(": ", 1)[1] for line in metadata.splitlines()
+                if line.startswith("Requires-Dist")]
+    assert requires == core_wheel.core_requirements() and "torch>=2.1" in requires
+    assert f"Version: {ISONET2_VERSION}" in metadata
+    assert len(record) == len(names)                   # every file listed, RECORD itself too
+    # the extra "core" of the distribution is the same list (one source)
+    from importlib.metadata import requires as dist_requires
+    core_extra = [r.split(";")[0].strip() for r in dist_requires("scipion-em-isonet2scipion")
+                  if 'extra == "core"' in r]
+    assert core_extra == requires
+
+
+def test_plugin_requirements_are_declared_without_extras():
+    """Installed without extras (as the plugin manager does) the plugin must import: every
+    third-party package its modules import is a plain requirement of the distribution."""
+    from importlib.metadata import requires as dist_requires
+    plain = {r.split(";")[0].split(">")[0].split("=")[0].strip().lower()
+             for r in dist_requires("scipion-em-isonet2scipion") if "extra ==" not in r}
+    assert {"scipion-pyworkflow", "scipion-em", "scipion-em-tomo", "pandas", "starfile",
+            "numpy"} <= plain
+    assert "torch" not in plain
+
+
+STAND_IN = '''"""Stand-in for the Scipion team's plugin for the official IsoNet2 (scipion-em-isonet2,
+package isonet2): its names, nothing else."""
+import pwem
+
+class Plugin(pwem.Plugin):
+    _homeVar = "ISONET2_HOME"
+
+    @classmethod
+    def _defineVariables(cls):
+        cls._defineEmVar("ISONET2_HOME", "isonet2-2.0")
+        cls._defineVar("ISONET2_ENV_ACTIVATION", "conda activate isonet2-2.0")
+
+    @classmethod
+    def defineBinaries(cls, env):
+        env.addPackage("isonet2", version="2.0", tar="void.tgz", commands=[], default=True)
+'''
+
+BOTH_LOADED = '''
+import json
+from pyworkflow.plugin import Domain
+plugins = Domain.getPlugins()
+ours, theirs = plugins["isonet2scipion"].Plugin, plugins["isonet2"].Plugin
+class Env:
+    def __init__(self):
+        self.names = []
+    def addPackage(self, name, **kwargs):
+        self.names.append(f"{name}-{kwargs['version']}")
+env = Env()
+theirs.defineBinaries(env)
+ours.defineBinaries(env)
+print(json.dumps({"ours_home": ours.getVar(ours._homeVar), "ours_python": ours.getVar("ISONET2SCIPION_PYTHON"),
+                  "theirs_home": theirs.getVar("ISONET2_HOME"),
+                  "theirs_activation": theirs.getVar("ISONET2_ENV_ACTIVATION"),
+                  "ours_activation": ours.getVar("ISONET2SCIPION_ENV_ACTIVATION"),
+                  "binaries": env.names, "protocols": sorted(k for k in Domain.getProtocols() if "IsoNet2" in k)}))
+'''
+
+
+def test_loads_beside_the_scipion_teams_isonet2_plugin(tmp_path):
+    """Their distribution (scipion-em-isonet2, package isonet2, ISONET2_* variables, binary
+    isonet2) and ours load in one Scipion process; each keeps its own variables and binary."""
+    site = tmp_path / "site"
+    (site / "isonet2").mkdir(parents=True)
+    (site / "isonet2" / "__init__.py").write_text(STAND_IN)
+    info = site / "scipion_em_isonet2-3.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: scipion-em-isonet2\n"
+                                   "Version: 3.0.0\n")
+    (info / "entry_points.txt").write_text("[pyworkflow.plugin]\nisonet2 = isonet2\n")
+    environ = dict(os.environ, PYTHONPATH=str(site))
+    environ.pop(PYTHON_VAR, None)
+    result = subprocess.run([sys.executable, "-c", BOTH_LOADED], env=environ, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+    got = json.loads(result.stdout.strip().splitlines()[-1])
+    assert got["theirs_home"].endswith("isonet2-2.0")
+    assert got["theirs_activation"] == "conda activate isonet2-2.0"
+    assert got["ours_home"].endswith(ENV_NAME) and got["ours_home"] != got["theirs_home"]
+    assert got["ours_python"] == os.path.join(got["ours_home"], "venv", "bin", "python")
+    assert got["ours_activation"] == f"conda activate {ENV_NAME}"
+    assert got["binaries"] == ["isonet2-2.0", ENV_NAME]
+    assert "ProtIsoNet2Refine" in got["protocols"]

@@ -6,7 +6,7 @@ are imported with tomo's protocols (three tomogram imports: full, even, odd; a t
 import, which the CTF import needs to attach the estimations to - IsoNet2 never reads its
 images; the CTF import from the IMOD files), then run through deconv -> make mask ->
 denoise -> refine -> predict with tiny CPU settings. The plugin runs the core with the
-interpreter of the tests (conftest sets ISONET2_PYTHON).
+interpreter of the tests (conftest sets ISONET2SCIPION_PYTHON).
 """
 import os
 from pathlib import Path
@@ -136,8 +136,9 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         # deconv: CTF from the IMOD files (defocus at the tilt nearest 0)
         deconv = self._run(ProtIsoNet2Deconv, inputTomograms=full, inputCtfs=ctfs,
                            numberOfThreads=3, binThreads=1)
+        # deconvolution corrects the CTF: the output says so
         self.checkTomograms(deconv.tomograms, expectedSetSize=N_TOMOS, expectedSRate=PIXEL_SIZE,
-                            expectedDimensions=expectedDims)
+                            expectedDimensions=expectedDims, ctfCorrected=True)
         self.assertEqual(sorted(deconv.tomograms.getTSIds()), [r["name"] for r in self.records])
         # Continue re-runs only what changed: nothing, then the per-tomogram steps
         outputs = [t.getFileName() for t in deconv.tomograms]
@@ -201,8 +202,10 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         predict = self._run(ProtIsoNet2Predict, halvesSource=HALVES_NONE,
                             inputTomograms=deconv.tomograms, inputModel=refine.model,
                             padding_factor=1.0, **CPU)
+        # a network without a CTF mode keeps its input's flag (the deconvolved maps')
         self.checkTomograms(predict.tomograms, expectedSetSize=N_TOMOS,
-                            expectedSRate=PIXEL_SIZE, expectedDimensions=expectedDims)
+                            expectedSRate=PIXEL_SIZE, expectedDimensions=expectedDims,
+                            ctfCorrected=True)
         self.assertEqual(sorted(predict.tomograms.getTSIds()), [r["name"] for r in self.records])
         # the chain (CTF deconvolution, then the network) brings the maps closer to the
         # ground truth than the raw reconstructions; one epoch of a few cubes on the CPU adds

@@ -1,4 +1,4 @@
-"""Shared test set-up.
+"""Shared test set-up of ``tests/`` and ``isonet2scipion/tests/``.
 
 Scipion reads its configuration from environment variables only, so they are set here,
 before any test module imports pyworkflow: a private SCIPION_HOME / SCIPION_USER_DATA under a
@@ -20,7 +20,7 @@ for _key, _value in {
     "SCIPION_TEST_NOSYNC": "1",
     "SQLITE_JOURNAL_MODE": "WAL",
     # the plugin runs the core with the interpreter running the tests
-    "ISONET2_PYTHON": sys.executable,
+    "ISONET2SCIPION_PYTHON": sys.executable,
 }.items():
     os.environ.setdefault(_key, _value)
 for _key in ("SCIPION_HOME", "SCIPION_USER_DATA"):
@@ -32,6 +32,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long tests, run with the README's long-test command")
+    # projects need a hosts configuration to launch protocols
+    import pyworkflow as pw
+    from pyworkflow.protocol.hosts import HostConfig
+    if not os.path.exists(pw.Config.SCIPION_HOSTS):
+        os.makedirs(os.path.dirname(pw.Config.SCIPION_HOSTS), exist_ok=True)
+        HostConfig.writeBasic(pw.Config.SCIPION_HOSTS)
 
 
 def pytest_sessionfinish(session, exitstatus):
