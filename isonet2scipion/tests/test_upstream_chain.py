@@ -17,18 +17,20 @@ environment, ``scipion3 installb isonet2scipion-<version>``) and by the README's
 Needs scipion-em-imod (the CTF import uses its parser).
 """
 import os
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 from pyworkflow.object import Pointer, Set
+from pyworkflow.plugin import Domain
 from pyworkflow.tests import setupTestProject
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
 import tomo.protocols
 from isonet2core import star
-from isonet2core.simulate import SimulationConfig, simulate_dataset
 from isonet2scipion.constants import (CTF_CORRECTED_AUTO, CTF_CORRECTED_NO, HALVES_LINKED,
                                       TOMOGRAMS_STAR)
 from isonet2scipion.protocols import (ProtIsoNet2MakeMask, ProtIsoNet2Predict,
@@ -51,17 +53,25 @@ class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
         cls._cwd = os.getcwd()
         setupTestProject(cls)
         cls.dataDir = Path(cls.proj.getPath()).parent / f"{cls.projName}_data"
-        cfg = SimulationConfig(shape=SHAPE_ZYX, pixel_size_a=PIXEL_SIZE, tilt_min_deg=TILT_MIN,
-                               tilt_max_deg=TILT_MAX, tilt_step_deg=TILT_STEP,
-                               defocus_a=30000.0, defocus_step_a=5000.0, dose_snr=30.0, seed=5)
-        cls.records = simulate_dataset(cls.dataDir, cfg, n_tomograms=2)
-        cls.names = [r["name"] for r in cls.records]
+        # data from the core's simulator, run in the plugin's environment (Scipion's own has
+        # no torch): full/even/odd tomograms, IMOD .defocus files
+        Plugin = Domain.getPluginModule("isonet2scipion").Plugin   # its variables registered
+        program = Plugin.getCoreProgram()
+        if program is None:
+            raise RuntimeError(Plugin.checkEnvironment()[0])
+        subprocess.run(f"{program} simulate --output_dir {shlex.quote(str(cls.dataDir))} "
+                       f"--n_tomograms 2 --shape {','.join(map(str, SHAPE_ZYX))} "
+                       f"--pixel_size {PIXEL_SIZE} --tilt_min {TILT_MIN} --tilt_max {TILT_MAX} "
+                       f"--tilt_step {TILT_STEP} --defocus 30000 --defocus_step 5000 "
+                       f"--dose_snr 30 --seed 5", shell=True, check=True,
+                       executable="/bin/bash", env=Plugin.getEnviron(), cwd=str(cls.dataDir.parent))
+        cls.names = sorted(p.stem for p in (cls.dataDir / "full").glob("*.mrc"))
         # AreTomo's layout: <tsId>.mrc with <tsId>_EVN_Vol.mrc / <tsId>_ODD_Vol.mrc beside
         aretomo = cls.dataDir / "aretomo"
         aretomo.mkdir()
-        for rec in cls.records:
+        for name in cls.names:
             for key, suffix in (("full", ""), ("even", "_EVN_Vol"), ("odd", "_ODD_Vol")):
-                shutil.copy(rec[key], aretomo / f"{rec['name']}{suffix}.mrc")
+                shutil.copy(cls.dataDir / key / f"{name}.mrc", aretomo / f"{name}{suffix}.mrc")
         n_tilts = int(round((TILT_MAX - TILT_MIN) / TILT_STEP)) + 1
         (cls.dataDir / "ts").mkdir()
         rng = np.random.default_rng(0)
