@@ -63,10 +63,12 @@ class Plugin(pwem.Plugin):
                          description="Folder of the managed IsoNet2 environment")
         cls._defineVar(ENV_ACTIVATION_VAR, DEFAULT_ACTIVATION_CMD,
                        description="Command that activates the IsoNet2 conda environment")
-        cls._defineVar(PYTHON_VAR,
-                       os.path.join(cls.getVar(HOME_VAR), VENV_DIR, "bin", "python"),
-                       description="Python interpreter with isonet2core installed "
-                                   "(used when the file exists; else the conda environment)")
+        # a path: `scipion config` writes it relative (software/em/...), and Scipion resolves
+        # such values against SCIPION_HOME, as pwem does for its *_HOME variables
+        default = os.path.join(cls.getVar(HOME_VAR), VENV_DIR, "bin", "python")
+        cls._addVar(PYTHON_VAR, scipionPath(os.environ.get(PYTHON_VAR, default)), default,
+                    description="Python interpreter with isonet2core installed "
+                                "(used when the file exists; else the conda environment)")
         cls._defineVar(TORCH_VAR, DEFAULT_TORCH_SPEC,
                        description="pip arguments that install PyTorch into the managed "
                                    "environment, e.g. 'torch==2.13.0 --index-url "
@@ -205,6 +207,15 @@ class Plugin(pwem.Plugin):
                        commands=[(cls.installCommand(useConda), INSTALLED_FLAG)],
                        neededProgs=[], vars={"PATH": envPath} if envPath else None,
                        default=True)
+
+
+def scipionPath(value: str, home: Optional[str] = None) -> str:
+    """A path variable's value made absolute: ``~`` expanded, a relative path taken from
+    SCIPION_HOME (``home``; default pyworkflow's), as Scipion writes them in scipion.conf."""
+    if home is None:
+        import pyworkflow as pw
+        home = pw.Config.SCIPION_HOME
+    return os.path.join(home, os.path.expanduser(value))
 
 
 def coreVersion(versionOutput: str) -> Optional[str]:

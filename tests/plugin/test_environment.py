@@ -74,6 +74,16 @@ def test_core_of_another_version_is_refused_naming_both(monkeypatch, tmp_path):
     assert Plugin.checkEnvironment() == []
 
 
+def test_path_variables_written_relative_resolve_against_scipion_home():
+    # `scipion config` writes ISONET2SCIPION_PYTHON = software/em/<env>/venv/bin/python
+    assert MODULE.scipionPath("software/em/x/venv/bin/python", home="/opt/scipion") == \
+        "/opt/scipion/software/em/x/venv/bin/python"
+    assert MODULE.scipionPath("/usr/bin/python3", home="/opt/scipion") == "/usr/bin/python3"
+    assert MODULE.scipionPath("~/py/bin/python", home="/opt/scipion") == \
+        os.path.expanduser("~/py/bin/python")
+    assert os.path.isabs(Plugin.getVar(PYTHON_VAR))
+
+
 def test_core_version_is_read_from_the_version_line():
     assert MODULE.coreVersion("isonet2core 0.1.0\n") == "0.1.0"
     assert MODULE.coreVersion("warning: x\nisonet2core 1.2.3rc1") == "1.2.3rc1"
