@@ -61,6 +61,14 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of ``command`` (either spelling) inside ``parser``."""
+    for action in parser._subparsers._group_actions:
+        if command in action.choices:
+            return action.choices[command]
+    raise KeyError(command)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -70,9 +78,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     parser = build_parser(command)
     try:
+        if command is not None:      # the official program's spellings (cli/compat.py)
+            from isonet2core.cli import compat
+            at = argv.index(command) + 1
+            argv = argv[:at] + compat.official_argv(_canonical(command), argv[at:],
+                                                    _subparser(parser, command))
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except CLIError as exc:
+        sys.stderr.write(f"isonet2 {_canonical(command)}: error: {_one_line(exc)}\n")
+        return 2
     if args.command is None:
         parser.print_help()
         return 2
