@@ -10,6 +10,7 @@ Empty values are ``None``, never the string ``"None"``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal, Optional, Tuple
 
@@ -163,7 +164,7 @@ class TrainConfig:
     ctf_mode: CTFMode = None
     is_ctf_flipped: bool = False
     do_phaseflip_input: bool = True
-    bfactor: float = 0.0                   # A^2, envelope exp(-B f^2 / 4), applied once
+    bfactor: float = 0.0                   # A^2, exp(-B f^2/4) before and after clipping (official meaning)
     clip_first_peak_mode: ClipFirstPeakMode = 1
     snrfalloff: float = 1.0
     deconvstrength: float = 1.0
@@ -193,8 +194,8 @@ class TrainConfig:
                f"learning_rate_min ({self.learning_rate_min}) must be in [0, learning_rate={self.learning_rate}]")
         _check(self.ctf_mode in CTF_MODES, f"CTF_mode must be one of None, phase_only, wiener, network; got {self.ctf_mode!r}")
         _check(self.clip_first_peak_mode in (0, 1, 2, 3), f"clip_first_peak_mode must be 0, 1, 2 or 3, got {self.clip_first_peak_mode}")
-        _check(self.bfactor >= 0, f"bfactor must not be negative, got {self.bfactor}")
-        _check(self.mw_weight >= 0, f"mw_weight must not be negative, got {self.mw_weight}")
+        _check(math.isfinite(self.bfactor), f"bfactor must be a finite number, got {self.bfactor}")
+        _check(math.isfinite(self.mw_weight), f"mw_weight must be a finite number, got {self.mw_weight}")
         _check(self.noise_level >= 0, f"noise_level must not be negative, got {self.noise_level}")
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")

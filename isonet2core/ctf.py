@@ -11,7 +11,8 @@ with ``k`` in 1/Angstrom, ``lambda`` the relativistic electron wavelength (Angst
 the defocus at 0 degrees tilt in Angstrom (underfocus positive) and ``Cs`` in Angstrom
 (``cs_mm * 1e7``). A recorded map is ``IFFT(T * FFT(ground_truth))``. The CTF is isotropic
 (no astigmatism, no defocus gradient across the tilt series) and has no envelope unless a
-B-factor is applied explicitly with :func:`bfactor_envelope` (once).
+B-factor is applied explicitly with :func:`bfactor_envelope` (network mode applies it before
+and after first-peak clipping, as the IsoNet2 program does, so a B-factor means the same there).
 
 3D filters are built on the grids of :mod:`isonet2core.fourier` (unshifted, rfft layout by
 default), evaluated analytically at every voxel's radial frequency ``|k| / pixel_size_a``.
@@ -227,10 +228,8 @@ def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
 
 
 def bfactor_envelope(freq_per_a: ArrayLike, bfactor: float) -> ArrayLike:
-    """B-factor envelope ``exp(-B f^2 / 4)`` (``B`` in A^2, ``f`` in 1/A); numpy or torch in/out.
-
-    Apply it once: the IsoNet2 program applied it twice (``exp(-B f^2 / 2)``); this does not.
-    """
+    """B-factor envelope ``exp(-B f^2 / 4)`` (``B`` in A^2, ``f`` in 1/A; a negative ``B``
+    sharpens); numpy or torch in/out."""
     if isinstance(freq_per_a, np.ndarray):
         return np.exp(-float(bfactor) * freq_per_a ** 2 / 4.0)
     return torch.exp(-float(bfactor) * freq_per_a * freq_per_a / 4.0)
@@ -246,22 +245,29 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
                   clip_first_peak_mode: int = 1, rfft: bool = True,
                   device: Optional[torch.device] = None,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The CTF of network-mode training: clipped CTF times the B-factor envelope (applied once).
+    """The CTF of network-mode training, with the B-factor as the IsoNet2 program applies it:
+    before and after first-peak clipping.
 
-    ``CTF_eff(f) = C(f) * exp(-B f^2 / 4)`` where ``C`` is :func:`clip_first_peak` of
-    ``T = ctf_3d(...)`` with ``f0 = first_peak_freq`` and ``peak_value = T(f0)``. Shape
-    ``fourier.fft_shape(shape, rfft)``, unshifted, real.
+    ``CTF_eff(f) = C(f) * E(f)`` where ``E = exp(-B f^2 / 4)`` (:func:`bfactor_envelope`) and
+    ``C`` is :func:`clip_first_peak` of ``T * E`` (``T = ctf_3d(...)``) with
+    ``f0 = first_peak_freq`` (the peak of ``T``) and ``peak_value = T(f0) E(f0)``. Above ``f0``
+    that is ``T exp(-B f^2 / 2)``, as there; below it the clipped curve times ``E``. (The
+    IsoNet2 program looks for the peak on ``T * E``, which a large B moves slightly lower.)
+    ``B`` may be negative (sharpening; its guidance for cellular data is 0 or negative).
+    Shape ``fourier.fft_shape(shape, rfft)``, unshifted, real.
     """
     m = _microscope(microscope)
-    if bfactor < 0:
-        raise ValueError(f"bfactor must not be negative, got {bfactor}")
+    if not math.isfinite(bfactor):
+        raise ValueError(f"bfactor must be a finite number, got {bfactor}")
     freq = _freq_per_a(shape, m.pixel_size_a, rfft, device)
     optics = (m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
-    t = ctf_of_freq(freq, *optics)
+    env = bfactor_envelope(freq, bfactor)
     f0 = first_peak_freq(*optics)
-    peak = float(ctf_of_freq(torch.tensor(f0, dtype=torch.float64), *optics))
-    clipped = clip_first_peak(t, freq, f0, clip_first_peak_mode, peak_value=peak)
-    return (clipped * bfactor_envelope(freq, bfactor)).to(dtype)
+    f0_t = torch.tensor(f0, dtype=torch.float64)
+    peak = float(ctf_of_freq(f0_t, *optics) * bfactor_envelope(f0_t, bfactor))
+    clipped = clip_first_peak(ctf_of_freq(freq, *optics) * env, freq, f0, clip_first_peak_mode,
+                              peak_value=peak)
+    return (clipped * env).to(dtype)
 
 
 def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,

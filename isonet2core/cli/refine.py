@@ -80,8 +80,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
     common.add_option(parser, "do_phaseflip_input", type=common.parse_bool, default=_D.do_phaseflip_input,
                       help="phase flip the training cubes in wiener/network CTF modes (phase_only always does)")
     common.add_option(parser, "bfactor", type=float, default=_D.bfactor,
-                      help="B-factor (A^2) of the network-mode CTF envelope exp(-B f^2 / 4), applied once; "
-                           "200-300 for isolated particles, 0 for cells")
+                      help="B-factor (A^2) of the network-mode CTF: envelope exp(-B f^2 / 4) applied "
+                           "before and after first-peak clipping, as the IsoNet2 program does; "
+                           "200-300 for isolated particles, 0 or negative for cells")
     common.add_option(parser, "clip_first_peak_mode", type=int, default=_D.clip_first_peak_mode,
                       choices=(0, 1, 2, 3),
                       help="CTF below its first peak: 0 unchanged, 1 constant, 2 negative sine, 3 cosine")
@@ -120,7 +121,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="single-map refine: STAR column of the maps; auto: rlnDeconvTomoName when "
                            "filled, else rlnTomoReconstructedTomogram")
     common.add_option(parser, "mw_weight", type=float, default=_D.mw_weight,
-                      help="weight of the missing-wedge term of the masked loss (the paper uses 20-200)")
+                      help="weight of the missing-wedge term of the masked loss (the paper uses "
+                           "20-200); 0 or negative (the IsoNet2 program's -1): a plain loss over "
+                           "the whole cube, no masks")
     common.add_option(parser, "noise_level", type=float, default=_D.noise_level,
                       help="std of synthetic noise added to the inputs, in units of the tomogram's std")
     common.add_option(parser, "noise_mode", default=_D.noise_mode, choices=NOISE_MODES,

@@ -7,6 +7,10 @@ Masked loss (DeepDeWedge's, as used by IsoNet2), for a prediction ``x`` and a ta
                                                           # target: missing-wedge restoration
     loss = n2n + mw_weight * mw
 
+With ``mw_weight <= 0`` (the IsoNet2 program's default -1) the loss is plain instead:
+``base(x - y)`` over the whole cube (``FSC``: over the whole spectrum), reported as the n2n
+term with a zero missing-wedge term.
+
 ``M`` is the Fourier mask of what the network input measures (its wedge, 1 measured / 0 missing)
 and ``R(M)`` the rotated mask, i.e. what the target measures; frequencies the target does not
 measure (``1 - R(M)``) carry no loss. ``base`` is the mean over voxels and cubes of the squared
@@ -132,6 +136,9 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, targ
     _check_loss_func(loss_func)
     if x.shape != y.shape or x.dim() != 5:
         raise ValueError(f"x and y must be equal (b, 1, z, y, x) shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if mw_weight <= 0:                      # the plain loss, no masks
+        plain = plain_loss(x, y, loss_func)
+        return LossTerms(plain, plain, x.new_zeros((), dtype=torch.float32))
     m = input_mask.float()
     rm = target_mask.float()
     w_n2n = m * rm

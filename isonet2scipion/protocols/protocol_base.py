@@ -227,8 +227,9 @@ TRAIN_OPTIONS = [
                "Phase flip the network input when a CTF mode is used.", expert=True,
                condition="CTF_mode != 0"),
     CoreOption("bfactor", P.FloatParam, 0.0, "B-factor (Å²)",
-               "Envelope exp(-B f²/4) applied to the effective CTF in network mode.",
-               validators=[P.GE(0, "bfactor must not be negative")], expert=True,
+               "Envelope exp(-B f²/4) applied to the network-mode CTF before and after "
+               "first-peak clipping, as the IsoNet2 program does: 200-300 for isolated "
+               "particles, 0 or negative for cells.", expert=True,
                condition="CTF_mode != 0"),
     CoreOption("clip_first_peak_mode", P.EnumParam, 1, "Clip below the first CTF peak",
                "How the CTF is treated below its first peak: 0 none, 1 constant, 2 negative "
@@ -273,8 +274,9 @@ TRAIN_OPTIONS = [
 
 REFINE_OPTIONS = [
     CoreOption("mw_weight", P.FloatParam, 20.0, "Missing-wedge loss weight",
-               "Weight of the loss in the missing-wedge region (the paper uses 20-200).",
-               validators=[P.GE(0, "mw_weight must not be negative")]),
+               "Weight of the loss in the missing-wedge region (the paper uses 20-200). 0 or "
+               "negative (the IsoNet2 program's -1): a plain loss over the whole cube, no "
+               "masks."),
     CoreOption("noise_level", P.FloatParam, 0.0, "Noise level",
                "Synthetic noise added to the inputs (single-map refine learns to denoise).",
                validators=[P.GE(0, "noise_level must not be negative")], expert=True),

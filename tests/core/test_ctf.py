@@ -127,14 +127,20 @@ def test_effective_ctf():
     eff = ctf.effective_ctf(shape, m, bfactor=300.0, clip_first_peak_mode=1, dtype=torch.float64)
     env = torch.exp(-300.0 * freq ** 2 / 4)
     above = freq >= f0
-    assert torch.allclose(eff[above], (t * env)[above], atol=1e-12)   # envelope applied once
-    assert torch.allclose(eff[~above], env[~above], atol=1e-12)       # 1 x envelope below f0
+    # the envelope before and after clipping, as the IsoNet2 program: exp(-B f^2 / 2) above f0
+    assert torch.allclose(eff[above], (t * torch.exp(-300.0 * freq ** 2 / 2))[above], atol=1e-12)
+    peak_env = math.exp(-300.0 * f0 ** 2 / 4)
+    assert torch.allclose(eff[~above], peak_env * env[~above], atol=1e-12)   # P E(f0) x E below
+    # a negative B sharpens: above f0 the curve grows by exp(+|B| f^2 / 2)
+    sharp = ctf.effective_ctf(shape, m, bfactor=-300.0, clip_first_peak_mode=1,
+                              dtype=torch.float64)
+    assert torch.allclose(sharp[above], (t * torch.exp(300.0 * freq ** 2 / 2))[above], atol=1e-12)
     none = ctf.effective_ctf(shape, m, bfactor=0.0, clip_first_peak_mode=0, dtype=torch.float64)
     assert torch.allclose(none, t)
     cos = ctf.effective_ctf(shape, m, bfactor=0.0, clip_first_peak_mode=3, dtype=torch.float64)
     assert float(cos[0, 0, 0]) == pytest.approx(float(t[above].max()), rel=1e-3)   # the peak value at DC
-    with pytest.raises(ValueError):
-        ctf.effective_ctf(shape, m, bfactor=-1, clip_first_peak_mode=1)
+    with pytest.raises(ValueError, match="finite"):
+        ctf.effective_ctf(shape, m, bfactor=float("nan"), clip_first_peak_mode=1)
 
 
 def test_phase_flip():

@@ -151,3 +151,19 @@ def test_masked_fsc_loss_terms():
     assert float(terms.total) == pytest.approx(float(terms.n2n) + 2.0 * float(terms.mw), rel=1e-6)
     terms.total.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("weight", [0.0, -1.0])
+def test_mw_weight_zero_or_negative_is_the_plain_loss(weight):
+    """The IsoNet2 program's default -1 (and 0): no masks, the base loss over the whole cube."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 1, 8, 8, 8, generator=g)
+    y = torch.randn(2, 1, 8, 8, 8, generator=g)
+    half = torch.zeros(8, 8, 5)           # masks that would drop everything: ignored
+    l2 = masked_loss(x, y, half, half, mw_weight=weight, loss_func="L2")
+    assert float(l2.total) == pytest.approx(float(((x - y) ** 2).mean()), rel=1e-6)
+    assert float(l2.n2n) == float(l2.total) and float(l2.mw) == 0.0
+    l1 = masked_loss(x, y, half, half, mw_weight=weight, loss_func="L1")
+    assert float(l1.total) == pytest.approx(float((x - y).abs().mean()), rel=1e-6)
+    fsc = masked_loss(x, x * 3.0, half, half, mw_weight=weight, loss_func="FSC")
+    assert float(fsc.total) == pytest.approx(0.0, abs=1e-5)    # scale-blind, whole spectrum
