@@ -30,8 +30,8 @@ CTF_MODES: Tuple[Optional[str], ...] = (None, "phase_only", "wiener", "network")
 LossFunc = Literal["L2", "L1", "Huber", "FSC"]
 LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC")
 
-NoiseMode = Literal["white", "ramp", "hamming"]
-NOISE_MODES: Tuple[str, ...] = ("white", "ramp", "hamming")
+NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
+NOISE_MODES: Tuple[str, ...] = ("white", "nofilter", "ramp", "hamming")
 
 ClipFirstPeakMode = Literal[0, 1, 2, 3]
 """0 none, 1 constant, 2 negative sine, 3 cosine (below the first CTF peak)."""
@@ -171,7 +171,7 @@ class TrainConfig:
     highpassnyquist: float = 0.02
     mw_weight: float = 20.0
     noise_level: float = 0.0
-    noise_mode: NoiseMode = "white"
+    noise_mode: NoiseMode = "nofilter"      # the IsoNet2 program's default
     random_rot_weight: float = 0.2
     fill_reuse: int = 2                    # refine: steps that reuse one batch's fill predictions
     split_halves: bool = False

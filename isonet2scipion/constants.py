@@ -52,7 +52,7 @@ ARCH_CHOICES = ["unet-small", "unet-medium", "unet-large",
                 "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
 LOSS_CHOICES = ["L2", "L1", "Huber", "FSC"]
 CTF_MODE_CHOICES = ["None", "phase_only", "wiener", "network"]
-NOISE_MODE_CHOICES = ["white", "ramp", "hamming"]
+NOISE_MODE_CHOICES = ["white", "nofilter", "ramp", "hamming"]
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]
 
 # are the tomograms CTF phase flipped? (form options isCTFflipped/phaseflipped)

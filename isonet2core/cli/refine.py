@@ -125,9 +125,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "20-200); 0 or negative (the IsoNet2 program's -1): a plain loss over "
                            "the whole cube, no masks")
     common.add_option(parser, "noise_level", type=float, default=_D.noise_level,
-                      help="std of synthetic noise added to the inputs, in units of the tomogram's std")
+                      help="synthetic noise added to the single-map inputs, on the IsoNet2 program's "
+                           "scale: std = this x each cube's 4-96 percentile range")
     common.add_option(parser, "noise_mode", default=_D.noise_mode, choices=NOISE_MODES,
-                      help="spectrum of the synthetic noise: white, ramp (WBP-like) or hamming (apodised ramp)")
+                      help="spectrum of the synthetic noise: back-projection noise of a tilt series, "
+                           "unweighted (nofilter), ramp- or Hamming-weighted, or white")
     common.add_option(parser, "random_rot_weight", type=float, default=_D.random_rot_weight,
                       help="fraction of arbitrary (trilinear) rotations; the rest are the 20 "
                            "90-degree rotations that move the missing wedge")

@@ -42,12 +42,15 @@ Half 0 is the even map, half 1 the odd map.
    applied once.
 
 **isonet2** (one map): the same without the pair: ``N = 0``, the target is the rotated filled
-cube of the same map, and ``mw_weight`` applies as for N2N. Optional synthetic noise
-``noise_level`` (a multiple of the normalised map's std of 1) is added to the input before
-the wedge is applied (so it looks like measured noise): ``white`` (flat spectrum), ``ramp``
-(amplitude proportional to ``|k|``, the spectrum of weighted back-projection noise) or
-``hamming`` (the ramp times a Hamming window ``0.54 + 0.46 cos(2 pi |k|)``, i.e. WBP noise
-with the usual apodisation); each shaped noise is rescaled to unit variance first.
+cube of the same map, and ``mw_weight`` applies as for N2N. Optional synthetic noise is added to
+the re-wedged input, on the IsoNet2 program's scale and with its spectra
+(:func:`input_noise`): its std is ``noise_level`` times the cube's 4-96 percentile range (the
+official program normalises each cube by those percentiles and adds unit-std noise), and it is
+back-projection noise of a tilt series: white along the tilt axis y, in the (z, x) plane an
+amplitude ``|k_zx|^(-1/2)`` (``nofilter``: plain back-projection), ``|k_zx|^(1/2)`` (``ramp``:
+weighted back-projection) or the ramp times a Hamming window ``0.54 + 0.46 cos(2 pi |k_zx|)``
+(``hamming``), or flat (``white``); only where the cube measures (the missing wedge removed),
+then scaled to unit std.
 
 **n2n** (denoise): input ``v_h``, target ``v_{1-h}``, no wedge filling; the only rotations are
 augmentations that keep the wedge in place (:data:`.rotations.WEDGE_KEEPING_ROTATIONS`, same
@@ -172,18 +175,49 @@ def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: tor
 
 
 def shaped_noise(shape, mode: str, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Unit-variance noise ``shape = (b, 1, n, n, n)``: ``white``, ``ramp`` or ``hamming`` spectra."""
+    """Unit-variance noise ``shape = (b, 1, n, n, n)`` with the spectra of the module docstring:
+    ``white``, or back-projection noise ``nofilter``, ``ramp``, ``hamming`` (amplitude a
+    function of the radius ``|k_zx|`` perpendicular to the tilt axis y, white along y)."""
     noise = torch.randn(shape, generator=generator, device=device)
     if mode == "white":
         return noise
-    if mode not in ("ramp", "hamming"):
-        raise ValueError(f"noise_mode must be white, ramp or hamming, got {mode!r}")
-    k = fourier.radial_freq(shape[-3:], rfft=True, device=device)
-    filt = k.clone()
-    if mode == "hamming":
-        filt = filt * (0.54 + 0.46 * torch.cos(2.0 * math.pi * k.clamp(max=0.5)))
-    shaped = fourier.apply_fourier_filter(noise, filt)
-    return shaped / shaped.std(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-12)
+    if mode not in ("nofilter", "ramp", "hamming"):
+        raise ValueError(f"noise_mode must be white, nofilter, ramp or hamming, got {mode!r}")
+    kz, _, kx = fourier.freq_grid(shape[-3:], rfft=True, device=device)
+    k = torch.sqrt(kz * kz + kx * kx).clamp_min(1.0 / max(shape[-3], shape[-1]))   # no 0 at DC
+    k = k.clamp(max=0.5)
+    if mode == "nofilter":
+        filt = k.rsqrt()
+    else:
+        filt = k.sqrt()
+        if mode == "hamming":
+            filt = filt * (0.54 + 0.46 * torch.cos(2.0 * math.pi * k))
+    shaped = fourier.apply_fourier_filter(noise, filt.expand(shape[-3], shape[-2], -1))
+    return _unit_std(shaped)
+
+
+def _unit_std(x: torch.Tensor) -> torch.Tensor:
+    return x / x.std(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-12)
+
+
+def percentile_range(x: torch.Tensor, percent: float = 4.0) -> torch.Tensor:
+    """Per cube ``(b, 1, 1, 1, 1)``: the ``100 - percent`` minus the ``percent`` percentile of
+    ``x`` ``(b, 1, n, n, n)`` (the IsoNet2 program's cube normalisation range)."""
+    flat = x.reshape(x.shape[0], -1).float()
+    q = torch.quantile(flat, torch.tensor([percent / 100.0, 1.0 - percent / 100.0],
+                                          device=x.device), dim=1)
+    return (q[1] - q[0]).view(-1, 1, 1, 1, 1)
+
+
+def input_noise(cubes: torch.Tensor, wedge_rfft: torch.Tensor, noise_level: float, mode: str,
+                generator: torch.Generator) -> torch.Tensor:
+    """The synthetic noise of single-map refine for ``cubes`` ``(b, 1, n, n, n)`` (filled,
+    rotated): :func:`shaped_noise` restricted to what the cube measures (``wedge_rfft``), unit
+    std, times ``noise_level`` times each cube's :func:`percentile_range`, i.e. the IsoNet2
+    program's ``noise_level`` on its percentile-normalised cubes."""
+    noise = shaped_noise(cubes.shape, mode, generator, cubes.device)
+    noise = _unit_std(fourier.apply_fourier_filter(noise, wedge_rfft))
+    return float(noise_level) * percentile_range(cubes) * noise
 
 
 def _rotate_pair_masks(filters: Sequence[CubeFilters], rotations) -> torch.Tensor:
@@ -275,10 +309,10 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
         target_mask = _rotate_pair_masks(filters, rotations)
         inputs, targets = [], []
         for h in range(n_maps):
-            x = rotated[h]
+            x = fourier.apply_fourier_filter(rotated[h], m)
             if cfg.noise_level > 0:
-                x = x + cfg.noise_level * shaped_noise(x.shape, cfg.noise_mode, generator, device)
-            inputs.append(match_moments(fourier.apply_fourier_filter(x, m), measured[h]))
+                x = x + input_noise(rotated[h], m, cfg.noise_level, cfg.noise_mode, generator)
+            inputs.append(match_moments(x, measured[h]))
             targets.append(_filter(rotated[1 - h] if n_maps == 2 else rotated[h], wien))
     rep = (lambda t: None if t is None else t.repeat(n_maps, 1, 1, 1, 1))
     return Batch(inputs=torch.cat(inputs), targets=torch.cat(targets), input_mask=rep(m),

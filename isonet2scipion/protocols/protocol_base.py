@@ -278,9 +278,12 @@ REFINE_OPTIONS = [
                "negative (the IsoNet2 program's -1): a plain loss over the whole cube, no "
                "masks."),
     CoreOption("noise_level", P.FloatParam, 0.0, "Noise level",
-               "Synthetic noise added to the inputs (single-map refine learns to denoise).",
-               validators=[P.GE(0, "noise_level must not be negative")], expert=True),
-    CoreOption("noise_mode", P.EnumParam, 0, "Noise mode", "Spectrum of the synthetic noise.",
+               "Synthetic noise added to the inputs (single-map refine learns to denoise), on "
+               "the IsoNet2 program's scale: its std is this times each cube's 4-96 percentile "
+               "range.", validators=[P.GE(0, "noise_level must not be negative")], expert=True),
+    CoreOption("noise_mode", P.EnumParam, 1, "Noise mode",
+               "Spectrum of the synthetic noise: back-projection noise of a tilt series, "
+               "unweighted (nofilter, the IsoNet2 default), ramp- or Hamming-weighted, or white.",
                choices=NOISE_MODE_CHOICES, expert=True),
     CoreOption("random_rot_weight", P.FloatParam, 0.2, "Random rotation weight",
                "Fraction of arbitrary (not 90-degree) rotations.",
