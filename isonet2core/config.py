@@ -124,7 +124,7 @@ class DeconvConfig:
     phaseflipped: bool = False
 
     def validate(self) -> "DeconvConfig":
-        _check(self.snrfalloff > 0, f"snrfalloff must be positive, got {self.snrfalloff}")
+        _check(self.snrfalloff >= 0, f"snrfalloff must not be negative, got {self.snrfalloff}")
         _check(0 <= self.highpassnyquist < 1, f"highpassnyquist must be in [0, 1), got {self.highpassnyquist}")
         _check(self.chunk_size is None or self.chunk_size >= 16,
                f"chunk_size must be at least 16 voxels or None, got {self.chunk_size}")

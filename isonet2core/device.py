@@ -49,14 +49,28 @@ def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[i
     return ids
 
 
-def _visible_ids() -> Optional[List[int]]:
-    value = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if value is None:
-        return None
-    try:
-        return [int(p) for p in value.split(",") if p.strip()]
-    except ValueError:  # UUIDs or MIG names: no translation possible
-        return None
+def gpu_positions(ids: Sequence[int], visible: Optional[Sequence[str]], count: int) -> List[int]:
+    """PyTorch device indices of the requested GPU ``ids``, read as the IsoNet2 program reads
+    them (its issue #28: SLURM sets CUDA_VISIBLE_DEVICES, which must be honoured):
+
+    * without CUDA_VISIBLE_DEVICES (``visible`` None): indices of the ``count`` GPUs;
+    * with it: positions in that list when every id is one (``--gpuID 1`` under ``2,3`` is the
+      second listed GPU, physical 3), else the listed ids themselves (``--gpuID 3`` under
+      ``2,3``: position 1); anything else is a ``ValueError`` naming the list.
+    """
+    ids = list(ids)
+    if visible is None:
+        bad = [i for i in ids if i >= count]
+        if bad:
+            raise ValueError(f"GPU {bad} not available: {count} visible GPU(s)")
+        return ids
+    visible = [v.strip() for v in visible if v.strip()]
+    if all(0 <= i < len(visible) for i in ids):
+        return ids
+    if all(str(i) in visible for i in ids):
+        return [visible.index(str(i)) for i in ids]
+    raise ValueError(f"GPU {ids} not available under CUDA_VISIBLE_DEVICES={','.join(visible)}: "
+                     f"give positions 0..{len(visible) - 1} in that list or ids listed there")
 
 
 def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]] = None) -> List[torch.device]:
@@ -84,14 +98,6 @@ def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]
     count = torch.cuda.device_count()
     if ids is None:
         return [torch.device(f"cuda:{i}") for i in range(count)]
-    visible = _visible_ids()
-    if visible is not None and all(i in visible for i in ids):
-        positions = [visible.index(i) for i in ids]
-    else:
-        positions = ids
-    bad = [i for i, p in zip(ids, positions) if p >= count]
-    if bad:
-        raise ValueError(f"GPU {bad} not available: {count} visible GPU(s)"
-                         + (f" (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})"
-                            if "CUDA_VISIBLE_DEVICES" in os.environ else ""))
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    positions = gpu_positions(ids, None if env is None else env.split(","), count)
     return [torch.device(f"cuda:{p}") for p in positions]

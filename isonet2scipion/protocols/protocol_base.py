@@ -166,8 +166,8 @@ P = params
 DECONV_OPTIONS = [
     CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off",
                "How fast the assumed signal-to-noise ratio falls with spatial frequency. "
-               "Larger values filter high frequencies more strongly.",
-               validators=[P.Positive]),
+               "Larger values filter high frequencies more strongly; 0: a constant SNR.",
+               validators=[P.GE(0, "snrfalloff must not be negative")]),
     CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength",
                "Scales the assumed SNR by 10^deconvstrength: larger values restore low "
                "frequencies more strongly."),
@@ -236,8 +236,9 @@ TRAIN_OPTIONS = [
                "sine, 3 cosine.", choices=CLIP_MODE_CHOICES, enumIndex=True, expert=True,
                condition="CTF_mode != 0"),
     CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off (wiener)",
-               "SNR fall-off of the Wiener target (wiener mode).", expert=True,
-               validators=[P.Positive], condition="CTF_mode == 2"),
+               "SNR fall-off of the Wiener target (wiener mode); 0: a constant SNR.",
+               expert=True, validators=[P.GE(0, "snrfalloff must not be negative")],
+               condition="CTF_mode == 2"),
     CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength (wiener)",
                "Strength of the Wiener target (wiener mode).", expert=True,
                condition="CTF_mode == 2"),

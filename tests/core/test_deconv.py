@@ -135,3 +135,19 @@ def test_cli_deconv_validates_before_work(tmp_path, sim, capsys):
     assert rc == 2
     rc = cli_main.main(["deconv", str(star_file), "--tomo_idx", "7"])
     assert rc == 2
+
+
+def test_snrfalloff_zero_is_a_constant_snr(sim):
+    """The IsoNet2 program accepts --snrfalloff 0: the SNR does not fall with frequency, so
+    less is filtered than with the default 1 (more high-frequency power left)."""
+    import torch
+    from isonet2core import ctf as ctf_mod
+    x = torch.linspace(0, 0.5, 11)
+    flat = ctf_mod.ssnr(x, 10.0, snrfalloff=0.0, deconvstrength=1.0, highpassnyquist=0.02)
+    assert torch.allclose(flat[2:], torch.full((9,), 20.0 + 1e-6))     # 10^1 x 2 above the cut
+    m = _microscope(sim)
+    a = deconv.deconvolve(sim["full"], m, DeconvConfig(snrfalloff=1.0))
+    b = deconv.deconvolve(sim["full"], m, DeconvConfig(snrfalloff=0.0))
+    assert np.isfinite(b).all()
+    hf = lambda v: float(np.abs(np.fft.rfftn(v))[..., -8:].mean())   # noqa: E731
+    assert hf(b) > hf(a)

@@ -38,11 +38,25 @@ def test_with_cuda_and_visible_devices(monkeypatch):
     assert dv.select_devices("cuda", "1") == [torch.device("cuda:1")]
     with pytest.raises(ValueError, match=r"GPU \[2\] not available: 2 visible"):
         dv.select_devices("auto", "0,2")
-    # Scipion style: CUDA_VISIBLE_DEVICES=2,3 and --gpuID 2,3 -> the two visible devices
+    # SLURM style, read as the IsoNet2 program reads it: positions in CUDA_VISIBLE_DEVICES
+    # first (--gpuID 1 under 2,3 is the second listed GPU), else ids listed there
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert dv.select_devices("auto", "3,2") == [torch.device("cuda:1"), torch.device("cuda:0")]
-    # ids not listed there are PyTorch indices
     assert dv.select_devices("auto", "1") == [torch.device("cuda:1")]
+    assert dv.select_devices("auto", "1,0") == [torch.device("cuda:1"), torch.device("cuda:0")]
+    assert dv.select_devices("auto", "3,2") == [torch.device("cuda:1"), torch.device("cuda:0")]
+    with pytest.raises(ValueError, match="CUDA_VISIBLE_DEVICES=2,3"):
+        dv.select_devices("auto", "5")
+    # a list of UUIDs (MIG): positions only
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa,GPU-bb")
+    assert dv.select_devices("auto", "1") == [torch.device("cuda:1")]
+
+
+def test_gpu_positions_follow_the_official_rule():
+    assert dv.gpu_positions([0, 1], None, 2) == [0, 1]
+    assert dv.gpu_positions([1], ["1", "0"], 2) == [1]          # a position wins over an id
+    assert dv.gpu_positions([7], ["6", "7"], 2) == [1]
+    with pytest.raises(ValueError, match="not available: 2 visible"):
+        dv.gpu_positions([2], None, 2)
 
 
 def test_cpu_threads_never_exceed_the_cores(monkeypatch):
