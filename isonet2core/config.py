@@ -213,9 +213,13 @@ class PredictConfig:
     padding_factor: float = 1.5      # tile spacing = cube / padding_factor (overlap between tiles)
     batch_size: int = 2              # tiles per forward pass (CPU: 2 is as fast as 4, 140 MiB less at 48^3)
     mixed_precision: bool = True
+    output_prefix: str = ""          # output files <prefix>_<name>_<suffix>.mrc ("": <name>_<suffix>.mrc)
+    save_slices: bool = False        # orthoslices and Fourier slice of each output (PNG beside it)
 
     def validate(self) -> "PredictConfig":
         _check(1.0 <= self.padding_factor <= 4.0, f"padding_factor must be in [1, 4], got {self.padding_factor}")
+        _check("/" not in self.output_prefix and "\\" not in self.output_prefix,
+               f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         return self
 

@@ -268,10 +268,11 @@ def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
 
 
 def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_column: str,
-          output_dir: Path, suffix: str) -> List[_Job]:
+          output_dir: Path, suffix: str, prefix: str = "") -> List[_Job]:
     jobs: List[_Job] = []
     for row in rows:
         name = _safe_name(table.tomo_name(row))
+        stem = f"{prefix}_{name}" if prefix else name
         microscope = table.microscope(row)
         use_halves = (n2n and input_column in (None, "auto")
                       and table.value(row, star.TOMO_HALF1) is not None
@@ -287,8 +288,8 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
                         "the output keeps the header's", name, infos[0].voxel_size_a, microscope.pixel_size_a)
-        out = output_dir / f"{name}_{suffix}.mrc"
-        halves = ((output_dir / f"{name}_{suffix}_half1.mrc", output_dir / f"{name}_{suffix}_half2.mrc")
+        out = output_dir / f"{stem}_{suffix}.mrc"
+        halves = ((output_dir / f"{stem}_{suffix}_half1.mrc", output_dir / f"{stem}_{suffix}_half2.mrc")
                   if use_halves else (None, None))
         jobs.append(_Job(row, name, microscope, inputs, voxel, out, halves, infos[0].shape))
     outputs = [p for j in jobs for p in (j.output, *j.halves) if p is not None]
@@ -327,7 +328,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         log.info("denoise (n2n) model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
-    jobs = _plan(table, rows, n2n, input_column, output_dir, suffix)
+    jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix)
     trained = [t.get("pixel_size_a") for t in (ckpt.get("tomograms") or {}).values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
     protect = [p for j in jobs for p in j.inputs] + [star_path]
@@ -353,9 +354,28 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
                                           voxel_size_a=job.voxel_size_a, protect=protect))
         else:
             written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
+        if config.save_slices:
+            written += save_slices(job.output, job.voxel_size_a)
         table.set_path(job.row, columns[0], job.output)
         table.set_path(job.row, columns[1], job.halves[0])
         table.set_path(job.row, columns[2], job.halves[1])
         table.write(star_path)
         log.info("%s: wrote %s in %.1f s", job.name, job.output, time.time() - t0)
     return written
+
+
+def save_slices(map_path: Path, pixel_size_a: float) -> List[Path]:
+    """``<map stem>_slices.png`` (central orthoslices) and ``<map stem>_spectrum.png`` (central
+    Fourier XZ slice) beside ``map_path``: the IsoNet2 program's ``save_slices``."""
+    import matplotlib
+    matplotlib.use("Agg")
+
+    from isonet2core import figures
+
+    volume = mrcio.read_mrc(map_path)[0]
+    stem = map_path.stem
+    return [figures.save_figure(figures.orthoslice_figure([(stem, volume)], pixel_size_a),
+                                map_path.with_name(stem + "_slices.png")),
+            figures.save_figure(figures.fourier_figure([(stem, figures.fourier_xz_slice(volume))],
+                                                       pixel_size_a),
+                                map_path.with_name(stem + "_spectrum.png"))]

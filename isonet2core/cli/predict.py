@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="tiles per forward pass (lower it if the GPU runs out of memory)")
     common.add_option(parser, "mixed_precision", type=common.parse_bool, default=True,
                       help="float16 autocast on CUDA (ignored on the CPU)")
+    common.add_option(parser, "output_prefix", type=common.none_or(str), default="",
+                      help="prefix of the output file names: <prefix>_<rlnTomoName>_corrected.mrc")
+    common.add_option(parser, "save_slices", type=common.parse_bool, default=False,
+                      help="also write <output>_slices.png (orthoslices) and <output>_spectrum.png "
+                           "(Fourier XZ slice) beside each output (the IsoNet2 program does by "
+                           "default)")
     common.add_option(parser, "tomo_idx", type=common.index_selection, default=None,
                       help="rlnIndex values of the tomograms to predict, e.g. 1,3,5-7 (default: all)")
     common.add_device_options(parser)
@@ -59,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise common.CLIError("a model file is required (positional model or --model)")
     cfg = PredictConfig(apply_mw_x1=args.apply_mw_x1, is_ctf_flipped=args.isCTFflipped,
                         padding_factor=args.padding_factor, batch_size=args.batch_size,
-                        mixed_precision=args.mixed_precision).validate()
+                        mixed_precision=args.mixed_precision,
+                        output_prefix=args.output_prefix or "",
+                        save_slices=args.save_slices).validate()
     if args.ncpus < 1:
         raise common.CLIError(f"ncpus must be at least 1, got {args.ncpus}")
     devices = select_devices(args.device, args.gpuID)

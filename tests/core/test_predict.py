@@ -348,3 +348,21 @@ def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch)
     plane = 64 * 64 * 4
     assert deep < 1.5 * shallow, (shallow / plane, deep / plane)
     assert deep < 16 * 8 * plane        # less than one full-size float32 map
+
+
+def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    star_path, model_file, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
+    cfg = PredictConfig(batch_size=8, padding_factor=1.0, output_prefix="epoch10",
+                        save_slices=True)
+    written = predict.predict_tomograms(star_path, model_file, None, "out", cfg, tomo_idx=[1])
+    assert [p.name for p in written] == ["epoch10_tomo_001_corrected.mrc",
+                                         "epoch10_tomo_001_corrected_slices.png",
+                                         "epoch10_tomo_001_corrected_spectrum.png"]
+    assert all(p.stat().st_size > 1000 for p in written)
+    with open(written[1], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert star.TomogramsTable.read(star_path).value(0, star.CORRECTED) == \
+        "out/epoch10_tomo_001_corrected.mrc"
+    with pytest.raises(ValueError, match="not a path"):
+        PredictConfig(output_prefix="a/b").validate()
