@@ -178,6 +178,7 @@ class TrainConfig:
     number_subtomos: Optional[int] = None  # per tomogram per epoch; None = from the STAR
     save_interval: int = 10
     with_preview: bool = False
+    prev_tomo_idx: Optional[Tuple[int, ...]] = (1,)   # rlnIndex values previewed (None: the first)
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
@@ -197,6 +198,9 @@ class TrainConfig:
         _check(math.isfinite(self.bfactor), f"bfactor must be a finite number, got {self.bfactor}")
         _check(math.isfinite(self.mw_weight), f"mw_weight must be a finite number, got {self.mw_weight}")
         _check(self.noise_level >= 0, f"noise_level must not be negative, got {self.noise_level}")
+        _check(self.prev_tomo_idx is None or (len(self.prev_tomo_idx) >= 1 and
+                                              all(i >= 1 for i in self.prev_tomo_idx)),
+               f"prev_tomo_idx must list rlnIndex values (1 or more), got {self.prev_tomo_idx}")
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")

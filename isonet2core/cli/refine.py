@@ -100,7 +100,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
     common.add_option(parser, "save_interval", type=int, default=_D.save_interval,
                       help="keep a model copy (and a preview) every this many epochs, and after the last")
     common.add_option(parser, "with_preview", type=common.parse_bool, default=_D.with_preview,
-                      help="predict the first tomogram every save_interval epochs into OUTPUT_DIR/preview")
+                      help="predict the prev_tomo_idx tomograms every save_interval epochs into "
+                           "OUTPUT_DIR/preview")
+    common.add_option(parser, "prev_tomo_idx", type=common.index_selection, default="1",
+                      help="rlnIndex values of the tomograms previewed, e.g. 1,3 or 2-4 (the first "
+                           "trained one when none of them is)")
     common.add_option(parser, "pretrained_model", type=common.none_or(str), default=None,
                       help="start from the weights of this model file (fine-tuning; same arch and cube_size)")
     common.add_option(parser, "resume", type=_bool_or_path, default=False,
@@ -120,6 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_option(parser, "input_column", default="auto",
                       help="single-map refine: STAR column of the maps; auto: rlnDeconvTomoName when "
                            "filled, else rlnTomoReconstructedTomogram")
+    common.add_option(parser, "apply_mw_x1", type=common.parse_bool, default=True,
+                      help="--with_predict: remove the missing-wedge region from each input tile "
+                           "(the training cubes are always re-wedged; the IsoNet2 program records "
+                           "this option in training without using it)")
     common.add_option(parser, "mw_weight", type=float, default=_D.mw_weight,
                       help="weight of the missing-wedge term of the masked loss (the paper uses "
                            "20-200); 0 or negative (the IsoNet2 program's -1): a plain loss over "
@@ -155,7 +163,9 @@ def train_config(args: argparse.Namespace, method: str, **extra) -> TrainConfig:
         clip_first_peak_mode=args.clip_first_peak_mode, snrfalloff=args.snrfalloff,
         deconvstrength=args.deconvstrength, highpassnyquist=args.highpassnyquist,
         split_halves=args.split_halves, number_subtomos=args.number_subtomos,
-        save_interval=args.save_interval, with_preview=args.with_preview, seed=args.seed, **extra,
+        save_interval=args.save_interval, with_preview=args.with_preview,
+        prev_tomo_idx=None if args.prev_tomo_idx is None else tuple(args.prev_tomo_idx),
+        seed=args.seed, **extra,
     ).validate()
 
 
@@ -191,7 +201,8 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
                 raise ValueError(f"mask {mask} of tomogram {name} has shape {info.shape}, the tomogram "
                                  f"{infos[0].shape}")
         n = cfg.number_subtomos or table.value(row, star.N_SUBTOMO) or planning.default_subtomos_per_tomogram(len(rows))
-        specs.append(TomogramSpec(name, map_paths, table.microscope(row), int(n), mask))
+        specs.append(TomogramSpec(name, map_paths, table.microscope(row), int(n), mask,
+                                  index=table.index(row)))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"{table.source}: tomogram names (rlnTomoName) must be distinct, got {names}")
@@ -253,6 +264,7 @@ def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Name
     device = select_devices(args.device, args.gpuID)[0]
     predict.predict_tomograms(star_file, result.model_path, None, out,
                               PredictConfig(is_ctf_flipped=cfg.is_ctf_flipped,
-                                            mixed_precision=cfg.mixed_precision),
+                                            mixed_precision=cfg.mixed_precision,
+                                            apply_mw_x1=getattr(args, "apply_mw_x1", True)),
                               tomo_idx=args.tomo_idx, device=device,
                               input_column=getattr(args, "input_column", "auto"))

@@ -83,6 +83,7 @@ class TomogramSpec:
     microscope: Microscope
     n_subtomos: int
     mask_path: Optional[Path] = None
+    index: Optional[int] = None       # rlnIndex in the STAR (previews select by it)
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ class _Session:
             ckpt = checkpoint.load_checkpoint(run.resume, map_location=self.device)
             old = ckpt.get("config") or {}
             changed = [k for k, v in config_mod.to_dict(cfg).items()
-                       if k in old and old[k] != v and k not in ("epochs", "save_interval", "with_preview")]
+                       if k in old and old[k] != v and k not in ("epochs", "save_interval", "with_preview", "prev_tomo_idx")]
             if changed:
                 log.warning("resuming %s with changed settings: %s", run.resume,
                             ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
@@ -447,17 +448,28 @@ class _Session:
         report.plot_loss_history(self.history, out / LOSS_PNG)
         return written
 
-    def preview(self, epoch: int) -> Path:
-        t, src = self.tomograms[0], self.sources[0]
+    def preview_tomograms(self) -> List[int]:
+        """Positions of the tomograms to preview: those whose rlnIndex is in ``prev_tomo_idx``
+        (the first tomogram when none is, or when it is None)."""
+        wanted = set(self.cfg.prev_tomo_idx or ())
+        chosen = [i for i, t in enumerate(self.tomograms) if t.index in wanted]
+        return chosen or [0]
+
+    def preview(self, epoch: int) -> List[Path]:
+        """Predict the preview tomograms (their first map) with the current network into
+        ``preview/<tomogram>_epoch{NNN}.mrc``."""
         phaseflip = predict.input_needs_phaseflip(config_mod.to_dict(self.cfg), self.cfg.is_ctf_flipped)
-        out = predict.predict_volume(self.models[0], src.maps[0], cube_size=self.cfg.cube_size,
-                                     config=PredictConfig(mixed_precision=self.cfg.mixed_precision),
-                                     microscope=t.microscope, phaseflip=phaseflip, device=self.device,
-                                     name=str(t.map_paths[0]))
-        self.models[0].train()
-        voxel = t.microscope.pixel_size_a
-        path = self.run.output_dir / PREVIEW_DIR / f"{predict._safe_name(t.name)}_epoch{epoch:03d}.mrc"
-        return write_mrc(path, out, voxel, protect=list(t.map_paths))
+        written = []
+        for position in self.preview_tomograms():
+            t, src = self.tomograms[position], self.sources[position]
+            out = predict.predict_volume(self.models[0], src.maps[0], cube_size=self.cfg.cube_size,
+                                         config=PredictConfig(mixed_precision=self.cfg.mixed_precision),
+                                         microscope=t.microscope, phaseflip=phaseflip, device=self.device,
+                                         name=str(t.map_paths[0]))
+            self.models[0].train()
+            path = self.run.output_dir / PREVIEW_DIR / f"{predict._safe_name(t.name)}_epoch{epoch:03d}.mrc"
+            written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
+        return written
 
 
 def _has_batch_norm(model: nn.Module) -> bool:
@@ -487,7 +499,7 @@ def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpe
             written = session.save(epoch)
             epoch_paths.extend(p for p in written if p != full)
             if cfg.with_preview and (epoch % cfg.save_interval == 0 or epoch == cfg.epochs):
-                log.info("preview: %s", session.preview(epoch))
+                log.info("preview: %s", ", ".join(map(str, session.preview(epoch))))
         distributed.barrier()
     if rank == 0 and session.start_epoch >= cfg.epochs and not full.exists():
         session.save(session.start_epoch)

@@ -50,3 +50,18 @@ def test_values_and_unknown_options_are_left_alone(capsys):
                                                               "[1,2]"]
     assert main(["refine", "tomograms.star", "--no_such_option", "1"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_official_options_of_refine_denoise_and_predict_are_accepted():
+    args = parse("refine", "t.star", "--prev_tomo_idx", "2-3", "--apply_mw_x1", "False",
+                 "--noise_mode", "nofilter", "--mw_weight", "-1", "--bfactor", "-50",
+                 "--loss_func", "FSC")
+    assert args.prev_tomo_idx == [2, 3] and args.apply_mw_x1 is False
+    assert (args.noise_mode, args.mw_weight, args.bfactor, args.loss_func) == \
+        ("nofilter", -1.0, -50.0, "FSC")
+    args = parse("denoise", "t.star", "--prev_tomo_idx", "1")
+    assert args.prev_tomo_idx == [1] and args.output_dir == "denoise"
+    args = parse("predict", "t.star", "m.pt", "--output_prefix", "ep10", "--save_slices", "False")
+    assert args.output_prefix == "ep10" and args.save_slices is False
+    args = parse("deconv", "t.star", "--snrfalloff", "0")
+    assert args.snrfalloff == 0.0

@@ -173,3 +173,22 @@ def test_denoise_ignores_fill_reuse(halves, tmp_path):
     assert trainer.fill_reuse(_cfg(fill_reuse=3)) == 3
     with pytest.raises(ValueError, match="fill_reuse"):
         _cfg(fill_reuse=0).validate()
+
+
+def test_previews_follow_prev_tomo_idx(halves, tmp_path):
+    """--with_preview --prev_tomo_idx 2: the tomogram with rlnIndex 2 is predicted at each saved
+    epoch (the official option); an index that is not trained falls back to the first."""
+    specs = [trainer.TomogramSpec("tomo_a", halves, MIC, 2, index=1),
+             trainer.TomogramSpec("tomo_b", halves, MIC, 2, index=2)]
+    cfg = _cfg(epochs=1, arch="plain-unet-small", with_preview=True, prev_tomo_idx=(2,))
+    trainer.train(cfg, specs, trainer.RunSettings(output_dir=tmp_path / "a", device="cpu", ncpus=2,
+                                                  progress=False))
+    assert sorted(p.name for p in (tmp_path / "a" / "preview").iterdir()) == ["tomo_b_epoch001.mrc"]
+    data, _ = mrcio.read_mrc(tmp_path / "a" / "preview" / "tomo_b_epoch001.mrc")
+    assert data.shape == (24, 32, 32) and np.isfinite(data).all()
+    cfg = dataclasses.replace(cfg, prev_tomo_idx=(9,))
+    trainer.train(cfg, specs, trainer.RunSettings(output_dir=tmp_path / "b", device="cpu", ncpus=2,
+                                                  progress=False))
+    assert sorted(p.name for p in (tmp_path / "b" / "preview").iterdir()) == ["tomo_a_epoch001.mrc"]
+    with pytest.raises(ValueError, match="prev_tomo_idx"):
+        _cfg(prev_tomo_idx=(0,)).validate()
