@@ -21,9 +21,10 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
 Model files of the IsoNet2 program (``network_*.pt`` with ``model_state_dict``, ``arch``,
 ``cube_size``, ``method``, ``CTF_mode``, ``do_phaseflip_input`` and a ``metrics`` dict of numpy
 arrays) load too, for its ``unet-small|medium|large`` (our ``unet-*`` has its layout and names):
-:func:`load_checkpoint` turns them into this layout with ``input_contrast = "inverted"`` (the
-program trains and predicts on inverted, protein-bright maps; :func:`build_model` then wraps the
-network so that it takes and returns our protein-dark contrast) and ``source = "IsoNet2"``.
+:func:`load_checkpoint` turns them into this layout with ``source = "IsoNet2"``. The program
+trains and predicts on inverted, protein-bright maps: the inversion is folded into the weights
+(:func:`isonet2core.nets.bn_unet.fold_inverted_contrast`, exact), so that predict and
+fine-tuning (``pretrained_model``) use them as any of ours.
 Their numpy arrays are admitted by a list of numpy's array-rebuilding functions, never by
 unpickling arbitrary code.
 
@@ -43,6 +44,7 @@ from torch import nn
 from isonet2core import __version__
 from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
+from isonet2core.nets.bn_unet import fold_inverted_contrast
 from isonet2core.nets.unet import ARCHITECTURES, SIZE_MULTIPLE, build_unet
 
 FORMAT = "isonet2core-checkpoint"
@@ -180,23 +182,15 @@ def _from_isonet2_program(raw: dict, path: Path) -> dict:
     ctf_mode = raw.get("CTF_mode")
     ctf_mode = None if ctf_mode in (None, "None", "") else str(ctf_mode)
     method = str(raw["method"])
+    try:
+        state = fold_inverted_contrast(state)
+    except KeyError as exc:
+        raise ValueError(f"{path}: an IsoNet2 program model file whose weights lack {exc}") from exc
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_state": state, "arch": arch,
             "cube_size": int(raw["cube_size"]), "method": method, "source": "IsoNet2",
-            "input_contrast": "inverted",
             "config": {"method": method, "arch": arch, "cube_size": int(raw["cube_size"]),
                        "ctf_mode": ctf_mode,
                        "do_phaseflip_input": bool(raw.get("do_phaseflip_input", True))}}
-
-
-class InvertedContrast(nn.Module):
-    """A network trained on inverted maps, applied to ours: ``-net(-x)``."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.net(-x)
 
 
 def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
@@ -214,7 +208,7 @@ def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
     except (RuntimeError, KeyError, TypeError) as exc:
         raise ValueError(f"checkpoint weights {state_key!r} do not fit architecture "
                          f"{ckpt['arch']!r}: {str(exc).splitlines()[0]}") from exc
-    return InvertedContrast(model) if ckpt.get("input_contrast") == "inverted" else model
+    return model
 
 
 def check_compatible(ckpt: dict, arch: Optional[str] = None, cube_size: Optional[int] = None,

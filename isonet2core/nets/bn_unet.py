@@ -101,3 +101,25 @@ class BNUNet3D(nn.Module):
         check_batch(x)
         h, skips = self.encoder(x)
         return x + self.final(self.decoder(h, skips))
+
+
+def fold_inverted_contrast(state: dict) -> dict:
+    """The weights of a :class:`BNUNet3D` trained on inverted (protein-bright) maps, changed
+    so that the network takes and returns our protein-dark contrast: ``f'(x) = -f(-x)``.
+
+    With ``f(x) = x + final(D(E(x)))``: negating the first convolution's weight gives
+    ``E'(x) = E(-x)`` (its bias and everything after it unchanged), and negating the final
+    convolution's weight and bias gives ``final' = -final``, so
+    ``f'(x) = x - final(D(E(-x))) = -f(-x)``, exactly (IEEE negation is exact). A new dict;
+    ``state`` is not modified. ``KeyError`` naming the layer when ``state`` is not this net's.
+    """
+    out = dict(state)
+    for key in (FIRST_CONV_WEIGHT, FINAL_WEIGHT, FINAL_BIAS):
+        if key not in out:
+            raise KeyError(f"{key} (not the weights of a batch-normalised U-Net)")
+        out[key] = -out[key]
+    return out
+
+
+FIRST_CONV_WEIGHT = "encoder.module_dict.first_conv.weight"
+FINAL_WEIGHT, FINAL_BIAS = "final.weight", "final.bias"

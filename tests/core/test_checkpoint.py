@@ -134,6 +134,12 @@ def test_isonet2_program_model_files_load_with_their_contrast(tmp_path):
     x = torch.randn(2, 1, 16, 16, 16)
     with torch.inference_mode():
         torch.testing.assert_close(model(x), -net(-x), rtol=0, atol=0)
+    # the inversion lives in the weights: fine-tuning (pretrained_model) loads them into a
+    # plain unet-small of ours and gets the same function
+    ours = build_unet("unet-small").eval()
+    ours.load_state_dict(ckpt["model_state"])
+    with torch.inference_mode():
+        torch.testing.assert_close(ours(x), -net(-x), rtol=0, atol=0)
     official["arch"] = "scunet-fast"
     torch.save(official, tmp_path / "sc.pt")
     with pytest.raises(ValueError, match="scunet-fast.*not supported"):
