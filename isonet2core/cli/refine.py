@@ -26,6 +26,7 @@ from isonet2core import checkpoint, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
 from isonet2core.config import ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
+from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -191,18 +192,23 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
         else:
             map_paths = _halves_of(table, row, cfg.method)
         infos = maps.check_maps(map_paths)
-        if min(infos[0].shape) < cfg.cube_size:
-            raise ValueError(f"tomogram {name} ({map_paths[0]}) has shape {infos[0].shape} (z, y, x), "
-                             f"smaller than cube_size {cfg.cube_size}; use a smaller --cube_size")
+        planning.check_fits(infos[0].shape, cfg.cube_size, f"{name} ({map_paths[0]})")
         mask = table.path(row, star.MASK) if table.value(row, star.MASK) is not None else None
         if mask is not None:
             info = mrcio.read_header(mask)
             if info.shape != infos[0].shape:
                 raise ValueError(f"mask {mask} of tomogram {name} has shape {info.shape}, the tomogram "
                                  f"{infos[0].shape}")
-        n = cfg.number_subtomos or table.value(row, star.N_SUBTOMO) or planning.default_subtomos_per_tomogram(len(rows))
+        box = table.path(row, star.BOX_FILE) if table.value(row, star.BOX_FILE) is not None else None
+        if box is not None:
+            if not box.is_file():
+                raise FileNotFoundError(f"box file {box} of tomogram {name} (rlnBoxFile) not found")
+            n = len(read_box_file(box, infos[0].shape, cfg.cube_size, name))
+        else:
+            n = (cfg.number_subtomos or table.value(row, star.N_SUBTOMO)
+                 or planning.default_subtomos_per_tomogram(len(rows)))
         specs.append(TomogramSpec(name, map_paths, table.microscope(row), int(n), mask,
-                                  index=table.index(row)))
+                                  index=table.index(row), box_file=box))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"{table.source}: tomogram names (rlnTomoName) must be distinct, got {names}")

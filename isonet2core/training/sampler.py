@@ -45,7 +45,9 @@ class TomogramSource:
 
     ``maps``: one ``(z, y, x)`` array (single map) or two (even, odd), same shape;
     ``stats``: ``(mean, std)`` per map; ``mask``: optional ``(z, y, x)`` sampling mask (non-zero
-    = allowed centre); ``n_subtomos``: cubes per epoch; ``name``: the tomogram's identifier.
+    = allowed centre); ``n_subtomos``: cubes per epoch; ``name``: the tomogram's identifier;
+    ``centres``: fixed cube centres ``(n, 3)`` (z, y, x) from a box file (rlnBoxFile), used
+    every epoch instead of drawn ones (then ``n_subtomos == n``).
     """
     name: str
     maps: Tuple[np.ndarray, ...]
@@ -53,6 +55,7 @@ class TomogramSource:
     microscope: Microscope
     n_subtomos: int
     mask: Optional[np.ndarray] = None
+    centres: Optional[np.ndarray] = None
     _candidates: Optional[Tuple[np.ndarray, int]] = field(default=None, repr=False)
 
     @property
@@ -67,12 +70,45 @@ def _load(path: Path) -> np.ndarray:
     return mrcio.read_mrc(path)[0]
 
 
+def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -> np.ndarray:
+    """Cube centres ``(n, 3)`` int64 in (z, y, x) from a box file (the STAR's rlnBoxFile, as
+    the IsoNet2 program reads it): one centre per line, ``x y z`` in voxels in its first three
+    columns (more columns are ignored; values are rounded).
+
+    ``ValueError`` naming the file and line when it holds no centre, a line has fewer than three
+    numbers, or a cube at a centre would leave the tomogram ``shape`` (z, y, x).
+    """
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        words = line.replace(",", " ").split()
+        if not words or words[0].startswith("#"):
+            continue
+        try:
+            x, y, z = (int(round(float(w))) for w in words[:3])
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: expected x y z in voxels, got {line.strip()!r}")
+        rows.append((number, (z, y, x)))
+    if not rows:
+        raise ValueError(f"{path}: no cube centre (x y z per line) for tomogram {name}")
+    lo, hi = centre_bounds(shape, cube_size)
+    for number, centre in rows:
+        if any(c < low or c > high for c, low, high in zip(centre, lo, hi)):
+            z, y, x = centre
+            raise ValueError(f"{path}, line {number}: a cube of {cube_size} centred at x={x} y={y} "
+                             f"z={z} leaves tomogram {name} of shape {tuple(shape)} (z, y, x)")
+    return np.asarray([c for _, c in rows], dtype=np.int64)
+
+
 def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_subtomos: int,
-                cube_size: int, mask_path: Optional[Path] = None) -> TomogramSource:
-    """Read (or memory-map) a tomogram's maps and mask, measure their normalisation.
+                cube_size: int, mask_path: Optional[Path] = None,
+                box_path: Optional[Path] = None) -> TomogramSource:
+    """Read (or memory-map) a tomogram's maps and mask, measure their normalisation; with a
+    ``box_path``, its centres are the cubes of every epoch (:func:`read_box_file`).
 
     ``ValueError`` naming the file when shapes differ, the tomogram is smaller than the cube,
-    a map is NaN/constant in its central slices, or the mask allows no centre.
+    a map is NaN/constant in its central slices, the mask allows no centre, or the box file is
+    unusable.
     """
     maps = tuple(_load(Path(p)) for p in map_paths)
     shapes = {tuple(m.shape) for m in maps}
@@ -86,8 +122,10 @@ def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_
         if tuple(mask.shape) != tuple(maps[0].shape):
             raise ValueError(f"mask {mask_path} has shape {tuple(mask.shape)}, but tomogram {name} "
                              f"has shape {tuple(maps[0].shape)}")
-    src = TomogramSource(name, maps, stats, microscope, int(n_subtomos), mask)
-    check_fits(src.shape, cube_size, name)
+    check_fits(maps[0].shape, cube_size, name)
+    centres = None if box_path is None else read_box_file(box_path, maps[0].shape, cube_size, name)
+    src = TomogramSource(name, maps, stats, microscope,
+                         int(n_subtomos) if centres is None else len(centres), mask, centres)
     if mask is not None:
         mask_candidates(src, cube_size, str(mask_path))
     return src
@@ -123,7 +161,10 @@ def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask"
 
 
 def sample_centres(src: TomogramSource, n: int, cube_size: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` cube centres ``(n, 3)`` int64 in (z, y, x), inside the mask when there is one."""
+    """``n`` cube centres ``(n, 3)`` int64 in (z, y, x), inside the mask when there is one;
+    a source with fixed ``centres`` (a box file) gives those."""
+    if src.centres is not None:
+        return src.centres.copy()
     lo, hi = centre_bounds(src.shape, cube_size)
     if src.mask is None:
         return rng.integers(lo, hi + 1, size=(n, 3))

@@ -84,6 +84,7 @@ class TomogramSpec:
     n_subtomos: int
     mask_path: Optional[Path] = None
     index: Optional[int] = None       # rlnIndex in the STAR (previews select by it)
+    box_file: Optional[Path] = None   # rlnBoxFile: fixed cube centres (x y z per line)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,8 @@ class _Session:
         self.batch_size = batch_size
         self.n_maps = 1 if cfg.method == "isonet2" else 2
         self.sources = [sampler.open_source(t.name, t.map_paths, t.microscope, t.n_subtomos,
-                                            cfg.cube_size, t.mask_path) for t in tomograms]
+                                            cfg.cube_size, t.mask_path, t.box_file)
+                        for t in tomograms]
         cache: Dict[Microscope, targets.CubeFilters] = {}
         for t in tomograms:
             if t.microscope not in cache:

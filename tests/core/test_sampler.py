@@ -100,3 +100,55 @@ def test_open_source_reads_memory_maps_and_rejects_small_tomograms(tmp_path, mon
     mrcio.write_mrc(odd, np.zeros(SHAPE), 10.0)
     with pytest.raises(ValueError, match="o.mrc"):
         sampler.open_source("t", (even, odd), MIC, 4, CUBE)
+
+
+def test_box_file_centres_are_the_cubes_of_every_epoch(tmp_path):
+    """rlnBoxFile as the IsoNet2 program reads it: x y z per line (first three columns)."""
+    even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
+    mrcio.write_mrc(even, _coordinate_map(), 10.0)
+    mrcio.write_mrc(odd, 2.0 * _coordinate_map() + 5.0, 10.0)
+    box = tmp_path / "t.coords"
+    box.write_text("# x y z\n10 12 9 0.5\n30.0 20 16\n\n24 28 23\n")
+    src = sampler.open_source("t", (even, odd), MIC, 999, CUBE, box_path=box)
+    assert src.n_subtomos == 3                                  # the box file decides
+    expected = {(9, 12, 10), (16, 20, 30), (23, 28, 24)}       # (z, y, x)
+    for epoch in (1, 2):
+        plan = sampler.epoch_plan([src], CUBE, seed=0, epoch=epoch)
+        assert {r.centre for r in plan} == expected and len(plan) == 3
+    # the cube cut at a centre is the map there: value z*1e4 + y*100 + x at the cube's centre
+    cubes = sampler.load_batch([src], [sampler.CubeRef(0, (9, 12, 10))], CUBE)
+    mean, std = src.stats[0]
+    assert cubes[0, 0, 8, 8, 8] * std + mean == pytest.approx(9 * 10000 + 12 * 100 + 10, rel=1e-5)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "no cube centre"),
+    ("10 12\n", "line 1: expected x y z"),
+    ("10 12 9\n47 20 16\n", "line 2: a cube of 16 centred at x=47 y=20 z=16 leaves tomogram t"),
+])
+def test_unusable_box_files_name_file_and_line(tmp_path, text, message):
+    box = tmp_path / "bad.coords"
+    box.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        sampler.read_box_file(box, SHAPE, CUBE, "t")
+
+
+def test_refine_plans_from_the_stars_box_files(tmp_path):
+    from isonet2core import star
+    from isonet2core.cli.refine import plan_tomograms
+    from isonet2core.config import TrainConfig
+    even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
+    rng = np.random.default_rng(0)
+    mrcio.write_mrc(even, rng.standard_normal(SHAPE), 10.0)
+    mrcio.write_mrc(odd, rng.standard_normal(SHAPE), 10.0)
+    box = tmp_path / "t.coords"
+    box.write_text("10 12 9\n30 20 16\n")
+    record = {star.TOMO_NAME: "t", star.PIXEL_SIZE: 10.0, star.TOMO_HALF1: str(even),
+              star.TOMO_HALF2: str(odd), star.BOX_FILE: str(box), star.N_SUBTOMO: 50}
+    table = star.TomogramsTable.from_records([record])
+    cfg = TrainConfig(cube_size=16)
+    spec, = plan_tomograms(table, [0], cfg)
+    assert spec.n_subtomos == 2 and spec.box_file == box
+    box.unlink()
+    with pytest.raises(FileNotFoundError, match="t.coords"):
+        plan_tomograms(table, [0], cfg)
