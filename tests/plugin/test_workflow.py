@@ -98,6 +98,21 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         self.assertEqual((ckpt["method"], ckpt["arch"], ckpt["cube_size"]),
                          (method, model.getArch(), model.getCubeSize()))
 
+    def _officialModelFile(self, ourPath):
+        """Our model file rewritten in the IsoNet2 program's layout (what its refine saves)."""
+        import torch
+        from isonet2core import checkpoint
+        from isonet2core.nets.bn_unet import fold_inverted_contrast
+        ckpt = checkpoint.load_checkpoint(ourPath)
+        inverted = fold_inverted_contrast(ckpt["model_state"])   # its own inverse
+        path = self.dataDir / f"network_{ckpt['method']}_{ckpt['arch']}_{ckpt['cube_size']}_full.pt"
+        torch.save({"method": ckpt["method"], "arch": ckpt["arch"],
+                    "cube_size": ckpt["cube_size"], "CTF_mode": "None",
+                    "do_phaseflip_input": True,
+                    "model_state_dict": {"module." + k: v for k, v in inverted.items()},
+                    "metrics": {"average_loss": [0.5]}}, str(path))
+        return str(path)
+
     @staticmethod
     def _read(path):
         with mrcfile.open(path, permissive=True) as mrc:
@@ -214,3 +229,19 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
             print(f"{name}: correlation with the ground truth {raw:.3f} raw -> "
                   f"{corrected:.3f} deconv + IsoNet2")
             self.assertGreater(corrected, raw + 0.1)
+
+        # the same network in a file laid out as the IsoNet2 program writes it (its keys, DDP's
+        # prefix, its inverted contrast, its file name), imported and run by the predict
+        # protocol: the same maps as with our file
+        official = self._officialModelFile(refine.model.getPath())
+        importedOfficial = self._run(ProtIsoNet2ImportModel, modelFile=official, method=1,
+                                     arch=2, cube_size=96, epochs=1)
+        self.assertEqual((importedOfficial.model.getMethod(), importedOfficial.model.getArch(),
+                          importedOfficial.model.getCubeSize()), ("isonet2", "unet-small", 16))
+        predictOfficial = self._run(ProtIsoNet2Predict, halvesSource=HALVES_NONE,
+                                    inputTomograms=deconv.tomograms,
+                                    inputModel=importedOfficial.model, padding_factor=1.0, **CPU)
+        ours = {t.getTsId(): self._read(t.getFileName()) for t in predict.tomograms}
+        for item in predictOfficial.tomograms:
+            np.testing.assert_allclose(self._read(item.getFileName()), ours[item.getTsId()],
+                                       rtol=0, atol=1e-5)
