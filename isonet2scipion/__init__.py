@@ -172,8 +172,7 @@ class Plugin(pwem.Plugin):
     def torchArgs(cls) -> List[str]:
         """The pip arguments that install PyTorch (``ISONET2SCIPION_TORCH``, split like a shell
         would, so that it may carry e.g. ``--index-url`` to choose a CUDA build)."""
-        words = shlex.split(cls.getVar(TORCH_VAR, DEFAULT_TORCH_SPEC) or DEFAULT_TORCH_SPEC)
-        return words or shlex.split(DEFAULT_TORCH_SPEC)
+        return shlex.split(cls.getVar(TORCH_VAR) or "") or shlex.split(DEFAULT_TORCH_SPEC)
 
     @classmethod
     def installCommand(cls, useConda: bool) -> str:

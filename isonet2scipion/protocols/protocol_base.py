@@ -722,9 +722,9 @@ class PredictMixin:
         if not os.path.isdir(folder) or not os.path.exists(self._starPath()):
             return []
         total = len(star.TomogramsTable.read(self._starPath()))
+        columns = [cols[0] for cols in PREDICTED_COLUMNS.values()]
         done = 0
         for name in os.listdir(folder):
-            columns = [c for cols in PREDICTED_COLUMNS.values() for c in cols[:1]]
             for column in columns:
                 paths = convert.read_column(os.path.join(folder, name), column)
                 if any(p is not None and os.path.exists(p) for p in paths.values()):
