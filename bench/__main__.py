@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny sizes and budgets (seconds): checks that the benchmark runs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="device to measure (auto: cuda when available)")
-    p.add_argument("--mixed-precision", choices=("auto", "on", "off", "both"), default="auto",
-                   help="autocast on CUDA (auto: both on CUDA, off on the CPU, where it is ignored)")
+    p.add_argument("--mixed-precision", choices=("auto", "on", "off", "both", "all"), default="auto",
+                   help="precisions measured: off float32; on the default autocast dtype; both "
+                        "float32 and it; all float32, bfloat16 and float16 (CUDA). auto: both on "
+                        "CUDA, float32 on the CPU (bfloat16 too where the CPU has it natively)")
+    p.add_argument("--compile", choices=("off", "on", "both"), default="off",
+                   help="torch.compile the network (the train and predict sections)")
     p.add_argument("--budgets", type=_list(float), default=None,
                    help="training budgets in minutes for the quality section (default 2,5)")
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="results folder")
@@ -121,10 +125,27 @@ def _settings(args) -> dict:
     }
 
 
-def _precisions(device: torch.device, choice: str) -> List[bool]:
+def _precisions(device: torch.device, choice: str) -> List[str]:
+    """The precisions measured: ``float32`` and autocast dtypes (``auto`` = the core's default
+    rule, :func:`isonet2core.device.autocast_dtype`)."""
+    from isonet2core.device import cpu_has_native_bf16
+
     if device.type != "cuda":
-        return [False]
-    return {"auto": [False, True], "both": [False, True], "on": [True], "off": [False]}[choice]
+        if choice in ("off",) or not cpu_has_native_bf16():
+            return ["float32"]
+        return {"on": ["bfloat16"], "all": ["float32", "bfloat16"]}.get(choice, ["float32", "bfloat16"])
+    return {"auto": ["float32", "auto"], "both": ["float32", "auto"], "on": ["auto"], "off": ["float32"],
+            "all": ["float32", "bfloat16", "float16"]}[choice]
+
+
+def _amp_kwargs(precision: str) -> dict:
+    """Worker keywords of a precision of :func:`_precisions`."""
+    return {"mixed_precision": precision != "float32",
+            "amp_dtype": "auto" if precision == "float32" else precision}
+
+
+def _compiles(choice: str) -> List[bool]:
+    return {"off": [False], "on": [True], "both": [False, True]}[choice]
 
 
 def run_flops(device: torch.device, quick: bool) -> dict:
@@ -133,7 +154,7 @@ def run_flops(device: torch.device, quick: bool) -> dict:
     return {"matmul_gflops": mm / 1e9, "conv_gflops": cv / 1e9}
 
 
-def run_train(device, st, args, precisions, workdir: Path) -> dict:
+def run_train(device, st, args, precisions, workdir: Path, compiles=(False,)) -> dict:
     configs = []
     for arch in st["archs"]:
         for cube in st["cubes"]:
@@ -145,7 +166,7 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
     configs.sort(key=lambda c: c["fb_flops"])
     results, rates = [], []
     t_section = time.perf_counter()
-    for mp in precisions:
+    for mp, comp in [(p, c) for p in precisions for c in compiles]:
         for c in configs:
             rate = common.median(rates) if rates else None
             reps, proj = st["reps"], None
@@ -155,7 +176,8 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
                     break
                 reps -= 1
             left = st["train_budget"] - (time.perf_counter() - t_section)
-            entry = {"arch": c["arch"], "cube": c["cube"], "batch": c["batch"], "mixed_precision": mp,
+            entry = {"arch": c["arch"], "cube": c["cube"], "batch": c["batch"],
+                     "mixed_precision": mp != "float32", "precision": mp, "compile_model": comp,
                      "fwd_flops": c["fwd_flops"], "fb_flops": c["fb_flops"],
                      "projected_s": None if proj is None else round(proj, 1)}
             reason = None
@@ -170,19 +192,19 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
                 log.info("train %s/%d: %s", c["arch"], c["cube"], entry["reason"])
                 results.append(entry)
                 continue
-            log.info("train %s cube %d batch %d%s (%d timed) ...", c["arch"], c["cube"], c["batch"],
-                     " amp" if mp else "", reps)
+            log.info("train %s cube %d batch %d %s%s (%d timed) ...", c["arch"], c["cube"], c["batch"],
+                     mp, " compiled" if comp else "", reps)
             r = common.run_worker("train", dict(
-                arch=c["arch"], cube=c["cube"], batch=c["batch"], device=str(device), mixed_precision=mp,
-                warmup=args.warmup, reps=reps, cap_s=st["cap"], threads=args.threads,
-                workdir=str(workdir / f"train_{c['arch']}_{c['cube']}_{int(mp)}")), timeout_s=2 * st["cap"] + 90,
-                in_process=args.quick)
+                arch=c["arch"], cube=c["cube"], batch=c["batch"], device=str(device), **_amp_kwargs(mp),
+                compile_model=comp, warmup=args.warmup, reps=reps, cap_s=st["cap"], threads=args.threads,
+                workdir=str(workdir / f"train_{c['arch']}_{c['cube']}_{mp}_{int(comp)}")),
+                timeout_s=2 * st["cap"] + 90 + (300 if comp else 0), in_process=args.quick)
             entry.update(r)
             if r.get("status") == "ok":
                 entry["achieved_gflops_bare"] = round(c["fb_flops"] / r["bare_forward_backward_s"] / 1e9, 2)
                 entry["achieved_gflops_step"] = round(
                     (c["fb_flops"] + c["fwd_flops"]) / r["step_s"] / 1e9, 2)
-                if not mp:
+                if mp == "float32" and not comp:
                     rates.append(c["fb_flops"] / r["bare_forward_backward_s"])
                 log.info("  %.3f subtomos/s, step %.2f s, bare %.2f s (x%.2f), peak %.0f MiB",
                          r["subtomos_per_s"], r["step_s"], r["bare_forward_backward_s"],
@@ -194,19 +216,22 @@ def run_train(device, st, args, precisions, workdir: Path) -> dict:
             "section_budget_s": st["train_budget"], "section_wall_s": round(time.perf_counter() - t_section, 1)}
 
 
-def run_predict(device, st, args, precisions) -> dict:
+def run_predict(device, st, args, precisions, compiles=(False,)) -> dict:
     sizes = []
     arch, cube = args.predict_arch, st["predict_cube"]
     fwd_per_tile = flops.unet_flops(arch, cube, 1, backward=False)
-    for mp in precisions:
+    for mp, comp in [(p, c) for p in precisions for c in compiles]:
         for shape in st["predict_sizes"]:
-            log.info("predict %s (%s cube %d)%s ...", "x".join(map(str, shape)), arch, cube, " amp" if mp else "")
+            log.info("predict %s (%s cube %d) %s%s ...", "x".join(map(str, shape)), arch, cube, mp,
+                     " compiled" if comp else "")
             r = common.run_worker("predict", dict(shape=shape, arch=arch, cube=cube,
                                                   batch_size=args.predict_batch, device=str(device),
-                                                  mixed_precision=mp, threads=args.threads),
+                                                  **_amp_kwargs(mp), compile_model=comp, threads=args.threads),
                                   timeout_s=900, in_process=args.quick)
             r.setdefault("shape", shape)
-            r["mixed_precision"] = mp
+            r["mixed_precision"] = mp != "float32"
+            r.setdefault("precision", mp)
+            r["compile_model"] = comp
             if r.get("status") == "ok":
                 r["achieved_gflops_bare"] = round(fwd_per_tile * r["n_tiles"] / r["bare_s_same_tiles"] / 1e9, 2)
                 log.info("  %.0f voxels/s, predict/bare %.2f, peak %.0f MiB", r["voxels_per_s"],
@@ -214,7 +239,7 @@ def run_predict(device, st, args, precisions) -> dict:
             else:
                 log.info("  %s: %s", r.get("status"), r.get("reason"))
             sizes.append(r)
-    ok = [r for r in sizes if r.get("status") == "ok" and not r["mixed_precision"]]
+    ok = [r for r in sizes if r.get("status") == "ok" and not r["mixed_precision"] and not r["compile_model"]]
     out = {"arch": arch, "cube": cube, "batch_size": args.predict_batch, "sizes": sizes,
            "fwd_flops_per_tile": fwd_per_tile}
     out["time_exponent"] = predict_speed.fit_power_law([r["voxels"] for r in ok], [r["predict_s"] for r in ok])
@@ -260,7 +285,8 @@ def _step_estimates(results: dict, st, args, device) -> dict:
     measured the same arch and cube, else from FLOPs at the measured (or assumed) rate."""
     arch, cube, batch = args.quality_arch, st["quality_cube"], args.quality_batch
     for r in results.get("train", {}).get("configs", []):
-        if r.get("status") == "ok" and r["arch"] == arch and r["cube"] == cube and not r["mixed_precision"]:
+        if (r.get("status") == "ok" and r["arch"] == arch and r["cube"] == cube and not r["mixed_precision"]
+                and not r.get("compile_model")):
             scale = batch / r["batch"]
             refine = r["step_s"] * scale
             every = r.get("step_with_fill_s", r["step_s"]) * scale
@@ -268,7 +294,7 @@ def _step_estimates(results: dict, st, args, device) -> dict:
             return {"refine": refine, "refine, fill_reuse 1": every, "denoise": max(denoise, 0.3 * refine),
                     "source": "train section"}
     rates = [r["achieved_gflops_bare"] * 1e9 for r in results.get("train", {}).get("configs", [])
-             if r.get("status") == "ok" and not r["mixed_precision"]]
+             if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
     rate = common.median(rates) if rates else 0.2 * results.get("flops", {}).get("conv_gflops", 20.0) * 1e9
     fb = flops.unet_flops(arch, cube, 2 * batch, backward=True)
     fwd = flops.unet_flops(arch, cube, 2 * batch, backward=False)
@@ -291,6 +317,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit("--device cuda: no CUDA device is available")
     st = _settings(args)
     precisions = _precisions(device, args.mixed_precision)
+    compiles = _compiles(args.compile)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="isonet2-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -306,14 +333,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.info("matmul %.1f GFLOP/s, conv %.1f GFLOP/s", results["flops"]["matmul_gflops"],
                      results["flops"]["conv_gflops"])
         if "train" in args.sections:
-            results["train"] = run_train(device, st, args, precisions, workdir)
+            results["train"] = run_train(device, st, args, precisions, workdir, compiles)
         if "predict" in args.sections:
-            results["predict"] = run_predict(device, st, args, precisions)
+            results["predict"] = run_predict(device, st, args, precisions, compiles)
         if "flops" in results:
             achieved = [r["achieved_gflops_bare"] for r in results.get("train", {}).get("configs", [])
-                        if r.get("status") == "ok" and not r["mixed_precision"]]
+                        if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
             achieved_p = [r["achieved_gflops_bare"] for r in results.get("predict", {}).get("sizes", [])
-                          if r.get("status") == "ok" and not r["mixed_precision"]]
+                          if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
             mm = results["flops"]["matmul_gflops"]
             texts = []
             if achieved:

@@ -40,12 +40,14 @@ from bench.common import PeakMemory, mib, synchronize
 
 def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int = 4,
                  device: str = "cpu", mixed_precision: bool = False, bare_max_tiles: int = 16,
-                 padding_factor: float = 1.5, threads: Optional[int] = None, **_) -> dict:
+                 padding_factor: float = 1.5, threads: Optional[int] = None, amp_dtype: str = "auto",
+                 compile_model: bool = False, **_) -> dict:
     """Measure ``predict_file`` (MRC file to MRC file) on one tomogram size; see the module
     docstring."""
     from isonet2core import mrcio, predict, tiling
     from isonet2core.config import Microscope, PredictConfig
-    from isonet2core.nets.unet import build_unet
+    from isonet2core.device import autocast_dtype
+    from isonet2core.nets.unet import build_unet, compiled
 
     t_start = time.perf_counter()
     if threads:
@@ -57,17 +59,18 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     tomogram_bytes = volume.nbytes
     model = build_unet(arch).to(dev).eval()
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision,
-                        padding_factor=padding_factor)
+    cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision, amp_dtype=amp_dtype,
+                        compile_model=compile_model, padding_factor=padding_factor)
     scope = Microscope(pixel_size_a=10.0)
-    autocast = dev.type == "cuda" and mixed_precision
+    amp = autocast_dtype(dev, mixed_precision, amp_dtype, training=False)
+    called = compiled(model, compile_model)
     grid = tiling.TileGrid.for_volume(shape, cube, padding_factor)
     x = torch.randn(batch_size, 1, cube, cube, cube, device=dev)
 
     def bare_batch() -> None:
-        with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=torch.float16,
-                                                    enabled=autocast):
-            model(x)
+        with torch.inference_mode(), torch.autocast(device_type=dev.type, dtype=amp,
+                                                    enabled=amp is not None):
+            called(x)
 
     bare_batch()   # warm-up: kernels, thread pools, FFT plans of the tile size
     predict.predict_volume(model, np.ascontiguousarray(volume[:cube, :cube, :cube]), cube_size=cube,
@@ -100,7 +103,9 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     voxels = int(np.prod(shape))
     return {
         "status": "ok", "shape": list(shape), "voxels": voxels, "arch": arch, "cube": cube,
-        "batch_size": batch_size, "device": str(dev), "mixed_precision": autocast,
+        "batch_size": batch_size, "device": str(dev), "mixed_precision": amp is not None,
+        "precision": "float32" if amp is None else str(amp).replace("torch.", ""),
+        "compile_model": bool(compile_model),
         "n_tiles": grid.n_tiles, "predict_s": round(predict_s, 3),
         "cpu_utilization": round(predict_cpu_s / (predict_s * torch.get_num_threads()), 3),
         "voxels_per_s": round(voxels / predict_s, 1),

@@ -138,11 +138,17 @@ FILL_REUSE_TOLERANCE = 0.01
 
 
 # --------------------------------------------------------------------------- tables
+def precision_label(r: dict) -> str:
+    """``float32`` / ``bfloat16`` / ``float16`` (older results: amp / fp32), ``+ compile``."""
+    text = r.get("precision") or ("amp" if r.get("mixed_precision") else "fp32")
+    return text + (" + compile" if r.get("compile_model") else "")
+
+
 def train_table(results: dict) -> str:
     rows = []
     for r in results.get("train", {}).get("configs", []):
         name = [r["arch"], str(r["cube"]), str(r.get("batch", "-")),
-                "amp" if r.get("mixed_precision") else "fp32", str(r.get("fill_reuse", "-"))]
+                precision_label(r), str(r.get("fill_reuse", "-"))]
         if r.get("status") != "ok":
             rows.append(name + [f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 14)
             continue
@@ -165,13 +171,13 @@ def predict_table(results: dict) -> str:
     for r in results.get("predict", {}).get("sizes", []):
         shape = "x".join(map(str, r["shape"]))
         if r.get("status") != "ok":
-            rows.append([shape, f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 9)
+            rows.append([shape, precision_label(r), f"skipped: {r.get('reason', r.get('status'))}"] + [""] * 9)
             continue
-        rows.append([shape, str(r["n_tiles"]), _f(r["predict_s"], 1), _f(r["voxels_per_s"] / 1e3, 1),
+        rows.append([shape, precision_label(r), str(r["n_tiles"]), _f(r["predict_s"], 1), _f(r["voxels_per_s"] / 1e3, 1),
                      _f(r["bare_s_same_tiles"], 1), _f(r["efficiency"], 2), _f(r["peak_memory_mib"], 0),
                      _f(r["tomogram_mib"] + r["model_mib"], 0), _f(r["memory_ratio"], 1),
                      _f(r.get("achieved_gflops_bare"), 1), _f(r.get("cpu_utilization"), 2)])
-    header = ["tomogram (z,y,x)", "tiles", "predict s", "kvoxel/s", "bare net s (same tiles)",
+    header = ["tomogram (z,y,x)", "precision", "tiles", "predict s", "kvoxel/s", "bare net s (same tiles)",
               "predict/bare", "peak MiB", "tomogram+model MiB", "peak/(tomo+model)", "GFLOP/s (bare)",
               "CPU use"]
     return _table(header, rows)

@@ -309,6 +309,9 @@ def main(argv=None) -> int:
     p.add_argument("--ours-extra", default="", help="extra options of every run of ours (before a variant's)")
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--only-variants", action="store_true", help="skip the seeds beyond the first")
+    p.add_argument("--skip", default="", help="parts not run, comma-separated: baselines, official, ours "
+                                              "(the official and our refine rows; e.g. several bench "
+                                              "processes sharing --data, each running a part)")
     for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight", "ctf_mode", "device", "ncpus"):
         p.add_argument("--" + f.replace("_", "-"), type=type(getattr(Settings, f)), default=getattr(Settings, f))
     p.add_argument("--mixed-precision", action="store_true")
@@ -326,15 +329,19 @@ def main(argv=None) -> int:
     if official is None:
         log.info("official IsoNet2 rows skipped: no --official folder or --official-python given")
     rows: List[Row] = []
-    seeds = [int(x) for x in a.seeds.split(",")]
+    skip = {x for x in a.skip.split(",") if x}
+    if skip - {"baselines", "official", "ours"}:
+        p.error(f"--skip takes baselines, official and ours; got {a.skip!r}")
+    seeds = [int(x) for x in a.seeds.split(",")] if "ours" not in skip else []
     ours_extra = shlex.split(a.ours_extra)
     for geometry in a.geometries.split(","):
         data = make_data(a.data or out / "data", geometry, shape, seed=0)
         data["geometry"] = geometry
-        rows += baselines(data, geometry)
-        write_report(out, rows, header)
+        if "baselines" not in skip:
+            rows += baselines(data, geometry)
+            write_report(out, rows, header)
         official_train_s = None
-        if official is not None:
+        if official is not None and "official" not in skip:
             for k in range(a.official_repeats):
                 try:
                     row = run_official(official, data, s, out / geometry / f"official_refine_{k}",

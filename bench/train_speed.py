@@ -88,7 +88,7 @@ class TrainHarness:
 
     def __init__(self, *, arch: str, cube: int, batch: int, device: torch.device,
                  mixed_precision: bool, workdir: Path, method: str = "isonet2-n2n", n_steps: int = 4,
-                 fill_reuse: Optional[int] = None):
+                 fill_reuse: Optional[int] = None, amp_dtype: str = "auto", compile_model: bool = False):
         from isonet2core.config import Microscope, TrainConfig
         from isonet2core.training import sampler, targets, trainer
 
@@ -97,7 +97,8 @@ class TrainHarness:
         maps = _write_maps(workdir, cube)
         self.memory = PeakMemory(device)   # baseline: before the model exists
         cfg = TrainConfig(method=method, arch=arch, cube_size=cube, batch_size=batch,
-                          epochs=1, mixed_precision=mixed_precision, seed=0)
+                          epochs=1, mixed_precision=mixed_precision, amp_dtype=amp_dtype,
+                          compile_model=compile_model, seed=0)
         if fill_reuse is not None:
             cfg = replace(cfg, fill_reuse=int(fill_reuse))
         self.cfg = cfg
@@ -134,6 +135,7 @@ class TrainHarness:
                           for _ in range(len(self.steps) * self.reuse)]
         self.prepared = None
         self.model = session.models[0]
+        self.called_model = session.train_models[0]   # compiled when compile_model
         n_maps = 1 if method == "isonet2" else 2
         self.network_cubes = n_maps * batch
         self.x_bare = torch.randn(self.network_cubes, 1, cube, cube, cube, device=device)
@@ -163,7 +165,7 @@ class TrainHarness:
     def bare_step(self) -> None:
         with self.bare_timer.step():
             with self.session._autocast():
-                out = self.model(self.x_bare).float()
+                out = self.called_model(self.x_bare).float()
             out.square().mean().backward()
         self.model.zero_grad(set_to_none=True)
 
@@ -171,7 +173,8 @@ class TrainHarness:
 def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
                    mixed_precision: bool = False, warmup: int = 1, reps: int = 2,
                    cap_s: float = 120.0, workdir: str, method: str = "isonet2-n2n",
-                   threads: Optional[int] = None, fill_reuse: Optional[int] = None, **_) -> dict:
+                   threads: Optional[int] = None, fill_reuse: Optional[int] = None,
+                   amp_dtype: str = "auto", compile_model: bool = False, **_) -> dict:
     """Measure one configuration; returns a JSON-ready dict (see the module docstring)."""
     t_start = time.perf_counter()
     if threads:
@@ -180,7 +183,8 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     h = TrainHarness(arch=arch, cube=cube, batch=batch, device=dev, mixed_precision=mixed_precision,
-                     workdir=workdir, method=method, n_steps=warmup + reps, fill_reuse=fill_reuse)
+                     workdir=workdir, method=method, n_steps=warmup + reps, fill_reuse=fill_reuse,
+                     amp_dtype=amp_dtype, compile_model=compile_model)
     k = h.reuse   # steps per cycle: one fill prediction, k - 1 reuses
     mem = h.memory
     mem.reset()
@@ -210,6 +214,8 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
         "arch": arch, "cube": cube, "batch": batch, "method": method, "device": str(dev),
         "mixed_precision": amp is not None,
         "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
+        "precision": "float32" if amp is None else str(amp).replace("torch.", ""),
+        "compile_model": bool(compile_model),
         "network_cubes_per_step": h.network_cubes, "fill_reuse": k,
         "warmup_steps": warmup * k, "timed_steps": n_timed * k,
         "step_s": round(step_s, 4),

@@ -32,6 +32,9 @@ LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC")
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = ("white", "nofilter", "ramp", "hamming")
+AmpDtype = Literal["auto", "bfloat16", "float16"]
+AMP_DTYPES: Tuple[str, ...] = ("auto", "bfloat16", "float16")
+"""Autocast dtype when ``mixed_precision`` (rule: :func:`isonet2core.device.autocast_dtype`)."""
 
 ClipFirstPeakMode = Literal[0, 1, 2, 3]
 """0 none, 1 constant, 2 negative sine, 3 cosine (below the first CTF peak)."""
@@ -160,7 +163,9 @@ class TrainConfig:
     loss_func: LossFunc = "FSC"   # measured better than L2 on realistic lamellae (README)
     learning_rate: float = 3e-4
     learning_rate_min: float = 3e-4
-    mixed_precision: bool = True           # ignored on CPU (always float32 there)
+    mixed_precision: bool = True           # autocast; on the CPU only with amp_dtype bfloat16
+    amp_dtype: AmpDtype = "auto"           # CUDA auto: bfloat16 where supported, else float16
+    compile_model: bool = False            # torch.compile the network (the program's --compile_model)
     ctf_mode: CTFMode = None
     is_ctf_flipped: bool = False
     do_phaseflip_input: bool = True
@@ -201,6 +206,7 @@ class TrainConfig:
         _check(self.prev_tomo_idx is None or (len(self.prev_tomo_idx) >= 1 and
                                               all(i >= 1 for i in self.prev_tomo_idx)),
                f"prev_tomo_idx must list rlnIndex values (1 or more), got {self.prev_tomo_idx}")
+        _check(self.amp_dtype in AMP_DTYPES, f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
@@ -217,6 +223,8 @@ class PredictConfig:
     padding_factor: float = 1.5      # tile spacing = cube / padding_factor (overlap between tiles)
     batch_size: int = 2              # tiles per forward pass (CPU: 2 is as fast as 4, 140 MiB less at 48^3)
     mixed_precision: bool = True
+    amp_dtype: AmpDtype = "auto"     # CUDA auto: float16
+    compile_model: bool = False      # torch.compile the network
     output_prefix: str = ""          # output files <prefix>_<name>_<suffix>.mrc ("": <name>_<suffix>.mrc)
     save_slices: bool = False        # orthoslices and Fourier slice of each output (PNG beside it)
 
@@ -225,6 +233,7 @@ class PredictConfig:
         _check("/" not in self.output_prefix and "\\" not in self.output_prefix,
                f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
+        _check(self.amp_dtype in AMP_DTYPES, f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
         return self
 
 

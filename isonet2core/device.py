@@ -101,3 +101,43 @@ def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     positions = gpu_positions(ids, None if env is None else env.split(","), count)
     return [torch.device(f"cuda:{p}") for p in positions]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere
+    bfloat16 is emulated and slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str = "auto", *,
+                   training: bool) -> Optional[torch.dtype]:
+    """The autocast dtype of the network's arithmetic, or None for float32. The one rule:
+
+    * ``mixed_precision`` False: float32 everywhere;
+    * CUDA, ``amp_dtype`` ``auto``: training bfloat16 where the GPU supports it (no loss
+      scaling needed), else float16; inference float16 (more mantissa, no gradients to
+      overflow); ``bfloat16``/``float16``: that dtype (``ValueError`` for bfloat16 on a GPU
+      without it);
+    * CPU: float32 unless ``amp_dtype`` is ``bfloat16`` on a CPU with native bfloat16
+      (:func:`cpu_has_native_bf16`); elsewhere the CPU stays float32 (emulated bfloat16 is
+      slower, float16 autocast is CUDA-only).
+    """
+    if amp_dtype not in ("auto", "bfloat16", "float16"):
+        raise ValueError(f"amp_dtype must be auto, bfloat16 or float16, got {amp_dtype!r}")
+    if not mixed_precision:
+        return None
+    if device.type == "cuda":
+        if amp_dtype == "float16" or (amp_dtype == "auto" and not training):
+            return torch.float16
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if amp_dtype == "bfloat16":
+            raise ValueError(f"amp_dtype bfloat16: {torch.cuda.get_device_name(device)} does not "
+                             "support bfloat16 (use float16 or auto)")
+        return torch.float16
+    if device.type == "cpu" and amp_dtype == "bfloat16" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None

@@ -11,8 +11,10 @@ hands out the result z plane block by z plane block:
    ``wedge.wedge_mask``) and, when the model was trained on phase-flipped inputs
    (``input_needs_phaseflip``), the phase flip ``sign(CTF)`` of the tomogram's microscope
    (``ctf.ctf_sign``), unless the tomograms are already phase flipped (``--isCTFflipped``).
-3. **Network** on batches of ``batch_size`` tiles under ``torch.inference_mode``, with float16
-   autocast on CUDA when ``mixed_precision`` (float32 on the CPU).
+3. **Network** on batches of ``batch_size`` tiles under ``torch.inference_mode``, with the
+   autocast of :func:`isonet2core.device.autocast_dtype` (CUDA float16 by default when
+   ``mixed_precision``; float32 on the CPU unless ``amp_dtype`` bfloat16 on a CPU with native
+   bfloat16), through ``torch.compile`` when ``compile_model``.
 4. **Stitching** with smooth Hann blending, then ``normalize.denormalize`` with the same mean
    and std: the output keeps the input's contrast (protein dark) and scale.
 
@@ -69,7 +71,8 @@ from torch import nn
 
 from isonet2core import checkpoint, ctf, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
-from isonet2core.nets.unet import SIZE_MULTIPLE
+from isonet2core.device import autocast_dtype
+from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +137,9 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     mean, std = normalize.normalization_stats(volume, name=name)
     grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor)
     filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device)
-    autocast = device.type == "cuda" and config.mixed_precision
+    amp = autocast_dtype(device, config.mixed_precision, config.amp_dtype, training=False)
     models = [m.to(device).eval() for m in models]
+    calls = [compiled(m, config.compile_model) for m in models]
     # On the CPU the oneDNN convolutions run about 1.2x faster on channels-last weights
     # (bench/: unet-small and unet-medium, cube 48); the caller's layout is restored afterwards.
     channels_last = device.type == "cpu"
@@ -160,8 +164,8 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                     x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
                                          s=x.shape[-3:], dim=(-3, -2, -1))
                 y = None
-                for m in models:
-                    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=autocast):
+                for m in calls:
+                    with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
                         out = m(x[:, None])[:, 0].float()
                     y = out if y is None else y.add_(out)
                 if len(models) > 1:

@@ -13,7 +13,7 @@ import torch
 
 from isonet2core import predict
 from isonet2core.cli import common
-from isonet2core.config import PredictConfig
+from isonet2core.config import AMP_DTYPES, PredictConfig
 from isonet2core.device import cpu_threads, select_devices
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(1 = no overlap, 1.5 = a third of the cube, up to 4)")
     common.add_option(parser, "batch_size", type=int, default=PredictConfig.batch_size,
                       help="tiles per forward pass (lower it if the GPU runs out of memory)")
-    common.add_option(parser, "mixed_precision", type=common.parse_bool, default=True,
-                      help="float16 autocast on CUDA (ignored on the CPU)")
+    common.add_option(parser, "mixed_precision", type=common.parse_bool, default=PredictConfig.mixed_precision,
+                      help="autocast the network to 16-bit floats (CUDA; the CPU only with --amp_dtype "
+                           "bfloat16)")
+    common.add_option(parser, "amp_dtype", default=PredictConfig.amp_dtype, choices=AMP_DTYPES,
+                      help="dtype of mixed precision: auto (CUDA float16, CPU float32), bfloat16 (also "
+                           "on CPUs with native bfloat16) or float16")
+    common.add_option(parser, "compile_model", type=common.parse_bool, default=PredictConfig.compile_model,
+                      help="run the network through torch.compile (compiling costs the first tiles)")
     common.add_option(parser, "output_prefix", type=common.none_or(str), default="",
                       help="prefix of the output file names: <prefix>_<rlnTomoName>_corrected.mrc")
     common.add_option(parser, "save_slices", type=common.parse_bool, default=False,
@@ -65,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise common.CLIError("a model file is required (positional model or --model)")
     cfg = PredictConfig(apply_mw_x1=args.apply_mw_x1, is_ctf_flipped=args.isCTFflipped,
                         padding_factor=args.padding_factor, batch_size=args.batch_size,
-                        mixed_precision=args.mixed_precision,
-                        output_prefix=args.output_prefix or "",
+                        mixed_precision=args.mixed_precision, amp_dtype=args.amp_dtype,
+                        compile_model=args.compile_model, output_prefix=args.output_prefix or "",
                         save_slices=args.save_slices).validate()
     if args.ncpus < 1:
         raise common.CLIError(f"ncpus must be at least 1, got {args.ncpus}")

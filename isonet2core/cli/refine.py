@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 
 from isonet2core import checkpoint, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
-from isonet2core.config import ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
+from isonet2core.config import AMP_DTYPES, ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train
@@ -72,7 +72,14 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
     common.add_option(parser, "learning_rate_min", type=float, default=_D.learning_rate_min,
                       help="learning rate of the last epoch (cosine schedule in between)")
     common.add_option(parser, "mixed_precision", type=common.parse_bool, default=_D.mixed_precision,
-                      help="bfloat16/float16 autocast on CUDA (the CPU always trains in float32)")
+                      help="autocast the network to 16-bit floats (CUDA; the CPU only with --amp_dtype "
+                           "bfloat16)")
+    common.add_option(parser, "amp_dtype", default=_D.amp_dtype, choices=AMP_DTYPES,
+                      help="dtype of mixed precision: auto (CUDA: bfloat16 where supported, else "
+                           "float16; CPU: float32), bfloat16 (also on CPUs with native bfloat16) or "
+                           "float16")
+    common.add_option(parser, "compile_model", type=common.parse_bool, default=_D.compile_model,
+                      help="run the network through torch.compile (the first steps compile it)")
     common.add_option(parser, "CTF_mode", type=_ctf_mode, default=None,
                       help="CTF handling: None, phase_only (phase-flipped data), wiener (Wiener-filtered "
                            "targets) or network (the network outputs CTF-corrected density)")
@@ -159,7 +166,8 @@ def train_config(args: argparse.Namespace, method: str, **extra) -> TrainConfig:
         method=method, arch=args.arch, cube_size=args.cube_size, epochs=args.epochs,
         batch_size=args.batch_size, acc_batches=args.acc_batches, loss_func=args.loss_func,
         learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
-        mixed_precision=args.mixed_precision, ctf_mode=args.CTF_mode, is_ctf_flipped=args.isCTFflipped,
+        mixed_precision=args.mixed_precision, amp_dtype=args.amp_dtype, compile_model=args.compile_model,
+        ctf_mode=args.CTF_mode, is_ctf_flipped=args.isCTFflipped,
         do_phaseflip_input=args.do_phaseflip_input, bfactor=args.bfactor,
         clip_first_peak_mode=args.clip_first_peak_mode, snrfalloff=args.snrfalloff,
         deconvstrength=args.deconvstrength, highpassnyquist=args.highpassnyquist,
@@ -271,6 +279,7 @@ def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Name
     predict.predict_tomograms(star_file, result.model_path, None, out,
                               PredictConfig(is_ctf_flipped=cfg.is_ctf_flipped,
                                             mixed_precision=cfg.mixed_precision,
+                                            amp_dtype=cfg.amp_dtype, compile_model=cfg.compile_model,
                                             apply_mw_x1=getattr(args, "apply_mw_x1", True)),
                               tomo_idx=args.tomo_idx, device=device,
                               input_column=getattr(args, "input_column", "auto"))

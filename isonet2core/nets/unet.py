@@ -146,3 +146,11 @@ ARCHITECTURES: Tuple[str, ...] = tuple(ARCH_CHANNELS) + tuple(PLAIN_PREFIX + a f
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters (weights and biases)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def compiled(model: nn.Module, enabled: bool) -> nn.Module:
+    """``model`` as it is called: ``torch.compile(model)`` when ``enabled`` (the IsoNet2
+    program's ``--compile_model``; the first calls of each input shape and mode compile), else
+    ``model`` itself. The compiled module shares the weights; state dicts are taken from
+    ``model``."""
+    return torch.compile(model) if enabled else model

@@ -18,8 +18,10 @@
 Optimisation: AdamW (fused), learning rate on a cosine from ``learning_rate`` (epoch 1) to
 ``learning_rate_min`` (last epoch), set at the start of each epoch (a pure function of the
 epoch, so resuming needs no scheduler object); gradients accumulated over ``acc_batches``
-batches. Mixed precision on CUDA (bfloat16 autocast where supported, else float16 with a
-GradScaler); full float32 on the CPU. Fourier arithmetic (targets, CTF, loss) is float32.
+batches. Mixed precision by :func:`isonet2core.device.autocast_dtype` (CUDA: bfloat16 autocast
+where supported, else float16 with a GradScaler; the CPU float32 unless ``amp_dtype`` bfloat16 on
+a CPU with native bfloat16). Fourier arithmetic (targets, CTF, loss) is float32.
+``compile_model``: the networks are called through ``torch.compile``.
 
 Batch size ``None`` (auto): CPU 4 cubes when ``cube_size <= 48``, else 2; CUDA per GPU
 ``clamp(floor(0.5 * memory / estimate), 1, 16)`` where ``estimate`` is the activation memory
@@ -61,10 +63,10 @@ from torch import nn
 
 from isonet2core import __version__, atomic, checkpoint, config as config_mod, predict, report
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
-from isonet2core.device import cpu_threads, select_devices
+from isonet2core.device import autocast_dtype, cpu_threads, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
-from isonet2core.nets.unet import build_unet, channels_of
+from isonet2core.nets.unet import build_unet, channels_of, compiled
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 
@@ -138,13 +140,6 @@ def auto_batch_size(devices: Sequence[torch.device], arch: str, cube_size: int) 
     memory = min(torch.cuda.get_device_properties(d).total_memory for d in devices)
     per_gpu = int(max(1, min(16, math.floor(0.5 * memory / activation_bytes_per_cube(arch, cube_size)))))
     return per_gpu * len(devices)
-
-
-def amp_dtype(device: torch.device, mixed_precision: bool) -> Optional[torch.dtype]:
-    """Autocast dtype: None on the CPU or without mixed precision; bf16 where CUDA supports it."""
-    if device.type != "cuda" or not mixed_precision:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +251,7 @@ class _Session:
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
         self.models = [m.to(memory_format=self.memory_format) for m in self.models]
         self.batch_norm = _has_batch_norm(self.models[0])
-        self.amp = amp_dtype(self.device, cfg.mixed_precision)
+        self.amp = autocast_dtype(self.device, cfg.mixed_precision, cfg.amp_dtype, training=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         params = [p for m in self.models for p in m.parameters()]
         # fused kernel: one pass over all parameters (the CPU default loops per tensor, and is
@@ -270,6 +265,9 @@ class _Session:
             self.train_models = [nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in self.models]
         else:
             self.train_models = list(self.models)
+        # the networks as called (compiled or not); self.models keep the weights and state dicts
+        self.fill_models = [compiled(m, cfg.compile_model) for m in self.models]
+        self.train_models = [compiled(m, cfg.compile_model) for m in self.train_models]
 
     # ---- starting points ------------------------------------------------------------------
     def _load_initial_state(self) -> None:
@@ -311,10 +309,11 @@ class _Session:
         """The wedge-filling prediction: eval mode, except for networks with batch
         normalisation, which normalise by the batch itself (their running averages lag behind
         the weights while they train)."""
-        model = self.models[half if self.cfg.split_halves else 0]
+        index = half if self.cfg.split_halves else 0
+        model = self.models[index]
         model.train(self.batch_norm)
         with torch.no_grad(), self._autocast():
-            out = model(x.contiguous(memory_format=self.memory_format)).float()
+            out = self.fill_models[index](x.contiguous(memory_format=self.memory_format)).float()
         model.train()
         return out
 
@@ -465,7 +464,8 @@ class _Session:
         for position in self.preview_tomograms():
             t, src = self.tomograms[position], self.sources[position]
             out = predict.predict_volume(self.models[0], src.maps[0], cube_size=self.cfg.cube_size,
-                                         config=PredictConfig(mixed_precision=self.cfg.mixed_precision),
+                                         config=PredictConfig(mixed_precision=self.cfg.mixed_precision,
+                                                             amp_dtype=self.cfg.amp_dtype),
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,
                                          name=str(t.map_paths[0]))
             self.models[0].train()
