@@ -92,6 +92,8 @@ class TrainHarness:
         from isonet2core.config import Microscope, TrainConfig
         from isonet2core.training import sampler, targets, trainer
 
+        if device.type == "cuda" and device.index is None:   # the trainer's sessions take indexed devices
+            device = torch.device("cuda", torch.cuda.current_device())
         self.cube, self.batch, self.method, self.device = cube, batch, method, device
         self.sampler = sampler
         maps = _write_maps(workdir, cube)

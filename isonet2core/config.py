@@ -27,8 +27,8 @@ METHODS: Tuple[str, ...] = ("isonet2-n2n", "isonet2", "n2n")
 CTFMode = Optional[Literal["phase_only", "wiener", "network"]]
 CTF_MODES: Tuple[Optional[str], ...] = (None, "phase_only", "wiener", "network")
 
-LossFunc = Literal["L2", "L1", "Huber", "FSC"]
-LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC")
+LossFunc = Literal["L2", "L1", "Huber", "FSC", "FSC+L2"]
+LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC", "FSC+L2")
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = ("white", "nofilter", "ramp", "hamming")

@@ -21,6 +21,8 @@ IsoNet2 program since 2026-04): ``1 - mean_s FSC_s(x, y)`` per cube, averaged ov
 shells ``s = floor(|k| n)`` from 1 to ``n // 2`` (DC left out) over the full spectrum; the masked
 terms are the FSC of the masked spectra (``W * FFT(x)`` against ``W * FFT(y)``). It is blind to
 the scale of the output, so it trains what correlates, not what matches in amplitude.
+``FSC+L2``: the sum of the two, term by term (FSC for correlation in every shell, L2 for the
+amplitudes, DC included, that FSC leaves free).
 
 Speed: for ``L2`` no inverse transform is needed. With the orthonormal DFT, Parseval gives
 ``sum |IFFT(W * D)|^2 = sum_k |W_k|^2 |D_k|^2`` over the full spectrum; for real ``x - y`` the
@@ -51,7 +53,7 @@ class LossTerms(NamedTuple):
     mw: torch.Tensor
 
 
-_BASES = ("L2", "L1", "Huber", "FSC")
+_BASES = ("L2", "L1", "Huber", "FSC", "FSC+L2")
 
 
 def _check_loss_func(loss_func: str) -> None:
@@ -80,6 +82,8 @@ def rfft_weights(n_x: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
 def plain_loss(x: torch.Tensor, y: torch.Tensor, loss_func: str = "L2") -> torch.Tensor:
     """Loss between ``x`` and ``y`` (same shape ``(b, 1, z, y, x)``): voxel-wise, or FSC."""
     _check_loss_func(loss_func)
+    if loss_func == "FSC+L2":
+        return plain_loss(x, y, "FSC") + plain_loss(x, y, "L2")
     if loss_func == "FSC":
         return fsc_loss(_spectrum(x), _spectrum(y), x.shape[-3:])
     return _base(x.float() - y.float(), loss_func)
@@ -139,6 +143,10 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, targ
     if mw_weight <= 0:                      # the plain loss, no masks
         plain = plain_loss(x, y, loss_func)
         return LossTerms(plain, plain, x.new_zeros((), dtype=torch.float32))
+    if loss_func == "FSC+L2":
+        a = masked_loss(x, y, input_mask, target_mask, mw_weight=mw_weight, loss_func="FSC")
+        b = masked_loss(x, y, input_mask, target_mask, mw_weight=mw_weight, loss_func="L2")
+        return LossTerms(a.total + b.total, a.n2n + b.n2n, a.mw + b.mw)
     m = input_mask.float()
     rm = target_mask.float()
     w_n2n = m * rm
