@@ -29,6 +29,9 @@ CTF_MODES: Tuple[Optional[str], ...] = (None, "phase_only", "wiener", "network")
 
 LossFunc = Literal["L2", "L1", "Huber", "FSC", "FSC+L2"]
 LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC", "FSC+L2")
+DEFAULT_LOSS_FUNC = {"isonet2-n2n": "FSC", "isonet2": "FSC", "n2n": "FSC+L2"}
+"""The loss of a method when none is given (measured on realistic lamellae beside the IsoNet2
+program, README Performance: refine FSC; denoise FSC+L2, since FSC alone loses Pearson there)."""
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = ("white", "nofilter", "ramp", "hamming")
@@ -160,7 +163,7 @@ class TrainConfig:
     epochs: int = 50
     batch_size: Optional[int] = None       # None = auto (per device count and memory)
     acc_batches: int = 1
-    loss_func: LossFunc = "FSC"   # measured better than L2 on realistic lamellae (README)
+    loss_func: Optional[LossFunc] = None   # None: DEFAULT_LOSS_FUNC[method]
     learning_rate: float = 3e-4
     learning_rate_min: float = 3e-4
     mixed_precision: bool = True           # autocast; on the CPU only with amp_dtype bfloat16
@@ -185,6 +188,10 @@ class TrainConfig:
     with_preview: bool = False
     prev_tomo_idx: Optional[Tuple[int, ...]] = (1,)   # rlnIndex values previewed (None: the first)
     seed: int = 0
+
+    def __post_init__(self):
+        if self.loss_func is None:
+            object.__setattr__(self, "loss_func", DEFAULT_LOSS_FUNC.get(self.method, "FSC"))
 
     def validate(self) -> "TrainConfig":
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")

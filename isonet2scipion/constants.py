@@ -50,7 +50,7 @@ REFINE_METHOD_CHOICES = [METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE]
 
 ARCH_CHOICES = ["unet-small", "unet-medium", "unet-large",
                 "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
-LOSS_CHOICES = ["L2", "L1", "Huber", "FSC"]
+LOSS_CHOICES = ["L2", "L1", "Huber", "FSC", "FSC+L2"]
 CTF_MODE_CHOICES = ["None", "phase_only", "wiener", "network"]
 NOISE_MODE_CHOICES = ["white", "nofilter", "ramp", "hamming"]
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_training_arguments(parser, output_dir="denoise")   # the IsoNet2 program's folder
+    add_training_arguments(parser, output_dir="denoise", method="n2n")   # the IsoNet2 program's folder
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="denoise the tomograms with the final model after training")
 

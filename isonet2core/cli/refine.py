@@ -24,7 +24,7 @@ from typing import List, Optional, Tuple
 
 from isonet2core import checkpoint, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
-from isonet2core.config import AMP_DTYPES, ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
+from isonet2core.config import AMP_DTYPES, ARCHS, CTF_MODES, DEFAULT_LOSS_FUNC, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train
@@ -51,8 +51,9 @@ def _bool_or_path(text: str):
     return value
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) -> None:
-    """The options shared by ``refine`` and ``denoise`` (IsoNet2 spellings)."""
+def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, method: str) -> None:
+    """The options shared by ``refine`` and ``denoise`` (IsoNet2 spellings); ``method`` (the
+    command's default method) chooses the default loss."""
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default=output_dir,
                       help="folder for model files, loss history and plots")
@@ -65,8 +66,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
                            "memory (up to 16 per GPU)")
     common.add_option(parser, "acc_batches", type=int, default=_D.acc_batches,
                       help="batches whose gradients are accumulated before each optimiser step")
-    common.add_option(parser, "loss_func", default=_D.loss_func, choices=LOSS_FUNCS,
-                      help="loss: FSC (1 - mean shell Fourier correlation, the default), L2, L1 or Huber")
+    common.add_option(parser, "loss_func", default=DEFAULT_LOSS_FUNC[method], choices=LOSS_FUNCS,
+                      help="loss: FSC (1 - mean shell Fourier correlation), FSC+L2 (their sum), L2, L1 "
+                           "or Huber")
     common.add_option(parser, "learning_rate", type=float, default=_D.learning_rate,
                       help="learning rate of the first epoch (AdamW)")
     common.add_option(parser, "learning_rate_min", type=float, default=_D.learning_rate_min,
@@ -125,7 +127,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str) 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_training_arguments(parser, output_dir="isonet_maps")
+    add_training_arguments(parser, output_dir="isonet_maps", method="isonet2-n2n")
     common.add_option(parser, "method", default="auto", choices=("auto", "isonet2-n2n", "isonet2"),
                       help="isonet2-n2n (even/odd halves), isonet2 (one map per tomogram), or auto: "
                            "isonet2-n2n when the STAR lists halves")

@@ -21,6 +21,7 @@ from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, TomoMask, Tomogram
 
 from isonet2core import progress, star
+from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion import Plugin, convert
 from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_CORRECTED_AUTO,
                                       CTF_CORRECTED_CHOICES, CTF_CORRECTED_YES, CTF_MODE_CHOICES,
@@ -246,9 +247,11 @@ TRAIN_OPTIONS = [
                "High-pass of the Wiener target, fraction of Nyquist (wiener mode).",
                expert=True, condition="CTF_mode == 2",
                validators=[P.Range(0.0, 0.99, "highpassnyquist must be in [0, 1)")]),
-    CoreOption("loss_func", P.EnumParam, 3, "Loss function",
-               "L2, L1, Huber or FSC (1 - mean shell Fourier correlation; the default, measured "
-               "better than L2 on realistic lamellae).",
+    CoreOption("loss_func", P.EnumParam, LOSS_CHOICES.index(DEFAULT_LOSS_FUNC["isonet2-n2n"]),
+               "Loss function",
+               "L2, L1, Huber, FSC (1 - mean shell Fourier correlation) or FSC+L2 (their sum). "
+               "Defaults, measured beside the IsoNet2 program on realistic lamellae: FSC for "
+               "refine, FSC+L2 for denoise.",
                choices=LOSS_CHOICES, expert=True),
     CoreOption("learning_rate", P.FloatParam, 3e-4, "Learning rate", "Initial learning rate.",
                validators=[P.Positive], expert=True),

@@ -3,7 +3,9 @@ from enum import Enum
 
 from tomo.objects import SetOfTomograms
 
-from isonet2scipion.constants import METHOD_DENOISE
+from isonet2core.config import DEFAULT_LOSS_FUNC
+
+from isonet2scipion.constants import LOSS_CHOICES, METHOD_DENOISE
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.protocol_base import ProtIsoNet2TrainBase
 
@@ -21,6 +23,10 @@ class ProtIsoNet2Denoise(ProtIsoNet2TrainBase):
     _possibleOutputs = DenoiseOutputs
     _halves = "required"
     _coreStep = "denoise"
+
+    def _defineProtocolParams(self, form):
+        super()._defineProtocolParams(form)
+        form.getParam("loss_func").setDefault(LOSS_CHOICES.index(DEFAULT_LOSS_FUNC[METHOD_DENOISE]))
 
     def _method(self, entries) -> str:
         return METHOD_DENOISE

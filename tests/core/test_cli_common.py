@@ -160,3 +160,28 @@ def test_version_and_help_import_no_subcommand_module():
             "print(loaded)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_default_loss_and_precision_options_per_command():
+    """One default per method (config.DEFAULT_LOSS_FUNC): refine FSC, denoise FSC+L2; the
+    config built without a loss resolves it the same way; precision options reach the config."""
+    from isonet2core.cli import denoise, predict, refine
+    from isonet2core.config import TrainConfig
+
+    def parse(module, argv):
+        p = argparse.ArgumentParser()
+        module.add_arguments(p)
+        return p.parse_args(argv)
+
+    r = parse(refine, ["t.star"])
+    d = parse(denoise, ["t.star", "--amp_dtype", "float16", "--compile_model"])
+    assert (r.loss_func, d.loss_func) == ("FSC", "FSC+L2")
+    assert TrainConfig(method="n2n").loss_func == "FSC+L2"
+    assert TrainConfig(method="isonet2").loss_func == "FSC"
+    cfg = refine.train_config(d, "n2n")
+    assert (cfg.loss_func, cfg.amp_dtype, cfg.compile_model) == ("FSC+L2", "float16", True)
+    assert (r.amp_dtype, r.compile_model) == ("auto", False)
+    pr = parse(predict, ["t.star", "m.pt", "--amp_dtype", "bfloat16"])
+    assert (pr.amp_dtype, pr.compile_model) == ("bfloat16", False)
+    with pytest.raises(SystemExit):
+        parse(refine, ["t.star", "--amp_dtype", "float64"])

@@ -70,3 +70,29 @@ def test_cpu_threads_never_exceed_the_cores(monkeypatch):
     assert cpu_threads(8) == 8 and cpu_threads(16, processes=3) == 5
     with pytest.raises(ValueError, match="at least 1"):
         cpu_threads(0)
+
+
+def test_autocast_dtype_rule(monkeypatch):
+    """One rule for training and predict: CUDA bf16 (training) / fp16 (inference) by default;
+    the CPU float32 unless bfloat16 is asked for on a CPU that has it natively."""
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert dv.autocast_dtype(cpu, True, "auto", training=True) is None
+    assert dv.autocast_dtype(cpu, True, "float16", training=True) is None
+    monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: False)
+    assert dv.autocast_dtype(cpu, True, "bfloat16", training=True) is None
+    monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: True)
+    assert dv.autocast_dtype(cpu, True, "bfloat16", training=False) is torch.bfloat16
+    assert dv.autocast_dtype(cpu, False, "bfloat16", training=True) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert dv.autocast_dtype(gpu, True, "auto", training=True) is torch.bfloat16
+    assert dv.autocast_dtype(gpu, True, "auto", training=False) is torch.float16
+    assert dv.autocast_dtype(gpu, True, "bfloat16", training=False) is torch.bfloat16
+    assert dv.autocast_dtype(gpu, True, "float16", training=True) is torch.float16
+    assert dv.autocast_dtype(gpu, False, "auto", training=True) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100")
+    assert dv.autocast_dtype(gpu, True, "auto", training=True) is torch.float16
+    with pytest.raises(ValueError, match="V100 does not support bfloat16"):
+        dv.autocast_dtype(gpu, True, "bfloat16", training=True)
+    with pytest.raises(ValueError, match="amp_dtype"):
+        dv.autocast_dtype(cpu, True, "float8", training=True)

@@ -167,3 +167,18 @@ def test_mw_weight_zero_or_negative_is_the_plain_loss(weight):
     assert float(l1.total) == pytest.approx(float((x - y).abs().mean()), rel=1e-6)
     fsc = masked_loss(x, x * 3.0, half, half, mw_weight=weight, loss_func="FSC")
     assert float(fsc.total) == pytest.approx(0.0, abs=1e-5)    # scale-blind, whole spectrum
+
+
+def test_fsc_plus_l2_is_the_sum_term_by_term(pair):
+    """FSC+L2 (the denoise default): FSC for correlation, L2 for the amplitudes FSC leaves free."""
+    x, y, m, rm = (torch.from_numpy(a) for a in pair)
+    m, rm = _rfft_half(m.numpy()), _rfft_half(rm.numpy())
+    both = masked_loss(x, y, m, rm, mw_weight=5.0, loss_func="FSC+L2")
+    fsc = masked_loss(x, y, m, rm, mw_weight=5.0, loss_func="FSC")
+    l2 = masked_loss(x, y, m, rm, mw_weight=5.0, loss_func="L2")
+    for a, b, c in zip(both, fsc, l2):
+        assert float(a) == pytest.approx(float(b) + float(c), rel=1e-6)
+    assert float(plain_loss(x, y, "FSC+L2")) == pytest.approx(
+        float(plain_loss(x, y, "FSC")) + float(((x - y) ** 2).mean()), rel=1e-6)
+    # unlike FSC alone, the sum is not blind to the scale of the output
+    assert float(plain_loss(x, 3.0 * x, "FSC+L2")) == pytest.approx(float((4.0 * x ** 2).mean()), rel=1e-5)

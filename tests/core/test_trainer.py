@@ -192,3 +192,31 @@ def test_previews_follow_prev_tomo_idx(halves, tmp_path):
     assert sorted(p.name for p in (tmp_path / "b" / "preview").iterdir()) == ["tomo_a_epoch001.mrc"]
     with pytest.raises(ValueError, match="prev_tomo_idx"):
         _cfg(prev_tomo_idx=(0,)).validate()
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path):
+    """``compile_model`` (torch.compile, the IsoNet2 program's --compile_model): one epoch gives
+    the eager run's losses and, up to kernel rounding (which Adam's first steps amplify to a few
+    learning rates in single weights), its network; the model file holds plain state-dict names
+    (no ``_orig_mod.``), so it loads anywhere; predict through the compiled network gives the
+    eager map. (Long test: inductor compiles for minutes on 2 cores.)"""
+    from isonet2core.config import PredictConfig
+    from isonet2core.nets.unet import build_unet
+    from isonet2core.predict import predict_volume
+
+    cfg = _cfg(epochs=1, noise_level=0.0)
+    eager = _run(cfg, halves, tmp_path / "eager")
+    comp = _run(dataclasses.replace(cfg, compile_model=True), halves, tmp_path / "compiled")
+    assert comp.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], rel=1e-3)
+    a, b = _weights(eager.model_path), _weights(comp.model_path)
+    assert a.keys() == b.keys() and not any(k.startswith("_orig_mod") for k in b)
+    vol = mrcio.read_mrc(halves[0])[0]
+    maps = []
+    for state, compile_model in ((a, False), (b, False), (b, True)):
+        model = build_unet(cfg.arch)
+        model.load_state_dict(state)
+        maps.append(predict_volume(model, vol, cube_size=16, microscope=MIC,
+                                   config=PredictConfig(compile_model=compile_model)))
+    assert np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1] > 0.999
+    assert np.abs(maps[1] - maps[2]).max() < 1e-4 * np.abs(maps[1]).max()

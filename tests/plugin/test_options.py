@@ -39,3 +39,17 @@ def test_form_defaults_are_the_core_defaults(options, module):
             assert form == core, f"{opt.attr}: form {form!r}, core {core!r}"
         checked += 1
     assert checked >= len(options) // 2
+
+
+def test_loss_defaults_follow_the_core_per_protocol():
+    """Refine's form offers FSC and denoise's FSC+L2, as the core commands do; the protocols'
+    values are what their command lines pass."""
+    from isonet2core.config import DEFAULT_LOSS_FUNC
+    from isonet2scipion.constants import LOSS_CHOICES
+    from isonet2scipion.protocols import ProtIsoNet2Denoise, ProtIsoNet2Refine
+
+    for cls, method in ((ProtIsoNet2Refine, "isonet2-n2n"), (ProtIsoNet2Denoise, "n2n")):
+        prot = cls()
+        assert LOSS_CHOICES[prot.loss_func.get()] == DEFAULT_LOSS_FUNC[method]
+        args = pb.coreArgs(prot, pb.TRAIN_OPTIONS)
+        assert args[args.index("--loss_func") + 1] == DEFAULT_LOSS_FUNC[method]
