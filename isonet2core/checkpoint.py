@@ -48,6 +48,8 @@ from isonet2core.nets.bn_unet import fold_inverted_contrast
 from isonet2core.nets.unet import ARCHITECTURES, SIZE_MULTIPLE, build_unet
 
 FORMAT = "isonet2core-checkpoint"
+PROGRAM_SOURCE = "IsoNet2"
+"""``source`` of checkpoints read from model files of the IsoNet2 program."""
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "model_state", "arch", "cube_size", "method")
 
@@ -187,7 +189,7 @@ def _from_isonet2_program(raw: dict, path: Path) -> dict:
     except KeyError as exc:
         raise ValueError(f"{path}: an IsoNet2 program model file whose weights lack {exc}") from exc
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_state": state, "arch": arch,
-            "cube_size": int(raw["cube_size"]), "method": method, "source": "IsoNet2",
+            "cube_size": int(raw["cube_size"]), "method": method, "source": PROGRAM_SOURCE,
             "config": {"method": method, "arch": arch, "cube_size": int(raw["cube_size"]),
                        "ctf_mode": ctf_mode,
                        "do_phaseflip_input": bool(raw.get("do_phaseflip_input", True))}}

@@ -20,13 +20,15 @@ default), evaluated analytically at every voxel's radial frequency ``|k| / pixel
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from isonet2core import fourier
 from isonet2core.config import Microscope
+
+CTFSampling = Literal["exact", "isonet2-program"]
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -271,11 +273,33 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
 
 
 def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,
-             device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Phase-flip filter ``sign(T)`` (+1 where ``T >= 0``, -1 elsewhere), shape ``fft_shape``."""
+             device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32,
+             sampling: CTFSampling = "exact") -> torch.Tensor:
+    """Phase-flip filter ``sign(T)`` (+1 where ``T >= 0``, -1 elsewhere), shape ``fft_shape``.
+
+    ``sampling="exact"``: ``T`` at each voxel's frequency. ``sampling="isonet2-program"`` (for
+    models trained by the IsoNet2 program, whose inputs were flipped so; cubic shapes of edge
+    ``n``): the program's map, ``T`` sampled at the ``n`` frequencies ``i / (2 n px)`` and read
+    by linear interpolation at ``min(1, |k| / Nyquist) * (n - 1)`` samples, i.e. at
+    frequencies scaled by ``(n - 1) / n`` and clipped at Nyquist, which moves the zeros.
+    """
     m = _microscope(microscope)
-    t = ctf_3d(shape, m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast,
-               rfft=rfft, device=device, dtype=torch.float64)
+    if sampling == "exact":
+        t = ctf_3d(shape, m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast,
+                   rfft=rfft, device=device, dtype=torch.float64)
+    elif sampling == "isonet2-program":
+        n = int(shape[-1])
+        if len(set(int(v) for v in shape)) != 1 or n < 2:
+            raise ValueError(f"the IsoNet2 program's CTF sampling needs a cube, got shape {tuple(shape)}")
+        samples = ctf_of_freq(torch.arange(n, device=device, dtype=torch.float64) / (2.0 * n * m.pixel_size_a),
+                              m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
+        r = (fourier.radial_freq(shape, rfft=rfft, device=device, dtype=torch.float64) / 0.5).clamp(max=1.0)
+        pos = r * (n - 1)
+        i0 = pos.floor().long().clamp(max=n - 2)
+        frac = pos - i0
+        t = samples[i0] * (1.0 - frac) + samples[i0 + 1] * frac
+    else:
+        raise ValueError(f"sampling must be 'exact' or 'isonet2-program', got {sampling!r}")
     return torch.where(t >= 0, 1.0, -1.0).to(dtype)
 
 

@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, ctf, maps, mrcio, normalize, star, tiling, wedge
+from isonet2core import checkpoint, ctf, fourier, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
@@ -96,15 +96,22 @@ def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
 
 
 def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, phaseflip: bool,
-                          device: torch.device) -> Optional[torch.Tensor]:
-    """rfft-layout filter ``(cube, cube, cube // 2 + 1)`` applied to every input tile, or None."""
+                          device: torch.device, model_source: Optional[str] = None) -> Optional[torch.Tensor]:
+    """rfft-layout filter ``(cube, cube, cube // 2 + 1)`` applied to every input tile, or None.
+    For models of the IsoNet2 program (``model_source == "IsoNet2"``) its own conventions, as
+    its training inputs were filtered: the wedge mask cut to the Nyquist sphere
+    (``|k| <= 0.5``) and its sampling of the CTF sign (:func:`ctf.ctf_sign`)."""
     shape = (cube, cube, cube)
+    program = model_source == checkpoint.PROGRAM_SOURCE
     filt = None
     if apply_mw_x1:
         filt = wedge.wedge_mask(shape, microscope.tilt_min_deg, microscope.tilt_max_deg,
                                 rfft=True, device=device)
+        if program:
+            filt = filt * (fourier.radial_freq(shape, rfft=True, device=device) <= 0.5)
     if phaseflip:
-        flip = ctf.ctf_sign(shape, microscope, rfft=True, device=device)
+        flip = ctf.ctf_sign(shape, microscope, rfft=True, device=device,
+                            sampling="isonet2-program" if program else "exact")
         filt = flip if filt is None else filt * flip
     return filt
 
@@ -112,7 +119,7 @@ def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, 
 def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                   name: str = "volume") -> Iterator[tiling.Planes]:
+                   name: str = "volume", model_source: Optional[str] = None) -> Iterator[tiling.Planes]:
     """Apply the network(s) ``models`` to a ``(z, y, x)`` map of any shape and yield the result
     as ``(z0, planes)``: float32 ``(k, y, x)`` blocks of z planes, in increasing z, every plane
     once, in the input's contrast and scale (see the module docstring).
@@ -121,8 +128,9 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     (anything with ``shape`` whose ``volume[z0:z1]`` gives z planes); ``models``: one network,
     or several whose outputs are averaged tile by tile (split halves on one map);
     ``cube_size``: the training cube edge (tile size); ``microscope``: the map's acquisition
-    (tilt range for ``apply_mw_x1``, optics for ``phaseflip``); ``name`` appears in errors.
-    The yielded arrays belong to the caller. While the generator runs, the networks are on
+    (tilt range for ``apply_mw_x1``, optics for ``phaseflip``); ``name`` appears in errors;
+    ``model_source``: the checkpoint's ``source`` (``"IsoNet2"``: the program's input filter
+    conventions, see :func:`_fourier_input_filter`). The yielded arrays belong to the caller. While the generator runs, the networks are on
     ``device`` in eval mode (channels-last on the CPU, restored when it ends or is closed);
     gradients are off only inside its network calls.
     """
@@ -135,8 +143,10 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         raise ValueError(f"{name}: expected a (z, y, x) volume, got shape {getattr(volume, 'shape', None)}")
     device = torch.device(device)
     mean, std = normalize.normalization_stats(volume, name=name)
-    grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor)
-    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device)
+    program = model_source == checkpoint.PROGRAM_SOURCE
+    grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor,
+                                      scheme="isonet2-program" if program else "hann")
+    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device, model_source)
     amp = autocast_dtype(device, config.mixed_precision, config.amp_dtype, training=False)
     models = [m.to(device).eval() for m in models]
     calls = [compiled(m, config.compile_model) for m in models]
@@ -182,7 +192,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
 def predict_volume(model: nn.Module, volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                   name: str = "volume") -> np.ndarray:
+                   name: str = "volume", model_source: Optional[str] = None) -> np.ndarray:
     """Apply ``model`` to a ``(z, y, x)`` map (numpy array, memory map or
     :class:`isonet2core.mrcio.PlaneReader`) of any shape: :func:`predict_planes` collected into
     one float32 ``(z, y, x)`` array in the input's contrast and scale. Memory: the output array
@@ -191,7 +201,7 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
     out = None   # allocated once predict_planes has checked the inputs
     with contextlib.closing(predict_planes([model], volume, cube_size=cube_size, config=config,
                                            microscope=microscope, phaseflip=phaseflip,
-                                           device=device, name=name)) as planes:
+                                           device=device, name=name, model_source=model_source)) as planes:
         for z0, block in planes:
             if out is None:
                 out = np.empty(volume.shape, dtype=np.float32)
@@ -202,7 +212,8 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
 def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike, *,
                  cube_size: int, config: PredictConfig = PredictConfig(), microscope: Microscope,
                  phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                 voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = ()) -> Path:
+                 voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = (),
+                 model_source: Optional[str] = None) -> Path:
     """Predict the MRC map ``source`` with ``models`` (:func:`predict_planes`) and stream the
     result into the float32 MRC file ``target`` (atomically, never over ``source`` or a
     ``protect`` path), with ``voxel_size_a`` (default: the source header's) in its header.
@@ -216,7 +227,8 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
     with mrcio.stream_mrc(target, reader.shape, voxel, protect=[source, *protect]) as out, \
             contextlib.closing(predict_planes(models, reader, cube_size=cube_size, config=config,
                                               microscope=microscope, phaseflip=phaseflip,
-                                              device=device, name=str(source))) as planes:
+                                              device=device, name=str(source),
+                                              model_source=model_source)) as planes:
         for _, block in planes:
             out.write(block)
     return Path(target)
@@ -349,6 +361,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         def run(nets: Sequence[nn.Module], source: Path, target: Path) -> Path:
             return predict_file(nets, source, target, cube_size=cube, config=config,
                                 microscope=job.microscope, phaseflip=phaseflip, device=device,
+                                model_source=ckpt.get("source"),
                                 voxel_size_a=job.voxel_size_a, protect=protect)
 
         if job.halves[0] is not None:

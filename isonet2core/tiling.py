@@ -30,15 +30,25 @@ Prediction runs the network on cubes of the training size (``cube``) and stitche
   summed weights and hands them out in increasing z order as ``(z0, planes (k, y, x))``.
   Peak memory: an input slab, two output buffers of at most ``cube`` planes each and one
   batch of tiles, whatever the number of z planes; nothing of the size of the volume.
+
+Scheme ``isonet2-program`` (for models trained by the IsoNet2 program, so that their maps agree
+with the program's own): its grid and blending in this frame. Spacing
+``s = int(cube / padding_factor + 0.1)``, edge ``e = 5``; ``ceil((n + 2e) / s)`` tiles per axis
+starting at ``k s - ((cube - s) // 2 + e)``; each tile output weighted by linear ramps of
+``2e`` voxels over its central ``s + 2e`` voxels (0 elsewhere), whose sums are 1 on the whole
+volume; mirror padding with the edge voxel repeated (numpy's ``"symmetric"``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Literal, Sequence, Tuple
 
 import numpy as np
 
 Start = Tuple[int, int, int]
+TilingScheme = Literal["hann", "isonet2-program"]
+PROGRAM_EDGE = 5
+"""Edge ``e`` of the ``isonet2-program`` scheme (blending ramps are ``2 e`` voxels wide)."""
 
 
 def tile_spacing(cube: int, padding_factor: float) -> int:
@@ -69,20 +79,67 @@ def window_1d(cube: int) -> np.ndarray:
     return np.sin(np.pi * (np.arange(cube) + 0.5) / cube) ** 2
 
 
+def program_window_1d(cube: int, spacing: int) -> np.ndarray:
+    """The ``isonet2-program`` window, shape ``(cube,)``, float64: over the ``L = spacing + 2e``
+    voxels from ``a = (cube - spacing) // 2 - e``, ``min(t, 2e) min(L - t, 2e) / (2e)^2`` at
+    ``t = i - a``; 0 outside."""
+    e, p = PROGRAM_EDGE, 2 * PROGRAM_EDGE
+    a, length = (cube - spacing) // 2 - e, spacing + 2 * e
+    if a < 0 or spacing <= p:
+        raise ValueError(f"the IsoNet2 program's tiling needs spacing > {p} and cube - spacing >= {2 * e}; "
+                         f"got cube {cube}, spacing {spacing}")
+    t = np.arange(cube) - a
+    w = np.minimum(t, p) * np.minimum(length - t, p) / float(p * p)
+    return np.where((t >= 0) & (t < length), w, 0.0)
+
+
+def program_axis_starts(n: int, cube: int, spacing: int) -> List[int]:
+    """Tile starts of the ``isonet2-program`` scheme along an axis of length ``n``."""
+    if n < 1:
+        raise ValueError(f"cannot tile an axis of length {n}")
+    e = PROGRAM_EDGE
+    count = -(-(n + 2 * e) // spacing)
+    return [k * spacing - ((cube - spacing) // 2 + e) for k in range(count)]
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """The tiles covering a volume of ``shape`` ``(z, y, x)`` with cubes of edge ``cube``."""
     shape: Tuple[int, int, int]
     cube: int
     starts: Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]  # per axis z, y, x
+    scheme: TilingScheme = "hann"
+    spacing: int = 0                  # the isonet2-program scheme's spacing (its window needs it)
 
     @classmethod
-    def for_volume(cls, shape: Sequence[int], cube: int, padding_factor: float) -> "TileGrid":
+    def for_volume(cls, shape: Sequence[int], cube: int, padding_factor: float,
+                   scheme: TilingScheme = "hann") -> "TileGrid":
         shape = tuple(int(s) for s in shape)
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"expected a non-empty (z, y, x) shape, got {shape}")
-        spacing = tile_spacing(cube, padding_factor)
-        return cls(shape, int(cube), tuple(tuple(axis_starts(n, cube, spacing)) for n in shape))
+        if scheme == "hann":
+            spacing = tile_spacing(cube, padding_factor)
+            return cls(shape, int(cube), tuple(tuple(axis_starts(n, cube, spacing)) for n in shape))
+        if scheme == "isonet2-program":
+            spacing = int(cube / padding_factor + 0.1)
+            program_window_1d(cube, spacing)   # checks the sizes
+            return cls(shape, int(cube), tuple(tuple(program_axis_starts(n, cube, spacing)) for n in shape),
+                       scheme, spacing)
+        raise ValueError(f"tiling scheme must be 'hann' or 'isonet2-program', got {scheme!r}")
+
+    def window(self) -> np.ndarray:
+        """The 1D blending window of the scheme, ``(cube,)`` float64."""
+        if self.scheme == "isonet2-program":
+            return program_window_1d(self.cube, self.spacing)
+        return window_1d(self.cube)
+
+    def mirror(self, index: np.ndarray, n: int) -> np.ndarray:
+        """Virtual indices mapped into ``[0, n)``: numpy's ``reflect`` (hann) or ``symmetric``
+        (isonet2-program) padding."""
+        if self.scheme == "isonet2-program":
+            r = np.mod(index, 2 * n)
+            return np.where(r < n, r, 2 * n - 1 - r)
+        return _reflect(index, n)
 
     @property
     def n_tiles(self) -> int:
@@ -98,7 +155,7 @@ class TileGrid:
     def weight_sums(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-axis summed window weights (``(z,)``, ``(y,)``, ``(x,)``, float64): the blending
         denominator is their outer product."""
-        w = window_1d(self.cube)
+        w = self.window()
         sums = []
         for n, starts in zip(self.shape, self.starts):
             acc = np.zeros(n)
@@ -135,12 +192,12 @@ def iter_tile_batches(volume, grid: TileGrid,
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     c = grid.cube
     nz, ny, nx = grid.shape
-    y_index = [_reflect(np.arange(y0, y0 + c), ny) for y0 in grid.starts[1]]
-    x_index = [_reflect(np.arange(x0, x0 + c), nx) for x0 in grid.starts[2]]
+    y_index = [grid.mirror(np.arange(y0, y0 + c), ny) for y0 in grid.starts[1]]
+    x_index = [grid.mirror(np.arange(x0, x0 + c), nx) for x0 in grid.starts[2]]
     tiles: List[np.ndarray] = []
     starts: List[Start] = []
     for z0 in grid.starts[0]:
-        z_index = _reflect(np.arange(z0, z0 + c), nz)
+        z_index = grid.mirror(np.arange(z0, z0 + c), nz)
         lo, hi = int(z_index.min()), int(z_index.max()) + 1
         slab = np.asarray(volume[lo:hi], dtype=np.float32)
         z_index = z_index - lo
@@ -173,7 +230,7 @@ class TileAccumulator:
 
     def __init__(self, grid: TileGrid):
         self.grid = grid
-        w = window_1d(grid.cube)
+        w = grid.window()
         self._window = (w[:, None, None] * w[None, :, None] * w[None, None, :]).astype(np.float32)
         self._wz, wy, wx = grid.weight_sums()
         self._inv_yx = (1.0 / (wy[:, None] * wx[None, :])).astype(np.float32)

@@ -194,3 +194,29 @@ def test_wiener_filter_limits():
     # the STAR's amplitude contrast is used
     m2 = Microscope(pixel_size_a=10.0, **dict(OPTICS, amplitude_contrast=0.3))
     assert not torch.allclose(ctf.wiener_filter(shape, m2, deconvstrength=1.0, **kwargs), w1)
+
+
+def test_ctf_sign_sampled_as_the_isonet2_program_samples_it():
+    """``sampling="isonet2-program"``: the 1D CTF at ``i / (2 n px)`` (i < n), read by linear
+    interpolation at ``min(1, |k| / Nyquist) (n - 1)``; the zeros move by (n - 1) / n, so some
+    voxels flip against the exact sign (the program's models were trained so)."""
+    n, mic = 32, Microscope(pixel_size_a=8.0, defocus_a=30000.0, voltage_kv=300.0, cs_mm=2.7,
+                            amplitude_contrast=0.07)
+    lam = 12.2643247 / math.sqrt(300e3 * (1 + 300e3 * 0.978466e-6))
+
+    def t(f):   # sin(chi + phi_A), written out
+        chi = math.pi * lam * 30000.0 * f ** 2 - math.pi / 2 * 2.7e7 * lam ** 3 * f ** 4
+        return np.sin(chi + math.asin(0.07))
+
+    samples = t(np.arange(n) / (2.0 * n * 8.0))
+    k = np.fft.fftfreq(n)
+    r = np.minimum(1.0, np.sqrt(k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2) / 0.5)
+    expected = np.where(np.interp(r, np.linspace(0, 1, n), samples) >= 0, 1.0, -1.0)
+    got = ctf.ctf_sign((n, n, n), mic, rfft=False, sampling="isonet2-program").numpy()
+    np.testing.assert_array_equal(got, expected)
+    exact = ctf.ctf_sign((n, n, n), mic, rfft=False).numpy()
+    assert 0.05 < np.mean(got != exact) < 0.5     # corners clipped at Nyquist, zeros moved
+    np.testing.assert_array_equal(ctf.ctf_sign((n, n, n), mic, sampling="isonet2-program").numpy(),
+                                  got[..., :n // 2 + 1])
+    with pytest.raises(ValueError, match="cube"):
+        ctf.ctf_sign((n, n, n + 2), mic, sampling="isonet2-program")

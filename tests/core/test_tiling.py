@@ -6,10 +6,10 @@ import pytest
 from isonet2core import tiling
 
 
-def _stitch(volume, cube, padding_factor, batch_size, fn=lambda t: t):
+def _stitch(volume, cube, padding_factor, batch_size, fn=lambda t: t, scheme="hann"):
     """Tile, apply ``fn``, blend; assemble the handed-out planes, checking that they come in
     increasing z, each once, in blocks of at most ``cube`` planes."""
-    grid = tiling.TileGrid.for_volume(volume.shape, cube, padding_factor)
+    grid = tiling.TileGrid.for_volume(volume.shape, cube, padding_factor, scheme)
     acc = tiling.TileAccumulator(grid)
     out = np.full(volume.shape, np.nan, np.float32)
     next_z = 0
@@ -146,3 +146,50 @@ def test_memmap_input_and_errors(tmp_path):
         next(tiling.iter_tile_batches(vol, grid, 2))
     with pytest.raises(ValueError, match="shape"):
         tiling.TileGrid.for_volume((0, 4, 4), 16, 1.5)
+
+
+def _program_reference(volume, cube, padding_factor, fn):
+    """The IsoNet2 program's tiling as its predict documents it, written out independently:
+    pad (numpy 'symmetric'), cut cubes at stride s, keep the central s + 2e of each output,
+    weight by linear ramps of 2e, sum, crop (no division)."""
+    e, s = 5, int(cube / padding_factor + 0.1)
+    n = np.array(volume.shape)
+    side = np.ceil((n + 2 * e) / s).astype(int)
+    left = (cube - s) // 2 + e
+    right = side * s + (cube - s) - left - n
+    padded = np.pad(volume, [(left, r) for r in right], "symmetric")
+    length, p = s + 2 * e, 2 * e
+    ramp = np.minimum(np.arange(length + 1), p) / p
+    ramp = (ramp * ramp[::-1])[:length]
+    mask = ramp[:, None, None] * ramp[None, :, None] * ramp[None, None, :]
+    out = np.zeros(tuple(side * s + 2 * e))
+    a = (cube - s) // 2 - e
+    for i in range(side[0]):
+        for j in range(side[1]):
+            for k in range(side[2]):
+                tile = fn(padded[i * s:i * s + cube, j * s:j * s + cube, k * s:k * s + cube][None])[0]
+                out[i * s:i * s + length, j * s:j * s + length, k * s:k * s + length] += \
+                    tile[a:a + length, a:a + length, a:a + length] * mask
+    return out[p:p + n[0], p:p + n[1], p:p + n[2]]
+
+
+@pytest.mark.parametrize("shape,cube", [((37, 70, 53), 32), ((20, 30, 41), 48), ((3, 5, 4), 32)])
+def test_program_scheme_is_the_isonet2_program_tiling(shape, cube):
+    """Scheme ``isonet2-program`` (models of the IsoNet2 program): the program's tiles, ramps and
+    padding; a non-local tile operation (each tile minus its own mean, times a ramp in z) gives
+    what the program's scheme gives, and the identity gives the input back."""
+    vol = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+
+    def fn(t):
+        return (t - t.mean(axis=(1, 2, 3), keepdims=True)) * np.linspace(0.5, 1.5, t.shape[1])[None, :, None, None]
+
+    out, grid = _stitch(vol, cube, 1.5, batch_size=5, fn=lambda t: fn(t).astype(np.float32),
+                        scheme="isonet2-program")
+    np.testing.assert_allclose(out, _program_reference(vol.astype(np.float64), cube, 1.5, fn), atol=1e-4)
+    assert all(np.allclose(w, 1.0) for w in grid.weight_sums())     # the ramps sum to 1
+    same, _ = _stitch(vol, cube, 1.5, batch_size=5, scheme="isonet2-program")
+    np.testing.assert_allclose(same, vol, atol=1e-5)
+    with pytest.raises(ValueError, match="tiling scheme"):
+        tiling.TileGrid.for_volume(shape, cube, 1.5, "gaussian")
+    with pytest.raises(ValueError, match="spacing"):
+        tiling.TileGrid.for_volume(shape, 16, 1.5, "isonet2-program")
