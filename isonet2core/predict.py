@@ -144,8 +144,12 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     device = torch.device(device)
     mean, std = normalize.normalization_stats(volume, name=name)
     program = model_source == checkpoint.PROGRAM_SOURCE
+    program_tiles = program and tiling.program_scheme_fits(cube_size, config.padding_factor)
+    if program and not program_tiles:
+        log.info("%s: the IsoNet2 program cannot tile cube %d at padding_factor %g; using our "
+                 "tiling for its model", name, cube_size, config.padding_factor)
     grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor,
-                                      scheme="isonet2-program" if program else "hann")
+                                      scheme="isonet2-program" if program_tiles else "hann")
     filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device, model_source)
     amp = autocast_dtype(device, config.mixed_precision, config.amp_dtype, training=False)
     models = [m.to(device).eval() for m in models]

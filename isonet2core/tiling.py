@@ -93,6 +93,13 @@ def program_window_1d(cube: int, spacing: int) -> np.ndarray:
     return np.where((t >= 0) & (t < length), w, 0.0)
 
 
+def program_scheme_fits(cube: int, padding_factor: float) -> bool:
+    """Whether the ``isonet2-program`` scheme can tile with ``cube`` and ``padding_factor``
+    (the program itself fails otherwise, e.g. cube 16 or padding_factor 1)."""
+    spacing = int(cube / padding_factor + 0.1)
+    return spacing > 2 * PROGRAM_EDGE and (cube - spacing) // 2 >= PROGRAM_EDGE
+
+
 def program_axis_starts(n: int, cube: int, spacing: int) -> List[int]:
     """Tile starts of the ``isonet2-program`` scheme along an axis of length ``n``."""
     if n < 1:

@@ -193,3 +193,5 @@ def test_program_scheme_is_the_isonet2_program_tiling(shape, cube):
         tiling.TileGrid.for_volume(shape, cube, 1.5, "gaussian")
     with pytest.raises(ValueError, match="spacing"):
         tiling.TileGrid.for_volume(shape, 16, 1.5, "isonet2-program")
+    assert tiling.program_scheme_fits(cube, 1.5)
+    assert not tiling.program_scheme_fits(16, 1.5) and not tiling.program_scheme_fits(32, 1.0)

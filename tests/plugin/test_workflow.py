@@ -16,6 +16,7 @@ import numpy as np
 from pyworkflow.tests import setupTestProject
 
 import tomo.protocols
+from isonet2core.checkpoint import load_checkpoint
 from isonet2core.simulate import SimulationConfig, simulate_dataset
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
@@ -91,7 +92,6 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
                         msg=f"{cls.__name__}: expected an error with {expected!r}, got {errors}")
 
     def _checkModel(self, model, method):
-        from isonet2core.checkpoint import load_checkpoint
         self.assertEqual(model.getMethod(), method)
         self.assertTrue(os.path.exists(model.getPath()), model.getPath())
         ckpt = load_checkpoint(model.getPath())
@@ -232,7 +232,9 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
 
         # the same network in a file laid out as the IsoNet2 program writes it (its keys, DDP's
         # prefix, its inverted contrast, its file name), imported and run by the predict
-        # protocol: the same maps as with our file
+        # protocol: predicted with the program's conventions (its input filter: the wedge mask
+        # cut to the Nyquist sphere; cube 16 is below what its tiling takes, so our tiling):
+        # close to the maps of our file, not equal (the core's tests check the conventions)
         official = self._officialModelFile(refine.model.getPath())
         importedOfficial = self._run(ProtIsoNet2ImportModel, modelFile=official, method=1,
                                      arch=2, cube_size=96, epochs=1)
@@ -243,5 +245,8 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
                                     inputModel=importedOfficial.model, padding_factor=1.0, **CPU)
         ours = {t.getTsId(): self._read(t.getFileName()) for t in predict.tomograms}
         for item in predictOfficial.tomograms:
-            np.testing.assert_allclose(self._read(item.getFileName()), ours[item.getTsId()],
-                                       rtol=0, atol=1e-5)
+            r = float(np.corrcoef(self._read(item.getFileName()).ravel(),
+                                  ours[item.getTsId()].ravel())[0, 1])
+            print(f"{item.getTsId()}: the program file's map vs ours: Pearson {r:.4f}")
+            self.assertGreater(r, 0.99)     # measured 0.998: the sphere-cut input filter
+            self.assertLess(r, 1.0 - 1e-6)  # and not our conventions
