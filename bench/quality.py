@@ -149,7 +149,7 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                 predict_batch: int = 2, threads: Optional[int] = None, seed: int = 0) -> dict:
     """The quality section (see the module docstring). ``step_s_estimate``: expected seconds
     of one training step per method label (``denoise``, ``refine``), to size the epochs."""
-    from isonet2core import checkpoint, deconv, mrcio, predict
+    from isonet2core import deconv, filenames, mrcio, predict
     from isonet2core.config import DeconvConfig, Microscope, PredictConfig
     from isonet2core.simulate import SimulationConfig, simulate_dataset
 
@@ -210,7 +210,7 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                 rows.append(row)
                 continue
             epoch = int(history[done[-1]]["epoch"])
-            model_file = checkpoint.model_path(out, method, arch, cube, epoch)
+            model_file = filenames.model_path(out, method, arch, cube, epoch)
             star_path = _star_for(sim, microscope, workdir / f"eval_{tag}_{epoch}.star")
             t_p = time.perf_counter()
             written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{tag}_{epoch}",

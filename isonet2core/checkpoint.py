@@ -28,9 +28,7 @@ fine-tuning (``pretrained_model``) use them as any of ours.
 Their numpy arrays are admitted by a list of numpy's array-rebuilding functions, never by
 unpickling arbitrary code.
 
-File names: ``model_path(output_dir, method, arch, cube)`` ->
-``network_{method}_{arch}_{cube}_full.pt`` (latest/final); with ``epoch`` ->
-``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` (one file per epoch, never overwritten by another).
+File names: :mod:`isonet2core.filenames`.
 """
 from __future__ import annotations
 
@@ -54,13 +52,6 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "model_state", "arch", "cube_size", "method")
 
 PathLike = Union[str, os.PathLike]
-
-
-def model_path(output_dir: PathLike, method: str, arch: str, cube: int,
-               epoch: Optional[int] = None) -> Path:
-    """``output_dir/network_{method}_{arch}_{cube}_full.pt``, or ``..._epoch{NNN}.pt`` for an epoch."""
-    suffix = "full" if epoch is None else f"epoch{int(epoch):03d}"
-    return Path(output_dir) / f"network_{method}_{arch}_{int(cube)}_{suffix}.pt"
 
 
 def _check_plain(value: Any, where: str) -> None:

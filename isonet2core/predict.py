@@ -59,7 +59,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, ctf, fourier, maps, mrcio, normalize, star, tiling, wedge
+from isonet2core import checkpoint, ctf, filenames, fourier, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
@@ -267,10 +266,6 @@ class _Job:
     shape: Tuple[int, int, int] = field(default=(0, 0, 0))
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^\w.\-]+", "_", str(name)).strip("._") or "tomogram"
-
-
 def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
     ckpt = checkpoint.load_checkpoint(model_path)
     model = checkpoint.build_model(ckpt)
@@ -291,8 +286,7 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
           output_dir: Path, suffix: str, prefix: str = "") -> List[_Job]:
     jobs: List[_Job] = []
     for row in rows:
-        name = _safe_name(table.tomo_name(row))
-        stem = f"{prefix}_{name}" if prefix else name
+        name = filenames.safe_name(table.tomo_name(row))
         microscope = table.microscope(row)
         use_halves = (n2n and input_column in (None, "auto")
                       and table.value(row, star.TOMO_HALF1) is not None
@@ -308,9 +302,8 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
                         "the output keeps the header's", name, infos[0].voxel_size_a, microscope.pixel_size_a)
-        out = output_dir / f"{stem}_{suffix}.mrc"
-        halves = ((output_dir / f"{stem}_{suffix}_half1.mrc", output_dir / f"{stem}_{suffix}_half2.mrc")
-                  if use_halves else (None, None))
+        out, half_paths = filenames.predicted_paths(output_dir, table.tomo_name(row), suffix, prefix)
+        halves = half_paths if use_halves else (None, None)
         jobs.append(_Job(row, name, microscope, inputs, voxel, out, halves, infos[0].shape))
     outputs = [p for j in jobs for p in (j.output, *j.halves) if p is not None]
     if len(set(outputs)) != len(outputs):
@@ -340,7 +333,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     method, cube = ckpt["method"], int(ckpt["cube_size"])
     n2n = method in N2N_METHODS
     denoise = method == "n2n"
-    suffix = "denoised" if denoise else "corrected"
+    suffix = filenames.DENOISED if denoise else filenames.CORRECTED
     columns = ((star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2) if denoise
                else (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2))
     phaseflip = input_needs_phaseflip(ckpt.get("config") or {}, config.is_ctf_flipped)

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-#: the loss history the trainer writes beside its checkpoints
-HISTORY_FILE = "loss_history.json"
+from isonet2core.filenames import HISTORY_FILE
 
 
 def read_history(model_dir) -> List[dict]:

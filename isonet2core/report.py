@@ -18,7 +18,6 @@ import html
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +33,7 @@ from matplotlib import ticker  # noqa: E402
 from isonet2core import __version__, atomic, figures, metrics, mrcio, star  # noqa: E402
 from isonet2core.atomic import atomic_output  # noqa: E402
 from isonet2core.config import ReportConfig  # noqa: E402
-from isonet2core.progress import HISTORY_FILE  # noqa: E402
+from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, safe_name  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +75,7 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
 # (added by the report work; plot_loss_history above is the trainer's)
 REPORT_STEM = "report"
 # the files a training run writes beside its model files (isonet2core.training.trainer)
-LOSS_PNG = "loss.png"
-CONFIG_FILE = "config.json"
-PREVIEW_DIR = "preview"
 MAX_PREVIEWS = 5                       # training previews shown (evenly chosen epochs)
-_PREVIEW_NAME = re.compile(r"^(?P<name>.+)_epoch(?P<epoch>\d+)\.mrc$")
 
 
 @dataclass(frozen=True)
@@ -288,10 +283,6 @@ class _MeanMap:
         return sum(np.asarray(m[key], dtype=np.float32) for m in self.maps) / len(self.maps)
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "tomogram"
-
-
 @dataclass(frozen=True)
 class TrainingRun:
     """What ``refine``/``denoise`` wrote in ``model_dir`` that the report shows: the loss
@@ -328,7 +319,7 @@ def load_training_run(model_dir: PathLike) -> TrainingRun:
     previews: Dict[str, List[Tuple[int, Path]]] = {}
     if (folder / PREVIEW_DIR).is_dir():
         for path in sorted((folder / PREVIEW_DIR).iterdir()):
-            match = _PREVIEW_NAME.match(path.name)
+            match = PREVIEW_NAME.match(path.name)
             if match and path.is_file():
                 mrcio.read_header(path)       # a damaged preview fails now, not mid-report
                 previews.setdefault(match["name"], []).append((int(match["epoch"]), path))
@@ -412,7 +403,7 @@ def _fmt(value: Optional[float], digits: int) -> str:
 def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
                       ) -> Tuple[ReportSection, List[Tuple[str, ...]]]:
     """The section (figures written into ``out``) and the numbers-table rows of one tomogram."""
-    px, stem = maps.pixel_size_a, _safe_name(maps.name)
+    px, stem = maps.pixel_size_a, safe_name(maps.name)
     if maps.raw is not None:
         raw_label, raw = "raw", mrcio.open_mrc(maps.raw)
     else:
@@ -539,7 +530,7 @@ def _training_sections(run: TrainingRun, out: Path, cfg: ReportConfig,
         volumes = [(f"epoch {epoch}", mrcio.open_mrc(path)) for epoch, path in chosen]
         if len({v.shape for _, v in volumes}) != 1:
             raise ValueError(f"preview maps of {tomo} in {run.model_dir / PREVIEW_DIR} differ in shape")
-        stem = _safe_name(tomo)
+        stem = safe_name(tomo)
         ortho, fourier = f"preview_{stem}_orthoslices.png", f"preview_{stem}_fourier.png"
         figures.save_figure(figures.orthoslice_figure(
             volumes, px, n_average=cfg.n_average, percentiles=cfg.percentiles,

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from isonet2core import checkpoint, maps, mrcio, planning, predict, star
+from isonet2core import filenames, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
 from isonet2core.config import AMP_DTYPES, ARCHS, CTF_MODES, DEFAULT_LOSS_FUNC, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
@@ -233,7 +233,7 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
     out = Path(args.output_dir)
     resume = None
     if args.resume is True:
-        resume = checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
+        resume = filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
         if not resume.is_file():
             raise FileNotFoundError(f"--resume True: no {resume.name} in {out} to continue from")
     elif args.resume:

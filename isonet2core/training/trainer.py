@@ -1,7 +1,7 @@
 """The training loop of ``refine`` and ``denoise``: optimiser, schedule, checkpoints, resume.
 
 ``train(cfg, tomograms, run)`` trains the network(s) of ``cfg.method`` on the cubes of
-``tomograms`` and writes into ``run.output_dir``:
+``tomograms`` and writes into ``run.output_dir`` (names: :mod:`isonet2core.filenames`):
 
 * ``network_{method}_{arch}_{cube}_full.pt`` after every epoch (atomically replaced) and the
   copies ``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` every ``save_interval`` epochs and
@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import __version__, atomic, checkpoint, config as config_mod, predict, report
+from isonet2core import __version__, atomic, checkpoint, config as config_mod, filenames, predict, report
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import autocast_dtype, cpu_threads, select_devices
 from isonet2core.fourier import apply_fourier_filter
@@ -72,8 +72,6 @@ from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 
 log = logging.getLogger(__name__)
 
-HISTORY_FILE, LOSS_PNG, CONFIG_FILE, PREVIEW_DIR = (report.HISTORY_FILE, report.LOSS_PNG,
-                                                   report.CONFIG_FILE, report.PREVIEW_DIR)
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,8 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     if world > 1:
         distributed.launch(_worker, world, (cfg, list(tomograms), run, devices, batch_size),
                            backend="nccl" if devices[0].type == "cuda" else "gloo")
-        final = checkpoint.load_checkpoint(checkpoint.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
-        return TrainResult(checkpoint.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
+        final = checkpoint.load_checkpoint(filenames.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
+        return TrainResult(filenames.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
                            _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
     return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
 
@@ -214,9 +212,9 @@ class _Cubes:
 
 
 def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
-    return [checkpoint.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
+    return [filenames.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
             for e in range(1, cfg.epochs + 1)
-            if checkpoint.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
+            if filenames.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
 
 
 class _Session:
@@ -437,16 +435,16 @@ class _Session:
     def save(self, epoch: int) -> List[Path]:
         cfg, out = self.cfg, self.run.output_dir
         state = self.state(epoch)
-        written = [checkpoint.save_checkpoint(checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
+        written = [checkpoint.save_checkpoint(filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
         if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
             written.append(checkpoint.save_checkpoint(
-                checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
-        atomic.write_text(out / HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
+                filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
+        atomic.write_text(out / filenames.HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
         settings = {"config": state["config"], "batch_size": self.batch_size,
                     "tomograms": state["tomograms"], "normalization": state["normalization"],
                     "isonet2core_version": __version__, "command_line": state["command_line"]}
-        atomic.write_text(out / CONFIG_FILE, json.dumps(settings, indent=2, default=str))
-        report.plot_loss_history(self.history, out / LOSS_PNG)
+        atomic.write_text(out / filenames.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
+        report.plot_loss_history(self.history, out / filenames.LOSS_PNG)
         return written
 
     def preview_tomograms(self) -> List[int]:
@@ -469,7 +467,7 @@ class _Session:
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,
                                          name=str(t.map_paths[0]))
             self.models[0].train()
-            path = self.run.output_dir / PREVIEW_DIR / f"{predict._safe_name(t.name)}_epoch{epoch:03d}.mrc"
+            path = filenames.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written
 
@@ -492,7 +490,7 @@ def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpe
         torch.set_num_threads(cpu_threads(run.ncpus, world))
     session = _Session(rank, world, cfg, tomograms, run, devices, batch_size)
     out = run.output_dir
-    full = checkpoint.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
+    full = filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
     epoch_paths: List[Path] = []
     for epoch in range(session.start_epoch + 1, cfg.epochs + 1):
         entry = session.run_epoch(epoch)

@@ -20,7 +20,7 @@ from pyworkflow.protocol.params import Conditional
 from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, TomoMask, Tomogram
 
-from isonet2core import progress, star
+from isonet2core import filenames, progress, star
 from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion import Plugin, convert
 from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_CORRECTED_AUTO,
@@ -49,8 +49,7 @@ def trainingResumeArgs(modelDir: str, stepArguments) -> List[str]:
         with open(markerPath) as f:
             previous = f.read()
     if previous == record:
-        hasCheckpoint = any(name.startswith("network_") and name.endswith("_full.pt")
-                            for name in os.listdir(modelDir))
+        hasCheckpoint = any(filenames.is_full_model(name) for name in os.listdir(modelDir))
         return ["--resume", "True"] if hasCheckpoint else []
     if os.path.isdir(modelDir):
         shutil.rmtree(modelDir)
@@ -800,8 +799,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         return self._getExtraPath("model")
 
     def _modelPath(self, method) -> str:
-        return os.path.join(self._modelDir(),
-                            f"network_{method}_{self._archText()}_{self.cube_size.get()}_full.pt")
+        return str(filenames.model_path(self._modelDir(), method, self._archText(), self.cube_size.get()))
 
     def _insertProcessingSteps(self, entries, convertId):
         method = self._method(entries)

@@ -1,7 +1,6 @@
 """Import a trained IsoNet2 network (.pt) as an IsoNet2Model."""
 import json
 import os
-import re
 import shutil
 from enum import Enum
 
@@ -10,13 +9,12 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 from pyworkflow.utils import Message
 
+from isonet2core import filenames
+
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.objects import IsoNet2Model
 
 MODEL_METHODS = ["isonet2-n2n", "isonet2", "n2n"]
-# network_{method}_{arch}_{cube}_full.pt / ..._epoch{NNN}.pt, as isonet2 refine/denoise write
-_MODEL_NAME = re.compile(r"network_(?P<method>isonet2-n2n|isonet2|n2n)_(?P<arch>(?:plain-)?unet-[a-z]+)_"
-                         r"(?P<cube>\d+)_(full|epoch\d+)\.pt$")
 
 
 class ImportModelOutputs(Enum):
@@ -27,10 +25,10 @@ def describeModelFile(path):
     """What the file name and a ``config.json`` beside the model tell about it:
     ``{"method", "arch", "cube_size", "ctf_mode", "epochs"}`` (missing keys: unknown)."""
     info = {}
-    match = _MODEL_NAME.search(os.path.basename(path))
+    match = filenames.MODEL_NAME.search(os.path.basename(path))
     if match:
         info.update(method=match["method"], arch=match["arch"], cube_size=int(match["cube"]))
-    config = os.path.join(os.path.dirname(path), "config.json")
+    config = os.path.join(os.path.dirname(path), filenames.CONFIG_FILE)
     if os.path.exists(config):
         try:
             with open(config) as f:

@@ -12,13 +12,14 @@ import os
 from pyworkflow.protocol import params
 from pyworkflow.viewer import DESKTOP_TKINTER, MessageView, ProtocolViewer, Viewer
 
+from isonet2core.filenames import LOSS_PNG   # written by the core's trainer beside the model files
+
 from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols import ProtIsoNet2Denoise, ProtIsoNet2Refine
 from isonet2scipion.viewers.viewer_tomograms import TomogramFiguresMixin
 from isonet2scipion.viewers.views import ImageView, coreFigures
 
-LOSS_PNG = "loss.png"             # written by the core's trainer beside the model files
 PREVIEWS_DIR = "figures_previews"
 
 

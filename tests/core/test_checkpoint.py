@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint as ck
+from isonet2core import checkpoint as ck, filenames
 from isonet2core.config import TrainConfig, to_dict
 from isonet2core.nets.unet import build_unet
 
@@ -30,7 +30,7 @@ def small_model():
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
-    path = ck.model_path(tmp_path / "run", "isonet2-n2n", "plain-unet-small", 16)
+    path = filenames.model_path(tmp_path / "run", "isonet2-n2n", "plain-unet-small", 16)
     assert path.name == "network_isonet2-n2n_plain-unet-small_16_full.pt"
     ck.save_checkpoint(path, _state(small_model))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
@@ -48,7 +48,7 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
 
 def test_model2_state_and_epoch_names(tmp_path, small_model):
     other = build_unet("plain-unet-small")
-    path = ck.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
+    path = filenames.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
     assert path.name == "network_n2n_plain-unet-small_16_epoch007.pt"
     ck.save_checkpoint(path, _state(small_model, model2_state=other.state_dict(), method="n2n"))
     ckpt = ck.load_checkpoint(path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, mrcio, normalize, predict, star, tiling
+from isonet2core import checkpoint, filenames, mrcio, normalize, predict, star, tiling
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
 from isonet2core.nets.unet import UNet3D, build_unet
 
@@ -176,7 +176,7 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
     if model2:
         state["model2_state"] = build_unet("plain-unet-small").state_dict()
     model_file = checkpoint.save_checkpoint(
-        checkpoint.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
+        filenames.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
     return star_path, model_file, net
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import figures, metrics, mrcio, report, star, wedge
+from isonet2core import figures, filenames, metrics, mrcio, report, star, wedge
 from isonet2core.cli.main import main
-from isonet2core.training import trainer
 
 SHAPE = (32, 40, 40)
 PIXEL = 8.0
@@ -102,13 +101,13 @@ def run_folder(tmp_path_factory):
     # the entries trainer.run_epoch records, in the files trainer.save writes
     history = [{"epoch": e, "loss": 1.0 / e, "n2n_loss": 0.6 / e, "mw_loss": 0.4 / e,
                 "learning_rate": 3e-4, "steps": 5, "seconds": 30.0} for e in range(1, 5)]
-    (model / trainer.HISTORY_FILE).write_text(json.dumps(history))
-    (model / trainer.CONFIG_FILE).write_text(json.dumps(
+    (model / filenames.HISTORY_FILE).write_text(json.dumps(history))
+    (model / filenames.CONFIG_FILE).write_text(json.dumps(
         {"config": {"method": "isonet2-n2n", "arch": "unet-small", "cube_size": 32, "mw_weight": 20.0},
          "batch_size": 2, "tomograms": {}, "normalization": {}, "isonet2core_version": "0",
          "command_line": []}))
     for epoch in (2, 4):
-        mrcio.write_mrc(model / trainer.PREVIEW_DIR / f"tomo_001_epoch{epoch:03d}.mrc",
+        mrcio.write_mrc(model / filenames.PREVIEW_DIR / f"tomo_001_epoch{epoch:03d}.mrc",
                         maps["full/tomo_001.mrc"] * (1 - epoch / 5) + gt * epoch / 5, PIXEL)
     return root
 
@@ -202,13 +201,13 @@ def test_training_progress_line_from_the_history(tmp_path):
     assert progress.read_history(tmp_path) == [] and progress.training_progress([], 10) is None
     history = [{"epoch": 1, "loss": 0.5, "seconds": 60.0},
                {"epoch": 2, "loss": 0.25, "seconds": 120.0}]
-    (tmp_path / progress.HISTORY_FILE).write_text(json.dumps(history))
+    (tmp_path / filenames.HISTORY_FILE).write_text(json.dumps(history))
     assert progress.read_history(tmp_path) == history
     # 8 epochs left at the mean 90 s: 720 s
     assert progress.seconds_left(history, 10) == 720.0
     assert progress.training_progress(history, 10) == "epoch 2/10, loss 0.25, about 12.0 min left"
     assert progress.training_progress(history, 2) == "epoch 2/2, loss 0.25"
     assert progress.seconds_left(history[:1], 2) == 60.0
-    (tmp_path / progress.HISTORY_FILE).write_text('{"epoch": 1}')
+    (tmp_path / filenames.HISTORY_FILE).write_text('{"epoch": 1}')
     with pytest.raises(ValueError, match="expected a list"):
         progress.read_history(tmp_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, mrcio
+from isonet2core import checkpoint, filenames, mrcio
 from isonet2core.config import Microscope, TrainConfig
 from isonet2core.training import trainer
 
@@ -59,7 +59,7 @@ def test_resume_from_an_epoch_checkpoint_gives_the_uninterrupted_weights(halves,
     first = _run(dataclasses.replace(cfg, epochs=1), halves, tmp_path / "resumed")
     # the 1-epoch run has the same schedule only if it knew the run is 2 epochs long: resume
     # from the epoch-1 checkpoint of the 2-epoch run instead, and check both give the same
-    epoch1 = checkpoint.model_path(tmp_path / "straight", cfg.method, cfg.arch, 16, 1)
+    epoch1 = filenames.model_path(tmp_path / "straight", cfg.method, cfg.arch, 16, 1)
     resumed = _run(cfg, halves, tmp_path / "resumed2", resume=epoch1)
     _assert_same(_weights(straight.model_path), _weights(resumed.model_path))
     if cfg.split_halves:

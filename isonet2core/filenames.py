@@ -1,0 +1,77 @@
+"""Every file and folder name the core writes, in one place.
+
+Training (``refine`` / ``denoise``) into its output folder:
+
+* ``network_{method}_{arch}_{cube}_full.pt``: the latest state (replaced after every epoch);
+* ``network_{method}_{arch}_{cube}_epoch{NNN}.pt``: one file per saved epoch, never overwritten;
+* ``loss_history.json``, ``loss.png``, ``config.json``;
+* ``preview/{tomogram}_epoch{NNN}.mrc`` (``with_preview``).
+
+Predict into its output folder: ``[{prefix}_]{tomogram}_{corrected|denoised}.mrc`` and, for
+even/odd halves, ``..._half1.mrc`` / ``..._half2.mrc``.
+
+Tomogram names (``rlnTomoName``) become file-name stems through :func:`safe_name`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+PathLike = Union[str, os.PathLike]
+
+MODEL_PREFIX = "network_"
+FULL_SUFFIX = "_full.pt"
+HISTORY_FILE = "loss_history.json"
+LOSS_PNG = "loss.png"
+CONFIG_FILE = "config.json"
+PREVIEW_DIR = "preview"
+CORRECTED, DENOISED = "corrected", "denoised"
+"""Suffixes of predicted maps: refine models (``isonet2-n2n``, ``isonet2``) and ``n2n`` models."""
+
+MODEL_NAME = re.compile(r"network_(?P<method>isonet2-n2n|isonet2|n2n)_(?P<arch>[A-Za-z0-9-]+?)_"
+                        r"(?P<cube>\d+)_(?:full|epoch(?P<epoch>\d+))\.pt$")
+"""A model file name (ours and the IsoNet2 program's): groups method, arch, cube, epoch."""
+
+PREVIEW_NAME = re.compile(r"^(?P<name>.+)_epoch(?P<epoch>\d+)\.mrc$")
+"""A preview map's name: groups name (the safe tomogram name) and epoch."""
+
+
+def safe_name(name: str) -> str:
+    """A tomogram name as a file-name stem: runs of characters other than ASCII letters,
+    digits, ``.``, ``_`` and ``-`` become ``_`` (so non-ASCII names give the same stem
+    everywhere), leading/trailing ``.``/``_`` are dropped; ``tomogram`` if nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "tomogram"
+
+
+def model_name(method: str, arch: str, cube: int, epoch: Optional[int] = None) -> str:
+    """``network_{method}_{arch}_{cube}_full.pt``, or ``..._epoch{NNN}.pt`` for an epoch."""
+    suffix = "full" if epoch is None else f"epoch{int(epoch):03d}"
+    return f"{MODEL_PREFIX}{method}_{arch}_{int(cube)}_{suffix}.pt"
+
+
+def model_path(output_dir: PathLike, method: str, arch: str, cube: int,
+               epoch: Optional[int] = None) -> Path:
+    """``output_dir`` / :func:`model_name`."""
+    return Path(output_dir) / model_name(method, arch, cube, epoch)
+
+
+def is_full_model(name: str) -> bool:
+    """Whether ``name`` is a latest-state model file (what ``--resume True`` continues)."""
+    return name.startswith(MODEL_PREFIX) and name.endswith(FULL_SUFFIX)
+
+
+def preview_path(output_dir: PathLike, tomogram: str, epoch: int) -> Path:
+    """``output_dir/preview/{safe tomogram name}_epoch{NNN}.mrc``."""
+    return Path(output_dir) / PREVIEW_DIR / f"{safe_name(tomogram)}_epoch{int(epoch):03d}.mrc"
+
+
+def predicted_paths(output_dir: PathLike, tomogram: str, suffix: str,
+                    prefix: str = "") -> Tuple[Path, Tuple[Path, Path]]:
+    """The predicted map of ``tomogram`` and its two half maps:
+    ``[{prefix}_]{safe name}_{suffix}.mrc`` and ``..._half1.mrc`` / ``..._half2.mrc``."""
+    stem = f"{prefix}_{safe_name(tomogram)}" if prefix else safe_name(tomogram)
+    out = Path(output_dir)
+    return (out / f"{stem}_{suffix}.mrc",
+            (out / f"{stem}_{suffix}_half1.mrc", out / f"{stem}_{suffix}_half2.mrc"))
