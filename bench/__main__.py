@@ -35,7 +35,7 @@ from typing import List, Optional
 
 import torch
 
-from bench import common, flops, predict_speed, report, train_speed
+from bench import common, flops, predict_speed, report, train_speed, worker
 
 log = logging.getLogger("bench")
 
@@ -194,7 +194,7 @@ def run_train(device, st, args, precisions, workdir: Path, compiles=(False,)) ->
                 continue
             log.info("train %s cube %d batch %d %s%s (%d timed) ...", c["arch"], c["cube"], c["batch"],
                      mp, " compiled" if comp else "", reps)
-            r = common.run_worker("train", dict(
+            r = worker.run_worker("train", dict(
                 arch=c["arch"], cube=c["cube"], batch=c["batch"], device=str(device), **_amp_kwargs(mp),
                 compile_model=comp, warmup=args.warmup, reps=reps, cap_s=st["cap"], threads=args.threads,
                 workdir=str(workdir / f"train_{c['arch']}_{c['cube']}_{mp}_{int(comp)}")),
@@ -224,7 +224,7 @@ def run_predict(device, st, args, precisions, compiles=(False,)) -> dict:
         for shape in st["predict_sizes"]:
             log.info("predict %s (%s cube %d) %s%s ...", "x".join(map(str, shape)), arch, cube, mp,
                      " compiled" if comp else "")
-            r = common.run_worker("predict", dict(shape=shape, arch=arch, cube=cube,
+            r = worker.run_worker("predict", dict(shape=shape, arch=arch, cube=cube,
                                                   batch_size=args.predict_batch, device=str(device),
                                                   **_amp_kwargs(mp), compile_model=comp, threads=args.threads),
                                   timeout_s=900, in_process=args.quick)

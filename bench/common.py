@@ -5,7 +5,7 @@ Peak memory:
 
 * CPU: the process's resident-set high-water mark ``VmHWM`` from ``/proc/self/status``, reset
   to the current RSS by writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0) before the
-  measured phase. Each measurement runs in a fresh process (:func:`run_worker`), so memory
+  measured phase. Each measurement runs in a fresh process (:func:`bench.worker.run_worker`), so memory
   freed by an earlier measurement but kept by the allocator cannot hide a later peak.
   Reported as the peak minus the RSS before the measured objects were made.
 * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import logging
 import os
 import platform
 import re
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterator, Optional
@@ -193,62 +189,3 @@ class PeakMemory:
 
 def mib(n_bytes: Optional[float]) -> Optional[float]:
     return None if n_bytes is None else round(n_bytes / 2 ** 20, 1)
-
-
-# --------------------------------------------------------------------------- workers
-def start_worker(kind: str, args: dict):
-    """Start ``python -m bench.worker KIND JSON`` in a fresh process; returns ``(process,
-    result_path)`` for :func:`finish_worker`."""
-    fd, result_path = tempfile.mkstemp(prefix="bench-", suffix=".json")
-    os.close(fd)
-    payload = dict(args, result_path=result_path)
-    cmd = [sys.executable, "-m", "bench.worker", kind, json.dumps(payload)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with open(result_path + ".err", "w") as err:   # a file: a full pipe would block the worker
-        proc = subprocess.Popen(cmd, cwd=str(REPO_ROOT), env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
-    return proc, result_path
-
-
-def finish_worker(proc: subprocess.Popen, result_path: str, timeout_s: float) -> dict:
-    """Wait for a worker (killing it, its own process only, past ``timeout_s``) and return its
-    JSON result, or ``{"status": "timeout" | "failed", "reason": ...}``."""
-    err_path = Path(result_path + ".err")
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        Path(result_path).unlink(missing_ok=True)
-        err_path.unlink(missing_ok=True)
-        return {"status": "timeout", "reason": f"killed after the cap of {timeout_s:.0f} s"}
-    try:
-        text = Path(result_path).read_text()
-        result = json.loads(text) if text.strip() else None
-        err = err_path.read_text(errors="replace")
-    finally:
-        Path(result_path).unlink(missing_ok=True)
-        err_path.unlink(missing_ok=True)
-    if proc.returncode != 0 or result is None:
-        tail = " | ".join(err.strip().splitlines()[-3:])
-        return {"status": "failed", "reason": f"worker exit {proc.returncode}: {tail}"}
-    result.setdefault("status", "ok")
-    return result
-
-
-def run_worker(kind: str, args: dict, timeout_s: float, in_process: bool = False) -> dict:
-    """Run one measurement in a fresh process (:func:`start_worker` + :func:`finish_worker`),
-    adding ``worker_wall_s`` (process start and imports included). ``in_process`` calls the
-    measuring function here instead (quick mode: no process start-up, but no time cap and
-    less honest memory peaks; marked ``in_process`` in the result)."""
-    t0 = time.perf_counter()
-    if in_process:
-        from bench.worker import measure_function
-
-        result = dict(measure_function(kind)(**args), in_process=True)
-    else:
-        proc, result_path = start_worker(kind, args)
-        result = finish_worker(proc, result_path, timeout_s)
-    result["worker_wall_s"] = round(time.perf_counter() - t0, 1)
-    return result

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from bench.common import finish_worker, start_worker
+from bench.worker import finish_worker, start_worker
 
 log = logging.getLogger(__name__)
 

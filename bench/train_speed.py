@@ -1,7 +1,7 @@
 """Training throughput: subtomograms per second, peak memory, and where a step's time goes.
 
 One configuration (arch, cube, batch, device, precision) is measured in a fresh worker
-process (:func:`measure_config`, run through :func:`bench.common.run_worker`):
+process (:func:`measure_config`, run through :func:`bench.worker.run_worker`):
 
 1. A training session is built with the trainer's own class
    (``isonet2core.training.trainer._Session``: model, AdamW, filters, sources) on two random

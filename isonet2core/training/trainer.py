@@ -49,7 +49,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
