@@ -31,7 +31,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: long tests, run with the README's long-test command")
     # projects need a hosts configuration to launch protocols
     import pyworkflow as pw
     from pyworkflow.protocol.hosts import HostConfig

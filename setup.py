@@ -26,7 +26,7 @@ PLUGIN = [
 ]
 # the demo and the tests: the Scipion launcher, IMOD's CTF file parser, emtable
 SCIPION = ["scipion-app", "scipion-em-imod", "emtable"]
-DEV = ["pytest", "hypothesis"]
+DEV = ["pytest", "hypothesis", "ruff"]
 
 setup(
     name="scipion-em-isonet2scipion",

@@ -55,7 +55,7 @@ def _list(conv):
         try:
             return [conv(p) for p in text.split(",") if p.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
     return parse
 
 

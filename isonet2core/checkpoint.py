@@ -146,9 +146,9 @@ def _numpy_globals() -> list:
     import numpy as np
     names = [np.ndarray, np.dtype]
     try:
-        from numpy._core import multiarray          # numpy 2
+        from numpy._core import multiarray  # numpy 2
     except ImportError:
-        from numpy.core import multiarray           # numpy 1
+        from numpy.core import multiarray  # numpy 1
     names += [multiarray._reconstruct, multiarray.scalar]
     names += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
     return names

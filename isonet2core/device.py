@@ -43,7 +43,7 @@ def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[i
     try:
         ids = [int(i) for i in items]
     except (TypeError, ValueError):
-        raise ValueError(f"gpuID must be a comma-separated list of GPU numbers such as 0 or 0,1; got {text!r}")
+        raise ValueError(f"gpuID must be a comma-separated list of GPU numbers such as 0 or 0,1; got {text!r}") from None
     if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
         raise ValueError(f"gpuID must list distinct non-negative GPU numbers, got {text!r}")
     return ids

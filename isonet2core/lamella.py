@@ -58,8 +58,7 @@ from scipy.spatial.transform import Rotation
 
 from isonet2core import atomic
 from isonet2core.config import check_tilt_range
-from isonet2core.simulate import (detector_width, project, projection_matrix, tomogram_name,
-                                  weighted_back_projection)
+from isonet2core.simulate import detector_width, project, projection_matrix, tomogram_name, weighted_back_projection
 
 PathLike = Union[str, os.PathLike]
 

@@ -35,7 +35,6 @@ import torch
 from isonet2core import fourier
 from isonet2core.wedge import wedge_mask
 
-
 #: shell power below this fraction of the map's mean power per Fourier point counts as none
 _EMPTY_POWER = 1e-10
 

@@ -355,7 +355,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
             log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
                         job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
 
-        def run(nets: Sequence[nn.Module], source: Path, target: Path) -> Path:
+        def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
             return predict_file(nets, source, target, cube_size=cube, config=config,
                                 microscope=job.microscope, phaseflip=phaseflip, device=device,
                                 model_source=ckpt.get("source"),

@@ -36,10 +36,20 @@ from pyworkflow import TOMO
 from pyworkflow.utils import Environ
 
 from isonet2scipion import core_wheel
-from isonet2scipion.constants import (BINARY_NAME, DEFAULT_ACTIVATION_CMD, DEFAULT_TORCH_SPEC,
-                                      ENV_ACTIVATION_VAR, ENV_NAME, HOME_VAR, INSTALLED_FLAG,
-                                      ISONET2_VERSION, PIP_DISTRIBUTION, PYTHON_VAR, TORCH_VAR,
-                                      VENV_DIR)
+from isonet2scipion.constants import (
+    BINARY_NAME,
+    DEFAULT_ACTIVATION_CMD,
+    DEFAULT_TORCH_SPEC,
+    ENV_ACTIVATION_VAR,
+    ENV_NAME,
+    HOME_VAR,
+    INSTALLED_FLAG,
+    ISONET2_VERSION,
+    PIP_DISTRIBUTION,
+    PYTHON_VAR,
+    TORCH_VAR,
+    VENV_DIR,
+)
 
 __version__ = ISONET2_VERSION
 _references = ["Liu2025IsoNet2"]

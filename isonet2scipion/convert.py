@@ -28,7 +28,6 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from isonet2core import star
 from isonet2core.config import check_tilt_range
 from isonet2core.planning import check_fits
-
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
 
 

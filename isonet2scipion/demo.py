@@ -35,10 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from isonet2scipion.examples.scripted_workflow import (ARCHS, Acquisition, DataLayout,
-                                                        TrainingSettings, WorkflowError,
-                                                        _gpu_ids, build_workflow, find_inputs,
-                                                        read_acquisition)
+from isonet2scipion.examples.scripted_workflow import (
+    ARCHS,
+    DataLayout,
+    TrainingSettings,
+    WorkflowError,
+    _gpu_ids,
+    build_workflow,
+    find_inputs,
+    read_acquisition,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +86,7 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
@@ -291,7 +297,7 @@ def run_demo(args, folder: Path) -> int:
     print()
     print(f"IsoNet2 demo finished in {elapsed / 60:.1f} min.")
     print(f"  Scipion project : {_relative(project.getPath())}")
-    for key, prot in prots.items():
+    for prot in prots.values():
         print(f"    {prot.getObjLabel():<32} {_relative(prot.getWorkingDir())}")
     print("  corrected tomograms:")
     for tomo in predicted:

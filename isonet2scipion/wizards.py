@@ -17,8 +17,7 @@ from pyworkflow.wizard import Wizard
 
 from isonet2core import planning
 from isonet2scipion import convert
-from isonet2scipion.protocols import (ProtIsoNet2Deconv, ProtIsoNet2Denoise, ProtIsoNet2Predict,
-                                      ProtIsoNet2Refine)
+from isonet2scipion.protocols import ProtIsoNet2Deconv, ProtIsoNet2Denoise, ProtIsoNet2Predict, ProtIsoNet2Refine
 
 TRAINING = (ProtIsoNet2Refine, ProtIsoNet2Denoise)
 

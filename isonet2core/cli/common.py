@@ -48,7 +48,7 @@ def float_list(text: str) -> tuple:
     try:
         values = tuple(float(p) for p in _split_list(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or a list of numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number or a list of numbers, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
     return values
@@ -58,7 +58,7 @@ def int_list(text: str) -> tuple:
     try:
         return tuple(int(p) for p in _split_list(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a list of integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a list of integers, got {text!r}") from None
 
 
 MAX_SELECTED = 100_000
@@ -76,7 +76,7 @@ def index_selection(text: Optional[str]) -> Optional[List[int]]:
             try:
                 lo, hi = int(a), int(b)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
+                raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}") from None
             if hi < lo:
                 raise argparse.ArgumentTypeError(f"bad index range {part!r} in {text!r}")
             if hi - lo >= MAX_SELECTED:   # "1-99999999999" must not build a list of 1e11 ints
@@ -87,7 +87,7 @@ def index_selection(text: Optional[str]) -> Optional[List[int]]:
             try:
                 out.append(int(part))
             except ValueError:
-                raise argparse.ArgumentTypeError(f"bad index {part!r} in {text!r}")
+                raise argparse.ArgumentTypeError(f"bad index {part!r} in {text!r}") from None
     return out
 
 

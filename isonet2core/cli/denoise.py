@@ -16,8 +16,13 @@ import logging
 
 from isonet2core import star
 from isonet2core.cli import common
-from isonet2core.cli.refine import (add_training_arguments, finish_with_predict, plan_tomograms,
-                                    run_settings, train_config)
+from isonet2core.cli.refine import (
+    add_training_arguments,
+    finish_with_predict,
+    plan_tomograms,
+    run_settings,
+    train_config,
+)
 from isonet2core.training.trainer import train
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,11 @@ IsoNet2 spellings: ``--full DIR`` or ``--even DIR --odd DIR``, ``--star_name``,
 from __future__ import annotations
 
 import argparse
+
 from isonet2core import prepare
 from isonet2core.cli import common
 from isonet2core.config import PrepareStarConfig
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     folder = common.none_or(str)

@@ -24,7 +24,16 @@ from typing import List, Optional, Tuple
 
 from isonet2core import filenames, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
-from isonet2core.config import AMP_DTYPES, ARCHS, CTF_MODES, DEFAULT_LOSS_FUNC, LOSS_FUNCS, NOISE_MODES, PredictConfig, TrainConfig
+from isonet2core.config import (
+    AMP_DTYPES,
+    ARCHS,
+    CTF_MODES,
+    DEFAULT_LOSS_FUNC,
+    LOSS_FUNCS,
+    NOISE_MODES,
+    PredictConfig,
+    TrainConfig,
+)
 from isonet2core.device import select_devices
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train

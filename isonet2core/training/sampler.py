@@ -28,8 +28,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from isonet2core import mrcio, normalize
-from isonet2core.planning import check_fits
 from isonet2core.config import Microscope
+from isonet2core.planning import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -
         try:
             x, y, z = (int(round(float(w))) for w in words[:3])
         except ValueError:
-            raise ValueError(f"{path}, line {number}: expected x y z in voxels, got {line.strip()!r}")
+            raise ValueError(f"{path}, line {number}: expected x y z in voxels, got {line.strip()!r}") from None
         rows.append((number, (z, y, x)))
     if not rows:
         raise ValueError(f"{path}: no cube centre (x y z per line) for tomogram {name}")

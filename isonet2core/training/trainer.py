@@ -60,7 +60,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import __version__, atomic, checkpoint, config as config_mod, filenames, predict, report
+from isonet2core import __version__, atomic, checkpoint, filenames, predict, report
+from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import autocast_dtype, cpu_threads, select_devices
 from isonet2core.fourier import apply_fourier_filter

@@ -290,8 +290,7 @@ def build_workflow(project, layout: DataLayout, acq: Acquisition, training: Trai
     from tomo.protocols.protocol_import_ctf import ImportChoice
 
     from isonet2scipion.constants import HALVES_NONE, HALVES_SEPARATE
-    from isonet2scipion.protocols import (ProtIsoNet2MakeMask, ProtIsoNet2Predict,
-                                          ProtIsoNet2Refine)
+    from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
 
     training.validate()
     wf = WorkflowBuilder(project, launch=launch, log=log)
@@ -348,7 +347,7 @@ def _gpu_ids(text: str) -> Tuple[int, ...]:
     try:
         ids = tuple(int(t) for t in text.replace(",", " ").split())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"GPU ids must be integers such as 0 or 0,1; got {text!r}")
+        raise argparse.ArgumentTypeError(f"GPU ids must be integers such as 0 or 0,1; got {text!r}") from None
     if not ids or any(i < 0 for i in ids):
         raise argparse.ArgumentTypeError(f"GPU ids must be non-negative integers, got {text!r}")
     return ids

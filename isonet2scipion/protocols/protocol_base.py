@@ -18,17 +18,29 @@ from pyworkflow import BETA
 from pyworkflow.protocol import STEPS_PARALLEL, params
 from pyworkflow.protocol.params import Conditional
 from pyworkflow.utils import Message
-from tomo.objects import SetOfTomograms, SetOfTomoMasks, TomoMask, Tomogram
+from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 
 from isonet2core import filenames, progress, star
 from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion import Plugin, convert
-from isonet2scipion.constants import (ARCH_CHOICES, CLIP_MODE_CHOICES, CTF_CORRECTED_AUTO,
-                                      CTF_CORRECTED_CHOICES, CTF_CORRECTED_YES, CTF_MODE_CHOICES,
-                                      HALF_ORDER_AUTO, HALF_ORDER_CHOICES, HALVES_CHOICES,
-                                      HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE, LOSS_CHOICES,
-                                      NOISE_MODE_CHOICES, PER_TOMOGRAM_DIR, TOMOGRAMS_STAR)
-
+from isonet2scipion.constants import (
+    ARCH_CHOICES,
+    CLIP_MODE_CHOICES,
+    CTF_CORRECTED_AUTO,
+    CTF_CORRECTED_CHOICES,
+    CTF_CORRECTED_YES,
+    CTF_MODE_CHOICES,
+    HALF_ORDER_AUTO,
+    HALF_ORDER_CHOICES,
+    HALVES_CHOICES,
+    HALVES_LINKED,
+    HALVES_NONE,
+    HALVES_SEPARATE,
+    LOSS_CHOICES,
+    NOISE_MODE_CHOICES,
+    PER_TOMOGRAM_DIR,
+    TOMOGRAMS_STAR,
+)
 
 # ------------------------------------------------------------------ training resume
 STEP_ARGUMENTS_FILE = "step_arguments.json"

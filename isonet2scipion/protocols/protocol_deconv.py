@@ -5,7 +5,7 @@ from tomo.objects import SetOfTomograms
 
 from isonet2core import star
 from isonet2scipion import convert
-from isonet2scipion.protocols.protocol_base import (DECONV_OPTIONS, ProtIsoNet2Base, coreArgs)
+from isonet2scipion.protocols.protocol_base import DECONV_OPTIONS, ProtIsoNet2Base, coreArgs
 
 
 class DeconvOutputs(Enum):

@@ -10,7 +10,6 @@ from pyworkflow.protocol import params
 from pyworkflow.utils import Message
 
 from isonet2core import filenames
-
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.objects import IsoNet2Model
 

@@ -4,8 +4,7 @@ from enum import Enum
 from pyworkflow.protocol import params
 from tomo.objects import SetOfTomograms
 
-from isonet2scipion.constants import (METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE,
-                                      REFINE_METHOD_CHOICES)
+from isonet2scipion.constants import METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE, REFINE_METHOD_CHOICES
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.protocol_base import REFINE_OPTIONS, ProtIsoNet2TrainBase
 

@@ -24,18 +24,16 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+import tomo.protocols
 from pyworkflow.object import Pointer, Set
 from pyworkflow.plugin import Domain
 from pyworkflow.tests import setupTestProject
+from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
-import tomo.protocols
 from isonet2core import star
-from isonet2scipion.constants import (CTF_CORRECTED_AUTO, CTF_CORRECTED_NO, HALVES_LINKED,
-                                      TOMOGRAMS_STAR)
-from isonet2scipion.protocols import (ProtIsoNet2MakeMask, ProtIsoNet2Predict,
-                                      ProtIsoNet2Refine)
-from tomo.protocols.protocol_import_ctf import ImportChoice
+from isonet2scipion.constants import CTF_CORRECTED_AUTO, CTF_CORRECTED_NO, HALVES_LINKED, TOMOGRAMS_STAR
+from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)

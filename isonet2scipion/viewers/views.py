@@ -36,6 +36,7 @@ class ImageView(View):
 
     def show(self):
         import tkinter as tk
+
         from PIL import Image, ImageTk
 
         window = tk.Toplevel(self._tkParent) if self._tkParent is not None else tk.Toplevel()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint as ck, filenames
+from isonet2core import checkpoint as ck
+from isonet2core import filenames
 from isonet2core.config import TrainConfig, to_dict
 from isonet2core.nets.unet import build_unet
 

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from isonet2core.cli import common, main as cli_main
+from isonet2core.cli import common
+from isonet2core.cli import main as cli_main
 from isonet2core.cli.main import main
 
 

@@ -141,6 +141,7 @@ def test_snrfalloff_zero_is_a_constant_snr(sim):
     """The IsoNet2 program accepts --snrfalloff 0: the SNR does not fall with frequency, so
     less is filtered than with the default 1 (more high-frequency power left)."""
     import torch
+
     from isonet2core import ctf as ctf_mod
     x = torch.linspace(0, 0.5, 11)
     flat = ctf_mod.ssnr(x, 10.0, snrfalloff=0.0, deconvstrength=1.0, highpassnyquist=0.02)

@@ -6,9 +6,19 @@ import pytest
 
 from isonet2core import ctf, fourier, metrics, mrcio, wedge
 from isonet2core.cli.main import main
-from isonet2core.simulate import (ACQUISITION_FILE, CTF_FOLDER, TILT_FOLDER, VOLUME_FOLDERS,
-                                  SimulationConfig, format_imod_defocus, simulate_dataset,
-                                  simulate_tomogram, slab_bounds, tilt_angles, tomogram_name)
+from isonet2core.simulate import (
+    ACQUISITION_FILE,
+    CTF_FOLDER,
+    TILT_FOLDER,
+    VOLUME_FOLDERS,
+    SimulationConfig,
+    format_imod_defocus,
+    simulate_dataset,
+    simulate_tomogram,
+    slab_bounds,
+    tilt_angles,
+    tomogram_name,
+)
 
 SMALL = (32, 64, 64)
 MEDIUM = (48, 96, 96)

@@ -57,15 +57,20 @@ def capture(window, png: Path) -> list:
 
 
 def main(project_path: str, out_dir: str) -> int:
+    import pyworkflow as pw
     import pyworkflow.gui.project  # noqa: F401  (before pyworkflow.gui.form: circular imports)
     from pyworkflow.gui.form import FormWindow
     from pyworkflow.gui.project import ProjectWindow
     from pyworkflow.project import Project
-    import pyworkflow as pw
 
-    from isonet2scipion.protocols import (ProtIsoNet2Deconv, ProtIsoNet2Denoise,
-                                          ProtIsoNet2ImportModel, ProtIsoNet2MakeMask,
-                                          ProtIsoNet2Predict, ProtIsoNet2Refine)
+    from isonet2scipion.protocols import (
+        ProtIsoNet2Deconv,
+        ProtIsoNet2Denoise,
+        ProtIsoNet2ImportModel,
+        ProtIsoNet2MakeMask,
+        ProtIsoNet2Predict,
+        ProtIsoNet2Refine,
+    )
     from isonet2scipion.viewers import IsoNet2PredictViewer
 
     out = Path(out_dir)

@@ -7,13 +7,22 @@ import os
 
 import pytest
 from pyworkflow.object import Pointer
+from tomo.objects import (
+    CTFTomo,
+    CTFTomoSeries,
+    SetOfCTFTomoSeries,
+    SetOfTiltSeries,
+    SetOfTomograms,
+    TiltImage,
+    TiltSeries,
+    TomoAcquisition,
+    Tomogram,
+    TomoMask,
+)
 
 from isonet2core import star
 from isonet2scipion import convert
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
-from tomo.objects import (CTFTomo, CTFTomoSeries, SetOfCTFTomoSeries, SetOfTiltSeries,
-                          SetOfTomograms, TiltImage, TiltSeries, TomoAcquisition, TomoMask,
-                          Tomogram)
 
 
 # ------------------------------------------------------------------ even / odd recognition

@@ -9,8 +9,7 @@ import pytest
 from pyworkflow.plugin import Domain
 
 from isonet2scipion import core_wheel
-from isonet2scipion.constants import (BINARY_NAME, ENV_NAME, INSTALLED_FLAG, ISONET2_VERSION,
-                                      PYTHON_VAR, TORCH_VAR)
+from isonet2scipion.constants import BINARY_NAME, ENV_NAME, INSTALLED_FLAG, ISONET2_VERSION, PYTHON_VAR, TORCH_VAR
 
 MODULE = Domain.getPluginModule("isonet2scipion")   # registers the plugin's variables
 Plugin = MODULE.Plugin

@@ -2,7 +2,6 @@
 returns its views; the PNGs they show were made by the core and have content."""
 import numpy as np
 from PIL import Image
-
 from pyworkflow.viewer import MessageView
 
 from isonet2scipion.viewers import IsoNet2ModelViewer, IsoNet2PredictViewer, IsoNet2TrainingViewer
@@ -18,6 +17,7 @@ def _assert_picture(view):
 
 def test_registered_targets():
     from pyworkflow.plugin import Domain
+
     from isonet2scipion.objects import IsoNet2Model
     from isonet2scipion.protocols import ProtIsoNet2Denoise, ProtIsoNet2Predict, ProtIsoNet2Refine
     viewers = Domain.getViewers()

@@ -13,18 +13,22 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-from pyworkflow.tests import setupTestProject
-
 import tomo.protocols
-from isonet2core.checkpoint import load_checkpoint
-from isonet2core.simulate import SimulationConfig, simulate_dataset
+from pyworkflow.tests import setupTestProject
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
+from isonet2core.checkpoint import load_checkpoint
+from isonet2core.simulate import SimulationConfig, simulate_dataset
 from isonet2scipion.constants import HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE
-from isonet2scipion.protocols import (ProtIsoNet2Deconv, ProtIsoNet2Denoise,
-                                      ProtIsoNet2ImportModel, ProtIsoNet2MakeMask,
-                                      ProtIsoNet2Predict, ProtIsoNet2Refine)
+from isonet2scipion.protocols import (
+    ProtIsoNet2Deconv,
+    ProtIsoNet2Denoise,
+    ProtIsoNet2ImportModel,
+    ProtIsoNet2MakeMask,
+    ProtIsoNet2Predict,
+    ProtIsoNet2Refine,
+)
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)
@@ -101,6 +105,7 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
     def _officialModelFile(self, ourPath):
         """Our model file rewritten in the IsoNet2 program's layout (what its refine saves)."""
         import torch
+
         from isonet2core import checkpoint
         from isonet2core.nets.bn_unet import fold_inverted_contrast
         ckpt = checkpoint.load_checkpoint(ourPath)
@@ -124,11 +129,11 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
             return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
         result = {}
-        for tomo in tomoSet:
-            name = tomo.getTsId()
+        for item in tomoSet:
+            name = item.getTsId()
             truth = self._read(self.dataDir / "ground_truth" / f"{name}.mrc")
             raw = self._read(self.dataDir / "full" / f"{name}.mrc")
-            result[name] = (pearson(self._read(tomo.getFileName()), truth), pearson(raw, truth))
+            result[name] = (pearson(self._read(item.getFileName()), truth), pearson(raw, truth))
         return result
 
     # ------------------------------------------------------------------ the chain

@@ -8,10 +8,9 @@ import sys
 
 import numpy as np
 import torch
+from reliability_helpers import cli_env, make_checkpoint, make_dataset, run_main, temp_files
 
 from isonet2core import mrcio, star
-
-from reliability_helpers import cli_env, make_checkpoint, make_dataset, run_main, temp_files
 
 
 def test_two_predicts_into_one_folder(tmp_path, monkeypatch):

@@ -17,11 +17,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reliability_helpers import (
+    ARCH,
+    CUBE,
+    PIXEL_A,
+    SHAPE,
+    assert_one_error_line,
+    files_under,
+    fingerprint,
+    make_checkpoint,
+    make_dataset,
+    run_main,
+)
 
 from isonet2core import mrcio, star
-
-from reliability_helpers import (ARCH, CUBE, PIXEL_A, SHAPE, assert_one_error_line, files_under,
-                                 fingerprint, make_checkpoint, make_dataset, run_main)
 
 COMMANDS = ("deconv", "make-mask", "refine", "denoise", "predict")
 TRAINING = ("refine", "denoise")

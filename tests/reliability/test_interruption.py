@@ -15,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reliability_helpers import cli_env, fingerprint, make_checkpoint, make_dataset, run_main, temp_files
 
 from isonet2core import mrcio, star
-
-from reliability_helpers import (cli_env, fingerprint, make_checkpoint, make_dataset, run_main,
-                                 temp_files)
 
 HERE = Path(__file__).resolve().parent
 OUTPUT_COLUMNS = (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2)

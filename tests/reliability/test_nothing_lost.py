@@ -19,11 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reliability_helpers import (
+    PIXEL_A,
+    assert_one_error_line,
+    fingerprint,
+    make_checkpoint,
+    make_dataset,
+    run_main,
+    smooth_volume,
+    temp_files,
+)
 
 from isonet2core import atomic, checkpoint, mrcio, star
-
-from reliability_helpers import (PIXEL_A, assert_one_error_line, fingerprint, make_checkpoint,
-                                 make_dataset, run_main, smooth_volume, temp_files)
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

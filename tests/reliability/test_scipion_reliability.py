@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reliability_helpers import make_checkpoint, smooth_volume
 
 from isonet2scipion import convert
-
-from reliability_helpers import make_checkpoint, smooth_volume
 
 
 def test_a_ts_id_without_ctf_is_named_before_running(tmp_path):
@@ -67,6 +66,7 @@ class TestScipionReliability:
         model = make_checkpoint(data / "model" / "network_isonet2_unet-small_16_full.pt",
                                 method="isonet2")
         import tomo.protocols
+
         from isonet2scipion.protocols import ProtIsoNet2ImportModel
         cls.tomos = cls._run(tomo.protocols.ProtImportTomograms, filesPath=str(data / "tomos"),
                              filesPattern="*.mrc", samplingRate=PIXEL, acquisitionAngleMin=-60.0,
