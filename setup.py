@@ -26,7 +26,7 @@ PLUGIN = [
 ]
 # the demo and the tests: the Scipion launcher, IMOD's CTF file parser, emtable
 SCIPION = ["scipion-app", "scipion-em-imod", "emtable"]
-DEV = ["pytest", "hypothesis", "ruff"]
+DEV = ["pytest", "hypothesis", "ruff==0.17.6", "mypy==2.4.1"]
 
 setup(
     name="scipion-em-isonet2scipion",
@@ -40,7 +40,7 @@ setup(
     packages=find_packages(include=["isonet2core", "isonet2core.*",
                                     "isonet2scipion", "isonet2scipion.*"]),
     include_package_data=True,
-    package_data={"isonet2core": ["data/*.npz", "requirements.txt"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template"]},
+    package_data={"isonet2core": ["data/*.npz", "requirements.txt", "py.typed"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template"]},
     install_requires=PLUGIN,
     extras_require={"core": CORE, "scipion": SCIPION, "dev": DEV},
     entry_points={

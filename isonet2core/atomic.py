@@ -14,11 +14,12 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Union
+from typing import Iterator, List
+
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 
 def _pid_alive(pid: int) -> bool:

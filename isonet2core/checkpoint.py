@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -42,6 +42,7 @@ from torch import nn
 from isonet2core import __version__
 from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
+from isonet2core.filenames import PathLike
 from isonet2core.nets.bn_unet import fold_inverted_contrast
 from isonet2core.nets.unet import ARCHITECTURES, SIZE_MULTIPLE, build_unet
 
@@ -51,7 +52,6 @@ PROGRAM_SOURCE = "IsoNet2"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "model_state", "arch", "cube_size", "method")
 
-PathLike = Union[str, os.PathLike]
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -145,10 +145,11 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
 def _numpy_globals() -> list:
     import numpy as np
     names = [np.ndarray, np.dtype]
+    import importlib
     try:
-        from numpy._core import multiarray  # numpy 2
+        multiarray = importlib.import_module("numpy._core.multiarray")   # numpy 2
     except ImportError:
-        from numpy.core import multiarray  # numpy 1
+        multiarray = importlib.import_module("numpy.core.multiarray")    # numpy 1
     names += [multiarray._reconstruct, multiarray.scalar]
     names += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32", "bool")]
     return names

@@ -269,7 +269,7 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
     peak = float(ctf_of_freq(f0_t, *optics) * bfactor_envelope(f0_t, bfactor))
     clipped = clip_first_peak(ctf_of_freq(freq, *optics) * env, freq, f0, clip_first_peak_mode,
                               peak_value=peak)
-    return (clipped * env).to(dtype)
+    return torch.as_tensor(clipped * env).to(dtype)
 
 
 def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,

@@ -51,7 +51,8 @@ class _Filter:
         self._cache: Dict[Tuple[int, int, int], torch.Tensor] = {}
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
-        shape = tuple(block.shape)
+        nz, ny, nx = block.shape
+        shape = (int(nz), int(ny), int(nx))
         if shape not in self._cache:
             self._cache[shape] = ctf.wiener_filter(
                 shape, self._microscope, snrfalloff=self._cfg.snrfalloff,

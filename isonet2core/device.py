@@ -31,6 +31,7 @@ def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[i
     """``"0,1"`` / ``"[0, 1]"`` / ``0`` / ``(0, 1)`` -> ``[0, 1]``; ``None``/``""``/``"None"`` -> ``None``."""
     if text is None:
         return None
+    items: List[Union[str, int]]
     if isinstance(text, int) and not isinstance(text, bool):
         items = [text]
     elif isinstance(text, (list, tuple)):

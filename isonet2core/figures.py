@@ -30,10 +30,9 @@ Conventions: volumes are ``(z, y, x)``; the tilt axis is y, the beam at 0 degree
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -43,8 +42,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from isonet2core.atomic import atomic_output  # noqa: E402
-
-PathLike = Union[str, os.PathLike]
+from isonet2core.filenames import PathLike
 
 PLANES = ("xy", "xz", "yz")
 # plane -> (averaged axis of the (z, y, x) volume, labels of the image axes (rows, columns))
@@ -251,7 +249,7 @@ def orthoslice_figure(volumes: Sequence[Tuple[str, object]], pixel_size_a: float
         for row, (image, plane, bounds) in enumerate(((xy, "xy", zs), (xz, "xz", ys))):
             ax = fig.add_subplot(grid[row, col])
             ax.imshow(image, cmap="gray", origin="lower", vmin=limits[0], vmax=limits[1],
-                      extent=_extent(*image.shape, pixel_size_a), interpolation="antialiased")
+                      extent=_extent(image.shape[0], image.shape[1], pixel_size_a), interpolation="antialiased")
             rows_label, cols_label = _PLANE_AXES[plane][1]
             fixed = "z" if plane == "xy" else "y"
             ax.set_title(f"{label}\n{plane.upper()}, {fixed} {bounds[0]}-{bounds[1] - 1} (mean)",
@@ -303,6 +301,7 @@ def fourier_figure(slices: Sequence[Tuple[str, FourierSlice]], pixel_size_a: flo
         ax.set_xlabel("kx (1/\u00c5)", fontsize=8)
         ax.set_ylabel("kz (1/\u00c5)", fontsize=8)
         ax.tick_params(labelsize=7)
+    assert image is not None      # at least one map was drawn
     bar = fig.colorbar(image, ax=list(axes[0]), shrink=0.85)
     bar.set_label("log10 amplitude", fontsize=8)
     bar.ax.tick_params(labelsize=7)
@@ -375,7 +374,7 @@ def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
 def figure_to_array(fig: Figure) -> np.ndarray:
     """The rendered figure as an RGBA image ``(height, width, 4)`` uint8."""
     fig.canvas.draw()
-    return np.asarray(fig.canvas.buffer_rgba(), dtype=np.uint8).copy()
+    return np.asarray(fig.canvas.buffer_rgba(), dtype=np.uint8).copy()  # type: ignore[attr-defined]
 
 
 def save_figure(fig: Figure, png_path: PathLike) -> Path:

@@ -50,17 +50,17 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
 from isonet2core import atomic
 from isonet2core.config import check_tilt_range
+from isonet2core.filenames import PathLike
 from isonet2core.simulate import detector_width, project, projection_matrix, tomogram_name, weighted_back_projection
-
-PathLike = Union[str, os.PathLike]
 
 STRUCTURES_FILE = Path(__file__).parent / "data" / "structures.npz"
 
@@ -171,7 +171,7 @@ def tilt_angles(cfg: LamellaConfig) -> np.ndarray:
     return cfg.tilt_min_deg + cfg.tilt_step_deg * np.arange(n)
 
 
-def dose_symmetric_order(angles_deg: Sequence[float]) -> np.ndarray:
+def dose_symmetric_order(angles_deg: npt.ArrayLike) -> np.ndarray:
     """Acquisition rank of each tilt in a dose-symmetric scheme (Hagen): nearest 0 first, then
     alternating sides outward; ``order[i]`` is how many tilts were taken before tilt ``i``."""
     angles = np.asarray(angles_deg, dtype=np.float64)
@@ -215,7 +215,10 @@ def _cluster(keys: Sequence[str], semi_axes: Sequence[float], rng: np.random.Gen
     """Chains packed into an ellipsoid: random orientations, positions drawn until the centres
     keep 0.8 of the sum of their radii apart (compact, without gross overlap)."""
     structures = load_structures()
-    xyz_all, el_all, centres, radii = [], [], [], []
+    xyz_all: List[np.ndarray] = []
+    el_all: List[np.ndarray] = []
+    centres: List[np.ndarray] = []
+    radii: List[float] = []
     for key in keys:
         xyz, el = structures[key]
         r = 0.55 * _radius(xyz)

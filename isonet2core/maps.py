@@ -39,9 +39,9 @@ def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
         if table.value(row, candidate) is not None:
             if candidate != column and column != star.TOMO_NAME:
                 logger.info("%s: %s is empty, using %s", table.tomo_name(row), column, candidate)
-            return [table.path(row, candidate)]
+            return [table.required_path(row, candidate)]
     if table.value(row, star.TOMO_HALF1) is not None and table.value(row, star.TOMO_HALF2) is not None:
-        return [table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)]
+        return [table.required_path(row, star.TOMO_HALF1), table.required_path(row, star.TOMO_HALF2)]
     raise ValueError(f"tomogram {table.tomo_name(row)}: no map in {column}, {star.TOMO_FULL} "
                      f"or the half maps")
 

@@ -34,7 +34,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Tuple
 
 import mrcfile.dtypes
 import mrcfile.mrcinterpreter
@@ -42,10 +42,10 @@ import mrcfile.utils
 import numpy as np
 
 from isonet2core.atomic import atomic_output
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 HEADER_BYTES = 1024
 # MRC modes we read: 0 bytes, 1 int16, 2 float32, 6 uint16, 12 float16. Complex modes (3, 4)
@@ -135,7 +135,7 @@ def _parse_header(raw: bytes):
 
 
 def _imod_unsigned_bytes(raw: bytes, byte_order: str) -> bool:
-    stamp, flags = np.frombuffer(raw[152:160], dtype=np.dtype(np.int32).newbyteorder(byte_order))
+    stamp, flags = np.frombuffer(raw[152:160], dtype=np.dtype(np.int32).newbyteorder(byte_order))  # type: ignore[arg-type]
     return int(stamp) == IMOD_STAMP and not int(flags) & 1
 
 

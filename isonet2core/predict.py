@@ -58,11 +58,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Generator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -71,11 +70,11 @@ from torch import nn
 from isonet2core import checkpoint, ctf, filenames, fourier, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
+from isonet2core.filenames import PathLike
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 N2N_METHODS = ("isonet2-n2n", "n2n")
 CTF_MODES_WITH_PHASEFLIP = ("network", "wiener")
 
@@ -118,7 +117,7 @@ def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, 
 def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                   name: str = "volume", model_source: Optional[str] = None) -> Iterator[tiling.Planes]:
+                   name: str = "volume", model_source: Optional[str] = None) -> Generator[tiling.Planes, None, None]:
     """Apply the network(s) ``models`` to a ``(z, y, x)`` map of any shape and yield the result
     as ``(z0, planes)``: float32 ``(k, y, x)`` blocks of z planes, in increasing z, every plane
     once, in the input's contrast and scale (see the module docstring).
@@ -169,7 +168,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     try:
         if channels_last:
             for m in models:
-                m.to(memory_format=torch.channels_last_3d)
+                m.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
             with torch.inference_mode():
                 x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
@@ -181,6 +180,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                     with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
                         out = m(x[:, None])[:, 0].float()
                     y = out if y is None else y.add_(out)
+                assert y is not None          # at least one network
                 if len(models) > 1:
                     y.mul_(1.0 / len(models))
                 outputs = y.cpu().numpy()
@@ -189,7 +189,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     finally:
         if channels_last:
             for m in models:
-                m.to(memory_format=torch.contiguous_format)
+                m.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def predict_volume(model: nn.Module, volume, *, cube_size: int,
@@ -209,6 +209,7 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
             if out is None:
                 out = np.empty(volume.shape, dtype=np.float32)
             out[z0:z0 + len(block)] = block
+    assert out is not None                   # predict_planes hands out every plane
     return out
 
 
@@ -292,11 +293,11 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
                       and table.value(row, star.TOMO_HALF1) is not None
                       and table.value(row, star.TOMO_HALF2) is not None)
         if use_halves:
-            inputs = [table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)]
+            inputs = [table.required_path(row, star.TOMO_HALF1), table.required_path(row, star.TOMO_HALF2)]
         else:
             if n2n and input_column in (None, "auto"):
                 log.warning("%s: no even/odd halves; predicting the single map with the N2N model", name)
-            inputs = [table.path(row, maps.single_map_column(table, row, input_column))]
+            inputs = [table.required_path(row, maps.single_map_column(table, row, input_column))]
         infos = maps.check_maps(inputs)
         voxel = infos[0].voxel_size_a or microscope.pixel_size_a
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
@@ -309,8 +310,8 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
     if len(set(outputs)) != len(outputs):
         raise ValueError(f"two tomograms would write the same output file in {output_dir}; "
                          "give the tomograms distinct rlnTomoName values")
-    inputs = {p.resolve() for j in jobs for p in j.inputs}
-    clash = [p for p in outputs if p.resolve() in inputs]
+    input_files = {p.resolve() for j in jobs for p in j.inputs}
+    clash = [p for p in outputs if p.resolve() in input_files]
     if clash:
         raise ValueError(f"output {clash[0]} would overwrite an input; choose another --output_dir")
     output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
@@ -342,7 +343,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix)
-    trained = [t.get("pixel_size_a") for t in (ckpt.get("tomograms") or {}).values()
+    trained = [float(t["pixel_size_a"]) for t in (ckpt.get("tomograms") or {}).values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
     protect = [p for j in jobs for p in j.inputs] + [star_path]
     log.info("predicting %d tomogram(s) with %s (%s, %s, cube %d%s%s) on %s", len(jobs), model_path,
@@ -361,10 +362,11 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
                                 model_source=ckpt.get("source"),
                                 voxel_size_a=job.voxel_size_a, protect=protect)
 
-        if job.halves[0] is not None:
-            written.append(run([model], job.inputs[0], job.halves[0]))
-            written.append(run([model2 if model2 is not None else model], job.inputs[1], job.halves[1]))
-            written.append(_write_average(job.halves, job.output, block_planes=cube,
+        half1, half2 = job.halves
+        if half1 is not None and half2 is not None:
+            written.append(run([model], job.inputs[0], half1))
+            written.append(run([model2 if model2 is not None else model], job.inputs[1], half2))
+            written.append(_write_average((half1, half2), job.output, block_planes=cube,
                                           voxel_size_a=job.voxel_size_a, protect=protect))
         else:
             written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))

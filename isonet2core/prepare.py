@@ -19,7 +19,6 @@ from any later working directory.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from isonet2core import mrcio, planning, star
 from isonet2core.config import PrepareStarConfig
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _natural_key(text: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
-def list_maps(folder: os.PathLike, what: str) -> List[Path]:
+def list_maps(folder: PathLike, what: str) -> List[Path]:
     """MRC files (``star.MAP_SUFFIXES``) in ``folder``, natural order; hidden files ignored.
 
     ``FileNotFoundError`` when the folder is missing, ``ValueError`` naming it when it holds
@@ -94,8 +94,8 @@ def _by_name(files: Sequence[Path], what: str) -> Dict[str, Path]:
     return keyed
 
 
-def match_tomograms(full_dir: Optional[os.PathLike] = None, even_dir: Optional[os.PathLike] = None,
-                    odd_dir: Optional[os.PathLike] = None) -> List[TomogramFiles]:
+def match_tomograms(full_dir: Optional[PathLike] = None, even_dir: Optional[PathLike] = None,
+                    odd_dir: Optional[PathLike] = None) -> List[TomogramFiles]:
     """Pair the maps of the given folders by name (see the module documentation).
 
     ``ValueError`` listing the files that have no partner, or even/odd files that look
@@ -136,7 +136,7 @@ def _candidates(tomo: TomogramFiles) -> set:
     return names
 
 
-def match_extra_files(folder: os.PathLike, tomograms: Sequence[TomogramFiles],
+def match_extra_files(folder: PathLike, tomograms: Sequence[TomogramFiles],
                       suffixes: Sequence[str], what: str,
                       name_suffixes: Sequence[str] = ("",)) -> Dict[str, Path]:
     """Files of ``folder`` ending in ``suffixes`` matched to tomograms by stem.
@@ -173,7 +173,7 @@ def match_extra_files(folder: os.PathLike, tomograms: Sequence[TomogramFiles],
     return found
 
 
-def count_coordinates(path: os.PathLike) -> int:
+def count_coordinates(path: PathLike) -> int:
     """Number of coordinates in a coordinate file.
 
     ``.star``: rows of the first block with ``rlnCoordinateX`` (else of the first table);
@@ -238,7 +238,7 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
         infos = [mrcio.read_header(p) for p in tomo.maps]
         for other in infos[1:]:
             _check_pair(infos[0], other, check_pixel=auto)
-        pixel_size_a = cfg.pixel_size_a
+        pixel_size_a: Optional[float] = cfg.pixel_size_a
         if auto:
             pixel_size_a = infos[0].voxel_size_a
             if not pixel_size_a > 0:
@@ -249,13 +249,13 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
             _check_pair(infos[0], mrcio.read_header(mask), check_pixel=False)
         box = boxes.get(tomo.name)
         planned.append(PlannedTomogram(
-            files=tomo, shape=infos[0].shape, pixel_size_a=float(pixel_size_a),
+            files=tomo, shape=infos[0].shape, pixel_size_a=float(pixel_size_a or 0.0),
             defocus_a=float(defocus_a), mask=mask, box_file=box,
             n_coordinates=count_coordinates(box) if box is not None else None))
     return planned
 
 
-def write_average(tomo: PlannedTomogram, folder: os.PathLike) -> Path:
+def write_average(tomo: PlannedTomogram, folder: PathLike) -> Path:
     """Write ``(even + odd) / 2`` of a tomogram to ``folder/NAME.mrc`` (atomic, float32)."""
     files = tomo.files
     if files.even is None or files.odd is None:

@@ -17,11 +17,10 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -33,11 +32,10 @@ from matplotlib import ticker  # noqa: E402
 from isonet2core import __version__, atomic, figures, metrics, mrcio, star  # noqa: E402
 from isonet2core.atomic import atomic_output  # noqa: E402
 from isonet2core.config import ReportConfig  # noqa: E402
-from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, safe_name  # noqa: E402
+from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 _CURVES = (("loss", "total loss"), ("n2n_loss", "Noise2Noise term (measured region)"),
            ("mw_loss", "missing-wedge term (unweighted)"))
@@ -404,10 +402,11 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
                       ) -> Tuple[ReportSection, List[Tuple[str, ...]]]:
     """The section (figures written into ``out``) and the numbers-table rows of one tomogram."""
     px, stem = maps.pixel_size_a, safe_name(maps.name)
+    raw: Any
     if maps.raw is not None:
         raw_label, raw = "raw", mrcio.open_mrc(maps.raw)
     else:
-        raw_label, raw = "raw (mean of halves)", _MeanMap([mrcio.open_mrc(p) for p in maps.raw_halves])
+        raw_label, raw = "raw (mean of halves)", _MeanMap([mrcio.open_mrc(p) for p in maps.raw_halves or ()])
     shown = [(raw_label, raw)] + [(o.kind, mrcio.open_mrc(o.path)) for o in maps.outputs]
     truth = mrcio.open_mrc(maps.ground_truth) if maps.ground_truth is not None else None
     panels = shown + ([("ground truth", truth)] if truth is not None else [])
@@ -486,7 +485,7 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
         images.append(ReportImage(name, "FSC against the ground truth over all of Fourier space and "
                                         "restricted to the missing wedge (where the raw map has no "
                                         "signal: a restored map that recovers it rises above 0)."))
-    files = [f"raw: {maps.raw or ' + '.join(str(p) for p in maps.raw_halves)}"]
+    files = [f"raw: {maps.raw or ' + '.join(str(p) for p in maps.raw_halves or ())}"]
     files += [f"{o.kind}: {o.path}" for o in maps.outputs]
     if maps.ground_truth is not None:
         files.append(f"ground truth: {maps.ground_truth}")

@@ -42,18 +42,19 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import numpy.typing as npt
 import scipy.ndimage
 import scipy.sparse
 
 from isonet2core import atomic
 from isonet2core.config import check_tilt_range
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 #: folder names written by :func:`simulate_dataset` (one MRC per tomogram in each)
 VOLUME_FOLDERS: Tuple[str, ...] = ("full", "even", "odd", "ground_truth")
@@ -260,7 +261,7 @@ def detector_width(shape: Sequence[int]) -> int:
     return int(math.ceil(math.hypot(nz, nx))) + 4
 
 
-def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float], *,
+def projection_matrix(shape: Sequence[int], angles_deg: npt.ArrayLike, *,
                       n_u: Optional[int] = None) -> scipy.sparse.csr_matrix:
     """Sparse projector of all tilts, ``(n_tilts * n_u, nz * nx)`` float32.
 
@@ -289,7 +290,7 @@ def projection_matrix(shape: Sequence[int], angles_deg: Sequence[float], *,
             cidx.append(cols[on])
     matrix = scipy.sparse.csr_matrix(
         (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cidx))),
-        shape=(len(angles_deg) * n_u, nz * nx))
+        shape=(int(np.size(angles_deg)) * n_u, nz * nx))
     return matrix
 
 
@@ -435,7 +436,7 @@ def make_dataset_folders(out: Path) -> None:
         (out / folder).mkdir(parents=True, exist_ok=True)
 
 
-def write_tomogram_files(out: Path, name: str, result: Dict[str, object], seed: int) -> dict:
+def write_tomogram_files(out: Path, name: str, result: Dict[str, Any], seed: int) -> dict:
     """Write one simulated tomogram's maps (``full``, ``even``, ``odd``, ``ground_truth``), IMOD
     ``.defocus`` and ``.tlt`` under ``out`` (the data-set layout); returns its record: ``name``,
     ``seed``, ``defocus_a`` and the absolute paths."""

@@ -33,16 +33,16 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import pandas as pd
 
 from isonet2core import __version__, atomic
 from isonet2core.config import Microscope
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
 
 # --- column names ------------------------------------------------------------------------
 INDEX = "rlnIndex"
@@ -325,6 +325,14 @@ class TomogramsTable:
         inside it (RELION's project-relative habit; commands run from the project folder), else
         absolute. ``None`` empties the cell. :meth:`path` resolves what this records."""
         self.set_value(row, column, None if path is None else path_for_star(path))
+
+    def required_path(self, row: int, column: str) -> Path:
+        """:meth:`path` of a column that must be filled: ``ValueError`` naming the tomogram,
+        the column and the STAR file when it is empty."""
+        p = self.path(row, column)
+        if p is None:
+            raise ValueError(f"tomogram {self.tomo_name(row)} of {self.source} has no {column}")
+        return p
 
     def path(self, row: int, column: str) -> Optional[Path]:
         """The file named in ``column`` as an absolute path, or ``None`` when empty.

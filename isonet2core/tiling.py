@@ -121,17 +121,20 @@ class TileGrid:
     @classmethod
     def for_volume(cls, shape: Sequence[int], cube: int, padding_factor: float,
                    scheme: TilingScheme = "hann") -> "TileGrid":
-        shape = tuple(int(s) for s in shape)
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"expected a non-empty (z, y, x) shape, got {shape}")
+            raise ValueError(f"expected a non-empty (z, y, x) shape, got {tuple(shape)}")
+        nz, ny, nx = (int(s) for s in shape)
         if scheme == "hann":
             spacing = tile_spacing(cube, padding_factor)
-            return cls(shape, int(cube), tuple(tuple(axis_starts(n, cube, spacing)) for n in shape))
+            starts = (tuple(axis_starts(nz, cube, spacing)), tuple(axis_starts(ny, cube, spacing)),
+                      tuple(axis_starts(nx, cube, spacing)))
+            return cls((nz, ny, nx), int(cube), starts)
         if scheme == "isonet2-program":
             spacing = int(cube / padding_factor + 0.1)
             program_window_1d(cube, spacing)   # checks the sizes
-            return cls(shape, int(cube), tuple(tuple(program_axis_starts(n, cube, spacing)) for n in shape),
-                       scheme, spacing)
+            starts = (tuple(program_axis_starts(nz, cube, spacing)), tuple(program_axis_starts(ny, cube, spacing)),
+                      tuple(program_axis_starts(nx, cube, spacing)))
+            return cls((nz, ny, nx), int(cube), starts, scheme, spacing)
         raise ValueError(f"tiling scheme must be 'hann' or 'isonet2-program', got {scheme!r}")
 
     def window(self) -> np.ndarray:

@@ -63,8 +63,8 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
 
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The parser of ``command`` (either spelling) inside ``parser``."""
-    for action in parser._subparsers._group_actions:
-        if command in action.choices:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
             return action.choices[command]
     raise KeyError(command)
 
@@ -87,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     except CLIError as exc:
-        sys.stderr.write(f"isonet2 {_canonical(command)}: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"isonet2 {_canonical(command or '')}: error: {_one_line(exc)}\n")
         return 2
     if args.command is None:
         parser.print_help()

@@ -20,7 +20,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, cast
 
 from isonet2core import filenames, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
@@ -31,6 +31,7 @@ from isonet2core.config import (
     DEFAULT_LOSS_FUNC,
     LOSS_FUNCS,
     NOISE_MODES,
+    Method,
     PredictConfig,
     TrainConfig,
 )
@@ -171,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 # shared by refine and denoise
 # ---------------------------------------------------------------------------------------------
-def train_config(args: argparse.Namespace, method: str, **extra) -> TrainConfig:
+def train_config(args: argparse.Namespace, method: Method, **extra) -> TrainConfig:
     """The validated TrainConfig from the shared options (+ method specific ``extra``)."""
     return TrainConfig(
         method=method, arch=args.arch, cube_size=args.cube_size, epochs=args.epochs,
@@ -194,7 +195,7 @@ def _halves_of(table: star.TomogramsTable, row: int, method: str) -> Tuple[Path,
     if missing:
         raise ValueError(f"method {method} needs even/odd halves, but tomogram {table.tomo_name(row)} "
                          f"of {table.source} has no {' / '.join(missing)}")
-    return table.path(row, star.TOMO_HALF1), table.path(row, star.TOMO_HALF2)
+    return table.required_path(row, star.TOMO_HALF1), table.required_path(row, star.TOMO_HALF2)
 
 
 def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig,
@@ -207,7 +208,7 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
     for row in rows:
         name = table.tomo_name(row)
         if cfg.method == "isonet2":
-            map_paths: Tuple[Path, ...] = (table.path(row, maps.single_map_column(table, row, input_column)),)
+            map_paths: Tuple[Path, ...] = (table.required_path(row, maps.single_map_column(table, row, input_column)),)
         else:
             map_paths = _halves_of(table, row, cfg.method)
         infos = maps.check_maps(map_paths)
@@ -252,13 +253,13 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
                        resume=resume, pretrained_model=pretrained, command_line=tuple(sys.argv))
 
 
-def resolve_method(requested: str, table: star.TomogramsTable, rows: List[int]) -> str:
+def resolve_method(requested: str, table: star.TomogramsTable, rows: List[int]) -> Method:
     """``auto`` -> isonet2-n2n when every selected tomogram has both halves, else isonet2."""
     if requested != "auto":
-        return requested
+        return cast(Method, requested)       # one of the parser's choices
     halves = all(table.value(r, star.TOMO_HALF1) is not None and table.value(r, star.TOMO_HALF2) is not None
                  for r in rows)
-    method = "isonet2-n2n" if halves else "isonet2"
+    method: Method = "isonet2-n2n" if halves else "isonet2"
     log.info("method auto: %s (%s)", method, "even/odd halves listed" if halves else "no halves in the STAR")
     return method
 

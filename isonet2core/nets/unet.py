@@ -40,7 +40,7 @@ biases; ``count_parameters``; tests/core/test_unet.py recomputes them from the l
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Tuple, cast
 
 import torch
 from torch import nn
@@ -101,6 +101,7 @@ class UNet3D(nn.Module):
         self.decoders = nn.ModuleList(_block(2 * c[i], c[i]) for i in range(N_LEVELS))
         self.head = nn.Conv3d(c[0], 1, kernel_size=1)
         nn.init.zeros_(self.head.weight)
+        assert self.head.bias is not None
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,4 +154,4 @@ def compiled(model: nn.Module, enabled: bool) -> nn.Module:
     program's ``--compile_model``; the first calls of each input shape and mode compile), else
     ``model`` itself. The compiled module shares the weights; state dicts are taken from
     ``model``."""
-    return torch.compile(model) if enabled else model
+    return cast(nn.Module, torch.compile(model)) if enabled else model

@@ -65,7 +65,7 @@ def _all_cube_rotations() -> Tuple[CubeRotation, ...]:
     out = []
     for perm in itertools.permutations(range(3)):
         for flips in itertools.product((False, True), repeat=3):
-            rot = CubeRotation(tuple(perm), tuple(flips))
+            rot = CubeRotation((perm[0], perm[1], perm[2]), (flips[0], flips[1], flips[2]))
             if np.linalg.det(rot.matrix()) > 0:  # proper rotations only (no reflections)
                 out.append(rot)
     return tuple(out)
@@ -176,7 +176,7 @@ def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tens
         if isinstance(r, CubeRotation):
             out[i] = rotate_cube_90(x[i], r)
     if arbitrary:
-        mats = torch.as_tensor(np.stack([rotations[i] for i in arbitrary]), dtype=torch.float32)
+        mats = torch.as_tensor(np.stack([np.asarray(rotations[i]) for i in arbitrary]), dtype=torch.float32)
         out[arbitrary] = rotate_volumes_arbitrary(x[arbitrary], mats)
     return out
 

@@ -60,7 +60,8 @@ class TomogramSource:
 
     @property
     def shape(self) -> Tuple[int, int, int]:
-        return tuple(int(s) for s in self.maps[0].shape)
+        z, y, x = (int(s) for s in self.maps[0].shape)
+        return z, y, x
 
 
 def _load(path: Path) -> np.ndarray:
@@ -151,6 +152,7 @@ def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask"
     lo, hi = centre_bounds(src.shape, cube_size)
     valid = int(np.prod(hi - lo + 1))
     stride = max(1, int(math.ceil((valid / _MAX_MASK_CANDIDATES) ** (1.0 / 3.0))))
+    assert src.mask is not None
     region = np.asarray(src.mask[lo[0]:hi[0] + 1:stride, lo[1]:hi[1] + 1:stride, lo[2]:hi[2] + 1:stride])
     flat = np.flatnonzero(region > 0)
     if flat.size == 0:

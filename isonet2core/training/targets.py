@@ -150,6 +150,11 @@ def _stack(filters: Sequence[CubeFilters], name: str) -> Optional[torch.Tensor]:
     return torch.stack(values).unsqueeze(1)
 
 
+def _wedges(filters: Sequence[CubeFilters]) -> torch.Tensor:
+    """The cubes' wedge masks ``(b, 1, n, n, n')`` (every tomogram has one)."""
+    return torch.stack([f.wedge for f in filters]).unsqueeze(1)
+
+
 def _filter(x: torch.Tensor, filt: Optional[torch.Tensor]) -> torch.Tensor:
     return x if filt is None else fourier.apply_fourier_filter(x, filt)
 
@@ -244,7 +249,7 @@ def flip_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Ten
 def wedge_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Tensor:
     """``cubes`` ``(h, b, 1, n, n, n)`` with their tomograms' missing wedge removed
     (``IFFT(M * FFT(v))``): what the fill predictions are made from, as prediction sees data."""
-    m = _stack(filters, "wedge")
+    m = _wedges(filters)
     return torch.stack([fourier.apply_fourier_filter(cubes[h], m) for h in range(cubes.shape[0])])
 
 
@@ -285,7 +290,7 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
         raise ValueError(f"predictions of shape {tuple(predictions.shape)} do not match the cubes "
                          f"{tuple(cubes.shape)}")
     device = cubes.device
-    m = _stack(filters, "wedge")                                             # (b, 1, n, n, n')
+    m = _wedges(filters)                                             # (b, 1, n, n, n')
     c, fill_c, wien = _stack(filters, "ctf"), _stack(filters, "fill_ctf"), _stack(filters, "target_filter")
     v = [cubes[h] for h in range(n_maps)]
     with torch.no_grad():

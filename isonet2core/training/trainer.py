@@ -247,7 +247,7 @@ class _Session:
         # oneDNN's 3D convolutions are about 1.6x faster channels-last on the CPU (measured,
         # unet-small, 32^3 cubes); the layout does not change the state dict's values
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
-        self.models = [m.to(memory_format=self.memory_format) for m in self.models]
+        self.models = [m.to(memory_format=self.memory_format) for m in self.models]  # type: ignore[call-overload]
         self.batch_norm = _has_batch_norm(self.models[0])
         self.amp = autocast_dtype(self.device, cfg.mixed_precision, cfg.amp_dtype, training=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
@@ -260,7 +260,8 @@ class _Session:
         self._load_initial_state()
         if world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_models = [nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in self.models]
+            self.train_models: List[nn.Module] = [nn.parallel.DistributedDataParallel(m, device_ids=ids)
+                                                  for m in self.models]
         else:
             self.train_models = list(self.models)
         # the networks as called (compiled or not); self.models keep the weights and state dicts
@@ -327,11 +328,12 @@ class _Session:
         pred = self._forward(batch.inputs)
         if batch.output_ctf is not None:
             pred = apply_fourier_filter(pred, batch.output_ctf)
-        if batch.input_mask is None:
-            value = plain_loss(pred, batch.targets, self.cfg.loss_func)
+        loss_func = str(self.cfg.loss_func)      # resolved by TrainConfig (never None)
+        if batch.input_mask is None or batch.target_mask is None:
+            value = plain_loss(pred, batch.targets, loss_func)
             return LossTerms(value, value, torch.zeros_like(value))
         return masked_loss(pred, batch.targets, batch.input_mask, batch.target_mask,
-                           mw_weight=self.cfg.mw_weight, loss_func=self.cfg.loss_func)
+                           mw_weight=self.cfg.mw_weight, loss_func=loss_func)
 
     def _prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> "_Cubes":
         """One batch of cubes on the device with its filters and, for refine, the no-grad fill
@@ -348,6 +350,8 @@ class _Session:
     def _batch(self, prepared: "_Cubes", rotations, generator: torch.Generator) -> targets.Batch:
         if self.cfg.method == "n2n":
             return targets.denoise_batch(prepared.cubes, prepared.filters, rotations)
+        if prepared.fill is None:
+            raise RuntimeError("refine cubes were prepared without their fill predictions")
         return targets.refine_batch(prepared.cubes, prepared.filters, prepared.fill, rotations,
                                     self.cfg, generator)
 
@@ -383,6 +387,7 @@ class _Session:
                     if u + 1 < len(mine):
                         pending = pool.submit(sampler.load_batch, self.sources, mine[u + 1], cfg.cube_size)
                     prepared = self._prepare(cubes, mine[u])
+                assert prepared is not None      # step 0 of every cycle prepares
                 batch = self._batch(prepared, rot_per_step[i][self.rank::self.world], generator)
                 terms = self._loss(batch)
                 self.scaler.scale(terms.total / cfg.acc_batches).backward()
