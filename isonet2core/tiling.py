@@ -85,7 +85,7 @@ def program_window_1d(cube: int, spacing: int) -> np.ndarray:
     ``t = i - a``; 0 outside."""
     e, p = PROGRAM_EDGE, 2 * PROGRAM_EDGE
     a, length = (cube - spacing) // 2 - e, spacing + 2 * e
-    if a < 0 or spacing <= p:
+    if not _program_fits(cube, spacing):
         raise ValueError(f"the IsoNet2 program's tiling needs spacing > {p} and cube - spacing >= {2 * e}; "
                          f"got cube {cube}, spacing {spacing}")
     t = np.arange(cube) - a
@@ -93,11 +93,19 @@ def program_window_1d(cube: int, spacing: int) -> np.ndarray:
     return np.where((t >= 0) & (t < length), w, 0.0)
 
 
+def _program_fits(cube: int, spacing: int) -> bool:
+    return spacing > 2 * PROGRAM_EDGE and (cube - spacing) // 2 >= PROGRAM_EDGE
+
+
+def program_spacing(cube: int, padding_factor: float) -> int:
+    """The ``isonet2-program`` scheme's spacing ``int(cube / padding_factor + 0.1)``."""
+    return int(cube / padding_factor + 0.1)
+
+
 def program_scheme_fits(cube: int, padding_factor: float) -> bool:
     """Whether the ``isonet2-program`` scheme can tile with ``cube`` and ``padding_factor``
     (the program itself fails otherwise, e.g. cube 16 or padding_factor 1)."""
-    spacing = int(cube / padding_factor + 0.1)
-    return spacing > 2 * PROGRAM_EDGE and (cube - spacing) // 2 >= PROGRAM_EDGE
+    return _program_fits(cube, program_spacing(cube, padding_factor))
 
 
 def program_axis_starts(n: int, cube: int, spacing: int) -> List[int]:
@@ -130,7 +138,7 @@ class TileGrid:
                       tuple(axis_starts(nx, cube, spacing)))
             return cls((nz, ny, nx), int(cube), starts)
         if scheme == "isonet2-program":
-            spacing = int(cube / padding_factor + 0.1)
+            spacing = program_spacing(cube, padding_factor)
             program_window_1d(cube, spacing)   # checks the sizes
             starts = (tuple(program_axis_starts(nz, cube, spacing)), tuple(program_axis_starts(ny, cube, spacing)),
                       tuple(program_axis_starts(nx, cube, spacing)))
