@@ -94,13 +94,12 @@ def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
 
 
 def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, phaseflip: bool,
-                          device: torch.device, model_source: Optional[str] = None) -> Optional[torch.Tensor]:
+                          device: torch.device, program: bool = False) -> Optional[torch.Tensor]:
     """rfft-layout filter ``(cube, cube, cube // 2 + 1)`` applied to every input tile, or None.
-    For models of the IsoNet2 program (``model_source == "IsoNet2"``) its own conventions, as
+    For models of the IsoNet2 program (``program``) its own conventions, as
     its training inputs were filtered: the wedge mask cut to the Nyquist sphere
     (``|k| <= 0.5``) and its sampling of the CTF sign (:func:`ctf.ctf_sign`)."""
     shape = (cube, cube, cube)
-    program = model_source == checkpoint.PROGRAM_SOURCE
     filt = None
     if apply_mw_x1:
         filt = wedge.wedge_mask(shape, microscope.tilt_min_deg, microscope.tilt_max_deg,
@@ -148,7 +147,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                  "tiling for its model", name, cube_size, config.padding_factor)
     grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor,
                                       scheme="isonet2-program" if program_tiles else "hann")
-    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device, model_source)
+    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device, program)
     amp = autocast_dtype(device, config.mixed_precision, config.amp_dtype, training=False)
     models = [m.to(device).eval() for m in models]
     calls = [compiled(m, config.compile_model) for m in models]
