@@ -1,9 +1,13 @@
 """Typed settings for every step, as frozen dataclasses.
 
-Field names carry units (``pixel_size_a``, ``tilt_min_deg`` ...). The command line keeps the
-IsoNet2 spellings users know (``--pixel_size``, ``--tilt_min``, ``--CTF_mode``); the CLI modules
-map those onto these fields, and ``validate()`` checks values at the public boundary, raising
-``ValueError`` with the offending name and value.
+Field names carry units (``pixel_size_a``, ``tilt_min_deg`` ...). These classes are the one
+source of every option: a field made with :func:`option` carries its command-line spelling (the
+IsoNet2 one users know: ``--pixel_size``, ``--tilt_min``, ``--CTF_mode``), its help and unit;
+its type and default are the field's, its choices the ``Literal``'s. The CLI parsers
+(:func:`isonet2core.cli.common.add_config_options`), the Scipion forms, the workflow template
+(which states only what differs from these defaults) and ``docs/options.md`` follow from them.
+``validate()`` checks values at the public boundary, raising ``ValueError`` with the offending
+name and value.
 
 Empty values are ``None``, never the string ``"None"``.
 """
@@ -11,36 +15,119 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
-from typing import Literal, Optional, Tuple
+from typing import Any, List, Literal, Optional, Tuple
 
 Arch = Literal["unet-small", "unet-medium", "unet-large",
                "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
-ARCHS: Tuple[str, ...] = ("unet-small", "unet-medium", "unet-large",
-                          "plain-unet-small", "plain-unet-medium", "plain-unet-large")
+ARCHS: Tuple[str, ...] = typing.get_args(Arch)
 
 Method = Literal["isonet2-n2n", "isonet2", "n2n"]
 """``isonet2-n2n``: full method on even/odd halves; ``isonet2``: single map;
 ``n2n``: plain Noise2Noise (the ``denoise`` command)."""
-METHODS: Tuple[str, ...] = ("isonet2-n2n", "isonet2", "n2n")
+METHODS: Tuple[str, ...] = typing.get_args(Method)
 
 CTFMode = Optional[Literal["phase_only", "wiener", "network"]]
-CTF_MODES: Tuple[Optional[str], ...] = (None, "phase_only", "wiener", "network")
+CTF_MODES: Tuple[Optional[str], ...] = (None,) + typing.get_args(typing.get_args(CTFMode)[0])
 
 LossFunc = Literal["L2", "L1", "Huber", "FSC", "FSC+L2"]
-LOSS_FUNCS: Tuple[str, ...] = ("L2", "L1", "Huber", "FSC", "FSC+L2")
+LOSS_FUNCS: Tuple[str, ...] = typing.get_args(LossFunc)
 DEFAULT_LOSS_FUNC = {"isonet2-n2n": "FSC", "isonet2": "FSC", "n2n": "FSC+L2"}
 """The loss of a method when none is given (measured on realistic lamellae beside the IsoNet2
 program, README Performance: refine FSC; denoise FSC+L2, since FSC alone loses Pearson there)."""
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
-NOISE_MODES: Tuple[str, ...] = ("white", "nofilter", "ramp", "hamming")
+NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
 AmpDtype = Literal["auto", "bfloat16", "float16"]
-AMP_DTYPES: Tuple[str, ...] = ("auto", "bfloat16", "float16")
+AMP_DTYPES: Tuple[str, ...] = typing.get_args(AmpDtype)
 """Autocast dtype when ``mixed_precision`` (rule: :func:`isonet2core.device.autocast_dtype`)."""
 
 ClipFirstPeakMode = Literal[0, 1, 2, 3]
 """0 none, 1 constant, 2 negative sine, 3 cosine (below the first CTF peak)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a config field is offered to users (its type and default are the field's).
+
+    ``flag``: the command-line spelling (IsoNet2's; the field name when None); ``aliases``:
+    further spellings; ``unit``: shown in help and docs; ``indices``: the value is written as a
+    selection of rlnIndex values (``1,3,5-7``)."""
+    help: str
+    flag: Optional[str] = None
+    aliases: Tuple[str, ...] = ()
+    unit: Optional[str] = None
+    indices: bool = False
+
+
+def option(default: Any, help: str, *, flag: Optional[str] = None, aliases: Tuple[str, ...] = (),
+           unit: Optional[str] = None, indices: bool = False) -> Any:
+    """A dataclass field that is also a user option (see :class:`Option`)."""
+    return dataclasses.field(default=default, metadata={
+        "option": Option(help=help, flag=flag, aliases=aliases, unit=unit, indices=indices)})
+
+
+@dataclass(frozen=True)
+class OptionField:
+    """One option of a config class, resolved: ``name`` (the field), ``flag`` (the command-line
+    spelling), ``type`` (the resolved annotation), ``default``, ``choices`` (the ``Literal``'s
+    values, ``None`` first when the field is Optional; None when free), ``optional``."""
+    name: str
+    flag: str
+    type: Any
+    default: Any
+    choices: Optional[Tuple[Any, ...]]
+    optional: bool
+    spec: Option
+
+    @property
+    def base(self) -> Any:
+        """The value type without Optional: ``int``, ``float``, ``bool``, ``str``, ``tuple``."""
+        hint = _strip_optional(self.type)
+        if typing.get_origin(hint) is Literal:
+            return type(typing.get_args(hint)[0])
+        origin = typing.get_origin(hint)
+        return origin if origin is not None else hint
+
+    @property
+    def element(self) -> Any:
+        """The element type of a tuple option (``Tuple[float, ...]`` -> ``float``), else None."""
+        hint = _strip_optional(self.type)
+        return typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
+
+
+def _strip_optional(hint: Any) -> Any:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union and len(args) == 1:
+        return args[0]
+    return hint
+
+
+def options_of(cls) -> List[OptionField]:
+    """The options of a config class in field order (fields made with :func:`option`)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get("option")
+        if spec is None:
+            continue
+        hint = hints[f.name]
+        optional = type(None) in typing.get_args(hint)
+        inner = _strip_optional(hint)
+        choices: Optional[Tuple[Any, ...]] = None
+        if typing.get_origin(inner) is Literal:
+            choices = ((None,) if optional else ()) + typing.get_args(inner)
+        out.append(OptionField(f.name, spec.flag or f.name, hint, f.default, choices, optional, spec))
+    return out
+
+
+def option_field(cls, name: str) -> OptionField:
+    """The option of ``cls`` whose field is ``name``; ``KeyError`` naming the class otherwise."""
+    for opt in options_of(cls):
+        if opt.name == name:
+            return opt
+    raise KeyError(f"{cls.__name__} has no option field {name!r}")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -81,22 +168,36 @@ class Microscope:
 
 @dataclass(frozen=True)
 class PrepareStarConfig:
-    full_dir: Optional[str] = None
-    even_dir: Optional[str] = None
-    odd_dir: Optional[str] = None
-    mask_dir: Optional[str] = None
-    coordinate_dir: Optional[str] = None
-    star_name: str = "tomograms.star"
-    pixel_size_a: Optional[float] = None      # None = "auto": read from the MRC header
-    defocus_a: Tuple[float, ...] = (10000.0,)  # one value, or one per tomogram
-    voltage_kv: float = 300.0
-    cs_mm: float = 2.7
-    amplitude_contrast: float = 0.1
-    tilt_min_deg: float = -60.0
-    tilt_max_deg: float = 60.0
-    tilt_step_deg: Optional[float] = None      # recorded for the user; the wedge needs only min/max
-    create_average: bool = False
-    number_subtomos: Optional[int] = None      # None = "auto": 3000 / number of tomograms
+    """Settings of ``prepare-star``: which tomograms, and their acquisition parameters."""
+    full_dir: Optional[str] = option(None, "folder of full tomograms (.mrc/.rec), when there are no "
+                                     "even/odd halves", flag="full")
+    even_dir: Optional[str] = option(None, "folder of even-half tomograms; paired with --odd by file "
+                                     "name (identical names or names differing by EVN/ODD, even/odd, "
+                                     "half1/half2)", flag="even")
+    odd_dir: Optional[str] = option(None, "folder of odd-half tomograms (see --even)", flag="odd")
+    mask_dir: Optional[str] = option(None, "folder of masks matched to tomograms by stem (NAME.mrc or "
+                                     "NAME_mask.mrc)", flag="mask_folder")
+    coordinate_dir: Optional[str] = option(None, "folder of subtomogram coordinates matched by stem "
+                                           "(NAME.coords/.star/.txt, x y z per line); sets rlnBoxFile "
+                                           "and rlnNumberSubtomo", flag="coordinate_folder")
+    star_name: str = option("tomograms.star", "STAR file to write")
+    pixel_size_a: Optional[float] = option(None, "pixel size, or auto (None) to read it from the MRC "
+                                           "headers", flag="pixel_size", unit="A")
+    defocus_a: Tuple[float, ...] = option((10000.0,), "defocus at 0 degrees tilt (underfocus positive): "
+                                          "one value, or one per tomogram in name order, e.g. "
+                                          "'[30000,32000]'", flag="defocus", unit="A")
+    voltage_kv: float = option(300.0, "acceleration voltage", flag="voltage", unit="kV")
+    cs_mm: float = option(2.7, "spherical aberration", flag="cs", unit="mm")
+    amplitude_contrast: float = option(0.1, "amplitude contrast (0 to 1)", flag="ac")
+    tilt_min_deg: float = option(-60.0, "lowest tilt angle", flag="tilt_min", unit="deg")
+    tilt_max_deg: float = option(60.0, "highest tilt angle", flag="tilt_max", unit="deg")
+    tilt_step_deg: Optional[float] = option(None, "tilt step (recorded in rlnTiltStep; the missing wedge "
+                                            "depends only on tilt_min and tilt_max)", flag="tilt_step",
+                                            unit="deg")
+    create_average: bool = option(False, "write full = (even + odd) / 2 into full_average/ beside the "
+                                  "STAR file (only without --full)")
+    number_subtomos: Optional[int] = option(None, "subtomograms per tomogram per epoch, or auto (None): "
+                                            "3000 / number of tomograms")
 
     def validate(self) -> "PrepareStarConfig":
         _check(self.full_dir is not None or (self.even_dir is not None and self.odd_dir is not None),
@@ -121,13 +222,18 @@ class PrepareStarConfig:
 
 @dataclass(frozen=True)
 class DeconvConfig:
-    snrfalloff: float = 1.0
-    deconvstrength: float = 1.0
-    highpassnyquist: float = 0.02
-    chunk_size: Optional[int] = None   # cubic chunk edge in voxels; None = whole volume
-    overlap_rate: float = 0.25
-    ncpus: int = 4
-    phaseflipped: bool = False
+    """Settings of ``deconv`` (and of the Wiener targets of CTF_mode wiener)."""
+    snrfalloff: float = option(1.0, "how fast the assumed SNR falls with frequency; larger values "
+                               "filter high frequencies more")
+    deconvstrength: float = option(1.0, "overall deconvolution strength: the SNR is scaled by "
+                                   "10**deconvstrength")
+    highpassnyquist: float = option(0.02, "fraction of Nyquist below which a smooth high-pass removes "
+                                    "the lowest frequencies")
+    chunk_size: Optional[int] = option(None, "deconvolve in cubic chunks of this edge (large tomograms); "
+                                       "None: the whole volume", unit="voxels")
+    overlap_rate: float = option(0.25, "overlap between chunks as a fraction of chunk_size")
+    ncpus: int = option(4, "CPU threads for the FFTs")
+    phaseflipped: bool = option(False, "the tomograms are already phase-flipped (the filter uses |CTF|)")
 
     def validate(self) -> "DeconvConfig":
         _check(self.snrfalloff >= 0, f"snrfalloff must not be negative, got {self.snrfalloff}")
@@ -141,10 +247,15 @@ class DeconvConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    patch_size: int = 4
-    density_percentage: float = 50.0
-    std_percentage: float = 50.0
-    z_crop: float = 0.2
+    """Settings of ``make-mask``."""
+    patch_size: int = option(4, "half width of the local maximum / local std windows (the smoothing "
+                             "sigma is patch_size / 2)", unit="binned voxels")
+    density_percentage: float = option(50.0, "keep the voxels in this top percentage of local "
+                                       "(inverted) density")
+    std_percentage: float = option(50.0, "keep the voxels in this top percentage of local standard "
+                                   "deviation")
+    z_crop: float = option(0.2, "fraction of the thickness removed in total, half at the top and half "
+                           "at the bottom")
 
     def validate(self) -> "MaskConfig":
         _check(self.patch_size >= 1, f"patch_size must be at least 1, got {self.patch_size}")
@@ -156,38 +267,70 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of ``refine`` (methods isonet2-n2n / isonet2) and ``denoise`` (method n2n)."""
-    method: Method = "isonet2-n2n"
-    arch: Arch = "unet-medium"
-    cube_size: int = 96
-    epochs: int = 50
-    batch_size: Optional[int] = None       # None = auto (per device count and memory)
-    acc_batches: int = 1
-    loss_func: Optional[LossFunc] = None   # None: DEFAULT_LOSS_FUNC[method]
-    learning_rate: float = 3e-4
-    learning_rate_min: float = 3e-4
-    mixed_precision: bool = True           # autocast; on the CPU only with amp_dtype bfloat16
-    amp_dtype: AmpDtype = "auto"           # CUDA auto: bfloat16 where supported, else float16
-    compile_model: bool = False            # torch.compile the network (the program's --compile_model)
-    ctf_mode: CTFMode = None
-    is_ctf_flipped: bool = False
-    do_phaseflip_input: bool = True
-    bfactor: float = 0.0                   # A^2, exp(-B f^2/4) before and after clipping (official meaning)
-    clip_first_peak_mode: ClipFirstPeakMode = 1
-    snrfalloff: float = 1.0
-    deconvstrength: float = 1.0
-    highpassnyquist: float = 0.02
-    mw_weight: float = 20.0
-    noise_level: float = 0.0
-    noise_mode: NoiseMode = "nofilter"      # the IsoNet2 program's default
-    random_rot_weight: float = 0.2
-    fill_reuse: int = 2                    # refine: steps that reuse one batch's fill predictions
-    split_halves: bool = False
-    number_subtomos: Optional[int] = None  # per tomogram per epoch; None = from the STAR
-    save_interval: int = 10
-    with_preview: bool = False
-    prev_tomo_idx: Optional[Tuple[int, ...]] = (1,)   # rlnIndex values previewed (None: the first)
-    seed: int = 0
+    """Settings of ``refine`` (methods isonet2-n2n / isonet2) and ``denoise`` (method n2n).
+    ``REFINE_ONLY`` lists the options ``denoise`` does not offer."""
+    method: Method = "isonet2-n2n"         # not an option: refine offers auto, denoise is n2n
+    arch: Arch = option("unet-medium", "network size")
+    cube_size: int = option(96, "edge of the training cubes, a multiple of 16", unit="voxels")
+    epochs: int = option(50, "number of training epochs")
+    batch_size: Optional[int] = option(None, "cubes per optimisation step over all GPUs; auto (None): "
+                                       "CPU 2-4, CUDA from GPU memory (up to 16 per GPU)")
+    acc_batches: int = option(1, "batches whose gradients are accumulated before each optimiser step")
+    loss_func: Optional[LossFunc] = option(None, "loss: FSC (1 - mean shell Fourier correlation), "
+                                           "FSC+L2 (their sum), L2, L1 or Huber; None: the method's "
+                                           "default (DEFAULT_LOSS_FUNC: refine FSC, denoise FSC+L2)")
+    learning_rate: float = option(3e-4, "learning rate of the first epoch (AdamW)")
+    learning_rate_min: float = option(3e-4, "learning rate of the last epoch (cosine schedule in "
+                                      "between)")
+    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
+                                   "with --amp_dtype bfloat16)")
+    amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA: bfloat16 where "
+                                 "supported, else float16; CPU: float32), bfloat16 (also on CPUs "
+                                 "with native bfloat16) or float16")
+    compile_model: bool = option(False, "run the network through torch.compile (the first steps "
+                                 "compile it; the IsoNet2 program's --compile_model)")
+    ctf_mode: CTFMode = option(None, "CTF handling: None, phase_only (phase-flipped data), wiener "
+                               "(Wiener-filtered targets) or network (the network outputs "
+                               "CTF-corrected density)", flag="CTF_mode")
+    is_ctf_flipped: bool = option(False, "the tomograms are already phase flipped", flag="isCTFflipped")
+    do_phaseflip_input: bool = option(True, "phase flip the training cubes in wiener/network CTF modes "
+                                      "(phase_only always does)")
+    bfactor: float = option(0.0, "B-factor of the network-mode CTF: envelope exp(-B f^2 / 4) applied "
+                            "before and after first-peak clipping, as the IsoNet2 program does; "
+                            "200-300 for isolated particles, 0 or negative for cells", unit="A^2")
+    clip_first_peak_mode: ClipFirstPeakMode = option(1, "CTF below its first peak: 0 unchanged, "
+                                                     "1 constant, 2 negative sine, 3 cosine")
+    snrfalloff: float = option(1.0, "Wiener target (CTF_mode wiener): SNR fall-off with frequency")
+    deconvstrength: float = option(1.0, "Wiener target (CTF_mode wiener): strength, SNR scaled by "
+                                   "10^deconvstrength")
+    highpassnyquist: float = option(0.02, "Wiener target (CTF_mode wiener): high-pass cut-off as a "
+                                    "fraction of Nyquist")
+    mw_weight: float = option(20.0, "weight of the missing-wedge term of the masked loss (the paper "
+                              "uses 20-200); 0 or negative (the IsoNet2 program's -1): a plain loss "
+                              "over the whole cube, no masks")
+    noise_level: float = option(0.0, "synthetic noise added to the single-map inputs, on the IsoNet2 "
+                                "program's scale: std = this x each cube's 4-96 percentile range")
+    noise_mode: NoiseMode = option("nofilter", "spectrum of the synthetic noise: back-projection noise "
+                                   "of a tilt series, unweighted (nofilter, the IsoNet2 program's "
+                                   "default), ramp- or Hamming-weighted, or white")
+    random_rot_weight: float = option(0.2, "fraction of arbitrary (trilinear) rotations; the rest are "
+                                      "the 20 90-degree rotations that move the missing wedge")
+    fill_reuse: int = option(2, "train each batch of cubes in this many consecutive steps (new "
+                             "rotations and fill noise each time) and predict its missing-wedge "
+                             "filling once; 1 predicts on every step (slower per step, see the "
+                             "README's Performance section)")
+    split_halves: bool = option(False, "train two independent networks, on the even and on the odd half")
+    number_subtomos: Optional[int] = option(None, "cubes per tomogram per epoch; None: "
+                                            "rlnNumberSubtomo of the STAR, else 3000 / number of "
+                                            "tomograms")
+    save_interval: int = option(10, "keep a model copy (and a preview) every this many epochs, and "
+                                "after the last")
+    with_preview: bool = option(False, "predict the prev_tomo_idx tomograms every save_interval "
+                                "epochs into OUTPUT_DIR/preview")
+    prev_tomo_idx: Optional[Tuple[int, ...]] = option((1,), "rlnIndex values of the tomograms "
+                                                      "previewed, e.g. 1,3 or 2-4 (the first trained "
+                                                      "one when none of them is)", indices=True)
+    seed: int = option(0, "random seed (cube positions, rotations, noise, initial weights)")
 
     def __post_init__(self):
         if self.loss_func is None:
@@ -223,17 +366,35 @@ class TrainConfig:
         return self
 
 
+REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "noise_level", "noise_mode", "random_rot_weight",
+                                 "fill_reuse")
+"""TrainConfig options of refine that denoise (plain Noise2Noise: no wedge filling, no synthetic
+noise) does not offer."""
+
+
 @dataclass(frozen=True)
 class PredictConfig:
-    apply_mw_x1: bool = True
-    is_ctf_flipped: bool = False
-    padding_factor: float = 1.5      # tile spacing = cube / padding_factor (overlap between tiles)
-    batch_size: int = 2              # tiles per forward pass (CPU: 2 is as fast as 4, 140 MiB less at 48^3)
-    mixed_precision: bool = True
-    amp_dtype: AmpDtype = "auto"     # CUDA auto: float16
-    compile_model: bool = False      # torch.compile the network
-    output_prefix: str = ""          # output files <prefix>_<name>_<suffix>.mrc ("": <name>_<suffix>.mrc)
-    save_slices: bool = False        # orthoslices and Fourier slice of each output (PNG beside it)
+    """Settings of ``predict`` (and of ``--with_predict`` after training)."""
+    apply_mw_x1: bool = option(True, "remove the missing-wedge region from each input tile, as the "
+                               "network's training inputs were (refine models; denoise models never "
+                               "re-wedge)")
+    is_ctf_flipped: bool = option(False, "the tomograms are already phase flipped (never flip them "
+                                  "again)", flag="isCTFflipped")
+    padding_factor: float = option(1.5, "tile spacing = cube_size / padding_factor; larger values mean "
+                                   "more overlap (1 = no overlap, 1.5 = a third of the cube, up to 4)")
+    batch_size: int = option(2, "tiles per forward pass (lower it if the GPU runs out of memory; CPU: "
+                             "2 is as fast as 4 and 140 MiB smaller at 48^3)")
+    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
+                                   "with --amp_dtype bfloat16)")
+    amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA float16, CPU float32), "
+                                 "bfloat16 (also on CPUs with native bfloat16) or float16")
+    compile_model: bool = option(False, "run the network through torch.compile (compiling costs the "
+                                 "first tiles)")
+    output_prefix: str = option("", "prefix of the output file names: "
+                                "<prefix>_<rlnTomoName>_corrected.mrc (\"\": <rlnTomoName>_corrected.mrc)")
+    save_slices: bool = option(False, "also write <output>_slices.png (orthoslices) and "
+                               "<output>_spectrum.png (Fourier XZ slice) beside each output (the "
+                               "IsoNet2 program does by default)")
 
     def validate(self) -> "PredictConfig":
         _check(1.0 <= self.padding_factor <= 4.0, f"padding_factor must be in [1, 4], got {self.padding_factor}")
@@ -247,12 +408,13 @@ class PredictConfig:
 @dataclass(frozen=True)
 class ReportConfig:
     """Settings of ``isonet2 report`` (figures and numbers of a run)."""
-    n_average: int = 5                                # slices averaged in each orthoslice
+    n_average: int = option(5, "adjacent slices averaged in each orthoslice")
     percentiles: Tuple[float, float] = (1.0, 99.0)    # grey-scale limits of orthoslices
-    crop_size: Optional[int] = 256                    # central crop (voxels per axis) for Fourier
-                                                      # slices and numbers; None = whole volume
-    fsc_threshold: float = 0.143
-    formats: Tuple[str, ...] = ("html", "md")         # pages written: html and/or md
+    crop_size: Optional[int] = option(256, "Fourier slices and numbers use the central crop_size "
+                                      "voxels of each axis (bounds time and memory for large "
+                                      "tomograms); None: whole volumes", unit="voxels")
+    fsc_threshold: float = option(0.143, "FSC value that defines the resolutions in the table")
+    formats: Tuple[str, ...] = ("html", "md")         # pages written: html and/or md (--format)
 
     def validate(self) -> "ReportConfig":
         _check(self.n_average >= 1, f"n_average must be at least 1, got {self.n_average}")

@@ -1,5 +1,6 @@
 """Names and versions shared by the plugin's modules."""
 from isonet2core import __version__ as CORE_VERSION
+from isonet2core.config import ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES
 
 # Names of our own: the Scipion team's plugin for the official program (scipion-em-isonet2,
 # package ``isonet2``) uses ISONET2_HOME / ISONET2_ENV_ACTIVATION and the binary ``isonet2``;
@@ -48,11 +49,11 @@ METHOD_SINGLE = "isonet2"
 METHOD_DENOISE = "n2n"
 REFINE_METHOD_CHOICES = [METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE]
 
-ARCH_CHOICES = ["unet-small", "unet-medium", "unet-large",
-                "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
-LOSS_CHOICES = ["L2", "L1", "Huber", "FSC", "FSC+L2"]
-CTF_MODE_CHOICES = ["None", "phase_only", "wiener", "network"]
-NOISE_MODE_CHOICES = ["white", "nofilter", "ramp", "hamming"]
+# the forms' enum choices are the core's values in the core's order (isonet2core.config)
+ARCH_CHOICES = list(ARCHS)
+LOSS_CHOICES = list(LOSS_FUNCS)
+CTF_MODE_CHOICES = ["None" if m is None else m for m in CTF_MODES]
+NOISE_MODE_CHOICES = list(NOISE_MODES)
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]
 
 # are the tomograms CTF phase flipped? (form options isCTFflipped/phaseflipped)

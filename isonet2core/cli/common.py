@@ -9,7 +9,9 @@ every option is registered under its IsoNet2 spelling (``--pixel_size``) and its
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
+
+from isonet2core.config import OptionField, options_of
 
 
 class CLIError(Exception):
@@ -113,6 +115,54 @@ def add_option(parser: argparse.ArgumentParser, name: str, *, type: Callable = s
         kwargs["const"] = True
         kwargs["metavar"] = "True|False"
     parser.add_argument(*flags, **kwargs)
+
+
+def option_parser(opt: OptionField) -> Callable[[str], Any]:
+    """The text -> value converter of a config option, from its type: ``True/False`` for bools,
+    ``None``/``auto``/empty -> None where the field is Optional, lists for tuples (rlnIndex
+    selections where the option says ``indices``)."""
+    if opt.spec.indices:
+        return index_selection
+    if opt.base is bool:
+        convert: Callable[[str], Any] = parse_bool
+    elif opt.base is tuple:
+        convert = float_list if opt.element is float else int_list
+    else:
+        convert = opt.base
+    return none_or(convert) if opt.optional else convert
+
+
+def _default_text(value: Any) -> Any:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else value
+
+
+def add_config_options(parser: argparse.ArgumentParser, cls, *, exclude: Iterable[str] = (),
+                       defaults: Optional[Dict[str, Any]] = None) -> None:
+    """Register every option of the config class ``cls`` (:func:`isonet2core.config.options_of`)
+    under its IsoNet2 spelling, but the fields in ``exclude``; ``defaults`` (by field name)
+    replaces a field's default where a command resolves it (denoise's loss)."""
+    defaults = defaults or {}
+    for opt in options_of(cls):
+        if opt.name in exclude:
+            continue
+        unit = f" [{opt.spec.unit}]" if opt.spec.unit else ""
+        add_option(parser, opt.flag, type=option_parser(opt),
+                   default=_default_text(defaults.get(opt.name, opt.default)),
+                   help=opt.spec.help + unit, aliases=opt.spec.aliases, choices=opt.choices)
+
+
+def config_values(cls, args: argparse.Namespace, *, exclude: Iterable[str] = ()) -> Dict[str, Any]:
+    """The field values of ``cls`` read from ``args`` as :func:`add_config_options` registered
+    them (lists become tuples; None for a field that cannot be None means its default)."""
+    values = {}
+    for opt in options_of(cls):
+        if opt.name in exclude:
+            continue
+        value = getattr(args, opt.flag)
+        if value is None and not opt.optional:
+            value = opt.default
+        values[opt.name] = tuple(value) if isinstance(value, list) else value
+    return values
 
 
 def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:

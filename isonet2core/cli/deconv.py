@@ -32,30 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(rlnTomoReconstructedTomogram, else the mean of the even/odd halves)")
     add(parser, "output_dir", default="deconv", aliases=("-o",),
         help="folder for the deconvolved tomograms (<rlnTomoName>_deconv.mrc)")
-    add(parser, "snrfalloff", type=float, default=1.0,
-        help="how fast the assumed SNR falls with frequency; larger values filter high "
-             "frequencies more")
-    add(parser, "deconvstrength", type=float, default=1.0,
-        help="overall deconvolution strength: the SNR is scaled by 10**deconvstrength")
-    add(parser, "highpassnyquist", type=float, default=0.02,
-        help="fraction of Nyquist below which a smooth high-pass removes the lowest frequencies")
-    add(parser, "chunk_size", type=common.none_or(int), default=None,
-        help="deconvolve in cubic chunks of this many voxels (large tomograms); None = whole volume")
-    add(parser, "overlap_rate", type=float, default=0.25,
-        help="overlap between chunks as a fraction of chunk_size")
-    add(parser, "ncpus", type=int, default=4, help="CPU threads for the FFTs")
-    add(parser, "phaseflipped", type=common.parse_bool, default=False,
-        help="the tomograms are already phase-flipped (the filter uses |CTF|)")
+    common.add_config_options(parser, DeconvConfig)
     add(parser, "tomo_idx", type=common.index_selection, default=None,
         help="rlnIndex values of the tomograms to process, e.g. '1,3-5'; None = all")
 
 
 def run(args: argparse.Namespace) -> int:
     star_file = Path(common.star_path(args))
-    cfg = DeconvConfig(snrfalloff=args.snrfalloff, deconvstrength=args.deconvstrength,
-                       highpassnyquist=args.highpassnyquist, chunk_size=args.chunk_size,
-                       overlap_rate=args.overlap_rate, ncpus=args.ncpus,
-                       phaseflipped=args.phaseflipped).validate()
+    cfg = DeconvConfig(**common.config_values(DeconvConfig, args)).validate()
     table = star.TomogramsTable.read(star_file)
     rows = table.rows_for(args.tomo_idx)
     output_dir = Path(args.output_dir)

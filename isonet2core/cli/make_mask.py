@@ -26,23 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "rlnTomoReconstructedTomogram, then to the mean of the even/odd halves)")
     add(parser, "output_dir", default="mask", aliases=("-o",),
         help="folder for the masks (<rlnTomoName>_mask.mrc)")
-    add(parser, "patch_size", type=int, default=4,
-        help="half width (binned voxels) of the local maximum / local std windows; "
-             "the smoothing sigma is patch_size / 2")
-    add(parser, "density_percentage", type=float, default=50.0,
-        help="keep the voxels in this top percentage of local (inverted) density")
-    add(parser, "std_percentage", type=float, default=50.0,
-        help="keep the voxels in this top percentage of local standard deviation")
-    add(parser, "z_crop", type=float, default=0.2,
-        help="fraction of the thickness removed in total, half at the top and half at the bottom")
+    common.add_config_options(parser, MaskConfig)
     add(parser, "tomo_idx", type=common.index_selection, default=None,
         help="rlnIndex values of the tomograms to process, e.g. '1,3-5'; None = all")
 
 
 def run(args: argparse.Namespace) -> int:
     star_file = Path(common.star_path(args))
-    cfg = MaskConfig(patch_size=args.patch_size, density_percentage=args.density_percentage,
-                     std_percentage=args.std_percentage, z_crop=args.z_crop).validate()
+    cfg = MaskConfig(**common.config_values(MaskConfig, args)).validate()
     table = star.TomogramsTable.read(star_file)
     rows = table.rows_for(args.tomo_idx)
     output_dir = Path(args.output_dir)

@@ -20,36 +20,23 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple, cast
+from typing import List, Tuple, cast
 
 from isonet2core import filenames, maps, mrcio, planning, predict, star
 from isonet2core.cli import common
 from isonet2core.config import (
-    AMP_DTYPES,
-    ARCHS,
-    CTF_MODES,
     DEFAULT_LOSS_FUNC,
-    LOSS_FUNCS,
-    NOISE_MODES,
+    REFINE_ONLY,
     Method,
     PredictConfig,
     TrainConfig,
+    options_of,
 )
 from isonet2core.device import select_devices
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import RunSettings, TomogramSpec, TrainResult, train
 
 log = logging.getLogger(__name__)
-
-_D = TrainConfig()
-
-
-def _ctf_mode(text: str) -> Optional[str]:
-    value = None if str(text).strip().lower() in ("none", "") else str(text).strip()
-    if value not in CTF_MODES:
-        raise argparse.ArgumentTypeError(f"CTF_mode must be None, phase_only, wiener or network; got {text!r}")
-    return value
-
 
 def _bool_or_path(text: str):
     """``--resume``: True/False, or the path of a checkpoint."""
@@ -67,70 +54,12 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, 
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default=output_dir,
                       help="folder for model files, loss history and plots")
-    common.add_option(parser, "arch", default=_D.arch, choices=ARCHS, help="network size")
-    common.add_option(parser, "cube_size", type=int, default=_D.cube_size,
-                      help="edge of the training cubes in voxels, a multiple of 16")
-    common.add_option(parser, "epochs", type=int, default=_D.epochs, help="number of training epochs")
-    common.add_option(parser, "batch_size", type=common.none_or(int), default=None,
-                      help="cubes per optimisation step over all GPUs; auto: CPU 2-4, CUDA from GPU "
-                           "memory (up to 16 per GPU)")
-    common.add_option(parser, "acc_batches", type=int, default=_D.acc_batches,
-                      help="batches whose gradients are accumulated before each optimiser step")
-    common.add_option(parser, "loss_func", default=DEFAULT_LOSS_FUNC[method], choices=LOSS_FUNCS,
-                      help="loss: FSC (1 - mean shell Fourier correlation), FSC+L2 (their sum), L2, L1 "
-                           "or Huber")
-    common.add_option(parser, "learning_rate", type=float, default=_D.learning_rate,
-                      help="learning rate of the first epoch (AdamW)")
-    common.add_option(parser, "learning_rate_min", type=float, default=_D.learning_rate_min,
-                      help="learning rate of the last epoch (cosine schedule in between)")
-    common.add_option(parser, "mixed_precision", type=common.parse_bool, default=_D.mixed_precision,
-                      help="autocast the network to 16-bit floats (CUDA; the CPU only with --amp_dtype "
-                           "bfloat16)")
-    common.add_option(parser, "amp_dtype", default=_D.amp_dtype, choices=AMP_DTYPES,
-                      help="dtype of mixed precision: auto (CUDA: bfloat16 where supported, else "
-                           "float16; CPU: float32), bfloat16 (also on CPUs with native bfloat16) or "
-                           "float16")
-    common.add_option(parser, "compile_model", type=common.parse_bool, default=_D.compile_model,
-                      help="run the network through torch.compile (the first steps compile it)")
-    common.add_option(parser, "CTF_mode", type=_ctf_mode, default=None,
-                      help="CTF handling: None, phase_only (phase-flipped data), wiener (Wiener-filtered "
-                           "targets) or network (the network outputs CTF-corrected density)")
-    common.add_option(parser, "isCTFflipped", type=common.parse_bool, default=_D.is_ctf_flipped,
-                      help="the tomograms are already phase flipped")
-    common.add_option(parser, "do_phaseflip_input", type=common.parse_bool, default=_D.do_phaseflip_input,
-                      help="phase flip the training cubes in wiener/network CTF modes (phase_only always does)")
-    common.add_option(parser, "bfactor", type=float, default=_D.bfactor,
-                      help="B-factor (A^2) of the network-mode CTF: envelope exp(-B f^2 / 4) applied "
-                           "before and after first-peak clipping, as the IsoNet2 program does; "
-                           "200-300 for isolated particles, 0 or negative for cells")
-    common.add_option(parser, "clip_first_peak_mode", type=int, default=_D.clip_first_peak_mode,
-                      choices=(0, 1, 2, 3),
-                      help="CTF below its first peak: 0 unchanged, 1 constant, 2 negative sine, 3 cosine")
-    common.add_option(parser, "snrfalloff", type=float, default=_D.snrfalloff,
-                      help="Wiener target (CTF_mode wiener): SNR fall-off with frequency")
-    common.add_option(parser, "deconvstrength", type=float, default=_D.deconvstrength,
-                      help="Wiener target (CTF_mode wiener): strength, SNR scaled by 10^deconvstrength")
-    common.add_option(parser, "highpassnyquist", type=float, default=_D.highpassnyquist,
-                      help="Wiener target (CTF_mode wiener): high-pass cut-off as a fraction of Nyquist")
-    common.add_option(parser, "split_halves", type=common.parse_bool, default=_D.split_halves,
-                      help="train two independent networks, on the even and on the odd half")
-    common.add_option(parser, "number_subtomos", type=common.none_or(int), default=None,
-                      help="cubes per tomogram per epoch; None: rlnNumberSubtomo of the STAR, else "
-                           f"{planning.SUBTOMOS_PER_EPOCH} / number of tomograms")
-    common.add_option(parser, "save_interval", type=int, default=_D.save_interval,
-                      help="keep a model copy (and a preview) every this many epochs, and after the last")
-    common.add_option(parser, "with_preview", type=common.parse_bool, default=_D.with_preview,
-                      help="predict the prev_tomo_idx tomograms every save_interval epochs into "
-                           "OUTPUT_DIR/preview")
-    common.add_option(parser, "prev_tomo_idx", type=common.index_selection, default="1",
-                      help="rlnIndex values of the tomograms previewed, e.g. 1,3 or 2-4 (the first "
-                           "trained one when none of them is)")
+    common.add_config_options(parser, TrainConfig, exclude=() if method != "n2n" else REFINE_ONLY,
+                              defaults={"loss_func": DEFAULT_LOSS_FUNC[method]})
     common.add_option(parser, "pretrained_model", type=common.none_or(str), default=None,
                       help="start from the weights of this model file (fine-tuning; same arch and cube_size)")
     common.add_option(parser, "resume", type=_bool_or_path, default=False,
                       help="continue an interrupted run: True (the _full.pt in output_dir) or a checkpoint path")
-    common.add_option(parser, "seed", type=int, default=_D.seed,
-                      help="random seed (cube positions, rotations, noise, initial weights)")
     common.add_option(parser, "tomo_idx", type=common.index_selection, default=None,
                       help="rlnIndex values of the tomograms to train on, e.g. 1,3,5-7 (default: all)")
     common.add_device_options(parser)
@@ -144,27 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_option(parser, "input_column", default="auto",
                       help="single-map refine: STAR column of the maps; auto: rlnDeconvTomoName when "
                            "filled, else rlnTomoReconstructedTomogram")
-    common.add_option(parser, "apply_mw_x1", type=common.parse_bool, default=True,
-                      help="--with_predict: remove the missing-wedge region from each input tile "
-                           "(the training cubes are always re-wedged; the IsoNet2 program records "
-                           "this option in training without using it)")
-    common.add_option(parser, "mw_weight", type=float, default=_D.mw_weight,
-                      help="weight of the missing-wedge term of the masked loss (the paper uses "
-                           "20-200); 0 or negative (the IsoNet2 program's -1): a plain loss over "
-                           "the whole cube, no masks")
-    common.add_option(parser, "noise_level", type=float, default=_D.noise_level,
-                      help="synthetic noise added to the single-map inputs, on the IsoNet2 program's "
-                           "scale: std = this x each cube's 4-96 percentile range")
-    common.add_option(parser, "noise_mode", default=_D.noise_mode, choices=NOISE_MODES,
-                      help="spectrum of the synthetic noise: back-projection noise of a tilt series, "
-                           "unweighted (nofilter), ramp- or Hamming-weighted, or white")
-    common.add_option(parser, "random_rot_weight", type=float, default=_D.random_rot_weight,
-                      help="fraction of arbitrary (trilinear) rotations; the rest are the 20 "
-                           "90-degree rotations that move the missing wedge")
-    common.add_option(parser, "fill_reuse", type=int, default=_D.fill_reuse,
-                      help="train each batch of cubes in this many consecutive steps (new rotations and "
-                           "fill noise each time) and predict its missing-wedge filling once; 1 predicts "
-                           "on every step (slower per step, see the README's Performance section)")
+    common.add_config_options(parser, PredictConfig,
+                              exclude=[o.name for o in options_of(PredictConfig) if o.name != "apply_mw_x1"])
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="predict the tomograms with the final model after training")
 
@@ -172,22 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------------------------
 # shared by refine and denoise
 # ---------------------------------------------------------------------------------------------
-def train_config(args: argparse.Namespace, method: Method, **extra) -> TrainConfig:
-    """The validated TrainConfig from the shared options (+ method specific ``extra``)."""
-    return TrainConfig(
-        method=method, arch=args.arch, cube_size=args.cube_size, epochs=args.epochs,
-        batch_size=args.batch_size, acc_batches=args.acc_batches, loss_func=args.loss_func,
-        learning_rate=args.learning_rate, learning_rate_min=args.learning_rate_min,
-        mixed_precision=args.mixed_precision, amp_dtype=args.amp_dtype, compile_model=args.compile_model,
-        ctf_mode=args.CTF_mode, is_ctf_flipped=args.isCTFflipped,
-        do_phaseflip_input=args.do_phaseflip_input, bfactor=args.bfactor,
-        clip_first_peak_mode=args.clip_first_peak_mode, snrfalloff=args.snrfalloff,
-        deconvstrength=args.deconvstrength, highpassnyquist=args.highpassnyquist,
-        split_halves=args.split_halves, number_subtomos=args.number_subtomos,
-        save_interval=args.save_interval, with_preview=args.with_preview,
-        prev_tomo_idx=None if args.prev_tomo_idx is None else tuple(args.prev_tomo_idx),
-        seed=args.seed, **extra,
-    ).validate()
+def train_config(args: argparse.Namespace, method: Method) -> TrainConfig:
+    """The validated TrainConfig from the command's options (``method`` resolved)."""
+    exclude = REFINE_ONLY if method == "n2n" else ()
+    return TrainConfig(method=method, **common.config_values(TrainConfig, args, exclude=exclude)).validate()
 
 
 def _halves_of(table: star.TomogramsTable, row: int, method: str) -> Tuple[Path, Path]:
@@ -269,9 +167,7 @@ def run(args: argparse.Namespace) -> int:
     table = star.TomogramsTable.read(star_file)
     rows = table.rows_for(args.tomo_idx)
     method = resolve_method(args.method, table, rows)
-    cfg = train_config(args, method, mw_weight=args.mw_weight, noise_level=args.noise_level,
-                       noise_mode=args.noise_mode, random_rot_weight=args.random_rot_weight,
-                       fill_reuse=args.fill_reuse)
+    cfg = train_config(args, method)
     if cfg.split_halves and method != "isonet2-n2n":
         raise ValueError("split_halves needs even/odd halves (method isonet2-n2n)")
     settings = run_settings(args, cfg)

@@ -36,19 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "FSC and missing-wedge FSC against them")
     common.add_option(parser, "format", default="both", choices=tuple(_FORMATS),
                       help="pages to write: html, md (Markdown) or both")
-    common.add_option(parser, "n_average", type=int, default=ReportConfig.n_average,
-                      help="adjacent slices averaged in each orthoslice")
-    common.add_option(parser, "crop_size", type=common.none_or(int), default=ReportConfig.crop_size,
-                      help="Fourier slices and numbers use the central crop_size voxels of each axis "
-                           "(bounds time and memory for large tomograms); None: whole volumes")
-    common.add_option(parser, "fsc_threshold", type=float, default=ReportConfig.fsc_threshold,
-                      help="FSC value that defines the resolutions in the table")
+    common.add_config_options(parser, ReportConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     star_file = common.star_path(args)
-    cfg = ReportConfig(n_average=args.n_average, crop_size=args.crop_size,
-                       fsc_threshold=args.fsc_threshold, formats=_FORMATS[args.format]).validate()
+    cfg = ReportConfig(formats=_FORMATS[args.format],
+                       **common.config_values(ReportConfig, args)).validate()
     pages = report.make_report(star_file, args.output_dir, cfg, model_dir=args.model_dir,
                                tomo_idx=args.tomo_idx, ground_truth_dir=args.ground_truth)
     for path in pages.values():

@@ -16,19 +16,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.protocol import STEPS_PARALLEL, params
-from pyworkflow.protocol.params import Conditional
 from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 
 from isonet2core import filenames, progress, star
-from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion import Plugin, convert
 from isonet2scipion.constants import (
     ARCH_CHOICES,
-    CLIP_MODE_CHOICES,
     CTF_CORRECTED_AUTO,
-    CTF_CORRECTED_CHOICES,
-    CTF_CORRECTED_YES,
     CTF_MODE_CHOICES,
     HALF_ORDER_AUTO,
     HALF_ORDER_CHOICES,
@@ -36,10 +31,15 @@ from isonet2scipion.constants import (
     HALVES_LINKED,
     HALVES_NONE,
     HALVES_SEPARATE,
-    LOSS_CHOICES,
-    NOISE_MODE_CHOICES,
     PER_TOMOGRAM_DIR,
     TOMOGRAMS_STAR,
+)
+from isonet2scipion.protocols.core_options import (
+    CTF_CORRECTED_OPTIONS,
+    PREDICT_OPTIONS,
+    TRAIN_OPTIONS,
+    OptionalGE,
+    coreArgs,
 )
 
 # ------------------------------------------------------------------ training resume
@@ -73,262 +73,7 @@ def trainingResumeArgs(modelDir: str, stepArguments) -> List[str]:
     return []
 
 
-# ------------------------------------------------------------------ validators
-class OptionalGE(Conditional):
-    """``value >= threshold`` for parameters that may be left empty."""
-
-    def __init__(self, threshold, error):
-        Conditional.__init__(self, error, allowsNull=True)
-        self._condition = lambda value: value >= threshold
-
-
-class MultipleOf16(Conditional):
-    def __init__(self, error="The cube size must be a positive multiple of 16"):
-        Conditional.__init__(self, error)
-        self._condition = lambda value: value is not None and value >= 16 and value % 16 == 0
-
-
-# ------------------------------------------------------------------ core options
-class CoreOption:
-    """One core command-line option shown in a form under its IsoNet2 name.
-
-    ``attr`` is the protocol attribute (the IsoNet2 name unless two steps' options collide),
-    ``flag`` the core option (``--<flag>``). Enum choices are passed as text, or as the
-    choice index when ``enumIndex`` is set (clip_first_peak_mode)."""
-
-    def __init__(self, attr, paramClass, default, label, help, flag=None, expert=False,
-                 choices=None, validators=(), allowsNull=False, condition=None,
-                 enumIndex=False):
-        self.attr = attr
-        self.flag = flag or attr
-        self.paramClass = paramClass
-        self.default = default
-        self.label = label
-        self.help = help
-        self.expert = expert
-        self.choices = choices
-        self.validators = list(validators)
-        self.allowsNull = allowsNull
-        self.condition = condition
-        self.enumIndex = enumIndex
-
-    def addTo(self, form, condition=None):
-        """Add the parameter; ``condition`` (a form condition) is combined with the option's."""
-        kwargs = dict(default=self.default, label=self.label,
-                      help=f"{self.help}\n\nIsoNet2 option: --{self.flag}",
-                      validators=self.validators, allowsNull=self.allowsNull,
-                      expertLevel=params.LEVEL_ADVANCED if self.expert else params.LEVEL_NORMAL)
-        if self.choices is not None:
-            kwargs["choices"] = self.choices
-            kwargs["display"] = params.EnumParam.DISPLAY_COMBO
-        conditions = [c for c in (self.condition, condition) if c]
-        if conditions:
-            kwargs["condition"] = " and ".join(f"({c})" for c in conditions)
-        form.addParam(self.attr, self.paramClass, **kwargs)
-
-    def value(self, protocol):
-        """The value as the core's command line wants it, or None to leave the option out."""
-        raw = getattr(protocol, self.attr).get()
-        if raw is None:
-            return None
-        if self.choices is not None:
-            if self.enumIndex:
-                return str(raw)
-            text = self.choices[raw]
-            return None if text == "None" else text
-        if isinstance(raw, bool):
-            return "True" if raw else "False"
-        return str(raw)
-
-
-class CtfCorrectedOption(CoreOption):
-    """Whether the tomograms were reconstructed from CTF phase-flipped tilt series. Its default,
-    auto, follows the input tomograms' CTF-corrected flag (``Tomogram.ctfCorrected``, set e.g.
-    by AreTomo when it corrects the CTF), so that corrected data are not corrected twice."""
-
-    def __init__(self, attr, label, help, flag=None, expert=False):
-        CoreOption.__init__(self, attr, P.EnumParam, CTF_CORRECTED_AUTO, label,
-                            help + " Auto: yes exactly when the input tomograms are flagged "
-                                   "CTF-corrected (AreTomo sets the flag when it corrects the "
-                                   "CTF of the tilt series; IMOD's ctfphaseflip output should "
-                                   "carry it too).",
-                            flag=flag, expert=expert, choices=CTF_CORRECTED_CHOICES)
-
-    def value(self, protocol):
-        choice = getattr(protocol, self.attr).get()
-        if choice is None or choice == CTF_CORRECTED_AUTO:
-            flipped = bool(protocol._inputCtfCorrected()[0])
-        else:
-            flipped = choice == CTF_CORRECTED_YES
-        return "True" if flipped else "False"
-
-
-def coreArgs(protocol, options: Sequence[CoreOption]) -> List[str]:
-    args = []
-    for opt in options:
-        value = opt.value(protocol)
-        if value is not None:
-            args += [f"--{opt.flag}", value]
-    return args
-
-
 GPU_STEPS = ("refine", "denoise", "predict")   # core steps that run on GPUs
-
-P = params
-DECONV_OPTIONS = [
-    CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off",
-               "How fast the assumed signal-to-noise ratio falls with spatial frequency. "
-               "Larger values filter high frequencies more strongly; 0: a constant SNR.",
-               validators=[P.GE(0, "snrfalloff must not be negative")]),
-    CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength",
-               "Scales the assumed SNR by 10^deconvstrength: larger values restore low "
-               "frequencies more strongly."),
-    CoreOption("highpassnyquist", P.FloatParam, 0.02, "High-pass (fraction of Nyquist)",
-               "Frequencies below this fraction of Nyquist are removed.",
-               validators=[P.Range(0.0, 0.99, "highpassnyquist must be in [0, 1)")], expert=True),
-    CoreOption("chunk_size", P.IntParam, None, "Chunk size (voxels)",
-               "Deconvolve in cubic chunks of this edge to save memory; empty: whole tomogram.",
-               allowsNull=True, expert=True,
-               validators=[OptionalGE(16, "chunk_size must be at least 16 voxels")]),
-    CoreOption("overlap_rate", P.FloatParam, 0.25, "Chunk overlap",
-               "Overlap between chunks, as a fraction of the chunk size.",
-               validators=[P.Range(0.0, 0.49, "overlap_rate must be in [0, 0.5)")], expert=True),
-    CtfCorrectedOption("phaseflipped", "Tomograms already phase flipped?",
-                       "Yes when the tomograms were reconstructed from CTF phase-flipped tilt "
-                       "series."),
-]
-
-MASK_OPTIONS = [
-    CoreOption("patch_size", P.IntParam, 4, "Patch size (voxels)",
-               "Size of the local windows in which density and standard deviation are measured.",
-               validators=[P.GE(1, "patch_size must be at least 1")]),
-    CoreOption("density_percentage", P.FloatParam, 50.0, "Density percentage",
-               "Keep the voxels whose local density ranks in this top percentage.",
-               validators=[P.Range(0.01, 100.0, "density_percentage must be in (0, 100]")]),
-    CoreOption("std_percentage", P.FloatParam, 50.0, "Standard deviation percentage",
-               "Keep the voxels whose local standard deviation ranks in this top percentage.",
-               validators=[P.Range(0.01, 100.0, "std_percentage must be in (0, 100]")]),
-    CoreOption("z_crop", P.FloatParam, 0.2, "Z crop",
-               "Fraction of the thickness excluded from the mask (half at the top, half at "
-               "the bottom).", validators=[P.Range(0.0, 0.99, "z_crop must be in [0, 1)")]),
-]
-
-TRAIN_OPTIONS = [
-    CoreOption("arch", P.EnumParam, 1, "Network architecture",
-               "U-Net size: unet-small, unet-medium (default of IsoNet2) or unet-large.",
-               choices=ARCH_CHOICES),
-    CoreOption("cube_size", P.IntParam, 96, "Cube size (voxels)",
-               "Edge of the training subtomograms; a multiple of 16 (96-128 typical).",
-               validators=[MultipleOf16()]),
-    CoreOption("epochs", P.IntParam, 50, "Epochs", "Number of training epochs (50-100 typical).",
-               validators=[P.GE(1, "epochs must be at least 1")]),
-    CoreOption("batch_size", P.IntParam, None, "Batch size",
-               "Subtomograms per optimisation step; empty: automatic from the device memory.",
-               allowsNull=True, validators=[OptionalGE(1, "batch_size must be at least 1")]),
-    CoreOption("number_subtomos", P.IntParam, None, "Subtomograms per tomogram",
-               "Subtomograms drawn per tomogram and epoch; empty: about 3000 in total per epoch.",
-               allowsNull=True, validators=[OptionalGE(1, "number_subtomos must be at least 1")]),
-    CoreOption("CTF_mode", P.EnumParam, 0, "CTF mode",
-               "None: no CTF handling; phase_only: phase flipping; wiener: train against "
-               "Wiener-filtered targets; network: the network learns the CTF correction. All "
-               "but None need a defocus (CTF set or value).", choices=CTF_MODE_CHOICES),
-    CtfCorrectedOption("isCTFflipped", "Tomograms already phase flipped?",
-                       "Yes when the tomograms were reconstructed from CTF phase-flipped tilt "
-                       "series."),
-    CoreOption("do_phaseflip_input", P.BooleanParam, True, "Phase flip the input?",
-               "Phase flip the network input when a CTF mode is used.", expert=True,
-               condition="CTF_mode != 0"),
-    CoreOption("bfactor", P.FloatParam, 0.0, "B-factor (Å²)",
-               "Envelope exp(-B f²/4) applied to the network-mode CTF before and after "
-               "first-peak clipping, as the IsoNet2 program does: 200-300 for isolated "
-               "particles, 0 or negative for cells.", expert=True,
-               condition="CTF_mode != 0"),
-    CoreOption("clip_first_peak_mode", P.EnumParam, 1, "Clip below the first CTF peak",
-               "How the CTF is treated below its first peak: 0 none, 1 constant, 2 negative "
-               "sine, 3 cosine.", choices=CLIP_MODE_CHOICES, enumIndex=True, expert=True,
-               condition="CTF_mode != 0"),
-    CoreOption("snrfalloff", P.FloatParam, 1.0, "SNR fall-off (wiener)",
-               "SNR fall-off of the Wiener target (wiener mode); 0: a constant SNR.",
-               expert=True, validators=[P.GE(0, "snrfalloff must not be negative")],
-               condition="CTF_mode == 2"),
-    CoreOption("deconvstrength", P.FloatParam, 1.0, "Deconvolution strength (wiener)",
-               "Strength of the Wiener target (wiener mode).", expert=True,
-               condition="CTF_mode == 2"),
-    CoreOption("highpassnyquist", P.FloatParam, 0.02, "High-pass (wiener)",
-               "High-pass of the Wiener target, fraction of Nyquist (wiener mode).",
-               expert=True, condition="CTF_mode == 2",
-               validators=[P.Range(0.0, 0.99, "highpassnyquist must be in [0, 1)")]),
-    CoreOption("loss_func", P.EnumParam, LOSS_CHOICES.index(DEFAULT_LOSS_FUNC["isonet2-n2n"]),
-               "Loss function",
-               "L2, L1, Huber, FSC (1 - mean shell Fourier correlation) or FSC+L2 (their sum). "
-               "Defaults, measured beside the IsoNet2 program on realistic lamellae: FSC for "
-               "refine, FSC+L2 for denoise.",
-               choices=LOSS_CHOICES, expert=True),
-    CoreOption("learning_rate", P.FloatParam, 3e-4, "Learning rate", "Initial learning rate.",
-               validators=[P.Positive], expert=True),
-    CoreOption("learning_rate_min", P.FloatParam, 3e-4, "Minimum learning rate",
-               "Learning rate at the end of the cosine schedule (equal to the learning rate: "
-               "constant).", validators=[P.GE(0, "learning_rate_min must not be negative")],
-               expert=True),
-    CoreOption("acc_batches", P.IntParam, 1, "Accumulated batches",
-               "Gradient accumulation over this many batches.", expert=True,
-               validators=[P.GE(1, "acc_batches must be at least 1")]),
-    CoreOption("mixed_precision", P.BooleanParam, True, "Mixed precision?",
-               "Half-precision arithmetic on GPUs (ignored on CPUs).", expert=True),
-    CoreOption("save_interval", P.IntParam, 10, "Save interval (epochs)",
-               "A checkpoint copy is kept every this many epochs.", expert=True,
-               validators=[P.GE(1, "save_interval must be at least 1")]),
-    CoreOption("with_preview", P.BooleanParam, False, "Write previews?",
-               "Write preview slices of the prediction at each saved epoch.", expert=True),
-    CoreOption("split_halves", P.BooleanParam, False, "Split halves?",
-               "Train two independent networks on the even and odd halves (gold standard).",
-               expert=True),
-    CoreOption("seed", P.IntParam, 0, "Random seed", "Seed of every random draw (reproducible "
-               "runs).", expert=True),
-]
-
-REFINE_OPTIONS = [
-    CoreOption("mw_weight", P.FloatParam, 20.0, "Missing-wedge loss weight",
-               "Weight of the loss in the missing-wedge region (the paper uses 20-200). 0 or "
-               "negative (the IsoNet2 program's -1): a plain loss over the whole cube, no "
-               "masks."),
-    CoreOption("noise_level", P.FloatParam, 0.0, "Noise level",
-               "Synthetic noise added to the inputs (single-map refine learns to denoise), on "
-               "the IsoNet2 program's scale: its std is this times each cube's 4-96 percentile "
-               "range.", validators=[P.GE(0, "noise_level must not be negative")], expert=True),
-    CoreOption("noise_mode", P.EnumParam, 1, "Noise mode",
-               "Spectrum of the synthetic noise: back-projection noise of a tilt series, "
-               "unweighted (nofilter, the IsoNet2 default), ramp- or Hamming-weighted, or white.",
-               choices=NOISE_MODE_CHOICES, expert=True),
-    CoreOption("random_rot_weight", P.FloatParam, 0.2, "Random rotation weight",
-               "Fraction of arbitrary (not 90-degree) rotations.",
-               validators=[P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]")], expert=True),
-    CoreOption("fill_reuse", P.IntParam, 2, "Steps per wedge filling",
-               "Each batch of subtomograms is trained in this many consecutive steps (new "
-               "rotations each time) and its missing-wedge filling is predicted once; 1 predicts "
-               "it on every step (slower).",
-               validators=[P.GE(1, "fill_reuse must be at least 1")], expert=True),
-]
-
-PREDICT_OPTIONS = [
-    CoreOption("apply_mw_x1", P.BooleanParam, True, "Re-wedge the input tiles?",
-               "Remove the missing-wedge region from each input tile before the network, as "
-               "its training inputs were (refine models; denoise models never re-wedge)."),
-    CtfCorrectedOption("predict_isCTFflipped", "Tomograms phase flipped?",
-                       "Yes when the tomograms were reconstructed from phase-flipped tilt "
-                       "series.", flag="isCTFflipped", expert=True),
-    CoreOption("padding_factor", P.FloatParam, 1.5, "Padding factor",
-               "Tile spacing is the cube size divided by this factor (more overlap, smoother "
-               "seams, slower).", validators=[P.Range(1.0, 4.0, "padding_factor must be in "
-                                                             "[1, 4]")], expert=True),
-    CoreOption("predict_batch_size", P.IntParam, 2, "Tiles per batch",
-               "Tiles predicted together (lower it if the GPU runs out of memory).",
-               flag="batch_size", expert=True,
-               validators=[P.GE(1, "batch_size must be at least 1")]),
-    CoreOption("predict_mixed_precision", P.BooleanParam, True, "Mixed precision?",
-               "Half-precision arithmetic on GPUs (ignored on CPUs).", flag="mixed_precision",
-               expert=True),
-]
 
 
 # ------------------------------------------------------------------ the base protocol
@@ -713,10 +458,6 @@ def tiltSummary(entries: Sequence[convert.TomoEntry], limit: int = 6) -> List[st
     if len(entries) > limit:
         lines.append(f"... and {len(entries) - limit} more tomograms")
     return lines
-
-
-CTF_CORRECTED_OPTIONS = [opt for opt in DECONV_OPTIONS + TRAIN_OPTIONS + PREDICT_OPTIONS
-                         if isinstance(opt, CtfCorrectedOption)]
 
 
 # ------------------------------------------------------------------ prediction (shared)

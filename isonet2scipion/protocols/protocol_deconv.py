@@ -5,7 +5,8 @@ from tomo.objects import SetOfTomograms
 
 from isonet2core import star
 from isonet2scipion import convert
-from isonet2scipion.protocols.protocol_base import DECONV_OPTIONS, ProtIsoNet2Base, coreArgs
+from isonet2scipion.protocols.core_options import DECONV_OPTIONS, coreArgs
+from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
 
 
 class DeconvOutputs(Enum):

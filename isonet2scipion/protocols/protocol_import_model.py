@@ -10,6 +10,7 @@ from pyworkflow.protocol import params
 from pyworkflow.utils import Message
 
 from isonet2core import filenames
+from isonet2core.config import TrainConfig
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.objects import IsoNet2Model
 
@@ -60,7 +61,8 @@ class ProtIsoNet2ImportModel(EMProtocol):
         form.addParam("method", params.EnumParam, choices=MODEL_METHODS, default=0,
                       label="Method (if not in the file name)",
                       help="isonet2-n2n, isonet2 (refine models) or n2n (denoise models).")
-        form.addParam("arch", params.EnumParam, choices=ARCH_CHOICES, default=1,
+        form.addParam("arch", params.EnumParam, choices=ARCH_CHOICES,
+                      default=ARCH_CHOICES.index(TrainConfig.arch),
                       label="Architecture (if not in the file name)",
                       help="U-Net size the network was trained with; read from file names such "
                            "as network_isonet2-n2n_unet-medium_96_full.pt when present.")

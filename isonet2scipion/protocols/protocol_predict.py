@@ -7,7 +7,8 @@ from pyworkflow.protocol import params
 from tomo.objects import SetOfTomograms
 
 from isonet2scipion import convert
-from isonet2scipion.protocols.protocol_base import PREDICT_OPTIONS, PredictMixin, ProtIsoNet2Base
+from isonet2scipion.protocols.core_options import PREDICT_OPTIONS
+from isonet2scipion.protocols.protocol_base import PredictMixin, ProtIsoNet2Base
 
 
 class PredictOutputs(Enum):

@@ -98,3 +98,35 @@ class TestTemplateLoadsIntoProject(BaseTest):
         refine = roles["refine"]
         self.assertEqual((refine.epochs.get(), refine.gpuList.get()), (30, "0 1"))
         self.assertEqual(roles["tilt_series"].samplingRate.get(), 3.4)
+        # core options the template does not state take the core's defaults (through the forms)
+        from isonet2core.config import CTF_MODES, PredictConfig, TrainConfig
+        self.assertEqual(CTF_MODES[refine.CTF_mode.get()], "network")
+        self.assertEqual(refine.save_interval.get(), 50)
+        self.assertEqual((refine.cube_size.get(), refine.learning_rate.get(), refine.fill_reuse.get(),
+                          refine.mw_weight.get(), refine.padding_factor.get(),
+                          roles["predict"].predict_batch_size.get()),
+                         (TrainConfig.cube_size, TrainConfig.learning_rate, TrainConfig.fill_reuse,
+                          TrainConfig.mw_weight, PredictConfig.padding_factor, PredictConfig.batch_size))
+
+
+def test_template_states_only_what_differs_from_the_core_defaults():
+    """The template repeats no core default: an option's default lives in its config field, and
+    an option added there reaches a loaded template through the form."""
+    from isonet2scipion.protocols.core_options import (
+        MASK_OPTIONS,
+        PREDICT_OPTIONS,
+        REFINE_OPTIONS,
+        TRAIN_OPTIONS,
+    )
+    options = {"ProtIsoNet2MakeMask": MASK_OPTIONS, "ProtIsoNet2Predict": PREDICT_OPTIONS,
+               "ProtIsoNet2Refine": TRAIN_OPTIONS + REFINE_OPTIONS + PREDICT_OPTIONS}
+    text = Path(_template().templatePath).read_text()
+    import re
+    protocols = json.loads(re.sub(r"~[^~]*~", "null", text[text.index("["):]))
+    stated = []
+    for prot in protocols:
+        for opt in options.get(prot["object.className"], ()):
+            if opt.attr in prot and prot[opt.attr] is not None:
+                assert prot[opt.attr] != opt.default, (prot["object.className"], opt.attr)
+                stated.append(opt.attr)
+    assert sorted(stated) == ["CTF_mode", "save_interval"]
