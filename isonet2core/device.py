@@ -17,14 +17,37 @@ import torch
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+def available_cpus() -> int:
+    """The CPUs this process may use: the machine's cores, fewer where the process is bound
+    to some of them (``sched_getaffinity``) or runs in a SLURM job step that was given
+    ``--cpus-per-task`` (``SLURM_CPUS_PER_TASK``: SLURM without task affinity binds nothing, yet
+    the job owns only those CPUs)."""
+    count = os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        count = min(count, len(os.sched_getaffinity(0)) or count)
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "").strip()
+    if slurm.isdigit() and int(slurm) >= 1:
+        count = min(count, int(slurm))
+    return count
+
+
 def cpu_threads(requested: int, processes: int = 1) -> int:
     """CPU threads for each of ``processes`` processes asked to use ``requested`` threads in
-    all: never more than this machine's cores (oversubscribed threads slow every process
+    all: never more than :func:`available_cpus` (oversubscribed threads slow every process
     several times over), at least 1."""
     if requested < 1 or processes < 1:
         raise ValueError(f"threads and processes must be at least 1, got {requested} and "
                          f"{processes}")
-    return max(1, min(int(requested), os.cpu_count() or 1) // int(processes))
+    return max(1, min(int(requested), available_cpus()) // int(processes))
+
+
+def describe(devices: Sequence[torch.device]) -> str:
+    """One line for the log: the devices, CUDA_VISIBLE_DEVICES as the process found it (a
+    queue system's GPUs) and the CPUs available, e.g. ``cpu (CUDA_VISIBLE_DEVICES=0,1; 2
+    CPUs)``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return (f"{', '.join(str(d) for d in devices)} (CUDA_VISIBLE_DEVICES="
+            f"{'unset' if visible is None else visible}; {available_cpus()} CPUs)")
 
 
 def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[int]]:

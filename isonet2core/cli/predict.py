@@ -14,7 +14,7 @@ import torch
 from isonet2core import predict
 from isonet2core.cli import common
 from isonet2core.config import PredictConfig
-from isonet2core.device import cpu_threads, select_devices
+from isonet2core.device import cpu_threads, describe, select_devices
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     devices = select_devices(args.device, args.gpuID)
     if len(devices) > 1:
         log.info("predict runs on one device; using %s of %s", devices[0], [str(d) for d in devices])
+    log.info("devices: %s", describe(devices[:1]))
     if devices[0].type == "cpu":
         torch.set_num_threads(cpu_threads(args.ncpus))
     predict.predict_tomograms(star_file, model, args.model2, args.output_dir, cfg,

@@ -63,7 +63,7 @@ from torch import nn
 from isonet2core import __version__, atomic, checkpoint, filenames, predict, report
 from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
-from isonet2core.device import autocast_dtype, cpu_threads, select_devices
+from isonet2core.device import autocast_dtype, cpu_threads, describe, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
 from isonet2core.nets.unet import build_unet, channels_of, compiled
@@ -163,6 +163,7 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the number of processes ({world})")
     run.output_dir.mkdir(parents=True, exist_ok=True)
+    log.info("devices: %s", describe(devices))
     log.info("training %s (%s, cube %d) on %s, batch %d, %d epoch(s)", cfg.method, cfg.arch,
              cfg.cube_size, ", ".join(map(str, devices if devices[0].type == "cuda" else [f"cpu x{world}"])),
              batch_size, cfg.epochs)

@@ -364,11 +364,16 @@ class ProtIsoNet2Base(EMProtocol):
         runs are not serialised on a GPU slot they do not use."""
         return self._gpu and bool(self.useGpu.get())
 
-    def _stepGpus(self) -> List[int]:
-        """GPUs of the current step ([] when the GPU is switched off: the core then sees
-        none and runs on the CPU)."""
+    def _stepGpus(self) -> Optional[List[int]]:
+        """GPUs of the current step for CUDA_VISIBLE_DEVICES ([] when the GPU is switched off:
+        the core then sees none and runs on the CPU). Under a queue, None: the job's own
+        CUDA_VISIBLE_DEVICES, which the queue system set to the GPUs it gave the job, is never
+        overwritten (Scipion's step GPU ids are renumbered from 0 there and name no GPU);
+        the core then uses every GPU the job has (several: distributed training)."""
         if not self._usesGpu():
             return []
+        if self.useQueue():
+            return None
         return list(self._stepsExecutor.getGpuList() or [])
 
     def _deviceArgs(self) -> List[str]:

@@ -59,17 +59,41 @@ def test_gpu_positions_follow_the_official_rule():
         dv.gpu_positions([2], None, 2)
 
 
+def _machine(monkeypatch, cores, bound=None):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(bound or cores)), raising=False)
+
+
 def test_cpu_threads_never_exceed_the_cores(monkeypatch):
     from isonet2core.device import cpu_threads
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    _machine(monkeypatch, 2)
     assert cpu_threads(4) == 2          # a protocol's default of 4 on a 2-core machine
     assert cpu_threads(1) == 1
     assert cpu_threads(2, processes=2) == 1
     assert cpu_threads(1, processes=4) == 1
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    _machine(monkeypatch, 16)
     assert cpu_threads(8) == 8 and cpu_threads(16, processes=3) == 5
     with pytest.raises(ValueError, match="at least 1"):
         cpu_threads(0)
+
+
+def test_cpus_of_a_queue_job(monkeypatch):
+    """A SLURM job owns --cpus-per-task CPUs (SLURM_CPUS_PER_TASK) even where nothing binds the
+    process to them; a process bound to fewer cores (affinity) gets those."""
+    from isonet2core.device import available_cpus, cpu_threads, describe
+    _machine(monkeypatch, 16)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert available_cpus() == 3 and cpu_threads(8) == 3 and cpu_threads(8, processes=2) == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "64")          # more than the node: the cores
+    assert available_cpus() == 16
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "")
+    _machine(monkeypatch, 16, bound=4)
+    assert available_cpus() == 4 and cpu_threads(8) == 4
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert describe([torch.device("cpu")]) == "cpu (CUDA_VISIBLE_DEVICES=2,3; 4 CPUs)"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert "CUDA_VISIBLE_DEVICES=unset" in describe([torch.device("cpu")])
 
 
 def test_autocast_dtype_rule(monkeypatch):

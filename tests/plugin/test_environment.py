@@ -99,6 +99,29 @@ def test_environ_drops_pythonpath_and_sets_visible_gpus(monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in Plugin.getEnviron()
 
 
+def test_gpus_under_a_queue_are_the_jobs(monkeypatch):
+    """Run locally, a step's GPUs (Scipion's GPU slots) become CUDA_VISIBLE_DEVICES; under a
+    queue the job's own CUDA_VISIBLE_DEVICES (set by SLURM to the GPUs it gave the job) is left
+    as it is, never replaced by Scipion's renumbered ids; a switched-off GPU hides all."""
+    from isonet2scipion.protocols import ProtIsoNet2Refine
+
+    class _Executor:
+        def getGpuList(self):
+            return [0]
+
+    prot = ProtIsoNet2Refine()
+    prot._stepsExecutor = _Executor()
+    prot.useGpu.set(True)
+    assert prot._stepGpus() == [0]
+    prot._useQueue.set(True)
+    assert prot._stepGpus() is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")          # what SLURM set in the job
+    assert Plugin.getEnviron(prot._stepGpus())["CUDA_VISIBLE_DEVICES"] == "3"
+    assert prot._deviceArgs() == []                            # the core uses all it sees
+    prot.useGpu.set(False)
+    assert prot._stepGpus() == [] and prot._deviceArgs() == ["--device", "cpu"]
+
+
 def test_citation_is_registered():
     assert "IsoNet2 determines cellular structures" in MODULE._bibtex["Liu2025IsoNet2"]["title"]
 
