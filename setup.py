@@ -40,7 +40,7 @@ setup(
     packages=find_packages(include=["isonet2core", "isonet2core.*",
                                     "isonet2scipion", "isonet2scipion.*"]),
     include_package_data=True,
-    package_data={"isonet2core": ["data/*.npz", "requirements.txt", "py.typed"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template"]},
+    package_data={"isonet2core": ["data/*.npz", "requirements.txt", "py.typed"], "isonet2scipion": ["protocols.conf", "templates/*.json", "templates/*.json.template", "templates/*.conf"]},
     install_requires=PLUGIN,
     extras_require={"core": CORE, "scipion": SCIPION, "dev": DEV},
     entry_points={
