@@ -413,95 +413,38 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
     :param masks: ``{tsId: TomoMask}``; every tomogram needs one when given.
     :param set_acquisition: the set's TomoAcquisition, used where an item has none.
     """
-    errors: List[str] = []
     separate = even is not None or odd is not None
     if separate and (even is None or odd is None):
         return [], ["give both the even and the odd set"]
     reference = full if full is not None else even
     if not reference:
         return [], ["the input set holds no tomograms"]
-
-    # halves
-    half_paths: Dict[str, Tuple[str, str]] = {}
-    if halves != "none":
-        if separate:
-            if full is not None:
-                m_even = match_by_ts_id(full, even, tolerate_half_tags=True)
-                m_odd = match_by_ts_id(full, odd, tolerate_half_tags=True)
-                for ts_id in full:
-                    if ts_id in m_even.pairs and ts_id in m_odd.pairs:
-                        half_paths[ts_id] = (even[m_even.pairs[ts_id]].getFileName(),
-                                             odd[m_odd.pairs[ts_id]].getFileName())
-                missing = sorted(set(m_even.missing) | set(m_odd.missing))
-                if missing:
-                    errors.append(f"tomograms without an even and odd partner: {_names(missing)}")
-            else:
-                m = match_by_ts_id(even, odd, tolerate_half_tags=True)
-                for ts_id, other in m.pairs.items():
-                    half_paths[ts_id] = (even[ts_id].getFileName(), odd[other].getFileName())
-                if m.missing:
-                    errors.append(f"even tomograms without an odd partner: {_names(m.missing)}")
-                if m.extra:
-                    errors.append(f"odd tomograms without an even partner: {_names(m.extra)}")
-        else:
-            no_halves = []
-            for ts_id, tomo in reference.items():
-                if tomo.hasHalfMaps():
-                    try:
-                        half_paths[ts_id] = order_halves(tomo.getHalfMaps(asList=True), half_order)
-                    except ValueError as exc:
-                        errors.append(f"half maps of {ts_id}: {exc}")
-                else:
-                    no_halves.append(ts_id)
-            if no_halves and (halves == "required" or half_paths):
-                errors.append(f"tomograms without even/odd half maps: {_names(no_halves)}"
-                              + (" (Noise2Noise needs both halves)" if halves == "required" else
-                                 " (either all tomograms have halves or none)"))
-        if halves == "required" and not half_paths and not errors:
-            errors.append("no even/odd half maps: Noise2Noise needs both halves of every tomogram")
-
-    # masks
+    half_paths, errors = ({}, []) if halves == "none" else _half_paths(
+        full, even, odd, reference, halves, half_order)
     mask_match = match_by_ts_id(reference, masks) if masks is not None else None
     if mask_match is not None and mask_match.missing:
         errors.append(f"tomograms without a mask: {_names(mask_match.missing)}")
-
-    # defocus
     if tilt_range is not None:
         try:
             check_tilt_range(*tilt_range)
         except ValueError as exc:
             errors.append(f"tilt range: {exc}")
-    no_defocus, no_tilt, bad_tilt, no_acq = [], [], [], []
+    problems: Dict[str, List[str]] = {"acquisition": [], "tilt": [], "bad tilt": [], "defocus": []}
     entries: List[TomoEntry] = []
     for ts_id, tomo in reference.items():
         acq = tomo.getAcquisition() if tomo.getAcquisition() is not None else set_acquisition
         if acq is None or not acq.getVoltage():
-            no_acq.append(ts_id)
+            problems["acquisition"].append(ts_id)
             continue
-        if tilt_range is not None:
-            t_min, t_max = tilt_range
-            tilt_source = TILT_FROM_FORM
-        elif tilt_ranges and ts_id in tilt_ranges:
-            t_min, t_max = tilt_ranges[ts_id]
-            tilt_source = TILT_FROM_TILT_SERIES
-        else:
-            t_min, t_max = acq.getAngleMin(), acq.getAngleMax()
-            tilt_source = TILT_FROM_ACQUISITION
-            if t_min is None or t_max is None:
-                no_tilt.append(ts_id)
-                continue
-        if tilt_source != TILT_FROM_FORM:
-            try:
-                check_tilt_range(t_min, t_max)
-            except ValueError:
-                bad_tilt.append(f"{ts_id} ({t_min}, {t_max}, from the {tilt_source})")
-                continue
+        tilt = _tilt_of(ts_id, acq, tilt_range, tilt_ranges, problems)
+        if tilt is None:
+            continue
         d = (defocus or {}).get(ts_id, defocus_a)
         if d is None and need_defocus:
-            no_defocus.append(ts_id)
+            problems["defocus"].append(ts_id)
         even_path, odd_path = half_paths.get(ts_id, (None, None))
         mask = None
-        if mask_match is not None and ts_id in mask_match.pairs:
+        if mask_match is not None and masks is not None and ts_id in mask_match.pairs:
             mask = masks[mask_match.pairs[ts_id]].getFileName()
         entries.append(TomoEntry(
             ts_id=ts_id,
@@ -511,19 +454,92 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
             voltage_kv=float(acq.getVoltage()),
             cs_mm=float(acq.getSphericalAberration()),
             amplitude_contrast=float(acq.getAmplitudeContrast()),
-            tilt_min_deg=float(t_min), tilt_max_deg=float(t_max),
+            tilt_min_deg=float(tilt[0]), tilt_max_deg=float(tilt[1]),
             defocus_a=None if d is None else float(d), mask=_absolute(mask),
-            tilt_source=tilt_source))
-    if no_acq:
-        errors.append(f"tomograms without acquisition (voltage, Cs, amplitude contrast): "
-                      f"{_names(no_acq)}")
-    if no_tilt:
-        errors.append(f"tomograms without a tilt range in their acquisition (set it in the "
-                      f"form): {_names(no_tilt)}")
-    if bad_tilt:
-        errors.append("tilt ranges must satisfy -90 <= min < max <= 90; wrong for: "
-                      + _names(bad_tilt))
-    if no_defocus:
-        errors.append(f"no defocus for {_names(no_defocus)}: give a CTF set that covers them "
-                      f"or a defocus value")
-    return entries, errors
+            tilt_source=tilt[2]))
+    return entries, errors + _problem_messages(problems)
+
+
+def _half_paths(full, even, odd, reference, halves: str,
+                half_order: int) -> Tuple[Dict[str, Tuple[str, str]], List[str]]:
+    """``{tsId: (even path, odd path)}`` from separate half sets (paired by tsId) or from the
+    half maps linked to the reference's tomograms, and the errors found."""
+    errors: List[str] = []
+    half_paths: Dict[str, Tuple[str, str]] = {}
+    if even is not None and odd is not None:
+        if full is not None:
+            m_even = match_by_ts_id(full, even, tolerate_half_tags=True)
+            m_odd = match_by_ts_id(full, odd, tolerate_half_tags=True)
+            for ts_id in full:
+                if ts_id in m_even.pairs and ts_id in m_odd.pairs:
+                    half_paths[ts_id] = (even[m_even.pairs[ts_id]].getFileName(),
+                                         odd[m_odd.pairs[ts_id]].getFileName())
+            missing = sorted(set(m_even.missing) | set(m_odd.missing))
+            if missing:
+                errors.append(f"tomograms without an even and odd partner: {_names(missing)}")
+        else:
+            m = match_by_ts_id(even, odd, tolerate_half_tags=True)
+            for ts_id, other in m.pairs.items():
+                half_paths[ts_id] = (even[ts_id].getFileName(), odd[other].getFileName())
+            if m.missing:
+                errors.append(f"even tomograms without an odd partner: {_names(m.missing)}")
+            if m.extra:
+                errors.append(f"odd tomograms without an even partner: {_names(m.extra)}")
+    else:
+        no_halves = []
+        for ts_id, tomo in reference.items():
+            if tomo.hasHalfMaps():
+                try:
+                    half_paths[ts_id] = order_halves(tomo.getHalfMaps(asList=True), half_order)
+                except ValueError as exc:
+                    errors.append(f"half maps of {ts_id}: {exc}")
+            else:
+                no_halves.append(ts_id)
+        if no_halves and (halves == "required" or half_paths):
+            errors.append(f"tomograms without even/odd half maps: {_names(no_halves)}"
+                          + (" (Noise2Noise needs both halves)" if halves == "required" else
+                             " (either all tomograms have halves or none)"))
+    if halves == "required" and not half_paths and not errors:
+        errors.append("no even/odd half maps: Noise2Noise needs both halves of every tomogram")
+    return half_paths, errors
+
+
+def _tilt_of(ts_id: str, acq, tilt_range, tilt_ranges,
+             problems: Dict[str, List[str]]) -> Optional[Tuple[float, float, str]]:
+    """``(tilt_min_deg, tilt_max_deg, source)`` of one tomogram: the form's range, else its
+    tilt series' enabled tilts, else its acquisition; None (and the problem noted) when
+    missing or out of [-90, 90]."""
+    if tilt_range is not None:
+        return tilt_range[0], tilt_range[1], TILT_FROM_FORM
+    if tilt_ranges and ts_id in tilt_ranges:
+        t_min, t_max = tilt_ranges[ts_id]
+        source = TILT_FROM_TILT_SERIES
+    else:
+        t_min, t_max = acq.getAngleMin(), acq.getAngleMax()
+        source = TILT_FROM_ACQUISITION
+        if t_min is None or t_max is None:
+            problems["tilt"].append(ts_id)
+            return None
+    try:
+        check_tilt_range(t_min, t_max)
+    except ValueError:
+        problems["bad tilt"].append(f"{ts_id} ({t_min}, {t_max}, from the {source})")
+        return None
+    return t_min, t_max, source
+
+
+def _problem_messages(problems: Dict[str, List[str]]) -> List[str]:
+    messages = []
+    if problems["acquisition"]:
+        messages.append(f"tomograms without acquisition (voltage, Cs, amplitude contrast): "
+                        f"{_names(problems['acquisition'])}")
+    if problems["tilt"]:
+        messages.append(f"tomograms without a tilt range in their acquisition (set it in the "
+                        f"form): {_names(problems['tilt'])}")
+    if problems["bad tilt"]:
+        messages.append("tilt ranges must satisfy -90 <= min < max <= 90; wrong for: "
+                        + _names(problems["bad tilt"]))
+    if problems["defocus"]:
+        messages.append(f"no defocus for {_names(problems['defocus'])}: give a CTF set that "
+                        f"covers them or a defocus value")
+    return messages

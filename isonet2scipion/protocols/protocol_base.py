@@ -1,4 +1,5 @@
-"""Shared inputs and steps of the IsoNet2 protocols.
+"""Shared inputs and steps of the IsoNet2 protocols (prediction steps: predict_steps.py; the
+training protocols' base: train_base.py).
 
 Every protocol writes its inputs to ``extra/tomograms.star`` (one conversion, by
 :mod:`isonet2scipion.convert`) as its first step, runs core subcommands on that STAR through
@@ -19,12 +20,10 @@ from pyworkflow.protocol import STEPS_PARALLEL, params
 from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 
-from isonet2core import filenames, progress, star
+from isonet2core import star
 from isonet2scipion import Plugin, convert
 from isonet2scipion.constants import (
-    ARCH_CHOICES,
     CTF_CORRECTED_AUTO,
-    CTF_MODE_CHOICES,
     HALF_ORDER_AUTO,
     HALF_ORDER_CHOICES,
     HALVES_CHOICES,
@@ -36,42 +35,8 @@ from isonet2scipion.constants import (
 )
 from isonet2scipion.protocols.core_options import (
     CTF_CORRECTED_OPTIONS,
-    PREDICT_OPTIONS,
-    TRAIN_OPTIONS,
     OptionalGE,
-    coreArgs,
 )
-
-# ------------------------------------------------------------------ training resume
-STEP_ARGUMENTS_FILE = "step_arguments.json"
-
-
-def trainingResumeArgs(modelDir: str, stepArguments) -> List[str]:
-    """``["--resume", "True"]`` when ``modelDir`` holds the checkpoint of an earlier attempt of
-    this very step (same arguments, recorded in ``step_arguments.json``), else ``[]``.
-
-    A folder left by different arguments is emptied first: its checkpoints belong to other
-    settings and must be neither resumed nor mixed with the new run's files. The arguments of
-    the attempt about to run are recorded before it starts.
-    """
-    record = json.dumps(stepArguments, sort_keys=True)
-    markerPath = os.path.join(modelDir, STEP_ARGUMENTS_FILE)
-    previous = None
-    if os.path.exists(markerPath):
-        with open(markerPath) as f:
-            previous = f.read()
-    if previous == record:
-        hasCheckpoint = any(filenames.is_full_model(name) for name in os.listdir(modelDir))
-        return ["--resume", "True"] if hasCheckpoint else []
-    if os.path.isdir(modelDir):
-        shutil.rmtree(modelDir)
-    os.makedirs(modelDir)
-    tmp = markerPath + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(record)
-    os.replace(tmp, markerPath)
-    return []
-
 
 GPU_STEPS = ("refine", "denoise", "predict")   # core steps that run on GPUs
 
@@ -463,186 +428,3 @@ def tiltSummary(entries: Sequence[convert.TomoEntry], limit: int = 6) -> List[st
     if len(entries) > limit:
         lines.append(f"... and {len(entries) - limit} more tomograms")
     return lines
-
-
-# ------------------------------------------------------------------ prediction (shared)
-PREDICTED_COLUMNS = {
-    False: (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2),
-    True: (star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2),
-}
-
-
-class PredictMixin:
-    """Per-tomogram ``isonet2 predict`` steps and their output set."""
-
-    def _predictProgress(self) -> List[str]:
-        """``Predicted k of n tomograms`` once the steps have started: a tomogram counts when
-        its step's STAR copy names an output file that exists."""
-        folder = self._getExtraPath(PER_TOMOGRAM_DIR)
-        if not os.path.isdir(folder) or not os.path.exists(self._starPath()):
-            return []
-        total = len(star.TomogramsTable.read(self._starPath()))
-        columns = [cols[0] for cols in PREDICTED_COLUMNS.values()]
-        done = 0
-        for name in os.listdir(folder):
-            for column in columns:
-                paths = convert.read_column(os.path.join(folder, name), column)
-                if any(p is not None and os.path.exists(p) for p in paths.values()):
-                    done += 1
-                    break
-        return [f"Predicted {done} of {total} tomograms"] if done else []
-
-    def _insertPredictSteps(self, entries, prerequisites, modelPath, upstream):
-        args = [os.path.abspath(modelPath), "--output_dir", self._getExtraPath("predicted")]
-        args += coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
-        return self._insertPerTomogramSteps(entries, prerequisites, "predict", args,
-                                            needsGPU=self._usesGpu(), upstream=upstream)
-
-    def _predictedTomograms(self, entries, denoised: bool, ctfCorrected: bool) -> SetOfTomograms:
-        """``ctfCorrected``: the network was trained with a CTF mode, so it corrects the CTF."""
-        full, half1, half2 = PREDICTED_COLUMNS[denoised]
-        paths = self._gatherColumns(entries, [full, half1, half2])
-        return self._outputTomograms({ts: (cols[full], cols[half1], cols[half2])
-                                      for ts, cols in paths.items()}, suffix="predicted",
-                                     ctfCorrected=ctfCorrected)
-
-
-# ------------------------------------------------------------------ training (shared)
-class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
-    """Shared form and steps of denoise and refine: train, optionally predict, output the
-    model (and the predicted tomograms)."""
-    _gpu = True
-    _ctf = "optional"
-    _coreStep = None          # "refine" or "denoise"
-    _extraOptions = ()        # options beyond TRAIN_OPTIONS
-
-    def _defineProtocolParams(self, form):
-        form.addSection(label="Training")
-        self._defineMethodParam(form)
-        for opt in TRAIN_OPTIONS:
-            opt.addTo(form)
-        for opt in self._extraOptions:
-            opt.addTo(form)
-        form.addParam("pretrained_model", params.PointerParam, pointerClass="IsoNet2Model",
-                      allowsNull=True, expertLevel=params.LEVEL_ADVANCED,
-                      label="Pre-trained model (optional)",
-                      help="Start from this network (same architecture) instead of random "
-                           "weights.\n\nIsoNet2 option: --pretrained_model")
-        form.addSection(label="Prediction")
-        form.addParam("doPredict", params.BooleanParam, default=True,
-                      label="Apply the network to the tomograms?",
-                      help="Yes: the trained network is applied to the input tomograms and "
-                           "the results are an output of this protocol. No: only the model "
-                           "(use the predict protocol later).")
-        for opt in PREDICT_OPTIONS:
-            opt.addTo(form, condition="doPredict")
-
-    def _defineMethodParam(self, form):
-        """refine adds its method choice."""
-
-    def _needsDefocus(self) -> bool:
-        return self.CTF_mode.get() != 0
-
-    def _method(self, entries) -> str:
-        raise NotImplementedError
-
-    def _archText(self) -> str:
-        return ARCH_CHOICES[self.arch.get()]
-
-    def _ctfModeText(self) -> Optional[str]:
-        text = CTF_MODE_CHOICES[self.CTF_mode.get()]
-        return None if text == "None" else text
-
-    def _modelDir(self) -> str:
-        return self._getExtraPath("model")
-
-    def _modelPath(self, method) -> str:
-        return str(filenames.model_path(self._modelDir(), method, self._archText(), self.cube_size.get()))
-
-    def _insertProcessingSteps(self, entries, convertId):
-        method = self._method(entries)
-        args = ["--output_dir", self._modelDir()]
-        if self._coreStep == "refine":
-            args += ["--method", method]
-        args += coreArgs(self, TRAIN_OPTIONS) + coreArgs(self, self._extraOptions)
-        if self.pretrained_model.get() is not None:
-            args += ["--pretrained_model", os.path.abspath(self.pretrained_model.get().getPath())]
-        args += self._ncpusArgs() + self._deviceArgs()
-        signature = convert.entries_signature(entries, step=self._coreStep, args=args)
-        trainId = self._insertFunctionStep(self.trainStep, self._coreStep, args, signature,
-                                           prerequisites=[convertId], needsGPU=self._usesGpu())
-        outputDeps = [trainId]
-        if self.doPredict.get():
-            outputDeps = self._insertPredictSteps(entries, [trainId], self._modelPath(method),
-                                                  upstream=signature)
-        self._insertFunctionStep(self.createOutputStep, method, signature,
-                                 prerequisites=outputDeps, needsGPU=False)
-
-    def trainStep(self, step, args, signature):
-        """Train on extra/tomograms.star. ``signature`` makes the step's arguments change with
-        every input the training depends on. A training killed earlier with the same
-        arguments (Continue after a crash) resumes from its last checkpoint."""
-        resume = trainingResumeArgs(self._modelDir(), [step, list(args), signature])
-        Plugin.runCore(self, step, [self._starPath()] + list(args) + resume,
-                       gpus=self._stepGpus())
-
-    def createOutputStep(self, method, signature):
-        from isonet2scipion.objects import IsoNet2Model
-        modelPath = self._modelPath(method)
-        if not os.path.exists(modelPath):
-            found = sorted(os.listdir(self._modelDir())) if os.path.isdir(self._modelDir()) else []
-            raise RuntimeError(f"IsoNet2 wrote no model {modelPath}; the folder holds: "
-                               f"{', '.join(found) or 'nothing'}")
-        model = IsoNet2Model(path=modelPath, method=method, arch=self._archText(),
-                             cubeSize=self.cube_size.get(), ctfMode=self._ctfModeText(),
-                             epochs=self.epochs.get())
-        outputs = {"model": model}
-        if self.doPredict.get():
-            entries = convert.entries_from_signature(signature)
-            outputs["tomograms"] = self._predictedTomograms(
-                entries, denoised=method == "n2n", ctfCorrected=self._ctfModeText() is not None)
-        self._defineOutputs(**outputs)
-        for output in outputs.values():
-            self._defineInputRelations(output)
-            if self._masks and self.inputMasks.get() is not None:
-                self._defineSourceRelation(self.inputMasks, output)
-            if self.inputCtfs.get() is not None:
-                self._defineSourceRelation(self.inputCtfs, output)
-
-    def _validate(self):
-        errors = super()._validate()
-        cube = self.cube_size.get()
-        if cube is None or cube < 16 or cube % 16:
-            errors.append(f"cube_size must be a positive multiple of 16, got {cube}")
-        elif self._referenceSet() is not None:
-            errors += convert.cube_errors({t.getTsId(): t.clone()
-                                           for t in self._referenceSet().iterItems()}, cube)
-        pre = self.pretrained_model.get()
-        if pre is not None:
-            if pre.getArch() and pre.getArch() != self._archText():
-                errors.append(f"the pre-trained model is a {pre.getArch()} network, not "
-                              f"{self._archText()}")
-            if not os.path.exists(pre.getPath() or ""):
-                errors.append(f"the pre-trained model file {pre.getPath()} does not exist")
-        lr, lrMin = self.learning_rate.get(), self.learning_rate_min.get()
-        if lr is not None and lrMin is not None and lrMin > lr:
-            errors.append(f"learning_rate_min ({lrMin}) must not exceed learning_rate ({lr})")
-        return errors
-
-    def progressLines(self) -> List[str]:
-        """The training's last finished epoch, its loss and the time left (from the loss
-        history the core writes after every epoch), then the prediction's progress."""
-        line = progress.training_progress(progress.read_history(self._modelDir()),
-                                          self.epochs.get())
-        lines = [f"Training: {line}"] if line else []
-        return lines + (self._predictProgress() if self.doPredict.get() else [])
-
-    def _trainSummary(self) -> List[str]:
-        lines = self._inputSummary() + self.progressLines()
-        model = getattr(self, "model", None)
-        if model is not None:
-            lines.append(f"Model: {model}")
-        tomos = getattr(self, "tomograms", None)
-        if tomos is not None:
-            lines.append(f"Predicted tomograms: {tomos.getSize()}")
-        return lines

@@ -6,7 +6,7 @@ from tomo.objects import SetOfTomograms
 from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion.constants import LOSS_CHOICES, METHOD_DENOISE
 from isonet2scipion.objects import IsoNet2Model
-from isonet2scipion.protocols.protocol_base import ProtIsoNet2TrainBase
+from isonet2scipion.protocols.train_base import ProtIsoNet2TrainBase
 
 
 class DenoiseOutputs(Enum):

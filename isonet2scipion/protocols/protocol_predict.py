@@ -8,7 +8,8 @@ from tomo.objects import SetOfTomograms
 
 from isonet2scipion import convert
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS
-from isonet2scipion.protocols.protocol_base import PredictMixin, ProtIsoNet2Base
+from isonet2scipion.protocols.predict_steps import PredictMixin
+from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
 
 
 class PredictOutputs(Enum):

@@ -7,7 +7,7 @@ from tomo.objects import SetOfTomograms
 from isonet2scipion.constants import METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE, REFINE_METHOD_CHOICES
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.core_options import REFINE_OPTIONS
-from isonet2scipion.protocols.protocol_base import ProtIsoNet2TrainBase
+from isonet2scipion.protocols.train_base import ProtIsoNet2TrainBase
 
 
 class RefineOutputs(Enum):

@@ -1,7 +1,7 @@
 """Continue after a killed training step resumes from the step's own last checkpoint."""
 import json
 
-from isonet2scipion.protocols.protocol_base import STEP_ARGUMENTS_FILE, trainingResumeArgs
+from isonet2scipion.protocols.train_base import STEP_ARGUMENTS_FILE, trainingResumeArgs
 
 ARGS = ["refine", ["--epochs", "10", "--cube_size", "32"], "signature-1"]
 
