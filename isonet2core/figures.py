@@ -32,13 +32,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 import numpy as np  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from isonet2core.atomic import atomic_output  # noqa: E402
@@ -387,3 +388,35 @@ def save_figure(fig: Figure, png_path: PathLike) -> Path:
     finally:
         plt.close(fig)
     return target
+
+
+_CURVES = (("loss", "total loss"), ("n2n_loss", "Noise2Noise term (measured region)"),
+           ("mw_loss", "missing-wedge term (unweighted)"))
+
+
+def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
+    """Plot the loss curves of ``history`` (one dict per epoch) into ``png_path``; returns it.
+    ``ValueError`` when the history is empty."""
+    if not history:
+        raise ValueError("empty loss history: nothing to plot")
+    png_path = Path(png_path)
+    epochs = [int(h["epoch"]) for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    try:
+        for key, label in _CURVES:
+            values = [h.get(key) for h in history]
+            if all(v is not None and v > 0 for v in values):
+                ax.plot(epochs, values, marker="o", markersize=3, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (normalised units)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))  # plain text, no mathtext
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_output(png_path) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
+    return png_path

@@ -1,20 +1,15 @@
-"""Figures and the report page of a run (matplotlib, Agg backend: no display needed).
-
-``plot_loss_history(history, png_path)``: the per-epoch losses that ``refine``/``denoise``
-record in ``loss_history.json`` (a list of dicts with ``epoch``, ``loss`` and, for the masked
-loss, ``n2n_loss`` and ``mw_loss``), on a log scale, written atomically.
+"""The report of a run (figures: matplotlib, Agg backend, no display needed).
 
 ``make_report(star_file, output_dir, cfg, model_dir=, tomo_idx=, ground_truth_dir=)`` (what
 ``isonet2 report`` runs): per tomogram, orthoslices and Fourier XZ slices of the raw map beside
 the corrected/denoised maps (figures from :mod:`isonet2core.figures`), FSC curves of the even
 and odd halves and, for synthetic data, against the ground truth (numbers from
 :mod:`isonet2core.metrics`); the loss curves, settings and previews of the training run; all
-assembled by ``write_report`` into ``report.html`` and its Markdown twin ``report.md`` beside
+assembled by :func:`isonet2core.report_page.write_report` into ``report.html`` and its Markdown twin ``report.md`` beside
 the PNGs.
 """
 from __future__ import annotations
 
-import html
 import json
 import logging
 from dataclasses import dataclass
@@ -22,161 +17,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
-import numpy as np  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-
-from isonet2core import __version__, atomic, figures, metrics, mrcio, star  # noqa: E402
-from isonet2core.atomic import atomic_output  # noqa: E402
-from isonet2core.config import ReportConfig  # noqa: E402
-from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name  # noqa: E402
+from isonet2core import __version__, figures, metrics, mrcio, star
+from isonet2core.config import ReportConfig
+from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name
+from isonet2core.report_page import (
+    ReportImage,
+    ReportSection,
+    ReportTable,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 
 
-_CURVES = (("loss", "total loss"), ("n2n_loss", "Noise2Noise term (measured region)"),
-           ("mw_loss", "missing-wedge term (unweighted)"))
-
-
-def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
-    """Plot the loss curves of ``history`` (one dict per epoch) into ``png_path``; returns it.
-    ``ValueError`` when the history is empty."""
-    if not history:
-        raise ValueError("empty loss history: nothing to plot")
-    png_path = Path(png_path)
-    epochs = [int(h["epoch"]) for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    try:
-        for key, label in _CURVES:
-            values = [h.get(key) for h in history]
-            if all(v is not None and v > 0 for v in values):
-                ax.plot(epochs, values, marker="o", markersize=3, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss (normalised units)")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))  # plain text, no mathtext
-        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        with atomic_output(png_path) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return png_path
-
-
-# ==== the report page of a run: `isonet2 report` ==========================================
-# (added by the report work; plot_loss_history above is the trainer's)
-REPORT_STEM = "report"
-# the files a training run writes beside its model files (isonet2core.training.trainer)
 MAX_PREVIEWS = 5                       # training previews shown (evenly chosen epochs)
-
-
-@dataclass(frozen=True)
-class ReportImage:
-    """A PNG of the page: ``file`` is its name relative to the page's folder."""
-    file: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class ReportTable:
-    """A table of text cells: ``headers`` and ``rows`` (each as long as ``headers``)."""
-    headers: Tuple[str, ...]
-    rows: Tuple[Tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class ReportSection:
-    """One section of the page: a title, an optional paragraph, table and images."""
-    title: str
-    text: str = ""
-    table: Optional[ReportTable] = None
-    images: Tuple[ReportImage, ...] = ()
-
-
-def write_report(output_dir: PathLike, title: str, sections: Sequence[ReportSection], *,
-                 formats: Sequence[str] = ("html", "md"), stem: str = REPORT_STEM) -> Dict[str, Path]:
-    """Write the page ``OUTPUT_DIR/<stem>.html`` and/or its Markdown twin ``<stem>.md``.
-
-    Both show the same sections in order: title, text, table, then the images (``<img>`` /
-    ``![]()`` with paths relative to ``output_dir``, so the folder can be moved or copied as a
-    whole). ``ValueError`` when an image is not an existing file inside ``output_dir``, when a
-    table row does not match its headers, or for an unknown format. Pages are written
-    atomically. Returns ``{"html": path, "md": path}`` for the formats written.
-    """
-    out = Path(output_dir)
-    unknown = [f for f in formats if f not in ("html", "md")]
-    if unknown or not formats:
-        raise ValueError(f"report formats must be html and/or md, got {list(formats)}")
-    for section in sections:
-        for image in section.images:
-            path = out / image.file
-            if Path(image.file).is_absolute() or ".." in Path(image.file).parts or not path.is_file():
-                raise ValueError(f"report image {image.file!r} is not a file inside {out}")
-        if section.table is not None:
-            width = len(section.table.headers)
-            for row in section.table.rows:
-                if len(row) != width:
-                    raise ValueError(f"report table of section {section.title!r}: row {row} has "
-                                     f"{len(row)} cells for {width} headers")
-    written: Dict[str, Path] = {}
-    for fmt in formats:
-        text = _html_page(title, sections) if fmt == "html" else _markdown_page(title, sections)
-        written[fmt] = atomic.write_text(out / f"{stem}.{fmt}", text)
-    return written
-
-
-def _html_page(title: str, sections: Sequence[ReportSection]) -> str:
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
-             f"<title>{esc(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1400px;margin:1em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:0.5em 0}"
-             "th,td{border:1px solid #bbb;padding:3px 8px;text-align:left}th{background:#eee}"
-             "figure{display:inline-block;margin:0.5em;vertical-align:top}"
-             "img{max-width:100%}figcaption{font-size:90%;color:#333;max-width:900px}</style>",
-             "</head>", "<body>", f"<h1>{esc(title)}</h1>"]
-    for section in sections:
-        parts.append(f"<h2>{esc(section.title)}</h2>")
-        if section.text:
-            parts.append(f"<p>{esc(section.text)}</p>")
-        if section.table is not None:
-            parts.append("<table>")
-            parts.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in section.table.headers) + "</tr>")
-            for row in section.table.rows:
-                parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-            parts.append("</table>")
-        for image in section.images:
-            parts.append(f"<figure><img src=\"{esc(image.file, quote=True)}\" alt=\"{esc(image.caption, quote=True)}\">"
-                         f"<figcaption>{esc(image.caption)}</figcaption></figure>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
-
-
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown_page(title: str, sections: Sequence[ReportSection]) -> str:
-    lines = [f"# {title}", ""]
-    for section in sections:
-        lines += [f"## {section.title}", ""]
-        if section.text:
-            lines += [section.text, ""]
-        if section.table is not None:
-            lines.append("| " + " | ".join(_md_cell(h) for h in section.table.headers) + " |")
-            lines.append("|" + "---|" * len(section.table.headers))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.table.rows]
-            lines.append("")
-        for image in section.images:
-            alt = image.caption.replace("[", "(").replace("]", ")")
-            lines += [f"![{alt}]({image.file.replace(' ', '%20')})", "", f"*{image.caption}*", ""]
-    return "\n".join(lines)
 
 
 # ---- what the report shows of each tomogram ------------------------------------------------
@@ -401,7 +257,7 @@ def _fmt(value: Optional[float], digits: int) -> str:
 def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
                       ) -> Tuple[ReportSection, List[Tuple[str, ...]]]:
     """The section (figures written into ``out``) and the numbers-table rows of one tomogram."""
-    px, stem = maps.pixel_size_a, safe_name(maps.name)
+    stem = safe_name(maps.name)
     raw: Any
     if maps.raw is not None:
         raw_label, raw = "raw", mrcio.open_mrc(maps.raw)
@@ -410,16 +266,54 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
     shown = [(raw_label, raw)] + [(o.kind, mrcio.open_mrc(o.path)) for o in maps.outputs]
     truth = mrcio.open_mrc(maps.ground_truth) if maps.ground_truth is not None else None
     panels = shown + ([("ground truth", truth)] if truth is not None else [])
-    images = []
+    images = _map_figures(maps, panels, stem, out, cfg)
+    crop = figures.central_crop(maps.shape, cfg.crop_size)
 
+    def block(volume) -> np.ndarray:
+        return np.asarray(volume[crop], dtype=np.float32)
+
+    # one colour per map in every figure: C0 raw, C1, C2 the restored maps
+    eo_curves = [_even_odd_curve("raw even vs odd", maps.raw_halves, "C0", block, maps, cfg)]
+    eo_curves += [_even_odd_curve(f"{o.kind} half 1 vs half 2", o.halves, f"C{i + 1}", block, maps, cfg)
+                  for i, o in enumerate(maps.outputs)]
+    curves = [c for c in eo_curves if c is not None]
+    if curves:
+        name = f"{stem}_fsc_even_odd.png"
+        figures.save_figure(figures.fsc_figure(
+            curves, maps.pixel_size_a, threshold=cfg.fsc_threshold,
+            title=f"{maps.name}: FSC between the even and odd halves"), out / name)
+        images.append(ReportImage(name, "FSC between the maps of the even and odd halves; the legend "
+                                        f"gives where each curve falls below {cfg.fsc_threshold:g}."))
+    truth_block = block(truth) if truth is not None else None
+    rows: List[Tuple[str, ...]] = []
+    gt_curves: List[figures.FSCCurve] = []
+    for i, ((label, volume), eo) in enumerate(zip(shown, eo_curves)):
+        row, gt = _numbers(maps, label, block(volume), eo, truth_block, f"C{i}", cfg)
+        rows.append(row)
+        gt_curves += gt
+    if gt_curves:
+        name = f"{stem}_fsc_ground_truth.png"
+        figures.save_figure(figures.fsc_figure(
+            gt_curves, maps.pixel_size_a, threshold=cfg.fsc_threshold,
+            title=f"{maps.name}: FSC against the ground truth"), out / name)
+        images.append(ReportImage(name, "FSC against the ground truth over all of Fourier space and "
+                                        "restricted to the missing wedge (where the raw map has no "
+                                        "signal: a restored map that recovers it rises above 0)."))
+    return ReportSection(f"Tomogram {maps.name}", _files_text(maps), images=tuple(images)), rows
+
+
+def _map_figures(maps: TomogramMaps, panels: Sequence[Tuple[str, Any]], stem: str, out: Path,
+                 cfg: ReportConfig) -> List[ReportImage]:
+    """Orthoslices and Fourier XZ slices of the maps (``panels``: label, volume (z, y, x))."""
+    px = maps.pixel_size_a
     name = f"{stem}_orthoslices.png"
     figures.save_figure(figures.orthoslice_figure(
         panels, px, n_average=cfg.n_average, percentiles=cfg.percentiles,
         title=f"{maps.name}: central orthoslices (pixel size {px:g} \u00c5, mean of {cfg.n_average} slices)"),
         out / name)
-    images.append(ReportImage(name, "Central XY (top) and XZ (bottom) slices, grey scale as on disk "
-                                    "(protein dark). The XZ view shows the elongation along z that "
-                                    "the missing wedge causes in the raw map."))
+    images = [ReportImage(name, "Central XY (top) and XZ (bottom) slices, grey scale as on disk "
+                                "(protein dark). The XZ view shows the elongation along z that "
+                                "the missing wedge causes in the raw map.")]
     name = f"{stem}_fourier.png"
     slices = [(label, figures.fourier_xz_slice(v, max_size=cfg.crop_size)) for label, v in panels]
     figures.save_figure(figures.fourier_figure(
@@ -429,72 +323,53 @@ def _tomogram_section(maps: TomogramMaps, out: Path, cfg: ReportConfig
     images.append(ReportImage(name, "Log-amplitude (kz, kx) Fourier slices, power averaged over ky. "
                                     "The dark double sector around the kz axis is the missing wedge "
                                     "of the raw map; a corrected map fills it."))
+    return images
 
-    crop = figures.central_crop(maps.shape, cfg.crop_size)
 
-    def block(volume) -> np.ndarray:
-        return np.asarray(volume[crop], dtype=np.float32)
+def _even_odd_curve(label: str, halves, color: str, block, maps: TomogramMaps,
+                    cfg: ReportConfig) -> Optional[figures.FSCCurve]:
+    """The FSC between two half maps (central crops), or None without halves."""
+    if halves is None:
+        return None
+    freq, curve = metrics.fsc(block(mrcio.open_mrc(halves[0])), block(mrcio.open_mrc(halves[1])))
+    res = metrics.fsc_resolution(freq, curve, maps.pixel_size_a, threshold=cfg.fsc_threshold)
+    return figures.FSCCurve(label, freq, curve, res, color)
 
-    def even_odd(label: str, halves, color: str) -> Optional[figures.FSCCurve]:
-        if halves is None:
-            return None
-        freq, curve = metrics.fsc(block(mrcio.open_mrc(halves[0])), block(mrcio.open_mrc(halves[1])))
-        res = metrics.fsc_resolution(freq, curve, px, threshold=cfg.fsc_threshold)
-        return figures.FSCCurve(label, freq, curve, res, color)
 
-    # one colour per map in every figure: C0 raw, C1, C2 the restored maps
-    eo_curves = [even_odd("raw even vs odd", maps.raw_halves, "C0")]
-    eo_curves += [even_odd(f"{o.kind} half 1 vs half 2", o.halves, f"C{i + 1}")
-                  for i, o in enumerate(maps.outputs)]
-    curves = [c for c in eo_curves if c is not None]
-    if curves:
-        name = f"{stem}_fsc_even_odd.png"
-        figures.save_figure(figures.fsc_figure(
-            curves, px, threshold=cfg.fsc_threshold,
-            title=f"{maps.name}: FSC between the even and odd halves"), out / name)
-        images.append(ReportImage(name, "FSC between the maps of the even and odd halves; the legend "
-                                        f"gives where each curve falls below {cfg.fsc_threshold:g}."))
+def _numbers(maps: TomogramMaps, label: str, vol: np.ndarray, eo: Optional[figures.FSCCurve],
+             truth: Optional[np.ndarray], color: str, cfg: ReportConfig
+             ) -> Tuple[Tuple[str, ...], List[figures.FSCCurve]]:
+    """One map's row of the numbers table and, with a ground truth, its FSC curves against it
+    (whole Fourier space and the missing wedge only)."""
+    px, tilt = maps.pixel_size_a, maps.tilt_range_deg
+    row = [maps.name, label,
+           figures.resolution_label(eo.resolution_a, eo.fsc, cfg.fsc_threshold) if eo else "n/a",
+           _fmt(100.0 * metrics.wedge_power_fraction(vol, *tilt), 1)]
+    if truth is None:
+        return tuple(row), []
+    freq, curve = metrics.fsc(vol, truth)
+    res = metrics.fsc_resolution(freq, curve, px, threshold=cfg.fsc_threshold)
+    wfreq, wcurve = metrics.wedge_fsc(vol, truth, *tilt)
+    wres = metrics.fsc_resolution(wfreq, wcurve, px, threshold=cfg.fsc_threshold)
+    row += [_fmt(metrics.pearson(vol, truth), 3), _fmt(metrics.psnr(vol, truth), 2),
+            figures.resolution_label(res, curve, cfg.fsc_threshold),
+            figures.resolution_label(wres, wcurve, cfg.fsc_threshold),
+            _fmt(metrics.mean_fsc(wfreq, wcurve), 3)]
+    return tuple(row), [figures.FSCCurve(f"{label} vs GT", freq, curve, res, color),
+                        figures.FSCCurve(f"{label} vs GT, missing wedge only", wfreq, wcurve, wres,
+                                         color, "--")]
 
-    rows: List[Tuple[str, ...]] = []
-    gt_curves: List[figures.FSCCurve] = []
-    truth_block = block(truth) if truth is not None else None
-    for i, ((label, volume), eo) in enumerate(zip(shown, eo_curves)):
-        vol = block(volume)
-        row = [maps.name, label,
-               figures.resolution_label(eo.resolution_a, eo.fsc, cfg.fsc_threshold) if eo else "n/a",
-               _fmt(100.0 * metrics.wedge_power_fraction(vol, *maps.tilt_range_deg), 1)]
-        color = f"C{i}"
-        if truth_block is not None:
-            freq, curve = metrics.fsc(vol, truth_block)
-            res = metrics.fsc_resolution(freq, curve, px, threshold=cfg.fsc_threshold)
-            wfreq, wcurve = metrics.wedge_fsc(vol, truth_block, *maps.tilt_range_deg)
-            wres = metrics.fsc_resolution(wfreq, wcurve, px, threshold=cfg.fsc_threshold)
-            gt_curves += [figures.FSCCurve(f"{label} vs GT", freq, curve, res, color),
-                          figures.FSCCurve(f"{label} vs GT, missing wedge only", wfreq, wcurve, wres,
-                                           color, "--")]
-            row += [_fmt(metrics.pearson(vol, truth_block), 3), _fmt(metrics.psnr(vol, truth_block), 2),
-                    figures.resolution_label(res, curve, cfg.fsc_threshold),
-                    figures.resolution_label(wres, wcurve, cfg.fsc_threshold),
-                    _fmt(metrics.mean_fsc(wfreq, wcurve), 3)]
-        rows.append(tuple(row))
-    if gt_curves:
-        name = f"{stem}_fsc_ground_truth.png"
-        figures.save_figure(figures.fsc_figure(
-            gt_curves, px, threshold=cfg.fsc_threshold,
-            title=f"{maps.name}: FSC against the ground truth"), out / name)
-        images.append(ReportImage(name, "FSC against the ground truth over all of Fourier space and "
-                                        "restricted to the missing wedge (where the raw map has no "
-                                        "signal: a restored map that recovers it rises above 0)."))
+
+def _files_text(maps: TomogramMaps) -> str:
     files = [f"raw: {maps.raw or ' + '.join(str(p) for p in maps.raw_halves or ())}"]
     files += [f"{o.kind}: {o.path}" for o in maps.outputs]
     if maps.ground_truth is not None:
         files.append(f"ground truth: {maps.ground_truth}")
     if not maps.outputs:
         files.append("no corrected or denoised map in the STAR file (run isonet2 predict)")
-    text = (f"rlnIndex {maps.index}; {maps.shape[0]} x {maps.shape[1]} x {maps.shape[2]} voxels "
-            f"(z, y, x) at {px:g} \u00c5; tilt range {maps.tilt_range_deg[0]:g} to "
+    return (f"rlnIndex {maps.index}; {maps.shape[0]} x {maps.shape[1]} x {maps.shape[2]} voxels "
+            f"(z, y, x) at {maps.pixel_size_a:g} \u00c5; tilt range {maps.tilt_range_deg[0]:g} to "
             f"{maps.tilt_range_deg[1]:g}\u00b0. " + "; ".join(files) + ".")
-    return ReportSection(f"Tomogram {maps.name}", text, images=tuple(images)), rows
 
 
 def _training_sections(run: TrainingRun, out: Path, cfg: ReportConfig,
@@ -502,7 +377,7 @@ def _training_sections(run: TrainingRun, out: Path, cfg: ReportConfig,
     """Loss curves, last-epoch numbers, settings and previews of a training run."""
     history = run.history
     name = "training_loss.png"
-    plot_loss_history(history, out / name)
+    figures.plot_loss_history(history, out / name)
     last = history[-1]
     headers = ("epochs", "final loss", "Noise2Noise term", "missing-wedge term", "learning rate",
                "training time (min)")

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import __version__, atomic, checkpoint, filenames, predict, report
+from isonet2core import __version__, atomic, checkpoint, figures, filenames, predict
 from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import autocast_dtype, cpu_threads, describe, select_devices
@@ -450,7 +450,7 @@ class _Session:
                     "tomograms": state["tomograms"], "normalization": state["normalization"],
                     "isonet2core_version": __version__, "command_line": state["command_line"]}
         atomic.write_text(out / filenames.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
-        report.plot_loss_history(self.history, out / filenames.LOSS_PNG)
+        figures.plot_loss_history(self.history, out / filenames.LOSS_PNG)
         return written
 
     def preview_tomograms(self) -> List[int]:

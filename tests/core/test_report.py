@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import figures, filenames, metrics, mrcio, report, star, wedge
+from isonet2core import figures, filenames, metrics, mrcio, report_page, star, wedge
 from isonet2core.cli.main import main
 
 SHAPE = (32, 40, 40)
@@ -22,10 +22,10 @@ def _png(path: Path) -> Path:
 
 def test_write_report_pages(tmp_path):
     _png(tmp_path / "a b.png")
-    sections = [report.ReportSection("Numbers <1>", "x < y & z",
-                                     report.ReportTable(("name", "value|unit"), (("t1", "0.5"),))),
-                report.ReportSection("Figures", images=(report.ReportImage("a b.png", "caption <b>"),))]
-    pages = report.write_report(tmp_path, "Title & co", sections)
+    sections = [report_page.ReportSection("Numbers <1>", "x < y & z",
+                                     report_page.ReportTable(("name", "value|unit"), (("t1", "0.5"),))),
+                report_page.ReportSection("Figures", images=(report_page.ReportImage("a b.png", "caption <b>"),))]
+    pages = report_page.write_report(tmp_path, "Title & co", sections)
     assert set(pages) == {"html", "md"}
     page = pages["html"].read_text()
     assert "<h1>Title &amp; co</h1>" in page and "<h2>Numbers &lt;1&gt;</h2>" in page
@@ -35,23 +35,23 @@ def test_write_report_pages(tmp_path):
     assert "| name | value\\|unit |" in md and "| t1 | 0.5 |" in md
     assert "![caption <b>](a%20b.png)" in md
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.png", "report.html", "report.md"]
-    only_md = report.write_report(tmp_path / "x", "T", sections[:1], formats=("md",))
+    only_md = report_page.write_report(tmp_path / "x", "T", sections[:1], formats=("md",))
     assert list(only_md) == ["md"] and not (tmp_path / "x" / "report.html").exists()
 
 
 def test_write_report_rejects_bad_pages(tmp_path):
     _png(tmp_path / "in.png")
     outside = _png(tmp_path.parent / f"{tmp_path.name}_outside.png")
-    table = report.ReportTable(("a", "b"), (("1",),))
+    table = report_page.ReportTable(("a", "b"), (("1",),))
     for section, message in (
-            (report.ReportSection("s", images=(report.ReportImage("missing.png", "c"),)), "missing.png"),
-            (report.ReportSection("s", images=(report.ReportImage(f"../{outside.name}", "c"),)), "inside"),
-            (report.ReportSection("s", images=(report.ReportImage(str(outside), "c"),)), "inside"),
-            (report.ReportSection("s", table=table), "1 cells for 2 headers")):
+            (report_page.ReportSection("s", images=(report_page.ReportImage("missing.png", "c"),)), "missing.png"),
+            (report_page.ReportSection("s", images=(report_page.ReportImage(f"../{outside.name}", "c"),)), "inside"),
+            (report_page.ReportSection("s", images=(report_page.ReportImage(str(outside), "c"),)), "inside"),
+            (report_page.ReportSection("s", table=table), "1 cells for 2 headers")):
         with pytest.raises(ValueError, match=message):
-            report.write_report(tmp_path, "T", [section])
+            report_page.write_report(tmp_path, "T", [section])
     with pytest.raises(ValueError, match="formats"):
-        report.write_report(tmp_path, "T", [], formats=("pdf",))
+        report_page.write_report(tmp_path, "T", [], formats=("pdf",))
     assert not (tmp_path / "report.html").exists()
 
 
