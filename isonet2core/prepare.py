@@ -3,7 +3,7 @@
 Files are paired BY NAME, never by listing order: the even, odd and full maps of one
 tomogram have the same file name, or names that differ only by an even/odd tag in the stem
 (``tomo_001_EVN.mrc`` / ``tomo_001_ODD.mrc``, ``even``/``odd``, ``half1``/``half2``; see
-:func:`star.strip_half_tag`). The tomogram's ``rlnTomoName`` is that shared stem without the
+:func:`mapnames.strip_half_tag`). The tomogram's ``rlnTomoName`` is that shared stem without the
 tag. Masks (``mask_folder``) and coordinate files (``coordinate_folder``) are matched by stem
 the same way. Rows are in natural order of the names (``tomo_2`` before ``tomo_10``); a list
 of defocus values is taken in that order.
@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mrcio, planning, star
+from isonet2core import mapnames, mrcio, planning, star
 from isonet2core.config import PrepareStarConfig
 from isonet2core.filenames import PathLike
 
@@ -67,7 +67,7 @@ def _natural_key(text: str):
 
 
 def list_maps(folder: PathLike, what: str) -> List[Path]:
-    """MRC files (``star.MAP_SUFFIXES``) in ``folder``, natural order; hidden files ignored.
+    """MRC files (``mapnames.MAP_SUFFIXES``) in ``folder``, natural order; hidden files ignored.
 
     ``FileNotFoundError`` when the folder is missing, ``ValueError`` naming it when it holds
     no MRC file.
@@ -76,17 +76,17 @@ def list_maps(folder: PathLike, what: str) -> List[Path]:
     if not p.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {p}")
     files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-             and f.name.lower().endswith(star.MAP_SUFFIXES)]
+             and f.name.lower().endswith(mapnames.MAP_SUFFIXES)]
     if not files:
         raise ValueError(f"{what} folder {p} holds no MRC files "
-                         f"({', '.join(star.MAP_SUFFIXES)})")
+                         f"({', '.join(mapnames.MAP_SUFFIXES)})")
     return sorted(files, key=lambda f: _natural_key(f.name))
 
 
 def _by_name(files: Sequence[Path], what: str) -> Dict[str, Path]:
     keyed: Dict[str, Path] = {}
     for f in files:
-        key = star.tomo_name_from_path(f)
+        key = mapnames.tomo_name_from_path(f)
         if key in keyed:
             raise ValueError(f"{what} files {keyed[key].name} and {f.name} both name tomogram "
                              f"{key!r}; keep one per tomogram")
@@ -106,7 +106,7 @@ def match_tomograms(full_dir: Optional[PathLike] = None, even_dir: Optional[Path
              for what, d in folders.items() if d is not None}
     for what, wrong in (("even", "odd"), ("odd", "even")):
         for f in keyed.get(what, {}).values():
-            if star.half_tag(f.stem) == wrong:
+            if mapnames.half_tag(f.stem) == wrong:
                 raise ValueError(f"{f} is tagged {wrong!r} but lies in the {what} folder; "
                                  "are --even and --odd swapped?")
     names = set().union(*(set(k) for k in keyed.values()))
@@ -228,7 +228,7 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
         raise ValueError(f"defocus: {len(cfg.defocus_a)} values given for {n} tomograms; "
                          "give one value or one per tomogram")
     defocus = list(cfg.defocus_a) * n if len(cfg.defocus_a) == 1 else list(cfg.defocus_a)
-    masks = match_extra_files(cfg.mask_dir, tomograms, star.MAP_SUFFIXES, "mask",
+    masks = match_extra_files(cfg.mask_dir, tomograms, mapnames.MAP_SUFFIXES, "mask",
                               ("", "_mask")) if cfg.mask_dir else {}
     boxes = match_extra_files(cfg.coordinate_dir, tomograms, COORDINATE_SUFFIXES,
                               "coordinate") if cfg.coordinate_dir else {}

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from isonet2core import __version__, figures, metrics, mrcio, star
+from isonet2core import __version__, figures, mapnames, metrics, mrcio, star
 from isonet2core.config import ReportConfig
 from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name
 from isonet2core.report_page import (
@@ -116,7 +116,7 @@ def _find_ground_truth(folder: Path, name: str, maps: Sequence[Optional[Path]]) 
     candidates: List[Path] = []
     for p in maps:
         if p is not None:
-            candidates += [folder / p.name, folder / f"{star.tomo_name_from_path(p)}.mrc"]
+            candidates += [folder / p.name, folder / f"{mapnames.tomo_name_from_path(p)}.mrc"]
     candidates.append(folder / f"{name}.mrc")
     for c in candidates:
         if c.is_file():

@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -40,6 +39,7 @@ import pandas as pd
 from isonet2core import __version__, atomic
 from isonet2core.config import Microscope
 from isonet2core.filenames import PathLike
+from isonet2core.mapnames import looks_like_path, tomo_name_from_path
 
 logger = logging.getLogger(__name__)
 
@@ -93,50 +93,7 @@ COLUMN_ORDER = (INDEX, TOMO_NAME, TOMO_FULL, TOMO_HALF1, TOMO_HALF2, PIXEL_SIZE,
                 DENOISED_HALF2)
 DEFAULT_HAND = -1.0
 
-# file suffixes of maps: a rlnTomoName value ending so (or holding a folder) is a path
-MAP_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st", ".ali")
 _EMPTY_TOKENS = ("", "none", "nan", '""', "''", "<na>")
-
-# an even/odd tag in a file stem: EVN/ODD, even/odd, half1/half2 (half_1, half-2), delimited by
-# the start/end of the stem or by '_', '-', '.'
-_HALF_TAG = re.compile(r"(?<![^_.\-])(evn|even|odd|half[_\-]?[12])(?![^_.\-])", re.IGNORECASE)
-
-
-def half_tag(stem: str) -> Optional[str]:
-    """``"even"``, ``"odd"`` or ``None``: the even/odd tag of a file stem (the last one)."""
-    matches = list(_HALF_TAG.finditer(stem))
-    if not matches:
-        return None
-    tag = matches[-1].group(1).lower().replace("_", "").replace("-", "")
-    return "odd" if tag in ("odd", "half2") else "even"
-
-
-def strip_half_tag(stem: str) -> str:
-    """The stem without its (last) even/odd tag and one adjacent separator.
-
-    ``tomo_001_EVN`` -> ``tomo_001``; ``even_tomo_001`` -> ``tomo_001``; a stem that would
-    become empty is returned unchanged.
-    """
-    matches = list(_HALF_TAG.finditer(stem))
-    if not matches:
-        return stem
-    start, end = matches[-1].span()
-    if start > 0:
-        start -= 1          # the separator before the tag
-    elif end < len(stem):
-        end += 1            # the tag starts the stem: drop the separator after it
-    out = stem[:start] + stem[end:]
-    return out or stem
-
-
-def tomo_name_from_path(path: PathLike) -> str:
-    """An identifier for a map file: its stem without an even/odd tag."""
-    name = Path(str(path)).name
-    for suffix in MAP_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return strip_half_tag(name)
 
 
 def path_for_star(path: PathLike) -> str:
@@ -147,11 +104,6 @@ def path_for_star(path: PathLike) -> str:
     if (absolute + os.sep).startswith(cwd.rstrip(os.sep) + os.sep):
         return os.path.relpath(absolute, cwd)
     return absolute
-
-
-def looks_like_path(value: str) -> bool:
-    """True for values holding a folder separator or ending in a map suffix (``.mrc`` ...)."""
-    return "/" in value or "\\" in value or value.lower().endswith(MAP_SUFFIXES)
 
 
 def is_empty(value: Any) -> bool:

@@ -9,7 +9,7 @@ Even/odd recognition (``order_halves``): Scipion stores a tomogram's two half ma
 without saying which is which, and producers differ (IMOD and AreTomo store ``[odd, even]``,
 others sort by file name). With ``HALF_ORDER_AUTO`` the two paths are compared component by
 component from the file name up, and the first components that differ decide when one carries
-an even tag and the other an odd tag, as :func:`isonet2core.star.half_tag` reads them
+an even tag and the other an odd tag, as :func:`isonet2core.mapnames.half_tag` reads them
 (``EVN``/``even``/``half1`` vs ``ODD``/``odd``/``half2``, any case, delimited by ``_ - .`` or
 the ends; e.g. ``TS_01_even.mrc`` / ``TS_01_odd.mrc``, ``TS_01_EVN_Vol.mrc`` /
 ``TS_01_ODD_Vol.mrc``, ``even/TS_01.mrc`` / ``odd/TS_01.mrc``, ``x_half1.mrc`` /
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from isonet2core import star
+from isonet2core import mapnames, star
 from isonet2core.config import check_tilt_range
 from isonet2core.planning import check_fits
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
@@ -33,20 +33,20 @@ from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_
 
 # ------------------------------------------------------------------ even / odd
 def _component_tags(a: str, b: str) -> Optional[Tuple[str, str]]:
-    """The even/odd tags (:func:`isonet2core.star.half_tag`) of the first path components in
+    """The even/odd tags (:func:`isonet2core.mapnames.half_tag`) of the first path components in
     which ``a`` and ``b`` differ, when they are one even and one odd."""
     for pa, pb in zip(reversed(Path(a).parts), reversed(Path(b).parts)):
         if pa == pb:
             continue
-        ta = star.half_tag(_stem(pa))
-        tb = star.half_tag(_stem(pb))
+        ta = mapnames.half_tag(_stem(pa))
+        tb = mapnames.half_tag(_stem(pb))
         if ta and tb and ta != tb:
             return ta, tb
     return None
 
 
 def _stem(name: str) -> str:
-    for suffix in star.MAP_SUFFIXES:
+    for suffix in mapnames.MAP_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -87,7 +87,7 @@ def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
                    tolerate_half_tags: bool = False) -> TsIdMatch:
     """Pair tsIds exactly; with ``tolerate_half_tags`` the ones left over are paired again
     without their even/odd tag (``TS_01_even`` and ``TS_01_odd`` -> ``TS_01``, by
-    :func:`isonet2core.star.strip_half_tag`) when that gives a unique partner."""
+    :func:`isonet2core.mapnames.strip_half_tag`) when that gives a unique partner."""
     reference = list(reference)
     other = list(other)
     other_set = set(other)
@@ -96,11 +96,11 @@ def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
         left = [o for o in other if o not in pairs.values()]
         by_key: Dict[str, List[str]] = {}
         for o in left:
-            by_key.setdefault(star.strip_half_tag(o), []).append(o)
+            by_key.setdefault(mapnames.strip_half_tag(o), []).append(o)
         for r in reference:
             if r in pairs:
                 continue
-            candidates = by_key.get(star.strip_half_tag(r), [])
+            candidates = by_key.get(mapnames.strip_half_tag(r), [])
             if len(candidates) == 1:
                 pairs[r] = candidates.pop()
     used = set(pairs.values())

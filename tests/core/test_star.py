@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from isonet2core import star
+from isonet2core import mapnames, star
 from isonet2core.config import Microscope
 from isonet2core.star import TomogramsTable
 
@@ -232,15 +232,15 @@ def test_path_resolution(tmp_path, monkeypatch):
 
 
 def test_half_tags():
-    assert star.strip_half_tag("tomo_001_EVN") == "tomo_001"
-    assert star.strip_half_tag("tomo_001-odd") == "tomo_001"
-    assert star.strip_half_tag("even_tomo_001") == "tomo_001"
-    assert star.strip_half_tag("TS_3.half2") == "TS_3"
-    assert star.strip_half_tag("event_1") == "event_1"
-    assert star.strip_half_tag("odd") == "odd"
-    assert star.half_tag("a_half_1") == "even" and star.half_tag("a_ODD") == "odd"
-    assert star.half_tag("tomo") is None
-    assert star.tomo_name_from_path("x/y/tomo_7_EVN.rec") == "tomo_7"
+    assert mapnames.strip_half_tag("tomo_001_EVN") == "tomo_001"
+    assert mapnames.strip_half_tag("tomo_001-odd") == "tomo_001"
+    assert mapnames.strip_half_tag("even_tomo_001") == "tomo_001"
+    assert mapnames.strip_half_tag("TS_3.half2") == "TS_3"
+    assert mapnames.strip_half_tag("event_1") == "event_1"
+    assert mapnames.strip_half_tag("odd") == "odd"
+    assert mapnames.half_tag("a_half_1") == "even" and mapnames.half_tag("a_ODD") == "odd"
+    assert mapnames.half_tag("tomo") is None
+    assert mapnames.tomo_name_from_path("x/y/tomo_7_EVN.rec") == "tomo_7"
 
 
 @pytest.mark.parametrize("text, message", [
