@@ -8,7 +8,7 @@ given seed:
    built from real atomic models shipped in ``data/structures.npz`` (heavy atoms of seven PDB
    entries taken from the MDAnalysisTests source archive on PyPI; ``bench/assets`` rebuilds
    it). PyPI ships no ribosome, so the large complexes are *assemblies* of those real chains
-   shaped like the named ones (:data:`SPECIES`): a "70S-like" and a "spliceosome-like" compact
+   shaped like the named ones (:data:`isonet2core.structures.SPECIES`): a "70S-like" and a "spliceosome-like" compact
    cluster of 15 and 11 chains (about 1.0 and 0.7 MDa), a "chaperonin-like" double heptamer, an
    "apoferritin-like" octahedral 24-mer, actin-like helical filaments (rise 27.5 A, twist
    -166.7 deg), and single chains. Each atom contributes its Peng (1996) electron scattering
@@ -48,7 +48,6 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -57,12 +56,10 @@ import numpy.typing as npt
 import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
-from isonet2core import atomic
+from isonet2core import atomic, structures
 from isonet2core.config import check_tilt_range
 from isonet2core.filenames import PathLike
 from isonet2core.simulate import detector_width, project, projection_matrix, tomogram_name, weighted_back_projection
-
-STRUCTURES_FILE = Path(__file__).parent / "data" / "structures.npz"
 
 #: Peng et al. (1996) elastic electron scattering amplitudes, f(s) = sum a_i exp(-b_i s^2),
 #: s = |k| / 2 in 1/A, a in A, b in A^2 (as tabulated for 0 <= s <= 6 / A).
@@ -189,117 +186,6 @@ def dose_symmetric_order(angles_deg: npt.ArrayLike) -> np.ndarray:
     return order
 
 
-# --------------------------------------------------------------------------------- atoms
-
-@lru_cache(maxsize=1)
-def load_structures() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """The shipped atomic models: key -> (xyz ``(n, 3)`` float64 A centred, element index ``(n,)``)."""
-    if not STRUCTURES_FILE.is_file():
-        raise FileNotFoundError(f"atomic models {STRUCTURES_FILE} are missing (rebuild them with "
-                                "python -m bench.assets.build_structures)")
-    with np.load(STRUCTURES_FILE) as data:
-        return {str(k): (data[f"{k}_xyz"].astype(np.float64) / 10.0, data[f"{k}_element"].astype(np.int64))
-                for k in data["keys"]}
-
-
-def element_names() -> Tuple[str, ...]:
-    with np.load(STRUCTURES_FILE) as data:
-        return tuple(str(e) for e in data["elements"])
-
-
-def _radius(xyz: np.ndarray) -> float:
-    return float(np.sqrt(((xyz - xyz.mean(0)) ** 2).sum(1)).max())
-
-
-def _cluster(keys: Sequence[str], semi_axes: Sequence[float], rng: np.random.Generator):
-    """Chains packed into an ellipsoid: random orientations, positions drawn until the centres
-    keep 0.8 of the sum of their radii apart (compact, without gross overlap)."""
-    structures = load_structures()
-    xyz_all: List[np.ndarray] = []
-    el_all: List[np.ndarray] = []
-    centres: List[np.ndarray] = []
-    radii: List[float] = []
-    for key in keys:
-        xyz, el = structures[key]
-        r = 0.55 * _radius(xyz)
-        for _ in range(4000):
-            c = rng.uniform(-1, 1, 3) * np.asarray(semi_axes)
-            if (c / np.asarray(semi_axes)) @ (c / np.asarray(semi_axes)) > 1:
-                continue
-            if all(np.linalg.norm(c - c2) > 0.8 * (r + r2) for c2, r2 in zip(centres, radii)):
-                break
-        centres.append(c)
-        radii.append(r)
-        xyz_all.append(Rotation.random(random_state=rng).apply(xyz) + c)
-        el_all.append(el)
-    xyz = np.concatenate(xyz_all)
-    return xyz - xyz.mean(0), np.concatenate(el_all)
-
-
-def _symmetric(key: str, rotations: Rotation, offset: Sequence[float]):
-    xyz, el = load_structures()[key]
-    moved = xyz + np.asarray(offset, dtype=np.float64)
-    out = np.concatenate([rotations[i].apply(moved) for i in range(len(rotations))])
-    return out - out.mean(0), np.tile(el, len(rotations))
-
-
-def _double_ring(key: str, n: int, radius: float, half_height: float):
-    ring = Rotation.from_euler("z", (np.arange(n) * 360.0 / n)[:, None], degrees=True)
-    xyz, el = load_structures()[key]
-    top = np.concatenate([ring[i].apply(xyz + (radius, 0, half_height)) for i in range(n)])
-    bottom = Rotation.from_euler("x", 180, degrees=True).apply(top)
-    out = np.concatenate([top, bottom])
-    return out - out.mean(0), np.tile(el, 2 * n)
-
-
-@lru_cache(maxsize=None)
-def species_atoms(name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Atoms of one particle species (:data:`SPECIES`), in its own frame (A, centred)."""
-    rng = np.random.default_rng(sum(map(ord, name)))     # the same assembly in every tomogram
-    if name == "ribosome":
-        return _cluster(["3kpr", "3kpr", "3kpr", "3kpr", "6msm", "6msm", "6msm", "3pwp", "3pwp",
-                         "1bd2", "1bd2", "19hc", "19hc", "1a28", "1a28"], (125, 110, 100), rng)
-    if name == "spliceosome":
-        return _cluster(["3kpr", "3kpr", "6msm", "6msm", "3pwp", "1bd2", "1bd2", "19hc", "1a28",
-                         "1a28", "adk"], (150, 95, 80), rng)
-    if name == "chaperonin":
-        return _double_ring("1a28", 7, 52.0, 38.0)
-    if name == "apoferritin":
-        return _symmetric("adk", Rotation.create_group("O"), (0.0, 0.0, 46.0))
-    if name in load_structures():
-        return load_structures()[name]
-    raise ValueError(f"unknown species {name!r}")
-
-
-#: species and how many of each per 192 x 192 pixel area at 8 A (about 2.4e9 A^3 of slab)
-SPECIES: Dict[str, int] = {"ribosome": 14, "spliceosome": 6, "chaperonin": 10, "apoferritin": 12,
-                           "3kpr": 10, "6msm": 12, "3pwp": 14, "1bd2": 14, "19hc": 20, "1a28": 24,
-                           "adk": 30}
-FILAMENTS_PER_AREA = 3
-ACTIN_RISE_A, ACTIN_TWIST_DEG, ACTIN_RADIUS_A = 27.5, -166.7, 22.0
-
-
-def _axis_to(direction: np.ndarray) -> Rotation:
-    """The rotation taking the x axis ``(0, 0, 1)`` in ``(z, y, x)`` order onto ``direction``."""
-    a = np.array([0.0, 0.0, 1.0])
-    axis = np.cross(a, direction)
-    s, c = np.linalg.norm(axis), float(a @ direction)
-    if s < 1e-9:
-        return Rotation.identity() if c > 0 else Rotation.from_rotvec([0.0, math.pi, 0.0])
-    return Rotation.from_rotvec(axis / s * math.atan2(s, c))
-
-
-def _filament(length_a: float):
-    xyz, el = load_structures()["1a28"]
-    n = max(2, int(length_a / ACTIN_RISE_A))
-    parts = []
-    for i in range(n):
-        rot = Rotation.from_euler("z", i * ACTIN_TWIST_DEG, degrees=True)
-        parts.append(rot.apply(xyz + (ACTIN_RADIUS_A, 0.0, 0.0)) + (0.0, 0.0, i * ACTIN_RISE_A))
-    out = np.concatenate(parts)
-    return out - out.mean(0), np.tile(el, n)
-
-
 # --------------------------------------------------------------------------------- scene
 
 @dataclass
@@ -340,39 +226,62 @@ def _splat(grid: np.ndarray, points_vox: np.ndarray, weights: np.ndarray) -> Non
                 flat += np.bincount(lin, weights=w[ok], minlength=flat.size).astype(grid.dtype)
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The lamella's frame on the fine grid: voxel ``h`` (A), centre (voxels), extent (A),
+    the lamella normal and in-plane x direction as ``(z, y, x)`` unit vectors."""
+    h: float
+    shape: Tuple[int, int, int]
+    centre: np.ndarray
+    extent: np.ndarray
+    normal: np.ndarray
+    in_plane: np.ndarray
+
+
 def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Generator) -> _Scene:
-    nz, ny, nx = fine_shape
-    elements = element_names()
+    """Membranes, filaments and macromolecules of one lamella (in this order from ``rng``)."""
+    p = math.radians(cfg.pretilt_deg)
+    frame = _Frame(h=h, shape=tuple(fine_shape), centre=(np.asarray(fine_shape) - 1) / 2.0,
+                   extent=np.asarray(fine_shape) * h, normal=np.array([math.cos(p), 0.0, -math.sin(p)]),
+                   in_plane=np.array([math.sin(p), 0.0, math.cos(p)]))
+    membranes = _membranes(cfg, frame, rng)
+    membrane_v = _membrane_potential(membranes, frame)
+    vox, el = _place_particles(cfg, frame, membranes, rng)
+    elements = structures.element_names()
     f0 = np.array([scattering_amplitude(e, np.zeros(1))[0] for e in elements])
     amplitude = np.zeros(fine_shape, dtype=np.float32)
     counts = np.zeros(fine_shape, dtype=np.float32)
-    centre = (np.asarray(fine_shape) - 1) / 2.0
-    half_t = cfg.ice_thickness_a / 2.0
-    p = math.radians(cfg.pretilt_deg)
-    normal = np.array([math.cos(p), 0.0, -math.sin(p)])          # (z, y, x) lamella normal
-    in_plane = np.array([math.sin(p), 0.0, math.cos(p)])
-    extent = np.asarray(fine_shape) * h                           # A
-    area_ratio = (extent[1] * extent[2]) / (192 * 192 * 64.0)    # per 192^2 pixels of 8 A
+    if len(el):
+        _splat(amplitude, vox, f0[el])
+        _splat(counts, vox, np.ones(len(el)))
+    return _Scene(h=h, shape=tuple(fine_shape), amplitude=amplitude, counts=counts, membrane_v=membrane_v)
 
-    # membranes: vesicles (spheres) and one curved sheet crossing the lamella
-    membranes: List[Tuple[str, np.ndarray, float]] = []
+
+def _membranes(cfg: LamellaConfig, frame: _Frame, rng: np.random.Generator
+               ) -> List[Tuple[np.ndarray, float]]:
+    """Vesicles and one large, gently curved cell membrane crossing the lamella, as spheres
+    ``(centre (z, y, x) A, radius A)``."""
+    extent, normal, in_plane = frame.extent, frame.normal, frame.in_plane
+    membranes: List[Tuple[np.ndarray, float]] = []
     for _ in range(cfg.n_vesicles):
         r = rng.uniform(150.0, 380.0)
         c = (rng.uniform(-0.45, 0.45) * extent[2] * in_plane + rng.uniform(-0.5, 0.5) * cfg.ice_thickness_a * normal
              + np.array([0, rng.uniform(-0.4, 0.4) * extent[1], 0]))
-        membranes.append(("sphere", c, r))
+        membranes.append((c, r))
     if cfg.membrane:
-        # a large sphere whose surface crosses the lamella: a gently curved cell membrane
         r = rng.uniform(2500.0, 4000.0)
         side = rng.choice([-1.0, 1.0])
         c = np.array([0.0, side * (0.35 * extent[1] + r), rng.uniform(-0.2, 0.2) * extent[2]])
-        membranes.append(("sphere", c, r))
+        membranes.append((c, r))
+    return membranes
 
-    zz = (np.arange(nz) - centre[0]) * h
-    yy = (np.arange(ny) - centre[1]) * h
-    xx = (np.arange(nx) - centre[2]) * h
-    membrane_v = np.zeros(fine_shape, dtype=np.float32)
-    for _, c, r in membranes:
+
+def _membrane_potential(membranes: Sequence[Tuple[np.ndarray, float]], frame: _Frame) -> np.ndarray:
+    """The bilayer profile (V) of the membranes on the fine grid: head groups at +-19 A, core."""
+    h, centre = frame.h, frame.centre
+    zz, yy, xx = ((np.arange(n) - c) * h for n, c in zip(frame.shape, centre))
+    membrane_v = np.zeros(frame.shape, dtype=np.float32)
+    for c, r in membranes:
         # only the voxels within 40 A of the shell: a box around the sphere, then a band
         lo = [max(0, int(np.searchsorted(a, ci - r - 40.0))) for a, ci in zip((zz, yy, xx), c)]
         hi = [int(np.searchsorted(a, ci + r + 40.0)) for a, ci in zip((zz, yy, xx), c)]
@@ -386,10 +295,18 @@ def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Genera
         prof[band] = (MEMBRANE_HEAD_V * np.exp(-0.5 * ((np.abs(db) - 19.0) / 4.0) ** 2)
                       + MEMBRANE_CORE_V * np.exp(-0.5 * (db / 7.0) ** 2))
         membrane_v[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] += prof
+    return membrane_v
 
-    def clear_of_membranes(pos: np.ndarray, radius: float) -> bool:
-        return all(abs(np.linalg.norm(pos - c) - r) > radius + 25.0 for _, c, r in membranes)
 
+def _place_particles(cfg: LamellaConfig, frame: _Frame, membranes: Sequence[Tuple[np.ndarray, float]],
+                     rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """Filaments roughly in the lamella plane, then macromolecules (largest first) at random
+    orientations, off the membranes and without overlap: atom positions ``(n, 3)`` in fine
+    voxels and element indices ``(n,)``."""
+    h, centre, extent = frame.h, frame.centre, frame.extent
+    normal, in_plane = frame.normal, frame.in_plane
+    half_t = cfg.ice_thickness_a / 2.0
+    area_ratio = (extent[1] * extent[2]) / (192 * 192 * 64.0)    # per 192^2 pixels of 8 A
     placed: List[Tuple[np.ndarray, float]] = []
     atoms_xyz: List[np.ndarray] = []
     atoms_el: List[np.ndarray] = []
@@ -398,18 +315,17 @@ def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Genera
         atoms_xyz.append((xyz / h + centre).astype(np.float32))
         atoms_el.append(el.astype(np.uint8))
 
-    # filaments, roughly in the lamella plane
-    n_fil = int(round(FILAMENTS_PER_AREA * area_ratio * cfg.crowding))
+    n_fil = int(round(structures.FILAMENTS_PER_AREA * area_ratio * cfg.crowding))
     for _ in range(n_fil):
         length = rng.uniform(0.5, 0.9) * extent[2]
-        xyz, el = _filament(length)
+        xyz, el = structures.filament(length)
         ang = rng.uniform(0, 2 * math.pi)
         direction = math.cos(ang) * in_plane + math.sin(ang) * np.array([0.0, 1.0, 0.0])
         direction = direction + rng.normal(0, 0.1) * normal
         direction /= np.linalg.norm(direction)
         # rotate the filament axis (z of its frame) onto ``direction``, spin about it at random
         spin = Rotation.from_euler("z", rng.uniform(0, 360), degrees=True)
-        pts = _axis_to(direction).apply(spin.apply(xyz))
+        pts = structures.axis_to(direction).apply(spin.apply(xyz))
         c = rng.uniform(-0.25, 0.25) * cfg.ice_thickness_a * normal + np.array(
             [0, rng.uniform(-0.3, 0.3) * extent[1], 0]) + rng.uniform(-0.2, 0.2) * extent[2] * in_plane
         deposit(pts + c, el)
@@ -417,18 +333,17 @@ def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Genera
         for t in np.linspace(-length / 2, length / 2, max(2, int(length / 60))):
             placed.append((c + t * direction, 40.0))
 
-    # macromolecules, largest first
-    order = sorted(SPECIES, key=lambda s: -_radius(species_atoms(s)[0]))
+    order = sorted(structures.SPECIES, key=lambda s: -structures.radius(structures.species_atoms(s)[0]))
     for name in order:
-        xyz0, el = species_atoms(name)
-        r = _radius(xyz0) * 0.9
-        count = int(round(SPECIES[name] * area_ratio * cfg.crowding))
+        xyz0, el = structures.species_atoms(name)
+        r = structures.radius(xyz0) * 0.9
+        count = int(round(structures.SPECIES[name] * area_ratio * cfg.crowding))
         for _ in range(count):
             for _try in range(60):
                 pos = (rng.uniform(-1, 1) * max(half_t - r, 0.0) * normal
                        + np.array([0, rng.uniform(-0.5, 0.5) * extent[1], 0])
                        + rng.uniform(-0.5, 0.5) * extent[2] * in_plane)
-                if not clear_of_membranes(pos, r):
+                if any(abs(np.linalg.norm(pos - c) - rm) <= r + 25.0 for c, rm in membranes):
                     continue
                 if all(np.linalg.norm(pos - q) > r + rq for q, rq in placed):
                     break
@@ -436,12 +351,9 @@ def _build_scene(cfg: LamellaConfig, fine_shape, h: float, rng: np.random.Genera
                 continue
             placed.append((pos, r))
             deposit(Rotation.random(random_state=rng).apply(xyz0) + pos, el)
-    if atoms_xyz:
-        vox = np.concatenate(atoms_xyz)
-        el = np.concatenate(atoms_el)
-        _splat(amplitude, vox, f0[el])
-        _splat(counts, vox, np.ones(len(el)))
-    return _Scene(h=h, shape=tuple(fine_shape), amplitude=amplitude, counts=counts, membrane_v=membrane_v)
+    if not atoms_xyz:
+        return np.zeros((0, 3), np.float32), np.zeros(0, np.uint8)
+    return np.concatenate(atoms_xyz), np.concatenate(atoms_el)
 
 
 def _downsample2(spec: np.ndarray, fine_shape: Sequence[int]) -> np.ndarray:

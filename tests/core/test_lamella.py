@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from isonet2core import lamella, metrics
+from isonet2core import lamella, metrics, structures
 
 SMALL = dict(shape=(32, 48, 48), ice_thickness_a=160.0, n_vesicles=1, seed=3)
 
@@ -29,17 +29,17 @@ def test_dose_symmetric_order():
 
 
 def test_atomic_models_and_assemblies():
-    structures = lamella.load_structures()
-    assert set(structures) == {"3kpr", "6msm", "3pwp", "1bd2", "19hc", "1a28", "adk"}
-    adk_xyz, adk_el = structures["adk"]
+    models = structures.load_structures()
+    assert set(models) == {"3kpr", "6msm", "3pwp", "1bd2", "19hc", "1a28", "adk"}
+    adk_xyz, adk_el = models["adk"]
     assert len(adk_el) == 1656 and np.allclose(adk_xyz.mean(0), 0, atol=0.05)
-    apo_xyz, _ = lamella.species_atoms("apoferritin")
+    apo_xyz, _ = structures.species_atoms("apoferritin")
     assert len(apo_xyz) == 24 * 1656
     radius = np.sqrt((apo_xyz ** 2).sum(1))
     assert 50 < np.percentile(radius, 95) < 75           # a hollow shell about 12-15 nm across
-    ring_xyz, _ = lamella.species_atoms("chaperonin")
+    ring_xyz, _ = structures.species_atoms("chaperonin")
     assert len(ring_xyz) == 14 * len(structures["1a28"][1])
-    ribo, _ = lamella.species_atoms("ribosome")
+    ribo, _ = structures.species_atoms("ribosome")
     assert 90_000 < len(ribo) < 130_000                  # about 1.2 MDa of heavy atoms
 
 
