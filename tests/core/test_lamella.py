@@ -38,7 +38,7 @@ def test_atomic_models_and_assemblies():
     radius = np.sqrt((apo_xyz ** 2).sum(1))
     assert 50 < np.percentile(radius, 95) < 75           # a hollow shell about 12-15 nm across
     ring_xyz, _ = structures.species_atoms("chaperonin")
-    assert len(ring_xyz) == 14 * len(structures["1a28"][1])
+    assert len(ring_xyz) == 14 * len(models["1a28"][1])
     ribo, _ = structures.species_atoms("ribosome")
     assert 90_000 < len(ribo) < 130_000                  # about 1.2 MDa of heavy atoms
 
