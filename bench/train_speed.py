@@ -4,15 +4,15 @@ One configuration (arch, cube, batch, device, precision) is measured in a fresh 
 process (:func:`measure_config`, run through :func:`bench.worker.run_worker`):
 
 1. A training session is built with the trainer's own class
-   (``isonet2core.training.trainer._Session``: model, AdamW, filters, sources) on two random
+   (``isonet2core.training.trainer.Session``: model, AdamW, filters, sources) on two random
    even/odd maps of ``(cube + 32)^3`` voxels, method ``isonet2-n2n`` (refine, the default).
-2. Training steps run the trainer's own functions in the order of ``_Session.run_epoch``:
+2. Training steps run the trainer's own functions in the order of ``Session.run_epoch``:
    every ``fill_reuse``-th step (the trainer's default, :func:`trainer.fill_reuse`) starts a new
-   batch of cubes: ``sampler.load_batch`` -> ``_Session._prepare`` (``targets.fill_predictions``:
+   batch of cubes: ``sampler.load_batch`` -> ``Session.prepare`` (``targets.fill_predictions``:
    the no-grad network predictions of both halves for the wedge filling); every step then runs
-   ``_Session._batch`` (``targets.refine_batch``: fill noise, wedge filling, rotations,
-   re-wedging) -> ``_Session._loss`` (network forward + masked Fourier loss) -> backward ->
-   optimiser step. The session's ``_predict_no_grad`` and ``_forward`` are wrapped with timers,
+   ``Session.batch`` (``targets.refine_batch``: fill noise, wedge filling, rotations,
+   re-wedging) -> ``Session.loss`` (network forward + masked Fourier loss) -> backward ->
+   optimiser step. The session's timing hook times ``predict_fill`` and ``forward``,
    so the step splits into: ``fill_forward`` (no-grad predictions for the wedge filling),
    ``targets`` (the rest of target generation: FFTs, noise, rotations of cubes and masks,
    re-wedging), ``forward`` + ``backward`` (the network with gradients), ``loss`` (masked
@@ -108,25 +108,14 @@ class TrainHarness:
         spec = trainer.TomogramSpec(name="bench", map_paths=maps if method != "isonet2" else maps[:1],
                                     microscope=Microscope(pixel_size_a=10.0), n_subtomos=batch * n_steps)
         run = trainer.RunSettings(output_dir=workdir / "train", device=device.type, progress=False)
-        self.session = session = trainer._Session(0, 1, cfg, [spec], run, [device], batch)
-        for m in session.train_models:
-            m.train()
-        for group in session.optimizer.param_groups:
-            group["lr"] = cfg.learning_rate
-
         self.timer = SectionTimer(device)
-        predict_no_grad, forward = session._predict_no_grad, session._forward
-
-        def timed_predict(half, x):
-            with self.timer.section("fill_forward"):
-                return predict_no_grad(half, x)
-
-        def timed_forward(x):
-            with self.timer.section("forward"):
-                return forward(x)
-
-        session._predict_no_grad = timed_predict
-        session._forward = timed_forward
+        self.session = session = trainer.Session(0, 1, cfg, [spec], run, [device], batch,
+                                                 timer=self.timer.section)
+        self.state = state = session.state
+        for m in state.train_models:
+            m.train()
+        for group in state.optimizer.param_groups:
+            group["lr"] = cfg.learning_rate
 
         plan = sampler.epoch_plan(session.sources, cube, cfg.seed, 1)
         self.steps = sampler.batches(plan, batch)
@@ -136,8 +125,8 @@ class TrainHarness:
         self.rotations = [targets.draw_rotations(method, len(self.steps[0]), aug_rng, cfg.random_rot_weight)
                           for _ in range(len(self.steps) * self.reuse)]
         self.prepared = None
-        self.model = session.models[0]
-        self.called_model = session.train_models[0]   # compiled when compile_model
+        self.model = state.models[0]
+        self.called_model = state.train_models[0]   # compiled when compile_model
         n_maps = 1 if method == "isonet2" else 2
         self.network_cubes = n_maps * batch
         self.x_bare = torch.randn(self.network_cubes, 1, cube, cube, cube, device=device)
@@ -151,22 +140,22 @@ class TrainHarness:
                 with timer.section("load"):
                     cubes = self.sampler.load_batch(session.sources, refs, self.cube)
                 with timer.section("targets"):
-                    self.prepared = session._prepare(cubes, refs)
+                    self.prepared = session.prepare(cubes, refs)
             with timer.section("targets"):
-                b = session._batch(self.prepared, self.rotations[i % len(self.rotations)], self.generator)
+                b = session.batch(self.prepared, self.rotations[i % len(self.rotations)], self.generator)
             with timer.section("loss"):
-                terms = session._loss(b)
+                terms = session.loss(b)
             with timer.section("backward"):
-                session.scaler.scale(terms.total / cfg.acc_batches).backward()
+                self.state.scaler.scale(terms.total / cfg.acc_batches).backward()
             with timer.section("optimizer"):
-                session.scaler.step(session.optimizer)
-                session.scaler.update()
-                session.optimizer.zero_grad(set_to_none=True)
+                self.state.scaler.step(self.state.optimizer)
+                self.state.scaler.update()
+                self.state.optimizer.zero_grad(set_to_none=True)
             torch.stack([t.detach().double().cpu() for t in terms])
 
     def bare_step(self) -> None:
         with self.bare_timer.step():
-            with self.session._autocast():
+            with self.session.autocast():
                 out = self.called_model(self.x_bare).float()
             out.square().mean().backward()
         self.model.zero_grad(set_to_none=True)
@@ -210,7 +199,7 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
     split = {name: mean([s[name] for s in timed]) for name in STEP_SECTIONS + ("total", "cpu")}
     bare = median([s["total"] for s in h.bare_timer.steps[warmup:]])
     step_s = split["total"]
-    amp = h.session.amp
+    amp = h.state.amp
     return {
         "status": "ok",
         "arch": arch, "cube": cube, "batch": batch, "method": method, "device": str(dev),

@@ -46,7 +46,6 @@ Several GPUs: one process per GPU with DistributedDataParallel (:mod:`.distribut
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import sys
@@ -54,21 +53,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch import nn
 
-from isonet2core import __version__, atomic, checkpoint, figures, filenames, predict
+from isonet2core import checkpoint, filenames, predict
 from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
-from isonet2core.device import autocast_dtype, cpu_threads, describe, select_devices
+from isonet2core.device import cpu_threads, describe, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
-from isonet2core.nets.unet import build_unet, channels_of, compiled
+from isonet2core.nets.unet import channels_of
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
+from isonet2core.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ def fill_reuse(cfg: TrainConfig) -> int:
 
 
 @dataclass
-class _Cubes:
+class Cubes:
     """One batch of cubes on the device: ``cubes`` ``(h, b, 1, n, n, n)`` (for refine already
     phase flipped, :func:`targets.flip_cubes`), their tomograms' ``filters`` and, for refine, the
     fill predictions ``fill`` (same shape; None for denoise)."""
@@ -218,18 +217,35 @@ def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
             if filenames.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
 
 
-class _Session:
-    """State of one process's training run."""
+Timer = Callable[[str], ContextManager]
+"""A timing hook: ``timer(section)`` is a context manager around ``"fill_forward"`` (the no-grad
+wedge-filling predictions) and ``"forward"`` (the training forward pass)."""
+
+
+def _no_timer(section: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+class Session:
+    """One process's training (rank ``rank`` of ``world``): its cubes' sources and filters, its
+    :class:`~isonet2core.training.state.TrainingState`, and the step and epoch interface that
+    :func:`train`, the benchmarks (``bench/train_speed.py``) and the kill-point tests use:
+
+    ``prepare(cubes, refs)`` -> :class:`Cubes` (fill predictions once per ``fill_reuse`` steps),
+    ``batch(prepared, rotations, generator)`` -> inputs and targets, ``loss(batch)`` (network
+    forward + loss), ``state.optimizer_step(...)``; ``run_epoch(epoch)`` runs them all.
+    ``timer``: a timing hook (:data:`Timer`)."""
 
     def __init__(self, rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpec],
-                 run: RunSettings, devices: List[torch.device], batch_size: int):
+                 run: RunSettings, devices: List[torch.device], batch_size: int,
+                 timer: Timer = _no_timer):
         self.rank, self.world, self.cfg, self.run = rank, world, cfg, run
         self.tomograms = tomograms
+        self.timer = timer
         self.device = devices[rank] if devices[0].type == "cuda" else devices[0]
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.batch_size = batch_size
-        self.n_maps = 1 if cfg.method == "isonet2" else 2
         self.sources = [sampler.open_source(t.name, t.map_paths, t.microscope, t.n_subtomos,
                                             cfg.cube_size, t.mask_path, t.box_file)
                         for t in tomograms]
@@ -238,95 +254,42 @@ class _Session:
             if t.microscope not in cache:
                 cache[t.microscope] = targets.cube_filters(cfg.cube_size, t.microscope, cfg, self.device)
         self.filters = [cache[t.microscope] for t in tomograms]
-        torch.manual_seed(cfg.seed)
-        self.models = [build_unet(cfg.arch).to(self.device)]
-        if cfg.split_halves:
-            self.models.append(build_unet(cfg.arch).to(self.device))
-        if world > 1 and self.device.type == "cuda":
-            # batch statistics over all GPUs' cubes, as one process would compute them
-            self.models = [nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in self.models]
-        # oneDNN's 3D convolutions are about 1.6x faster channels-last on the CPU (measured,
-        # unet-small, 32^3 cubes); the layout does not change the state dict's values
-        self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
-        self.models = [m.to(memory_format=self.memory_format) for m in self.models]  # type: ignore[call-overload]
-        self.batch_norm = _has_batch_norm(self.models[0])
-        self.amp = autocast_dtype(self.device, cfg.mixed_precision, cfg.amp_dtype, training=True)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
-        params = [p for m in self.models for p in m.parameters()]
-        # fused kernel: one pass over all parameters (the CPU default loops per tensor, and is
-        # slow on the denormal second moments that training produces)
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
-        self.history: List[dict] = []
-        self.start_epoch = 0
-        self._load_initial_state()
-        if world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_models: List[nn.Module] = [nn.parallel.DistributedDataParallel(m, device_ids=ids)
-                                                  for m in self.models]
-        else:
-            self.train_models = list(self.models)
-        # the networks as called (compiled or not); self.models keep the weights and state dicts
-        self.fill_models = [compiled(m, cfg.compile_model) for m in self.models]
-        self.train_models = [compiled(m, cfg.compile_model) for m in self.train_models]
+        self.state = TrainingState(cfg, run, self.device, world)
 
-    # ---- starting points ------------------------------------------------------------------
-    def _load_initial_state(self) -> None:
-        cfg, run = self.cfg, self.run
-        if run.resume is not None:
-            ckpt = checkpoint.load_checkpoint(run.resume, map_location=self.device)
-            old = ckpt.get("config") or {}
-            changed = [k for k, v in config_mod.to_dict(cfg).items()
-                       if k in old and old[k] != v and k not in ("epochs", "save_interval", "with_preview", "prev_tomo_idx")]
-            if changed:
-                log.warning("resuming %s with changed settings: %s", run.resume,
-                            ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
-            self.models[0].load_state_dict(ckpt["model_state"])
-            if cfg.split_halves:
-                self.models[1].load_state_dict(ckpt["model2_state"])
-            self.optimizer.load_state_dict(ckpt["optimizer_state"])
-            if ckpt.get("scaler_state") and self.scaler.is_enabled():
-                self.scaler.load_state_dict(ckpt["scaler_state"])
-            self.start_epoch = int(ckpt["epoch"])
-            self.history = [dict(h) for h in ckpt.get("history") or [] if int(h["epoch"]) <= self.start_epoch]
-            if self.start_epoch >= cfg.epochs:
-                log.warning("%s already trained %d of %d epochs: nothing left to do",
-                            run.resume, self.start_epoch, cfg.epochs)
-            log.info("resuming from %s after epoch %d", run.resume, self.start_epoch)
-        elif run.pretrained_model is not None:
-            ckpt = checkpoint.load_checkpoint(run.pretrained_model, map_location=self.device)
-            self.models[0].load_state_dict(ckpt["model_state"])
-            if cfg.split_halves:
-                self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
-            log.info("fine-tuning the weights of %s", run.pretrained_model)
-
-    # ---- one batch ------------------------------------------------------------------------
-    def _autocast(self):
-        if self.amp is None:
+    # ---- one step ---------------------------------------------------------------------------
+    def autocast(self):
+        """The autocast context of the network's arithmetic (none in float32)."""
+        if self.state.amp is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+        return torch.autocast(self.device.type, dtype=self.state.amp)
 
-    def _predict_no_grad(self, half: int, x: torch.Tensor) -> torch.Tensor:
-        """The wedge-filling prediction: eval mode, except for networks with batch
-        normalisation, which normalise by the batch itself (their running averages lag behind
-        the weights while they train)."""
+    def predict_fill(self, half: int, x: torch.Tensor) -> torch.Tensor:
+        """The wedge-filling prediction of ``x`` ``(b, 1, n, n, n)``: eval mode, except for
+        networks with batch normalisation, which normalise by the batch itself (their running
+        averages lag behind the weights while they train)."""
+        st = self.state
         index = half if self.cfg.split_halves else 0
-        model = self.models[index]
-        model.train(self.batch_norm)
-        with torch.no_grad(), self._autocast():
-            out = self.fill_models[index](x.contiguous(memory_format=self.memory_format)).float()
+        model = st.models[index]
+        model.train(st.batch_norm)
+        with self.timer("fill_forward"), torch.no_grad(), self.autocast():
+            out = st.fill_models[index](x.contiguous(memory_format=st.memory_format)).float()
         model.train()
         return out
 
-    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        inputs = inputs.contiguous(memory_format=self.memory_format)
-        with self._autocast():
-            if len(self.train_models) == 1:
-                return self.train_models[0](inputs).float()
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The training forward pass of ``inputs`` ``(b, 1, n, n, n)`` (split halves: the
+        first half of the batch through the first network), float32 out."""
+        st = self.state
+        inputs = inputs.contiguous(memory_format=st.memory_format)
+        with self.timer("forward"), self.autocast():
+            if len(st.train_models) == 1:
+                return st.train_models[0](inputs).float()
             b = inputs.shape[0] // 2
-            return torch.cat([self.train_models[0](inputs[:b]), self.train_models[1](inputs[b:])]).float()
+            return torch.cat([st.train_models[0](inputs[:b]), st.train_models[1](inputs[b:])]).float()
 
-    def _loss(self, batch: targets.Batch) -> LossTerms:
-        pred = self._forward(batch.inputs)
+    def loss(self, batch: targets.Batch) -> LossTerms:
+        """Forward pass and loss terms of one batch."""
+        pred = self.forward(batch.inputs)
         if batch.output_ctf is not None:
             pred = apply_fourier_filter(pred, batch.output_ctf)
         loss_func = str(self.cfg.loss_func)      # resolved by TrainConfig (never None)
@@ -336,19 +299,20 @@ class _Session:
         return masked_loss(pred, batch.targets, batch.input_mask, batch.target_mask,
                            mw_weight=self.cfg.mw_weight, loss_func=loss_func)
 
-    def _prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> "_Cubes":
-        """One batch of cubes on the device with its filters and, for refine, the no-grad fill
-        predictions (computed once, reused for ``fill_reuse`` steps)."""
+    def prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> Cubes:
+        """One batch of cubes ``(h, b, n, n, n)`` on the device with its filters and, for
+        refine, the no-grad fill predictions (computed once, reused for ``fill_reuse`` steps)."""
         cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
         filters = [self.filters[r.source] for r in refs]
         if self.cfg.method == "n2n":
-            return _Cubes(cubes, filters, None)
+            return Cubes(cubes, filters, None)
         cubes = targets.flip_cubes(cubes, filters)   # once for the fill_reuse steps of these cubes
-        fill = targets.fill_predictions(targets.wedge_cubes(cubes, filters), self._predict_no_grad,
+        fill = targets.fill_predictions(targets.wedge_cubes(cubes, filters), self.predict_fill,
                                         shared_network=not self.cfg.split_halves)
-        return _Cubes(cubes, filters, fill)
+        return Cubes(cubes, filters, fill)
 
-    def _batch(self, prepared: "_Cubes", rotations, generator: torch.Generator) -> targets.Batch:
+    def batch(self, prepared: Cubes, rotations, generator: torch.Generator) -> targets.Batch:
+        """Inputs and targets of one step from prepared cubes (fresh rotations and noise)."""
         if self.cfg.method == "n2n":
             return targets.denoise_batch(prepared.cubes, prepared.filters, rotations)
         if prepared.fill is None:
@@ -356,12 +320,14 @@ class _Session:
         return targets.refine_batch(prepared.cubes, prepared.filters, prepared.fill, rotations,
                                     self.cfg, generator)
 
-    # ---- epochs ---------------------------------------------------------------------------
+    # ---- one epoch --------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict:
-        cfg = self.cfg
+        """Train one epoch; returns its history entry (mean loss terms, learning rate, steps,
+        seconds)."""
+        cfg, st = self.cfg, self.state
         t0 = time.time()
         lr = cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
-        for group in self.optimizer.param_groups:
+        for group in st.optimizer.param_groups:
             group["lr"] = lr
         plan = sampler.epoch_plan(self.sources, cfg.cube_size, cfg.seed, epoch)
         steps = sampler.batches(plan, self.batch_size)
@@ -375,9 +341,9 @@ class _Session:
         mine = [refs[self.rank::self.world] for refs in cube_batches]
         sums = torch.zeros(3, dtype=torch.float64)
         bar = _progress(len(steps), f"epoch {epoch}/{cfg.epochs}", self.run.progress and self.rank == 0)
-        for m in self.train_models:
+        for m in st.train_models:
             m.train()
-        self.optimizer.zero_grad(set_to_none=True)
+        st.optimizer.zero_grad(set_to_none=True)
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(sampler.load_batch, self.sources, mine[0], cfg.cube_size)
             prepared = None
@@ -387,15 +353,10 @@ class _Session:
                     cubes = pending.result()
                     if u + 1 < len(mine):
                         pending = pool.submit(sampler.load_batch, self.sources, mine[u + 1], cfg.cube_size)
-                    prepared = self._prepare(cubes, mine[u])
+                    prepared = self.prepare(cubes, mine[u])
                 assert prepared is not None      # step 0 of every cycle prepares
-                batch = self._batch(prepared, rot_per_step[i][self.rank::self.world], generator)
-                terms = self._loss(batch)
-                self.scaler.scale(terms.total / cfg.acc_batches).backward()
-                if (i + 1) % cfg.acc_batches == 0 or i + 1 == len(steps):
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.optimizer.zero_grad(set_to_none=True)
+                terms = self.loss(self.batch(prepared, rot_per_step[i][self.rank::self.world], generator))
+                st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
                 values = torch.stack([t.detach().double().cpu() for t in terms])
                 sums += values
                 if bar is not None:
@@ -412,47 +373,11 @@ class _Session:
                  len(steps), entry["seconds"])
         return entry
 
-    # ---- files ----------------------------------------------------------------------------
-    def state(self, epoch: int) -> dict:
-        cfg = self.cfg
-        tomos = {t.name: {**config_mod.to_dict(t.microscope),
-                          "maps": [str(p) for p in t.map_paths],
-                          "mask": None if t.mask_path is None else str(t.mask_path),
-                          "n_subtomos": t.n_subtomos} for t in self.tomograms}
-        norm = {s.name: {"mean": s.stats[0][0], "std": s.stats[0][1],
-                         "maps": [{"mean": m, "std": sd} for m, sd in s.stats]} for s in self.sources}
-        return {
-            "model_state": self.models[0].state_dict(),
-            "model2_state": self.models[1].state_dict() if cfg.split_halves else None,
-            "arch": cfg.arch, "cube_size": cfg.cube_size, "method": cfg.method,
-            "config": config_mod.to_dict(cfg), "batch_size": self.batch_size, "epoch": epoch,
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": {"kind": "cosine-per-epoch", "epochs": cfg.epochs,
-                                "learning_rate": cfg.learning_rate,
-                                "learning_rate_min": cfg.learning_rate_min, "last_epoch": epoch},
-            "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng_state": {"scheme": "numpy default_rng([seed, epoch, stream]); torch noise generator "
-                                    "seeded from stream 2 + rank", "seed": cfg.seed,
-                          "next_epoch": epoch + 1, "torch_cpu": torch.get_rng_state()},
-            "normalization": norm, "tomograms": tomos, "history": list(self.history),
-            "command_line": list(self.run.command_line),
-        }
-
     def save(self, epoch: int) -> List[Path]:
-        cfg, out = self.cfg, self.run.output_dir
-        state = self.state(epoch)
-        written = [checkpoint.save_checkpoint(filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
-        if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
-            written.append(checkpoint.save_checkpoint(
-                filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
-        atomic.write_text(out / filenames.HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
-        settings = {"config": state["config"], "batch_size": self.batch_size,
-                    "tomograms": state["tomograms"], "normalization": state["normalization"],
-                    "isonet2core_version": __version__, "command_line": state["command_line"]}
-        atomic.write_text(out / filenames.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
-        figures.plot_loss_history(self.history, out / filenames.LOSS_PNG)
-        return written
+        """The files of ``epoch`` (:meth:`TrainingState.save`)."""
+        return self.state.save(epoch, self.batch_size, self.tomograms, self.sources)
 
+    # ---- previews ---------------------------------------------------------------------------
     def preview_tomograms(self) -> List[int]:
         """Positions of the tomograms to preview: those whose rlnIndex is in ``prev_tomo_idx``
         (the first tomogram when none is, or when it is None)."""
@@ -465,21 +390,18 @@ class _Session:
         ``preview/<tomogram>_epoch{NNN}.mrc``."""
         phaseflip = predict.input_needs_phaseflip(config_mod.to_dict(self.cfg), self.cfg.is_ctf_flipped)
         written = []
+        model = self.state.models[0]
         for position in self.preview_tomograms():
             t, src = self.tomograms[position], self.sources[position]
-            out = predict.predict_volume(self.models[0], src.maps[0], cube_size=self.cfg.cube_size,
+            out = predict.predict_volume(model, src.maps[0], cube_size=self.cfg.cube_size,
                                          config=PredictConfig(mixed_precision=self.cfg.mixed_precision,
                                                              amp_dtype=self.cfg.amp_dtype),
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,
                                          name=str(t.map_paths[0]))
-            self.models[0].train()
+            model.train()
             path = filenames.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written
-
-
-def _has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -494,19 +416,19 @@ def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpe
             devices: List[torch.device], batch_size: int) -> TrainResult:
     if devices[0].type == "cpu":
         torch.set_num_threads(cpu_threads(run.ncpus, world))
-    session = _Session(rank, world, cfg, tomograms, run, devices, batch_size)
+    session = Session(rank, world, cfg, tomograms, run, devices, batch_size)
     out = run.output_dir
     full = filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
     epoch_paths: List[Path] = []
-    for epoch in range(session.start_epoch + 1, cfg.epochs + 1):
+    for epoch in range(session.state.start_epoch + 1, cfg.epochs + 1):
         entry = session.run_epoch(epoch)
-        session.history.append(entry)
+        session.state.history.append(entry)
         if rank == 0:
             written = session.save(epoch)
             epoch_paths.extend(p for p in written if p != full)
             if cfg.with_preview and (epoch % cfg.save_interval == 0 or epoch == cfg.epochs):
                 log.info("preview: %s", ", ".join(map(str, session.preview(epoch))))
         distributed.barrier()
-    if rank == 0 and session.start_epoch >= cfg.epochs and not full.exists():
-        session.save(session.start_epoch)
-    return TrainResult(full, epoch_paths, list(session.history))
+    if rank == 0 and session.state.start_epoch >= cfg.epochs and not full.exists():
+        session.save(session.state.start_epoch)
+    return TrainResult(full, epoch_paths, list(session.state.history))

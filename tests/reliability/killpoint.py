@@ -63,7 +63,7 @@ def install(kind: str, n: int) -> None:
     elif kind == "step":
         from isonet2core.training import trainer
 
-        real_loss = trainer._Session._loss
+        real_loss = trainer.Session.loss
 
         def loss(self, batch):
             calls["count"] += 1
@@ -71,7 +71,7 @@ def install(kind: str, n: int) -> None:
                 _die()
             return real_loss(self, batch)
 
-        trainer._Session._loss = loss
+        trainer.Session.loss = loss
     else:
         raise SystemExit(f"unknown kill point kind {kind!r}")
 

@@ -311,7 +311,7 @@ def tripwire(monkeypatch):
     except ImportError:  # training not there yet
         trainer = None
     if trainer is not None:
-        monkeypatch.setattr(trainer._Session, "run_epoch", trip)
+        monkeypatch.setattr(trainer.Session, "run_epoch", trip)
     yield
 
 
