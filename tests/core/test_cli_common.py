@@ -166,7 +166,7 @@ def test_version_and_help_import_no_subcommand_module():
 def test_default_loss_and_precision_options_per_command():
     """One default per method (config.DEFAULT_LOSS_FUNC): refine FSC, denoise FSC+L2; the
     config built without a loss resolves it the same way; precision options reach the config."""
-    from isonet2core.cli import denoise, predict, refine
+    from isonet2core.cli import denoise, predict, refine, train_common
     from isonet2core.config import TrainConfig
 
     def parse(module, argv):
@@ -179,7 +179,7 @@ def test_default_loss_and_precision_options_per_command():
     assert (r.loss_func, d.loss_func) == ("FSC", "FSC+L2")
     assert TrainConfig(method="n2n").loss_func == "FSC+L2"
     assert TrainConfig(method="isonet2").loss_func == "FSC"
-    cfg = refine.train_config(d, "n2n")
+    cfg = TrainConfig(method="n2n", **train_common.train_settings(d, "n2n"))
     assert (cfg.loss_func, cfg.amp_dtype, cfg.compile_model) == ("FSC+L2", "float16", True)
     assert (r.amp_dtype, r.compile_model) == ("auto", False)
     pr = parse(predict, ["t.star", "m.pt", "--amp_dtype", "bfloat16"])
