@@ -20,14 +20,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-from typing import Dict, Iterator, List, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from isonet2core import ctf, fourier
+from isonet2core import ctf, filenames, fourier, maps, mrcio, star
 from isonet2core.config import DeconvConfig, Microscope
 from isonet2core.device import cpu_threads
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +126,41 @@ def deconvolve(volume: np.ndarray, microscope: Microscope,
     out *= np.float32(std / out_std)
     out += np.float32(mean)
     return out
+
+
+def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike, *,
+                    input_column: str = star.TOMO_NAME,
+                    tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path]]:
+    """``deconv`` on the rows ``tomo_idx`` (rlnIndex values; None: all) of ``star_file``.
+
+    Reads each tomogram's ``input_column`` (``rlnTomoName``: the tomogram, else the mean of its
+    halves), deconvolves it with the STAR's microscope parameters, writes
+    ``OUTPUT_DIR/<rlnTomoName>_deconv.mrc`` and records it in ``rlnDeconvTomoName`` with the
+    settings in ``rlnSnrFalloff``/``rlnDeconvStrength``; the STAR is rewritten atomically after
+    every tomogram. Every input is checked before the first FFT. Returns ``(name, path)`` per
+    tomogram."""
+    cfg.validate()
+    table = star.TomogramsTable.read(star_file)
+    jobs = []
+    for row in table.rows_for(tomo_idx):
+        microscope = table.microscope(row)
+        sources = maps.input_maps(table, row, input_column)
+        info = maps.check_maps(sources)[0]
+        if info.voxel_size_a > 0 and abs(info.voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
+            logger.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
+                        "using the STAR's", info.path, info.voxel_size_a, microscope.pixel_size_a)
+        target = filenames.deconv_path(output_dir, table.tomo_name(row))
+        mrcio.check_not_input(target, sources)
+        jobs.append((row, microscope, sources, target))
+    Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
+    done = []
+    for row, microscope, sources, target in jobs:
+        out = deconvolve(maps.read_map(sources), microscope, cfg)
+        mrcio.write_mrc(target, out, microscope.pixel_size_a, protect=sources)
+        table.set_path(row, star.DECONV, target)
+        table.set_value(row, star.SNR_FALLOFF, cfg.snrfalloff)
+        table.set_value(row, star.DECONV_STRENGTH, cfg.deconvstrength)
+        table.write(star_file)
+        logger.info("deconv: %s -> %s", table.tomo_name(row), target)
+        done.append((table.tomo_name(row), target))
+    return done

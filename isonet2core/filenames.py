@@ -62,6 +62,20 @@ def is_full_model(name: str) -> bool:
     return name.startswith(MODEL_PREFIX) and name.endswith(FULL_SUFFIX)
 
 
+DECONV_SUFFIX = "_deconv.mrc"
+MASK_SUFFIX = "_mask.mrc"
+
+
+def deconv_path(output_dir: PathLike, tomogram: str) -> Path:
+    """``OUTPUT_DIR/<rlnTomoName>_deconv.mrc``: a tomogram deconvolved by ``deconv``."""
+    return Path(output_dir) / f"{tomogram}{DECONV_SUFFIX}"
+
+
+def mask_path(output_dir: PathLike, tomogram: str) -> Path:
+    """``OUTPUT_DIR/<rlnTomoName>_mask.mrc``: a tomogram's mask made by ``make-mask``."""
+    return Path(output_dir) / f"{tomogram}{MASK_SUFFIX}"
+
+
 def preview_path(output_dir: PathLike, tomogram: str, epoch: int) -> Path:
     """``output_dir/preview/{safe tomogram name}_epoch{NNN}.mrc``."""
     return Path(output_dir) / PREVIEW_DIR / f"{safe_name(tomogram)}_epoch{int(epoch):03d}.mrc"

@@ -20,11 +20,15 @@ The result is a uint8 ``(z, y, x)`` array of 0 (excluded) and 1 (sampled).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.ndimage as ndi
 
+from isonet2core import filenames, maps, mrcio, star
 from isonet2core.config import MaskConfig
+from isonet2core.filenames import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -89,3 +93,35 @@ def make_mask(volume: np.ndarray, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
     full = full[: v.shape[0], : v.shape[1], : v.shape[2]]
     logger.info("mask keeps %.1f%% of the volume", 100.0 * full.mean())
     return full.astype(np.uint8)
+
+
+def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
+              input_column: str = star.DECONV,
+              tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path, float]]:
+    """``make-mask`` on the rows ``tomo_idx`` (rlnIndex values; None: all) of ``star_file``.
+
+    Reads each tomogram's ``input_column`` (an empty cell falls back to
+    ``rlnTomoReconstructedTomogram``, then to the mean of the even/odd halves), writes
+    :func:`make_mask` as ``OUTPUT_DIR/<rlnTomoName>_mask.mrc`` (float32 0/1) and records it in
+    ``rlnMaskName``; the STAR is rewritten atomically after every tomogram. Every input is
+    checked before any work. Returns ``(name, path, fraction kept)`` per tomogram."""
+    cfg.validate()
+    table = star.TomogramsTable.read(star_file)
+    jobs = []
+    for row in table.rows_for(tomo_idx):
+        pixel_size_a = table.microscope(row).pixel_size_a
+        sources = maps.input_maps(table, row, input_column)
+        maps.check_maps(sources)
+        target = filenames.mask_path(output_dir, table.tomo_name(row))
+        mrcio.check_not_input(target, sources)
+        jobs.append((row, pixel_size_a, sources, target))
+    Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
+    done = []
+    for row, pixel_size_a, sources, target in jobs:
+        mask = make_mask(maps.read_map(sources), cfg)
+        mrcio.write_mrc(target, mask, pixel_size_a, protect=sources)
+        table.set_path(row, star.MASK, target)
+        table.write(star_file)
+        done.append((table.tomo_name(row), target, float(mask.mean())))
+        logger.info("make-mask: %s -> %s (%.1f%% kept)", table.tomo_name(row), target, 100.0 * done[-1][2])
+    return done

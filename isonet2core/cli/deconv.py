@@ -11,19 +11,12 @@ starts.
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
 
-from isonet2core import maps, mrcio, star
+from isonet2core import star
 from isonet2core.cli import common
 from isonet2core.config import DeconvConfig
 
-logger = logging.getLogger(__name__)
 
-SUFFIX = "_deconv.mrc"
-
-
-# --- the command -----------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = common.add_option
     common.add_star_argument(parser)
@@ -38,35 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    star_file = Path(common.star_path(args))
     cfg = DeconvConfig(**common.config_values(DeconvConfig, args)).validate()
-    table = star.TomogramsTable.read(star_file)
-    rows = table.rows_for(args.tomo_idx)
-    output_dir = Path(args.output_dir)
-
-    # validate everything before the first FFT
-    jobs = []
-    for row in rows:
-        microscope = table.microscope(row)
-        sources = maps.input_maps(table, row, args.input_column)
-        info = maps.check_maps(sources)[0]
-        if info.voxel_size_a > 0 and abs(info.voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
-            logger.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
-                           "using the STAR's", info.path, info.voxel_size_a, microscope.pixel_size_a)
-        target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
-        mrcio.check_not_input(target, sources)
-        jobs.append((row, microscope, sources, target))
-    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
-
-    from isonet2core.deconv import deconvolve  # torch only once the inputs are known good
-
-    for row, microscope, sources, target in jobs:
-        volume = maps.read_map(sources)
-        out = deconvolve(volume, microscope, cfg)
-        mrcio.write_mrc(target, out, microscope.pixel_size_a, protect=sources)
-        table.set_path(row, star.DECONV, target)
-        table.set_value(row, star.SNR_FALLOFF, cfg.snrfalloff)
-        table.set_value(row, star.DECONV_STRENGTH, cfg.deconvstrength)
-        table.write(star_file)
-        print(f"deconv: {table.tomo_name(row)} -> {target}")
+    from isonet2core.deconv import deconvolve_star  # torch: only once the options are known good
+    for name, target in deconvolve_star(common.star_path(args), cfg, args.output_dir,
+                                        input_column=args.input_column, tomo_idx=args.tomo_idx):
+        print(f"deconv: {name} -> {target}")
     return 0

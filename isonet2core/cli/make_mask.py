@@ -9,13 +9,11 @@ tomogram). Every input is checked before any work starts.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from isonet2core import maps, mrcio, star
+from isonet2core import star
 from isonet2core.cli import common
 from isonet2core.config import MaskConfig
-
-SUFFIX = "_mask.mrc"
+from isonet2core.masking import mask_star
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,28 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    star_file = Path(common.star_path(args))
     cfg = MaskConfig(**common.config_values(MaskConfig, args)).validate()
-    table = star.TomogramsTable.read(star_file)
-    rows = table.rows_for(args.tomo_idx)
-    output_dir = Path(args.output_dir)
-
-    jobs = []
-    for row in rows:
-        pixel_size_a = table.microscope(row).pixel_size_a
-        sources = maps.input_maps(table, row, args.input_column)
-        maps.check_maps(sources)
-        target = output_dir / f"{table.tomo_name(row)}{SUFFIX}"
-        mrcio.check_not_input(target, sources)
-        jobs.append((row, pixel_size_a, sources, target))
-    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
-
-    from isonet2core.masking import make_mask
-
-    for row, pixel_size_a, sources, target in jobs:
-        mask = make_mask(maps.read_map(sources), cfg)
-        mrcio.write_mrc(target, mask, pixel_size_a, protect=sources)
-        table.set_path(row, star.MASK, target)
-        table.write(star_file)
-        print(f"make-mask: {table.tomo_name(row)} -> {target} ({100.0 * mask.mean():.1f}% kept)")
+    for name, target, kept in mask_star(common.star_path(args), cfg, args.output_dir,
+                                        input_column=args.input_column, tomo_idx=args.tomo_idx):
+        print(f"make-mask: {name} -> {target} ({100.0 * kept:.1f}% kept)")
     return 0
