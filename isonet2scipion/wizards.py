@@ -4,7 +4,7 @@
   (subtomograms x tomograms x epochs ~ 100 000; the arithmetic is
   :mod:`isonet2core.planning`'s), for the tomograms chosen in the form;
 - the defocus at 0 degrees of each tomogram from the chosen CTF estimations
-  (:func:`isonet2scipion.convert.ctf_by_ts_id`, the value the protocols use), shown per
+  (:func:`isonet2scipion.ctf_inputs.ctf_by_ts_id`, the value the protocols use), shown per
   tsId; the form's fallback defocus is set to their mean.
 
 Each wizard's ``suggest(protocol)`` is the whole logic (no Tk): it returns
@@ -16,7 +16,7 @@ from pyworkflow.gui.dialog import showInfo, showWarning
 from pyworkflow.wizard import Wizard
 
 from isonet2core import planning
-from isonet2scipion import convert
+from isonet2scipion import ctf_inputs
 from isonet2scipion.protocols import ProtIsoNet2Deconv, ProtIsoNet2Denoise, ProtIsoNet2Predict, ProtIsoNet2Refine
 
 TRAINING = (ProtIsoNet2Refine, ProtIsoNet2Denoise)
@@ -99,7 +99,7 @@ class IsoNet2DefocusWizard(_IsoNet2Wizard):
         if ctfs is None:
             return None, ("Choose the CTF estimations first: the defocus of each tomogram is "
                           "read from them (the tilt image nearest 0 degrees).")
-        info = convert.ctf_by_ts_id(ctfs)
+        info = ctf_inputs.ctf_by_ts_id(ctfs)
         defocus, errors = info.defocus_a, info.errors
         if not defocus:
             return None, "No defocus found: " + "; ".join(errors or ["the set is empty"])

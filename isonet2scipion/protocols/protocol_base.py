@@ -21,7 +21,7 @@ from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 
 from isonet2core import star
-from isonet2scipion import Plugin, convert
+from isonet2scipion import Plugin, convert, ctf_inputs
 from isonet2scipion.constants import (
     CTF_CORRECTED_AUTO,
     HALF_ORDER_AUTO,
@@ -183,7 +183,7 @@ class ProtIsoNet2Base(EMProtocol):
             errors += e
         defocus = tiltRanges = None
         if self._ctf != "none" and self.inputCtfs.get() is not None:
-            ctf = convert.ctf_by_ts_id(self.inputCtfs.get())
+            ctf = ctf_inputs.ctf_by_ts_id(self.inputCtfs.get())
             defocus, tiltRanges = ctf.defocus_a, ctf.tilt_ranges
             errors += ctf.errors
         masks = None

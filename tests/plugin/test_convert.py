@@ -21,7 +21,7 @@ from tomo.objects import (
 )
 
 from isonet2core import star
-from isonet2scipion import convert
+from isonet2scipion import convert, ctf_inputs
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
 
 
@@ -90,14 +90,14 @@ def test_match_by_ts_id_tolerates_even_odd_words_only_when_asked():
 def test_defocus_at_zero_tilt_takes_mean_of_u_and_v_nearest_zero():
     entries = [(-6.0, 30000, 31000), (-3.0, 20000, 22000), (3.5, 10000, 10000),
                (6.0, 1000, 1000)]
-    assert convert.defocus_at_zero_tilt(entries) == pytest.approx(21000.0)
+    assert ctf_inputs.defocus_at_zero_tilt(entries) == pytest.approx(21000.0)
 
 
 def test_defocus_at_zero_tilt_averages_tilts_equally_near_zero():
-    assert convert.defocus_at_zero_tilt([(-1.5, 20000, 20000), (1.5, 22000, 24000),
+    assert ctf_inputs.defocus_at_zero_tilt([(-1.5, 20000, 20000), (1.5, 22000, 24000),
                                          (4.5, 0, 0)]) == pytest.approx(21500.0)
     with pytest.raises(ValueError):
-        convert.defocus_at_zero_tilt([])
+        ctf_inputs.defocus_at_zero_tilt([])
 
 
 # ------------------------------------------------------------------ Scipion objects
@@ -165,7 +165,7 @@ def _ctf_set(tmp_path, defocus_by_ts, disabled=()):
 
 def test_defocus_by_ts_id_from_ctf_series(tmp_path):
     ctf_set = _ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 45000.0})
-    info = convert.ctf_by_ts_id(ctf_set)
+    info = ctf_inputs.ctf_by_ts_id(ctf_set)
     defocus, errors = info.defocus_a, info.errors
     assert errors == []
     # tilt 0: U = d, V = d + 400 -> mean d + 200
@@ -174,7 +174,7 @@ def test_defocus_by_ts_id_from_ctf_series(tmp_path):
 
 def test_tilt_range_comes_from_the_enabled_tilts(tmp_path):
     # TS_01 had its two highest tilts excluded (disabled), TS_02 none
-    info = convert.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 40000.0},
+    info = ctf_inputs.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_02": 40000.0},
                                          disabled={("TS_01", 3.0), ("TS_01", 6.0)}))
     assert info.errors == []
     assert info.tilt_ranges == {"TS_01": (-6.0, 0.0), "TS_02": (-6.0, 6.0)}
@@ -201,7 +201,7 @@ def test_tilt_range_comes_from_the_enabled_tilts(tmp_path):
 def test_every_tilt_disabled_or_broken_tilt_series_pointer_is_an_error(tmp_path):
     ctf_set = _ctf_set(tmp_path, {"TS_01": 30000.0},
                        disabled={("TS_01", a) for a in ANGLES})
-    info = convert.ctf_by_ts_id(ctf_set)
+    info = ctf_inputs.ctf_by_ts_id(ctf_set)
     assert info.tilt_ranges == {} and len(info.errors) == 1 and "TS_01" in info.errors[0]
 
     class BrokenSeries:      # a CTF series whose tilt-series pointer fails to resolve
@@ -215,13 +215,13 @@ def test_every_tilt_disabled_or_broken_tilt_series_pointer_is_an_error(tmp_path)
         def iterItems(self):
             yield BrokenSeries()
 
-    info = convert.ctf_by_ts_id(OneSeriesSet())
+    info = ctf_inputs.ctf_by_ts_id(OneSeriesSet())
     assert info.defocus_a == {} and len(info.errors) == 1
     assert "TS_09" in info.errors[0] and "cannot be read" in info.errors[0]
 
     # the set's own link to the tilt series broken: one error for the set
     ctf_set.setSetOfTiltSeries(Pointer())
-    info = convert.ctf_by_ts_id(ctf_set)
+    info = ctf_inputs.ctf_by_ts_id(ctf_set)
     assert info.defocus_a == {} and len(info.errors) == 1
     assert "tilt series of the CTF estimations cannot be found" in info.errors[0]
 
@@ -274,7 +274,7 @@ def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
                        acq=_acquisition(-54.0, 48.0))]
     tomo_set = _tomo_set(tmp_path, "tomos", tomos)
     # the CTF set covers TS_01 and an extra tilt series TS_07, not TS_02
-    info = convert.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_07": 10000.0}))
+    info = ctf_inputs.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_07": 10000.0}))
     defocus, errors = info.defocus_a, info.errors
     full, e = convert.tomograms_by_ts_id(tomo_set, "tomograms")
     assert errors == [] and e == []
