@@ -302,6 +302,47 @@ def _step_estimates(results: dict, st, args, device) -> dict:
             "denoise": fb / rate * 1.2, "source": "FLOPs / measured rate"}
 
 
+def _fraction_of_matmul(results: dict) -> str:
+    """The U-Net's achieved GFLOP/s (float32, not compiled) as a fraction of plain matmul."""
+    achieved = [r["achieved_gflops_bare"] for r in results.get("train", {}).get("configs", [])
+                if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
+    achieved_p = [r["achieved_gflops_bare"] for r in results.get("predict", {}).get("sizes", [])
+                  if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
+    mm = results["flops"]["matmul_gflops"]
+    texts = []
+    if achieved:
+        texts.append(f"training forward+backward {min(achieved):.1f}-{max(achieved):.1f} GFLOP/s "
+                     f"= {min(achieved) / mm:.0%}-{max(achieved) / mm:.0%} of matmul")
+    if achieved_p:
+        texts.append(f"predict forward {min(achieved_p):.1f}-{max(achieved_p):.1f} GFLOP/s "
+                     f"= {min(achieved_p) / mm:.0%}-{max(achieved_p) / mm:.0%} of matmul")
+    return "; ".join(texts) or "-"
+
+
+def _quality(results: dict, st: dict, args, device: torch.device, workdir: Path) -> dict:
+    """The quality section: restoration at fixed training budgets, with its summary line."""
+    from bench import quality
+
+    est = _step_estimates(results, st, args, device)
+    q = quality.run_quality(
+        workdir=workdir / "quality", budgets_min=st["budgets"], device=device,
+        arch=args.quality_arch, cube=st["quality_cube"], batch=args.quality_batch,
+        shape=st["quality_shape"], step_s_estimate=est, epoch_target_s=st["epoch_seconds"],
+        mixed_precision=device.type == "cuda", predict_batch=args.predict_batch, threads=args.threads)
+    q["step_estimate"] = est
+    q["summary"] = (
+        f"Simulated tomogram {'x'.join(map(str, q['shape']))} (isonet2 simulate defaults: "
+        f"{q['simulation'].get('pixel_size_a')} A/pixel, tilts {q['simulation'].get('tilt_min_deg')} to "
+        f"{q['simulation'].get('tilt_max_deg')} step {q['simulation'].get('tilt_step_deg')}, defocus "
+        f"{q['simulation'].get('defocus_a')} A, dose_snr {q['simulation'].get('dose_snr')}); "
+        f"{q['arch']}, cube {q['cube']}, {q['batch']} pairs per step, trainer defaults otherwise "
+        f"(refine: mw_weight 20, no CTF mode). Budget = the trainer's own epoch seconds; the "
+        f"checkpoint of the last epoch finished within it is predicted (even+odd averaged) and "
+        f"compared with the ground truth. Wedge FSC: FSC over the missing-wedge region "
+        f"(metrics.wedge_fsc), mean over the shells up to 0.25 cycles/voxel and up to Nyquist.")
+    return q
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
@@ -337,42 +378,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if "predict" in args.sections:
             results["predict"] = run_predict(device, st, args, precisions, compiles)
         if "flops" in results:
-            achieved = [r["achieved_gflops_bare"] for r in results.get("train", {}).get("configs", [])
-                        if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
-            achieved_p = [r["achieved_gflops_bare"] for r in results.get("predict", {}).get("sizes", [])
-                          if r.get("status") == "ok" and not r["mixed_precision"] and not r.get("compile_model")]
-            mm = results["flops"]["matmul_gflops"]
-            texts = []
-            if achieved:
-                texts.append(f"training forward+backward {min(achieved):.1f}-{max(achieved):.1f} GFLOP/s "
-                             f"= {min(achieved) / mm:.0%}-{max(achieved) / mm:.0%} of matmul")
-            if achieved_p:
-                texts.append(f"predict forward {min(achieved_p):.1f}-{max(achieved_p):.1f} GFLOP/s "
-                             f"= {min(achieved_p) / mm:.0%}-{max(achieved_p) / mm:.0%} of matmul")
-            results["flops"]["unet_fraction_of_matmul_text"] = "; ".join(texts) or "-"
+            results["flops"]["unet_fraction_of_matmul_text"] = _fraction_of_matmul(results)
         if "profile" in args.sections:
             results["profile"] = run_profile(device, st, args, workdir)
         if "quality" in args.sections:
-            from bench import quality
-
-            est = _step_estimates(results, st, args, device)
-            results["quality"] = quality.run_quality(
-                workdir=workdir / "quality", budgets_min=st["budgets"], device=device,
-                arch=args.quality_arch, cube=st["quality_cube"], batch=args.quality_batch,
-                shape=st["quality_shape"], step_s_estimate=est, epoch_target_s=st["epoch_seconds"],
-                mixed_precision=device.type == "cuda", predict_batch=args.predict_batch, threads=args.threads)
-            results["quality"]["step_estimate"] = est
-            q = results["quality"]
-            results["quality"]["summary"] = (
-                f"Simulated tomogram {'x'.join(map(str, q['shape']))} (isonet2 simulate defaults: "
-                f"{q['simulation'].get('pixel_size_a')} A/pixel, tilts {q['simulation'].get('tilt_min_deg')} to "
-                f"{q['simulation'].get('tilt_max_deg')} step {q['simulation'].get('tilt_step_deg')}, defocus "
-                f"{q['simulation'].get('defocus_a')} A, dose_snr {q['simulation'].get('dose_snr')}); "
-                f"{q['arch']}, cube {q['cube']}, {q['batch']} pairs per step, trainer defaults otherwise "
-                f"(refine: mw_weight 20, no CTF mode). Budget = the trainer's own epoch seconds; the "
-                f"checkpoint of the last epoch finished within it is predicted (even+odd averaged) and "
-                f"compared with the ground truth. Wedge FSC: FSC over the missing-wedge region "
-                f"(metrics.wedge_fsc), mean over the shells up to 0.25 cycles/voxel and up to Nyquist.")
+            results["quality"] = _quality(results, st, args, device, workdir)
     finally:
         results["load_average_at_end"] = common.load_average()
         results["total_wall_s"] = round(time.perf_counter() - t0, 1)

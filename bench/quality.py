@@ -149,8 +149,8 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                 predict_batch: int = 2, threads: Optional[int] = None, seed: int = 0) -> dict:
     """The quality section (see the module docstring). ``step_s_estimate``: expected seconds
     of one training step per method label (``denoise``, ``refine``), to size the epochs."""
-    from isonet2core import deconv, filenames, mrcio, predict
-    from isonet2core.config import DeconvConfig, Microscope, PredictConfig
+    from isonet2core import deconv, mrcio
+    from isonet2core.config import DeconvConfig, Microscope
     from isonet2core.simulate import SimulationConfig, simulate_dataset
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -202,33 +202,42 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                        "wall_s_with_checkpoints": fit["wall_s"], "ended": fit["ended"],
                        "mean_step_s": round(float(cumulative[-1]) / max(1, sum(h["steps"] for h in history)), 3)
                        if len(cumulative) else None}
-        for budget in budgets_s:
-            done = [i for i, c in enumerate(cumulative) if c <= budget + 1e-9]
-            row = {"output": label, "budget_min": round(budget / 60.0, 3)}
-            if not done:
-                row["note"] = "no epoch finished within the budget"
-                rows.append(row)
-                continue
-            epoch = int(history[done[-1]]["epoch"])
-            model_file = filenames.model_path(out, method, arch, cube, epoch)
-            star_path = _star_for(sim, microscope, workdir / f"eval_{tag}_{epoch}.star")
-            t_p = time.perf_counter()
-            written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{tag}_{epoch}",
-                                                config=PredictConfig(batch_size=predict_batch,
-                                                                     mixed_precision=mixed_precision),
-                                                device=device)
-            predict_s = time.perf_counter() - t_p
-            main = mrcio.read_mrc(written[-1])[0]
-            row.update({"epoch": epoch, "trained_s": round(float(cumulative[done[-1]]), 1),
-                        "subtomos_seen": epoch * batch * steps_per_epoch,
-                        "final_loss": round(float(history[done[-1]]["loss"]), 5),
-                        "predict_s": round(predict_s, 1), **score(main)})
-            rows.append(row)
-            for p in written:
-                Path(p).unlink(missing_ok=True)
+        rows += [_budget_row(label, budget, history, cumulative, out, method, arch, cube, batch,
+                             steps_per_epoch, sim, microscope, workdir, tag, predict_batch,
+                             mixed_precision, device, score) for budget in budgets_s]
         for p in out.glob("*_epoch*.pt"):
             p.unlink()
     return {"arch": arch, "cube": cube, "batch": batch, "shape": list(shape),
             "simulation": {k: v for k, v in acq.get("config", {}).items()},
             "budgets_min": [b / 60.0 for b in budgets_s], "epoch_target_s": epoch_s,
             "runs": runs, "rows": rows, "section_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _budget_row(label, budget, history, cumulative, out, method, arch, cube, batch, steps_per_epoch,
+                sim, microscope, workdir, tag, predict_batch, mixed_precision, device, score) -> dict:
+    """The row of one budget: the last epoch finished within it, predicted and scored."""
+    from isonet2core import filenames, mrcio, predict
+    from isonet2core.config import PredictConfig
+
+    done = [i for i, c in enumerate(cumulative) if c <= budget + 1e-9]
+    row = {"output": label, "budget_min": round(budget / 60.0, 3)}
+    if not done:
+        row["note"] = "no epoch finished within the budget"
+        return row
+    epoch = int(history[done[-1]]["epoch"])
+    model_file = filenames.model_path(out, method, arch, cube, epoch)
+    star_path = _star_for(sim, microscope, workdir / f"eval_{tag}_{epoch}.star")
+    t_p = time.perf_counter()
+    written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{tag}_{epoch}",
+                                        config=PredictConfig(batch_size=predict_batch,
+                                                             mixed_precision=mixed_precision),
+                                        device=device)
+    predict_s = time.perf_counter() - t_p
+    main = mrcio.read_mrc(written[-1])[0]
+    row.update({"epoch": epoch, "trained_s": round(float(cumulative[done[-1]]), 1),
+                "subtomos_seen": epoch * batch * steps_per_epoch,
+                "final_loss": round(float(history[done[-1]]["loss"]), 5),
+                "predict_s": round(predict_s, 1), **score(main)})
+    for p in written:
+        Path(p).unlink(missing_ok=True)
+    return row

@@ -35,101 +35,106 @@ def machine_line(results: dict) -> str:
 
 
 # --------------------------------------------------------------------------- targets
+def _entry(target: str, measured: str, ok: Optional[bool], status: Optional[str] = None) -> dict:
+    status = status or ("not measured" if ok is None else ("met" if ok else "NOT met"))
+    return {"target": target, "measured": measured, "status": status}
+
+
 def targets(results: dict) -> List[dict]:
     """One entry per target: ``target``, ``measured`` (text), ``status`` (met / not met /
     not measured)."""
-    out = []
+    return _train_targets(results) + _predict_targets(results) + _quality_targets(results)
 
-    def add(target: str, measured: str, ok: Optional[bool], status: Optional[str] = None) -> None:
-        status = status or ("not measured" if ok is None else ("met" if ok else "NOT met"))
-        out.append({"target": target, "measured": measured, "status": status})
 
+def _train_targets(results: dict) -> List[dict]:
     train = [r for r in results.get("train", {}).get("configs", []) if r.get("status") == "ok"]
-    if train:
-        ratios = [r["overhead_ratio"] for r in train]
-        reuse = sorted({int(r.get("fill_reuse", 1)) for r in train})
-        add("training step <= 1.3 x bare forward+backward",
-            f"step/bare (fill_reuse {', '.join(map(str, reuse))}) " + ", ".join(f"{r['arch'].replace('unet-', '')}/{r['cube']}: {r['overhead_ratio']:.2f}"
-                                     for r in train), all(x <= 1.3 for x in ratios))
-    else:
-        add("training step <= 1.3 x bare forward+backward", "-", None)
+    if not train:
+        return [_entry("training step <= 1.3 x bare forward+backward", "-", None)]
+    ratios = [r["overhead_ratio"] for r in train]
+    reuse = sorted({int(r.get("fill_reuse", 1)) for r in train})
+    return [_entry("training step <= 1.3 x bare forward+backward",
+                   f"step/bare (fill_reuse {', '.join(map(str, reuse))}) "
+                   + ", ".join(f"{r['arch'].replace('unet-', '')}/{r['cube']}: {r['overhead_ratio']:.2f}"
+                               for r in train), all(x <= 1.3 for x in ratios))]
 
+
+def _predict_targets(results: dict) -> List[dict]:
     pred = results.get("predict", {})
     sizes = [r for r in pred.get("sizes", []) if r.get("status") == "ok"]
-    if sizes:
-        add("predict >= 0.6 x bare network throughput (same tiles)",
-            ", ".join(f"{'x'.join(map(str, r['shape']))}: {r['efficiency']:.2f}" for r in sizes),
-            all(r["efficiency"] >= 0.6 for r in sizes))
-        p = pred.get("time_exponent")
-        add("predict cost linear in volume (fitted exponent 0.9-1.1)",
-            "-" if p is None else f"time ~ voxels^{p:.2f}", None if p is None else 0.9 <= p <= 1.1)
-        slope = pred.get("memory_slope_per_tomogram_byte")
-        measured = sorted((r for r in sizes if r.get("memory_ratio") is not None), key=lambda r: r["voxels"])
-        failing = [r for r in measured if r["memory_ratio"] > 2.0]
-        note, status = "", None
-        if measured and failing and measured[-1]["memory_ratio"] <= 2.0:
-            small = max(r["tomogram_mib"] for r in failing)
-            first_ok = min(r["tomogram_mib"] for r in measured if r["tomogram_mib"] > small)
-            note = (f" (at {small:.0f} MiB and below a fixed part, the model and one batch of tiles "
-                    f"with their activations, dominates)")
-            status = f"met from {first_ok:.0f} MiB tomograms, NOT met up to {small:.0f} MiB"
-        add("peak memory <= 2 x (tomogram + model)",
-            ", ".join(f"{'x'.join(map(str, r['shape']))}: {r['memory_ratio']:.1f}x" for r in measured)
-            + ("" if slope is None else f"; marginal {slope:.2f} bytes per tomogram byte") + note,
-            (not failing) if measured else None, status)
-    else:
-        for t in ("predict >= 0.6 x bare network throughput (same tiles)",
-                  "predict cost linear in volume (fitted exponent 0.9-1.1)",
-                  "peak memory <= 2 x (tomogram + model)"):
-            add(t, "-", None)
+    if not sizes:
+        return [_entry(t, "-", None) for t in ("predict >= 0.6 x bare network throughput (same tiles)",
+                                                "predict cost linear in volume (fitted exponent 0.9-1.1)",
+                                                "peak memory <= 2 x (tomogram + model)")]
+    out = [_entry("predict >= 0.6 x bare network throughput (same tiles)",
+                  ", ".join(f"{'x'.join(map(str, r['shape']))}: {r['efficiency']:.2f}" for r in sizes),
+                  all(r["efficiency"] >= 0.6 for r in sizes))]
+    p = pred.get("time_exponent")
+    out.append(_entry("predict cost linear in volume (fitted exponent 0.9-1.1)",
+                      "-" if p is None else f"time ~ voxels^{p:.2f}", None if p is None else 0.9 <= p <= 1.1))
+    slope = pred.get("memory_slope_per_tomogram_byte")
+    measured = sorted((r for r in sizes if r.get("memory_ratio") is not None), key=lambda r: r["voxels"])
+    failing = [r for r in measured if r["memory_ratio"] > 2.0]
+    note, status = "", None
+    if measured and failing and measured[-1]["memory_ratio"] <= 2.0:
+        small = max(r["tomogram_mib"] for r in failing)
+        first_ok = min(r["tomogram_mib"] for r in measured if r["tomogram_mib"] > small)
+        note = (f" (at {small:.0f} MiB and below a fixed part, the model and one batch of tiles "
+                f"with their activations, dominates)")
+        status = f"met from {first_ok:.0f} MiB tomograms, NOT met up to {small:.0f} MiB"
+    out.append(_entry("peak memory <= 2 x (tomogram + model)",
+                      ", ".join(f"{'x'.join(map(str, r['shape']))}: {r['memory_ratio']:.1f}x" for r in measured)
+                      + ("" if slope is None else f"; marginal {slope:.2f} bytes per tomogram byte") + note,
+                      (not failing) if measured else None, status))
+    return out
 
+
+def _quality_targets(results: dict) -> List[dict]:
     q = results.get("quality", {})
     rows = [r for r in q.get("rows", []) if r.get("pearson") is not None and r.get("budget_min") is not None]
-    if rows:
-        grows = {"pearson": True, "wedge_fsc_low": True}
-        texts = []
-        for label in ("denoise", "refine", "refine, fill_reuse 1"):
-            mine = sorted((r for r in rows if r["output"] == label), key=lambda r: r["budget_min"])
-            if len(mine) < 2:
-                continue
-            ablation = label not in ("denoise", "refine")
-            texts.append(f"{label} Pearson " + " -> ".join(f"{r['pearson']:.3f}" for r in mine)
-                         + ", wedge FSC " + " -> ".join(f"{r['wedge_fsc_low']:.3f}" for r in mine)
-                         + (" (ablation of a default, not counted)" if ablation else ""))
-            if not ablation:
-                for metric in grows:
-                    grows[metric] = grows[metric] and all(b[metric] >= a[metric] for a, b in zip(mine, mine[1:]))
-        status = None
-        if texts and grows["pearson"] != grows["wedge_fsc_low"]:
-            status = ("met in wedge FSC, NOT met in Pearson" if grows["wedge_fsc_low"]
-                      else "met in Pearson, NOT met in wedge FSC")
-        add("quality grows with budget", "; ".join(texts) or "-",
-            all(grows.values()) if texts else None, status)
-        pairs, texts = [], []
-        for budget in sorted({r["budget_min"] for r in rows}):
-            d = [r for r in rows if r["output"] == "denoise" and r["budget_min"] == budget]
-            f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
-            if d and f and d[0].get("wedge_fsc_low") is not None and f[0].get("wedge_fsc_low") is not None:
-                pairs.append(f[0]["wedge_fsc_low"] > d[0]["wedge_fsc_low"])
-                texts.append(f"{budget:g} min: refine {f[0]['wedge_fsc_low']:.3f} vs denoise "
-                             f"{d[0]['wedge_fsc_low']:.3f}")
-        add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)",
-            "; ".join(texts) or "-",
-            all(pairs) if pairs else None)
-        pairs, texts = [], []
-        for budget in sorted({r["budget_min"] for r in rows}):
-            f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
-            e = [r for r in rows if r["output"] == "refine, fill_reuse 1" and r["budget_min"] == budget]
-            if f and e and None not in (f[0].get("wedge_fsc_low"), e[0].get("wedge_fsc_low")):
-                pairs.append(f[0]["pearson"] >= e[0]["pearson"] - FILL_REUSE_TOLERANCE
-                             and f[0]["wedge_fsc_low"] >= e[0]["wedge_fsc_low"] - FILL_REUSE_TOLERANCE)
-                texts.append(f"{budget:g} min: Pearson {f[0]['pearson']:.3f} vs {e[0]['pearson']:.3f}, "
-                             f"wedge FSC {f[0]['wedge_fsc_low']:.3f} vs {e[0]['wedge_fsc_low']:.3f}")
-        add(f"fill reuse costs no quality at a fixed budget (refine vs refine with fill_reuse 1, "
-            f"within {FILL_REUSE_TOLERANCE})", "; ".join(texts) or "-", all(pairs) if pairs else None)
-    else:
-        add("quality grows with budget", "-", None)
-        add("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)", "-", None)
+    if not rows:
+        return [_entry("quality grows with budget", "-", None),
+                _entry("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)", "-", None)]
+    out = []
+    grows = {"pearson": True, "wedge_fsc_low": True}
+    texts = []
+    for label in ("denoise", "refine", "refine, fill_reuse 1"):
+        mine = sorted((r for r in rows if r["output"] == label), key=lambda r: r["budget_min"])
+        if len(mine) < 2:
+            continue
+        ablation = label not in ("denoise", "refine")
+        texts.append(f"{label} Pearson " + " -> ".join(f"{r['pearson']:.3f}" for r in mine)
+                     + ", wedge FSC " + " -> ".join(f"{r['wedge_fsc_low']:.3f}" for r in mine)
+                     + (" (ablation of a default, not counted)" if ablation else ""))
+        if not ablation:
+            for metric in grows:
+                grows[metric] = grows[metric] and all(b[metric] >= a[metric] for a, b in zip(mine, mine[1:]))
+    status = None
+    if texts and grows["pearson"] != grows["wedge_fsc_low"]:
+        status = ("met in wedge FSC, NOT met in Pearson" if grows["wedge_fsc_low"]
+                  else "met in Pearson, NOT met in wedge FSC")
+    out.append(_entry("quality grows with budget", "; ".join(texts) or "-",
+                      all(grows.values()) if texts else None, status))
+    pairs, texts = [], []
+    for budget in sorted({r["budget_min"] for r in rows}):
+        d = [r for r in rows if r["output"] == "denoise" and r["budget_min"] == budget]
+        f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
+        if d and f and d[0].get("wedge_fsc_low") is not None and f[0].get("wedge_fsc_low") is not None:
+            pairs.append(f[0]["wedge_fsc_low"] > d[0]["wedge_fsc_low"])
+            texts.append(f"{budget:g} min: refine {f[0]['wedge_fsc_low']:.3f} vs denoise "
+                         f"{d[0]['wedge_fsc_low']:.3f}")
+    out.append(_entry("refine beats denoise inside the missing wedge (mean wedge FSC <= 0.25/voxel)",
+                      "; ".join(texts) or "-", all(pairs) if pairs else None))
+    pairs, texts = [], []
+    for budget in sorted({r["budget_min"] for r in rows}):
+        f = [r for r in rows if r["output"] == "refine" and r["budget_min"] == budget]
+        e = [r for r in rows if r["output"] == "refine, fill_reuse 1" and r["budget_min"] == budget]
+        if f and e and None not in (f[0].get("wedge_fsc_low"), e[0].get("wedge_fsc_low")):
+            pairs.append(f[0]["pearson"] >= e[0]["pearson"] - FILL_REUSE_TOLERANCE
+                         and f[0]["wedge_fsc_low"] >= e[0]["wedge_fsc_low"] - FILL_REUSE_TOLERANCE)
+            texts.append(f"{budget:g} min: Pearson {f[0]['pearson']:.3f} vs {e[0]['pearson']:.3f}, "
+                         f"wedge FSC {f[0]['wedge_fsc_low']:.3f} vs {e[0]['wedge_fsc_low']:.3f}")
+    out.append(_entry(f"fill reuse costs no quality at a fixed budget (refine vs refine with fill_reuse 1, "
+                      f"within {FILL_REUSE_TOLERANCE})", "; ".join(texts) or "-", all(pairs) if pairs else None))
     return out
 
 

@@ -293,7 +293,7 @@ def parse_variant(text: str):
     return label, [w for w in words if not w.startswith("ENV:")], env
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=HERE / "bench" / "results" / "side_by_side")
     p.add_argument("--data", type=Path, default=None, help="cache of simulated lamellae (default OUT/data)")
@@ -315,13 +315,17 @@ def main(argv=None) -> int:
     for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight", "ctf_mode", "device", "ncpus"):
         p.add_argument("--" + f.replace("_", "-"), type=type(getattr(Settings, f)), default=getattr(Settings, f))
     p.add_argument("--mixed-precision", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     s = Settings(**{f: getattr(a, f) for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight",
                                                 "ctf_mode", "device", "ncpus", "mixed_precision")})
     out = a.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
-    shape = [int(x) for x in a.shape.split("x")]
     official = Official(a.official, a.official_python) if (a.official or a.official_python) else None
     header = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": s.device,
               "settings": {**s.__dict__, "ours_extra": a.ours_extra},
@@ -332,56 +336,63 @@ def main(argv=None) -> int:
     skip = {x for x in a.skip.split(",") if x}
     if skip - {"baselines", "official", "ours"}:
         p.error(f"--skip takes baselines, official and ours; got {a.skip!r}")
-    seeds = [int(x) for x in a.seeds.split(",")] if "ours" not in skip else []
-    ours_extra = shlex.split(a.ours_extra)
     for geometry in a.geometries.split(","):
-        data = make_data(a.data or out / "data", geometry, shape, seed=0)
-        data["geometry"] = geometry
-        if "baselines" not in skip:
-            rows += baselines(data, geometry)
-            write_report(out, rows, header)
-        official_train_s = None
-        if official is not None and "official" not in skip:
-            for k in range(a.official_repeats):
-                try:
-                    row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
-                                       f"refine, run {k + 1}", "isonet2-n2n")
-                    official_train_s = official_train_s or row.train_s
-                except RuntimeError as exc:
-                    row = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc))
-                rows.append(row)
-                write_report(out, rows, header)
-        first = True
-        for seed in seeds[:1] if a.only_variants else seeds:
-            epochs = max(a.wall_epochs, s.epochs) if first else s.epochs
-            res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
-                           "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
-            rows.append(res[s.epochs])
-            if first and a.wall_epochs and official_train_s:
-                work = out / geometry / f"ours_refine_seed{seed}"
-                hist = json.loads((work / "maps" / "loss_history.json").read_text())
-                cum = np.cumsum([float(h["seconds"]) for h in hist])
-                e = int(max(1, np.searchsorted(cum, official_train_s, side="right")))
-                rows.append(_score_epoch(data, s, work, e, f"refine, equal wall time ({e} epochs, seed {seed})"))
-            first = False
-            write_report(out, rows, header)
-        if geometry in a.variant_geometries.split(","):
-            for text in a.variant:
-                label, extra, env = parse_variant(text)
-                res = run_ours(data, s, out / geometry / f"variant_{len(rows)}", f"refine, {label}", "isonet2-n2n",
-                               extra=ours_extra + extra, env=env)
-                rows.append(res[s.epochs])
-                write_report(out, rows, header)
-        if a.denoise:
-            if official is not None:
-                try:
-                    rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
-                except RuntimeError as exc:
-                    rows.append(Row(geometry, "denoise", "official", note=str(exc)))
-            rows.append(run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n", extra=ours_extra)[s.epochs])
-            write_report(out, rows, header)
+        _geometry_rows(a, s, geometry, out, official, skip, rows, header)
     print((out / "side_by_side.md").read_text())
     return 0
+
+
+def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
+                   official: Optional[Official], skip: set, rows: List[Row], header: dict) -> None:
+    """Every row of one geometry (appended to ``rows``; the report rewritten after each)."""
+    shape = [int(x) for x in a.shape.split("x")]
+    seeds = [int(x) for x in a.seeds.split(",")] if "ours" not in skip else []
+    ours_extra = shlex.split(a.ours_extra)
+    data = make_data(a.data or out / "data", geometry, shape, seed=0)
+    data["geometry"] = geometry
+    if "baselines" not in skip:
+        rows += baselines(data, geometry)
+        write_report(out, rows, header)
+    official_train_s = None
+    if official is not None and "official" not in skip:
+        for k in range(a.official_repeats):
+            try:
+                row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
+                                   f"refine, run {k + 1}", "isonet2-n2n")
+                official_train_s = official_train_s or row.train_s
+            except RuntimeError as exc:
+                row = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc))
+            rows.append(row)
+            write_report(out, rows, header)
+    first = True
+    for seed in seeds[:1] if a.only_variants else seeds:
+        epochs = max(a.wall_epochs, s.epochs) if first else s.epochs
+        res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
+                       "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
+        rows.append(res[s.epochs])
+        if first and a.wall_epochs and official_train_s:
+            work = out / geometry / f"ours_refine_seed{seed}"
+            hist = json.loads((work / "maps" / "loss_history.json").read_text())
+            cum = np.cumsum([float(h["seconds"]) for h in hist])
+            e = int(max(1, np.searchsorted(cum, official_train_s, side="right")))
+            rows.append(_score_epoch(data, s, work, e, f"refine, equal wall time ({e} epochs, seed {seed})"))
+        first = False
+        write_report(out, rows, header)
+    if geometry in a.variant_geometries.split(","):
+        for text in a.variant:
+            label, extra, env = parse_variant(text)
+            res = run_ours(data, s, out / geometry / f"variant_{len(rows)}", f"refine, {label}", "isonet2-n2n",
+                           extra=ours_extra + extra, env=env)
+            rows.append(res[s.epochs])
+            write_report(out, rows, header)
+    if a.denoise:
+        if official is not None:
+            try:
+                rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
+            except RuntimeError as exc:
+                rows.append(Row(geometry, "denoise", "official", note=str(exc)))
+        rows.append(run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n", extra=ours_extra)[s.epochs])
+        write_report(out, rows, header)
 
 
 def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,

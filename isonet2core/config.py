@@ -154,7 +154,8 @@ class Microscope:
     tilt_min_deg: float = -60.0
     tilt_max_deg: float = 60.0
 
-    def validate(self) -> "Microscope":
+    def validate(self) -> Microscope:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.pixel_size_a > 0, f"pixel size must be positive, got {self.pixel_size_a} A")
         _check(self.defocus_a >= 0, f"defocus must not be negative, got {self.defocus_a} A "
                                     "(underfocus is positive)")
@@ -199,7 +200,8 @@ class PrepareStarConfig:
     number_subtomos: Optional[int] = option(None, "subtomograms per tomogram per epoch, or auto (None): "
                                             "3000 / number of tomograms")
 
-    def validate(self) -> "PrepareStarConfig":
+    def validate(self) -> PrepareStarConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.full_dir is not None or (self.even_dir is not None and self.odd_dir is not None),
                "give --full, or both --even and --odd")
         _check((self.even_dir is None) == (self.odd_dir is None),
@@ -235,7 +237,8 @@ class DeconvConfig:
     ncpus: int = option(4, "CPU threads for the FFTs")
     phaseflipped: bool = option(False, "the tomograms are already phase-flipped (the filter uses |CTF|)")
 
-    def validate(self) -> "DeconvConfig":
+    def validate(self) -> DeconvConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.snrfalloff >= 0, f"snrfalloff must not be negative, got {self.snrfalloff}")
         _check(0 <= self.highpassnyquist < 1, f"highpassnyquist must be in [0, 1), got {self.highpassnyquist}")
         _check(self.chunk_size is None or self.chunk_size >= 16,
@@ -257,7 +260,8 @@ class MaskConfig:
     z_crop: float = option(0.2, "fraction of the thickness removed in total, half at the top and half "
                            "at the bottom")
 
-    def validate(self) -> "MaskConfig":
+    def validate(self) -> MaskConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.patch_size >= 1, f"patch_size must be at least 1, got {self.patch_size}")
         _check(0 < self.density_percentage <= 100, f"density_percentage must be in (0, 100], got {self.density_percentage}")
         _check(0 < self.std_percentage <= 100, f"std_percentage must be in (0, 100], got {self.std_percentage}")
@@ -336,7 +340,8 @@ class TrainConfig:
         if self.loss_func is None:
             object.__setattr__(self, "loss_func", DEFAULT_LOSS_FUNC.get(self.method, "FSC"))
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
         _check(self.arch in ARCHS, f"arch must be one of {ARCHS}, got {self.arch!r}")
         _check(self.cube_size >= 16 and self.cube_size % 16 == 0,
@@ -396,7 +401,8 @@ class PredictConfig:
                                "<output>_spectrum.png (Fourier XZ slice) beside each output (the "
                                "IsoNet2 program does by default)")
 
-    def validate(self) -> "PredictConfig":
+    def validate(self) -> PredictConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(1.0 <= self.padding_factor <= 4.0, f"padding_factor must be in [1, 4], got {self.padding_factor}")
         _check("/" not in self.output_prefix and "\\" not in self.output_prefix,
                f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
@@ -416,7 +422,8 @@ class ReportConfig:
     fsc_threshold: float = option(0.143, "FSC value that defines the resolutions in the table")
     formats: Tuple[str, ...] = ("html", "md")         # pages written: html and/or md (--format)
 
-    def validate(self) -> "ReportConfig":
+    def validate(self) -> ReportConfig:
+        """``self`` when every value is valid, else ``ValueError`` naming it."""
         _check(self.n_average >= 1, f"n_average must be at least 1, got {self.n_average}")
         lo, hi = self.percentiles
         _check(0.0 <= lo < hi <= 100.0,

@@ -127,7 +127,7 @@ class LamellaConfig:
     membrane: bool = True
     seed: int = 0
 
-    def validate(self) -> "LamellaConfig":
+    def validate(self) -> LamellaConfig:
         """Raise ``ValueError`` naming the setting unless every value is usable."""
         if len(self.shape) != 3 or any(int(s) != s or s < 16 for s in self.shape):
             raise ValueError(f"shape must be three integers (z, y, x) of at least 16, got {self.shape}")

@@ -47,6 +47,7 @@ class TomogramFiles:
 
     @property
     def maps(self) -> List[Path]:
+        """The map files of the tomogram: full, even, odd (those present)."""
         return [p for p in (self.full, self.even, self.odd) if p is not None]
 
 

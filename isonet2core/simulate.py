@@ -99,7 +99,7 @@ class SimulationConfig:
     defocus_step_a: float = 0.0
     seed: int = 0
 
-    def validate(self) -> "SimulationConfig":
+    def validate(self) -> SimulationConfig:
         """Raise ``ValueError`` naming the setting unless every value is usable."""
         shape = tuple(self.shape)
         if len(shape) != 3 or any(int(s) != s or s < 16 for s in shape):

@@ -167,7 +167,7 @@ class TomogramsTable:
 
     # --- construction ----------------------------------------------------------------
     @classmethod
-    def read(cls, path: PathLike) -> "TomogramsTable":
+    def read(cls, path: PathLike) -> TomogramsTable:
         """Read a tomograms STAR file (our files, RELION-5 ``tomograms.star``, IsoNet2 files).
 
         Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and
@@ -193,7 +193,7 @@ class TomogramsTable:
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]], *,
-                     source: Optional[PathLike] = None) -> "TomogramsTable":
+                     source: Optional[PathLike] = None) -> TomogramsTable:
         """Build a table from one dict per tomogram (column name -> value, ``None`` for empty).
 
         Values are checked as when reading; the string ``"None"`` is refused (use ``None``).
@@ -222,6 +222,7 @@ class TomogramsTable:
 
     @property
     def columns(self) -> List[str]:
+        """The column names, in file order."""
         return [str(c) for c in self._df.columns]
 
     @property
@@ -306,6 +307,7 @@ class TomogramsTable:
         return beside if beside.exists() else here
 
     def tomo_name(self, row: int) -> str:
+        """``rlnTomoName`` of ``row`` (0-based position)."""
         return self.value(row, TOMO_NAME)
 
     def index(self, row: int) -> int:
@@ -313,6 +315,7 @@ class TomogramsTable:
         return self.value(row, INDEX)
 
     def pixel_size_a(self, row: int) -> float:
+        """``rlnPixelSize`` of ``row`` (Angstrom per voxel)."""
         return self.value(row, PIXEL_SIZE)
 
     def microscope(self, row: int) -> Microscope:

@@ -6,7 +6,7 @@ Coordinates in A, ``(n, 3)``, centred (:func:`load_structures`).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -28,11 +28,13 @@ def load_structures() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
 
 
 def element_names() -> Tuple[str, ...]:
+    """The element symbols the element indices of :func:`load_structures` refer to."""
     with np.load(STRUCTURES_FILE) as data:
         return tuple(str(e) for e in data["elements"])
 
 
 def radius(xyz: np.ndarray) -> float:
+    """The largest distance (A) of the atoms ``(n, 3)`` from their centroid."""
     return float(np.sqrt(((xyz - xyz.mean(0)) ** 2).sum(1)).max())
 
 
@@ -77,7 +79,7 @@ def _double_ring(key: str, n: int, radius: float, half_height: float):
     return out - out.mean(0), np.tile(el, 2 * n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def species_atoms(name: str) -> Tuple[np.ndarray, np.ndarray]:
     """Atoms of one particle species (:data:`SPECIES`), in its own frame (A, centred)."""
     rng = np.random.default_rng(sum(map(ord, name)))     # the same assembly in every tomogram
@@ -115,6 +117,7 @@ def axis_to(direction: np.ndarray) -> Rotation:
 
 
 def filament(length_a: float):
+    """An actin-like helical filament of about ``length_a`` along z (rise 27.5 A, twist -166.7 deg): ``(xyz (n, 3) A centred, element indices (n,))``."""
     xyz, el = load_structures()["1a28"]
     n = max(2, int(length_a / ACTIN_RISE_A))
     parts = []

@@ -128,7 +128,9 @@ class TileGrid:
 
     @classmethod
     def for_volume(cls, shape: Sequence[int], cube: int, padding_factor: float,
-                   scheme: TilingScheme = "hann") -> "TileGrid":
+                   scheme: TilingScheme = "hann") -> TileGrid:
+        """The tiles of cubes of edge ``cube`` covering a ``(z, y, x)`` volume of ``shape``:
+        spacing ``cube / padding_factor`` by ``scheme`` (``ValueError`` for an empty shape)."""
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"expected a non-empty (z, y, x) shape, got {tuple(shape)}")
         nz, ny, nx = (int(s) for s in shape)
@@ -161,6 +163,7 @@ class TileGrid:
 
     @property
     def n_tiles(self) -> int:
+        """The number of tiles."""
         return len(self.starts[0]) * len(self.starts[1]) * len(self.starts[2])
 
     def positions(self) -> Iterator[Start]:

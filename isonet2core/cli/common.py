@@ -19,6 +19,7 @@ class CLIError(Exception):
 
 
 def parse_bool(text: Any) -> bool:
+    """``True/False`` (also yes/no, 1/0, on/off, any case) -> bool; ``ArgumentTypeError`` else."""
     if isinstance(text, bool):
         return text
     value = str(text).strip().lower()
@@ -47,6 +48,7 @@ def _split_list(text: str) -> List[str]:
 
 
 def float_list(text: str) -> tuple:
+    """``"[a,b]"``/``"a,b"``/``"a"`` -> a tuple of floats (at least one); ``ArgumentTypeError`` else."""
     try:
         values = tuple(float(p) for p in _split_list(text))
     except ValueError:
@@ -57,6 +59,7 @@ def float_list(text: str) -> tuple:
 
 
 def int_list(text: str) -> tuple:
+    """``"[a,b]"``/``"a,b"`` -> a tuple of ints; ``ArgumentTypeError`` else."""
     try:
         return tuple(int(p) for p in _split_list(text))
     except ValueError:
@@ -174,6 +177,7 @@ def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) ->
 
 
 def star_path(args: argparse.Namespace) -> str:
+    """The STAR file given as the positional argument or ``--star_file``; ``CLIError`` without one."""
     path = args.star_opt or args.star_pos
     if not path:
         raise CLIError("a STAR file is required (positional star_file or --star_file)")
@@ -181,6 +185,7 @@ def star_path(args: argparse.Namespace) -> str:
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """``--gpuID``, ``--device`` and ``--ncpus`` (training and predict)."""
     add_option(parser, "gpuID", default=None, aliases=("--gpu_id", "--gpus"),
                help="GPU ids to use, e.g. '0' or '0,1' (several GPUs use DistributedDataParallel)")
     add_option(parser, "device", default="auto", choices=("auto", "cpu", "cuda"),

@@ -18,6 +18,7 @@ from isonet2core.config import DeconvConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     add = common.add_option
     common.add_star_argument(parser)
     add(parser, "input_column", default=star.TOMO_NAME,
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     cfg = DeconvConfig(**common.config_values(DeconvConfig, args)).validate()
     from isonet2core.deconv import deconvolve_star  # torch: only once the options are known good
     for name, target in deconvolve_star(common.star_path(args), cfg, args.output_dir,

@@ -50,6 +50,7 @@ def _canonical(name: str) -> str:
 
 
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``isonet2`` parser; only the subcommand ``command`` (when given) gets its options."""
     parser = _Parser(prog="isonet2", description="IsoNet2 cryo-ET restoration (isonet2core)")
     parser.add_argument("--version", action="version", version=f"isonet2core {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -70,6 +71,7 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run ``isonet2 ARGV``; returns the exit code (0, 2 for user errors, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and _canonical(command) not in SUBCOMMANDS:

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     common.add_star_argument(parser)
     parser.add_argument("model_pos", nargs="?", metavar="model", default=None,
                         help="the model file (.pt) written by `isonet2 refine` or `isonet2 denoise`")
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     star_file = common.star_path(args)
     if args.model and args.model_pos and args.model != args.model_pos:
         raise common.CLIError(f"two model files given: {args.model_pos} and --model {args.model}")

@@ -15,6 +15,7 @@ from isonet2core.config import PrepareStarConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     common.add_config_options(parser, PrepareStarConfig)
 
 
@@ -24,6 +25,7 @@ def config_from_args(args: argparse.Namespace) -> PrepareStarConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     cfg = config_from_args(args)
     table = prepare.prepare_star(cfg)
     print(f"wrote {table.source}: {len(table)} tomograms")

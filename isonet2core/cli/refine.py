@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     train_common.add_training_arguments(parser, output_dir="isonet_maps", method="isonet2-n2n")
     common.add_option(parser, "method", default="auto", choices=("auto", "isonet2-n2n", "isonet2"),
                       help="isonet2-n2n (even/odd halves), isonet2 (one map per tomogram), or auto: "
@@ -44,4 +45,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     return train_common.run_training(args, args.method)

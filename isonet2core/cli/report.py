@@ -22,6 +22,7 @@ _FORMATS = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default="report",
                       help="folder for the page (report.html / report.md) and its PNG figures")
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     star_file = common.star_path(args)
     cfg = ReportConfig(formats=_FORMATS[args.format],
                        **common.config_values(ReportConfig, args)).validate()

@@ -25,6 +25,7 @@ _DEFAULTS = SimulationConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
     add = common.add_option
     d = _DEFAULTS
     add(parser, "output_dir", default=None, aliases=("-o",),
@@ -78,6 +79,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed ``args``; returns the exit code."""
     if not args.output_dir:
         raise common.CLIError("--output_dir is required")
     if args.n_tomograms < 1:

@@ -98,6 +98,7 @@ class BNUNet3D(nn.Module):
         self.final = nn.Conv3d(self.channels[0], 1, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, 1, n, n, n)`` -> ``(b, 1, n, n, n)``, ``n`` a multiple of 16."""
         check_batch(x)
         h, skips = self.encoder(x)
         return x + self.final(self.decoder(h, skips))

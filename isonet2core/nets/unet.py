@@ -105,6 +105,7 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, 1, n, n, n)`` -> ``(b, 1, n, n, n)``, ``n`` a multiple of 16."""
         check_batch(x)
         skips = []
         h = x

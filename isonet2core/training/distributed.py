@@ -47,6 +47,7 @@ def launch(worker: Callable[..., Any], world_size: int, args: Sequence[Any], *, 
 
 
 def is_distributed() -> bool:
+    """True inside a process group (several training processes)."""
     return dist.is_available() and dist.is_initialized()
 
 
@@ -60,5 +61,6 @@ def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
 
 
 def barrier() -> None:
+    """Wait for every process of the group (nothing outside one)."""
     if is_distributed():
         dist.barrier()

@@ -60,6 +60,7 @@ class TomogramSource:
 
     @property
     def shape(self) -> Tuple[int, int, int]:
+        """``(z, y, x)`` of the tomogram's maps."""
         z, y, x = (int(s) for s in self.maps[0].shape)
         return z, y, x
 

@@ -35,6 +35,7 @@ RESUMABLE_CHANGES = ("epochs", "save_interval", "with_preview", "prev_tomo_idx")
 
 
 def has_batch_norm(model: nn.Module) -> bool:
+    """True when ``model`` has a batch-normalisation layer."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
@@ -42,7 +43,7 @@ class TrainingState:
     """Networks, optimiser, scaler and history of one training process on ``device`` (one of
     ``world`` processes), started as ``run`` says."""
 
-    def __init__(self, cfg: TrainConfig, run: "RunSettings", device: torch.device, world: int):
+    def __init__(self, cfg: TrainConfig, run: RunSettings, device: torch.device, world: int):
         self.cfg, self.run, self.device = cfg, run, device
         torch.manual_seed(cfg.seed)
         self.models = [build_unet(cfg.arch).to(device)]
@@ -113,7 +114,7 @@ class TrainingState:
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
 
-    def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence["TomogramSpec"],
+    def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
                    sources: Sequence[sampler.TomogramSource]) -> dict:
         """Everything a model file holds after ``epoch``."""
         cfg = self.cfg
@@ -140,7 +141,7 @@ class TrainingState:
             "command_line": list(self.run.command_line),
         }
 
-    def save(self, epoch: int, batch_size: int, tomograms: Sequence["TomogramSpec"],
+    def save(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
              sources: Sequence[sampler.TomogramSource]) -> List[Path]:
         """Write the files of ``epoch``: the ``_full`` model (always), the epoch copy (every
         ``save_interval`` epochs and after the last), history, settings and loss plot."""

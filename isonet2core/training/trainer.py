@@ -108,6 +108,7 @@ class RunSettings:
 
 @dataclass
 class TrainResult:
+    """What :func:`train` wrote: the ``_full`` model, the epoch copies, the loss history."""
     model_path: Path
     epoch_paths: List[Path] = field(default_factory=list)
     history: List[dict] = field(default_factory=list)

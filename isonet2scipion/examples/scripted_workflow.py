@@ -129,7 +129,7 @@ class Acquisition:
     amplitude_contrast: float = 0.1
 
     @classmethod
-    def from_json(cls, path) -> "Acquisition":
+    def from_json(cls, path) -> Acquisition:
         """Values of an ``acquisition.json`` written by ``isonet2 simulate``."""
         try:
             data = json.loads(Path(path).read_text())
@@ -178,7 +178,7 @@ class TrainingSettings:
     threads: int = 2
     extra: Dict[str, object] = field(default_factory=dict)
 
-    def validate(self) -> "TrainingSettings":
+    def validate(self) -> TrainingSettings:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch}")
         if self.cube_size < 16 or self.cube_size % 16:

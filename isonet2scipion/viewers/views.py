@@ -72,8 +72,7 @@ def coreFigures(starPath, outputDir, tomoIdx: Optional[int] = None,
     outputDir.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(command, shell=True, env=Plugin.getEnviron(), text=True,
                             cwd=str(outputDir),    # `-m` must not pick up a source tree
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            executable="/bin/bash", timeout=_REPORT_TIMEOUT_S)
+                            capture_output=True, executable="/bin/bash", timeout=_REPORT_TIMEOUT_S)
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
         raise RuntimeError(f"isonet2 report failed: {lines[-1] if lines else 'no message'}")

@@ -135,7 +135,7 @@ class SlurmCluster:
     def _ok(self, argv: List[str]) -> bool:
         return subprocess.run(argv, env=self.env, capture_output=True).returncode == 0
 
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         self._write_configs()
         f = self.folder
         key = Path("/etc/munge/munge.key")
@@ -195,7 +195,7 @@ class SlurmCluster:
                 p.kill()
                 p.wait()
 
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

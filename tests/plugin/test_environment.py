@@ -252,7 +252,7 @@ def test_loads_beside_the_scipion_teams_isonet2_plugin(tmp_path):
     environ = dict(os.environ, PYTHONPATH=str(site))
     environ.pop(PYTHON_VAR, None)
     result = subprocess.run([sys.executable, "-c", BOTH_LOADED], env=environ, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     import json

@@ -35,8 +35,8 @@ def _run(args, **kwargs):
 def test_fresh_scipion_installs_the_plugin_builds_its_environment_and_runs_the_chain(tmp_path):
     src = tmp_path / "src"             # a copy: building leaves no files in the working tree
     src.mkdir()
-    for item in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(SOURCE / item, src / item)
+    for item in ("pyproject.toml", "README.md", "requirements"):
+        (shutil.copytree if (SOURCE / item).is_dir() else shutil.copy)(SOURCE / item, src / item)
     for package in ("isonet2core", "isonet2scipion"):
         shutil.copytree(SOURCE / package, src / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
