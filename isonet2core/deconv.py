@@ -141,26 +141,22 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
     tomogram."""
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
-    jobs = []
-    for row in table.rows_for(tomo_idx):
-        microscope = table.microscope(row)
-        sources = maps.input_maps(table, row, input_column)
-        info = maps.check_maps(sources)[0]
-        if info.voxel_size_a > 0 and abs(info.voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
+    jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
+                              lambda name: filenames.deconv_path(output_dir, name))
+    microscopes = {job.row: table.microscope(job.row) for job in jobs}   # checked first
+    for job in jobs:
+        px, header = microscopes[job.row].pixel_size_a, job.infos[0].voxel_size_a
+        if header > 0 and abs(header - px) > 0.01 * px:
             logger.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
-                        "using the STAR's", info.path, info.voxel_size_a, microscope.pixel_size_a)
-        target = filenames.deconv_path(output_dir, table.tomo_name(row))
-        mrcio.check_not_input(target, sources)
-        jobs.append((row, microscope, sources, target))
+                           "using the STAR's", job.sources[0], header, px)
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
-    done = []
-    for row, microscope, sources, target in jobs:
-        out = deconvolve(maps.read_map(sources), microscope, cfg)
-        mrcio.write_mrc(target, out, microscope.pixel_size_a, protect=sources)
-        table.set_path(row, star.DECONV, target)
-        table.set_value(row, star.SNR_FALLOFF, cfg.snrfalloff)
-        table.set_value(row, star.DECONV_STRENGTH, cfg.deconvstrength)
+    for job in jobs:
+        microscope = microscopes[job.row]
+        out = deconvolve(maps.read_map(job.sources), microscope, cfg)
+        mrcio.write_mrc(job.target, out, microscope.pixel_size_a, protect=job.sources)
+        table.set_path(job.row, star.DECONV, job.target)
+        table.set_value(job.row, star.SNR_FALLOFF, cfg.snrfalloff)
+        table.set_value(job.row, star.DECONV_STRENGTH, cfg.deconvstrength)
         table.write(star_file)
-        logger.info("deconv: %s -> %s", table.tomo_name(row), target)
-        done.append((table.tomo_name(row), target))
-    return done
+        logger.info("deconv: %s -> %s", job.name, job.target)
+    return [(job.name, job.target) for job in jobs]

@@ -15,8 +15,9 @@ Volumes are ``(z, y, x)`` float32.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
@@ -78,3 +79,30 @@ def read_map(paths: Sequence[Path]) -> np.ndarray:
         data /= np.float32(len(paths))
     mrcio.check_finite_and_nonconstant(data, " + ".join(str(p) for p in paths))
     return data
+
+
+@dataclass(frozen=True)
+class MapJob:
+    """One tomogram of a per-map step (deconv, make-mask): its STAR ``row``, input maps
+    ``sources`` (checked), their headers ``infos`` and the output file ``target``."""
+    row: int
+    name: str
+    sources: List[Path]
+    infos: List[mrcio.MRCInfo]
+    target: Path
+
+
+def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]], input_column: str,
+                  target_of: Callable[[str], Path]) -> List[MapJob]:
+    """The jobs of the rows ``tomo_idx`` (rlnIndex values; None: all): each row's input maps
+    for ``input_column`` (:func:`input_maps`) checked (:func:`check_maps`), and its output
+    ``target_of(rlnTomoName)``, refused when it is one of the inputs. Everything is checked
+    before the first job runs; ``ValueError``/``FileNotFoundError`` name the file."""
+    jobs = []
+    for row in table.rows_for(tomo_idx):
+        sources = input_maps(table, row, input_column)
+        infos = check_maps(sources)
+        target = target_of(table.tomo_name(row))
+        mrcio.check_not_input(target, sources)
+        jobs.append(MapJob(row, table.tomo_name(row), sources, infos, target))
+    return jobs

@@ -107,21 +107,16 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     checked before any work. Returns ``(name, path, fraction kept)`` per tomogram."""
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
-    jobs = []
-    for row in table.rows_for(tomo_idx):
-        pixel_size_a = table.microscope(row).pixel_size_a
-        sources = maps.input_maps(table, row, input_column)
-        maps.check_maps(sources)
-        target = filenames.mask_path(output_dir, table.tomo_name(row))
-        mrcio.check_not_input(target, sources)
-        jobs.append((row, pixel_size_a, sources, target))
+    jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
+                              lambda name: filenames.mask_path(output_dir, name))
+    pixel_size_a = {job.row: table.microscope(job.row).pixel_size_a for job in jobs}   # checked first
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []
-    for row, pixel_size_a, sources, target in jobs:
-        mask = make_mask(maps.read_map(sources), cfg)
-        mrcio.write_mrc(target, mask, pixel_size_a, protect=sources)
-        table.set_path(row, star.MASK, target)
+    for job in jobs:
+        mask = make_mask(maps.read_map(job.sources), cfg)
+        mrcio.write_mrc(job.target, mask, pixel_size_a[job.row], protect=job.sources)
+        table.set_path(job.row, star.MASK, job.target)
         table.write(star_file)
-        done.append((table.tomo_name(row), target, float(mask.mean())))
-        logger.info("make-mask: %s -> %s (%.1f%% kept)", table.tomo_name(row), target, 100.0 * done[-1][2])
+        done.append((job.name, job.target, float(mask.mean())))
+        logger.info("make-mask: %s -> %s (%.1f%% kept)", job.name, job.target, 100.0 * done[-1][2])
     return done
