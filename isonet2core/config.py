@@ -105,7 +105,19 @@ def _strip_optional(hint: Any) -> Any:
 
 
 def options_of(cls) -> List[OptionField]:
-    """The options of a config class in field order (fields made with :func:`option`)."""
+    """The options of a config class.
+
+    Parameters
+    ----------
+    cls : type
+        A config dataclass.
+
+    Returns
+    -------
+    list of OptionField
+        Its fields made with :func:`option`, in field order, with the resolved type, default
+        and choices.
+    """
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):

@@ -173,10 +173,25 @@ def _freq_per_a(shape: Sequence[int], pixel_size_a: float, rfft: bool,
 def ctf_3d(shape: Sequence[int], pixel_size_a: float, defocus_a: float, voltage_kv: float,
            cs_mm: float, amplitude_contrast: float, *, rfft: bool = True,
            device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Isotropic 3D CTF ``T(|k|)`` for a ``(z, y, x)`` volume of ``shape``.
+    """Isotropic 3D CTF ``T(|k|) = sin(chi(|k|) + phi_A)`` of a volume.
 
-    Returns a real tensor of shape ``fourier.fft_shape(shape, rfft)`` (unshifted, DC at index 0,
-    ``T[0, 0, 0] = A``), ready to multiply ``torch.fft.rfftn`` (``rfft=True``) or ``fftn`` output.
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    pixel_size_a : float
+        Angstrom per voxel.
+    defocus_a : float
+        Angstrom, underfocus positive.
+    voltage_kv, cs_mm, amplitude_contrast : float
+        kV, mm, fraction in [0, 1).
+    rfft : bool
+        The rfft layout (to multiply ``torch.fft.rfftn`` output) instead of the full one.
+
+    Returns
+    -------
+    torch.Tensor
+        Real, ``fourier.fft_shape(shape, rfft)``, unshifted (DC at index 0, ``T[0, 0, 0] = A``).
     """
     freq = _freq_per_a(shape, pixel_size_a, rfft, device)
     return ctf_of_freq(freq, defocus_a, voltage_kv, cs_mm, amplitude_contrast).to(dtype)

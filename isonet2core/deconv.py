@@ -131,14 +131,30 @@ def deconvolve(volume: np.ndarray, microscope: Microscope,
 def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike, *,
                     input_column: str = star.TOMO_NAME,
                     tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path]]:
-    """``deconv`` on the rows ``tomo_idx`` (rlnIndex values; None: all) of ``star_file``.
+    """``deconv``: deconvolve the tomograms of a STAR file with their microscope parameters.
 
-    Reads each tomogram's ``input_column`` (``rlnTomoName``: the tomogram, else the mean of its
-    halves), deconvolves it with the STAR's microscope parameters, writes
-    ``OUTPUT_DIR/<rlnTomoName>_deconv.mrc`` and records it in ``rlnDeconvTomoName`` with the
-    settings in ``rlnSnrFalloff``/``rlnDeconvStrength``; the STAR is rewritten atomically after
-    every tomogram. Every input is checked before the first FFT. Returns ``(name, path)`` per
-    tomogram."""
+    Every input is checked before the first FFT; the STAR is rewritten atomically after every
+    tomogram, with ``rlnDeconvTomoName`` and the settings in ``rlnSnrFalloff`` /
+    ``rlnDeconvStrength``.
+
+    Parameters
+    ----------
+    star_file : path
+        The tomograms STAR.
+    cfg : DeconvConfig
+        Filter settings.
+    output_dir : path
+        Folder of ``<rlnTomoName>_deconv.mrc``.
+    input_column : str
+        STAR column of the maps; ``rlnTomoName``: the tomogram, else the mean of its halves.
+    tomo_idx : sequence of int, optional
+        rlnIndex values of the tomograms; None: all.
+
+    Returns
+    -------
+    list of (str, Path)
+        rlnTomoName and the file written, per tomogram.
+    """
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
     jobs = maps.plan_map_jobs(table, tomo_idx, input_column,

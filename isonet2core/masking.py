@@ -98,13 +98,30 @@ def make_mask(volume: np.ndarray, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
 def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
               input_column: str = star.DECONV,
               tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path, float]]:
-    """``make-mask`` on the rows ``tomo_idx`` (rlnIndex values; None: all) of ``star_file``.
+    """``make-mask``: the sampling mask (:func:`make_mask`) of every tomogram of a STAR file.
 
-    Reads each tomogram's ``input_column`` (an empty cell falls back to
-    ``rlnTomoReconstructedTomogram``, then to the mean of the even/odd halves), writes
-    :func:`make_mask` as ``OUTPUT_DIR/<rlnTomoName>_mask.mrc`` (float32 0/1) and records it in
-    ``rlnMaskName``; the STAR is rewritten atomically after every tomogram. Every input is
-    checked before any work. Returns ``(name, path, fraction kept)`` per tomogram."""
+    Every input is checked before any work; the STAR is rewritten atomically after every
+    tomogram, with ``rlnMaskName``.
+
+    Parameters
+    ----------
+    star_file : path
+        The tomograms STAR.
+    cfg : MaskConfig
+        Mask settings.
+    output_dir : path
+        Folder of ``<rlnTomoName>_mask.mrc`` (float32 0/1, ``(z, y, x)``).
+    input_column : str
+        STAR column of the maps; an empty cell falls back to rlnTomoReconstructedTomogram,
+        then to the mean of the even/odd halves.
+    tomo_idx : sequence of int, optional
+        rlnIndex values of the tomograms; None: all.
+
+    Returns
+    -------
+    list of (str, Path, float)
+        rlnTomoName, the file written and the fraction of voxels kept, per tomogram.
+    """
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
     jobs = maps.plan_map_jobs(table, tomo_idx, input_column,

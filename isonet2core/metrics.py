@@ -168,14 +168,26 @@ def _rfft(volume: np.ndarray) -> np.ndarray:
 
 
 def fsc(a, b, n_shells: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Fourier shell correlation of two volumes ``(z, y, x)`` of the same shape.
+    """Fourier shell correlation of two volumes of the same shape.
 
     ``FSC_i = sum Re(A conj(B)) / sqrt(sum |A|^2 sum |B|^2)`` over shell ``i`` (see the module
-    docstring for the shells). ``n_shells`` defaults to ``max(shape) // 2`` (shell width one
-    Fourier sample of the longest axis). Returns ``(freq, fsc)``, both float64 arrays of
-    ``n_shells`` values: frequency in cycles/voxel (``1 / n_shells * 0.5 .. 0.5``) and the
-    correlation (0 where exactly one map has no power, ``nan`` where neither has or the
-    shell holds no point).
+    docstring for the shells).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Volumes ``(z, y, x)`` of one shape.
+    n_shells : int, optional
+        Number of shells; default ``max(shape) // 2`` (shell width one Fourier sample of the
+        longest axis).
+
+    Returns
+    -------
+    freq : ndarray
+        ``(n_shells,)`` float64, cycles/voxel, ``0.5 / n_shells .. 0.5``.
+    fsc : ndarray
+        ``(n_shells,)`` float64 correlations: 0 where exactly one map has no power, ``nan``
+        where neither has or the shell holds no point.
     """
     a, b = _volume_pair(a, b, "fsc")
     index, weight, freq, n = _shell_layout(a.shape, n_shells)

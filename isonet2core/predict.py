@@ -321,10 +321,32 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
                       output_dir: PathLike = "corrected_tomos", config: PredictConfig = PredictConfig(),
                       tomo_idx: Optional[Sequence[int]] = None, device: Union[str, torch.device] = "cpu",
                       input_column: str = "auto") -> List[Path]:
-    """Predict the tomograms of ``star_path`` (those whose rlnIndex is in ``tomo_idx``; all when
-    None) with the model file ``model_path`` (and ``model2_path`` for split halves), write the
-    MRC outputs into ``output_dir`` and the new columns into ``star_path`` (rewritten
-    atomically). Returns the written MRC paths. See the module docstring for the policy."""
+    """Predict the tomograms of a STAR file with a trained model (policy: module docstring).
+
+    Parameters
+    ----------
+    star_path : path
+        The tomograms STAR; its new columns (rlnCorrectedTomoName and halves, or
+        rlnDenoisedTomoName) are written into it atomically.
+    model_path, model2_path : path
+        The model file; ``model2_path`` the odd-half network of split-halves training.
+    output_dir : path
+        Folder of the predicted MRC files (names: :mod:`isonet2core.filenames`).
+    config : PredictConfig
+        Tiling, precision, batch and output settings.
+    tomo_idx : sequence of int, optional
+        rlnIndex values of the tomograms to predict; None: all.
+    device : str or torch.device
+        Where the network runs.
+    input_column : str
+        STAR column of the maps; ``auto``: the halves for N2N models, else the deconvolved
+        map when filled, else the full map.
+
+    Returns
+    -------
+    list of Path
+        The MRC files written, ``(z, y, x)`` float32 at the tomogram's pixel size.
+    """
     config.validate()
     star_path = Path(star_path)
     table = star.TomogramsTable.read(star_path)

@@ -305,9 +305,23 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
 
 
 def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
-    """Check everything, write the averages when asked, then write ``cfg.star_name``.
+    """List the tomograms of ``cfg`` in a new tomograms STAR (``prepare-star``).
 
-    Returns the table written (its ``source`` is the STAR path).
+    Parameters
+    ----------
+    cfg : PrepareStarConfig
+        Folders (full, or even and odd; masks; coordinates) and acquisition values.
+
+    Returns
+    -------
+    star.TomogramsTable
+        The table written; its ``source`` is the STAR path ``cfg.star_name``.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the folder, file or value, before anything is written (the even/odd averages
+        of ``create_average`` are written after every check).
     """
     planned = plan(cfg)
     star_path = Path(cfg.star_name)

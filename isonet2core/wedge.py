@@ -43,12 +43,24 @@ def measured_fraction(tilt_min_deg: float, tilt_max_deg: float) -> float:
 def wedge_mask(shape: Sequence[int], tilt_min_deg: float, tilt_max_deg: float, *,
                rfft: bool = False, device: Optional[torch.device] = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Missing-wedge mask (1 measured, 0 missing) of a ``(z, y, x)`` volume of ``shape``.
+    """Missing-wedge mask (1 measured, 0 missing) of a volume; independent of ky.
 
-    Returns a tensor of shape ``fourier.fft_shape(shape, rfft)`` in the unshifted FFT layout
-    (full by default, rfft with ``rfft=True``; the rfft mask is the full mask's first
-    ``nx // 2 + 1`` x columns). Independent of ky. Any tilt range within [-90, 90], including
-    asymmetric ones such as (-50, 40).
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    tilt_min_deg, tilt_max_deg : float
+        The tilt range (degrees, tilt axis y), any within [-90, 90], asymmetric ones such as
+        (-50, 40) included.
+    rfft : bool
+        The rfft layout (the full mask's first ``nx // 2 + 1`` x columns) instead of the full.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``fourier.fft_shape(shape, rfft)``, unshifted FFT layout (DC at index 0).
     """
     check_tilt_range(tilt_min_deg, tilt_max_deg)
     kz, _, kx = fourier.freq_grid(shape, rfft=rfft, device=device, dtype=torch.float64)

@@ -141,9 +141,19 @@ def _default_text(value: Any) -> Any:
 
 def add_config_options(parser: argparse.ArgumentParser, cls, *, exclude: Iterable[str] = (),
                        defaults: Optional[Dict[str, Any]] = None) -> None:
-    """Register every option of the config class ``cls`` (:func:`isonet2core.config.options_of`)
-    under its IsoNet2 spelling, but the fields in ``exclude``; ``defaults`` (by field name)
-    replaces a field's default where a command resolves it (denoise's loss)."""
+    """Register every option of a config class under its IsoNet2 spelling.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser.
+    cls : type
+        A config dataclass (:func:`isonet2core.config.options_of` lists its options).
+    exclude : iterable of str
+        Field names not offered by this command.
+    defaults : dict, optional
+        Field name -> default, where a command resolves one (denoise's loss).
+    """
     defaults = defaults or {}
     for opt in options_of(cls):
         if opt.name in exclude:

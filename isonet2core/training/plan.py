@@ -84,10 +84,32 @@ class TrainingPlan:
 
 def plan_training(star_file: PathLike, method: str, settings: Dict[str, Any], *,
                   tomo_idx: Optional[Sequence[int]] = None, input_column: str = "auto") -> TrainingPlan:
-    """The plan of ``refine`` (``method`` auto, isonet2-n2n or isonet2) or ``denoise``
-    (``n2n``) on the rows ``tomo_idx`` (rlnIndex values; None: all) of ``star_file``:
-    :class:`~isonet2core.config.TrainConfig` of ``settings`` (its fields but ``method``) and
-    every file checked. ``ValueError``/``FileNotFoundError`` naming the value or file."""
+    """What ``refine`` or ``denoise`` will train, every file checked.
+
+    Parameters
+    ----------
+    star_file : path
+        The tomograms STAR.
+    method : str
+        ``auto`` (isonet2-n2n when every selected tomogram has halves, else isonet2),
+        ``isonet2-n2n``, ``isonet2`` or ``n2n`` (denoise).
+    settings : dict
+        The :class:`~isonet2core.config.TrainConfig` fields but ``method``.
+    tomo_idx : sequence of int, optional
+        rlnIndex values of the tomograms; None: all.
+    input_column : str
+        Single-map refine: STAR column of the maps (``auto``: deconvolved, else full).
+
+    Returns
+    -------
+    TrainingPlan
+        The validated settings and one TomogramSpec per tomogram.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the value or file.
+    """
     table = star.TomogramsTable.read(star_file)
     rows = table.rows_for(tomo_idx)
     resolved = resolve_method(method, table, rows)

@@ -144,8 +144,27 @@ def auto_batch_size(devices: Sequence[torch.device], arch: str, cube_size: int) 
 # the run
 # ---------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> TrainResult:
-    """Train per ``cfg`` on ``tomograms``; see the module docstring. Returns the model paths and
-    the loss history. ``ValueError`` for unusable settings before any training."""
+    """Train the network(s) of ``cfg.method`` on the cubes of ``tomograms`` (module docstring).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The settings, validated here.
+    tomograms : sequence of TomogramSpec
+        Maps (two halves, or one map for ``isonet2``), microscope, cubes per epoch, mask.
+    run : RunSettings
+        Output folder, devices, threads, resume / fine-tuning checkpoint.
+
+    Returns
+    -------
+    TrainResult
+        The ``_full`` model file, the epoch copies and the loss history.
+
+    Raises
+    ------
+    ValueError
+        Unusable settings or tomograms, before any training.
+    """
     cfg.validate()
     if not tomograms:
         raise ValueError("no tomograms to train on")
