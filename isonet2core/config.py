@@ -377,6 +377,8 @@ class TrainConfig:
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
+        _check(not (self.split_halves and self.method == "isonet2"),
+               "split_halves needs even/odd halves (method isonet2-n2n or n2n), not method isonet2")
         _check(self.number_subtomos is None or self.number_subtomos >= 1,
                f"number_subtomos must be at least 1, got {self.number_subtomos}")
         _check(self.save_interval >= 1, f"save_interval must be at least 1, got {self.save_interval}")

@@ -114,6 +114,4 @@ def plan_training(star_file: PathLike, method: str, settings: Dict[str, Any], *,
     rows = table.rows_for(tomo_idx)
     resolved = resolve_method(method, table, rows)
     cfg = TrainConfig(method=resolved, **settings).validate()
-    if cfg.split_halves and resolved == "isonet2":
-        raise ValueError("split_halves needs even/odd halves (method isonet2-n2n or n2n)")
     return TrainingPlan(cfg, plan_tomograms(table, rows, cfg, input_column))

@@ -173,8 +173,6 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
         if len(t.map_paths) != n_maps:
             raise ValueError(f"tomogram {t.name}: method {cfg.method} needs {n_maps} map(s), "
                              f"got {len(t.map_paths)}")
-    if cfg.split_halves and n_maps != 2:
-        raise ValueError("split_halves needs even/odd halves (method isonet2-n2n or n2n)")
     _check_start_point(cfg, run)
     devices = select_devices(run.device, run.gpu_ids)
     world = len(devices) if devices[0].type == "cuda" else max(1, int(run.cpu_processes))

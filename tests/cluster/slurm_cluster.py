@@ -112,7 +112,6 @@ class SlurmCluster:
             "StorageType=accounting_storage/mysql", "StorageHost=127.0.0.1",
             f"StoragePort={self.db_port}", "StorageUser=root", "StorageLoc=slurm_acct_db", ""]))
         dbd.chmod(0o600)
-        self.env["SLURM_CONF"] = str(self.conf)
 
     # ------------------------------------------------------------------ daemons
     def _spawn(self, name: str, argv: List[str]) -> None:
