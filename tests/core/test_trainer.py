@@ -115,6 +115,14 @@ def test_pretrained_weights_start_a_new_run_and_must_fit(halves, tmp_path):
         _run(dataclasses.replace(cfg, method="n2n"), halves, tmp_path / "c", resume=base.model_path)
 
 
+def test_split_halves_needs_two_maps():
+    """Split halves train one network per half: a single-map method is refused by the settings
+    themselves, before any file is read."""
+    with pytest.raises(ValueError, match="split_halves needs even/odd halves"):
+        TrainConfig(method="isonet2", split_halves=True).validate()
+    assert TrainConfig(method="n2n", split_halves=True).validate().split_halves
+
+
 def test_cosine_schedule_and_batch_rule():
     assert trainer.cosine_lr(1, 10, 1e-3, 1e-4) == pytest.approx(1e-3)
     assert trainer.cosine_lr(10, 10, 1e-3, 1e-4) == pytest.approx(1e-4)
