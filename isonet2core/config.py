@@ -134,14 +134,6 @@ def options_of(cls) -> List[OptionField]:
     return out
 
 
-def option_field(cls, name: str) -> OptionField:
-    """The option of ``cls`` whose field is ``name``; ``KeyError`` naming the class otherwise."""
-    for opt in options_of(cls):
-        if opt.name == name:
-            return opt
-    raise KeyError(f"{cls.__name__} has no option field {name!r}")
-
-
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
