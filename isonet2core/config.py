@@ -308,10 +308,10 @@ class TrainConfig:
                             "200-300 for isolated particles, 0 or negative for cells", unit="A^2")
     clip_first_peak_mode: ClipFirstPeakMode = option(1, "CTF below its first peak: 0 unchanged, "
                                                      "1 constant, 2 negative sine, 3 cosine")
-    snrfalloff: float = option(1.0, "Wiener target (CTF_mode wiener): SNR fall-off with frequency")
-    deconvstrength: float = option(1.0, "Wiener target (CTF_mode wiener): strength, SNR scaled by "
+    snrfalloff: float = option(DeconvConfig.snrfalloff, "Wiener target (CTF_mode wiener): SNR fall-off with frequency")
+    deconvstrength: float = option(DeconvConfig.deconvstrength, "Wiener target (CTF_mode wiener): strength, SNR scaled by "
                                    "10^deconvstrength")
-    highpassnyquist: float = option(0.02, "Wiener target (CTF_mode wiener): high-pass cut-off as a "
+    highpassnyquist: float = option(DeconvConfig.highpassnyquist, "Wiener target (CTF_mode wiener): high-pass cut-off as a "
                                     "fraction of Nyquist")
     mw_weight: float = option(20.0, "weight of the missing-wedge term of the masked loss (the paper "
                               "uses 20-200); 0 or negative (the IsoNet2 program's -1): a plain loss "
