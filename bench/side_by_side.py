@@ -370,6 +370,7 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
         res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
                        "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
         rows.append(res[s.epochs])
+        rows += last_weights_rows(data, s, res, out / geometry / f"ours_refine_seed{seed}")
         if first and a.wall_epochs and official_train_s:
             work = out / geometry / f"ours_refine_seed{seed}"
             hist = json.loads((work / "maps" / "loss_history.json").read_text())
@@ -384,6 +385,7 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
             res = run_ours(data, s, out / geometry / f"variant_{len(rows)}", f"refine, {label}", "isonet2-n2n",
                            extra=ours_extra + extra, env=env)
             rows.append(res[s.epochs])
+            rows += last_weights_rows(data, s, res, out / geometry / f"variant_{len(rows) - 1}", env=env)
             write_report(out, rows, header)
     if a.denoise:
         if official is not None:
@@ -395,16 +397,39 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
         write_report(out, rows, header)
 
 
+def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
+                      env: Optional[dict] = None) -> List[Row]:
+    """For runs with ``--ema_decay``: the same checkpoints predicted with the trained (last)
+    weights instead of their average, one row per row of ``rows`` (none without averaging)."""
+    from isonet2core import checkpoint
+
+    extra = []
+    for epoch, row in rows.items():
+        model = Path(sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0])
+        ckpt = checkpoint.load_checkpoint(model)
+        if ckpt.get("train_model_state") is None:
+            continue
+        ckpt["model_state"], ckpt["model2_state"] = ckpt.pop("train_model_state"), ckpt.pop("train_model2_state")
+        ckpt.pop("ema_updates")
+        last = work / "last_weights" / model.name
+        last.parent.mkdir(exist_ok=True)
+        checkpoint.save_checkpoint(last, ckpt)
+        extra.append(_score_epoch(data, s, work, epoch, f"{row.label} (last weights)", env=env, model=last))
+    return extra
+
+
 def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
-                 env: Optional[dict] = None, note: str = "") -> Row:
-    """Predict and score our checkpoint of ``epoch`` in a run folder of :func:`run_ours`."""
+                 env: Optional[dict] = None, note: str = "", model: Optional[Path] = None) -> Row:
+    """Predict and score our checkpoint of ``epoch`` in a run folder of :func:`run_ours`
+    (``model``: another model file standing for it)."""
     from isonet2core.mrcio import read_mrc
 
     acq = data["acq"]
     logp = work / "log.txt"
-    model = sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0]
-    out_dir = work / f"pred_epoch{epoch:03d}"
-    predict_s = _ours(["predict", "tomograms.star", model, "--output_dir", str(out_dir), "--device", s.device,
+    if model is None:
+        model = Path(sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0])
+    out_dir = work / f"pred_epoch{epoch:03d}" if model.parent.name == "maps" else model.parent / f"pred_epoch{epoch:03d}"
+    predict_s = _ours(["predict", "tomograms.star", str(model), "--output_dir", str(out_dir), "--device", s.device,
                        "--ncpus", str(s.ncpus)], work, logp, env)
     history = json.loads((work / "maps" / "loss_history.json").read_text())
     trained = sum(float(h["seconds"]) for h in history[:epoch])

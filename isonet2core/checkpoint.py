@@ -16,7 +16,10 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
   ``scheduler_state``, ``scaler_state``, ``rng_state``, ``normalization`` (per tomogram name:
   ``{"mean": .., "std": ..}``), ``tomograms`` (per tomogram name: ``config.to_dict(Microscope)``, which
   holds the pixel size and the tilt range),
-  ``history``, ``command_line``, ``model2_state`` (the second network of split-halves training).
+  ``history``, ``command_line``, ``model2_state`` (the second network of split-halves training);
+  with ``ema_decay``: ``model_state`` / ``model2_state`` hold the weight averages (what predict
+  uses), ``train_model_state`` / ``train_model2_state`` the trained weights (what resume
+  continues) and ``ema_updates`` the number of averaging updates.
 
 Model files of the IsoNet2 program (``network_*.pt`` with ``model_state_dict``, ``arch``,
 ``cube_size``, ``method``, ``CTF_mode``, ``do_phaseflip_input`` and a ``metrics`` dict of numpy

@@ -63,7 +63,28 @@ class Option:
 
 def option(default: Any, help: str, *, flag: Optional[str] = None, aliases: Tuple[str, ...] = (),
            unit: Optional[str] = None, indices: bool = False) -> Any:
-    """A dataclass field that is also a user option (see :class:`Option`)."""
+    """A dataclass field that is also a user option (see :class:`Option`).
+
+    Parameters
+    ----------
+    default : Any
+        The field's default.
+    help : str
+        One line of help (CLI, forms, docs).
+    flag : str, optional
+        Command-line spelling when not the field name (e.g. ``CTF_mode``).
+    aliases : tuple of str
+        Further accepted spellings.
+    unit : str, optional
+        Unit shown beside the value (``A``, ``voxels``, ...).
+    indices : bool
+        The value is a list of rlnIndex values (``1,3`` or ``2-4``).
+
+    Returns
+    -------
+    dataclasses.Field
+        The field, its :class:`Option` in ``metadata["option"]``.
+    """
     return dataclasses.field(default=default, metadata={
         "option": Option(help=help, flag=flag, aliases=aliases, unit=unit, indices=indices)})
 
@@ -140,7 +161,18 @@ def _check(condition: bool, message: str) -> None:
 
 
 def check_tilt_range(tilt_min_deg: float, tilt_max_deg: float) -> None:
-    """Raise ``ValueError`` unless ``-90 <= tilt_min_deg < tilt_max_deg <= 90``."""
+    """Check a tilt range.
+
+    Parameters
+    ----------
+    tilt_min_deg, tilt_max_deg : float
+        Degrees.
+
+    Raises
+    ------
+    ValueError
+        Unless ``-90 <= tilt_min_deg < tilt_max_deg <= 90``.
+    """
     _check(-90.0 <= tilt_min_deg <= 90.0 and -90.0 <= tilt_max_deg <= 90.0,
            f"tilt range ({tilt_min_deg}, {tilt_max_deg}) must lie within [-90, 90] degrees")
     _check(tilt_min_deg < tilt_max_deg,
@@ -159,7 +191,18 @@ class Microscope:
     tilt_max_deg: float = 60.0
 
     def validate(self) -> Microscope:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        Microscope
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.pixel_size_a > 0, f"pixel size must be positive, got {self.pixel_size_a} A")
         _check(self.defocus_a >= 0, f"defocus must not be negative, got {self.defocus_a} A "
                                     "(underfocus is positive)")
@@ -205,7 +248,18 @@ class PrepareStarConfig:
                                             "3000 / number of tomograms")
 
     def validate(self) -> PrepareStarConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        PrepareStarConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.full_dir is not None or (self.even_dir is not None and self.odd_dir is not None),
                "give --full, or both --even and --odd")
         _check((self.even_dir is None) == (self.odd_dir is None),
@@ -242,7 +296,18 @@ class DeconvConfig:
     phaseflipped: bool = option(False, "the tomograms are already phase-flipped (the filter uses |CTF|)")
 
     def validate(self) -> DeconvConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        DeconvConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.snrfalloff >= 0, f"snrfalloff must not be negative, got {self.snrfalloff}")
         _check(0 <= self.highpassnyquist < 1, f"highpassnyquist must be in [0, 1), got {self.highpassnyquist}")
         _check(self.chunk_size is None or self.chunk_size >= 16,
@@ -265,7 +330,18 @@ class MaskConfig:
                            "at the bottom")
 
     def validate(self) -> MaskConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        MaskConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.patch_size >= 1, f"patch_size must be at least 1, got {self.patch_size}")
         _check(0 < self.density_percentage <= 100, f"density_percentage must be in (0, 100], got {self.density_percentage}")
         _check(0 < self.std_percentage <= 100, f"std_percentage must be in (0, 100], got {self.std_percentage}")
@@ -290,6 +366,9 @@ class TrainConfig:
     learning_rate: float = option(3e-4, "learning rate of the first epoch (AdamW)")
     learning_rate_min: float = option(3e-4, "learning rate of the last epoch (cosine schedule in "
                                       "between)")
+    ema_decay: Optional[float] = option(None, "predict with an exponential moving average of the "
+                                        "weights (updated every optimiser step, with the warm-up "
+                                        "min(d, (1+n)/(10+n))); None: the last weights")
     mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
                                    "with --amp_dtype bfloat16)")
     amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA: bfloat16 where "
@@ -345,7 +424,18 @@ class TrainConfig:
             object.__setattr__(self, "loss_func", DEFAULT_LOSS_FUNC.get(self.method, "FSC"))
 
     def validate(self) -> TrainConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        TrainConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.method in METHODS, f"method must be one of {METHODS}, got {self.method!r}")
         _check(self.arch in ARCHS, f"arch must be one of {ARCHS}, got {self.arch!r}")
         _check(self.cube_size >= 16 and self.cube_size % 16 == 0,
@@ -357,6 +447,8 @@ class TrainConfig:
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _check(0 <= self.learning_rate_min <= self.learning_rate,
                f"learning_rate_min ({self.learning_rate_min}) must be in [0, learning_rate={self.learning_rate}]")
+        _check(self.ema_decay is None or 0 < self.ema_decay < 1,
+               f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
         _check(self.ctf_mode in CTF_MODES, f"CTF_mode must be one of None, phase_only, wiener, network; got {self.ctf_mode!r}")
         _check(self.clip_first_peak_mode in (0, 1, 2, 3), f"clip_first_peak_mode must be 0, 1, 2 or 3, got {self.clip_first_peak_mode}")
         _check(math.isfinite(self.bfactor), f"bfactor must be a finite number, got {self.bfactor}")
@@ -408,7 +500,18 @@ class PredictConfig:
                                "IsoNet2 program does by default)")
 
     def validate(self) -> PredictConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        PredictConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(1.0 <= self.padding_factor <= 4.0, f"padding_factor must be in [1, 4], got {self.padding_factor}")
         _check("/" not in self.output_prefix and "\\" not in self.output_prefix,
                f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
@@ -429,7 +532,18 @@ class ReportConfig:
     formats: Tuple[str, ...] = ("html", "md")         # pages written: html and/or md (--format)
 
     def validate(self) -> ReportConfig:
-        """``self`` when every value is valid, else ``ValueError`` naming it."""
+        """Check the values.
+
+        Returns
+        -------
+        ReportConfig
+            ``self``, when every value is valid.
+
+        Raises
+        ------
+        ValueError
+            Naming the first invalid value.
+        """
         _check(self.n_average >= 1, f"n_average must be at least 1, got {self.n_average}")
         lo, hi = self.percentiles
         _check(0.0 <= lo < hi <= 100.0,
@@ -443,12 +557,37 @@ class ReportConfig:
 
 
 def to_dict(cfg) -> dict:
-    """A JSON-ready dict of a config (tuples become lists)."""
+    """The fields of a config as a dict, ready for JSON (which writes tuples as lists).
+
+    Parameters
+    ----------
+    cfg : dataclass instance
+        A config.
+
+    Returns
+    -------
+    dict
+        Field name to value.
+    """
     return dataclasses.asdict(cfg)
 
 
 def from_dict(cls, data: dict):
-    """Rebuild a config from ``to_dict`` output, ignoring unknown keys (older/newer versions)."""
+    """Rebuild a config from :func:`to_dict` output (lists become tuples), ignoring unknown keys
+    (older or newer versions).
+
+    Parameters
+    ----------
+    cls : type
+        The config class.
+    data : dict
+        Field name to value.
+
+    Returns
+    -------
+    object
+        An instance of ``cls`` (not validated).
+    """
     names = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for k, v in data.items():

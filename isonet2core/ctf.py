@@ -40,10 +40,20 @@ CLIP_MODES = (0, 1, 2, 3)
 # scalar physics
 # ---------------------------------------------------------------------------------------------
 def electron_wavelength_a(voltage_kv: float) -> float:
-    """Relativistic electron wavelength in Angstrom for an acceleration voltage in kV.
+    """Relativistic electron wavelength for an acceleration voltage.
 
     ``lambda = h / sqrt(2 m0 e V (1 + e V / (2 m0 c^2)))`` = ``12.2643 / sqrt(V (1 + 0.978466e-6 V))``
     with ``V`` in volts: 0.01969 A at 300 kV, 0.02508 A at 200 kV.
+
+    Parameters
+    ----------
+    voltage_kv : float
+        Acceleration voltage (kV), positive.
+
+    Returns
+    -------
+    float
+        Wavelength (Angstrom).
     """
     if not voltage_kv > 0:
         raise ValueError(f"voltage must be positive, got {voltage_kv} kV")
@@ -52,7 +62,18 @@ def electron_wavelength_a(voltage_kv: float) -> float:
 
 
 def amplitude_phase(amplitude_contrast: float) -> float:
-    """``phi_A = arctan(A / sqrt(1 - A^2))`` in radians (amplitude contrast ``A`` in [0, 1))."""
+    """Phase of the amplitude contrast, ``phi_A = arctan(A / sqrt(1 - A^2))``.
+
+    Parameters
+    ----------
+    amplitude_contrast : float
+        Fraction ``A`` in [0, 1).
+
+    Returns
+    -------
+    float
+        ``phi_A`` (radians).
+    """
     if not 0.0 <= amplitude_contrast < 1.0:
         raise ValueError(f"amplitude contrast must be in [0, 1), got {amplitude_contrast}")
     return math.atan2(amplitude_contrast, math.sqrt(1.0 - amplitude_contrast ** 2))
@@ -93,12 +114,24 @@ def _rising_branch_k(target: float, a: float, b: float) -> Optional[float]:
 
 def first_peak_freq(defocus_a: float, voltage_kv: float, cs_mm: float,
                     amplitude_contrast: float) -> float:
-    """Frequency ``f0`` (1/Angstrom) of the first maximum of ``T(k)`` for ``k > 0``.
+    """Frequency ``f0`` of the first maximum of ``T(k)`` for ``k > 0``.
 
     Normally the first ``k`` with ``chi(k) + phi_A = pi / 2`` (there ``T(f0) = 1``). When the
     phase never reaches ``pi / 2`` (defocus too small for the spherical aberration), the peak is
     the maximum of ``chi`` (``k^2 = df / (Cs lambda^2)``); with no defocus ``T`` decreases from
     ``k = 0`` and ``f0 = 0``.
+
+    Parameters
+    ----------
+    defocus_a : float
+        Defocus (Angstrom, underfocus positive).
+    voltage_kv, cs_mm, amplitude_contrast : float
+        kV, mm, fraction in [0, 1).
+
+    Returns
+    -------
+    float
+        ``f0`` (1/Angstrom), 0 without defocus.
     """
     _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
     a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
@@ -112,10 +145,23 @@ def first_peak_freq(defocus_a: float, voltage_kv: float, cs_mm: float,
 
 def ctf_zero_freqs(n_zeros: int, defocus_a: float, voltage_kv: float, cs_mm: float,
                    amplitude_contrast: float) -> np.ndarray:
-    """Analytic zeros of ``T`` (1/Angstrom): ``chi(k) + phi_A = n pi``, ``n = 1, 2, ...``.
+    """Analytic zeros of ``T``: ``chi(k) + phi_A = n pi``, ``n = 1, 2, ...``.
 
-    Only zeros on the rising branch of ``chi`` (below its maximum) are returned, at most
-    ``n_zeros`` of them, in increasing order.
+    Only zeros on the rising branch of ``chi`` (below its maximum) are returned.
+
+    Parameters
+    ----------
+    n_zeros : int
+        At most this many zeros.
+    defocus_a : float
+        Defocus (Angstrom, underfocus positive).
+    voltage_kv, cs_mm, amplitude_contrast : float
+        kV, mm, fraction in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(m,)``, ``m <= n_zeros``, increasing frequencies (1/Angstrom).
     """
     _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
     a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
@@ -134,9 +180,21 @@ def ctf_zero_freqs(n_zeros: int, defocus_a: float, voltage_kv: float, cs_mm: flo
 # ---------------------------------------------------------------------------------------------
 def ctf_of_freq(freq_per_a: torch.Tensor, defocus_a: float, voltage_kv: float, cs_mm: float,
                 amplitude_contrast: float) -> torch.Tensor:
-    """``T(k) = sin(chi(k) + phi_A)`` at spatial frequencies ``freq_per_a`` (1/A, any shape).
+    """``T(k) = sin(chi(k) + phi_A)`` at given spatial frequencies.
 
-    Computed in the tensor's dtype (pass float64 for accuracy); same shape and device.
+    Parameters
+    ----------
+    freq_per_a : torch.Tensor
+        Frequencies (1/Angstrom), any shape; computed in its dtype (pass float64 for accuracy).
+    defocus_a : float
+        Defocus (Angstrom, underfocus positive).
+    voltage_kv, cs_mm, amplitude_contrast : float
+        kV, mm, fraction in [0, 1).
+
+    Returns
+    -------
+    torch.Tensor
+        ``T``, same shape, dtype and device as ``freq_per_a``.
     """
     _check_optics(defocus_a, voltage_kv, cs_mm, amplitude_contrast)
     a, b = _chi_coefficients(defocus_a, voltage_kv, cs_mm)
@@ -145,7 +203,20 @@ def ctf_of_freq(freq_per_a: torch.Tensor, defocus_a: float, voltage_kv: float, c
 
 
 def ctf_1d_freq_per_a(n: int, pixel_size_a: float) -> np.ndarray:
-    """The ``n`` radial sample frequencies of :func:`ctf_1d`: 0 to Nyquist inclusive (1/A)."""
+    """The radial sample frequencies of :func:`ctf_1d`.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, at least 2.
+    pixel_size_a : float
+        Angstrom per voxel.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)``: 0 to Nyquist ``0.5 / pixel_size_a`` inclusive (1/Angstrom).
+    """
     if int(n) < 2:
         raise ValueError(f"a 1D CTF needs at least 2 samples, got {n}")
     if not pixel_size_a > 0:
@@ -155,9 +226,25 @@ def ctf_1d_freq_per_a(n: int, pixel_size_a: float) -> np.ndarray:
 
 def ctf_1d(n: int, pixel_size_a: float, defocus_a: float, voltage_kv: float, cs_mm: float,
            amplitude_contrast: float) -> np.ndarray:
-    """Radial CTF ``T`` on ``n`` samples from 0 to Nyquist inclusive (float64 array ``(n,)``).
+    """Radial CTF ``T`` from 0 to Nyquist inclusive.
 
     Sample ``i`` is at ``i / (n - 1) * 0.5 / pixel_size_a`` 1/A (:func:`ctf_1d_freq_per_a`).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, at least 2.
+    pixel_size_a : float
+        Angstrom per voxel.
+    defocus_a : float
+        Defocus (Angstrom, underfocus positive).
+    voltage_kv, cs_mm, amplitude_contrast : float
+        kV, mm, fraction in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(n,)``, ``T[0] = A`` (the amplitude contrast).
     """
     freq = torch.from_numpy(ctf_1d_freq_per_a(n, pixel_size_a))
     return ctf_of_freq(freq, defocus_a, voltage_kv, cs_mm, amplitude_contrast).numpy()
@@ -187,6 +274,8 @@ def ctf_3d(shape: Sequence[int], pixel_size_a: float, defocus_a: float, voltage_
         kV, mm, fraction in [0, 1).
     rfft : bool
         The rfft layout (to multiply ``torch.fft.rfftn`` output) instead of the full one.
+    device, dtype
+        Of the returned tensor.
 
     Returns
     -------
@@ -207,11 +296,8 @@ def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
                     peak_value: float = 1.0) -> ArrayLike:
     """Lift the CTF below its first peak ``f0`` (RELION's "intact first peak").
 
-    ``ctf`` and ``freq`` (same shape, or broadcastable; ``freq`` in the same units as ``f0``)
-    are numpy arrays or torch tensors; the result has the type, shape and dtype of ``ctf``.
     Values at ``freq >= f0`` are returned unchanged. Below ``f0``, with ``x = freq / f0`` in
-    [0, 1) and ``P = peak_value`` (the CTF value at ``f0``: 1 whenever ``chi + phi_A`` reaches
-    ``pi / 2``), as the IsoNet2 program defines the modes:
+    [0, 1) and ``P = peak_value``, as the IsoNet2 program defines the modes:
 
     * mode 0, none:          the CTF itself;
     * mode 1, constant:      ``P``;
@@ -221,6 +307,24 @@ def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
     Modes 1-3 equal ``P`` at DC (no low-resolution damping); modes 2 and 3 fall from there
     until they meet the rising CTF, which they follow up to ``f0`` (so they are continuous at
     ``f0``). With ``f0 <= 0`` nothing lies below the peak and the CTF is returned as is.
+
+    Parameters
+    ----------
+    ctf : numpy.ndarray or torch.Tensor
+        CTF values, any shape.
+    freq : numpy.ndarray or torch.Tensor
+        Their frequencies, same shape or broadcastable, in the units of ``f0``.
+    f0 : float
+        The first peak's frequency (:func:`first_peak_freq`).
+    mode : int
+        0, 1, 2 or 3 (above).
+    peak_value : float
+        The CTF value at ``f0`` (1 whenever ``chi + phi_A`` reaches ``pi / 2``).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        The type, shape and dtype of ``ctf``.
     """
     if mode not in CLIP_MODES:
         raise ValueError(f"clip_first_peak_mode must be 0, 1, 2 or 3, got {mode!r}")
@@ -245,8 +349,20 @@ def clip_first_peak(ctf: ArrayLike, freq: ArrayLike, f0: float, mode: int, *,
 
 
 def bfactor_envelope(freq_per_a: ArrayLike, bfactor: float) -> ArrayLike:
-    """B-factor envelope ``exp(-B f^2 / 4)`` (``B`` in A^2, ``f`` in 1/A; a negative ``B``
-    sharpens); numpy or torch in/out."""
+    """B-factor envelope ``exp(-B f^2 / 4)``.
+
+    Parameters
+    ----------
+    freq_per_a : numpy.ndarray or torch.Tensor
+        Frequencies ``f`` (1/Angstrom), any shape.
+    bfactor : float
+        ``B`` (Angstrom^2); a negative one sharpens.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        The envelope, type and shape of ``freq_per_a``.
+    """
     if isinstance(freq_per_a, np.ndarray):
         return np.exp(-float(bfactor) * freq_per_a ** 2 / 4.0)
     return torch.exp(-float(bfactor) * freq_per_a * freq_per_a / 4.0)
@@ -262,16 +378,33 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
                   clip_first_peak_mode: int = 1, rfft: bool = True,
                   device: Optional[torch.device] = None,
                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The CTF of network-mode training, with the B-factor as the IsoNet2 program applies it:
-    before and after first-peak clipping.
+    """The CTF of network-mode training, with the B-factor as the IsoNet2 program applies it.
 
     ``CTF_eff(f) = C(f) * E(f)`` where ``E = exp(-B f^2 / 4)`` (:func:`bfactor_envelope`) and
     ``C`` is :func:`clip_first_peak` of ``T * E`` (``T = ctf_3d(...)``) with
     ``f0 = first_peak_freq`` (the peak of ``T``) and ``peak_value = T(f0) E(f0)``. Above ``f0``
     that is ``T exp(-B f^2 / 2)``, as there; below it the clipped curve times ``E``. (The
     IsoNet2 program looks for the peak on ``T * E``, which a large B moves slightly lower.)
-    ``B`` may be negative (sharpening; its guidance for cellular data is 0 or negative).
-    Shape ``fourier.fft_shape(shape, rfft)``, unshifted, real.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    microscope : Microscope
+        Pixel size, defocus and optics.
+    bfactor : float
+        ``B`` (Angstrom^2); negative sharpens (the program's guidance for cells: 0 or negative).
+    clip_first_peak_mode : int
+        0-3, :func:`clip_first_peak`.
+    rfft : bool
+        The rfft layout instead of the full one.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        Real, ``fourier.fft_shape(shape, rfft)``, unshifted.
     """
     m = _microscope(microscope)
     if not math.isfinite(bfactor):
@@ -290,13 +423,31 @@ def effective_ctf(shape: Sequence[int], microscope: Microscope, *, bfactor: floa
 def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,
              device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32,
              sampling: CTFSampling = "exact") -> torch.Tensor:
-    """Phase-flip filter ``sign(T)`` (+1 where ``T >= 0``, -1 elsewhere), shape ``fft_shape``.
+    """Phase-flip filter ``sign(T)`` (+1 where ``T >= 0``, -1 elsewhere).
 
     ``sampling="exact"``: ``T`` at each voxel's frequency. ``sampling="isonet2-program"`` (for
     models trained by the IsoNet2 program, whose inputs were flipped so; cubic shapes of edge
     ``n``): the program's map, ``T`` sampled at the ``n`` frequencies ``i / (2 n px)`` and read
     by linear interpolation at ``min(1, |k| / Nyquist) * (n - 1)`` samples, i.e. at
     frequencies scaled by ``(n - 1) / n`` and clipped at Nyquist, which moves the zeros.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume (cubic for ``"isonet2-program"``).
+    microscope : Microscope
+        Pixel size, defocus and optics.
+    rfft : bool
+        The rfft layout instead of the full one.
+    device, dtype
+        Of the returned tensor.
+    sampling : {"exact", "isonet2-program"}
+        How ``T`` is sampled (above).
+
+    Returns
+    -------
+    torch.Tensor
+        +1 / -1, ``fourier.fft_shape(shape, rfft)``, unshifted.
     """
     m = _microscope(microscope)
     if sampling == "exact":
@@ -319,9 +470,21 @@ def ctf_sign(shape: Sequence[int], microscope: Microscope, *, rfft: bool = True,
 
 
 def phase_flip(volume: torch.Tensor, microscope: Microscope) -> torch.Tensor:
-    """Phase-flip a real volume ``(..., z, y, x)``: ``IFFT(sign(T) * FFT(volume))``.
+    """Phase-flip a real volume: ``IFFT(sign(T) * FFT(volume))``.
 
     Keeps the protein-dark contrast of the input (``sign(T) = +1`` at low frequency).
+
+    Parameters
+    ----------
+    volume : torch.Tensor
+        Real ``(..., z, y, x)``.
+    microscope : Microscope
+        Pixel size, defocus and optics.
+
+    Returns
+    -------
+    torch.Tensor
+        Real, shape and dtype of ``volume``.
     """
     flip = ctf_sign(tuple(volume.shape[-3:]), microscope, rfft=True, device=volume.device,
                     dtype=torch.float64 if volume.dtype == torch.float64 else torch.float32)
@@ -330,7 +493,7 @@ def phase_flip(volume: torch.Tensor, microscope: Microscope) -> torch.Tensor:
 
 def ssnr(freq_cpv: torch.Tensor, pixel_size_a: float, *, snrfalloff: float,
          deconvstrength: float, highpassnyquist: float) -> torch.Tensor:
-    """Empirical spectral SNR of the IsoNet1/Warp deconvolution at ``freq_cpv`` (cycles/voxel).
+    """Empirical spectral SNR of the IsoNet1/Warp deconvolution.
 
     With ``x = freq_cpv / 0.5`` the frequency as a fraction of Nyquist (IsoNet1's axis)::
 
@@ -339,7 +502,21 @@ def ssnr(freq_cpv: torch.Tensor, pixel_size_a: float, *, snrfalloff: float,
 
     ``H`` is IsoNet1's smooth high-pass: 0 at DC, rising to 2 at ``highpassnyquist`` x Nyquist
     (the factor 2 above the cut-off is kept so that users' snrfalloff / deconvstrength values
-    give the same filter as in IsoNet1). Same shape/dtype/device as ``freq_cpv``.
+    give the same filter as in IsoNet1).
+
+    Parameters
+    ----------
+    freq_cpv : torch.Tensor
+        Frequencies (cycles/voxel), any shape.
+    pixel_size_a : float
+        Angstrom per voxel.
+    snrfalloff, deconvstrength, highpassnyquist : float
+        The deconvolution settings (:class:`isonet2core.config.DeconvConfig`).
+
+    Returns
+    -------
+    torch.Tensor
+        SSNR, shape, dtype and device of ``freq_cpv``.
     """
     if not pixel_size_a > 0:
         raise ValueError(f"pixel size must be positive, got {pixel_size_a} A")
@@ -364,10 +541,29 @@ def wiener_filter(shape: Sequence[int], microscope: Microscope, *, snrfalloff: f
     """Wiener-like deconvolution filter ``W = T / (T^2 + 1 / SSNR)`` (IsoNet1/Warp style).
 
     ``T`` is the CTF of ``microscope`` (its own amplitude contrast), ``|T|`` when the data are
-    already phase-flipped (``phaseflipped=True``); ``SSNR`` is :func:`ssnr` at each voxel's
-    radial frequency. Used by ``deconv`` and by wiener-mode training targets. Returns a real
-    tensor of shape ``fourier.fft_shape(shape, rfft)``, unshifted; ``W`` is positive at low
-    frequency (contrast kept) and 0 at DC when the high-pass is on.
+    already phase-flipped; ``SSNR`` is :func:`ssnr` at each voxel's radial frequency. Used by
+    ``deconv`` and by wiener-mode training targets. ``W`` is positive at low frequency (contrast
+    kept) and 0 at DC when the high-pass is on.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    microscope : Microscope
+        Pixel size, defocus and optics.
+    snrfalloff, deconvstrength, highpassnyquist : float
+        The deconvolution settings (:func:`ssnr`).
+    phaseflipped : bool
+        The data are phase-flipped: ``|T|`` instead of ``T``.
+    rfft : bool
+        The rfft layout instead of the full one.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        Real, ``fourier.fft_shape(shape, rfft)``, unshifted.
     """
     m = _microscope(microscope)
     kcpv = fourier.radial_freq(shape, rfft=rfft, device=device, dtype=torch.float64)

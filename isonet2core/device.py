@@ -18,10 +18,18 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def available_cpus() -> int:
-    """The CPUs this process may use: the machine's cores, fewer where the process is bound
-    to some of them (``sched_getaffinity``) or runs in a SLURM job step that was given
-    ``--cpus-per-task`` (``SLURM_CPUS_PER_TASK``: SLURM without task affinity binds nothing, yet
-    the job owns only those CPUs)."""
+    """The CPUs this process may use.
+
+    The machine's cores, fewer where the process is bound to some of them
+    (``sched_getaffinity``) or runs in a SLURM job step that was given ``--cpus-per-task``
+    (``SLURM_CPUS_PER_TASK``: SLURM without task affinity binds nothing, yet the job owns only
+    those CPUs).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     count = os.cpu_count() or 1
     if hasattr(os, "sched_getaffinity"):
         count = min(count, len(os.sched_getaffinity(0)) or count)
@@ -32,9 +40,21 @@ def available_cpus() -> int:
 
 
 def cpu_threads(requested: int, processes: int = 1) -> int:
-    """CPU threads for each of ``processes`` processes asked to use ``requested`` threads in
-    all: never more than :func:`available_cpus` (oversubscribed threads slow every process
-    several times over), at least 1."""
+    """CPU threads for each of several processes sharing a thread budget: never more than
+    :func:`available_cpus` (oversubscribed threads slow every process several times over).
+
+    Parameters
+    ----------
+    requested : int
+        Threads asked for, in all.
+    processes : int
+        Processes sharing them.
+
+    Returns
+    -------
+    int
+        Threads per process, at least 1.
+    """
     if requested < 1 or processes < 1:
         raise ValueError(f"threads and processes must be at least 1, got {requested} and "
                          f"{processes}")
@@ -42,16 +62,42 @@ def cpu_threads(requested: int, processes: int = 1) -> int:
 
 
 def describe(devices: Sequence[torch.device]) -> str:
-    """One line for the log: the devices, CUDA_VISIBLE_DEVICES as the process found it (a
-    queue system's GPUs) and the CPUs available, e.g. ``cpu (CUDA_VISIBLE_DEVICES=0,1; 2
-    CPUs)``."""
+    """One line for the log: the devices, CUDA_VISIBLE_DEVICES as the process found it (a queue
+    system's GPUs) and the CPUs available, e.g. ``cpu (CUDA_VISIBLE_DEVICES=0,1; 2 CPUs)``.
+
+    Parameters
+    ----------
+    devices : sequence of torch.device
+        The devices computed on.
+
+    Returns
+    -------
+    str
+        The line.
+    """
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     return (f"{', '.join(str(d) for d in devices)} (CUDA_VISIBLE_DEVICES="
             f"{'unset' if visible is None else visible}; {available_cpus()} CPUs)")
 
 
 def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[int]]:
-    """``"0,1"`` / ``"[0, 1]"`` / ``0`` / ``(0, 1)`` -> ``[0, 1]``; ``None``/``""``/``"None"`` -> ``None``."""
+    """GPU ids as users write them.
+
+    Parameters
+    ----------
+    text : str or int or sequence of int or None
+        ``"0,1"``, ``"[0, 1]"``, ``0``, ``(0, 1)``; ``None``, ``""`` or ``"None"`` for none.
+
+    Returns
+    -------
+    list of int or None
+        ``[0, 1]`` for the examples; None for none.
+
+    Raises
+    ------
+    ValueError
+        Naming the text when it is not a list of non-negative integers.
+    """
     if text is None:
         return None
     items: List[Union[str, int]]
@@ -74,13 +120,32 @@ def parse_gpu_ids(text: Union[None, str, int, Sequence[int]]) -> Optional[List[i
 
 
 def gpu_positions(ids: Sequence[int], visible: Optional[Sequence[str]], count: int) -> List[int]:
-    """PyTorch device indices of the requested GPU ``ids``, read as the IsoNet2 program reads
-    them (its issue #28: SLURM sets CUDA_VISIBLE_DEVICES, which must be honoured):
+    """PyTorch device indices of the requested GPU ids, read as the IsoNet2 program reads them
+    (its issue #28: SLURM sets CUDA_VISIBLE_DEVICES, which must be honoured).
 
     * without CUDA_VISIBLE_DEVICES (``visible`` None): indices of the ``count`` GPUs;
     * with it: positions in that list when every id is one (``--gpuID 1`` under ``2,3`` is the
       second listed GPU, physical 3), else the listed ids themselves (``--gpuID 3`` under
-      ``2,3``: position 1); anything else is a ``ValueError`` naming the list.
+      ``2,3``: position 1).
+
+    Parameters
+    ----------
+    ids : sequence of int
+        The requested ids.
+    visible : sequence of str, optional
+        CUDA_VISIBLE_DEVICES split at commas; None when unset.
+    count : int
+        GPUs PyTorch sees.
+
+    Returns
+    -------
+    list of int
+        Device indices.
+
+    Raises
+    ------
+    ValueError
+        Naming the list when an id is neither.
     """
     ids = list(ids)
     if visible is None:
@@ -102,8 +167,20 @@ def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]
 
     * ``device="cpu"``: ``[cpu]`` (``ValueError`` if GPU ids are also given);
     * ``device="cuda"``: the requested GPUs, or all visible GPUs; ``ValueError`` without CUDA;
-    * ``device="auto"``: like ``cuda`` when CUDA is available, else ``[cpu]``; GPU ids given
-      on a machine without CUDA are a ``ValueError`` (never a silent fall back to the CPU).
+    * ``device="auto"``: like ``cuda`` when CUDA is available, else ``[cpu]``; GPU ids given on a
+      machine without CUDA are a ``ValueError`` (never a silent fall back to the CPU).
+
+    Parameters
+    ----------
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    gpu_ids : str or sequence of int, optional
+        :func:`parse_gpu_ids` input.
+
+    Returns
+    -------
+    list of torch.device
+        One CPU device, or the GPUs.
     """
     if device not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {device!r}")
@@ -128,8 +205,14 @@ def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere
-    bfloat16 is emulated and slower than float32."""
+    """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere bfloat16
+    is emulated and slower than float32.
+
+    Returns
+    -------
+    bool
+        True with native bfloat16.
+    """
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -138,16 +221,31 @@ def cpu_has_native_bf16() -> bool:
 
 def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str = "auto", *,
                    training: bool) -> Optional[torch.dtype]:
-    """The autocast dtype of the network's arithmetic, or None for float32. The one rule:
+    """The autocast dtype of the network's arithmetic. The one rule:
 
     * ``mixed_precision`` False: float32 everywhere;
-    * CUDA, ``amp_dtype`` ``auto``: training bfloat16 where the GPU supports it (no loss
-      scaling needed), else float16; inference float16 (more mantissa, no gradients to
-      overflow); ``bfloat16``/``float16``: that dtype (``ValueError`` for bfloat16 on a GPU
-      without it);
+    * CUDA, ``amp_dtype`` ``auto``: training bfloat16 where the GPU supports it (no loss scaling
+      needed), else float16; inference float16 (more mantissa, no gradients to overflow);
+      ``bfloat16``/``float16``: that dtype (``ValueError`` for bfloat16 on a GPU without it);
     * CPU: float32 unless ``amp_dtype`` is ``bfloat16`` on a CPU with native bfloat16
       (:func:`cpu_has_native_bf16`); elsewhere the CPU stays float32 (emulated bfloat16 is
       slower, float16 autocast is CUDA-only).
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the network runs.
+    mixed_precision : bool
+        The user's switch.
+    amp_dtype : str
+        ``auto``, ``bfloat16`` or ``float16``.
+    training : bool
+        Training (else inference).
+
+    Returns
+    -------
+    torch.dtype or None
+        None for float32.
     """
     if amp_dtype not in ("auto", "bfloat16", "float16"):
         raise ValueError(f"amp_dtype must be auto, bfloat16 or float16, got {amp_dtype!r}")

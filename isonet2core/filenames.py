@@ -39,26 +39,81 @@ PREVIEW_NAME = re.compile(r"^(?P<name>.+)_epoch(?P<epoch>\d+)\.mrc$")
 
 
 def safe_name(name: str) -> str:
-    """A tomogram name as a file-name stem: runs of characters other than ASCII letters,
-    digits, ``.``, ``_`` and ``-`` become ``_`` (so non-ASCII names give the same stem
-    everywhere), leading/trailing ``.``/``_`` are dropped; ``tomogram`` if nothing is left."""
+    """A tomogram name as a file-name stem.
+
+    Runs of characters other than ASCII letters, digits, ``.``, ``_`` and ``-`` become ``_`` (so
+    non-ASCII names give the same stem everywhere); leading/trailing ``.``/``_`` are dropped.
+
+    Parameters
+    ----------
+    name : str
+        The tomogram name (rlnTomoName).
+
+    Returns
+    -------
+    str
+        The stem; ``tomogram`` if nothing is left.
+    """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "tomogram"
 
 
 def model_name(method: str, arch: str, cube: int, epoch: Optional[int] = None) -> str:
-    """``network_{method}_{arch}_{cube}_full.pt``, or ``..._epoch{NNN}.pt`` for an epoch."""
+    """The name of a model file.
+
+    Parameters
+    ----------
+    method, arch : str
+        Training method and architecture.
+    cube : int
+        Cube edge (voxels).
+    epoch : int, optional
+        The epoch copy; None for the latest state.
+
+    Returns
+    -------
+    str
+        ``network_{method}_{arch}_{cube}_full.pt`` or ``..._epoch{NNN}.pt``.
+    """
     suffix = "full" if epoch is None else f"epoch{int(epoch):03d}"
     return f"{MODEL_PREFIX}{method}_{arch}_{int(cube)}_{suffix}.pt"
 
 
 def model_path(output_dir: PathLike, method: str, arch: str, cube: int,
                epoch: Optional[int] = None) -> Path:
-    """``output_dir`` / :func:`model_name`."""
+    """The path of a model file, ``output_dir`` / :func:`model_name`.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The training folder.
+    method, arch : str
+        Training method and architecture.
+    cube : int
+        Cube edge (voxels).
+    epoch : int, optional
+        The epoch copy; None for the latest state.
+
+    Returns
+    -------
+    Path
+        The model file.
+    """
     return Path(output_dir) / model_name(method, arch, cube, epoch)
 
 
 def is_full_model(name: str) -> bool:
-    """Whether ``name`` is a latest-state model file (what ``--resume True`` continues)."""
+    """Whether a file name is a latest-state model file (what ``--resume True`` continues).
+
+    Parameters
+    ----------
+    name : str
+        A file name.
+
+    Returns
+    -------
+    bool
+        True for ``network_*_full.pt``.
+    """
     return name.startswith(MODEL_PREFIX) and name.endswith(FULL_SUFFIX)
 
 
@@ -67,24 +122,82 @@ MASK_SUFFIX = "_mask.mrc"
 
 
 def deconv_path(output_dir: PathLike, tomogram: str) -> Path:
-    """``OUTPUT_DIR/<rlnTomoName>_deconv.mrc``: a tomogram deconvolved by ``deconv``."""
+    """A tomogram deconvolved by ``deconv``.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The folder.
+    tomogram : str
+        rlnTomoName.
+
+    Returns
+    -------
+    Path
+        ``OUTPUT_DIR/<rlnTomoName>_deconv.mrc``.
+    """
     return Path(output_dir) / f"{tomogram}{DECONV_SUFFIX}"
 
 
 def mask_path(output_dir: PathLike, tomogram: str) -> Path:
-    """``OUTPUT_DIR/<rlnTomoName>_mask.mrc``: a tomogram's mask made by ``make-mask``."""
+    """A tomogram's mask made by ``make-mask``.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The folder.
+    tomogram : str
+        rlnTomoName.
+
+    Returns
+    -------
+    Path
+        ``OUTPUT_DIR/<rlnTomoName>_mask.mrc``.
+    """
     return Path(output_dir) / f"{tomogram}{MASK_SUFFIX}"
 
 
 def preview_path(output_dir: PathLike, tomogram: str, epoch: int) -> Path:
-    """``output_dir/preview/{safe tomogram name}_epoch{NNN}.mrc``."""
+    """A training preview.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The training folder.
+    tomogram : str
+        rlnTomoName.
+    epoch : int
+        The epoch previewed.
+
+    Returns
+    -------
+    Path
+        ``output_dir/preview/{safe name}_epoch{NNN}.mrc``.
+    """
     return Path(output_dir) / PREVIEW_DIR / f"{safe_name(tomogram)}_epoch{int(epoch):03d}.mrc"
 
 
 def predicted_paths(output_dir: PathLike, tomogram: str, suffix: str,
                     prefix: str = "") -> Tuple[Path, Tuple[Path, Path]]:
-    """The predicted map of ``tomogram`` and its two half maps:
-    ``[{prefix}_]{safe name}_{suffix}.mrc`` and ``..._half1.mrc`` / ``..._half2.mrc``."""
+    """The predicted map of a tomogram and its two half maps.
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The folder.
+    tomogram : str
+        rlnTomoName.
+    suffix : str
+        ``corrected`` or ``denoised``.
+    prefix : str
+        Optional name prefix (``{prefix}_``).
+
+    Returns
+    -------
+    tuple
+        ``(map, (half1, half2))``: ``[{prefix}_]{safe name}_{suffix}.mrc`` and
+        ``..._half1.mrc`` / ``..._half2.mrc``.
+    """
     stem = f"{prefix}_{safe_name(tomogram)}" if prefix else safe_name(tomogram)
     out = Path(output_dir)
     return (out / f"{stem}_{suffix}.mrc",

@@ -30,9 +30,19 @@ def _check_shape(shape: Sequence[int]) -> Shape3:
 
 
 def fft_shape(shape: Sequence[int], rfft: bool = False) -> Shape3:
-    """Shape of the Fourier transform of a real ``(z, y, x)`` volume of ``shape``.
+    """Shape of the Fourier transform of a real ``(z, y, x)`` volume.
 
-    ``rfft=False``: the full FFT, same shape; ``rfft=True``: ``(nz, ny, nx // 2 + 1)``.
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    rfft : bool
+        The rfft layout instead of the full FFT.
+
+    Returns
+    -------
+    tuple of int
+        The full FFT: ``shape``; rfft: ``(nz, ny, nx // 2 + 1)``.
     """
     nz, ny, nx = _check_shape(shape)
     return (nz, ny, nx // 2 + 1) if rfft else (nz, ny, nx)
@@ -41,11 +51,24 @@ def fft_shape(shape: Sequence[int], rfft: bool = False) -> Shape3:
 def freq_grid(shape: Sequence[int], *, rfft: bool = False,
               device: Optional[torch.device] = None,
               dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Frequencies ``(kz, ky, kx)`` in cycles/voxel of a ``(z, y, x)`` volume of ``shape``.
+    """Frequencies ``(kz, ky, kx)`` of a ``(z, y, x)`` volume, as broadcastable axes.
 
-    Returns three tensors of shapes ``(nz, 1, 1)``, ``(1, ny, 1)`` and ``(1, 1, nx')`` that
-    broadcast to ``fft_shape(shape, rfft)`` (``nx' = nx`` for the full FFT, ``nx // 2 + 1``
-    for the rfft layout). DC at index 0, no shift; values in [-0.5, 0.5).
+    DC at index 0, no shift; values in [-0.5, 0.5) cycles/voxel.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    rfft : bool
+        The rfft layout (``nx // 2 + 1`` x frequencies) instead of the full one.
+    device, dtype
+        Of the returned tensors.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``kz (nz, 1, 1)``, ``ky (1, ny, 1)``, ``kx (1, 1, nx')`` (cycles/voxel), broadcasting to
+        ``fft_shape(shape, rfft)``.
     """
     nz, ny, nx = _check_shape(shape)
     kz = torch.fft.fftfreq(nz, device=device, dtype=dtype).reshape(nz, 1, 1)
@@ -60,21 +83,44 @@ def freq_grid(shape: Sequence[int], *, rfft: bool = False,
 def radial_freq(shape: Sequence[int], *, rfft: bool = False,
                 device: Optional[torch.device] = None,
                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``|k|`` in cycles/voxel on the (r)FFT grid of a ``(z, y, x)`` volume of ``shape``.
+    """``|k|`` on the (r)FFT grid of a ``(z, y, x)`` volume.
 
-    Returns a tensor of shape ``fft_shape(shape, rfft)``; 0 at DC, 0.5 at Nyquist along an
-    axis, up to ``sqrt(3) / 2`` in the corners. Divide by the pixel size (Angstrom) to get 1/A.
+    Divide by the pixel size (Angstrom) to get 1/A.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    rfft : bool
+        The rfft layout instead of the full one.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``fft_shape(shape, rfft)``, cycles/voxel: 0 at DC, 0.5 at Nyquist along an axis, up to
+        ``sqrt(3) / 2`` in the corners.
     """
     kz, ky, kx = freq_grid(shape, rfft=rfft, device=device, dtype=dtype)
     return torch.sqrt(kz * kz + ky * ky + kx * kx)
 
 
 def apply_fourier_filter(volume: torch.Tensor, fourier_filter: torch.Tensor) -> torch.Tensor:
-    """``IFFT(filter * FFT(volume))`` for real volumes ``(..., z, y, x)``.
+    """``IFFT(filter * FFT(volume))`` for real volumes.
 
-    ``fourier_filter`` is in the rfft layout (last axis ``nx // 2 + 1``) or the full layout
-    (last axis ``nx``), unshifted, real or complex, broadcastable over leading batch axes.
-    The result is real, same shape and dtype as ``volume``.
+    Parameters
+    ----------
+    volume : torch.Tensor
+        Real ``(..., z, y, x)``.
+    fourier_filter : torch.Tensor
+        The rfft layout (last axis ``nx // 2 + 1``) or the full one (last axis ``nx``),
+        unshifted, real or complex, broadcastable over the leading batch axes.
+
+    Returns
+    -------
+    torch.Tensor
+        Real, shape and dtype of ``volume``.
     """
     if volume.dim() < 3:
         raise ValueError(f"expected a volume (..., z, y, x), got shape {tuple(volume.shape)}")

@@ -57,9 +57,17 @@ def _volume_pair(a, b, name: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def pearson(a, b) -> float:
-    """Pearson correlation coefficient of two maps of the same shape (any dimension).
+    """Pearson correlation coefficient of two maps, in float64 over all voxels.
 
-    Computed in float64 over all voxels. ``nan`` when either map is constant.
+    Parameters
+    ----------
+    a, b : array_like
+        Maps of one shape (any dimension).
+
+    Returns
+    -------
+    float
+        In [-1, 1]; ``nan`` when either map is constant.
     """
     a, b = _pair(a, b, "pearson")
     x = a.astype(np.float64).ravel()
@@ -73,7 +81,7 @@ def pearson(a, b) -> float:
 
 
 def psnr(a, b) -> float:
-    """Peak signal-to-noise ratio (dB) of the map ``a`` against the reference ``b``.
+    """Peak signal-to-noise ratio of the map ``a`` against the reference ``b``.
 
     Tomograms and references come in different scales and offsets (a WBP has arbitrary
     units; the ground truth is a density), so ``a`` is first mapped onto ``b`` by the
@@ -82,8 +90,25 @@ def psnr(a, b) -> float:
     the upright one - look at :func:`pearson` for the sign). Then
     ``PSNR = 10 log10(R^2 / MSE)`` with ``R = b.max() - b.min()`` (the reference's data range)
     and ``MSE = mean((a' - b)^2)``. Equivalent to ``10 log10(R^2 / (var(b) (1 - r^2)))`` with
-    ``r`` the Pearson correlation. ``inf`` when the MSE is exactly 0 (a perfect affine match
-    gives some 300 dB after float64 rounding); ``ValueError`` when the reference is constant.
+    ``r`` the Pearson correlation.
+
+    Parameters
+    ----------
+    a : array_like
+        The map scored.
+    b : array_like
+        The reference, same shape, not constant.
+
+    Returns
+    -------
+    float
+        dB; ``inf`` when the MSE is exactly 0 (a perfect affine match gives some 300 dB after
+        float64 rounding).
+
+    Raises
+    ------
+    ValueError
+        Shapes differ or the reference is constant.
     """
     a, b = _pair(a, b, "psnr")
     x = a.astype(np.float64).ravel()
@@ -198,11 +223,26 @@ def wedge_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
               n_shells: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """FSC restricted to the missing wedge of the tilt range ``[tilt_min_deg, tilt_max_deg]``.
 
-    Same shells and return value as :func:`fsc`, but each shell only holds the Fourier
-    points that ``isonet2core.wedge.wedge_mask(shape, tilt_min_deg, tilt_max_deg, rfft=True)``
-    marks missing (0). It measures how well ``a`` recovers the information of ``b`` that a
-    tilt series of that range never recorded: 0 for a map without power in the wedge. Low
-    shells without missing points are ``nan``.
+    Same shells as :func:`fsc`, but each shell only holds the Fourier points that
+    ``isonet2core.wedge.wedge_mask(shape, tilt_min_deg, tilt_max_deg, rfft=True)`` marks missing
+    (0). It measures how well ``a`` recovers the information of ``b`` that a tilt series of that
+    range never recorded: 0 for a map without power in the wedge.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Volumes ``(z, y, x)`` of one shape.
+    tilt_min_deg, tilt_max_deg : float
+        The tilt range (degrees, tilt axis y).
+    n_shells : int, optional
+        As in :func:`fsc`.
+
+    Returns
+    -------
+    freq : ndarray
+        ``(n_shells,)`` float64, cycles/voxel.
+    fsc : ndarray
+        ``(n_shells,)`` float64; ``nan`` in low shells without missing points.
     """
     return _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, missing=True, name="wedge_fsc")
 
@@ -210,7 +250,24 @@ def wedge_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
 def measured_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
                  n_shells: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """FSC restricted to the measured region of the tilt range (the complement of
-    :func:`wedge_fsc`'s points): how well ``a`` keeps what the tilt series recorded."""
+    :func:`wedge_fsc`'s points): how well ``a`` keeps what the tilt series recorded.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Volumes ``(z, y, x)`` of one shape.
+    tilt_min_deg, tilt_max_deg : float
+        The tilt range (degrees, tilt axis y).
+    n_shells : int, optional
+        As in :func:`fsc`.
+
+    Returns
+    -------
+    freq : ndarray
+        ``(n_shells,)`` float64, cycles/voxel.
+    fsc : ndarray
+        ``(n_shells,)`` float64 correlations.
+    """
     return _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, missing=False, name="measured_fsc")
 
 
@@ -223,15 +280,29 @@ def _region_fsc(a, b, tilt_min_deg, tilt_max_deg, n_shells, *, missing: bool, na
 
 
 def fsc_resolution(freq, fsc_values, pixel_size_a: float, threshold: float = 0.143) -> float:
-    """Resolution in Angstrom where an FSC curve first drops below ``threshold``.
+    """Resolution where an FSC curve first drops below ``threshold``.
 
-    ``freq`` in cycles/voxel (ascending, as returned by :func:`fsc`), ``fsc_values`` the
-    curve; shells with ``nan`` are skipped. The crossing is linearly interpolated between the
-    last shell at or above the threshold and the first one below it, and converted to
-    ``pixel_size_a / f``. When the curve never drops below the threshold the resolution is at
-    least that of the last shell (Nyquist for :func:`fsc` curves): ``pixel_size_a / freq[-1]``
-    (``2 * pixel_size_a``). When already the first shell is below it, nothing is resolved:
-    ``inf``. ``nan`` when the curve has no finite value.
+    Shells with ``nan`` are skipped. The crossing is linearly interpolated between the last
+    shell at or above the threshold and the first one below it, and converted to
+    ``pixel_size_a / f``.
+
+    Parameters
+    ----------
+    freq : array_like
+        Shell frequencies (cycles/voxel, ascending, as :func:`fsc` returns them).
+    fsc_values : array_like
+        The curve, same length.
+    pixel_size_a : float
+        Angstrom per voxel.
+    threshold : float
+        The FSC criterion (0.143, 0.5, ...).
+
+    Returns
+    -------
+    float
+        Angstrom. When the curve never drops below the threshold, that of the last shell
+        (``2 * pixel_size_a`` for :func:`fsc` curves); ``inf`` when the first shell is below it;
+        ``nan`` when the curve has no finite value.
     """
     freq = np.asarray(freq, dtype=np.float64)
     values = np.asarray(fsc_values, dtype=np.float64)
@@ -256,8 +327,22 @@ def fsc_resolution(freq, fsc_values, pixel_size_a: float, threshold: float = 0.1
 
 
 def mean_fsc(freq, fsc_values, f_max: Optional[float] = None) -> float:
-    """Mean of an FSC curve over its finite shells with ``0 < freq <= f_max`` (cycles/voxel;
-    all shells when ``None``). ``nan`` when no shell qualifies. A one-number summary for tables."""
+    """Mean of an FSC curve over its finite shells with ``0 < freq <= f_max``; a one-number summary.
+
+    Parameters
+    ----------
+    freq : array_like
+        Shell frequencies (cycles/voxel).
+    fsc_values : array_like
+        The curve, same length.
+    f_max : float, optional
+        Highest frequency included (cycles/voxel); all shells when None.
+
+    Returns
+    -------
+    float
+        ``nan`` when no shell qualifies.
+    """
     freq = np.asarray(freq, dtype=np.float64)
     values = np.asarray(fsc_values, dtype=np.float64)
     if freq.shape != values.shape:
@@ -269,14 +354,26 @@ def mean_fsc(freq, fsc_values, f_max: Optional[float] = None) -> float:
 
 
 def wedge_power_fraction(volume, tilt_min_deg: float, tilt_max_deg: float) -> float:
-    """Fraction of the non-DC Fourier power of ``volume`` ``(z, y, x)`` in the missing wedge.
+    """Fraction of the non-DC Fourier power of a volume in the missing wedge.
 
-    ``sum |F|^2`` over the points that ``wedge_mask(..., rfft=True)`` marks missing (0),
-    divided by ``sum |F|^2`` over all points but DC (whole spectrum, corners included,
-    full-FFT weighting). A reconstruction from the tilt range has a value near 0; white noise
-    has the missing share of the grid points (0.29 for +-60 degrees on a grid with equal
-    Nyquist along z and x, a little less than ``1 - measured_fraction`` = 1/3 because the
-    grid's corners lie in measured directions). ``nan`` for a constant volume.
+    ``sum |F|^2`` over the points that ``wedge_mask(..., rfft=True)`` marks missing (0), divided
+    by ``sum |F|^2`` over all points but DC (whole spectrum, corners included, full-FFT
+    weighting). A reconstruction from the tilt range has a value near 0; white noise has the
+    missing share of the grid points (0.29 for +-60 degrees on a grid with equal Nyquist along z
+    and x, a little less than ``1 - measured_fraction`` = 1/3 because the grid's corners lie in
+    measured directions).
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(z, y, x)``.
+    tilt_min_deg, tilt_max_deg : float
+        The tilt range (degrees, tilt axis y).
+
+    Returns
+    -------
+    float
+        In [0, 1]; ``nan`` for a constant volume.
     """
     volume = np.asarray(volume)
     if volume.ndim != 3:

@@ -74,9 +74,23 @@ class MRCInfo:
 def read_header(path: PathLike) -> MRCInfo:
     """Read and check the header of an MRC file (the data are not read).
 
-    Raises ``FileNotFoundError`` when ``path`` does not exist or is not a file, and
-    ``ValueError`` naming the file when the header is not an MRC header (map ID, mode,
-    dimensions) or the file is shorter than the header says.
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+
+    Returns
+    -------
+    MRCInfo
+        Shape ``(z, y, x)``, stored dtype, voxel size (Angstrom), data offset.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist or is not a file.
+    ValueError
+        Naming the file: not an MRC header (map ID, mode, dimensions) or shorter than the
+        header says.
     """
     p = Path(path)
     if not p.exists():
@@ -155,17 +169,40 @@ def _voxel_size_from_header(path: Path, header) -> float:
 
 
 def read_mrc(path: PathLike) -> Tuple[np.ndarray, float]:
-    """Read a volume: ``(data (z, y, x) float32, voxel_size_a)``; the header is checked first."""
+    """Read a volume; the header is checked first.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+
+    Returns
+    -------
+    tuple
+        ``(data, voxel_size_a)``: float32 ``(z, y, x)`` and Angstrom per voxel (0: unknown).
+    """
     info = read_header(path)
     return open_planes(path, info=info)[:], info.voxel_size_a
 
 
 def open_mrc(path: PathLike, *, info: Optional[MRCInfo] = None) -> np.memmap:
-    """A read-only memory map of the data ``(z, y, x)`` in the stored dtype.
+    """A read-only memory map of the data in the stored dtype.
 
     Convert the parts you need with ``np.asarray(part, dtype=np.float32)``. The pages a map
     touches stay in the process's resident memory while it lives: stream whole volumes with
     :func:`open_planes` instead.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+    info : MRCInfo, optional
+        Its header, when already read (else read and checked here).
+
+    Returns
+    -------
+    numpy.memmap
+        ``(z, y, x)``.
     """
     info = info or read_header(path)
     return np.memmap(info.path, dtype=info.dtype, mode="r", offset=info.data_offset,
@@ -213,7 +250,20 @@ class PlaneReader:
 
 
 def open_planes(path: PathLike, *, info: Optional[MRCInfo] = None) -> PlaneReader:
-    """A :class:`PlaneReader` of the MRC file ``path`` (header checked unless ``info`` is given)."""
+    """A plane-by-plane reader of an MRC file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+    info : MRCInfo, optional
+        Its header, when already read (else read and checked here).
+
+    Returns
+    -------
+    PlaneReader
+        ``reader[z0:z1]`` gives float32 planes ``(k, y, x)``.
+    """
     return PlaneReader(info or read_header(path))
 
 
@@ -221,10 +271,25 @@ _CHECK_CHUNK_VOXELS = 4 * 1024 * 1024  # voxels per slab read by check_data (16 
 
 
 def check_data(path: PathLike, *, info: Optional[MRCInfo] = None) -> MRCInfo:
-    """Read the data of an MRC file once, slab by slab (bounded memory), and raise
-    ``ValueError`` naming the file when a voxel is NaN or infinite or every voxel has one value.
+    """Read the data of an MRC file once, slab by slab (bounded memory), and check it; used while
+    validating a command's inputs, before long work.
 
-    Returns the header info. Used while validating a command's inputs, before long work.
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+    info : MRCInfo, optional
+        Its header, when already read.
+
+    Returns
+    -------
+    MRCInfo
+        The header info.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: a voxel is NaN or infinite, or every voxel has one value.
     """
     info = info or read_header(path)
     data = open_planes(info.path, info=info)
@@ -250,8 +315,19 @@ def check_data(path: PathLike, *, info: Optional[MRCInfo] = None) -> MRCInfo:
 
 
 def check_same_grid(infos: Sequence[MRCInfo]) -> None:
-    """``ValueError`` naming the files when maps that must overlay voxel for voxel (the even and
-    odd halves of a tomogram) differ in shape or in header voxel size (0 = unknown, not compared)."""
+    """Check that maps that must overlay voxel for voxel (the even and odd halves of a tomogram)
+    share shape and header voxel size (0 = unknown, not compared).
+
+    Parameters
+    ----------
+    infos : sequence of MRCInfo
+        Their headers.
+
+    Raises
+    ------
+    ValueError
+        Naming the files that differ.
+    """
     first = infos[0]
     for other in infos[1:]:
         if other.shape != first.shape:
@@ -273,7 +349,20 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
-    """``ValueError`` when ``target`` is (or links to) one of the ``protect`` paths (inputs)."""
+    """Refuse to write over an input.
+
+    Parameters
+    ----------
+    target : str or Path
+        The path to be written.
+    protect : iterable of str or Path
+        The inputs.
+
+    Raises
+    ------
+    ValueError
+        ``target`` is (or links to) one of ``protect``.
+    """
     target = Path(target)
     for other in protect:
         if other is not None and _same_file(target, Path(other)):
@@ -315,9 +404,18 @@ class MRCStream:
         fh.write(self._header.tobytes())
 
     def write(self, planes) -> None:
-        """Append ``planes`` ``(k, y, x)`` (converted to float32), the next ``k`` z planes.
-        ``ValueError`` when their ``(y, x)`` differs from the announced shape or they would
-        exceed its ``z``."""
+        """Append the next ``k`` z planes.
+
+        Parameters
+        ----------
+        planes : array_like
+            ``(k, y, x)``, converted to float32.
+
+        Raises
+        ------
+        ValueError
+            Their ``(y, x)`` differs from the announced shape or they would exceed its ``z``.
+        """
         if self._closed:
             raise ValueError(f"{self.path}: the stream is closed")
         block = np.ascontiguousarray(planes, dtype=np.float32)
@@ -372,15 +470,33 @@ def _check_output(target: Path, shape: Sequence[int], voxel_size_a: float,
 @contextmanager
 def stream_mrc(path: PathLike, shape: Sequence[int], voxel_size_a: float, *,
                protect: Iterable[PathLike] = ()) -> Iterator[MRCStream]:
-    """Write a float32 MRC file of ``shape`` ``(z, y, x)`` with ``voxel_size_a`` in the header,
-    z planes in order: ``with stream_mrc(p, shape, v) as out: out.write(planes)``.
+    """Write a float32 MRC file z planes in order: ``with stream_mrc(p, shape, v) as out: out.write(planes)``.
 
-    The file is written to a temporary name in the target folder (created if missing) and
-    moved into place with ``os.replace`` when the block ends, so readers never see a partial
-    file. Raises ``ValueError`` (before anything is written) when ``path`` is (or links to)
-    one of the ``protect`` paths, when ``shape`` is not a positive 3-D shape or the voxel size
-    is not positive, and (leaving no file) when the block wrote fewer planes than
-    ``shape[0]``; an exception in the block also leaves no file and no temporary.
+    The file is written to a temporary name in the target folder (created if missing) and moved
+    into place with ``os.replace`` when the block ends, so readers never see a partial file; an
+    exception in the block leaves no file and no temporary.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file written.
+    shape : sequence of int
+        ``(z, y, x)``, positive.
+    voxel_size_a : float
+        Angstrom per voxel, positive (header).
+    protect : iterable of str or Path
+        Inputs the path must not be.
+
+    Yields
+    ------
+    MRCStream
+        Takes the planes.
+
+    Raises
+    ------
+    ValueError
+        Before anything is written: ``path`` is an input, the shape or voxel size is invalid;
+        leaving no file: the block wrote fewer planes than ``shape[0]``.
     """
     target = Path(path)
     shape = _check_output(target, tuple(shape), voxel_size_a, protect)
@@ -396,9 +512,25 @@ _WRITE_BLOCK_VOXELS = 4 * 1024 * 1024  # voxels per block converted and written 
 
 def write_mrc(path: PathLike, data, voxel_size_a: float, *,
               protect: Iterable[PathLike] = ()) -> Path:
-    """Write ``data`` ``(z, y, x)`` as a float32 MRC file with ``voxel_size_a`` in the header:
-    :func:`stream_mrc` fed with blocks of z planes (converted to float32 block by block).
-    The same errors; returns ``Path(path)``."""
+    """Write a volume as a float32 MRC file (:func:`stream_mrc` fed with blocks of z planes,
+    converted to float32 block by block; the same errors).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file written.
+    data : array_like
+        ``(z, y, x)``.
+    voxel_size_a : float
+        Angstrom per voxel (header).
+    protect : iterable of str or Path
+        Inputs the path must not be.
+
+    Returns
+    -------
+    Path
+        ``Path(path)``.
+    """
     target = Path(path)
     array = np.asarray(data)
     with stream_mrc(target, array.shape, voxel_size_a, protect=protect) as out:
@@ -409,7 +541,20 @@ def write_mrc(path: PathLike, data, voxel_size_a: float, *,
 
 
 def check_finite_and_nonconstant(array, name: str) -> None:
-    """Raise ``ValueError`` naming ``name`` when ``array`` has NaN/Inf values or is constant."""
+    """Check a volume's values.
+
+    Parameters
+    ----------
+    array : array_like
+        Any shape.
+    name : str
+        Names it in the error.
+
+    Raises
+    ------
+    ValueError
+        ``array`` has NaN/Inf values or is constant.
+    """
     a = np.asarray(array)
     if a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape})")

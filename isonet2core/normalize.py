@@ -33,7 +33,18 @@ Array = Union[np.ndarray, torch.Tensor]
 
 
 def central_slices(n_z: int) -> slice:
-    """The z slice range used for the statistics of a tomogram with ``n_z`` slices."""
+    """The z slices whose statistics normalise a tomogram.
+
+    Parameters
+    ----------
+    n_z : int
+        Number of z slices, at least 1.
+
+    Returns
+    -------
+    slice
+        The central ``CENTRAL_FRACTION`` of them (at least one).
+    """
     if n_z < 1:
         raise ValueError(f"a tomogram needs at least one z slice, got {n_z}")
     count = max(1, int(round(n_z * CENTRAL_FRACTION)))
@@ -42,13 +53,24 @@ def central_slices(n_z: int) -> slice:
 
 
 def normalization_stats(volume: np.ndarray, name: str = "volume") -> Tuple[float, float]:
-    """Mean and standard deviation of the central z slices of a ``(z, y, x)`` tomogram.
+    """Mean and standard deviation of the central z slices of a tomogram.
 
-    ``volume`` may be a numpy array, a read-only memory map or an
-    :class:`isonet2core.mrcio.PlaneReader` (only ``shape`` and ``volume[z0:z1]`` are used);
-    ``name`` (e.g. the file path) is used in error messages. Raises ``ValueError`` naming the
-    tomogram when it is not 3D, contains NaN/inf in the measured slices, or is constant there
-    (std 0).
+    Parameters
+    ----------
+    volume : numpy.ndarray or memory map or isonet2core.mrcio.PlaneReader
+        ``(z, y, x)``; only ``shape`` and ``volume[z0:z1]`` are used.
+    name : str
+        Names the tomogram (e.g. its path) in error messages.
+
+    Returns
+    -------
+    tuple of float
+        ``(mean, std)`` over :func:`central_slices`, float64 arithmetic.
+
+    Raises
+    ------
+    ValueError
+        The volume is not 3D, has NaN/inf in those slices, or is constant there (std 0).
     """
     shape = tuple(getattr(volume, "shape", ()))
     if len(shape) != 3 or min(shape) < 1:
@@ -79,10 +101,36 @@ def normalization_stats(volume: np.ndarray, name: str = "volume") -> Tuple[float
 
 
 def normalize(volume: Array, mean: float, std: float) -> Array:
-    """``(volume - mean) / std`` for a numpy array or tensor of any shape (a new array)."""
+    """``(volume - mean) / std``.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray or torch.Tensor
+        Any shape.
+    mean, std : float
+        From :func:`normalization_stats`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        A new array of the type and shape of ``volume``.
+    """
     return (volume - mean) / std
 
 
 def denormalize(volume: Array, mean: float, std: float) -> Array:
-    """``volume * std + mean``: the inverse of ``normalize`` (a new array)."""
+    """``volume * std + mean``, the inverse of :func:`normalize`.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray or torch.Tensor
+        Any shape.
+    mean, std : float
+        From :func:`normalization_stats`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        A new array of the type and shape of ``volume``.
+    """
     return volume * std + mean

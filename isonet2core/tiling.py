@@ -52,7 +52,20 @@ PROGRAM_EDGE = 5
 
 
 def tile_spacing(cube: int, padding_factor: float) -> int:
-    """Distance between tile starts: ``round(cube / padding_factor)``, at least 1, at most ``cube``."""
+    """Distance between tile starts of the ``hann`` scheme.
+
+    Parameters
+    ----------
+    cube : int
+        Tile edge (voxels).
+    padding_factor : float
+        Tiles per cube edge along an axis (IsoNet2's 1.5: neighbours overlap by a third).
+
+    Returns
+    -------
+    int
+        ``round(cube / padding_factor)``, clamped to ``[1, cube]`` voxels.
+    """
     if cube < 1:
         raise ValueError(f"cube size must be positive, got {cube}")
     if not padding_factor >= 1.0:
@@ -61,8 +74,23 @@ def tile_spacing(cube: int, padding_factor: float) -> int:
 
 
 def axis_starts(n: int, cube: int, spacing: int) -> List[int]:
-    """Tile starts along an axis of length ``n`` (virtual coordinates: may be negative or run past
-    ``n``; the region outside ``[0, n)`` is mirror-reflected data)."""
+    """Tile starts along one axis (``hann`` scheme, the module docstring's rule).
+
+    Parameters
+    ----------
+    n : int
+        Axis length (voxels).
+    cube : int
+        Tile edge (voxels).
+    spacing : int
+        Largest distance between starts (:func:`tile_spacing`).
+
+    Returns
+    -------
+    list of int
+        Increasing starts in virtual coordinates: they may be negative or run past ``n`` (the
+        region outside ``[0, n)`` is mirror-reflected data).
+    """
     if n < 1:
         raise ValueError(f"cannot tile an axis of length {n}")
     margin = (cube - spacing) // 2
@@ -75,14 +103,39 @@ def axis_starts(n: int, cube: int, spacing: int) -> List[int]:
 
 
 def window_1d(cube: int) -> np.ndarray:
-    """Hann blending window ``sin^2(pi (i + 1/2) / cube)``, shape ``(cube,)``, float64, > 0."""
+    """Hann blending window ``sin^2(pi (i + 1/2) / cube)``.
+
+    Parameters
+    ----------
+    cube : int
+        Tile edge (voxels).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(cube,)``, positive, largest at the centre.
+    """
     return np.sin(np.pi * (np.arange(cube) + 0.5) / cube) ** 2
 
 
 def program_window_1d(cube: int, spacing: int) -> np.ndarray:
-    """The ``isonet2-program`` window, shape ``(cube,)``, float64: over the ``L = spacing + 2e``
-    voxels from ``a = (cube - spacing) // 2 - e``, ``min(t, 2e) min(L - t, 2e) / (2e)^2`` at
-    ``t = i - a``; 0 outside."""
+    """The ``isonet2-program`` blending window.
+
+    Over the ``L = spacing + 2e`` voxels from ``a = (cube - spacing) // 2 - e``:
+    ``min(t, 2e) min(L - t, 2e) / (2e)^2`` at ``t = i - a``; 0 outside (``e = PROGRAM_EDGE``).
+
+    Parameters
+    ----------
+    cube : int
+        Tile edge (voxels).
+    spacing : int
+        The scheme's spacing (:func:`program_spacing`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``(cube,)`` in [0, 1].
+    """
     e, p = PROGRAM_EDGE, 2 * PROGRAM_EDGE
     a, length = (cube - spacing) // 2 - e, spacing + 2 * e
     if not _program_fits(cube, spacing):
@@ -98,18 +151,60 @@ def _program_fits(cube: int, spacing: int) -> bool:
 
 
 def program_spacing(cube: int, padding_factor: float) -> int:
-    """The ``isonet2-program`` scheme's spacing ``int(cube / padding_factor + 0.1)``."""
+    """The ``isonet2-program`` scheme's spacing.
+
+    Parameters
+    ----------
+    cube : int
+        Tile edge (voxels).
+    padding_factor : float
+        As the program's ``--padding_factor``.
+
+    Returns
+    -------
+    int
+        ``int(cube / padding_factor + 0.1)`` voxels.
+    """
     return int(cube / padding_factor + 0.1)
 
 
 def program_scheme_fits(cube: int, padding_factor: float) -> bool:
-    """Whether the ``isonet2-program`` scheme can tile with ``cube`` and ``padding_factor``
-    (the program itself fails otherwise, e.g. cube 16 or padding_factor 1)."""
+    """Whether the ``isonet2-program`` scheme can tile with these settings (the program itself
+    fails otherwise, e.g. cube 16 or padding_factor 1).
+
+    Parameters
+    ----------
+    cube : int
+        Tile edge (voxels).
+    padding_factor : float
+        As the program's ``--padding_factor``.
+
+    Returns
+    -------
+    bool
+        ``spacing > 2 e`` and ``(cube - spacing) // 2 >= e`` (``e = PROGRAM_EDGE``) with the
+        scheme's spacing.
+    """
     return _program_fits(cube, program_spacing(cube, padding_factor))
 
 
 def program_axis_starts(n: int, cube: int, spacing: int) -> List[int]:
-    """Tile starts of the ``isonet2-program`` scheme along an axis of length ``n``."""
+    """Tile starts of the ``isonet2-program`` scheme along one axis.
+
+    Parameters
+    ----------
+    n : int
+        Axis length (voxels).
+    cube : int
+        Tile edge (voxels).
+    spacing : int
+        :func:`program_spacing`.
+
+    Returns
+    -------
+    list of int
+        ``k s - ((cube - s) // 2 + e)`` for ``k < ceil((n + 2e) / s)`` (virtual coordinates).
+    """
     if n < 1:
         raise ValueError(f"cannot tile an axis of length {n}")
     e = PROGRAM_EDGE
@@ -129,8 +224,29 @@ class TileGrid:
     @classmethod
     def for_volume(cls, shape: Sequence[int], cube: int, padding_factor: float,
                    scheme: TilingScheme = "hann") -> TileGrid:
-        """The tiles of cubes of edge ``cube`` covering a ``(z, y, x)`` volume of ``shape``:
-        spacing ``cube / padding_factor`` by ``scheme`` (``ValueError`` for an empty shape)."""
+        """The tiles of cubes of edge ``cube`` covering a volume.
+
+        Parameters
+        ----------
+        shape : sequence of int
+            ``(z, y, x)`` of the volume, every axis at least 1.
+        cube : int
+            Tile edge (voxels).
+        padding_factor : float
+            Spacing ``cube / padding_factor`` (rounded by the scheme).
+        scheme : {"hann", "isonet2-program"}
+            Grid and blending (module docstring).
+
+        Returns
+        -------
+        TileGrid
+            Its per-axis starts.
+
+        Raises
+        ------
+        ValueError
+            An empty shape.
+        """
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"expected a non-empty (z, y, x) shape, got {tuple(shape)}")
         nz, ny, nx = (int(s) for s in shape)
@@ -148,14 +264,33 @@ class TileGrid:
         raise ValueError(f"tiling scheme must be 'hann' or 'isonet2-program', got {scheme!r}")
 
     def window(self) -> np.ndarray:
-        """The 1D blending window of the scheme, ``(cube,)`` float64."""
+        """The 1D blending window of the scheme.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 ``(cube,)``.
+        """
         if self.scheme == "isonet2-program":
             return program_window_1d(self.cube, self.spacing)
         return window_1d(self.cube)
 
     def mirror(self, index: np.ndarray, n: int) -> np.ndarray:
         """Virtual indices mapped into ``[0, n)``: numpy's ``reflect`` (hann) or ``symmetric``
-        (isonet2-program) padding."""
+        (isonet2-program) padding.
+
+        Parameters
+        ----------
+        index : numpy.ndarray
+            Integer virtual indices along one axis (any, also negative or ``>= n``).
+        n : int
+            The axis length.
+
+        Returns
+        -------
+        numpy.ndarray
+            Indices in ``[0, n)``, shape of ``index``.
+        """
         if self.scheme == "isonet2-program":
             r = np.mod(index, 2 * n)
             return np.where(r < n, r, 2 * n - 1 - r)
@@ -163,19 +298,36 @@ class TileGrid:
 
     @property
     def n_tiles(self) -> int:
-        """The number of tiles."""
+        """The number of tiles.
+
+        Returns
+        -------
+        int
+            The product of the per-axis start counts.
+        """
         return len(self.starts[0]) * len(self.starts[1]) * len(self.starts[2])
 
     def positions(self) -> Iterator[Start]:
-        """Tile starts ``(z0, y0, x0)``, z slowest (so consecutive tiles read nearby slices)."""
+        """Tile starts, z slowest (so consecutive tiles read nearby slices).
+
+        Yields
+        ------
+        tuple of int
+            ``(z0, y0, x0)`` (virtual coordinates).
+        """
         for z0 in self.starts[0]:
             for y0 in self.starts[1]:
                 for x0 in self.starts[2]:
                     yield (z0, y0, x0)
 
     def weight_sums(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-axis summed window weights (``(z,)``, ``(y,)``, ``(x,)``, float64): the blending
-        denominator is their outer product."""
+        """Per-axis summed window weights: the blending denominator is their outer product.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            float64 ``(z,)``, ``(y,)``, ``(x,)``.
+        """
         w = self.window()
         sums = []
         for n, starts in zip(self.shape, self.starts):
@@ -198,14 +350,26 @@ def _reflect(index: np.ndarray, n: int) -> np.ndarray:
 
 def iter_tile_batches(volume, grid: TileGrid,
                       batch_size: int) -> Iterator[Tuple[np.ndarray, List[Start]]]:
-    """Yield ``(tiles (b, cube, cube, cube) float32, starts)`` with ``b <= batch_size``, in the
-    order of ``grid.positions()`` (a batch may hold the end of one z-row and the start of the
-    next).
+    """The tiles of ``grid`` cut from a volume, in batches, in the order of ``grid.positions()``.
 
-    ``volume`` ``(z, y, x)`` is anything whose ``volume[z0:z1]`` gives those z planes (numpy
-    array, memory map, :class:`isonet2core.mrcio.PlaneReader`): it is read once per z-row of
-    tiles, one slab of the reflected z planes the row needs (at most ``cube`` planes); the
-    tiles, mirror-reflected in y and x where they pass the faces, are cut from it in memory.
+    The volume is read once per z-row of tiles, one slab of the reflected z planes the row needs
+    (at most ``cube`` planes); the tiles, mirror-reflected in y and x where they pass the faces,
+    are cut from it in memory. A batch may hold the end of one z-row and the start of the next.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray or memory map or isonet2core.mrcio.PlaneReader
+        ``(z, y, x)``; anything whose ``volume[z0:z1]`` gives those z planes.
+    grid : TileGrid
+        The tiles (its shape is the volume's).
+    batch_size : int
+        At most this many tiles per batch.
+
+    Yields
+    ------
+    tuple
+        ``(tiles, starts)``: float32 ``(b, cube, cube, cube)``, ``b <= batch_size``, and their
+        ``(z0, y0, x0)``.
     """
     if tuple(volume.shape) != grid.shape:
         raise ValueError(f"volume shape {tuple(volume.shape)} does not match the tile grid {grid.shape}")
@@ -262,8 +426,20 @@ class TileAccumulator:
         self._done = False
 
     def add(self, outputs: np.ndarray, starts: Sequence[Start]) -> List[Planes]:
-        """Add ``outputs`` ``(b, cube, cube, cube)`` (or ``(b, 1, cube, cube, cube)``) of the
-        tiles at ``starts``; returns the planes that became final."""
+        """Add the outputs of a batch of tiles.
+
+        Parameters
+        ----------
+        outputs : numpy.ndarray
+            ``(b, cube, cube, cube)`` or ``(b, 1, cube, cube, cube)``.
+        starts : sequence of tuple of int
+            Their ``(z0, y0, x0)``, continuing ``grid.positions()``.
+
+        Returns
+        -------
+        list of Planes
+            The planes that became final, divided by the summed weights, increasing z.
+        """
         if self._done:
             raise RuntimeError("finish() was already called")
         c = self.grid.cube
@@ -284,7 +460,13 @@ class TileAccumulator:
         return final
 
     def finish(self) -> List[Planes]:
-        """The last final planes (after every tile was added)."""
+        """The last final planes, after every tile was added.
+
+        Returns
+        -------
+        list of Planes
+            ``(z0, planes (k, y, x))`` in increasing z.
+        """
         if self._done:
             raise RuntimeError("finish() was already called")
         if self._added != self.grid.n_tiles:

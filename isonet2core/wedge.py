@@ -31,10 +31,20 @@ _ANGLE_TOL_DEG = 1e-9
 
 
 def measured_fraction(tilt_min_deg: float, tilt_max_deg: float) -> float:
-    """Fraction of Fourier directions measured: ``(tilt_max_deg - tilt_min_deg) / 180``.
+    """Fraction of Fourier directions measured, ``(tilt_max_deg - tilt_min_deg) / 180``.
 
     Equals the measured fraction of voxels of any ball centred on DC, since the mask only
     depends on the direction in the kz-kx plane.
+
+    Parameters
+    ----------
+    tilt_min_deg, tilt_max_deg : float
+        The tilt range (degrees).
+
+    Returns
+    -------
+    float
+        In [0, 1].
     """
     check_tilt_range(tilt_min_deg, tilt_max_deg)
     return (float(tilt_max_deg) - float(tilt_min_deg)) / 180.0
@@ -90,14 +100,24 @@ def _measured(kz: torch.Tensor, kx: torch.Tensor, tilt_min_deg: float,
 def rotate_fourier_mask(mask_full: torch.Tensor, rotation_matrix_zyx) -> torch.Tensor:
     """Rotate a Fourier-space mask about DC with trilinear interpolation.
 
-    ``mask_full``: real tensor ``(z, y, x)`` in the unshifted full FFT layout.
-    ``rotation_matrix_zyx``: 3x3 rotation matrix acting on ``(z, y, x)`` coordinate vectors.
-    Returns ``M'(k) = M(R^T k)`` in the same layout, shape and dtype: the mask is rotated the
-    same way a real-space rotation ``v'(r) = v(R^T r)`` (content at ``r`` moved to ``R r``)
-    rotates the volume's Fourier transform. Implementation: fftshift, sample the input at
-    ``R^T k`` for every output frequency ``k`` (in cycles/voxel, so non-cubic grids rotate
-    physically), trilinear, zero outside the grid, inverse shift. Rotations mapping the grid
-    onto itself (90-degree turns of a cube of odd size) are exact.
+    The result is ``M'(k) = M(R^T k)``: the mask is rotated the same way a real-space rotation
+    ``v'(r) = v(R^T r)`` (content at ``r`` moved to ``R r``) rotates the volume's Fourier
+    transform. Implementation: fftshift, sample the input at ``R^T k`` for every output frequency
+    ``k`` (in cycles/voxel, so non-cubic grids rotate physically), trilinear, zero outside the
+    grid, inverse shift. Rotations mapping the grid onto itself (90-degree turns of a cube of
+    odd size) are exact.
+
+    Parameters
+    ----------
+    mask_full : torch.Tensor
+        Real ``(z, y, x)`` in the unshifted full FFT layout.
+    rotation_matrix_zyx : array-like
+        ``(3, 3)`` rotation ``R`` acting on ``(z, y, x)`` coordinate vectors.
+
+    Returns
+    -------
+    torch.Tensor
+        The rotated mask, layout, shape and dtype of ``mask_full``.
     """
     if mask_full.dim() != 3:
         raise ValueError(f"expected a mask (z, y, x), got shape {tuple(mask_full.shape)}")

@@ -19,7 +19,13 @@ import torch.multiprocessing as mp
 
 
 def free_port() -> int:
-    """An unused TCP port on the loopback interface for the rendezvous."""
+    """An unused TCP port on the loopback interface for the rendezvous.
+
+    Returns
+    -------
+    int
+        The port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -37,9 +43,24 @@ def _entry(rank: int, world_size: int, port: int, backend: str,
 
 
 def launch(worker: Callable[..., Any], world_size: int, args: Sequence[Any], *, backend: str) -> None:
-    """Run ``worker(rank, world_size, *args)`` in ``world_size`` spawned processes joined in one
-    process group (``backend`` "nccl" for GPUs, "gloo" for the CPU). ``worker`` must be a
-    module-level function and ``args`` picklable. An exception in any process is re-raised here."""
+    """Run ``worker(rank, world_size, *args)`` in spawned processes joined in one process group.
+
+    Parameters
+    ----------
+    worker : callable
+        A module-level function (spawned processes import it).
+    world_size : int
+        Number of processes.
+    args : sequence
+        Picklable arguments after ``rank, world_size``.
+    backend : str
+        ``"nccl"`` for GPUs, ``"gloo"`` for the CPU.
+
+    Raises
+    ------
+    Exception
+        An exception in any process, re-raised here.
+    """
     if world_size < 2:
         raise ValueError(f"distributed training needs at least 2 processes, got {world_size}")
     mp.spawn(_entry, args=(world_size, free_port(), backend, worker, tuple(args)),
@@ -47,12 +68,29 @@ def launch(worker: Callable[..., Any], world_size: int, args: Sequence[Any], *, 
 
 
 def is_distributed() -> bool:
-    """True inside a process group (several training processes)."""
+    """Whether this process is in a process group (several training processes).
+
+    Returns
+    -------
+    bool
+        True inside one.
+    """
     return dist.is_available() and dist.is_initialized()
 
 
 def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """The mean of ``values`` over all processes (unchanged when not distributed)."""
+    """The mean of a tensor over all processes.
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        Any shape, on the process's device or the CPU.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean, same shape (``values`` itself when not distributed).
+    """
     if not is_distributed():
         return values
     out = values.clone()

@@ -70,8 +70,21 @@ def _base(diff: torch.Tensor, loss_func: str) -> torch.Tensor:
 
 
 def rfft_weights(n_x: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Parseval weights ``(n_x // 2 + 1,)`` of the rfft half-spectrum along x: 1 for ``kx = 0``
-    and (even ``n_x``) the Nyquist column, 2 for the others."""
+    """Parseval weights of the rfft half-spectrum along x.
+
+    Parameters
+    ----------
+    n_x : int
+        Voxels along x of the real cubes.
+    device, dtype
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_x // 2 + 1,)``: 1 for ``kx = 0`` and (even ``n_x``) the Nyquist column, 2 for the
+        others.
+    """
     w = torch.full((n_x // 2 + 1,), 2.0, device=device, dtype=dtype)
     w[0] = 1.0
     if n_x % 2 == 0:
@@ -80,7 +93,20 @@ def rfft_weights(n_x: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
 
 
 def plain_loss(x: torch.Tensor, y: torch.Tensor, loss_func: str = "L2") -> torch.Tensor:
-    """Loss between ``x`` and ``y`` (same shape ``(b, 1, z, y, x)``): voxel-wise, or FSC."""
+    """Loss between a prediction and a target over the whole cube: voxel-wise, or FSC.
+
+    Parameters
+    ----------
+    x, y : torch.Tensor
+        Prediction and target, ``(b, 1, z, y, x)``.
+    loss_func : str
+        One of ``L2``, ``L1``, ``Huber``, ``FSC``, ``FSC+L2``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar, the mean over the batch.
+    """
     _check_loss_func(loss_func)
     if loss_func == "FSC+L2":
         return plain_loss(x, y, "FSC") + plain_loss(x, y, "L2")
@@ -94,10 +120,23 @@ def _spectrum(x: torch.Tensor) -> torch.Tensor:
 
 
 def fsc_loss(fx: torch.Tensor, fy: torch.Tensor, shape) -> torch.Tensor:
-    """``1 - mean over shells of FSC`` per cube, averaged over cubes, from the ``rfftn`` spectra
-    ``fx``, ``fy`` ``(b, 1, z, y, x // 2 + 1)`` of real cubes of spatial ``shape`` (cubic):
-    shells ``floor(|k| n)`` in 1..n//2, each full-spectrum frequency counted once; shells
-    where either map has no power count as FSC 0."""
+    """``1 - mean over shells of FSC`` per cube, averaged over cubes.
+
+    Shells ``floor(|k| n)`` in 1..n//2, each full-spectrum frequency counted once; shells where
+    either map has no power count as FSC 0.
+
+    Parameters
+    ----------
+    fx, fy : torch.Tensor
+        ``rfftn`` spectra ``(b, 1, z, y, x // 2 + 1)`` of real cubes.
+    shape : sequence of int
+        Spatial ``(z, y, x)`` of the cubes (cubic).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar in [0, 2].
+    """
     n = int(shape[-1])
     kz = torch.fft.fftfreq(int(shape[0]), device=fx.device)[:, None, None]
     ky = torch.fft.fftfreq(int(shape[1]), device=fx.device)[None, :, None]
@@ -120,9 +159,22 @@ def fsc_loss(fx: torch.Tensor, fy: torch.Tensor, shape) -> torch.Tensor:
 
 
 def fourier_weighted_l2(diff_rfft: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch.Tensor:
-    """Mean over voxels of ``|IFFT(weight * D)|^2``, from the orthonormal ``rfftn`` ``D`` of a real
-    batch ``(b, 1, z, y, x)`` with ``n_x`` voxels along x (``diff_rfft``: ``(b, 1, z, y, n_x//2+1)``),
-    via Parseval (no inverse transform)."""
+    """Mean over voxels of ``|IFFT(weight * D)|^2``, via Parseval (no inverse transform).
+
+    Parameters
+    ----------
+    diff_rfft : torch.Tensor
+        ``D``, the orthonormal ``rfftn`` of a real batch ``(b, 1, z, y, x)``: ``(b, 1, z, y, n_x // 2 + 1)``.
+    weight : torch.Tensor
+        Real, broadcastable to ``diff_rfft``.
+    n_x : int
+        Voxels along x of the real batch.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
     cols = rfft_weights(n_x, device=diff_rfft.device)
     power = (weight * weight) * (diff_rfft.real ** 2 + diff_rfft.imag ** 2)
     n_voxels = diff_rfft[..., 0].numel() * n_x
@@ -131,11 +183,25 @@ def fourier_weighted_l2(diff_rfft: torch.Tensor, weight: torch.Tensor, n_x: int)
 
 def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, target_mask: torch.Tensor,
                 *, mw_weight: float, loss_func: str = "L2") -> LossTerms:
-    """Masked Fourier loss between a prediction ``x`` and a target ``y``, ``(b, 1, z, y, x)``.
+    """Masked Fourier loss between a prediction and a target (the module docstring's formula).
 
-    ``input_mask`` = M (what the input measures), ``target_mask`` = R(M) (what the target
-    measures), both in the rfftn layout (see the module docstring). Returns the total and the two
-    unweighted terms.
+    Parameters
+    ----------
+    x, y : torch.Tensor
+        Prediction and target, ``(b, 1, z, y, x)``.
+    input_mask : torch.Tensor
+        ``M``, what the input measures, rfftn layout, broadcastable to ``(b, 1, z, y, x // 2 + 1)``.
+    target_mask : torch.Tensor
+        ``R(M)``, what the target measures, same layout.
+    mw_weight : float
+        Weight of the missing-wedge term.
+    loss_func : str
+        Base of both terms: ``L2``, ``L1``, ``Huber``, ``FSC`` or ``FSC+L2``.
+
+    Returns
+    -------
+    LossTerms
+        ``total = n2n + mw_weight * mw`` and the two unweighted terms (scalars).
     """
     _check_loss_func(loss_func)
     if x.shape != y.shape or x.dim() != 5:

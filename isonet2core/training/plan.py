@@ -18,7 +18,28 @@ log = logging.getLogger(__name__)
 
 
 def resolve_method(requested: str, table: star.TomogramsTable, rows: List[int]) -> Method:
-    """``auto`` -> isonet2-n2n when every selected tomogram has both halves, else isonet2."""
+    """The training method of a request.
+
+    Parameters
+    ----------
+    requested : str
+        ``auto`` or one of ``METHODS``.
+    table : star.TomogramsTable
+        The tomograms STAR.
+    rows : list of int
+        The selected rows.
+
+    Returns
+    -------
+    str
+        ``auto``: isonet2-n2n when every selected tomogram has both halves, else isonet2;
+        otherwise the request.
+
+    Raises
+    ------
+    ValueError
+        An unknown method.
+    """
     if requested != "auto":
         if requested not in METHODS:
             raise ValueError(f"method must be auto or one of {', '.join(METHODS)}, got {requested!r}")
@@ -40,8 +61,29 @@ def _halves_of(table: star.TomogramsTable, row: int, method: str) -> Tuple[Path,
 
 def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig,
                    input_column: str = "auto") -> List[TomogramSpec]:
-    """One TomogramSpec per selected row, every file checked (headers and data) before training:
-    ``ValueError``/``FileNotFoundError`` naming the tomogram or file."""
+    """One TomogramSpec per selected row, every file checked (headers and data) before training.
+
+    Parameters
+    ----------
+    table : star.TomogramsTable
+        The tomograms STAR.
+    rows : list of int
+        The selected rows.
+    cfg : TrainConfig
+        Method (halves or one map), cube size.
+    input_column : str
+        Single-map refine: STAR column of the maps (``auto``: deconvolved, else full).
+
+    Returns
+    -------
+    list of TomogramSpec
+        In row order.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the tomogram or file.
+    """
     if not rows:
         raise ValueError(f"{table.source}: no tomograms selected")
     specs = []

@@ -54,7 +54,13 @@ class CubeRotation:
     flips: Tuple[bool, bool, bool]
 
     def matrix(self) -> np.ndarray:
-        """The proper rotation matrix (3, 3) in (z, y, x) order."""
+        """The proper rotation matrix of this rotation.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(3, 3)`` in ``(z, y, x)`` order.
+        """
         m = np.zeros((3, 3))
         for i, (p, f) in enumerate(zip(self.perm, self.flips)):
             m[i, p] = -1.0 if f else 1.0
@@ -76,7 +82,18 @@ CUBE_ROTATIONS: Tuple[CubeRotation, ...] = _all_cube_rotations()
 
 
 def keeps_symmetric_wedge(rot: CubeRotation) -> bool:
-    """True when ``rot`` maps the z axis to +-z and the x axis to +-x (wedge about y unchanged)."""
+    """Whether a rotation leaves a wedge about y in place.
+
+    Parameters
+    ----------
+    rot : CubeRotation
+        The rotation.
+
+    Returns
+    -------
+    bool
+        True when it maps the z axis to +-z and the x axis to +-x.
+    """
     return rot.perm[0] == 0 and rot.perm[2] == 2
 
 
@@ -94,12 +111,34 @@ Rotation = Union[CubeRotation, np.ndarray]
 
 
 def rotation_matrix(rot: Rotation) -> np.ndarray:
-    """The (3, 3) matrix of any rotation."""
+    """The matrix of any rotation.
+
+    Parameters
+    ----------
+    rot : CubeRotation or numpy.ndarray
+        A 90-degree rotation or a ``(3, 3)`` matrix.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, 3)``, ``(z, y, x)`` order.
+    """
     return rot.matrix() if isinstance(rot, CubeRotation) else np.asarray(rot, dtype=np.float64)
 
 
 def random_rotation_matrix(rng: np.random.Generator) -> np.ndarray:
-    """A rotation matrix (3, 3), uniformly distributed on SO(3) (normalised Gaussian quaternion)."""
+    """A rotation uniformly distributed on SO(3) (normalised Gaussian quaternion).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws it.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(3, 3)``, ``(z, y, x)`` order.
+    """
     q = rng.standard_normal(4)
     q /= np.linalg.norm(q)
     w, a, b, c = q
@@ -112,8 +151,25 @@ def random_rotation_matrix(rng: np.random.Generator) -> np.ndarray:
 
 def sample_rotations(n: int, rng: np.random.Generator, random_rot_weight: float,
                      choices: Sequence[CubeRotation] = WEDGE_MOVING_ROTATIONS) -> List[Rotation]:
-    """``n`` rotations: each an arbitrary one with probability ``random_rot_weight``, else a
-    uniformly chosen member of ``choices`` (default: the 20 wedge-moving 90-degree rotations)."""
+    """Rotations of a batch: each an arbitrary one with probability ``random_rot_weight``, else a
+    uniformly chosen member of ``choices``.
+
+    Parameters
+    ----------
+    n : int
+        How many.
+    rng : numpy.random.Generator
+        Draws them.
+    random_rot_weight : float
+        Probability of an arbitrary rotation, in [0, 1].
+    choices : sequence of CubeRotation
+        The 90-degree ones (default: the 20 wedge-moving rotations).
+
+    Returns
+    -------
+    list of Rotation
+        ``n`` rotations.
+    """
     if not 0.0 <= random_rot_weight <= 1.0:
         raise ValueError(f"random_rot_weight must be in [0, 1], got {random_rot_weight}")
     out: List[Rotation] = []
@@ -126,7 +182,20 @@ def sample_rotations(n: int, rng: np.random.Generator, random_rot_weight: float,
 
 
 def rotate_cube_90(x: torch.Tensor, rot: CubeRotation) -> torch.Tensor:
-    """Rotate the last three axes ``(..., z, y, x)`` of a real-space tensor exactly."""
+    """Rotate the last three axes of a real-space tensor exactly.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., z, y, x)``.
+    rot : CubeRotation
+        The rotation.
+
+    Returns
+    -------
+    torch.Tensor
+        Rotated; shape permuted as ``rot.perm``.
+    """
     lead = x.dim() - 3
     y = x.permute(*range(lead), *(lead + p for p in rot.perm))
     dims = [lead + i for i, f in enumerate(rot.flips) if f]
@@ -134,8 +203,21 @@ def rotate_cube_90(x: torch.Tensor, rot: CubeRotation) -> torch.Tensor:
 
 
 def rotate_fourier_mask_90(mask_full: torch.Tensor, rot: CubeRotation) -> torch.Tensor:
-    """Rotate a full-FFT-layout Fourier mask ``(..., kz, ky, kx)`` the way :func:`rotate_cube_90`
-    rotates the volume it weights (flips map DFT index ``j -> (n - j) mod n``)."""
+    """Rotate a Fourier mask the way :func:`rotate_cube_90` rotates the volume it weights (flips
+    map DFT index ``j -> (n - j) mod n``).
+
+    Parameters
+    ----------
+    mask_full : torch.Tensor
+        ``(..., kz, ky, kx)``, unshifted full FFT layout.
+    rot : CubeRotation
+        The rotation.
+
+    Returns
+    -------
+    torch.Tensor
+        The rotated mask, same layout.
+    """
     lead = mask_full.dim() - 3
     y = mask_full.permute(*range(lead), *(lead + p for p in rot.perm))
     for i, f in enumerate(rot.flips):
@@ -154,8 +236,20 @@ def _affine_theta(matrices_zyx: torch.Tensor) -> torch.Tensor:
 
 
 def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor) -> torch.Tensor:
-    """Rotate a batch ``(b, c, z, y, x)`` of cubes by ``(b, 3, 3)`` matrices about each cube
-    centre, trilinear interpolation, zeros outside."""
+    """Rotate cubes about their centres, trilinear interpolation, zeros outside.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(b, c, z, y, x)``.
+    matrices_zyx : torch.Tensor
+        ``(b, 3, 3)``, acting on ``(z, y, x)`` coordinates.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape of ``x``.
+    """
     if x.dim() != 5 or matrices_zyx.shape != (x.shape[0], 3, 3):
         raise ValueError(f"expected x (b, c, z, y, x) and matrices (b, 3, 3), got "
                          f"{tuple(x.shape)} and {tuple(matrices_zyx.shape)}")
@@ -166,8 +260,21 @@ def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor) -> tor
 
 
 def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tensor:
-    """Rotate each cube of a batch ``(b, c, z, y, x)`` by its own rotation: 90-degree ones exactly,
-    arbitrary ones in one batched trilinear pass."""
+    """Rotate each cube of a batch by its own rotation: 90-degree ones exactly, arbitrary ones in
+    one batched trilinear pass.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(b, c, z, y, x)`` cubes.
+    rotations : sequence of Rotation
+        One per cube.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape of ``x``.
+    """
     if len(rotations) != x.shape[0]:
         raise ValueError(f"need one rotation per cube: {len(rotations)} for a batch of {x.shape[0]}")
     out = torch.empty_like(x)
@@ -182,8 +289,20 @@ def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tens
 
 
 def rotate_masks(mask_full: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tensor:
-    """Rotated full-layout Fourier masks ``(b, kz, ky, kx)``, one per rotation, from one mask
-    ``(kz, ky, kx)`` or a stack ``(b, kz, ky, kx)`` (one per cube)."""
+    """Rotated Fourier masks, one per rotation.
+
+    Parameters
+    ----------
+    mask_full : torch.Tensor
+        One mask ``(kz, ky, kx)`` or one per cube ``(b, kz, ky, kx)``, full FFT layout.
+    rotations : sequence of Rotation
+        One per cube.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b, kz, ky, kx)``.
+    """
     masks = []
     for i, r in enumerate(rotations):
         m = mask_full if mask_full.dim() == 3 else mask_full[i]

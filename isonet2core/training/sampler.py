@@ -73,12 +73,32 @@ def _load(path: Path) -> np.ndarray:
 
 
 def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -> np.ndarray:
-    """Cube centres ``(n, 3)`` int64 in (z, y, x) from a box file (the STAR's rlnBoxFile, as
-    the IsoNet2 program reads it): one centre per line, ``x y z`` in voxels in its first three
-    columns (more columns are ignored; values are rounded).
+    """Cube centres from a box file (the STAR's rlnBoxFile, as the IsoNet2 program reads it).
 
-    ``ValueError`` naming the file and line when it holds no centre, a line has fewer than three
-    numbers, or a cube at a centre would leave the tomogram ``shape`` (z, y, x).
+    One centre per line, ``x y z`` in voxels in its first three columns (more columns are
+    ignored; values are rounded).
+
+    Parameters
+    ----------
+    path : Path
+        The box file.
+    shape : sequence of int
+        ``(z, y, x)`` of the tomogram.
+    cube_size : int
+        Edge of the training cubes (voxels).
+    name : str
+        The tomogram, named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n, 3)`` centres in ``(z, y, x)`` order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and line: no centre, a line with fewer than three numbers, or a cube at a
+        centre that would leave the tomogram.
     """
     path = Path(path)
     rows = []
@@ -105,12 +125,35 @@ def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -
 def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_subtomos: int,
                 cube_size: int, mask_path: Optional[Path] = None,
                 box_path: Optional[Path] = None) -> TomogramSource:
-    """Read (or memory-map) a tomogram's maps and mask, measure their normalisation; with a
-    ``box_path``, its centres are the cubes of every epoch (:func:`read_box_file`).
+    """Read (or memory-map) a tomogram's maps and mask and measure their normalisation.
 
-    ``ValueError`` naming the file when shapes differ, the tomogram is smaller than the cube,
-    a map is NaN/constant in its central slices, the mask allows no centre, or the box file is
-    unusable.
+    Parameters
+    ----------
+    name : str
+        The tomogram (rlnTomoName).
+    map_paths : sequence of Path
+        Its maps: (even, odd) or one.
+    microscope : Microscope
+        Tilt range and optics.
+    n_subtomos : int
+        Cubes per epoch.
+    cube_size : int
+        Edge of the training cubes (voxels).
+    mask_path : Path, optional
+        Where cube centres may lie (non-zero voxels).
+    box_path : Path, optional
+        Fixed cube centres for every epoch (:func:`read_box_file`).
+
+    Returns
+    -------
+    TomogramSource
+        Maps, mask, per-map ``(mean, std)``, centres.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: shapes differ, the tomogram is smaller than the cube, a map is
+        NaN/constant in its central slices, the mask allows no centre, or the box file is unusable.
     """
     maps = tuple(_load(Path(p)) for p in map_paths)
     shapes = {tuple(m.shape) for m in maps}
@@ -134,7 +177,20 @@ def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_
 
 
 def centre_bounds(shape: Sequence[int], cube_size: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Inclusive lowest and highest allowed centre per axis ``(z, y, x)``."""
+    """The lowest and highest allowed cube centre per axis (cubes stay inside the tomogram).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the tomogram.
+    cube_size : int
+        Edge of the cubes (voxels).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(low, high)``, each int ``(3,)`` in ``(z, y, x)``, inclusive.
+    """
     half = cube_size // 2
     lo = np.full(3, half)
     hi = np.array([int(s) - cube_size + half for s in shape])
@@ -147,6 +203,20 @@ def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask"
     The valid region (centres half a cube from the borders) is strided so that at most
     ``_MAX_MASK_CANDIDATES`` voxels are listed; a drawn candidate is then jittered within its
     stride cell (kept where the mask is non-zero). Cached on the source.
+
+    Parameters
+    ----------
+    src : TomogramSource
+        With a mask.
+    cube_size : int
+        Edge of the cubes (voxels).
+    mask_name : str
+        The mask, named in errors.
+
+    Returns
+    -------
+    tuple
+        ``(indices, stride)``: int64 flat indices, and the stride (voxels).
     """
     if src._candidates is not None:
         return src._candidates
@@ -164,8 +234,25 @@ def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask"
 
 
 def sample_centres(src: TomogramSource, n: int, cube_size: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` cube centres ``(n, 3)`` int64 in (z, y, x), inside the mask when there is one;
-    a source with fixed ``centres`` (a box file) gives those."""
+    """Cube centres, inside the mask when there is one; a source with fixed ``centres`` (a box
+    file) gives those.
+
+    Parameters
+    ----------
+    src : TomogramSource
+        The tomogram.
+    n : int
+        How many.
+    cube_size : int
+        Edge of the cubes (voxels).
+    rng : numpy.random.Generator
+        Draws them.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(n, 3)`` in ``(z, y, x)``.
+    """
     if src.centres is not None:
         return src.centres.copy()
     lo, hi = centre_bounds(src.shape, cube_size)
@@ -184,7 +271,24 @@ def sample_centres(src: TomogramSource, n: int, cube_size: int, rng: np.random.G
 
 def extract_cubes(volume: np.ndarray, centres: np.ndarray, cube_size: int,
                   mean: float, std: float) -> np.ndarray:
-    """Normalised cubes ``(len(centres), n, n, n)`` float32 cut from ``volume`` at ``centres``."""
+    """Normalised cubes cut from a volume.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)`` (array or memory map).
+    centres : numpy.ndarray
+        int ``(m, 3)`` in ``(z, y, x)``, inside :func:`centre_bounds`.
+    cube_size : int
+        Edge ``n`` (voxels).
+    mean, std : float
+        The map's normalisation (:func:`isonet2core.normalize.normalization_stats`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(m, n, n, n)``.
+    """
     half = cube_size // 2
     out = np.empty((len(centres), cube_size, cube_size, cube_size), dtype=np.float32)
     for i, (z, y, x) in enumerate(centres):
@@ -202,12 +306,44 @@ class CubeRef:
 
 
 def epoch_rng(seed: int, epoch: int, stream: int = 0) -> np.random.Generator:
-    """The generator of one epoch (``stream`` separates independent uses: 0 cubes, 1 augmentations)."""
+    """The random generator of one epoch, ``default_rng([seed, epoch, stream])``.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    epoch : int
+        1-based epoch.
+    stream : int
+        Separates independent uses: 0 cubes, 1 augmentations, 2 + rank noise.
+
+    Returns
+    -------
+    numpy.random.Generator
+        A fresh generator.
+    """
     return np.random.default_rng([int(seed), int(epoch), int(stream)])
 
 
 def epoch_plan(sources: Sequence[TomogramSource], cube_size: int, seed: int, epoch: int) -> List[CubeRef]:
-    """All cubes of epoch ``epoch``: ``n_subtomos`` per source, shuffled across sources."""
+    """All cubes of one epoch: ``n_subtomos`` per source, shuffled across sources.
+
+    Parameters
+    ----------
+    sources : sequence of TomogramSource
+        The tomograms.
+    cube_size : int
+        Edge of the cubes (voxels).
+    seed : int
+        The run's seed.
+    epoch : int
+        1-based epoch.
+
+    Returns
+    -------
+    list of CubeRef
+        The epoch's cubes in training order.
+    """
     rng = epoch_rng(seed, epoch, 0)
     refs: List[CubeRef] = []
     for i, src in enumerate(sources):
@@ -218,8 +354,23 @@ def epoch_plan(sources: Sequence[TomogramSource], cube_size: int, seed: int, epo
 
 
 def batches(plan: Sequence[CubeRef], batch_size: int) -> List[List[CubeRef]]:
-    """Split a plan into full batches (the remainder that does not fill a batch is dropped;
-    a plan shorter than one batch is cycled to fill it, so every epoch has at least one step)."""
+    """Split a plan into full batches.
+
+    The remainder that does not fill a batch is dropped; a plan shorter than one batch is
+    cycled to fill it, so every epoch has at least one step.
+
+    Parameters
+    ----------
+    plan : sequence of CubeRef
+        :func:`epoch_plan`.
+    batch_size : int
+        Cubes per batch.
+
+    Returns
+    -------
+    list of list of CubeRef
+        The batches.
+    """
     if not plan:
         raise ValueError("no cubes planned for this epoch")
     if len(plan) < batch_size:
@@ -229,8 +380,23 @@ def batches(plan: Sequence[CubeRef], batch_size: int) -> List[List[CubeRef]]:
 
 
 def load_batch(sources: Sequence[TomogramSource], refs: Sequence[CubeRef], cube_size: int) -> np.ndarray:
-    """Cubes of a batch from every map: ``(n_maps, b, n, n, n)`` float32, each map normalised
-    with its own statistics, identical coordinates in all maps."""
+    """Cubes of a batch from every map, each map normalised with its own statistics, identical
+    coordinates in all maps.
+
+    Parameters
+    ----------
+    sources : sequence of TomogramSource
+        The tomograms the references point into.
+    refs : sequence of CubeRef
+        The batch's cubes.
+    cube_size : int
+        Edge ``n`` (voxels).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(n_maps, b, n, n, n)``.
+    """
     n_maps = len(sources[refs[0].source].maps)
     out = np.empty((n_maps, len(refs), cube_size, cube_size, cube_size), dtype=np.float32)
     for j, ref in enumerate(refs):

@@ -1,7 +1,8 @@
 """What a checkpoint holds of one training process, and the files written from it.
 
 :class:`TrainingState`: the network(s) (two for split halves), the fused AdamW optimiser, the
-gradient scaler (float16 autocast), the loss history and the epoch training starts after; the
+gradient scaler (float16 autocast), with ``ema_decay`` the weight averages (:mod:`.ema`), the
+loss history and the epoch training starts after; the
 start point (``run.resume``: weights, optimiser, scaler and history of a checkpoint;
 ``run.pretrained_model``: weights only); the networks as called (DistributedDataParallel on
 several processes, ``torch.compile`` with ``compile_model``). :meth:`TrainingState.save` writes
@@ -10,10 +11,11 @@ the model files, ``loss_history.json``, ``config.json`` and ``loss.png`` after a
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +26,7 @@ from isonet2core.config import TrainConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.nets.unet import build_unet, compiled
 from isonet2core.training import sampler
+from isonet2core.training.ema import ema_decay_at, update_ema
 
 if TYPE_CHECKING:
     from isonet2core.training.trainer import RunSettings, TomogramSpec
@@ -35,7 +38,18 @@ RESUMABLE_CHANGES = ("epochs", "save_interval", "with_preview", "prev_tomo_idx")
 
 
 def has_batch_norm(model: nn.Module) -> bool:
-    """True when ``model`` has a batch-normalisation layer."""
+    """Whether a network has a batch-normalisation layer.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+
+    Returns
+    -------
+    bool
+        True with one.
+    """
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
@@ -65,6 +79,8 @@ class TrainingState:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, fused=True)
         self.history: List[dict] = []
         self.start_epoch = 0
+        self.ema_models: List[nn.Module] = []
+        self.ema_updates = 0
         self._load_start_point()
         if world > 1:
             ids = [device.index] if device.type == "cuda" else None
@@ -86,9 +102,12 @@ class TrainingState:
             if changed:
                 log.warning("resuming %s with changed settings: %s", run.resume,
                             ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
-            self.models[0].load_state_dict(ckpt["model_state"])
+            # with an average, model_state is the average and train_model_state the trained weights
+            self.models[0].load_state_dict(ckpt.get("train_model_state") or ckpt["model_state"])
             if cfg.split_halves:
-                self.models[1].load_state_dict(ckpt["model2_state"])
+                self.models[1].load_state_dict(ckpt.get("train_model2_state") or ckpt["model2_state"])
+            if cfg.ema_decay is not None and ckpt.get("train_model_state") is not None:
+                self._start_ema([ckpt["model_state"], ckpt["model2_state"]], int(ckpt.get("ema_updates") or 0))
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
             if ckpt.get("scaler_state") and self.scaler.is_enabled():
                 self.scaler.load_state_dict(ckpt["scaler_state"])
@@ -104,19 +123,69 @@ class TrainingState:
             if cfg.split_halves:
                 self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
             log.info("fine-tuning the weights of %s", run.pretrained_model)
+        if cfg.ema_decay is not None and not self.ema_models:
+            self._start_ema([m.state_dict() for m in self.models], 0)
+
+    def _start_ema(self, states: Sequence[Optional[dict]], updates: int) -> None:
+        """Averaged copies of the networks holding ``states`` after ``updates`` updates."""
+        self.ema_models = []
+        for model, state in zip(self.models, states):
+            ema = copy.deepcopy(model)
+            ema.load_state_dict(state)
+            ema.eval()
+            self.ema_models.append(ema)
+        self.ema_updates = updates
+
+    @property
+    def predict_models(self) -> List[nn.Module]:
+        """The networks that predict: the weight averages with ``ema_decay``, else the trained ones."""
+        return self.ema_models or self.models
 
     def optimizer_step(self, total_loss: torch.Tensor, step: int, last: bool) -> None:
-        """Back-propagate ``total_loss`` (scaled by ``acc_batches``) and step the optimiser
-        every ``acc_batches`` steps and after the ``last`` step of an epoch."""
+        """Back-propagate a loss and step the optimiser every ``acc_batches`` steps and after the last
+        step of an epoch; then move the weight averages (``ema_decay``).
+
+        Parameters
+        ----------
+        total_loss : torch.Tensor
+            Scalar, scaled by ``1 / acc_batches`` here.
+        step : int
+            0-based step in the epoch.
+        last : bool
+            The epoch's last step.
+        """
         self.scaler.scale(total_loss / self.cfg.acc_batches).backward()
         if (step + 1) % self.cfg.acc_batches == 0 or last:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.ema_models:
+                assert self.cfg.ema_decay is not None
+                decay = ema_decay_at(self.cfg.ema_decay, self.ema_updates)
+                for ema, model in zip(self.ema_models, self.models):
+                    update_ema(ema, model, decay)
+                self.ema_updates += 1
 
     def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
                    sources: Sequence[sampler.TomogramSource]) -> dict:
-        """Everything a model file holds after ``epoch``."""
+        """Everything a model file holds after an epoch (keys: :mod:`isonet2core.checkpoint`).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch just trained.
+        batch_size : int
+            Cubes per step.
+        tomograms : sequence of TomogramSpec
+            What was trained on (microscope, maps, mask).
+        sources : sequence of sampler.TomogramSource
+            Their normalisation.
+
+        Returns
+        -------
+        dict
+            The checkpoint.
+        """
         cfg = self.cfg
         tomos = {t.name: {**config_mod.to_dict(t.microscope),
                           "maps": [str(p) for p in t.map_paths],
@@ -124,9 +193,14 @@ class TrainingState:
                           "n_subtomos": t.n_subtomos} for t in tomograms}
         norm = {s.name: {"mean": s.stats[0][0], "std": s.stats[0][1],
                          "maps": [{"mean": m, "std": sd} for m, sd in s.stats]} for s in sources}
+        predicting = self.predict_models
+        averaged = {"train_model_state": self.models[0].state_dict(),
+                    "train_model2_state": self.models[1].state_dict() if cfg.split_halves else None,
+                    "ema_updates": self.ema_updates} if self.ema_models else {}
         return {
-            "model_state": self.models[0].state_dict(),
-            "model2_state": self.models[1].state_dict() if cfg.split_halves else None,
+            "model_state": predicting[0].state_dict(),
+            "model2_state": predicting[1].state_dict() if cfg.split_halves else None,
+            **averaged,
             "arch": cfg.arch, "cube_size": cfg.cube_size, "method": cfg.method,
             "config": config_mod.to_dict(cfg), "batch_size": batch_size, "epoch": epoch,
             "optimizer_state": self.optimizer.state_dict(),
@@ -143,8 +217,25 @@ class TrainingState:
 
     def save(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
              sources: Sequence[sampler.TomogramSource]) -> List[Path]:
-        """Write the files of ``epoch``: the ``_full`` model (always), the epoch copy (every
-        ``save_interval`` epochs and after the last), history, settings and loss plot."""
+        """Write the files of an epoch: the ``_full`` model (always), the epoch copy (every
+        ``save_interval`` epochs and after the last), history, settings and loss plot.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch just trained.
+        batch_size : int
+            Cubes per step.
+        tomograms : sequence of TomogramSpec
+            What was trained on.
+        sources : sequence of sampler.TomogramSource
+            Their normalisation.
+
+        Returns
+        -------
+        list of Path
+            The model files written.
+        """
         cfg, out = self.cfg, self.run.output_dir
         state = self.checkpoint(epoch, batch_size, tomograms, sources)
         written = [checkpoint.save_checkpoint(filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]

@@ -98,7 +98,18 @@ class CubeFilters:
 
 
 def cubes_are_flipped(cfg: TrainConfig) -> bool:
-    """True when the training cubes are phase flipped (by the user or by us)."""
+    """Whether the training cubes are phase flipped (by the user or by us).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Its ``ctf_mode``, ``is_ctf_flipped`` and ``do_phaseflip_input``.
+
+    Returns
+    -------
+    bool
+        True for flipped cubes (module docstring, CTF modes).
+    """
     if cfg.ctf_mode is None:
         return False
     return cfg.is_ctf_flipped or cfg.ctf_mode == "phase_only" or cfg.do_phaseflip_input
@@ -106,7 +117,24 @@ def cubes_are_flipped(cfg: TrainConfig) -> bool:
 
 def cube_filters(cube_size: int, microscope: Microscope, cfg: TrainConfig,
                  device: torch.device) -> CubeFilters:
-    """Precompute the filters of one tomogram (its tilt range and microscope) for ``cfg``."""
+    """Precompute the Fourier filters of one tomogram (its tilt range and microscope).
+
+    Parameters
+    ----------
+    cube_size : int
+        Edge ``n`` of the training cubes (voxels).
+    microscope : Microscope
+        Tilt range, pixel size and optics of the tomogram.
+    cfg : TrainConfig
+        CTF mode and its settings.
+    device : torch.device
+        Where the filters live.
+
+    Returns
+    -------
+    CubeFilters
+        Float32 filters on ``device`` (layouts in :class:`CubeFilters`).
+    """
     shape = (cube_size,) * 3
     full = wedge.wedge_mask(shape, microscope.tilt_min_deg, microscope.tilt_max_deg, device=device)
     out = CubeFilters(wedge_full=full, wedge=full[..., : cube_size // 2 + 1].contiguous())
@@ -170,8 +198,24 @@ def _mean_power(spectrum: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch
 
 def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
                    wedge_rfft: torch.Tensor) -> torch.Tensor:
-    """``s`` per cube pair ``(b,)`` (see the module docstring): sqrt of
-    ``max(0, mean_M |FFT(v0 - v1)|^2 - mean_{1-M} |FFT(f0 - f1)|^2) / 2``."""
+    """The fill noise ``s`` of each cube pair (module docstring).
+
+    ``s = sqrt(max(0, mean_M |FFT(v0 - v1)|^2 - mean_{1-M} |FFT(f0 - f1)|^2) / 2)``.
+
+    Parameters
+    ----------
+    v0, v1 : torch.Tensor
+        The two halves' cubes ``(b, 1, n, n, n)``.
+    f0, f1 : torch.Tensor
+        Their fill predictions, same shape.
+    wedge_rfft : torch.Tensor
+        ``M``, rfft layout ``(b or 1, 1, n, n, n // 2 + 1)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b,)``, in the cubes' (normalised) units.
+    """
     n_x = v0.shape[-1]
     d = torch.fft.rfftn(v0 - v1, dim=DIMS, norm="ortho")
     e = torch.fft.rfftn(f0 - f1, dim=DIMS, norm="ortho")
@@ -180,9 +224,27 @@ def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: tor
 
 
 def shaped_noise(shape, mode: str, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Unit-variance noise ``shape = (b, 1, n, n, n)`` with the spectra of the module docstring:
-    ``white``, or back-projection noise ``nofilter``, ``ramp``, ``hamming`` (amplitude a
-    function of the radius ``|k_zx|`` perpendicular to the tilt axis y, white along y)."""
+    """Unit-variance noise with the spectra of the module docstring.
+
+    ``white``, or back-projection noise ``nofilter``, ``ramp``, ``hamming`` (amplitude a function
+    of the radius ``|k_zx|`` perpendicular to the tilt axis y, white along y).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(b, 1, n, n, n)``.
+    mode : str
+        ``white``, ``nofilter``, ``ramp`` or ``hamming``.
+    generator : torch.Generator
+        Draws the noise.
+    device : torch.device
+        Of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``shape``, each cube of unit standard deviation.
+    """
     noise = torch.randn(shape, generator=generator, device=device)
     if mode == "white":
         return noise
@@ -206,8 +268,21 @@ def _unit_std(x: torch.Tensor) -> torch.Tensor:
 
 
 def percentile_range(x: torch.Tensor, percent: float = 4.0) -> torch.Tensor:
-    """Per cube ``(b, 1, 1, 1, 1)``: the ``100 - percent`` minus the ``percent`` percentile of
-    ``x`` ``(b, 1, n, n, n)`` (the IsoNet2 program's cube normalisation range)."""
+    """The IsoNet2 program's cube normalisation range: the ``100 - percent`` minus the ``percent``
+    percentile of each cube.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(b, 1, n, n, n)``.
+    percent : float
+        Lower percentile (0-50).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b, 1, 1, 1, 1)``.
+    """
     flat = x.reshape(x.shape[0], -1).float()
     q = torch.quantile(flat, torch.tensor([percent / 100.0, 1.0 - percent / 100.0],
                                           device=x.device), dim=1)
@@ -216,10 +291,30 @@ def percentile_range(x: torch.Tensor, percent: float = 4.0) -> torch.Tensor:
 
 def input_noise(cubes: torch.Tensor, wedge_rfft: torch.Tensor, noise_level: float, mode: str,
                 generator: torch.Generator) -> torch.Tensor:
-    """The synthetic noise of single-map refine for ``cubes`` ``(b, 1, n, n, n)`` (filled,
-    rotated): :func:`shaped_noise` restricted to what the cube measures (``wedge_rfft``), unit
-    std, times ``noise_level`` times each cube's :func:`percentile_range`, i.e. the IsoNet2
-    program's ``noise_level`` on its percentile-normalised cubes."""
+    """The synthetic noise of single-map refine, the IsoNet2 program's ``noise_level`` on its
+    percentile-normalised cubes.
+
+    :func:`shaped_noise` restricted to what the cube measures (``wedge_rfft``), unit std, times
+    ``noise_level`` times each cube's :func:`percentile_range`.
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        Filled, rotated cubes ``(b, 1, n, n, n)``.
+    wedge_rfft : torch.Tensor
+        What each cube measures, rfft layout ``(b or 1, 1, n, n, n // 2 + 1)``.
+    noise_level : float
+        Relative strength (0: zeros).
+    mode : str
+        Spectrum (:func:`shaped_noise`).
+    generator : torch.Generator
+        Draws the noise.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape of ``cubes``.
+    """
     noise = shaped_noise(cubes.shape, mode, generator, cubes.device)
     noise = _unit_std(fourier.apply_fourier_filter(noise, wedge_rfft))
     return float(noise_level) * percentile_range(cubes) * noise
@@ -237,9 +332,21 @@ current network(s) in eval mode (half selects the network of split-halves traini
 
 
 def flip_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Tensor:
-    """``cubes`` ``(h, b, 1, n, n, n)`` phase flipped by their tomograms' ``flip`` filters (one
-    filter per cube; the cubes themselves when the CTF mode does not flip). The first thing
-    done to training cubes, so that inputs and targets agree."""
+    """Phase flip cubes by their tomograms' ``flip`` filters, the first thing done to training
+    cubes, so that inputs and targets agree.
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        ``(h, b, 1, n, n, n)``.
+    filters : sequence of CubeFilters
+        One per cube (``b``).
+
+    Returns
+    -------
+    torch.Tensor
+        Flipped cubes, same shape (the cubes themselves when the CTF mode does not flip).
+    """
     flip = _stack(filters, "flip")
     if flip is None:
         return cubes
@@ -247,19 +354,45 @@ def flip_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Ten
 
 
 def wedge_cubes(cubes: torch.Tensor, filters: Sequence[CubeFilters]) -> torch.Tensor:
-    """``cubes`` ``(h, b, 1, n, n, n)`` with their tomograms' missing wedge removed
-    (``IFFT(M * FFT(v))``): what the fill predictions are made from, as prediction sees data."""
+    """Cubes with their tomograms' missing wedge removed, ``IFFT(M * FFT(v))``: what the fill
+    predictions are made from, as prediction sees data.
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        ``(h, b, 1, n, n, n)``.
+    filters : sequence of CubeFilters
+        One per cube (``b``).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape.
+    """
     m = _wedges(filters)
     return torch.stack([fourier.apply_fourier_filter(cubes[h], m) for h in range(cubes.shape[0])])
 
 
 def fill_predictions(cubes: torch.Tensor, predict: Predictor, *,
                      shared_network: bool = False) -> torch.Tensor:
-    """The no-grad network predictions ``f(v_h)`` of step 1 for the wedge filling: ``cubes``
-    ``(h, b, 1, n, n, n)`` normalised cubes of the h maps, phase flipped (:func:`flip_cubes`);
-    returns ``(h, b, 1, n, n, n)`` float32. ``shared_network``: one network serves both halves
-    (no split halves), so both are predicted in one batched call (twice the batch: on the CPU
-    the deep levels leave the slow batch-of-one convolution path)."""
+    """The no-grad network predictions ``f(v_h)`` of step 1 for the wedge filling.
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        ``(h, b, 1, n, n, n)`` normalised cubes of the ``h`` maps, phase flipped
+        (:func:`flip_cubes`).
+    predict : Predictor
+        The current network(s).
+    shared_network : bool
+        One network serves both halves (no split halves): both are predicted in one batched call
+        (twice the batch; on the CPU the deep levels leave the slow batch-of-one path).
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``(h, b, 1, n, n, n)``.
+    """
     n_maps = cubes.shape[0]
     with torch.no_grad():
         if shared_network and n_maps == 2:
@@ -268,8 +401,20 @@ def fill_predictions(cubes: torch.Tensor, predict: Predictor, *,
 
 
 def match_moments(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """``x`` ``(b, 1, n, n, n)`` shifted and scaled per cube to the mean and standard deviation
-    of ``reference`` (same shape)."""
+    """Shift and scale each cube to the mean and standard deviation of a reference.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(b, 1, n, n, n)``.
+    reference : torch.Tensor
+        Same shape.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape.
+    """
     dims = (1, 2, 3, 4)
     mx, sx = x.mean(dim=dims, keepdim=True), x.std(dim=dims, keepdim=True, correction=0)
     mr, sr = reference.mean(dim=dims, keepdim=True), reference.std(dim=dims, keepdim=True, correction=0)
@@ -279,12 +424,30 @@ def match_moments(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], predictions: torch.Tensor,
                  rotations: Sequence[rot.Rotation], cfg: TrainConfig,
                  generator: torch.Generator) -> Batch:
-    """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for
-    one). ``cubes``: ``(h, b, 1, n, n, n)`` normalised cubes of the h maps, phase flipped
-    (:func:`flip_cubes`); ``filters``: one per cube; ``predictions``: :func:`fill_predictions`
-    of these cubes (the trainer may reuse them
-    for several rotations, ``TrainConfig.fill_reuse``); ``rotations``: one per cube;
-    ``generator`` drives the noise (drawn anew on every call)."""
+    """Inputs and targets of refine (isonet2-n2n when ``cubes`` holds two halves, isonet2 for one).
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        ``(h, b, 1, n, n, n)`` normalised cubes of the ``h`` maps, phase flipped
+        (:func:`flip_cubes`).
+    filters : sequence of CubeFilters
+        One per cube.
+    predictions : torch.Tensor
+        :func:`fill_predictions` of these cubes (the trainer may reuse them for several
+        rotations, ``TrainConfig.fill_reuse``).
+    rotations : sequence of Rotation
+        One per cube.
+    cfg : TrainConfig
+        Method, CTF mode, noise settings.
+    generator : torch.Generator
+        Drives the noise (drawn anew on every call).
+
+    Returns
+    -------
+    Batch
+        ``h * b`` inputs and targets with their masks.
+    """
     n_maps, b = cubes.shape[0], cubes.shape[1]
     if tuple(predictions.shape) != tuple(cubes.shape):
         raise ValueError(f"predictions of shape {tuple(predictions.shape)} do not match the cubes "
@@ -327,8 +490,23 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
 
 def denoise_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters],
                   rotations: Sequence[rot.CubeRotation]) -> Batch:
-    """Inputs and targets of Noise2Noise denoising: ``cubes`` ``(2, b, 1, n, n, n)`` (even, odd);
-    inputs ``[v0, v1]``, targets ``[v1, v0]``, each pair turned by its (wedge-keeping) rotation."""
+    """Inputs and targets of Noise2Noise denoising: inputs ``[v0, v1]``, targets ``[v1, v0]``, each
+    pair turned by its (wedge-keeping) rotation.
+
+    Parameters
+    ----------
+    cubes : torch.Tensor
+        ``(2, b, 1, n, n, n)`` (even, odd).
+    filters : sequence of CubeFilters
+        One per cube.
+    rotations : sequence of CubeRotation
+        One per cube.
+
+    Returns
+    -------
+    Batch
+        ``2 b`` inputs and targets (plain loss: no masks).
+    """
     if cubes.shape[0] != 2:
         raise ValueError("denoise needs even and odd cubes")
     c, wien = _stack(filters, "ctf"), _stack(filters, "target_filter")
@@ -341,8 +519,24 @@ def denoise_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters],
 
 
 def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_weight: float):
-    """The rotations of a batch: wedge-moving (plus arbitrary) ones for refine, wedge-keeping
-    augmentations for denoise."""
+    """The rotations of a batch.
+
+    Parameters
+    ----------
+    method : str
+        ``n2n`` (denoise) or a refine method.
+    n : int
+        Number of cubes.
+    rng : numpy.random.Generator
+        Draws them.
+    random_rot_weight : float
+        Fraction of arbitrary rotations (refine).
+
+    Returns
+    -------
+    list of Rotation
+        Refine: wedge-moving (plus arbitrary) rotations; denoise: wedge-keeping ones.
+    """
     if method == "n2n":
         return rot.sample_rotations(n, rng, 0.0, rot.WEDGE_KEEPING_ROTATIONS)
     return rot.sample_rotations(n, rng, random_rot_weight, rot.WEDGE_MOVING_ROTATIONS)

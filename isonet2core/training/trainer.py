@@ -118,7 +118,23 @@ class TrainResult:
 # pure rules
 # ---------------------------------------------------------------------------------------------
 def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
-    """Learning rate of epoch ``epoch`` (1-based): ``lr_max`` at epoch 1, ``lr_min`` at the last."""
+    """Learning rate of one epoch on the cosine schedule.
+
+    Parameters
+    ----------
+    epoch : int
+        1-based epoch.
+    epochs : int
+        Epochs of the run.
+    lr_max, lr_min : float
+        Rates of the first and the last epoch.
+
+    Returns
+    -------
+    float
+        ``lr_min + (lr_max - lr_min) (1 + cos(pi (epoch - 1) / (epochs - 1))) / 2`` (``lr_max`` for
+        a one-epoch run).
+    """
     if epochs <= 1:
         return lr_max
     t = (epoch - 1) / (epochs - 1)
@@ -126,13 +142,41 @@ def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float) -> float:
 
 
 def activation_bytes_per_cube(arch: str, cube_size: int) -> float:
-    """Rough training memory of one cube: 14 float32 feature maps per U-Net level."""
+    """Rough training memory of one cube: 14 float32 feature maps per U-Net level.
+
+    Parameters
+    ----------
+    arch : str
+        Network architecture (its channel ladder).
+    cube_size : int
+        Cube edge (voxels).
+
+    Returns
+    -------
+    float
+        Bytes.
+    """
     channels = channels_of(arch)
     return float(sum(c * (cube_size / 2 ** i) ** 3 for i, c in enumerate(channels))) * 14 * 4
 
 
 def auto_batch_size(devices: Sequence[torch.device], arch: str, cube_size: int) -> int:
-    """The batch size of ``batch_size=None`` (see the module docstring)."""
+    """The batch size of ``batch_size=None`` (module docstring).
+
+    Parameters
+    ----------
+    devices : sequence of torch.device
+        The training devices (CPU or GPUs).
+    arch : str
+        Network architecture.
+    cube_size : int
+        Cube edge (voxels).
+
+    Returns
+    -------
+    int
+        Cubes per step over all devices.
+    """
     if devices[0].type != "cuda":
         return 4 if cube_size <= 48 else 2
     memory = min(torch.cuda.get_device_properties(d).total_memory for d in devices)
@@ -213,9 +257,19 @@ def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
 
 
 def fill_reuse(cfg: TrainConfig) -> int:
-    """Consecutive steps that train one batch of cubes (under fresh rotations and fill noise)
-    and share its no-grad fill predictions: ``cfg.fill_reuse`` for refine, 1 for denoise (no
-    wedge filling)."""
+    """Consecutive steps that train one batch of cubes (under fresh rotations and fill noise) and
+    share its no-grad fill predictions.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Method and ``fill_reuse``.
+
+    Returns
+    -------
+    int
+        ``cfg.fill_reuse`` for refine, 1 for denoise (no wedge filling).
+    """
     return 1 if cfg.method == "n2n" else int(cfg.fill_reuse)
 
 
@@ -276,15 +330,35 @@ class Session:
 
     # ---- one step ---------------------------------------------------------------------------
     def autocast(self):
-        """The autocast context of the network's arithmetic (none in float32)."""
+        """The autocast context of the network's arithmetic.
+
+        Returns
+        -------
+        contextlib.AbstractContextManager
+            ``torch.autocast`` in the state's dtype, a null context in float32.
+        """
         if self.state.amp is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.state.amp)
 
     def predict_fill(self, half: int, x: torch.Tensor) -> torch.Tensor:
-        """The wedge-filling prediction of ``x`` ``(b, 1, n, n, n)``: eval mode, except for
-        networks with batch normalisation, which normalise by the batch itself (their running
-        averages lag behind the weights while they train)."""
+        """The wedge-filling prediction of cubes, without gradient.
+
+        Eval mode, except for networks with batch normalisation, which normalise by the batch itself
+        (their running averages lag behind the weights while they train).
+
+        Parameters
+        ----------
+        half : int
+            0 or 1: the network of split-halves training (ignored otherwise).
+        x : torch.Tensor
+            ``(b, 1, n, n, n)``.
+
+        Returns
+        -------
+        torch.Tensor
+            float32 ``(b, 1, n, n, n)``.
+        """
         st = self.state
         index = half if self.cfg.split_halves else 0
         model = st.models[index]
@@ -295,8 +369,19 @@ class Session:
         return out
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The training forward pass of ``inputs`` ``(b, 1, n, n, n)`` (split halves: the
-        first half of the batch through the first network), float32 out."""
+        """The training forward pass (split halves: the first half of the batch through the first
+        network).
+
+        Parameters
+        ----------
+        inputs : torch.Tensor
+            ``(b, 1, n, n, n)``.
+
+        Returns
+        -------
+        torch.Tensor
+            float32 ``(b, 1, n, n, n)``.
+        """
         st = self.state
         inputs = inputs.contiguous(memory_format=st.memory_format)
         with self.timer("forward"), self.autocast():
@@ -306,7 +391,18 @@ class Session:
             return torch.cat([st.train_models[0](inputs[:b]), st.train_models[1](inputs[b:])]).float()
 
     def loss(self, batch: targets.Batch) -> LossTerms:
-        """Forward pass and loss terms of one batch."""
+        """Forward pass and loss terms of one batch.
+
+        Parameters
+        ----------
+        batch : targets.Batch
+            Inputs, targets, masks, output CTF.
+
+        Returns
+        -------
+        LossTerms
+            Total, Noise2Noise and missing-wedge terms (scalars, with gradient).
+        """
         pred = self.forward(batch.inputs)
         if batch.output_ctf is not None:
             pred = apply_fourier_filter(pred, batch.output_ctf)
@@ -318,8 +414,21 @@ class Session:
                            mw_weight=self.cfg.mw_weight, loss_func=loss_func)
 
     def prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> Cubes:
-        """One batch of cubes ``(h, b, n, n, n)`` on the device with its filters and, for
-        refine, the no-grad fill predictions (computed once, reused for ``fill_reuse`` steps)."""
+        """One batch of cubes on the device with its filters and, for refine, the no-grad fill
+        predictions (computed once, reused for ``fill_reuse`` steps).
+
+        Parameters
+        ----------
+        cubes_np : numpy.ndarray
+            float32 ``(h, b, n, n, n)`` (:func:`sampler.load_batch`).
+        refs : sequence of sampler.CubeRef
+            Their references (which tomogram each cube is from).
+
+        Returns
+        -------
+        Cubes
+            Flipped cubes ``(h, b, 1, n, n, n)``, filters and fill predictions.
+        """
         cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
         filters = [self.filters[r.source] for r in refs]
         if self.cfg.method == "n2n":
@@ -330,7 +439,22 @@ class Session:
         return Cubes(cubes, filters, fill)
 
     def batch(self, prepared: Cubes, rotations, generator: torch.Generator) -> targets.Batch:
-        """Inputs and targets of one step from prepared cubes (fresh rotations and noise)."""
+        """Inputs and targets of one step from prepared cubes (fresh rotations and noise).
+
+        Parameters
+        ----------
+        prepared : Cubes
+            :meth:`prepare`'s result.
+        rotations : sequence of Rotation
+            One per cube.
+        generator : torch.Generator
+            Draws the noise.
+
+        Returns
+        -------
+        targets.Batch
+            The step's inputs and targets.
+        """
         if self.cfg.method == "n2n":
             return targets.denoise_batch(prepared.cubes, prepared.filters, rotations)
         if prepared.fill is None:
@@ -340,8 +464,19 @@ class Session:
 
     # ---- one epoch --------------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict:
-        """Train one epoch; returns its history entry (mean loss terms, learning rate, steps,
-        seconds)."""
+        """Train one epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            1-based epoch (sets the learning rate and the epoch's random streams).
+
+        Returns
+        -------
+        dict
+            Its history entry: ``epoch``, mean ``loss``, ``n2n_loss``, ``mw_loss``,
+            ``learning_rate``, ``steps``, ``seconds``.
+        """
         cfg, st = self.cfg, self.state
         t0 = time.time()
         lr = cosine_lr(epoch, cfg.epochs, cfg.learning_rate, cfg.learning_rate_min)
@@ -392,23 +527,51 @@ class Session:
         return entry
 
     def save(self, epoch: int) -> List[Path]:
-        """The files of ``epoch`` (:meth:`TrainingState.save`)."""
+        """Write the files of an epoch (:meth:`TrainingState.save`).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch just trained.
+
+        Returns
+        -------
+        list of Path
+            The model files written.
+        """
         return self.state.save(epoch, self.batch_size, self.tomograms, self.sources)
 
     # ---- previews ---------------------------------------------------------------------------
     def preview_tomograms(self) -> List[int]:
-        """Positions of the tomograms to preview: those whose rlnIndex is in ``prev_tomo_idx``
-        (the first tomogram when none is, or when it is None)."""
+        """The tomograms to preview: those whose rlnIndex is in ``prev_tomo_idx`` (the first tomogram
+        when none is, or when it is None).
+
+        Returns
+        -------
+        list of int
+            Positions in the session's tomograms.
+        """
         wanted = set(self.cfg.prev_tomo_idx or ())
         chosen = [i for i, t in enumerate(self.tomograms) if t.index in wanted]
         return chosen or [0]
 
     def preview(self, epoch: int) -> List[Path]:
-        """Predict the preview tomograms (their first map) with the current network into
-        ``preview/<tomogram>_epoch{NNN}.mrc``."""
+        """Predict the preview tomograms (their first map) with the predicting network (the weight
+        average with ``ema_decay``) into ``preview/<tomogram>_epoch{NNN}.mrc``.
+
+        Parameters
+        ----------
+        epoch : int
+            Names the files.
+
+        Returns
+        -------
+        list of Path
+            The maps written.
+        """
         phaseflip = predict.input_needs_phaseflip(config_mod.to_dict(self.cfg), self.cfg.is_ctf_flipped)
         written = []
-        model = self.state.models[0]
+        model = self.state.predict_models[0]
         for position in self.preview_tomograms():
             t, src = self.tomograms[position], self.sources[position]
             out = predict.predict_volume(model, src.maps[0], cube_size=self.cfg.cube_size,
@@ -416,7 +579,7 @@ class Session:
                                                              amp_dtype=self.cfg.amp_dtype),
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,
                                          name=str(t.map_paths[0]))
-            model.train()
+            model.train(model is self.state.models[0])
             path = filenames.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written

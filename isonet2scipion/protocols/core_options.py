@@ -42,6 +42,14 @@ class OptionalGE(Conditional):
         self._condition = lambda value: value >= threshold
 
 
+class OptionalOpenRange(Conditional):
+    """``low < value < high`` for parameters that may be left empty."""
+
+    def __init__(self, low, high, error):
+        Conditional.__init__(self, error, allowsNull=True)
+        self._condition = lambda value: low < value < high
+
+
 class MultipleOf16(Conditional):
     def __init__(self, error="The cube size must be a positive multiple of 16"):
         Conditional.__init__(self, error)
@@ -280,6 +288,11 @@ _TRAIN_LOOKS = {
                               "Learning rate at the end of the cosine schedule (equal to the "
                               "learning rate: constant).", expert=True,
                               validators=(P.GE(0, "learning_rate_min must not be negative"),)),
+    "ema_decay": Look("Weight averaging decay",
+                      "Predict with an exponential moving average of the weights, updated every "
+                      "optimiser step (decay d, with the warm-up min(d, (1+n)/(10+n))). Empty: "
+                      "the last weights.", expert=True,
+                      validators=(OptionalOpenRange(0.0, 1.0, "ema_decay must be in (0, 1)"),)),
     "acc_batches": Look("Accumulated batches", "Gradient accumulation over this many batches.",
                         expert=True, validators=(P.GE(1, "acc_batches must be at least 1"),)),
     "mixed_precision": Look("Mixed precision?", "Half-precision arithmetic on GPUs (on CPUs only "

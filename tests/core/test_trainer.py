@@ -51,8 +51,9 @@ def _assert_same(a, b):
 
 
 @pytest.mark.parametrize("kw", [dict(),
-                                dict(method="n2n", split_halves=True, ctf_mode="network", acc_batches=2)],
-                         ids=["isonet2-n2n", "n2n-split-network"])
+                                dict(method="n2n", split_halves=True, ctf_mode="network", acc_batches=2),
+                                dict(method="n2n", split_halves=True, ema_decay=0.8)],
+                         ids=["isonet2-n2n", "n2n-split-network", "n2n-split-ema"])
 def test_resume_from_an_epoch_checkpoint_gives_the_uninterrupted_weights(halves, tmp_path, kw):
     cfg = _cfg(**kw)
     straight = _run(cfg, halves, tmp_path / "straight")
@@ -62,6 +63,10 @@ def test_resume_from_an_epoch_checkpoint_gives_the_uninterrupted_weights(halves,
     epoch1 = filenames.model_path(tmp_path / "straight", cfg.method, cfg.arch, 16, 1)
     resumed = _run(cfg, halves, tmp_path / "resumed2", resume=epoch1)
     _assert_same(_weights(straight.model_path), _weights(resumed.model_path))
+    if cfg.ema_decay is not None:
+        for key in ("train_model_state", "train_model2_state"):
+            _assert_same(_weights(straight.model_path, key), _weights(resumed.model_path, key))
+        assert _weights(straight.model_path, "ema_updates") == _weights(resumed.model_path, "ema_updates") > 0
     if cfg.split_halves:
         _assert_same(_weights(straight.model_path, "model2_state"), _weights(resumed.model_path, "model2_state"))
         assert not all(torch.equal(a, b) for a, b in zip(_weights(straight.model_path).values(),

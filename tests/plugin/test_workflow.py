@@ -186,6 +186,7 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         self._assertInvalid(ProtIsoNet2Refine, "no defocus for tomo_001, tomo_002",
                             CTF_mode=3, **separate)
         self._assertInvalid(ProtIsoNet2Refine, "multiple of 16", cube_size=40, **separate)
+        self._assertInvalid(ProtIsoNet2Refine, "ema_decay must be in (0, 1)", ema_decay=1.0, **separate)
         self._assertInvalid(ProtIsoNet2Deconv, "tilt range", inputTomograms=full, inputCtfs=ctfs,
                             tiltFromAcquisition=False, tilt_min=50.0, tilt_max=-50.0)
         self._assertInvalid(ProtIsoNet2Deconv, "no defocus", inputTomograms=full)
