@@ -79,18 +79,49 @@ MEMBRANE_HEAD_V, MEMBRANE_CORE_V = 2.0, -0.9
 
 
 def scattering_amplitude(element: str, s: np.ndarray) -> np.ndarray:
-    """Peng's electron scattering amplitude (A) of ``element`` at ``s = |k| / 2`` (1/A)."""
+    """Peng's electron scattering amplitude of an element.
+
+    Parameters
+    ----------
+    element : str
+        Symbol (``C``, ``N``, ``O``, ``S``, ``P``, ...).
+    s : numpy.ndarray
+        ``|k| / 2`` (1/Angstrom), any shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        Amplitude (Angstrom), shape of ``s``.
+    """
     return sum(a * np.exp(-b * s ** 2) for a, b in zip(PENG_A[element], PENG_B[element]))
 
 
 def ice_potential_v() -> float:
-    """Mean inner potential of vitreous ice (V): water's f(0) times its number density."""
+    """Mean inner potential of vitreous ice: water's f(0) times its number density.
+
+    Returns
+    -------
+    float
+        Volts.
+    """
     f_water = float(scattering_amplitude("O", np.zeros(1))[0] + 2 * scattering_amplitude("H", np.zeros(1))[0])
     return POTENTIAL_PER_AMPLITUDE * f_water * WATER_PER_A3
 
 
 def interaction_constant(voltage_kv: float) -> float:
-    """``sigma`` in rad / (V A): ``2 pi m e lambda / h^2`` with relativistic mass and wavelength."""
+    """The interaction constant ``sigma = 2 pi m e lambda / h^2`` with relativistic mass and
+    wavelength.
+
+    Parameters
+    ----------
+    voltage_kv : float
+        Acceleration voltage (kV).
+
+    Returns
+    -------
+    float
+        rad / (V A).
+    """
     from isonet2core.ctf import electron_wavelength_a
     m0c2 = 510998.95                      # eV
     lam = electron_wavelength_a(voltage_kv)
@@ -128,7 +159,18 @@ class LamellaConfig:
     seed: int = 0
 
     def validate(self) -> LamellaConfig:
-        """Raise ``ValueError`` naming the setting unless every value is usable."""
+        """Check the values.
+
+        Returns
+        -------
+        LamellaConfig
+            ``self``, when every value is usable.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting.
+        """
         if len(self.shape) != 3 or any(int(s) != s or s < 16 for s in self.shape):
             raise ValueError(f"shape must be three integers (z, y, x) of at least 16, got {self.shape}")
         for name in ("pixel_size_a", "tilt_step_deg", "ice_thickness_a", "total_dose", "dqe", "voltage_kv"):
@@ -156,21 +198,56 @@ GEOMETRIES: Dict[str, Dict[str, float]] = {
 
 
 def geometry_config(geometry: str, **overrides) -> LamellaConfig:
-    """``LamellaConfig`` of a named geometry (:data:`GEOMETRIES`) with ``overrides``."""
+    """The configuration of a named geometry.
+
+    Parameters
+    ----------
+    geometry : str
+        A key of :data:`GEOMETRIES` (``pm60``, ``lamella``).
+    **overrides
+        Fields replaced.
+
+    Returns
+    -------
+    LamellaConfig
+        Not validated.
+    """
     if geometry not in GEOMETRIES:
         raise ValueError(f"geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
     return LamellaConfig(**{**GEOMETRIES[geometry], **overrides}).validate()
 
 
 def tilt_angles(cfg: LamellaConfig) -> np.ndarray:
-    """Tilt angles (deg), ascending, from ``tilt_min_deg`` in steps of ``tilt_step_deg``."""
+    """The tilt angles of a lamella.
+
+    Parameters
+    ----------
+    cfg : LamellaConfig
+        Its tilt range and step.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 degrees, ascending from ``tilt_min_deg`` in steps of ``tilt_step_deg``.
+    """
     n = int(math.floor((cfg.tilt_max_deg - cfg.tilt_min_deg) / cfg.tilt_step_deg + 1e-6)) + 1
     return cfg.tilt_min_deg + cfg.tilt_step_deg * np.arange(n)
 
 
 def dose_symmetric_order(angles_deg: npt.ArrayLike) -> np.ndarray:
     """Acquisition rank of each tilt in a dose-symmetric scheme (Hagen): nearest 0 first, then
-    alternating sides outward; ``order[i]`` is how many tilts were taken before tilt ``i``."""
+    alternating sides outward.
+
+    Parameters
+    ----------
+    angles_deg : array_like
+        Tilt angles (degrees).
+
+    Returns
+    -------
+    numpy.ndarray
+        int ``(n_tilts,)``: ``order[i]`` tilts were taken before tilt ``i``.
+    """
     angles = np.asarray(angles_deg, dtype=np.float64)
     start = int(np.argmin(np.abs(angles)))
     pos = [i for i in range(start + 1, len(angles))]
@@ -409,13 +486,23 @@ def _taper(n_u: int, n_cam: int, width: int = 6) -> np.ndarray:
 # --------------------------------------------------------------------------------- public API
 
 def simulate_lamella(cfg: LamellaConfig, seed: Optional[int] = None) -> Dict[str, object]:
-    """Simulate one lamella tomogram in memory (see the module docstring).
+    """Simulate one lamella tomogram in memory (module docstring).
 
-    Returns ``"full"``, ``"even"``, ``"odd"``, ``"ground_truth"`` (float32 ``(z, y, x)``,
-    protein dark), ``"tilt_angles_deg"`` (ascending), ``"dose_before"`` (e/A^2 received
-    before each tilt), ``"seed"`` and the acquisition (``pixel_size_a``, ``defocus_a``,
-    ``voltage_kv``, ``cs_mm``, ``amplitude_contrast``, ``tilt_min_deg``, ``tilt_max_deg``,
-    ``tilt_step_deg``, ``pretilt_deg``).
+    Parameters
+    ----------
+    cfg : LamellaConfig
+        The settings.
+    seed : int, optional
+        Default ``cfg.seed``.
+
+    Returns
+    -------
+    dict
+        ``"full"``, ``"even"``, ``"odd"``, ``"ground_truth"`` (float32 ``(z, y, x)``, protein
+        dark), ``"tilt_angles_deg"`` (ascending), ``"dose_before"`` (e/A^2 received before each
+        tilt), ``"seed"`` and the acquisition (``pixel_size_a``, ``defocus_a``, ``voltage_kv``,
+        ``cs_mm``, ``amplitude_contrast``, ``tilt_min_deg``, ``tilt_max_deg``,
+        ``tilt_step_deg``, ``pretilt_deg``).
     """
     from isonet2core.ctf import ctf_3d
 
@@ -479,10 +566,25 @@ def simulate_lamella(cfg: LamellaConfig, seed: Optional[int] = None) -> Dict[str
 
 
 def write_lamella_dataset(out_dir: PathLike, cfg: LamellaConfig, n_tomograms: int = 1) -> List[dict]:
-    """Simulate ``n_tomograms`` lamellae (seed ``cfg.seed + i``) and write them as
+    """Simulate lamellae (seed ``cfg.seed + i``) and write them as
     :func:`isonet2core.simulate.simulate_dataset` does: ``full/``, ``even/``, ``odd/``,
     ``ground_truth/`` MRC files, IMOD ``ctf/*.defocus`` and ``tilt/*.tlt``, and
-    ``acquisition.json``. Returns one dict per tomogram with the absolute paths."""
+    ``acquisition.json``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The data set's folder.
+    cfg : LamellaConfig
+        The settings.
+    n_tomograms : int
+        How many.
+
+    Returns
+    -------
+    list of dict
+        One per tomogram with the absolute paths.
+    """
     from isonet2core.simulate import ACQUISITION_FILE, make_dataset_folders, write_tomogram_files
 
     cfg.validate()

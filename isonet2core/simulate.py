@@ -100,7 +100,18 @@ class SimulationConfig:
     seed: int = 0
 
     def validate(self) -> SimulationConfig:
-        """Raise ``ValueError`` naming the setting unless every value is usable."""
+        """Check the values.
+
+        Returns
+        -------
+        SimulationConfig
+            ``self``, when every value is usable.
+
+        Raises
+        ------
+        ValueError
+            Naming the setting.
+        """
         shape = tuple(self.shape)
         if len(shape) != 3 or any(int(s) != s or s < 16 for s in shape):
             raise ValueError(f"shape must be three integers (z, y, x) of at least 16, got {self.shape}")
@@ -138,13 +149,37 @@ class SimulationConfig:
 
 
 def tilt_angles(cfg: SimulationConfig) -> np.ndarray:
-    """Tilt angles in degrees, ascending: ``tilt_min, tilt_min + step, ...`` up to ``tilt_max``."""
+    """The tilt angles of a simulation.
+
+    Parameters
+    ----------
+    cfg : SimulationConfig
+        Its tilt range and step.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 degrees, ascending: ``tilt_min, tilt_min + step, ...`` up to ``tilt_max``.
+    """
     n = int(math.floor((cfg.tilt_max_deg - cfg.tilt_min_deg) / cfg.tilt_step_deg + 1e-6)) + 1
     return cfg.tilt_min_deg + cfg.tilt_step_deg * np.arange(n, dtype=np.float64)
 
 
 def slab_bounds(shape: Sequence[int], slab_fraction: float) -> Tuple[int, int]:
-    """``(z0, z1)``: the slab occupies slices ``z0 <= z < z1``, centred in z."""
+    """The z slices of the specimen slab, centred in z.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    slab_fraction : float
+        Slab thickness as a fraction of ``z``.
+
+    Returns
+    -------
+    tuple of int
+        ``(z0, z1)``: the slab is ``z0 <= z < z1``.
+    """
     nz = int(shape[0])
     thickness = max(4, min(nz, int(round(slab_fraction * nz))))
     z0 = (nz - thickness) // 2
@@ -186,7 +221,20 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_phantom(cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
-    """The ground-truth phantom, ``(z, y, x)`` float32, protein dark, zero outside the slab."""
+    """The ground-truth phantom (blobs, ellipsoids, vesicles in a slab).
+
+    Parameters
+    ----------
+    cfg : SimulationConfig
+        Shape, slab and object settings.
+    rng : numpy.random.Generator
+        Draws the objects.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z, y, x)``, protein dark, zero outside the slab.
+    """
     shape = tuple(int(s) for s in cfg.shape)
     nz, ny, nx = shape
     z0, z1 = slab_bounds(shape, cfg.slab_fraction)
@@ -256,22 +304,45 @@ def make_phantom(cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
 # --------------------------------------------------------------------------- projector
 
 def detector_width(shape: Sequence[int]) -> int:
-    """Detector pixels along u: enough to catch the whole ``(z, x)`` box at any tilt."""
+    """Detector pixels along u that catch the whole ``(z, x)`` box at any tilt.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+
+    Returns
+    -------
+    int
+        Pixels.
+    """
     nz, _, nx = (int(s) for s in shape)
     return int(math.ceil(math.hypot(nz, nx))) + 4
 
 
 def projection_matrix(shape: Sequence[int], angles_deg: npt.ArrayLike, *,
                       n_u: Optional[int] = None) -> scipy.sparse.csr_matrix:
-    """Sparse projector of all tilts, ``(n_tilts * n_u, nz * nx)`` float32.
-
-    ``n_u`` detector pixels (default :func:`detector_width`, which catches the whole box);
-    a narrower detector drops what falls beside it (a specimen wider than the camera).
+    """Sparse projector of all tilts.
 
     Row ``t * n_u + i`` is detector pixel ``i`` of tilt ``t``; column ``z * nx + x`` the voxel
     ``(z, x)`` of a y slice. Each voxel centre lands at ``u = z sin theta + x cos theta``
-    (relative to the centres of box and detector) and is shared linearly between the two
-    nearest detector pixels. Its transpose is the (linear interpolation) back-projector.
+    (relative to the centres of box and detector) and is shared linearly between the two nearest
+    detector pixels. Its transpose is the (linear interpolation) back-projector.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    angles_deg : array_like
+        Tilt angles (degrees).
+    n_u : int, optional
+        Detector pixels (default :func:`detector_width`); a narrower detector drops what falls
+        beside it (a specimen wider than the camera).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        float32 ``(n_tilts * n_u, nz * nx)``.
     """
     nz, _, nx = (int(s) for s in shape)
     n_u = detector_width(shape) if n_u is None else int(n_u)
@@ -307,7 +378,22 @@ def _ramp_filter(n_u: int) -> Tuple[np.ndarray, int]:
 
 
 def project(volume: np.ndarray, matrix: scipy.sparse.csr_matrix, n_tilts: int) -> np.ndarray:
-    """Tilt images ``(n_tilts, ny, n_u)`` of a ``(z, y, x)`` volume (line integrals, voxel units)."""
+    """Tilt images of a volume (line integrals, voxel units).
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)``.
+    matrix : scipy.sparse.csr_matrix
+        :func:`projection_matrix` of its shape.
+    n_tilts : int
+        Tilts in the matrix.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_tilts, ny, n_u)``.
+    """
     nz, ny, nx = volume.shape
     columns = np.ascontiguousarray(volume.transpose(0, 2, 1)).reshape(nz * nx, ny)
     stack = matrix @ columns                                     # (n_tilts * n_u, ny)
@@ -316,8 +402,25 @@ def project(volume: np.ndarray, matrix: scipy.sparse.csr_matrix, n_tilts: int) -
 
 def weighted_back_projection(images: np.ndarray, matrix: scipy.sparse.csr_matrix,
                              shape: Sequence[int], weights: np.ndarray) -> np.ndarray:
-    """WBP ``(z, y, x)`` of tilt images ``(n_tilts, ny, n_u)``: ramp filter along u, weight
-    tilt ``t`` by ``weights[t]`` (its angular share in radians), back-project."""
+    """Weighted back-projection: ramp filter along u, tilt ``t`` weighted by ``weights[t]``,
+    back-projected.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Tilt images ``(n_tilts, ny, n_u)``.
+    matrix : scipy.sparse.csr_matrix
+        :func:`projection_matrix` of the volume's shape and the tilts.
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    weights : numpy.ndarray
+        ``(n_tilts,)``, each tilt's angular share (radians).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z, y, x)``.
+    """
     nz, ny, nx = (int(s) for s in shape)
     n_tilts, _, n_u = images.shape
     ramp, n_pad = _ramp_filter(n_u)
@@ -344,13 +447,24 @@ def simulate_tomogram(cfg: SimulationConfig, seed: Optional[int] = None, *,
                       defocus_a: Optional[float] = None) -> Dict[str, object]:
     """Simulate one tomogram in memory.
 
-    ``seed`` (default ``cfg.seed``) drives the phantom and the noise; ``defocus_a`` (default
-    ``cfg.defocus_a``) the CTF. Returns a dict with ``"full"``, ``"even"``, ``"odd"``,
-    ``"ground_truth"`` (float32 ``(z, y, x)``, protein dark), ``"tilt_angles_deg"`` (float64
-    ``(n_tilts,)``, ascending), ``"even_tilts"`` / ``"odd_tilts"`` (indices into it),
-    ``"slab_z"`` (``(z0, z1)``), ``"noise_sigma"`` (per detector pixel, 0 when noise-free),
-    ``"seed"`` and the acquisition parameters ``pixel_size_a``, ``defocus_a``, ``voltage_kv``,
-    ``cs_mm``, ``amplitude_contrast``, ``tilt_min_deg``, ``tilt_max_deg``, ``tilt_step_deg``.
+    Parameters
+    ----------
+    cfg : SimulationConfig
+        The settings.
+    seed : int, optional
+        Drives the phantom and the noise (default ``cfg.seed``).
+    defocus_a : float, optional
+        Defocus of the CTF (Angstrom, default ``cfg.defocus_a``).
+
+    Returns
+    -------
+    dict
+        ``"full"``, ``"even"``, ``"odd"``, ``"ground_truth"`` (float32 ``(z, y, x)``, protein
+        dark), ``"tilt_angles_deg"`` (float64 ``(n_tilts,)``, ascending), ``"even_tilts"`` /
+        ``"odd_tilts"`` (indices into it), ``"slab_z"`` (``(z0, z1)``), ``"noise_sigma"`` (per
+        detector pixel, 0 when noise-free), ``"seed"`` and the acquisition parameters
+        ``pixel_size_a``, ``defocus_a``, ``voltage_kv``, ``cs_mm``, ``amplitude_contrast``,
+        ``tilt_min_deg``, ``tilt_max_deg``, ``tilt_step_deg``.
     """
     cfg.validate()
     seed = cfg.seed if seed is None else int(seed)
@@ -409,8 +523,21 @@ def simulate_tomogram(cfg: SimulationConfig, seed: Optional[int] = None, *,
 
 
 def format_imod_defocus(angles_deg: Sequence[float], defocus_a: float) -> str:
-    """An IMOD ctfplotter defocus file (version 2: ``start end angle angle defocus_nm``,
-    1-based image numbers, one line per tilt, the version in the first line's 6th column)."""
+    """An IMOD ctfplotter defocus file (version 2: ``start end angle angle defocus_nm``, 1-based
+    image numbers, one line per tilt, the version in the first line's 6th column).
+
+    Parameters
+    ----------
+    angles_deg : sequence of float
+        Tilt angles (degrees).
+    defocus_a : float
+        Defocus of every tilt (Angstrom).
+
+    Returns
+    -------
+    str
+        The file's text.
+    """
     lines = []
     for i, angle in enumerate(angles_deg, start=1):
         line = f"{i} {i} {angle:.2f} {angle:.2f} {defocus_a / 10.0:.1f}"
@@ -419,17 +546,50 @@ def format_imod_defocus(angles_deg: Sequence[float], defocus_a: float) -> str:
 
 
 def format_tlt(angles_deg: Sequence[float]) -> str:
-    """An IMOD ``.tlt`` file: one angle (degrees) per line."""
+    """An IMOD ``.tlt`` file.
+
+    Parameters
+    ----------
+    angles_deg : sequence of float
+        Tilt angles (degrees).
+
+    Returns
+    -------
+    str
+        One angle per line.
+    """
     return "".join(f"{a:.2f}\n" for a in angles_deg)
 
 
 def tomogram_name(index: int) -> str:
-    """File stem of tomogram ``index`` (1-based): ``tomo_001``."""
+    """File stem of a simulated tomogram.
+
+    Parameters
+    ----------
+    index : int
+        1-based.
+
+    Returns
+    -------
+    str
+        ``tomo_001`` for 1.
+    """
     return f"tomo_{index:03d}"
 
 
 def make_dataset_folders(out: Path) -> None:
-    """The folders of a simulated data set (``ValueError`` if ``out`` is a file)."""
+    """Create the folders of a simulated data set.
+
+    Parameters
+    ----------
+    out : Path
+        The data set's folder.
+
+    Raises
+    ------
+    ValueError
+        ``out`` is a file.
+    """
     if out.exists() and not out.is_dir():
         raise ValueError(f"output_dir {out} exists and is not a folder")
     for folder in VOLUME_FOLDERS + (CTF_FOLDER, TILT_FOLDER):
@@ -438,8 +598,24 @@ def make_dataset_folders(out: Path) -> None:
 
 def write_tomogram_files(out: Path, name: str, result: Dict[str, Any], seed: int) -> dict:
     """Write one simulated tomogram's maps (``full``, ``even``, ``odd``, ``ground_truth``), IMOD
-    ``.defocus`` and ``.tlt`` under ``out`` (the data-set layout); returns its record: ``name``,
-    ``seed``, ``defocus_a`` and the absolute paths."""
+    ``.defocus`` and ``.tlt`` under ``out`` (the data-set layout).
+
+    Parameters
+    ----------
+    out : Path
+        The data set's folder.
+    name : str
+        File stem (:func:`tomogram_name`).
+    result : dict
+        :func:`simulate_tomogram` output.
+    seed : int
+        Its seed (recorded).
+
+    Returns
+    -------
+    dict
+        Its record: ``name``, ``seed``, ``defocus_a`` and the absolute paths.
+    """
     from isonet2core.mrcio import write_mrc
 
     defocus = float(result["defocus_a"])
@@ -458,16 +634,30 @@ def write_tomogram_files(out: Path, name: str, result: Dict[str, Any], seed: int
 
 def simulate_dataset(out_dir: PathLike, cfg: SimulationConfig, n_tomograms: int = 1, *,
                      on_written: Optional[Callable[[dict], None]] = None) -> List[dict]:
-    """Simulate ``n_tomograms`` tomograms and write them under ``out_dir``.
+    """Simulate tomograms and write them.
 
     Layout (same file name in each folder): ``full/tomo_001.mrc``, ``even/...``, ``odd/...``,
-    ``ground_truth/...`` (float32, voxel size in the header), ``ctf/tomo_001.defocus`` (IMOD,
-    nm), ``tilt/tomo_001.tlt`` and ``acquisition.json`` (settings, tilt angles and the per
-    tomogram seed and defocus). Tomogram ``i`` (0-based) uses seed ``cfg.seed + i`` and defocus
+    ``ground_truth/...`` (float32, voxel size in the header), ``ctf/tomo_001.defocus`` (IMOD, nm),
+    ``tilt/tomo_001.tlt`` and ``acquisition.json`` (settings, tilt angles and the per tomogram
+    seed and defocus). Tomogram ``i`` (0-based) uses seed ``cfg.seed + i`` and defocus
     ``cfg.defocus_a + i * cfg.defocus_step_a``. Existing files of the same names are replaced.
-    Returns one dict per tomogram: ``name``, ``seed``, ``defocus_a``, the absolute paths
-    (``full``, ``even``, ``odd``, ``ground_truth``, ``defocus_file``, ``tilt_file``).
-    ``on_written`` (optional) is called with each tomogram's dict once its files are written.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The data set's folder.
+    cfg : SimulationConfig
+        The settings.
+    n_tomograms : int
+        How many.
+    on_written : callable, optional
+        Called with each tomogram's dict once its files are written.
+
+    Returns
+    -------
+    list of dict
+        Per tomogram: ``name``, ``seed``, ``defocus_a``, the absolute paths (``full``, ``even``,
+        ``odd``, ``ground_truth``, ``defocus_file``, ``tilt_file``).
     """
     cfg.validate()
     if int(n_tomograms) != n_tomograms or n_tomograms < 1:

@@ -97,8 +97,18 @@ _EMPTY_TOKENS = ("", "none", "nan", '""', "''", "<na>")
 
 
 def path_for_star(path: PathLike) -> str:
-    """How a file is recorded in a STAR: relative to the current directory when it lies inside
-    it, else absolute."""
+    """How a file is recorded in a STAR.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    str
+        Relative to the current directory when it lies inside it, else absolute.
+    """
     absolute = os.path.abspath(path)
     cwd = os.getcwd()
     if (absolute + os.sep).startswith(cwd.rstrip(os.sep) + os.sep):
@@ -107,7 +117,18 @@ def path_for_star(path: PathLike) -> str:
 
 
 def is_empty(value: Any) -> bool:
-    """True for ``None``, NaN/NA and the empty tokens ``""``, ``None``, ``nan`` of STAR files."""
+    """Whether a STAR value is empty.
+
+    Parameters
+    ----------
+    value : Any
+        A cell value.
+
+    Returns
+    -------
+    bool
+        True for ``None``, NaN/NA and the empty tokens ``""``, ``None``, ``nan``.
+    """
     if value is None:
         return True
     if isinstance(value, str):
@@ -170,8 +191,23 @@ class TomogramsTable:
     def read(cls, path: PathLike) -> TomogramsTable:
         """Read a tomograms STAR file (our files, RELION-5 ``tomograms.star``, IsoNet2 files).
 
-        Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and
-        the column/value for unreadable files, missing required columns or bad values.
+        Parameters
+        ----------
+        path : str or Path
+            The STAR file.
+
+        Returns
+        -------
+        TomogramsTable
+            Its rows, checked.
+
+        Raises
+        ------
+        FileNotFoundError
+            The file is missing.
+        ValueError
+            Naming the file and the column/value: unreadable file, missing required columns or bad
+            values.
         """
         p = Path(path)
         if not p.is_file():
@@ -194,11 +230,19 @@ class TomogramsTable:
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]], *,
                      source: Optional[PathLike] = None) -> TomogramsTable:
-        """Build a table from one dict per tomogram (column name -> value, ``None`` for empty).
+        """Build a table from one dict per tomogram; values are checked as when reading.
 
-        Values are checked as when reading; the string ``"None"`` is refused (use ``None``).
-        ``rlnIndex`` defaults to 1..n. ``source`` is the STAR file that relative paths are
-        resolved against (after the current directory).
+        Parameters
+        ----------
+        records : sequence of mapping
+            Column name -> value, ``None`` for empty (the string ``"None"`` is refused).
+        source : str or Path, optional
+            The STAR file that relative paths are resolved against (after the current directory).
+
+        Returns
+        -------
+        TomogramsTable
+            ``rlnIndex`` defaults to 1..n.
         """
         if len(records) == 0:
             raise ValueError("tomogram records: no tomograms given")
@@ -231,11 +275,37 @@ class TomogramsTable:
         return self._df.copy()
 
     def has_column(self, column: str) -> bool:
-        """True when ``column`` exists and holds a value in at least one row."""
+        """Whether a column exists and holds a value in at least one row.
+
+        Parameters
+        ----------
+        column : str
+            STAR column name.
+
+        Returns
+        -------
+        bool
+            True when it does.
+        """
         return column in self._df.columns and any(v is not None for v in self._df[column])
 
     def value(self, row: int, column: str, default: Any = None) -> Any:
-        """The value at row position ``row`` (0-based) or ``default`` when empty/absent."""
+        """One cell.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        column : str
+            STAR column name.
+        default : Any
+            Returned when the cell is empty or the column absent.
+
+        Returns
+        -------
+        Any
+            The value.
+        """
         self._check_row(row)
         if column not in self._df.columns:
             return default
@@ -243,7 +313,17 @@ class TomogramsTable:
         return default if v is None else v
 
     def set_value(self, row: int, column: str, value: Any) -> None:
-        """Set one cell (``None`` empties it); the column is created when missing."""
+        """Set one cell (``None`` empties it); the column is created when missing.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        column : str
+            STAR column name.
+        value : Any
+            The value, checked as when reading.
+        """
         self._check_row(row)
         _refuse_none_string(column, value)
         converted = _convert(column, value, self._where(row))
@@ -260,7 +340,15 @@ class TomogramsTable:
                 raise
 
     def set_column(self, column: str, values: Sequence[Any]) -> None:
-        """Set a whole column (one value per row)."""
+        """Set a whole column.
+
+        Parameters
+        ----------
+        column : str
+            STAR column name.
+        values : sequence
+            One value per row.
+        """
         values = list(values)
         if len(values) != len(self):
             raise ValueError(f"column {column}: {len(values)} values for {len(self)} tomograms")
@@ -274,25 +362,64 @@ class TomogramsTable:
         self._df[column] = pd.Series(converted, dtype=object)
 
     def set_path(self, row: int, column: str, path: Optional[PathLike]) -> None:
-        """Record a file in ``column``: relative to the current directory when the file lies
-        inside it (RELION's project-relative habit; commands run from the project folder), else
-        absolute. ``None`` empties the cell. :meth:`path` resolves what this records."""
+        """Record a file in a column: relative to the current directory when the file lies inside it
+        (RELION's project-relative habit; commands run from the project folder), else absolute.
+        :meth:`path` resolves what this records.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        column : str
+            STAR column name.
+        path : str or Path, optional
+            The file; None empties the cell.
+        """
         self.set_value(row, column, None if path is None else path_for_star(path))
 
     def required_path(self, row: int, column: str) -> Path:
-        """:meth:`path` of a column that must be filled: ``ValueError`` naming the tomogram,
-        the column and the STAR file when it is empty."""
+        """:meth:`path` of a column that must be filled.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        column : str
+            STAR column name.
+
+        Returns
+        -------
+        Path
+            Absolute.
+
+        Raises
+        ------
+        ValueError
+            Naming the tomogram, the column and the STAR file when it is empty.
+        """
         p = self.path(row, column)
         if p is None:
             raise ValueError(f"tomogram {self.tomo_name(row)} of {self.source} has no {column}")
         return p
 
     def path(self, row: int, column: str) -> Optional[Path]:
-        """The file named in ``column`` as an absolute path, or ``None`` when empty.
+        """The file named in a column as an absolute path.
 
         Absolute paths are returned as they are; a relative path is taken against the current
-        directory when it exists there, else against the STAR file's folder when it exists
-        there, else against the current directory.
+        directory when it exists there, else against the STAR file's folder when it exists there,
+        else against the current directory.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        column : str
+            STAR column name.
+
+        Returns
+        -------
+        Path or None
+            None when the cell is empty.
         """
         v = self.value(row, column)
         if v is None:
@@ -307,20 +434,68 @@ class TomogramsTable:
         return beside if beside.exists() else here
 
     def tomo_name(self, row: int) -> str:
-        """``rlnTomoName`` of ``row`` (0-based position)."""
+        """The tomogram's name.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+
+        Returns
+        -------
+        str
+            ``rlnTomoName``.
+        """
         return self.value(row, TOMO_NAME)
 
     def index(self, row: int) -> int:
-        """The ``rlnIndex`` of a row."""
+        """The tomogram's index.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+
+        Returns
+        -------
+        int
+            ``rlnIndex``.
+        """
         return self.value(row, INDEX)
 
     def pixel_size_a(self, row: int) -> float:
-        """``rlnPixelSize`` of ``row`` (Angstrom per voxel)."""
+        """The tomogram's pixel size.
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+
+        Returns
+        -------
+        float
+            ``rlnPixelSize`` (Angstrom per voxel).
+        """
         return self.value(row, PIXEL_SIZE)
 
     def microscope(self, row: int) -> Microscope:
-        """Acquisition parameters of a row (defaults of ``config.Microscope`` for empty cells),
-        validated; ``ValueError`` names the file and the tomogram."""
+        """Acquisition parameters of a row (the defaults of ``config.Microscope`` for empty cells).
+
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+
+        Returns
+        -------
+        Microscope
+            Validated.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and the tomogram.
+        """
         kwargs: Dict[str, Any] = {"pixel_size_a": self.pixel_size_a(row)}
         for field, column in (("defocus_a", DEFOCUS), ("voltage_kv", VOLTAGE), ("cs_mm", CS),
                               ("amplitude_contrast", AC), ("tilt_min_deg", TILT_MIN),
@@ -334,13 +509,34 @@ class TomogramsTable:
             raise ValueError(f"{self._where(row)}: {exc}") from None
 
     def has_halves(self) -> bool:
-        """True when every tomogram has both an even and an odd half map."""
+        """Whether every tomogram has both an even and an odd half map.
+
+        Returns
+        -------
+        bool
+            True when they do.
+        """
         return all(self.value(r, TOMO_HALF1) is not None and self.value(r, TOMO_HALF2) is not None
                    for r in range(len(self)))
 
     def rows_for(self, tomo_idx: Optional[Iterable[int]]) -> List[int]:
-        """Row positions whose ``rlnIndex`` is in ``tomo_idx`` (all rows for ``None``), in
-        table order; ``ValueError`` naming indices the table does not list."""
+        """Row positions of the selected tomograms, in table order.
+
+        Parameters
+        ----------
+        tomo_idx : iterable of int, optional
+            rlnIndex values; None for all rows.
+
+        Returns
+        -------
+        list of int
+            0-based positions.
+
+        Raises
+        ------
+        ValueError
+            Naming the indices the table does not list.
+        """
         if tomo_idx is None:
             return list(range(len(self)))
         wanted = set(int(i) for i in tomo_idx)
@@ -352,9 +548,26 @@ class TomogramsTable:
         return [r for r, i in enumerate(indices) if i in wanted]
 
     def input_column(self, row: int, preferred: str, fallbacks: Sequence[str] = ()) -> str:
-        """The first of ``preferred, *fallbacks`` holding a value in ``row``.
+        """The first of ``preferred, *fallbacks`` holding a value in a row.
 
-        ``ValueError`` naming the tomogram and the columns when none does.
+        Parameters
+        ----------
+        row : int
+            0-based position in the table.
+        preferred : str
+            STAR column name.
+        fallbacks : sequence of str
+            Further columns, in order.
+
+        Returns
+        -------
+        str
+            The column.
+
+        Raises
+        ------
+        ValueError
+            Naming the tomogram and the columns when none does.
         """
         for column in (preferred, *fallbacks):
             if self.value(row, column) is not None:
@@ -365,13 +578,25 @@ class TomogramsTable:
                          f"{' or '.join((preferred, *fallbacks))}")
 
     def to_records(self) -> List[Dict[str, Any]]:
-        """One dict per row (empty cells left out)."""
+        """The rows as dicts.
+
+        Returns
+        -------
+        list of dict
+            One per row, column -> value, empty cells left out.
+        """
         return [{c: v for c, v in rec.items() if v is not None}
                 for rec in self._df.to_dict(orient="records")]
 
     # --- writing ---------------------------------------------------------------------
     def to_star_text(self) -> str:
-        """The ``data_global`` STAR text of the table (see the module documentation)."""
+        """The ``data_global`` STAR text of the table (module documentation).
+
+        Returns
+        -------
+        str
+            The file's text.
+        """
         records = [dict(rec) for rec in self._df.to_dict(orient="records")]
         for rec in records:
             if rec.get(TS_PIXEL_SIZE) is None:
@@ -392,8 +617,19 @@ class TomogramsTable:
         return "\n".join(lines) + "\n\n"
 
     def write(self, path: PathLike) -> Path:
-        """Write the table atomically (temporary file in the same folder, then ``os.replace``);
-        the folder is created when missing. Returns ``Path(path)``."""
+        """Write the table atomically (temporary file in the same folder, then ``os.replace``); the
+        folder is created when missing.
+
+        Parameters
+        ----------
+        path : str or Path
+            The STAR file.
+
+        Returns
+        -------
+        Path
+            ``Path(path)``.
+        """
         return atomic.write_text(path, self.to_star_text())
 
     # --- helpers ---------------------------------------------------------------------

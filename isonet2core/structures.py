@@ -18,7 +18,14 @@ STRUCTURES_FILE = Path(__file__).parent / "data" / "structures.npz"
 
 @lru_cache(maxsize=1)
 def load_structures() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """The shipped atomic models: key -> (xyz ``(n, 3)`` float64 A centred, element index ``(n,)``)."""
+    """The shipped atomic models.
+
+    Returns
+    -------
+    dict
+        Key -> ``(xyz, element)``: float64 ``(n, 3)`` Angstrom, centred, in ``(z, y, x)``
+        order, and int ``(n,)`` indices into :func:`element_names`.
+    """
     if not STRUCTURES_FILE.is_file():
         raise FileNotFoundError(f"atomic models {STRUCTURES_FILE} are missing (rebuild them with "
                                 "python -m bench.assets.build_structures)")
@@ -28,13 +35,30 @@ def load_structures() -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
 
 
 def element_names() -> Tuple[str, ...]:
-    """The element symbols the element indices of :func:`load_structures` refer to."""
+    """The element symbols that the element indices of :func:`load_structures` refer to.
+
+    Returns
+    -------
+    tuple of str
+        Symbols by index.
+    """
     with np.load(STRUCTURES_FILE) as data:
         return tuple(str(e) for e in data["elements"])
 
 
 def radius(xyz: np.ndarray) -> float:
-    """The largest distance (A) of the atoms ``(n, 3)`` from their centroid."""
+    """The largest distance of atoms from their centroid.
+
+    Parameters
+    ----------
+    xyz : numpy.ndarray
+        ``(n, 3)`` Angstrom.
+
+    Returns
+    -------
+    float
+        Angstrom.
+    """
     return float(np.sqrt(((xyz - xyz.mean(0)) ** 2).sum(1)).max())
 
 
@@ -81,7 +105,18 @@ def _double_ring(key: str, n: int, radius: float, half_height: float):
 
 @cache
 def species_atoms(name: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Atoms of one particle species (:data:`SPECIES`), in its own frame (A, centred)."""
+    """Atoms of one particle species, in its own frame.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`SPECIES`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(xyz (n, 3)`` Angstrom centred, element indices ``(n,))``.
+    """
     rng = np.random.default_rng(sum(map(ord, name)))     # the same assembly in every tomogram
     if name == "ribosome":
         return _cluster(["3kpr", "3kpr", "3kpr", "3kpr", "6msm", "6msm", "6msm", "3pwp", "3pwp",
@@ -107,7 +142,18 @@ ACTIN_RISE_A, ACTIN_TWIST_DEG, ACTIN_RADIUS_A = 27.5, -166.7, 22.0
 
 
 def axis_to(direction: np.ndarray) -> Rotation:
-    """The rotation taking the x axis ``(0, 0, 1)`` in ``(z, y, x)`` order onto ``direction``."""
+    """The rotation taking the x axis onto a direction.
+
+    Parameters
+    ----------
+    direction : numpy.ndarray
+        ``(3,)`` in ``(z, y, x)`` order, non-zero.
+
+    Returns
+    -------
+    scipy.spatial.transform.Rotation
+        Maps ``(0, 0, 1)`` onto ``direction / |direction|``.
+    """
     a = np.array([0.0, 0.0, 1.0])
     axis = np.cross(a, direction)
     s, c = np.linalg.norm(axis), float(a @ direction)
@@ -117,7 +163,18 @@ def axis_to(direction: np.ndarray) -> Rotation:
 
 
 def filament(length_a: float):
-    """An actin-like helical filament of about ``length_a`` along z (rise 27.5 A, twist -166.7 deg): ``(xyz (n, 3) A centred, element indices (n,))``."""
+    """An actin-like helical filament along z (rise 27.5 A, twist -166.7 deg).
+
+    Parameters
+    ----------
+    length_a : float
+        About this long (Angstrom).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(xyz (n, 3)`` Angstrom centred, element indices ``(n,))``.
+    """
     xyz, el = load_structures()["1a28"]
     n = max(2, int(length_a / ACTIN_RISE_A))
     parts = []
