@@ -65,8 +65,22 @@ def _check_volume(volume) -> Tuple[int, int, int]:
 
 
 def slab_bounds(n: int, index: Optional[int], n_average: int) -> Tuple[int, int]:
-    """``[start, stop)`` of ``n_average`` adjacent slices centred on ``index`` (``n // 2`` when
-    ``None``) along an axis of length ``n``, shifted to stay inside ``[0, n)``."""
+    """The adjacent slices averaged into an orthoslice, shifted to stay inside ``[0, n)``.
+
+    Parameters
+    ----------
+    n : int
+        Axis length.
+    index : int, optional
+        Centre slice (``n // 2`` when None).
+    n_average : int
+        Slices averaged.
+
+    Returns
+    -------
+    tuple of int
+        ``[start, stop)``.
+    """
     if n_average < 1:
         raise ValueError(f"n_average must be at least 1, got {n_average}")
     index = n // 2 if index is None else int(index)
@@ -79,11 +93,24 @@ def slab_bounds(n: int, index: Optional[int], n_average: int) -> Tuple[int, int]
 
 def orthoslice(volume, plane: str, *, index: Optional[int] = None,
                n_average: int = DEFAULT_N_AVERAGE) -> np.ndarray:
-    """Mean of ``n_average`` adjacent slices of ``volume`` ``(z, y, x)`` around ``index``.
+    """Mean of adjacent slices of a volume; reads only those slices from a memory map.
 
-    ``plane``: ``"xy"`` -> ``(y, x)`` image at z ``index``; ``"xz"`` -> ``(z, x)`` at y
-    ``index``; ``"yz"`` -> ``(z, y)`` at x ``index``. ``index`` defaults to the central slice.
-    Returns float32; reads only those slices from a memory map.
+    Parameters
+    ----------
+    volume : array_like
+        ``(z, y, x)``.
+    plane : {"xy", "xz", "yz"}
+        ``"xy"`` -> ``(y, x)`` image at z ``index``; ``"xz"`` -> ``(z, x)`` at y ``index``;
+        ``"yz"`` -> ``(z, y)`` at x ``index``.
+    index : int, optional
+        Centre slice (default the central one).
+    n_average : int
+        Slices averaged.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 2D image.
     """
     if plane not in _PLANE_AXES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
@@ -98,8 +125,20 @@ def orthoslice(volume, plane: str, *, index: Optional[int] = None,
 
 def percentile_limits(image, percentiles: Tuple[float, float] = DEFAULT_PERCENTILES
                       ) -> Tuple[float, float]:
-    """Display limits ``(low, high)`` at the given percentiles of the finite values of
-    ``image``; ``high > low`` always (a constant image gets ``(v - 0.5, v + 0.5)``)."""
+    """Display limits at percentiles of the finite values of an image.
+
+    Parameters
+    ----------
+    image : array_like
+        Any shape.
+    percentiles : tuple of float
+        ``(low, high)`` percentiles.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``, ``high > low`` always (a constant image gets ``(v - 0.5, v + 0.5)``).
+    """
     lo_p, hi_p = percentiles
     if not 0.0 <= lo_p < hi_p <= 100.0:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles}")
@@ -117,8 +156,22 @@ def percentile_limits(image, percentiles: Tuple[float, float] = DEFAULT_PERCENTI
 
 def contrast_stretch(image, percentiles: Tuple[float, float] = DEFAULT_PERCENTILES,
                      limits: Optional[Tuple[float, float]] = None) -> np.ndarray:
-    """``image`` mapped linearly to [0, 1] (float32): ``limits`` (default: the percentiles'
-    values) go to 0 and 1, values outside are clipped."""
+    """An image mapped linearly to [0, 1]: ``limits`` go to 0 and 1, values outside are clipped.
+
+    Parameters
+    ----------
+    image : array_like
+        Any shape.
+    percentiles : tuple of float
+        Limits from these percentiles when ``limits`` is None.
+    limits : tuple of float, optional
+        ``(low, high)`` values.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape of ``image``.
+    """
     lo, hi = limits if limits is not None else percentile_limits(image, percentiles)
     out = (np.asarray(image, dtype=np.float64) - lo) / (hi - lo)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
@@ -140,9 +193,21 @@ class FourierSlice:
 
     def sector_mean(self, angle_min_deg: float, angle_max_deg: float, *,
                     freq_min: float = 0.05, freq_max: float = 0.45) -> float:
-        """Mean log10 amplitude over the points whose angle ``degrees(atan(kz / kx))`` lies in
-        ``[angle_min_deg, angle_max_deg]`` (the wedge convention; the kz axis is +-90) and
-        whose radius is in ``[freq_min, freq_max]`` cycles/voxel."""
+        """Mean log10 amplitude over a sector of the slice.
+
+        Parameters
+        ----------
+        angle_min_deg, angle_max_deg : float
+            Points whose angle ``degrees(atan(kz / kx))`` lies in this range (the wedge convention;
+            the kz axis is +-90).
+        freq_min, freq_max : float
+            Radius range (cycles/voxel).
+
+        Returns
+        -------
+        float
+            The mean; ``nan`` for an empty sector.
+        """
         kz = self.kz[:, None]
         kx = self.kx[None, :]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -157,8 +222,20 @@ class FourierSlice:
 
 
 def central_crop(shape: Sequence[int], max_size: Optional[int]) -> Tuple[slice, slice, slice]:
-    """Slices of the central block of at most ``max_size`` voxels along each axis of
-    ``shape`` ``(z, y, x)`` (the whole axis when shorter or ``max_size`` is None)."""
+    """Slices of the central block of at most ``max_size`` voxels along each axis.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)``.
+    max_size : int, optional
+        Largest edge (None: whole axes).
+
+    Returns
+    -------
+    tuple of slice
+        ``(z, y, x)`` slices.
+    """
     if max_size is not None and max_size < 1:
         raise ValueError(f"max_size must be positive, got {max_size}")
     out = []
@@ -183,14 +260,28 @@ def _tukey(n: int, fraction: float) -> np.ndarray:
 
 def fourier_xz_slice(volume, *, max_size: Optional[int] = DEFAULT_MAX_SIZE,
                      n_rows: int = DEFAULT_N_ROWS, taper: float = DEFAULT_TAPER) -> FourierSlice:
-    """log10 amplitude of the central (kz, kx) Fourier plane of ``volume`` ``(z, y, x)``.
+    """log10 amplitude of the central (kz, kx) Fourier plane of a volume.
 
-    The power is averaged over all ky planes of the central block of ``n_rows`` y rows (at
-    most; equal to the mean 2D power spectrum of those XZ rows), after cutting z and x to the
-    central ``max_size`` voxels (``None``: whole axes), subtracting the block mean and tapering
-    the z and x edges with a Tukey window (``taper``: fraction of each axis tapered at each
-    end, 0 to 0.5; 0 for none). Reads only that block from a memory map. See the module
-    documentation for why.
+    The power is averaged over all ky planes of the central block of ``n_rows`` y rows (at most;
+    equal to the mean 2D power spectrum of those XZ rows), after cutting z and x to the central
+    ``max_size`` voxels, subtracting the block mean and tapering the z and x edges with a Tukey
+    window. Reads only that block from a memory map. The module documentation says why.
+
+    Parameters
+    ----------
+    volume : array_like
+        ``(z, y, x)``.
+    max_size : int, optional
+        z and x cut to this many central voxels (None: whole axes).
+    n_rows : int
+        y rows averaged.
+    taper : float
+        Fraction of each axis tapered at each end, 0 to 0.5 (0: none).
+
+    Returns
+    -------
+    FourierSlice
+        The image and its frequency axes.
     """
     shape = _check_volume(volume)
     if n_rows < 1:
@@ -224,11 +315,28 @@ def orthoslice_figure(volumes: Sequence[Tuple[str, object]], pixel_size_a: float
                       n_average: int = DEFAULT_N_AVERAGE,
                       percentiles: Tuple[float, float] = DEFAULT_PERCENTILES,
                       title: Optional[str] = None) -> Figure:
-    """Central XY (top row) and XZ (bottom row) orthoslices, one column per ``(label, volume)``.
+    """Central XY (top row) and XZ (bottom row) orthoslices, one column per volume.
 
-    Every volume ``(z, y, x)`` must have the same shape. Axes in nm, grey scale, contrast per
-    volume from ``percentiles`` of its two slices (so that a map and its restoration are each
-    shown at their best). Returns the figure (the caller saves and closes it).
+    Axes in nm, grey scale, contrast per volume from ``percentiles`` of its two slices (so that a
+    map and its restoration are each shown at their best).
+
+    Parameters
+    ----------
+    volumes : sequence of (str, array_like)
+        ``(label, volume (z, y, x))``, one shape for all.
+    pixel_size_a : float
+        Angstrom per voxel.
+    n_average : int
+        Slices averaged per orthoslice.
+    percentiles : tuple of float
+        Contrast limits.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The caller saves and closes it.
     """
     if not volumes:
         raise ValueError("orthoslice_figure: no volumes given")
@@ -267,12 +375,30 @@ def fourier_figure(slices: Sequence[Tuple[str, FourierSlice]], pixel_size_a: flo
                    tilt_range_deg: Optional[Tuple[float, float]] = None,
                    percentiles: Tuple[float, float] = (1.0, 99.5),
                    title: Optional[str] = None) -> Figure:
-    """Side-by-side Fourier XZ slices (:class:`FourierSlice`), one per ``(label, slice)``.
+    """Side-by-side Fourier XZ slices, one shared colour scale (log10 amplitude, colour bar) so that
+    a filled wedge is visible as such.
 
-    Axes kx and kz in 1/A (aspect equal, so wedge angles are true), one shared colour scale
-    (log10 amplitude, colour bar) so that a filled wedge is visible as such; with
-    ``tilt_range_deg`` the tilt-range limits are drawn as dashed lines through DC (between
-    them along kx lies the measured region; the missing wedge surrounds the kz axis).
+    Axes kx and kz in 1/A (aspect equal, so wedge angles are true); with ``tilt_range_deg`` the
+    tilt-range limits are drawn as dashed lines through DC (between them along kx lies the
+    measured region; the missing wedge surrounds the kz axis).
+
+    Parameters
+    ----------
+    slices : sequence of (str, FourierSlice)
+        ``(label, slice)``.
+    pixel_size_a : float
+        Angstrom per voxel.
+    tilt_range_deg : tuple of float, optional
+        ``(tilt_min, tilt_max)`` degrees.
+    percentiles : tuple of float
+        Colour limits over all slices.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The caller saves and closes it.
     """
     if not slices:
         raise ValueError("fourier_figure: no Fourier slices given")
@@ -328,9 +454,23 @@ class FSCCurve:
 
 
 def resolution_label(resolution_a: Optional[float], fsc, threshold: float = FSC_THRESHOLD) -> str:
-    """A resolution for tables and legends: ``"23.4"``; ``"<= 16.0"`` when the curve ``fsc``
-    never falls below ``threshold`` (the value is then the Nyquist limit); ``"-"`` (an em dash)
-    when there is no finite resolution (the curve starts below the threshold)."""
+    """A resolution for tables and legends.
+
+    Parameters
+    ----------
+    resolution_a : float, optional
+        From :func:`isonet2core.metrics.fsc_resolution` (Angstrom).
+    fsc : array_like
+        The curve.
+    threshold : float
+        The criterion.
+
+    Returns
+    -------
+    str
+        ``"23.4"``; ``"<= 16.0"`` when the curve never falls below ``threshold`` (the value is
+        then the Nyquist limit); an em dash when there is no finite resolution.
+    """
     if resolution_a is None or not np.isfinite(resolution_a):
         return "\u2014"
     values = np.asarray(fsc, dtype=np.float64)
@@ -342,8 +482,25 @@ def resolution_label(resolution_a: Optional[float], fsc, threshold: float = FSC_
 
 def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
                threshold: float = FSC_THRESHOLD, title: Optional[str] = None) -> Figure:
-    """FSC curves against spatial frequency (1/A, top axis: resolution in A) with the
-    ``threshold`` line; each legend entry gives the curve's resolution at the threshold."""
+    """FSC curves against spatial frequency (1/A, top axis: resolution in A) with the threshold
+    line; each legend entry gives the curve's resolution at the threshold.
+
+    Parameters
+    ----------
+    curves : sequence of FSCCurve
+        Label, frequencies (cycles/voxel) and values.
+    pixel_size_a : float
+        Angstrom per voxel.
+    threshold : float
+        The criterion drawn.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The caller saves and closes it.
+    """
     if not curves:
         raise ValueError("fsc_figure: no FSC curves given")
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=_DPI, layout="constrained")
@@ -373,14 +530,38 @@ def fsc_figure(curves: Sequence[FSCCurve], pixel_size_a: float, *,
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:
-    """The rendered figure as an RGBA image ``(height, width, 4)`` uint8."""
+    """The rendered figure as an image.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGBA ``(height, width, 4)``.
+    """
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba(), dtype=np.uint8).copy()  # type: ignore[attr-defined]
 
 
 def save_figure(fig: Figure, png_path: PathLike) -> Path:
-    """Write ``fig`` as PNG atomically (temporary file in the same folder, then ``os.replace``;
-    the folder is created when missing), close it and return ``Path(png_path)``."""
+    """Write a figure as PNG atomically (temporary file in the same folder, then ``os.replace``; the
+    folder is created when missing) and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    png_path : str or Path
+        The file.
+
+    Returns
+    -------
+    Path
+        ``Path(png_path)``.
+    """
     target = Path(png_path)
     try:
         with atomic_output(target) as tmp:
@@ -395,8 +576,25 @@ _CURVES = (("loss", "total loss"), ("n2n_loss", "Noise2Noise term (measured regi
 
 
 def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
-    """Plot the loss curves of ``history`` (one dict per epoch) into ``png_path``; returns it.
-    ``ValueError`` when the history is empty."""
+    """Plot the loss curves of a training history.
+
+    Parameters
+    ----------
+    history : sequence of mapping
+        One dict per epoch (``epoch``, ``loss``, ``n2n_loss``, ``mw_loss``).
+    png_path : str or Path
+        The PNG written.
+
+    Returns
+    -------
+    Path
+        ``Path(png_path)``.
+
+    Raises
+    ------
+    ValueError
+        The history is empty.
+    """
     if not history:
         raise ValueError("empty loss history: nothing to plot")
     png_path = Path(png_path)

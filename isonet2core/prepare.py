@@ -68,10 +68,26 @@ def _natural_key(text: str):
 
 
 def list_maps(folder: PathLike, what: str) -> List[Path]:
-    """MRC files (``mapnames.MAP_SUFFIXES``) in ``folder``, natural order; hidden files ignored.
+    """The MRC files (``mapnames.MAP_SUFFIXES``) of a folder, natural order; hidden files ignored.
 
-    ``FileNotFoundError`` when the folder is missing, ``ValueError`` naming it when it holds
-    no MRC file.
+    Parameters
+    ----------
+    folder : str or Path
+        The folder.
+    what : str
+        Names the folder in errors (``even``, ``full``, ...).
+
+    Returns
+    -------
+    list of Path
+        The files.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder is missing.
+    ValueError
+        Naming it when it holds no MRC file.
     """
     p = Path(folder)
     if not p.is_dir():
@@ -97,10 +113,23 @@ def _by_name(files: Sequence[Path], what: str) -> Dict[str, Path]:
 
 def match_tomograms(full_dir: Optional[PathLike] = None, even_dir: Optional[PathLike] = None,
                     odd_dir: Optional[PathLike] = None) -> List[TomogramFiles]:
-    """Pair the maps of the given folders by name (see the module documentation).
+    """Pair the maps of the given folders by name (module documentation).
 
-    ``ValueError`` listing the files that have no partner, or even/odd files that look
-    swapped (an odd-tagged file in the even folder or the reverse).
+    Parameters
+    ----------
+    full_dir, even_dir, odd_dir : str or Path, optional
+        The folders given.
+
+    Returns
+    -------
+    list of TomogramFiles
+        One per tomogram, natural order.
+
+    Raises
+    ------
+    ValueError
+        Listing the files that have no partner, or even/odd files that look swapped (an
+        odd-tagged file in the even folder or the reverse).
     """
     folders = {"full": full_dir, "even": even_dir, "odd": odd_dir}
     keyed = {what: _by_name(list_maps(d, what), what)
@@ -140,11 +169,33 @@ def _candidates(tomo: TomogramFiles) -> set:
 def match_extra_files(folder: PathLike, tomograms: Sequence[TomogramFiles],
                       suffixes: Sequence[str], what: str,
                       name_suffixes: Sequence[str] = ("",)) -> Dict[str, Path]:
-    """Files of ``folder`` ending in ``suffixes`` matched to tomograms by stem.
+    """Files of a folder matched to tomograms by stem: ``STEM + X + suffix`` (``X`` in
+    ``name_suffixes``) belongs to the tomogram whose name or map stem is ``STEM``.
 
-    A file ``STEM + X + suffix`` (``X`` in ``name_suffixes``) belongs to the tomogram whose
-    name or map stem is ``STEM``. Returns tomogram name -> file. ``FileNotFoundError`` for a
-    missing folder; ``ValueError`` naming it when it holds no such file at all.
+    Parameters
+    ----------
+    folder : str or Path
+        The folder.
+    tomograms : sequence of TomogramFiles
+        The tomograms.
+    suffixes : sequence of str
+        File endings accepted.
+    what : str
+        Names the files in errors (``mask``, ``coordinates``).
+    name_suffixes : sequence of str
+        Infixes between stem and suffix.
+
+    Returns
+    -------
+    dict
+        Tomogram name -> file.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing folder.
+    ValueError
+        Naming it when it holds no such file at all.
     """
     p = Path(folder)
     if not p.is_dir():
@@ -178,9 +229,23 @@ def count_coordinates(path: PathLike) -> int:
     """Number of coordinates in a coordinate file.
 
     ``.star``: rows of the first block with ``rlnCoordinateX`` (else of the first table);
-    ``.coords`` / ``.txt``: lines with at least three numbers ``x y z`` (blank lines and
-    ``#`` comments skipped). ``ValueError`` naming the file for unreadable lines or no
-    coordinate at all.
+    ``.coords`` / ``.txt``: lines with at least three numbers ``x y z`` (blank lines and ``#``
+    comments skipped).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Raises
+    ------
+    ValueError
+        Naming the file for unreadable lines or no coordinate at all.
     """
     p = Path(path)
     if p.suffix.lower() == ".star":
@@ -221,7 +286,18 @@ def _check_pair(a: mrcio.MRCInfo, b: mrcio.MRCInfo, check_pixel: bool) -> None:
 
 
 def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
-    """Pair files, read and check every header, match masks and coordinates (no writing)."""
+    """Pair files, read and check every header, match masks and coordinates (nothing written).
+
+    Parameters
+    ----------
+    cfg : PrepareStarConfig
+        Folders and acquisition settings.
+
+    Returns
+    -------
+    list of PlannedTomogram
+        The checked tomograms.
+    """
     cfg.validate()
     tomograms = match_tomograms(cfg.full_dir, cfg.even_dir, cfg.odd_dir)
     n = len(tomograms)
@@ -257,7 +333,20 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
 
 
 def write_average(tomo: PlannedTomogram, folder: PathLike) -> Path:
-    """Write ``(even + odd) / 2`` of a tomogram to ``folder/NAME.mrc`` (atomic, float32)."""
+    """Write ``(even + odd) / 2`` of a tomogram (atomic, float32).
+
+    Parameters
+    ----------
+    tomo : PlannedTomogram
+        With even and odd maps.
+    folder : str or Path
+        Written to ``folder/NAME.mrc``.
+
+    Returns
+    -------
+    Path
+        The file.
+    """
     files = tomo.files
     if files.even is None or files.odd is None:
         raise ValueError(f"tomogram {files.name}: an average needs both even and odd maps")
@@ -276,7 +365,24 @@ def _for_star(path: Optional[Path]) -> Optional[str]:
 
 def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star_path: Path,
                 averages: Optional[Dict[str, Path]] = None) -> star.TomogramsTable:
-    """The tomograms table of checked tomograms (``averages``: name -> written full map)."""
+    """The tomograms table of checked tomograms.
+
+    Parameters
+    ----------
+    planned : sequence of PlannedTomogram
+        From :func:`plan`.
+    cfg : PrepareStarConfig
+        Acquisition settings and defaults.
+    star_path : Path
+        Where the table will be written (relative paths).
+    averages : dict, optional
+        Name -> written full map (:func:`write_average`).
+
+    Returns
+    -------
+    star.TomogramsTable
+        One row per tomogram.
+    """
     averages = averages or {}
     n_auto = cfg.number_subtomos or planning.default_subtomos_per_tomogram(len(planned))
     records = []

@@ -98,21 +98,46 @@ class BNUNet3D(nn.Module):
         self.final = nn.Conv3d(self.channels[0], 1, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(b, 1, n, n, n)`` -> ``(b, 1, n, n, n)``, ``n`` a multiple of 16."""
+        """Apply the network.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(b, 1, n, n, n)``, ``n`` a multiple of 16.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, 1, n, n, n)``.
+        """
         check_batch(x)
         h, skips = self.encoder(x)
         return x + self.final(self.decoder(h, skips))
 
 
 def fold_inverted_contrast(state: dict) -> dict:
-    """The weights of a :class:`BNUNet3D` trained on inverted (protein-bright) maps, changed
-    so that the network takes and returns our protein-dark contrast: ``f'(x) = -f(-x)``.
+    """The weights of a :class:`BNUNet3D` trained on inverted (protein-bright) maps, changed so that
+    the network takes and returns our protein-dark contrast: ``f'(x) = -f(-x)``.
 
     With ``f(x) = x + final(D(E(x)))``: negating the first convolution's weight gives
     ``E'(x) = E(-x)`` (its bias and everything after it unchanged), and negating the final
     convolution's weight and bias gives ``final' = -final``, so
-    ``f'(x) = x - final(D(E(-x))) = -f(-x)``, exactly (IEEE negation is exact). A new dict;
-    ``state`` is not modified. ``KeyError`` naming the layer when ``state`` is not this net's.
+    ``f'(x) = x - final(D(E(-x))) = -f(-x)``, exactly (IEEE negation is exact).
+
+    Parameters
+    ----------
+    state : dict
+        A state dict of this network (not modified).
+
+    Returns
+    -------
+    dict
+        A new state dict.
+
+    Raises
+    ------
+    KeyError
+        Naming the layer when ``state`` is not this network's.
     """
     out = dict(state)
     for key in (FIRST_CONV_WEIGHT, FINAL_WEIGHT, FINAL_BIAS):

@@ -67,14 +67,41 @@ def _block(in_channels: int, channels: int) -> nn.Sequential:
 
 
 def check_channels(channels) -> Tuple[int, ...]:
-    """A channel ladder of ``N_LEVELS + 1`` positive integers (``ValueError`` otherwise)."""
+    """Check a channel ladder.
+
+    Parameters
+    ----------
+    channels : sequence of int
+        ``N_LEVELS + 1`` positive integers.
+
+    Returns
+    -------
+    tuple of int
+        The ladder.
+
+    Raises
+    ------
+    ValueError
+        Any other value.
+    """
     if len(channels) != N_LEVELS + 1 or any(int(c) < 1 for c in channels):
         raise ValueError(f"channels must be {N_LEVELS + 1} positive integers, got {channels}")
     return tuple(int(c) for c in channels)
 
 
 def check_batch(x: torch.Tensor) -> None:
-    """``ValueError`` unless ``x`` is a ``(b, 1, z, y, x)`` batch with sizes multiples of 16."""
+    """Check a network input.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(b, 1, z, y, x)``, spatial sizes multiples of 16.
+
+    Raises
+    ------
+    ValueError
+        Any other shape.
+    """
     if x.dim() != 5 or x.shape[1] != 1:
         raise ValueError(f"expected a (b, 1, z, y, x) batch, got shape {tuple(x.shape)}")
     if any(s % SIZE_MULTIPLE for s in x.shape[2:]):
@@ -105,7 +132,18 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(b, 1, n, n, n)`` -> ``(b, 1, n, n, n)``, ``n`` a multiple of 16."""
+        """Apply the network.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(b, 1, n, n, n)``, ``n`` a multiple of 16.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, 1, n, n, n)``.
+        """
         check_batch(x)
         skips = []
         h = x
@@ -126,7 +164,23 @@ networks of :mod:`isonet2core.nets.bn_unet` (the IsoNet2 program's layout, the d
 
 
 def build_unet(arch: str) -> nn.Module:
-    """A fresh network of the named architecture (one of ``ARCHITECTURES``)."""
+    """A fresh network of a named architecture.
+
+    Parameters
+    ----------
+    arch : str
+        One of ``ARCHITECTURES``.
+
+    Returns
+    -------
+    nn.Module
+        Initialised weights (from torch's random state).
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    """
     from isonet2core.nets.bn_unet import BN_ARCH_CHANNELS, BNUNet3D
     if arch in BN_ARCH_CHANNELS:
         return BNUNet3D(BN_ARCH_CHANNELS[arch])
@@ -136,7 +190,18 @@ def build_unet(arch: str) -> nn.Module:
 
 
 def channels_of(arch: str) -> Tuple[int, ...]:
-    """The channel ladder of an architecture name (either family)."""
+    """The channel ladder of an architecture name (either family).
+
+    Parameters
+    ----------
+    arch : str
+        One of ``ARCHITECTURES``.
+
+    Returns
+    -------
+    tuple of int
+        Channels per level.
+    """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown network architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return ARCH_CHANNELS[arch[len(PLAIN_PREFIX):] if arch.startswith(PLAIN_PREFIX) else arch]
@@ -146,13 +211,36 @@ ARCHITECTURES: Tuple[str, ...] = tuple(ARCH_CHANNELS) + tuple(PLAIN_PREFIX + a f
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (weights and biases)."""
+    """Number of trainable parameters (weights and biases).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+
+    Returns
+    -------
+    int
+        The count.
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def compiled(model: nn.Module, enabled: bool) -> nn.Module:
-    """``model`` as it is called: ``torch.compile(model)`` when ``enabled`` (the IsoNet2
-    program's ``--compile_model``; the first calls of each input shape and mode compile), else
-    ``model`` itself. The compiled module shares the weights; state dicts are taken from
-    ``model``."""
+    """A network as it is called: ``torch.compile(model)`` when enabled (the IsoNet2 program's
+    ``--compile_model``; the first calls of each input shape and mode compile). The compiled
+    module shares the weights; state dicts are taken from ``model``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    enabled : bool
+        Compile it.
+
+    Returns
+    -------
+    nn.Module
+        The compiled module, or ``model`` itself.
+    """
     return cast(nn.Module, torch.compile(model)) if enabled else model
