@@ -33,8 +33,19 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(target: PathLike) -> List[Path]:
-    """Remove the temporaries that killed writers of ``target`` left beside it (those of running
-    processes are kept). Returns the removed paths."""
+    """Remove the temporaries that killed writers of a file left beside it (those of running
+    processes are kept).
+
+    Parameters
+    ----------
+    target : str or Path
+        The file.
+
+    Returns
+    -------
+    list of Path
+        The removed paths.
+    """
     target = Path(target)
     prefix = f".{target.name}."
     removed: List[Path] = []
@@ -60,9 +71,19 @@ def remove_stale_temporaries(target: PathLike) -> List[Path]:
 
 @contextmanager
 def atomic_output(target: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target`` (its folder is created); when the block ends
-    normally the temporary replaces ``target``, otherwise it is removed and ``target`` is left
-    as it was."""
+    """A temporary path beside a file (its folder is created): when the block ends normally the
+    temporary replaces ``target``, otherwise it is removed and ``target`` is left as it was.
+
+    Parameters
+    ----------
+    target : str or Path
+        The file.
+
+    Yields
+    ------
+    Path
+        The temporary to write.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
@@ -81,7 +102,20 @@ def atomic_output(target: PathLike) -> Iterator[Path]:
 
 
 def write_text(target: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``target`` atomically. Returns ``Path(target)``."""
+    """Write text (UTF-8) atomically.
+
+    Parameters
+    ----------
+    target : str or Path
+        The file.
+    text : str
+        Its content.
+
+    Returns
+    -------
+    Path
+        ``Path(target)``.
+    """
     with atomic_output(target) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)

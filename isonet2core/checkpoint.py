@@ -93,12 +93,27 @@ def _validate_fields(ckpt: dict, name: str) -> None:
 
 
 def save_checkpoint(path: PathLike, state: dict) -> Path:
-    """Write ``state`` atomically to ``path`` (temporary file in the same folder + ``os.replace``;
+    """Write a checkpoint atomically (temporary file in the same folder + ``os.replace``;
     temporaries that killed runs left beside ``path`` are removed first).
 
-    ``format``, ``format_version`` and ``isonet2core_version`` are filled in; the required keys
-    are checked and every value must be plain (see the module docstring), else ``ValueError``
-    before anything is written. Returns the path.
+    ``format``, ``format_version`` and ``isonet2core_version`` are filled in.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    state : dict
+        The keys of the module docstring, plain values only.
+
+    Returns
+    -------
+    Path
+        ``Path(path)``.
+
+    Raises
+    ------
+    ValueError
+        Before anything is written: a required key is missing or a value is not plain.
     """
     path = Path(path)
     full = dict(state)
@@ -117,11 +132,27 @@ def save_checkpoint(path: PathLike, state: dict) -> Path:
 
 
 def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> dict:
-    """Read and validate a model file written by ``save_checkpoint``.
+    """Read and validate a model file (ours, or the IsoNet2 program's, converted).
 
-    Raises ``FileNotFoundError`` when it does not exist, ``ValueError`` naming the file when it
-    is not a readable isonet2core checkpoint (random bytes, truncated, another program's torch
-    file, missing keys, unknown arch/method, a newer format version).
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    map_location : Any
+        ``torch.load``'s (default the CPU).
+
+    Returns
+    -------
+    dict
+        The checkpoint.
+
+    Raises
+    ------
+    FileNotFoundError
+        It does not exist.
+    ValueError
+        Naming the file when it is not a readable checkpoint (random bytes, truncated, another
+        program's torch file, missing keys, unknown arch/method, a newer format version).
     """
     path = Path(path)
     if not path.is_file():
@@ -191,11 +222,24 @@ def _from_isonet2_program(raw: dict, path: Path) -> dict:
 
 
 def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
-    """Rebuild the checkpoint's network (``ckpt['arch']``) with the weights under ``state_key``
-    (``"model_state"``, or ``"model2_state"`` for the second split-halves network).
+    """Rebuild the checkpoint's network (``ckpt['arch']``) with its weights.
 
-    Returns the module on the CPU in training mode (call ``.eval()`` to predict); ``ValueError``
-    when the weights do not fit the architecture or the key is absent.
+    Parameters
+    ----------
+    ckpt : dict
+        From :func:`load_checkpoint`.
+    state_key : str
+        ``"model_state"``, or ``"model2_state"`` for the second split-halves network.
+
+    Returns
+    -------
+    nn.Module
+        On the CPU in training mode (call ``.eval()`` to predict).
+
+    Raises
+    ------
+    ValueError
+        The weights do not fit the architecture or the key is absent.
     """
     if state_key not in ckpt or ckpt[state_key] is None:
         raise ValueError(f"checkpoint has no {state_key!r} (keys: {', '.join(sorted(ckpt))})")
@@ -210,9 +254,25 @@ def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
 
 def check_compatible(ckpt: dict, arch: Optional[str] = None, cube_size: Optional[int] = None,
                      *, name: str = "checkpoint") -> None:
-    """``ValueError`` naming both values when ``ckpt`` was trained with another ``arch`` or
-    ``cube_size`` than requested (``None`` = not checked). Used by resume and pretrained_model;
-    ``name`` (e.g. the file path) appears in the message."""
+    """Check that a checkpoint was trained with the requested architecture and cube size (resume
+    and pretrained_model).
+
+    Parameters
+    ----------
+    ckpt : dict
+        From :func:`load_checkpoint`.
+    arch : str, optional
+        Requested architecture (None: not checked).
+    cube_size : int, optional
+        Requested cube edge (None: not checked).
+    name : str
+        The checkpoint (e.g. its path), named in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming both values.
+    """
     if arch is not None and ckpt["arch"] != arch:
         raise ValueError(f"{name} holds a {ckpt['arch']!r} network, but arch {arch!r} was requested; "
                          f"use --arch {ckpt['arch']} or another model")

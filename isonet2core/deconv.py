@@ -65,7 +65,20 @@ class _Filter:
 
 
 def chunk_slices(shape: Sequence[int], chunk_size: int) -> List[Tuple[slice, slice, slice]]:
-    """Core regions of the chunks: cubes of ``chunk_size`` tiling ``shape`` (last ones shorter)."""
+    """Core regions of the chunks: cubes of ``chunk_size`` tiling a volume (the last ones shorter).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)``.
+    chunk_size : int
+        Chunk edge (voxels).
+
+    Returns
+    -------
+    list of tuple of slice
+        ``(z, y, x)`` slices.
+    """
     per_axis = [[slice(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)] for n in shape]
     return [tuple(c) for c in itertools.product(*per_axis)]  # type: ignore[misc]
 
@@ -89,13 +102,28 @@ def _check_inputs(volume, microscope: Microscope, cfg: DeconvConfig) -> None:
 
 def deconvolve(volume: np.ndarray, microscope: Microscope,
                cfg: DeconvConfig = DeconvConfig()) -> np.ndarray:
-    """Wiener-deconvolve a tomogram ``(z, y, x)``; returns float32 ``(z, y, x)``.
+    """Wiener-deconvolve a tomogram; the output keeps the input's mean and standard deviation and
+    its protein-dark contrast.
 
-    ``volume``: numpy array or read-only memory map (chunked mode reads it chunk by chunk).
-    ``microscope``: pixel size, defocus, voltage, Cs and amplitude contrast of the tomogram.
-    ``cfg``: snrfalloff, deconvstrength, highpassnyquist, phaseflipped, chunk_size,
-    overlap_rate, ncpus. The output has the input's mean and standard deviation and its
-    protein-dark contrast. Raises ``ValueError`` for a non-3D, non-finite or constant volume.
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)``, array or read-only memory map (chunked mode reads it chunk by chunk).
+    microscope : Microscope
+        Pixel size, defocus, voltage, Cs and amplitude contrast of the tomogram.
+    cfg : DeconvConfig
+        snrfalloff, deconvstrength, highpassnyquist, phaseflipped, chunk_size, overlap_rate,
+        ncpus.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z, y, x)``.
+
+    Raises
+    ------
+    ValueError
+        A non-3D, non-finite or constant volume.
     """
     _check_inputs(volume, microscope, cfg)
     mean = float(np.mean(volume, dtype=np.float64))

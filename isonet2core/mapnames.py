@@ -20,7 +20,18 @@ _HALF_TAG = re.compile(r"(?<![^_.\-])(evn|even|odd|half[_\-]?[12])(?![^_.\-])", 
 
 
 def half_tag(stem: str) -> Optional[str]:
-    """``"even"``, ``"odd"`` or ``None``: the even/odd tag of a file stem (the last one)."""
+    """The even/odd tag of a file stem (the last one).
+
+    Parameters
+    ----------
+    stem : str
+        A file stem.
+
+    Returns
+    -------
+    str or None
+        ``"even"``, ``"odd"`` or None.
+    """
     matches = list(_HALF_TAG.finditer(stem))
     if not matches:
         return None
@@ -29,10 +40,18 @@ def half_tag(stem: str) -> Optional[str]:
 
 
 def strip_half_tag(stem: str) -> str:
-    """The stem without its (last) even/odd tag and one adjacent separator.
+    """A stem without its (last) even/odd tag and one adjacent separator.
 
-    ``tomo_001_EVN`` -> ``tomo_001``; ``even_tomo_001`` -> ``tomo_001``; a stem that would
-    become empty is returned unchanged.
+    Parameters
+    ----------
+    stem : str
+        A file stem.
+
+    Returns
+    -------
+    str
+        ``tomo_001_EVN`` -> ``tomo_001``; ``even_tomo_001`` -> ``tomo_001``; a stem that would
+        become empty is returned unchanged.
     """
     matches = list(_HALF_TAG.finditer(stem))
     if not matches:
@@ -47,7 +66,18 @@ def strip_half_tag(stem: str) -> str:
 
 
 def tomo_name_from_path(path: PathLike) -> str:
-    """An identifier for a map file: its stem without an even/odd tag."""
+    """An identifier for a map file: its stem without an even/odd tag.
+
+    Parameters
+    ----------
+    path : str or Path
+        The map.
+
+    Returns
+    -------
+    str
+        The name.
+    """
     name = Path(str(path)).name
     for suffix in MAP_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -57,5 +87,16 @@ def tomo_name_from_path(path: PathLike) -> str:
 
 
 def looks_like_path(value: str) -> bool:
-    """True for values holding a folder separator or ending in a map suffix (``.mrc`` ...)."""
+    """Whether a value is a path rather than a name.
+
+    Parameters
+    ----------
+    value : str
+        A STAR value.
+
+    Returns
+    -------
+    bool
+        True when it holds a folder separator or ends in a map suffix (``.mrc`` ...).
+    """
     return "/" in value or "\\" in value or value.lower().endswith(MAP_SUFFIXES)

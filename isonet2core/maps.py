@@ -27,11 +27,29 @@ logger = logging.getLogger(__name__)
 
 
 def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
-    """The map file(s) of ``row`` to read for ``column``: one path, or the two halves to average.
+    """The map file(s) of a row to read for a column: one path, or the two halves to average.
 
-    ``column`` is a path column of the STAR, or ``rlnTomoName`` meaning the tomogram itself.
     An empty cell falls back to ``rlnTomoReconstructedTomogram``, then to the mean of
-    ``rlnTomoReconstructedTomogramHalf1/2``. ``ValueError`` for an unknown column or no map.
+    ``rlnTomoReconstructedTomogramHalf1/2``.
+
+    Parameters
+    ----------
+    table : star.TomogramsTable
+        The tomograms STAR.
+    row : int
+        0-based position.
+    column : str
+        A path column of the STAR, or ``rlnTomoName`` meaning the tomogram itself.
+
+    Returns
+    -------
+    list of Path
+        One map or two halves.
+
+    Raises
+    ------
+    ValueError
+        An unknown column or no map.
     """
     if column != star.TOMO_NAME and column not in star.PATH_COLUMNS:
         raise ValueError(f"input_column {column!r} is not a map column; use {star.TOMO_NAME} "
@@ -48,10 +66,29 @@ def input_maps(table: star.TomogramsTable, row: int, column: str) -> List[Path]:
 
 
 def single_map_column(table: star.TomogramsTable, row: int, input_column: str = "auto") -> str:
-    """The column holding the one map of a row to train on or predict: ``auto`` ->
-    ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``; ``rlnTomoName``
-    (IsoNet2 habit, where it held the path) means ``rlnTomoReconstructedTomogram``.
-    ``ValueError`` naming the tomogram when the column is empty."""
+    """The column holding the one map of a row to train on or predict.
+
+    Parameters
+    ----------
+    table : star.TomogramsTable
+        The tomograms STAR.
+    row : int
+        0-based position.
+    input_column : str
+        ``auto`` -> ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
+        ``rlnTomoName`` (IsoNet2 habit, where it held the path) means
+        ``rlnTomoReconstructedTomogram``; else that column.
+
+    Returns
+    -------
+    str
+        The column.
+
+    Raises
+    ------
+    ValueError
+        Naming the tomogram when the column is empty.
+    """
     if input_column in (None, "auto"):
         return table.input_column(row, star.DECONV, (star.TOMO_FULL,))
     if input_column == star.TOMO_NAME:
@@ -60,8 +97,24 @@ def single_map_column(table: star.TomogramsTable, row: int, input_column: str = 
 
 
 def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
-    """Check the headers, then the data (finite, not constant; one streamed read); the maps
-    (e.g. the halves of a pair) must share one shape and voxel size. Returns their headers."""
+    """Check the headers, then the data (finite, not constant; one streamed read); the maps (e.g.
+    the halves of a pair) must share one shape and voxel size.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        The maps.
+
+    Returns
+    -------
+    list of mrcio.MRCInfo
+        Their headers.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the file.
+    """
     infos = [mrcio.read_header(p) for p in paths]
     mrcio.check_same_grid(infos)
     for info in infos:
@@ -70,8 +123,18 @@ def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
 
 
 def read_map(paths: Sequence[Path]) -> np.ndarray:
-    """Read one map, or the mean of two half maps, as float32 ``(z, y, x)``; checked finite and
-    non-constant."""
+    """Read one map, or the mean of two half maps; checked finite and non-constant.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        One map or two halves.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z, y, x)``.
+    """
     data = mrcio.read_mrc(paths[0])[0]
     if len(paths) > 1:
         for p in paths[1:]:
@@ -94,10 +157,29 @@ class MapJob:
 
 def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]], input_column: str,
                   target_of: Callable[[str], Path]) -> List[MapJob]:
-    """The jobs of the rows ``tomo_idx`` (rlnIndex values; None: all): each row's input maps
-    for ``input_column`` (:func:`input_maps`) checked (:func:`check_maps`), and its output
-    ``target_of(rlnTomoName)``, refused when it is one of the inputs. Everything is checked
-    before the first job runs; ``ValueError``/``FileNotFoundError`` name the file."""
+    """The jobs of a per-map step (deconv, make-mask), everything checked before the first runs.
+
+    Parameters
+    ----------
+    table : star.TomogramsTable
+        The tomograms STAR.
+    tomo_idx : sequence of int, optional
+        rlnIndex values of the rows (None: all).
+    input_column : str
+        Which maps (:func:`input_maps`), each checked (:func:`check_maps`).
+    target_of : callable
+        rlnTomoName -> output file; refused when it is one of the inputs.
+
+    Returns
+    -------
+    list of MapJob
+        In table order.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the file.
+    """
     jobs = []
     for row in table.rows_for(tomo_idx):
         sources = input_maps(table, row, input_column)

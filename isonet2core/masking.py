@@ -34,7 +34,18 @@ logger = logging.getLogger(__name__)
 
 
 def bin2(volume: np.ndarray) -> np.ndarray:
-    """Mean of 2x2x2 blocks of a ``(z, y, x)`` volume (float32 ``ceil(n / 2)`` per axis)."""
+    """Mean of 2x2x2 blocks of a volume.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, ``ceil(n / 2)`` per axis.
+    """
     v = np.asarray(volume, dtype=np.float32)
     pad = [(0, n % 2) for n in v.shape]
     if any(p for _, p in pad):
@@ -44,7 +55,20 @@ def bin2(volume: np.ndarray) -> np.ndarray:
 
 
 def local_std(volume: np.ndarray, size: int) -> np.ndarray:
-    """Standard deviation over a cube of ``size`` voxels around every voxel (reflect edges)."""
+    """Standard deviation over a cube around every voxel (reflect edges).
+
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)``.
+    size : int
+        Cube edge (voxels).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape of ``volume``.
+    """
     v = np.asarray(volume, dtype=np.float64)
     mean = ndi.uniform_filter(v, size=size, mode="reflect")
     mean_sq = ndi.uniform_filter(v * v, size=size, mode="reflect")
@@ -60,10 +84,25 @@ def _top_percent(values: np.ndarray, percentage: float) -> np.ndarray:
 
 
 def make_mask(volume: np.ndarray, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
-    """Sampling mask of a protein-dark tomogram ``(z, y, x)``; uint8 0/1, same shape.
+    """Sampling mask of a protein-dark tomogram (steps: module documentation).
 
-    See the module documentation for the steps. Raises ``ValueError`` for a volume that is not
-    3D, has fewer than 2 voxels along an axis, is not finite or is constant.
+    Parameters
+    ----------
+    volume : numpy.ndarray
+        ``(z, y, x)``.
+    cfg : MaskConfig
+        Density and std percentages, z crop, patch size.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 0/1, shape of ``volume``.
+
+    Raises
+    ------
+    ValueError
+        A volume that is not 3D, has fewer than 2 voxels along an axis, is not finite or is
+        constant.
     """
     if not isinstance(cfg, MaskConfig):
         raise ValueError(f"expected a config.MaskConfig, got {type(cfg).__name__}")

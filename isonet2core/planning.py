@@ -24,9 +24,24 @@ def _check_positive(name: str, value) -> int:
 def subtomos_per_tomogram(n_tomograms: int, epochs: int,
                           total: int = RULE_OF_THUMB_TOTAL) -> int:
     """Subtomograms per tomogram and epoch so that ``result x n_tomograms x epochs`` is about
-    ``total`` (rounded to the nearest integer, at least 1).
+    ``total``.
 
-    :raises ValueError: when an argument is not a positive integer.
+    Parameters
+    ----------
+    n_tomograms, epochs : int
+        Positive.
+    total : int
+        Cube draws wanted in the run.
+
+    Returns
+    -------
+    int
+        Rounded to the nearest integer, at least 1.
+
+    Raises
+    ------
+    ValueError
+        An argument is not a positive integer.
     """
     n = _check_positive("n_tomograms", n_tomograms)
     e = _check_positive("epochs", epochs)
@@ -36,10 +51,24 @@ def subtomos_per_tomogram(n_tomograms: int, epochs: int,
 
 def epochs_for(n_tomograms: int, subtomos_per_tomo: int,
                total: int = RULE_OF_THUMB_TOTAL) -> int:
-    """Epochs so that ``subtomos_per_tomo x n_tomograms x result`` is about ``total``
-    (rounded, at least 1).
+    """Epochs so that ``subtomos_per_tomo x n_tomograms x result`` is about ``total``.
 
-    :raises ValueError: when an argument is not a positive integer.
+    Parameters
+    ----------
+    n_tomograms, subtomos_per_tomo : int
+        Positive.
+    total : int
+        Cube draws wanted in the run.
+
+    Returns
+    -------
+    int
+        Rounded, at least 1.
+
+    Raises
+    ------
+    ValueError
+        An argument is not a positive integer.
     """
     n = _check_positive("n_tomograms", n_tomograms)
     s = _check_positive("subtomos_per_tomo", subtomos_per_tomo)
@@ -49,13 +78,41 @@ def epochs_for(n_tomograms: int, subtomos_per_tomo: int,
 
 def default_subtomos_per_tomogram(n_tomograms: int, per_epoch_total: int = SUBTOMOS_PER_EPOCH) -> int:
     """What training draws per tomogram when ``number_subtomos`` is left empty (auto): about
-    ``per_epoch_total`` cubes per epoch shared by the tomograms (at least 1 each)."""
+    ``per_epoch_total`` cubes per epoch shared by the tomograms.
+
+    Parameters
+    ----------
+    n_tomograms : int
+        Tomograms trained on.
+    per_epoch_total : int
+        Cubes per epoch in all.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
     n = _check_positive("n_tomograms", n_tomograms)
     return max(1, per_epoch_total // n)
 
 
 def planned_total(n_tomograms: int, subtomos_per_tomo: Optional[int], epochs: int) -> int:
-    """Cube draws of a run (``None`` subtomograms: the automatic per-tomogram number)."""
+    """Cube draws of a run.
+
+    Parameters
+    ----------
+    n_tomograms : int
+        Tomograms trained on.
+    subtomos_per_tomo : int, optional
+        Per tomogram and epoch (None: :func:`default_subtomos_per_tomogram`).
+    epochs : int
+        Epochs.
+
+    Returns
+    -------
+    int
+        The total.
+    """
     n = _check_positive("n_tomograms", n_tomograms)
     s = default_subtomos_per_tomogram(n) if subtomos_per_tomo is None else \
         _check_positive("subtomos_per_tomo", subtomos_per_tomo)
@@ -63,8 +120,22 @@ def planned_total(n_tomograms: int, subtomos_per_tomo: Optional[int], epochs: in
 
 
 def check_fits(shape: Sequence[int], cube_size: int, name: str) -> None:
-    """``ValueError`` naming the tomogram when a training cube of ``cube_size`` voxels does not
-    fit in a tomogram of ``shape`` (z, y, x) voxels (the smallest edge must hold a cube)."""
+    """Check that a training cube fits in a tomogram (its smallest edge must hold a cube).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the tomogram (voxels).
+    cube_size : int
+        Cube edge (voxels).
+    name : str
+        The tomogram, named in the error.
+
+    Raises
+    ------
+    ValueError
+        Naming the tomogram.
+    """
     if min(shape) < cube_size:
         raise ValueError(f"tomogram {name} of shape {tuple(shape)} (z, y, x) is smaller than "
                          f"cube_size {cube_size}; use a smaller --cube_size")

@@ -80,11 +80,22 @@ CTF_MODES_WITH_PHASEFLIP = ("network", "wiener")
 
 
 def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
-    """Whether network inputs are phase flipped, from the training settings
-    (``config.to_dict(TrainConfig)``, as stored in the checkpoint) and whether the maps at hand
-    are already flipped: ``phase_only`` always flips; ``network``/``wiener`` flip when
-    ``do_phaseflip_input``; no CTF mode never flips; already flipped maps are never flipped again.
-    Training and prediction share this rule."""
+    """Whether network inputs are phase flipped (training and prediction share this rule):
+    ``phase_only`` always flips; ``network``/``wiener`` flip when ``do_phaseflip_input``; no CTF
+    mode never flips; already flipped maps are never flipped again.
+
+    Parameters
+    ----------
+    train_config : mapping
+        The training settings (``config.to_dict(TrainConfig)``, as the checkpoint stores them).
+    is_ctf_flipped : bool
+        The maps at hand are already flipped.
+
+    Returns
+    -------
+    bool
+        True when the inputs are flipped.
+    """
     if is_ctf_flipped:
         return False
     mode = train_config.get("ctf_mode")
@@ -117,19 +128,39 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                    name: str = "volume", model_source: Optional[str] = None) -> Generator[tiling.Planes, None, None]:
-    """Apply the network(s) ``models`` to a ``(z, y, x)`` map of any shape and yield the result
-    as ``(z0, planes)``: float32 ``(k, y, x)`` blocks of z planes, in increasing z, every plane
-    once, in the input's contrast and scale (see the module docstring).
+    """Apply networks to a map of any shape, streaming the result by z planes, in the input's
+    contrast and scale (module docstring).
 
-    ``volume``: a numpy array, a memory map or an :class:`isonet2core.mrcio.PlaneReader`
-    (anything with ``shape`` whose ``volume[z0:z1]`` gives z planes); ``models``: one network,
-    or several whose outputs are averaged tile by tile (split halves on one map);
-    ``cube_size``: the training cube edge (tile size); ``microscope``: the map's acquisition
-    (tilt range for ``apply_mw_x1``, optics for ``phaseflip``); ``name`` appears in errors;
-    ``model_source``: the checkpoint's ``source`` (``"IsoNet2"``: the program's input filter
-    conventions, see :func:`_fourier_input_filter`). The yielded arrays belong to the caller. While the generator runs, the networks are on
-    ``device`` in eval mode (channels-last on the CPU, restored when it ends or is closed);
-    gradients are off only inside its network calls.
+    While the generator runs, the networks are on ``device`` in eval mode (channels-last on the
+    CPU, restored when it ends or is closed); gradients are off only inside its network calls.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        One network, or several whose outputs are averaged tile by tile (split halves on one map).
+    volume : array_like
+        ``(z, y, x)``: numpy array, memory map or :class:`isonet2core.mrcio.PlaneReader`
+        (anything with ``shape`` whose ``volume[z0:z1]`` gives z planes).
+    cube_size : int
+        The training cube edge (tile size, voxels).
+    config : PredictConfig
+        Batch size, tiling, precision, ``apply_mw_x1``.
+    microscope : Microscope
+        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
+    phaseflip : bool
+        Phase flip the input first (:func:`input_needs_phaseflip`).
+    device : str or torch.device
+        Where the networks run.
+    name : str
+        Names the map in errors.
+    model_source : str, optional
+        The checkpoint's ``source`` (``"IsoNet2"``: the program's input filter conventions).
+
+    Yields
+    ------
+    tiling.Planes
+        ``(z0, planes)``: float32 ``(k, y, x)`` blocks in increasing z, every plane once; they
+        belong to the caller.
     """
     config.validate()
     if not models:
@@ -195,10 +226,34 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                    name: str = "volume", model_source: Optional[str] = None) -> np.ndarray:
-    """Apply ``model`` to a ``(z, y, x)`` map (numpy array, memory map or
-    :class:`isonet2core.mrcio.PlaneReader`) of any shape: :func:`predict_planes` collected into
-    one float32 ``(z, y, x)`` array in the input's contrast and scale. Memory: the output array
-    plus what :func:`predict_planes` holds (a few slabs of ``cube_size`` planes and one batch).
+    """:func:`predict_planes` collected into one array. Memory: the output array plus what
+    :func:`predict_planes` holds (a few slabs of ``cube_size`` planes and one batch).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network.
+    volume : array_like
+        ``(z, y, x)`` (numpy array, memory map or :class:`isonet2core.mrcio.PlaneReader`).
+    cube_size : int
+        Tile size (voxels).
+    config : PredictConfig
+        Batch size, tiling, precision, ``apply_mw_x1``.
+    microscope : Microscope
+        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
+    phaseflip : bool
+        Phase flip the input first (:func:`input_needs_phaseflip`).
+    device : str or torch.device
+        Where the networks run.
+    name : str
+        Names the map in errors.
+    model_source : str, optional
+        As in :func:`predict_planes`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z, y, x)`` in the input's contrast and scale.
     """
     out = None   # allocated once predict_planes has checked the inputs
     with contextlib.closing(predict_planes([model], volume, cube_size=cube_size, config=config,
@@ -217,13 +272,41 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
                  phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                  voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = (),
                  model_source: Optional[str] = None) -> Path:
-    """Predict the MRC map ``source`` with ``models`` (:func:`predict_planes`) and stream the
-    result into the float32 MRC file ``target`` (atomically, never over ``source`` or a
-    ``protect`` path), with ``voxel_size_a`` (default: the source header's) in its header.
+    """Predict an MRC map (:func:`predict_planes`) and stream the result into a float32 MRC file,
+    atomically, never over the source or a protected path.
 
     The input is read with positioned reads, one slab of z planes per z-row of tiles, and the
-    output written as its planes become final: memory does not grow with the number of z
-    planes (see the module docstring). Returns ``Path(target)``.
+    output written as its planes become final: memory does not grow with the number of z planes.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        As in :func:`predict_planes`.
+    source : str or Path
+        The input map.
+    target : str or Path
+        The output map.
+    cube_size : int
+        Tile size (voxels).
+    config : PredictConfig
+        Batch size, tiling, precision, ``apply_mw_x1``.
+    microscope : Microscope
+        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
+    phaseflip : bool
+        Phase flip the input first (:func:`input_needs_phaseflip`).
+    device : str or torch.device
+        Where the networks run.
+    voxel_size_a : float, optional
+        Header voxel size (Angstrom; default the source header's).
+    protect : sequence of str or Path
+        Paths the target must not be.
+    model_source : str, optional
+        As in :func:`predict_planes`.
+
+    Returns
+    -------
+    Path
+        ``Path(target)``.
     """
     reader = mrcio.open_planes(source)
     voxel = voxel_size_a if voxel_size_a is not None else reader.info.voxel_size_a
@@ -402,8 +485,21 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
 
 
 def save_slices(map_path: Path, pixel_size_a: float) -> List[Path]:
-    """``<map stem>_slices.png`` (central orthoslices) and ``<map stem>_spectrum.png`` (central
-    Fourier XZ slice) beside ``map_path``: the IsoNet2 program's ``save_slices``."""
+    """The IsoNet2 program's ``save_slices``: ``<map stem>_slices.png`` (central orthoslices) and
+    ``<map stem>_spectrum.png`` (central Fourier XZ slice) beside the map.
+
+    Parameters
+    ----------
+    map_path : Path
+        The map.
+    pixel_size_a : float
+        Angstrom per voxel (axes).
+
+    Returns
+    -------
+    list of Path
+        The two PNG files.
+    """
     import matplotlib
     matplotlib.use("Agg")
 

@@ -15,7 +15,18 @@ from isonet2core.filenames import HISTORY_FILE
 
 
 def read_history(model_dir) -> List[dict]:
-    """The loss history in ``model_dir`` (``[]`` before the first epoch has finished)."""
+    """The loss history of a training folder.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        The training output folder.
+
+    Returns
+    -------
+    list of dict
+        One entry per finished epoch (``[]`` before the first).
+    """
     path = Path(model_dir) / HISTORY_FILE
     if not path.is_file():
         return []
@@ -26,8 +37,20 @@ def read_history(model_dir) -> List[dict]:
 
 
 def seconds_left(history: Sequence[dict], epochs_total: int) -> Optional[float]:
-    """Seconds the remaining epochs should take at the mean duration of the finished ones
-    (None before the first epoch, 0 when all are done)."""
+    """Seconds the remaining epochs should take at the mean duration of the finished ones.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        :func:`read_history`.
+    epochs_total : int
+        Epochs of the run.
+
+    Returns
+    -------
+    float or None
+        None before the first epoch, 0 when all are done.
+    """
     timed = [float(h["seconds"]) for h in history if h.get("seconds") is not None]
     if not timed:
         return None
@@ -44,8 +67,21 @@ def _duration(seconds: float) -> str:
 
 
 def training_progress(history: Sequence[dict], epochs_total: int) -> Optional[str]:
-    """``"epoch 3/10, loss 0.1234, about 2.5 min left"`` for the last finished epoch of
-    ``history``, or None before the first one."""
+    """One line on a training run's progress.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        :func:`read_history`.
+    epochs_total : int
+        Epochs of the run.
+
+    Returns
+    -------
+    str or None
+        ``"epoch 3/10, loss 0.1234, about 2.5 min left"`` for the last finished epoch; None
+        before the first.
+    """
     if not history:
         return None
     last = max(history, key=lambda h: int(h["epoch"]))

@@ -73,10 +73,28 @@ def tomogram_maps(table: star.TomogramsTable, row: int,
                   ground_truth_dir: Optional[PathLike] = None) -> TomogramMaps:
     """Resolve and check (headers only) the maps of one STAR row.
 
-    ``ValueError`` naming the tomogram when it has neither a full map nor both halves, when the
-    maps differ in shape, or when ``ground_truth_dir`` holds no map for it (looked up as the
-    file name of its full map, then of its halves, then ``<stem without even/odd tag>.mrc``
-    and ``<rlnTomoName>.mrc``); ``FileNotFoundError`` for missing files.
+    Parameters
+    ----------
+    table : star.TomogramsTable
+        The tomograms STAR.
+    row : int
+        0-based position.
+    ground_truth_dir : str or Path, optional
+        Where the ground truth is looked up: the file name of its full map, then of its halves,
+        then ``<stem without even/odd tag>.mrc`` and ``<rlnTomoName>.mrc``.
+
+    Returns
+    -------
+    TomogramMaps
+        Raw, halves, restored maps and ground truth.
+
+    Raises
+    ------
+    ValueError
+        Naming the tomogram: neither a full map nor both halves, maps of different shapes, or no
+        ground truth found.
+    FileNotFoundError
+        Missing files.
     """
     name = table.tomo_name(row)
     microscope = table.microscope(row)
@@ -150,9 +168,25 @@ class TrainingRun:
 
 def load_training_run(model_dir: PathLike) -> TrainingRun:
     """Read ``loss_history.json`` (required), ``config.json`` and ``preview/*_epochNNN.mrc``
-    (optional; headers checked) of a training output folder. ``FileNotFoundError`` when the
-    folder or the history is missing, ``ValueError`` naming the file when it is not a training
-    history, not JSON or not an MRC map."""
+    (optional; headers checked) of a training output folder.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        The folder.
+
+    Returns
+    -------
+    TrainingRun
+        History, settings, previews.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder or the history is missing.
+    ValueError
+        Naming the file when it is not a training history, not JSON or not an MRC map.
+    """
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {folder}")
@@ -192,19 +226,37 @@ def _read_json(path: Path):
 def make_report(star_file: PathLike, output_dir: PathLike, cfg: Optional[ReportConfig] = None, *,
                 model_dir: Optional[PathLike] = None, tomo_idx: Optional[Sequence[int]] = None,
                 ground_truth_dir: Optional[PathLike] = None) -> Dict[str, Path]:
-    """Write the report of a run into ``output_dir``: PNGs and ``report.html`` / ``report.md``.
+    """Write the report of a run: PNGs and ``report.html`` / ``report.md``.
 
-    Per tomogram of the STAR file (``tomo_idx``: rlnIndex values, default all): central XY and
-    XZ orthoslices of the raw map (``rlnTomoReconstructedTomogram``, else the mean of the
-    halves) beside the corrected/denoised maps (and the ground truth), their Fourier XZ slices
-    (log10 amplitude: the missing wedge and how it was filled), the FSC between the even and
-    odd halves of the raw and of the restored maps, and with ``ground_truth_dir`` the FSC and
-    missing-wedge FSC against the ground truth; a table of the numbers (Pearson, PSNR,
-    FSC resolutions, from :mod:`isonet2core.metrics`). With ``model_dir`` (output folder of
-    refine/denoise): the loss curves, the last epoch's losses, the training settings and the
-    preview maps. Numbers and Fourier slices use the central ``cfg.crop_size`` voxels of each
-    axis. All inputs are checked (headers, files) before any figure is made; inputs are only
-    read. Returns the pages written (``{"html": path, "md": path}``).
+    Per tomogram: central XY and XZ orthoslices of the raw map (``rlnTomoReconstructedTomogram``,
+    else the mean of the halves) beside the corrected/denoised maps (and the ground truth), their
+    Fourier XZ slices (log10 amplitude: the missing wedge and how it was filled), the FSC between
+    the even and odd halves of the raw and of the restored maps, and with ``ground_truth_dir``
+    the FSC and missing-wedge FSC against the ground truth; a table of the numbers (Pearson, PSNR,
+    FSC resolutions, from :mod:`isonet2core.metrics`). With ``model_dir``: the loss curves, the
+    last epoch's losses, the training settings and the preview maps. Numbers and Fourier slices
+    use the central ``cfg.crop_size`` voxels of each axis. All inputs are checked (headers,
+    files) before any figure is made; inputs are only read.
+
+    Parameters
+    ----------
+    star_file : str or Path
+        The tomograms STAR.
+    output_dir : str or Path
+        Where the pages and PNGs go.
+    cfg : ReportConfig, optional
+        Slices averaged, crop size, FSC threshold.
+    model_dir : str or Path, optional
+        Output folder of refine/denoise.
+    tomo_idx : sequence of int, optional
+        rlnIndex values (default all).
+    ground_truth_dir : str or Path, optional
+        Ground-truth maps.
+
+    Returns
+    -------
+    dict
+        ``{"html": path, "md": path}``, the pages written.
     """
     cfg = (cfg or ReportConfig()).validate()
     table = star.TomogramsTable.read(star_file)

@@ -40,13 +40,35 @@ class ReportSection:
 
 def write_report(output_dir: PathLike, title: str, sections: Sequence[ReportSection], *,
                  formats: Sequence[str] = ("html", "md"), stem: str = REPORT_STEM) -> Dict[str, Path]:
-    """Write the page ``OUTPUT_DIR/<stem>.html`` and/or its Markdown twin ``<stem>.md``.
+    """Write the page ``OUTPUT_DIR/<stem>.html`` and/or its Markdown twin ``<stem>.md``, atomically.
 
     Both show the same sections in order: title, text, table, then the images (``<img>`` /
     ``![]()`` with paths relative to ``output_dir``, so the folder can be moved or copied as a
-    whole). ``ValueError`` when an image is not an existing file inside ``output_dir``, when a
-    table row does not match its headers, or for an unknown format. Pages are written
-    atomically. Returns ``{"html": path, "md": path}`` for the formats written.
+    whole).
+
+    Parameters
+    ----------
+    output_dir : str or Path
+        The report folder.
+    title : str
+        Page title.
+    sections : sequence of ReportSection
+        The content.
+    formats : sequence of str
+        ``html`` and/or ``md``.
+    stem : str
+        File name stem.
+
+    Returns
+    -------
+    dict
+        ``{"html": path, "md": path}`` for the formats written.
+
+    Raises
+    ------
+    ValueError
+        An image that is not an existing file inside ``output_dir``, a table row that does not
+        match its headers, or an unknown format.
     """
     out = Path(output_dir)
     unknown = [f for f in formats if f not in ("html", "md")]

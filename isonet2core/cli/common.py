@@ -19,7 +19,23 @@ class CLIError(Exception):
 
 
 def parse_bool(text: Any) -> bool:
-    """``True/False`` (also yes/no, 1/0, on/off, any case) -> bool; ``ArgumentTypeError`` else."""
+    """A boolean option value.
+
+    Parameters
+    ----------
+    text : Any
+        ``True/False``, yes/no, 1/0, on/off (any case), or a bool.
+
+    Returns
+    -------
+    bool
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Any other text.
+    """
     if isinstance(text, bool):
         return text
     value = str(text).strip().lower()
@@ -31,7 +47,18 @@ def parse_bool(text: Any) -> bool:
 
 
 def none_or(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Wrap a converter so that ``None``/``auto``/empty give ``None``."""
+    """Wrap a converter so that ``None``/``auto``/empty give None.
+
+    Parameters
+    ----------
+    convert : callable
+        Text -> value.
+
+    Returns
+    -------
+    callable
+        Text -> value or None.
+    """
     def _convert(text: str):
         if text is None or str(text).strip().lower() in ("none", "auto", ""):
             return None
@@ -48,7 +75,23 @@ def _split_list(text: str) -> List[str]:
 
 
 def float_list(text: str) -> tuple:
-    """``"[a,b]"``/``"a,b"``/``"a"`` -> a tuple of floats (at least one); ``ArgumentTypeError`` else."""
+    """A list of floats.
+
+    Parameters
+    ----------
+    text : str
+        ``"[a,b]"``, ``"a,b"`` or ``"a"``.
+
+    Returns
+    -------
+    tuple of float
+        At least one.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Any other text.
+    """
     try:
         values = tuple(float(p) for p in _split_list(text))
     except ValueError:
@@ -59,7 +102,23 @@ def float_list(text: str) -> tuple:
 
 
 def int_list(text: str) -> tuple:
-    """``"[a,b]"``/``"a,b"`` -> a tuple of ints; ``ArgumentTypeError`` else."""
+    """A list of integers.
+
+    Parameters
+    ----------
+    text : str
+        ``"[a,b]"`` or ``"a,b"``.
+
+    Returns
+    -------
+    tuple of int
+        The values.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Any other text.
+    """
     try:
         return tuple(int(p) for p in _split_list(text))
     except ValueError:
@@ -71,7 +130,18 @@ MAX_SELECTED = 100_000
 
 
 def index_selection(text: Optional[str]) -> Optional[List[int]]:
-    """``"1,3,5-7"`` -> ``[1, 3, 5, 6, 7]`` (rlnIndex values, 1-based); None/empty -> None."""
+    """rlnIndex values (1-based) with ranges.
+
+    Parameters
+    ----------
+    text : str, optional
+        ``"1,3,5-7"``; None or empty for all.
+
+    Returns
+    -------
+    list of int or None
+        ``[1, 3, 5, 6, 7]`` for the example; None for all.
+    """
     if text is None or str(text).strip().lower() in ("", "none", "all"):
         return None
     out: List[int] = []
@@ -99,9 +169,27 @@ def index_selection(text: Optional[str]) -> Optional[List[int]]:
 def add_option(parser: argparse.ArgumentParser, name: str, *, type: Callable = str,
                default: Any = None, help: str, dest: Optional[str] = None,
                aliases: tuple = (), choices=None) -> None:
-    """Register ``--name`` (IsoNet2 spelling) and its dashed twin, plus any ``aliases``.
+    """Register ``--name`` (IsoNet2 spelling) and its dashed twin, plus any aliases. A boolean
+    option (``type=parse_bool``) also accepts a bare flag meaning True.
 
-    A boolean option (``type=parse_bool``) also accepts a bare flag meaning True.
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser.
+    name : str
+        Option name (underscores).
+    type : callable
+        Text -> value.
+    default : Any
+        Value when absent.
+    help : str
+        Help line.
+    dest : str, optional
+        Attribute name (default ``name``).
+    aliases : tuple of str
+        Further spellings.
+    choices : sequence, optional
+        Allowed values.
     """
     flags = [f"--{name}"]
     dashed = name.replace("_", "-")
@@ -123,7 +211,18 @@ def add_option(parser: argparse.ArgumentParser, name: str, *, type: Callable = s
 def option_parser(opt: OptionField) -> Callable[[str], Any]:
     """The text -> value converter of a config option, from its type: ``True/False`` for bools,
     ``None``/``auto``/empty -> None where the field is Optional, lists for tuples (rlnIndex
-    selections where the option says ``indices``)."""
+    selections where the option says ``indices``).
+
+    Parameters
+    ----------
+    opt : OptionField
+        The option.
+
+    Returns
+    -------
+    callable
+        Text -> value.
+    """
     if opt.spec.indices:
         return index_selection
     if opt.base is bool:
@@ -165,8 +264,24 @@ def add_config_options(parser: argparse.ArgumentParser, cls, *, exclude: Iterabl
 
 
 def config_values(cls, args: argparse.Namespace, *, exclude: Iterable[str] = ()) -> Dict[str, Any]:
-    """The field values of ``cls`` read from ``args`` as :func:`add_config_options` registered
-    them (lists become tuples; None for a field that cannot be None means its default)."""
+    """The field values of a config class read from parsed arguments, as
+    :func:`add_config_options` registered them (lists become tuples; None for a field that cannot
+    be None means its default).
+
+    Parameters
+    ----------
+    cls : type
+        The config dataclass.
+    args : argparse.Namespace
+        Parsed arguments.
+    exclude : iterable of str
+        Fields left out.
+
+    Returns
+    -------
+    dict
+        Field name -> value.
+    """
     values = {}
     for opt in options_of(cls):
         if opt.name in exclude:
@@ -179,7 +294,15 @@ def config_values(cls, args: argparse.Namespace, *, exclude: Iterable[str] = ())
 
 
 def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    """``star_file`` as a positional argument (IsoNet2 style) or ``--star_file``."""
+    """``star_file`` as a positional argument (IsoNet2 style) or ``--star_file``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser.
+    required : bool
+        One of the two must be given.
+    """
     parser.add_argument("star_pos", nargs="?", metavar="star_file", default=None,
                         help="the tomograms STAR file")
     parser.add_argument("--star_file", "--star-file", dest="star_opt", default=None,
@@ -187,7 +310,23 @@ def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) ->
 
 
 def star_path(args: argparse.Namespace) -> str:
-    """The STAR file given as the positional argument or ``--star_file``; ``CLIError`` without one."""
+    """The STAR file given as the positional argument or ``--star_file``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+
+    Returns
+    -------
+    str
+        The path.
+
+    Raises
+    ------
+    CLIError
+        Neither was given.
+    """
     path = args.star_opt or args.star_pos
     if not path:
         raise CLIError("a STAR file is required (positional star_file or --star_file)")
@@ -195,7 +334,13 @@ def star_path(args: argparse.Namespace) -> str:
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
-    """``--gpuID``, ``--device`` and ``--ncpus`` (training and predict)."""
+    """``--gpuID``, ``--device`` and ``--ncpus`` (training and predict).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The parser.
+    """
     add_option(parser, "gpuID", default=None, aliases=("--gpu_id", "--gpus"),
                help="GPU ids to use, e.g. '0' or '0,1' (several GPUs use DistributedDataParallel)")
     add_option(parser, "device", default="auto", choices=("auto", "cpu", "cuda"),

@@ -53,17 +53,44 @@ _HELP = ("-h", "--help")
 
 
 def is_option(token: str) -> bool:
-    """Whether ``token`` names an option (fire's rule: ``--x...`` or ``-`` and a letter), so
-    that negative numbers are values."""
+    """Whether a token names an option (fire's rule: ``--x...`` or ``-`` and a letter), so that
+    negative numbers are values.
+
+    Parameters
+    ----------
+    token : str
+        A command-line token.
+
+    Returns
+    -------
+    bool
+        True for an option.
+    """
     return token.startswith("--") or re.match(r"^-[a-zA-Z]", token) is not None
 
 
 def official_argv(command: str, argv: Sequence[str],
                   parser: argparse.ArgumentParser) -> List[str]:
-    """``argv`` (the tokens after the subcommand) rewritten by the rules of the module doc for
-    ``parser`` (the subcommand's parser).
+    """Tokens after the subcommand rewritten by the rules of the module docstring.
 
-    :raises CLIError: for a single letter that several official arguments start with.
+    Parameters
+    ----------
+    command : str
+        The subcommand.
+    argv : sequence of str
+        Its tokens.
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+
+    Returns
+    -------
+    list of str
+        Tokens argparse understands.
+
+    Raises
+    ------
+    CLIError
+        A single letter that several official arguments start with.
     """
     known = parser._option_string_actions      # option string -> argparse action
     official = OFFICIAL_ARGUMENTS.get(command, ())

@@ -18,7 +18,13 @@ from isonet2core.config import DeconvConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     add = common.add_option
     common.add_star_argument(parser)
     add(parser, "input_column", default=star.TOMO_NAME,
@@ -32,7 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     cfg = DeconvConfig(**common.config_values(DeconvConfig, args)).validate()
     from isonet2core.deconv import deconvolve_star  # torch: only once the options are known good
     for name, target in deconvolve_star(common.star_path(args), cfg, args.output_dir,

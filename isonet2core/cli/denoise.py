@@ -20,12 +20,29 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     train_common.add_training_arguments(parser, output_dir="denoise", method="n2n")   # the IsoNet2 program's folder
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="denoise the tomograms with the final model after training")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     return train_common.run_training(args, "n2n")

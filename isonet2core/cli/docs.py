@@ -37,7 +37,13 @@ def _rows(parser: argparse.ArgumentParser) -> List[str]:
 
 
 def markdown() -> str:
-    """The whole ``docs/options.md`` text."""
+    """The whole ``docs/options.md`` text.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
     parts = [HEADER]
     for name in SUBCOMMANDS:
         parser = build_parser(name)

@@ -50,7 +50,18 @@ def _canonical(name: str) -> str:
 
 
 def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
-    """The ``isonet2`` parser; only the subcommand ``command`` (when given) gets its options."""
+    """The ``isonet2`` parser.
+
+    Parameters
+    ----------
+    command : str, optional
+        Only this subcommand gets its options (all when None).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser.
+    """
     parser = _Parser(prog="isonet2", description="IsoNet2 cryo-ET restoration (isonet2core)")
     parser.add_argument("--version", action="version", version=f"isonet2core {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -71,7 +82,18 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run ``isonet2 ARGV``; returns the exit code (0, 2 for user errors, 130 interrupted)."""
+    """Run ``isonet2 ARGV``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit code: 0, 2 for user errors, 130 when interrupted.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and _canonical(command) not in SUBCOMMANDS:

@@ -17,7 +17,13 @@ from isonet2core.masking import mask_star
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     add = common.add_option
     common.add_star_argument(parser)
     add(parser, "input_column", default=star.DECONV,
@@ -31,7 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     cfg = MaskConfig(**common.config_values(MaskConfig, args)).validate()
     for name, target, kept in mask_star(common.star_path(args), cfg, args.output_dir,
                                         input_column=args.input_column, tomo_idx=args.tomo_idx):

@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     common.add_star_argument(parser)
     parser.add_argument("model_pos", nargs="?", metavar="model", default=None,
                         help="the model file (.pt) written by `isonet2 refine` or `isonet2 denoise`")
@@ -41,7 +47,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     star_file = common.star_path(args)
     if args.model and args.model_pos and args.model != args.model_pos:
         raise common.CLIError(f"two model files given: {args.model_pos} and --model {args.model}")

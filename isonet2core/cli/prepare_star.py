@@ -15,17 +15,50 @@ from isonet2core.config import PrepareStarConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     common.add_config_options(parser, PrepareStarConfig)
 
 
 def config_from_args(args: argparse.Namespace) -> PrepareStarConfig:
-    """The validated :class:`PrepareStarConfig` of the command's options."""
+    """The validated configuration of the command's options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+
+    Returns
+    -------
+    object
+        The command's config dataclass.
+
+    Raises
+    ------
+    ValueError
+        Naming an unusable value.
+    """
     return PrepareStarConfig(**common.config_values(PrepareStarConfig, args)).validate()
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     cfg = config_from_args(args)
     table = prepare.prepare_star(cfg)
     print(f"wrote {table.source}: {len(table)} tomograms")

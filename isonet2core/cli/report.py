@@ -22,7 +22,13 @@ _FORMATS = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default="report",
                       help="folder for the page (report.html / report.md) and its PNG figures")
@@ -41,7 +47,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     star_file = common.star_path(args)
     cfg = ReportConfig(formats=_FORMATS[args.format],
                        **common.config_values(ReportConfig, args)).validate()

@@ -25,7 +25,13 @@ _DEFAULTS = SimulationConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the command\'s options (IsoNet2 spellings, :mod:`isonet2core.cli.common`)."""
+    """Register the command's options (IsoNet2 spellings, :mod:`isonet2core.cli.common`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     add = common.add_option
     d = _DEFAULTS
     add(parser, "output_dir", default=None, aliases=("-o",),
@@ -67,7 +73,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SimulationConfig:
-    """The validated :class:`SimulationConfig` of parsed arguments (``ValueError`` if unusable)."""
+    """The validated configuration of the command's options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+
+    Returns
+    -------
+    object
+        The command's config dataclass.
+
+    Raises
+    ------
+    ValueError
+        Naming an unusable value.
+    """
     return SimulationConfig(
         shape=tuple(args.shape), pixel_size_a=args.pixel_size, tilt_min_deg=args.tilt_min,
         tilt_max_deg=args.tilt_max, tilt_step_deg=args.tilt_step, defocus_a=args.defocus,
@@ -79,7 +101,18 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the command on parsed ``args``; returns the exit code."""
+    """Run the command on parsed arguments (one call into the core).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        From the parser :func:`add_arguments` filled.
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     if not args.output_dir:
         raise common.CLIError("--output_dir is required")
     if args.n_tomograms < 1:

@@ -29,8 +29,17 @@ def _bool_or_path(text: str):
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, method: str) -> None:
-    """The options shared by ``refine`` and ``denoise`` (IsoNet2 spellings); ``method`` (the
-    command's default method) chooses the default loss."""
+    """The options shared by ``refine`` and ``denoise`` (IsoNet2 spellings).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    output_dir : str
+        Default output folder.
+    method : str
+        The command's default method (chooses the default loss).
+    """
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default=output_dir,
                       help="folder for model files, loss history and plots")
@@ -46,12 +55,38 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, 
 
 
 def train_settings(args: argparse.Namespace, method: str) -> dict:
-    """The TrainConfig fields of the command's options (refine's own options only for refine)."""
+    """The TrainConfig fields of the command's options (refine's own options only for refine).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    method : str
+        The command's method.
+
+    Returns
+    -------
+    dict
+        Field name -> value.
+    """
     return common.config_values(TrainConfig, args, exclude=REFINE_ONLY if method == "n2n" else ())
 
 
 def run_training(args: argparse.Namespace, method: str) -> int:
-    """``refine`` / ``denoise``: plan (every input checked), train, and ``--with_predict``."""
+    """``refine`` / ``denoise``: plan (every input checked), train, and ``--with_predict``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    method : str
+        ``auto`` (refine) or ``n2n`` (denoise).
+
+    Returns
+    -------
+    int
+        The exit code (0).
+    """
     star_file = common.star_path(args)
     plan = plan_training(star_file, method, train_settings(args, method), tomo_idx=args.tomo_idx,
                          input_column=getattr(args, "input_column", "auto"))
@@ -63,7 +98,20 @@ def run_training(args: argparse.Namespace, method: str) -> int:
 
 
 def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
-    """Output folder, devices and the resume / pretrained checkpoint, checked."""
+    """Output folder, devices and the resume / pretrained checkpoint, checked.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed arguments.
+    cfg : TrainConfig
+        The training settings.
+
+    Returns
+    -------
+    RunSettings
+        How to run.
+    """
     if args.ncpus < 1:
         raise common.CLIError(f"ncpus must be at least 1, got {args.ncpus}")
     select_devices(args.device, args.gpuID)  # ValueError now, not after loading the data
@@ -82,7 +130,19 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
 
 def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Namespace,
                         cfg: TrainConfig) -> None:
-    """Predict the trained tomograms with the final model (``--with_predict``)."""
+    """Predict the trained tomograms with the final model (``--with_predict``).
+
+    Parameters
+    ----------
+    star_file : str
+        The tomograms STAR (updated with the predicted maps).
+    result : TrainResult
+        The training's model files.
+    args : argparse.Namespace
+        Parsed arguments (predict options).
+    cfg : TrainConfig
+        The training settings.
+    """
     out = Path(args.output_dir) / ("denoised" if cfg.method == "n2n" else "corrected")
     device = select_devices(args.device, args.gpuID)[0]
     predict.predict_tomograms(star_file, result.model_path, None, out,
