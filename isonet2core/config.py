@@ -495,6 +495,9 @@ class PredictConfig:
                                  "first tiles)")
     output_prefix: str = option("", "prefix of the output file names: "
                                 "<prefix>_<rlnTomoName>_corrected.mrc (\"\": <rlnTomoName>_corrected.mrc)")
+    fsc_weighting: bool = option(False, "N2N models on even/odd halves: weight each Fourier shell of "
+                                 "the averaged map by sqrt(2 FSC / (1 + FSC)) of its two half "
+                                 "predictions, damping the shells where they disagree (noise)")
     save_slices: bool = option(False, "also write <output>_slices.png (orthoslices) and "
                                "<output>_spectrum.png (Fourier XZ slice) beside each output (the "
                                "IsoNet2 program does by default)")

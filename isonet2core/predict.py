@@ -36,7 +36,9 @@ float32 array (for callers that want the array: the trainer's previews, tests, b
   halves separately (``rlnTomoReconstructedTomogramHalf1/2``), write them as
   ``..._half1.mrc`` / ``..._half2.mrc`` (columns ``rlnCorrectedTomoHalf1/2`` or
   ``rlnDenoisedTomoHalf1/2``), each streamed to its file, and their average, computed from
-  the two written files plane block by plane block, as the main output. A tomogram without halves,
+  the two written files plane block by plane block, as the main output; with ``fsc_weighting``
+  that average is FSC-weighted by the two half predictions (:mod:`isonet2core.fsc_weighting`;
+  the halves are written unweighted). A tomogram without halves,
   a single-map model (``isonet2``) or an explicit ``input_column`` uses one map: ``auto`` is
   ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
 * split-halves (two networks, from ``--model2`` or the checkpoint's ``model2_state``): the
@@ -67,7 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, ctf, filenames, fourier, maps, mrcio, normalize, star, tiling, wedge
+from isonet2core import checkpoint, ctf, filenames, fourier, fsc_weighting, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.filenames import PathLike
@@ -321,12 +323,22 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
 
 
 def _write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
-                   voxel_size_a: float, protect: Sequence[PathLike]) -> Path:
+                   voxel_size_a: float, protect: Sequence[PathLike], weighted: bool = False) -> Path:
     """Stream the voxel-wise mean of the MRC maps ``sources`` (equal shapes) into ``target``,
-    ``block_planes`` z planes at a time (float32, as ``(a + b) * 0.5`` for two maps)."""
+    ``block_planes`` z planes at a time (float32, as ``(a + b) * 0.5`` for two maps); with
+    ``weighted``, FSC-weighted by the two maps' shell correlation (:mod:`.fsc_weighting`)."""
     readers = [mrcio.open_planes(p) for p in sources]
     shape = readers[0].shape
     with mrcio.stream_mrc(target, shape, voxel_size_a, protect=protect) as out:
+        if weighted:
+            freq, weights = fsc_weighting.half_map_weights(readers[0], readers[1])
+            log.info("%s: FSC weighting, shell weights %s at %s cycles/voxel", target.name,
+                     " ".join(f"{w:.2f}" for w in np.interp([0.1, 0.2, 0.3, 0.4, 0.5], freq, weights)),
+                     "0.1 0.2 0.3 0.4 0.5")
+            for block in fsc_weighting.weighted_average_planes(readers, freq, weights,
+                                                               block_planes=block_planes):
+                out.write(block)
+            return target
         for z0 in range(0, shape[0], block_planes):
             block = readers[0][z0:z0 + block_planes]
             for reader in readers[1:]:
@@ -471,7 +483,8 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
             written.append(run([model], job.inputs[0], half1))
             written.append(run([model2 if model2 is not None else model], job.inputs[1], half2))
             written.append(_write_average((half1, half2), job.output, block_planes=cube,
-                                          voxel_size_a=job.voxel_size_a, protect=protect))
+                                          voxel_size_a=job.voxel_size_a, protect=protect,
+                                          weighted=config.fsc_weighting))
         else:
             written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
         if config.save_slices:

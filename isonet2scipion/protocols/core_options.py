@@ -364,6 +364,11 @@ PREDICT_OPTIONS = catalogue(PredictConfig, {
     "amp_dtype": Look("Mixed-precision dtype", "auto: float16 on GPUs (CPUs: float32); bfloat16 "
                       "also on CPUs with native bfloat16.", expert=True,
                       condition="predict_mixed_precision"),
+    "fsc_weighting": Look("FSC-weight the average?",
+                          "Weight each Fourier shell of the averaged map by sqrt(2 FSC / (1 + FSC)) "
+                          "of the even and odd predictions: shells where they disagree (noise) are "
+                          "damped, which raises the map's correlation with the true density "
+                          "(half maps are written unweighted)."),
 }, exclude=("output_prefix",), attrPrefix="predict_")   # output names are the plugin's
 
 CTF_CORRECTED_OPTIONS = [opt for opt in DECONV_OPTIONS + TRAIN_OPTIONS + PREDICT_OPTIONS

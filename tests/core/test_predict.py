@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, filenames, mrcio, normalize, predict, star, tiling
+from isonet2core import checkpoint, filenames, fsc_weighting, mrcio, normalize, predict, star, tiling
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
 from isonet2core.nets.unet import UNet3D, build_unet
 
@@ -366,3 +366,18 @@ def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeyp
         "out/epoch10_tomo_001_corrected.mrc"
     with pytest.raises(ValueError, match="not a path"):
         PredictConfig(output_prefix="a/b").validate()
+
+
+def test_predict_writes_the_weighted_average_and_unweighted_halves(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    star_path, model_file, _ = _write_dataset(tmp_path)
+    plain = predict.predict_tomograms(star_path, model_file, None, "plain", PredictConfig(), tomo_idx=[1])
+    weighted = predict.predict_tomograms(star_path, model_file, None, "weighted",
+                                         PredictConfig(fsc_weighting=True), tomo_idx=[1])
+    h = [mrcio.read_mrc(p)[0] for p in weighted[:2]]
+    for p, q in zip(plain[:2], weighted[:2]):
+        np.testing.assert_array_equal(mrcio.read_mrc(p)[0], mrcio.read_mrc(q)[0])
+    freq, weights = fsc_weighting.half_map_weights(*h)
+    expected = np.concatenate(list(fsc_weighting.weighted_average_planes(h, freq, weights, block_planes=16)))
+    np.testing.assert_allclose(mrcio.read_mrc(weighted[2])[0], expected, atol=1e-5)
+    assert not np.allclose(mrcio.read_mrc(weighted[2])[0], mrcio.read_mrc(plain[2])[0], atol=1e-3)
