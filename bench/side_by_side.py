@@ -17,7 +17,12 @@ Reported per geometry (:data:`isonet2core.lamella.GEOMETRIES`):
   (our checkpoint of the last epoch finished within the official run's training time; ours is
   trained for ``--wall-epochs`` epochs to have one);
 * ours with each ``--variant`` (one change at a time, seed 0);
-* the denoise (n2n) pair with ``--denoise``.
+* the denoise (n2n) pair with ``--denoise``;
+* beside each of our maps, when predict wrote half maps, the same prediction as their plain
+  mean ("plain average": predict's output before its default FSC weighting), and for runs with
+  ``--ema_decay`` the checkpoint predicted with its last weights instead of their average
+  ("last weights"); beside each official refine, its model predicted by our predict with and
+  without FSC weighting (what our predict step adds to the official network).
 
 The official program is found through ``--official`` (the folder ``setup.sh`` of
 ``shared/tools/official-isonet2`` made; run with its ``run.sh``) or ``--official-python``
@@ -77,6 +82,7 @@ class Row:
     predict_s: Optional[float] = None
     scores: Dict[str, Optional[float]] = field(default_factory=dict)
     note: str = ""
+    pred_dir: str = ""        # where our predict wrote the maps scored (ours)
 
 
 # ------------------------------------------------------------------------------- scoring
@@ -244,6 +250,31 @@ def run_official(official: Official, data: dict, s: Settings, work: Path, label:
                scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]))
 
 
+def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List[Row]:
+    """The official run's model predicted by ours (which reproduces the program's prediction,
+    bench/results/official_model_parity.md), with and without FSC weighting: what our predict
+    step adds to the official network (transparency rows)."""
+    model = sorted(glob.glob(str(work / "maps" / "network_*_full.pt")) or glob.glob(str(work / "maps" / "network_*.pt")))
+    rows = []
+    for weighted in (False, True):
+        out = work / ("ours_predict_fsc_weighted" if weighted else "ours_predict")
+        _ours(["predict", "tomograms.star", model[-1], "--output_dir", str(out), "--device", s.device,
+               "--ncpus", str(s.ncpus), "--fsc_weighting", str(weighted)], work, work / "log.txt")
+        rows.append(_map_row(data, out, f"{label}, predicted by ours" + (" (FSC-weighted)" if weighted else ""),
+                             "official"))
+    return rows
+
+
+def _map_row(data: dict, out_dir: Path, label: str, program: str, **kw) -> Row:
+    """A row scoring the main map (not a half) in ``out_dir``."""
+    from isonet2core.mrcio import read_mrc
+
+    acq = data["acq"]
+    vol = read_mrc(next(p for p in sorted(glob.glob(str(out_dir / "*.mrc"))) if "_half" not in p))[0]
+    return Row(data["geometry"], label, program,
+               scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]), **kw)
+
+
 def run_ours(data: dict, s: Settings, work: Path, label: str, method: str, *, seed: int = 0,
              epochs: Optional[int] = None, extra: Sequence[str] = (), env: Optional[dict] = None,
              evaluate_epochs: Sequence[int] = ()) -> Dict[int, Row]:
@@ -360,32 +391,34 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
                 row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
                                    f"refine, run {k + 1}", "isonet2-n2n")
                 official_train_s = official_train_s or row.train_s
+                extra = official_model_rows(data, s, out / geometry / f"official_refine_{k}", f"refine, run {k + 1}")
             except RuntimeError as exc:
-                row = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc))
-            rows.append(row)
+                row, extra = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc)), []
+            rows += [row, *extra]
             write_report(out, rows, header)
     first = True
     for seed in seeds[:1] if a.only_variants else seeds:
         epochs = max(a.wall_epochs, s.epochs) if first else s.epochs
         res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
                        "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
-        rows.append(res[s.epochs])
+        rows += with_plain_average(data, res[s.epochs])
         rows += last_weights_rows(data, s, res, out / geometry / f"ours_refine_seed{seed}")
         if first and a.wall_epochs and official_train_s:
             work = out / geometry / f"ours_refine_seed{seed}"
             hist = json.loads((work / "maps" / "loss_history.json").read_text())
             cum = np.cumsum([float(h["seconds"]) for h in hist])
             e = int(max(1, np.searchsorted(cum, official_train_s, side="right")))
-            rows.append(_score_epoch(data, s, work, e, f"refine, equal wall time ({e} epochs, seed {seed})"))
+            rows += with_plain_average(data, _score_epoch(data, s, work, e,
+                                                          f"refine, equal wall time ({e} epochs, seed {seed})"))
         first = False
         write_report(out, rows, header)
     if geometry in a.variant_geometries.split(","):
         for text in a.variant:
             label, extra, env = parse_variant(text)
-            res = run_ours(data, s, out / geometry / f"variant_{len(rows)}", f"refine, {label}", "isonet2-n2n",
-                           extra=ours_extra + extra, env=env)
-            rows.append(res[s.epochs])
-            rows += last_weights_rows(data, s, res, out / geometry / f"variant_{len(rows) - 1}", env=env)
+            work = out / geometry / f"variant_{len(rows)}"
+            res = run_ours(data, s, work, f"refine, {label}", "isonet2-n2n", extra=ours_extra + extra, env=env)
+            rows += with_plain_average(data, res[s.epochs])
+            rows += last_weights_rows(data, s, res, work, env=env)
             write_report(out, rows, header)
     if a.denoise:
         if official is not None:
@@ -393,7 +426,8 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
                 rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
             except RuntimeError as exc:
                 rows.append(Row(geometry, "denoise", "official", note=str(exc)))
-        rows.append(run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n", extra=ours_extra)[s.epochs])
+        rows += with_plain_average(data, run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n",
+                                                  extra=ours_extra)[s.epochs])
         write_report(out, rows, header)
 
 
@@ -414,7 +448,8 @@ def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
         last = work / "last_weights" / model.name
         last.parent.mkdir(exist_ok=True)
         checkpoint.save_checkpoint(last, ckpt)
-        extra.append(_score_epoch(data, s, work, epoch, f"{row.label} (last weights)", env=env, model=last))
+        extra += with_plain_average(data, _score_epoch(data, s, work, epoch, f"{row.label} (last weights)",
+                                                       env=env, model=last))
     return extra
 
 
@@ -438,7 +473,22 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
     return Row(data["geometry"], label, "ours", steps=steps, train_s=round(trained, 1),
                step_s=round(trained / max(steps, 1), 3), predict_s=round(predict_s, 1),
                scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]),
-               note=note)
+               note=note, pred_dir=str(out_dir))
+
+
+def with_plain_average(data: dict, row: Row) -> List[Row]:
+    """``row`` and, when its prediction has half maps, the same prediction as the plain mean of
+    the halves (predict's output before FSC weighting)."""
+    from isonet2core.mrcio import read_mrc
+
+    halves = sorted(glob.glob(str(Path(row.pred_dir) / "*_half[12].mrc"))) if row.pred_dir else []
+    if len(halves) != 2:
+        return [row]
+    acq = data["acq"]
+    vol = (read_mrc(halves[0])[0] + read_mrc(halves[1])[0]) * np.float32(0.5)
+    return [row, Row(row.geometry, f"{row.label} (plain average)", row.program, steps=row.steps,
+                     train_s=row.train_s, step_s=row.step_s,
+                     scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]))]
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ class TrainConfig:
     learning_rate: float = option(3e-4, "learning rate of the first epoch (AdamW)")
     learning_rate_min: float = option(3e-4, "learning rate of the last epoch (cosine schedule in "
                                       "between)")
-    ema_decay: Optional[float] = option(None, "predict with an exponential moving average of the "
+    ema_decay: Optional[float] = option(0.999, "predict with an exponential moving average of the "
                                         "weights (updated every optimiser step, with the warm-up "
                                         "min(d, (1+n)/(10+n))); None: the last weights")
     mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
@@ -495,9 +495,10 @@ class PredictConfig:
                                  "first tiles)")
     output_prefix: str = option("", "prefix of the output file names: "
                                 "<prefix>_<rlnTomoName>_corrected.mrc (\"\": <rlnTomoName>_corrected.mrc)")
-    fsc_weighting: bool = option(False, "N2N models on even/odd halves: weight each Fourier shell of "
+    fsc_weighting: bool = option(True, "N2N models on even/odd halves: weight each Fourier shell of "
                                  "the averaged map by sqrt(2 FSC / (1 + FSC)) of its two half "
-                                 "predictions, damping the shells where they disagree (noise)")
+                                 "predictions, damping the shells where they disagree (noise; "
+                                 "the half maps stay unweighted)")
     save_slices: bool = option(False, "also write <output>_slices.png (orthoslices) and "
                                "<output>_spectrum.png (Fourier XZ slice) beside each output (the "
                                "IsoNet2 program does by default)")

@@ -331,12 +331,12 @@ def _write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
     shape = readers[0].shape
     with mrcio.stream_mrc(target, shape, voxel_size_a, protect=protect) as out:
         if weighted:
-            freq, weights = fsc_weighting.half_map_weights(readers[0], readers[1])
+            freq, weights = fsc_weighting.half_map_weights(readers[0], readers[1], crop=fsc_weighting.FSC_CROP)
             log.info("%s: FSC weighting, shell weights %s at %s cycles/voxel", target.name,
                      " ".join(f"{w:.2f}" for w in np.interp([0.1, 0.2, 0.3, 0.4, 0.5], freq, weights)),
                      "0.1 0.2 0.3 0.4 0.5")
-            for block in fsc_weighting.weighted_average_planes(readers, freq, weights,
-                                                               block_planes=block_planes):
+            for block in fsc_weighting.weighted_average_planes(readers, freq, weights, block_planes=block_planes,
+                                                               margin=fsc_weighting.MARGIN_PLANES):
                 out.write(block)
             return target
         for z0 in range(0, shape[0], block_planes):

@@ -70,7 +70,7 @@ def test_checkpoint_holds_the_average_for_predict_and_the_weights_for_resume(hal
     assert avg.keys() == trained.keys()
     assert any(not torch.equal(avg[k], trained[k]) for k in avg if avg[k].is_floating_point())
     # the average of the same run without averaging: the trained weights are the run's own
-    plain, _ = _train(halves, tmp_path / "plain")
+    plain, _ = _train(halves, tmp_path / "plain", ema_decay=None)
     assert "train_model_state" not in plain
     for k in trained:
         torch.testing.assert_close(trained[k], plain["model_state"][k], rtol=0, atol=0)
@@ -82,6 +82,7 @@ def test_a_vanishing_decay_averages_to_the_last_weights(halves, tmp_path):
         torch.testing.assert_close(v, ckpt["train_model_state"][k], rtol=1e-6, atol=1e-6)
 
 
-def test_decay_validated():
+def test_decay_validated_and_on_by_default():
+    assert TrainConfig().ema_decay == 0.999 and TrainConfig(ema_decay=None).validate().ema_decay is None
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0).validate()

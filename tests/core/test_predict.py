@@ -183,7 +183,7 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
 def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     star_path, model_file, net = _write_dataset(tmp_path, ctf_mode="network")
-    cfg = PredictConfig(batch_size=8, padding_factor=1.0)
+    cfg = PredictConfig(batch_size=8, padding_factor=1.0, fsc_weighting=False)
     written = predict.predict_tomograms(star_path, model_file, None, "out", cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["tomo_001_corrected_half1.mrc", "tomo_001_corrected_half2.mrc",
                                          "tomo_001_corrected.mrc"]
@@ -312,7 +312,7 @@ def _run_command_lines(tmp_path, capsys, main):
     assert "model file is required" in capsys.readouterr().err
 
 
-def _traced_peak_of_predict(tmp_path, n_z):
+def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False):
     """Peak traced (numpy + Python) memory of ``predict_tomograms`` on one (n_z, 64, 64)
     tomogram with even/odd halves, written to and read from files."""
     root = tmp_path / f"z{n_z}"
@@ -325,7 +325,7 @@ def _traced_peak_of_predict(tmp_path, n_z):
     model_file = checkpoint.save_checkpoint(root / "model.pt", dict(
         model_state=build_unet("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
         method="isonet2-n2n"))
-    cfg = PredictConfig(batch_size=4, padding_factor=1.0)
+    cfg = PredictConfig(batch_size=4, padding_factor=1.0, fsc_weighting=fsc_weighting)
     tracemalloc.start()
     try:
         written = predict.predict_tomograms(star_path, model_file, output_dir=root / "out", config=cfg)
@@ -336,18 +336,23 @@ def _traced_peak_of_predict(tmp_path, n_z):
     return peak
 
 
-def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain-average", "fsc-weighted"])
+def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch, weighted):
     """From files, the peak is a few slabs of cube planes plus a fixed part: a tomogram 4x
     deeper needs no more memory. (Whole output arrays, as before streaming, made it ~4x.)
     The input check and the normalisation read chunks of a fixed number of voxels (4 Mi, far
-    above these tomograms): set to 8 planes here, so that they are bounded at this size too."""
+    above these tomograms): set to 8 planes here, so that they are bounded at this size too;
+    likewise the FSC weighting's central block (160^3) and context (24 planes): 16 and 8."""
     monkeypatch.setattr(mrcio, "_CHECK_CHUNK_VOXELS", 8 * 64 * 64)
     monkeypatch.setattr(normalize, "_CHUNK_VOXELS", 8 * 64 * 64)
-    shallow = _traced_peak_of_predict(tmp_path, 16 * 2)
-    deep = _traced_peak_of_predict(tmp_path, 16 * 8)
+    monkeypatch.setattr(fsc_weighting, "FSC_CROP", 16)
+    monkeypatch.setattr(fsc_weighting, "MARGIN_PLANES", 8)
+    # weighted: both depths past the one-FFT size (16 + 2 x 8 planes), as deep tomograms are
+    shallow = _traced_peak_of_predict(tmp_path, 16 * (4 if weighted else 2), weighted)
+    deep = _traced_peak_of_predict(tmp_path, 16 * (16 if weighted else 8), weighted)
     plane = 64 * 64 * 4
     assert deep < 1.5 * shallow, (shallow / plane, deep / plane)
-    assert deep < 16 * 8 * plane        # less than one full-size float32 map
+    assert deep < 16 * (16 if weighted else 8) * plane        # less than one full-size float32 map
 
 
 def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeypatch):
@@ -371,9 +376,9 @@ def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeyp
 def test_predict_writes_the_weighted_average_and_unweighted_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     star_path, model_file, _ = _write_dataset(tmp_path)
-    plain = predict.predict_tomograms(star_path, model_file, None, "plain", PredictConfig(), tomo_idx=[1])
-    weighted = predict.predict_tomograms(star_path, model_file, None, "weighted",
-                                         PredictConfig(fsc_weighting=True), tomo_idx=[1])
+    plain = predict.predict_tomograms(star_path, model_file, None, "plain", PredictConfig(fsc_weighting=False),
+                                      tomo_idx=[1])
+    weighted = predict.predict_tomograms(star_path, model_file, None, "weighted", PredictConfig(), tomo_idx=[1])
     h = [mrcio.read_mrc(p)[0] for p in weighted[:2]]
     for p, q in zip(plain[:2], weighted[:2]):
         np.testing.assert_array_equal(mrcio.read_mrc(p)[0], mrcio.read_mrc(q)[0])

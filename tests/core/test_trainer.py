@@ -64,7 +64,7 @@ def test_resume_from_an_epoch_checkpoint_gives_the_uninterrupted_weights(halves,
     resumed = _run(cfg, halves, tmp_path / "resumed2", resume=epoch1)
     _assert_same(_weights(straight.model_path), _weights(resumed.model_path))
     if cfg.ema_decay is not None:
-        for key in ("train_model_state", "train_model2_state"):
+        for key in ("train_model_state", "train_model2_state")[:1 + cfg.split_halves]:
             _assert_same(_weights(straight.model_path, key), _weights(resumed.model_path, key))
         assert _weights(straight.model_path, "ema_updates") == _weights(resumed.model_path, "ema_updates") > 0
     if cfg.split_halves:
