@@ -131,7 +131,10 @@ def radial_filter(shape: Sequence[int], freq: np.ndarray, weights: np.ndarray) -
 
 def _mean_planes(halves: Sequence, z0: int, z1: int, only: Sequence[int] = ()) -> np.ndarray:
     """The mean of the halves' planes ``z0 .. z1 - 1`` (or of the planes ``only`` among them)."""
-    mean = sum(np.asarray(h[z0:z1], dtype=np.float32) for h in halves) / np.float32(len(halves))
+    mean = np.array(halves[0][z0:z1], dtype=np.float32)
+    for h in halves[1:]:
+        mean += np.asarray(h[z0:z1], dtype=np.float32)
+    mean /= np.float32(len(halves))
     return mean[np.asarray(only) - z0] if len(only) else mean
 
 

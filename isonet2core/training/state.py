@@ -15,7 +15,7 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Sequence
 
 import torch
 from torch import nn
@@ -107,7 +107,8 @@ class TrainingState:
             if cfg.split_halves:
                 self.models[1].load_state_dict(ckpt.get("train_model2_state") or ckpt["model2_state"])
             if cfg.ema_decay is not None and ckpt.get("train_model_state") is not None:
-                self._start_ema([ckpt["model_state"], ckpt["model2_state"]], int(ckpt.get("ema_updates") or 0))
+                states = [ckpt["model_state"]] + ([ckpt["model2_state"]] if cfg.split_halves else [])
+                self._start_ema(states, int(ckpt.get("ema_updates") or 0))
             self.optimizer.load_state_dict(ckpt["optimizer_state"])
             if ckpt.get("scaler_state") and self.scaler.is_enabled():
                 self.scaler.load_state_dict(ckpt["scaler_state"])
@@ -126,7 +127,7 @@ class TrainingState:
         if cfg.ema_decay is not None and not self.ema_models:
             self._start_ema([m.state_dict() for m in self.models], 0)
 
-    def _start_ema(self, states: Sequence[Optional[dict]], updates: int) -> None:
+    def _start_ema(self, states: Sequence[dict], updates: int) -> None:
         """Averaged copies of the networks holding ``states`` after ``updates`` updates."""
         self.ema_models = []
         for model, state in zip(self.models, states):
