@@ -129,13 +129,13 @@ def radial_filter(shape: Sequence[int], freq: np.ndarray, weights: np.ndarray) -
     return torch.from_numpy(np.interp(radius, xp, fp).astype(np.float32))
 
 
-def _mean_planes(halves: Sequence, z0: int, z1: int, only: Sequence[int] = ()) -> np.ndarray:
-    """The mean of the halves' planes ``z0 .. z1 - 1`` (or of the planes ``only`` among them)."""
+def _mean_planes(halves: Sequence, z0: int, z1: int) -> np.ndarray:
+    """The mean of the halves' planes ``z0 .. z1 - 1``, float32 ``(z1 - z0, y, x)``."""
     mean = np.array(halves[0][z0:z1], dtype=np.float32)
     for h in halves[1:]:
         mean += np.asarray(h[z0:z1], dtype=np.float32)
     mean /= np.float32(len(halves))
-    return mean[np.asarray(only) - z0] if len(only) else mean
+    return mean
 
 
 def weighted_average_planes(halves: Sequence, freq: np.ndarray, weights: np.ndarray, *,
@@ -170,15 +170,14 @@ def weighted_average_planes(halves: Sequence, freq: np.ndarray, weights: np.ndar
     for z0 in range(0, nz, block_planes):
         z1 = min(nz, z0 + block_planes)
         lo, hi = z0 - margin, z1 + margin
-        index = np.arange(lo, hi) % nz          # periodic beyond the faces, as one FFT of the volume
-        inside = np.arange(max(lo, 0), min(hi, nz))
-        slab = {int(z): p for z, p in zip(inside, _mean_planes(halves, int(inside[0]), int(inside[-1]) + 1))}
-        missing = sorted(set(index.tolist()) - set(slab))
-        if missing:
-            for z, p in zip(missing, _mean_planes(halves, missing[0], missing[-1] + 1, missing)):
-                slab[z] = p
-        block = np.stack([slab[int(z)] for z in index])
+        # periodic beyond the faces (as one FFT of the volume); nz > block + 2 margin, so the
+        # wrapped planes never overlap the block's own
+        parts = [_mean_planes(halves, nz + lo, nz)] if lo < 0 else []
+        parts.append(_mean_planes(halves, max(lo, 0), min(hi, nz)))
+        if hi > nz:
+            parts.append(_mean_planes(halves, 0, hi - nz))
+        block = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if block.shape not in cache:
             cache[block.shape] = radial_filter(block.shape, freq, weights)
         out = fourier.apply_fourier_filter(torch.from_numpy(block), cache[block.shape]).numpy()
-        yield np.ascontiguousarray(out[z0 - lo: z0 - lo + (z1 - z0)])
+        yield np.ascontiguousarray(out[z0 - lo: z1 - lo])
