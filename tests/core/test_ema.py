@@ -1,10 +1,9 @@
 """Weight averaging (``ema_decay``): the warm-up rule, the update arithmetic, the checkpoint."""
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, mrcio
+from isonet2core import checkpoint
 from isonet2core.config import Microscope, TrainConfig
 from isonet2core.training import trainer
 from isonet2core.training.ema import ema_decay_at, update_ema
@@ -39,19 +38,6 @@ def test_update_moves_floats_and_copies_counters():
             assert torch.equal(v, source[k]) and int(v) == 1
     with pytest.raises(ValueError, match="decay"):
         update_ema(ema, live, 1.5)
-
-
-@pytest.fixture(scope="module")
-def halves(tmp_path_factory):
-    d = tmp_path_factory.mktemp("halves")
-    rng = np.random.default_rng(1)
-    signal = rng.standard_normal((24, 32, 32)).astype(np.float32)
-    paths = []
-    for name in ("even", "odd"):
-        p = d / f"{name}.mrc"
-        mrcio.write_mrc(p, signal + 0.5 * rng.standard_normal(signal.shape), 10.0)
-        paths.append(p)
-    return tuple(paths)
 
 
 def _train(halves, out, **kw):

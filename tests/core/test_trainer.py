@@ -13,19 +13,6 @@ from isonet2core.training import trainer
 MIC = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-55.0, tilt_max_deg=60.0)
 
 
-@pytest.fixture(scope="module")
-def halves(tmp_path_factory):
-    d = tmp_path_factory.mktemp("halves")
-    rng = np.random.default_rng(0)
-    signal = rng.standard_normal((24, 32, 32)).astype(np.float32)
-    paths = []
-    for name in ("even", "odd"):
-        p = d / f"{name}.mrc"
-        mrcio.write_mrc(p, signal + 0.5 * rng.standard_normal(signal.shape), 10.0)
-        paths.append(p)
-    return tuple(paths)
-
-
 def _cfg(**kw):
     base = dict(method="isonet2-n2n", arch="unet-small", cube_size=16, epochs=2, batch_size=2,
                 learning_rate=1e-3, learning_rate_min=1e-4, random_rot_weight=0.5, noise_level=0.1,
