@@ -221,6 +221,12 @@ def _train_args(s: Settings, method: str) -> List[str]:
     return args
 
 
+def _official_models(work: Path) -> List[str]:
+    """The model files an official run wrote (its ``_full`` model first choice)."""
+    maps = work / "maps"
+    return sorted(glob.glob(str(maps / "network_*_full.pt")) or glob.glob(str(maps / "network_*.pt")))
+
+
 def run_official(official: Official, data: dict, s: Settings, work: Path, label: str, method: str) -> Row:
     acq, geometry = data["acq"], data["geometry"]
     work.mkdir(parents=True, exist_ok=True)
@@ -235,7 +241,7 @@ def run_official(official: Official, data: dict, s: Settings, work: Path, label:
         args = [a for a in args if a not in ("--gpuID", "None")]
     official(args, work, logp, timing)
     steps = _official_step_times(timing, s.epochs)
-    model = sorted(glob.glob(str(work / "maps" / "network_*_full.pt")) or glob.glob(str(work / "maps" / "network_*.pt")))
+    model = _official_models(work)
     if not model:
         raise RuntimeError(f"the official {command} wrote no network_*.pt in {work / 'maps'}")
     pred_args = ["predict", "tomograms.star", model[-1], "--output_dir", "pred"]
@@ -254,7 +260,7 @@ def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List
     """The official run's model predicted by ours (which reproduces the program's prediction,
     bench/results/official_model_parity.md), with and without FSC weighting: what our predict
     step adds to the official network (transparency rows)."""
-    model = sorted(glob.glob(str(work / "maps" / "network_*_full.pt")) or glob.glob(str(work / "maps" / "network_*.pt")))
+    model = _official_models(work)
     rows = []
     for weighted in (False, True):
         out = work / ("ours_predict_fsc_weighted" if weighted else "ours_predict")

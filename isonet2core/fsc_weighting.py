@@ -129,8 +129,21 @@ def radial_filter(shape: Sequence[int], freq: np.ndarray, weights: np.ndarray) -
     return torch.from_numpy(np.interp(radius, xp, fp).astype(np.float32))
 
 
-def _mean_planes(halves: Sequence, z0: int, z1: int) -> np.ndarray:
-    """The mean of the halves' planes ``z0 .. z1 - 1``, float32 ``(z1 - z0, y, x)``."""
+def mean_planes(halves: Sequence, z0: int, z1: int) -> np.ndarray:
+    """The voxel-wise mean of maps' z planes.
+
+    Parameters
+    ----------
+    halves : sequence of array_like
+        Maps ``(z, y, x)`` of one shape (arrays, memory maps or plane readers).
+    z0, z1 : int
+        The planes ``z0 .. z1 - 1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(z1 - z0, y, x)``, summed in float32 and divided by the number of maps.
+    """
     mean = np.array(halves[0][z0:z1], dtype=np.float32)
     for h in halves[1:]:
         mean += np.asarray(h[z0:z1], dtype=np.float32)
@@ -161,7 +174,7 @@ def weighted_average_planes(halves: Sequence, freq: np.ndarray, weights: np.ndar
     """
     nz = int(halves[0].shape[0])
     if nz <= block_planes + 2 * margin:             # one FFT of the whole volume
-        mean = _mean_planes(halves, 0, nz)
+        mean = mean_planes(halves, 0, nz)
         out = fourier.apply_fourier_filter(torch.from_numpy(mean), radial_filter(mean.shape, freq, weights)).numpy()
         for z0 in range(0, nz, block_planes):
             yield np.ascontiguousarray(out[z0:z0 + block_planes])
@@ -172,10 +185,10 @@ def weighted_average_planes(halves: Sequence, freq: np.ndarray, weights: np.ndar
         lo, hi = z0 - margin, z1 + margin
         # periodic beyond the faces (as one FFT of the volume); nz > block + 2 margin, so the
         # wrapped planes never overlap the block's own
-        parts = [_mean_planes(halves, nz + lo, nz)] if lo < 0 else []
-        parts.append(_mean_planes(halves, max(lo, 0), min(hi, nz)))
+        parts = [mean_planes(halves, nz + lo, nz)] if lo < 0 else []
+        parts.append(mean_planes(halves, max(lo, 0), min(hi, nz)))
         if hi > nz:
-            parts.append(_mean_planes(halves, 0, hi - nz))
+            parts.append(mean_planes(halves, 0, hi - nz))
         block = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if block.shape not in cache:
             cache[block.shape] = radial_filter(block.shape, freq, weights)

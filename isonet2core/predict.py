@@ -325,7 +325,7 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
 def _write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
                    voxel_size_a: float, protect: Sequence[PathLike], weighted: bool = False) -> Path:
     """Stream the voxel-wise mean of the MRC maps ``sources`` (equal shapes) into ``target``,
-    ``block_planes`` z planes at a time (float32, as ``(a + b) * 0.5`` for two maps); with
+    ``block_planes`` z planes at a time (float32, ``(a + b) / 2`` for two maps); with
     ``weighted``, FSC-weighted by the two maps' shell correlation (:mod:`.fsc_weighting`)."""
     readers = [mrcio.open_planes(p) for p in sources]
     shape = readers[0].shape
@@ -340,11 +340,7 @@ def _write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
                 out.write(block)
             return target
         for z0 in range(0, shape[0], block_planes):
-            block = readers[0][z0:z0 + block_planes]
-            for reader in readers[1:]:
-                block += reader[z0:z0 + block_planes]
-            block *= np.float32(1.0 / len(readers))
-            out.write(block)
+            out.write(fsc_weighting.mean_planes(readers, z0, min(z0 + block_planes, shape[0])))
     return target
 
 
