@@ -17,7 +17,7 @@ Reported per geometry (:data:`isonet2core.lamella.GEOMETRIES`):
   (our checkpoint of the last epoch finished within the official run's training time; ours is
   trained for ``--wall-epochs`` epochs to have one);
 * ours with each ``--variant`` (one change at a time, seed 0);
-* the denoise (n2n) pair with ``--denoise``;
+* the denoise (n2n) pair with ``--denoise`` (ours with each seed of ``--seeds``);
 * beside each of our maps, when predict wrote half maps, the same prediction as their plain
   mean ("plain average": predict's output before its default FSC weighting), and for runs with
   ``--ema_decay`` the checkpoint predicted with its last weights instead of their average
@@ -432,9 +432,12 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
                 rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
             except RuntimeError as exc:
                 rows.append(Row(geometry, "denoise", "official", note=str(exc)))
-        rows += with_plain_average(data, run_ours(data, s, out / geometry / "ours_denoise", "denoise", "n2n",
-                                                  extra=ours_extra)[s.epochs])
-        write_report(out, rows, header)
+        for seed in [int(x) for x in a.seeds.split(",")]:
+            work = out / geometry / ("ours_denoise" if seed == 0 else f"ours_denoise_seed{seed}")
+            res = run_ours(data, s, work, f"denoise, seed {seed}", "n2n", seed=seed, extra=ours_extra)
+            rows += with_plain_average(data, res[s.epochs])
+            rows += last_weights_rows(data, s, res, work)
+            write_report(out, rows, header)
 
 
 def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
