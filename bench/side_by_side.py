@@ -283,9 +283,10 @@ def _map_row(data: dict, out_dir: Path, label: str, program: str, **kw) -> Row:
 
 def run_ours(data: dict, s: Settings, work: Path, label: str, method: str, *, seed: int = 0,
              epochs: Optional[int] = None, extra: Sequence[str] = (), env: Optional[dict] = None,
-             evaluate_epochs: Sequence[int] = ()) -> Dict[int, Row]:
+             evaluate_epochs: Sequence[int] = (), predict_extra: Sequence[str] = ()) -> Dict[int, Row]:
     """Train ours for ``epochs`` (default ``s.epochs``) with a checkpoint every epoch; predict
-    and score the checkpoints of ``evaluate_epochs`` (default: the last). Returns epoch -> row."""
+    (with ``predict_extra`` options) and score the checkpoints of ``evaluate_epochs`` (default:
+    the last). Returns epoch -> row."""
     acq = data["acq"]
     work.mkdir(parents=True, exist_ok=True)
     logp = work / "log.txt"
@@ -297,7 +298,8 @@ def run_ours(data: dict, s: Settings, work: Path, label: str, method: str, *, se
     if s.device != "cuda":
         args = [a for a in args if a not in ("--gpuID", "None")]
     train_wall = _ours(args, work, logp, env)
-    return {e: _score_epoch(data, s, work, e, label, env=env, note=f"process wall {train_wall:.0f} s")
+    return {e: _score_epoch(data, s, work, e, label, env=env, note=f"process wall {train_wall:.0f} s",
+                            predict_extra=predict_extra)
             for e in (evaluate_epochs or [epochs])}
 
 
@@ -323,11 +325,14 @@ def write_report(out: Path, rows: List[Row], header: dict) -> None:
 
 
 def parse_variant(text: str):
-    """``LABEL=ARGS`` with ARGS the extra refine options and ``ENV:NAME=VALUE`` words."""
+    """``LABEL=ARGS`` with ARGS the extra refine options, ``ENV:NAME=VALUE`` words (variables)
+    and ``PREDICT:OPTION`` words (extra options of its predict). Returns (label, refine options,
+    env, predict options)."""
     label, _, rest = text.partition("=")
     words = shlex.split(rest)
     env = dict(w[4:].split("=", 1) for w in words if w.startswith("ENV:"))
-    return label, [w for w in words if not w.startswith("ENV:")], env
+    predict = [w[8:] for w in words if w.startswith("PREDICT:")]
+    return label, [w for w in words if not w.startswith(("ENV:", "PREDICT:"))], env, predict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", default="64x192x192")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--wall-epochs", type=int, default=0, help="train ours this long for the equal-wall row (0: no row)")
-    p.add_argument("--variant", action="append", default=[], help="LABEL=EXTRA ARGS (ENV:NAME=VALUE sets a variable)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="LABEL=EXTRA ARGS (ENV:NAME=VALUE sets a variable, PREDICT:OPTION adds an option to its predict)")
     p.add_argument("--variant-geometries", default="pm60")
     p.add_argument("--ours-extra", default="", help="extra options of every run of ours (before a variant's)")
     p.add_argument("--denoise", action="store_true")
@@ -420,11 +426,12 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
         write_report(out, rows, header)
     if geometry in a.variant_geometries.split(","):
         for text in a.variant:
-            label, extra, env = parse_variant(text)
+            label, extra, env, predict_extra = parse_variant(text)
             work = out / geometry / f"variant_{len(rows)}"
-            res = run_ours(data, s, work, f"refine, {label}", "isonet2-n2n", extra=ours_extra + extra, env=env)
+            res = run_ours(data, s, work, f"refine, {label}", "isonet2-n2n", extra=ours_extra + extra, env=env,
+                           predict_extra=predict_extra)
             rows += with_plain_average(data, res[s.epochs])
-            rows += last_weights_rows(data, s, res, work, env=env)
+            rows += last_weights_rows(data, s, res, work, env=env, predict_extra=predict_extra)
             write_report(out, rows, header)
     if a.denoise:
         if official is not None:
@@ -441,7 +448,7 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
 
 
 def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
-                      env: Optional[dict] = None) -> List[Row]:
+                      env: Optional[dict] = None, predict_extra: Sequence[str] = ()) -> List[Row]:
     """For runs with ``--ema_decay``: the same checkpoints predicted with the trained (last)
     weights instead of their average, one row per row of ``rows`` (none without averaging)."""
     from isonet2core import checkpoint
@@ -458,12 +465,13 @@ def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
         last.parent.mkdir(exist_ok=True)
         checkpoint.save_checkpoint(last, ckpt)
         extra += with_plain_average(data, _score_epoch(data, s, work, epoch, f"{row.label} (last weights)",
-                                                       env=env, model=last))
+                                                       env=env, model=last, predict_extra=predict_extra))
     return extra
 
 
 def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
-                 env: Optional[dict] = None, note: str = "", model: Optional[Path] = None) -> Row:
+                 env: Optional[dict] = None, note: str = "", model: Optional[Path] = None,
+                 predict_extra: Sequence[str] = ()) -> Row:
     """Predict and score our checkpoint of ``epoch`` in a run folder of :func:`run_ours`
     (``model``: another model file standing for it)."""
     from isonet2core.mrcio import read_mrc
@@ -474,7 +482,7 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
         model = Path(sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0])
     out_dir = work / f"pred_epoch{epoch:03d}" if model.parent.name == "maps" else model.parent / f"pred_epoch{epoch:03d}"
     predict_s = _ours(["predict", "tomograms.star", str(model), "--output_dir", str(out_dir), "--device", s.device,
-                       "--ncpus", str(s.ncpus)], work, logp, env)
+                       "--ncpus", str(s.ncpus), *predict_extra], work, logp, env)
     history = json.loads((work / "maps" / "loss_history.json").read_text())
     trained = sum(float(h["seconds"]) for h in history[:epoch])
     steps = sum(int(h["steps"]) for h in history[:epoch])
