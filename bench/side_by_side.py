@@ -7,6 +7,9 @@ network, mw_weight 200, unet-small, cube 48, batch 4, 4 epochs of 56 steps). Eve
 is scored against the ground truth with the same metrics (scale-free, so the official
 program's own normalisation does not matter): Pearson CC, the FSC 0.5 and 0.143 resolutions,
 and the mean FSC in the measured region and in the missing wedge (:mod:`isonet2core.metrics`).
+Time per step: the median of each program's per-step times (the official one's from its timing
+log; ours from ``step_seconds`` of ``loss_history.json``), so neither counts its warm-up; "train
+s" is the sum.
 
 Reported per geometry (:data:`isonet2core.lamella.GEOMETRIES`):
 
@@ -486,9 +489,11 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
     history = json.loads((work / "maps" / "loss_history.json").read_text())
     trained = sum(float(h["seconds"]) for h in history[:epoch])
     steps = sum(int(h["steps"]) for h in history[:epoch])
+    step_times = [t for h in history[:epoch] for t in h.get("step_seconds", [])]
     vol = read_mrc(next(p for p in sorted(glob.glob(str(out_dir / "*.mrc"))) if "_half" not in p))[0]
     return Row(data["geometry"], label, "ours", steps=steps, train_s=round(trained, 1),
-               step_s=round(trained / max(steps, 1), 3), predict_s=round(predict_s, 1),
+               step_s=round(float(np.median(step_times)) if step_times else trained / max(steps, 1), 3),
+               predict_s=round(predict_s, 1),
                scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]),
                note=note, pred_dir=str(out_dir))
 

@@ -125,7 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("isonet2: interrupted\n")
         return 130
-    except (CLIError, ValueError, OSError) as exc:  # OSError covers FileNotFoundError & co.
+    except (CLIError, ValueError, OSError, FloatingPointError) as exc:  # OSError: FileNotFoundError & co.
         if os.environ.get("ISONET2_DEBUG"):
             raise
         sys.stderr.write(f"isonet2 {_canonical(args.command)}: error: {_one_line(exc)}\n")

@@ -475,7 +475,8 @@ class Session:
         -------
         dict
             Its history entry: ``epoch``, mean ``loss``, ``n2n_loss``, ``mw_loss``,
-            ``learning_rate``, ``steps``, ``seconds``.
+            ``learning_rate``, ``steps``, ``seconds`` (the epoch's wall time) and
+            ``step_seconds`` (each optimiser step's, from the end of the one before).
         """
         cfg, st = self.cfg, self.state
         t0 = time.time()
@@ -497,6 +498,7 @@ class Session:
         for m in st.train_models:
             m.train()
         st.optimizer.zero_grad(set_to_none=True)
+        step_ends = [time.perf_counter()]
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(sampler.load_batch, self.sources, mine[0], cfg.cube_size)
             prepared = None
@@ -509,9 +511,11 @@ class Session:
                     prepared = self.prepare(cubes, mine[u])
                 assert prepared is not None      # step 0 of every cycle prepares
                 terms = self.loss(self.batch(prepared, rot_per_step[i][self.rank::self.world], generator))
-                st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
                 values = torch.stack([t.detach().double().cpu() for t in terms])
+                check_finite(values, epoch, i + 1, self.state.amp)
+                st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
                 sums += values
+                step_ends.append(time.perf_counter())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values[0]:.4g}", n2n=f"{values[1]:.4g}", mw=f"{values[2]:.4g}")
@@ -520,7 +524,8 @@ class Session:
         means = distributed.all_reduce_mean(sums / len(steps))
         entry = {"epoch": epoch, "loss": float(means[0]), "n2n_loss": float(means[1]),
                  "mw_loss": float(means[2]), "learning_rate": lr, "steps": len(steps),
-                 "seconds": round(time.time() - t0, 3)}
+                 "seconds": round(time.time() - t0, 3),
+                 "step_seconds": [round(b - a, 4) for a, b in zip(step_ends, step_ends[1:])]}
         log.info("epoch %d/%d: loss %.5g (n2n %.5g, missing wedge %.5g), lr %.3g, %d steps, %.1f s",
                  epoch, cfg.epochs, entry["loss"], entry["n2n_loss"], entry["mw_loss"], lr,
                  len(steps), entry["seconds"])
@@ -583,6 +588,35 @@ class Session:
             path = filenames.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written
+
+
+def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torch.dtype]) -> None:
+    """Stop a training whose loss is no longer finite, before its optimiser step and before any
+    checkpoint of the epoch is written (the last checkpoint stays good for ``--resume``).
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        The step's loss terms ``(3,)``: total, n2n, missing wedge.
+    epoch, step : int
+        1-based epoch and step, for the message.
+    amp : torch.dtype or None
+        The autocast dtype (None: float32), for the message.
+
+    Raises
+    ------
+    FloatingPointError
+        When a term is NaN or infinite.
+    """
+    if bool(torch.isfinite(values).all()):
+        return
+    precision = "float32" if amp is None else str(amp).replace("torch.", "")
+    hint = ("; try --mixed_precision False" if amp is not None else
+            "; try a lower --learning_rate")
+    raise FloatingPointError(
+        f"epoch {epoch}, step {step}: the loss is not finite (total {values[0].item()}, n2n "
+        f"{values[1].item()}, missing wedge {values[2].item()}; network in {precision}){hint}. "
+        "Checkpoints of earlier epochs are kept (--resume continues from one).")
 
 
 def _progress(total: int, desc: str, enabled: bool):

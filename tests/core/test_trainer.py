@@ -86,6 +86,9 @@ def test_files_written_by_a_run(halves, tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[0]["learning_rate"] == pytest.approx(1e-3) and history[-1]["learning_rate"] == pytest.approx(1e-4)
     assert all(h["mw_loss"] > 0 and h["n2n_loss"] > 0 for h in history)
+    for h in history:   # per-step times: one per step, together within the epoch's wall time
+        assert len(h["step_seconds"]) == h["steps"] and min(h["step_seconds"]) > 0
+        assert sum(h["step_seconds"]) <= h["seconds"] + 0.01
     assert json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 7
 
 
@@ -220,3 +223,19 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
                                    config=PredictConfig(compile_model=compile_model)))
     assert np.corrcoef(maps[0].ravel(), maps[1].ravel())[0, 1] > 0.999
     assert np.abs(maps[1] - maps[2]).max() < 1e-4 * np.abs(maps[1]).max()
+
+
+
+def test_a_loss_that_stops_being_finite_stops_training_before_writing(halves, tmp_path):
+    """Fine-tuning a trained network with a learning rate of 1e10 sends its weights to infinity
+    in one step: training stops at the 2nd step with an error naming epoch, step and precision,
+    writes no model file, and leaves the network it started from as it was."""
+    cfg = _cfg(method="n2n", epochs=1, mixed_precision=False)
+    base = _run(cfg, halves, tmp_path / "a")
+    before = base.model_path.read_bytes()
+    assert all(torch.isfinite(v).all() for v in _weights(base.model_path).values() if v.is_floating_point())
+    wild = dataclasses.replace(cfg, learning_rate=1e10, learning_rate_min=1e10)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, step 2: the loss is not finite .*float32"):
+        _run(wild, halves, tmp_path / "b", pretrained_model=base.model_path)
+    assert not list((tmp_path / "b").glob("*.pt"))
+    assert base.model_path.read_bytes() == before
