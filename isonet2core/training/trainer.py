@@ -499,7 +499,7 @@ class Session:
             m.train()
         st.optimizer.zero_grad(set_to_none=True)
         step_ends = [time.perf_counter()]
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=1) as pool, (bar or contextlib.nullcontext()):  # closes the bar
             pending = pool.submit(sampler.load_batch, self.sources, mine[0], cfg.cube_size)
             prepared = None
             for i in range(len(steps)):
@@ -519,8 +519,6 @@ class Session:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values[0]:.4g}", n2n=f"{values[1]:.4g}", mw=f"{values[2]:.4g}")
-        if bar is not None:
-            bar.close()
         means = distributed.all_reduce_mean(sums / len(steps))
         entry = {"epoch": epoch, "loss": float(means[0]), "n2n_loss": float(means[1]),
                  "mw_loss": float(means[2]), "learning_rate": lr, "steps": len(steps),

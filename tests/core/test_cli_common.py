@@ -3,8 +3,10 @@ import argparse
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from isonet2core import mrcio
 from isonet2core.cli import common
 from isonet2core.cli import main as cli_main
 from isonet2core.cli.main import main
@@ -186,3 +188,24 @@ def test_default_loss_and_precision_options_per_command():
     assert (pr.amp_dtype, pr.compile_model) == ("bfloat16", False)
     with pytest.raises(SystemExit):
         parse(refine, ["t.star", "--amp_dtype", "float64"])
+
+
+def test_a_training_whose_loss_stops_being_finite_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ISONET2_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((24, 32, 32)).astype(np.float32)
+    for half in ("even", "odd"):
+        (tmp_path / half).mkdir()
+        mrcio.write_mrc(tmp_path / half / "tomo.mrc", signal + 0.5 * rng.standard_normal(signal.shape), 10.0)
+    assert main(["prepare-star", "--even", "even", "--odd", "odd", "--pixel_size", "10",
+                 "--number_subtomos", "4"]) == 0
+    capsys.readouterr()
+    assert main(["denoise", "tomograms.star", "--cube_size", "16", "--batch_size", "2", "--epochs", "1",
+                 "--learning_rate", "1e10", "--learning_rate_min", "1e10", "--mixed_precision", "False",
+                 "--device", "cpu", "--ncpus", "1", "--output_dir", "den", "--with_predict", "False"]) == 2
+    err = capsys.readouterr().err      # the run's log and progress lines, and the error in one line
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("isonet2 denoise: error:")]
+    assert len(errors) == 1 and errors[0].startswith("isonet2 denoise: error: epoch 1, step 2: the loss is not finite")
+    assert not list((tmp_path / "den").glob("*.pt"))
