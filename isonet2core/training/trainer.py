@@ -511,9 +511,9 @@ class Session:
                     prepared = self.prepare(cubes, mine[u])
                 assert prepared is not None      # step 0 of every cycle prepares
                 terms = self.loss(self.batch(prepared, rot_per_step[i][self.rank::self.world], generator))
-                values = torch.stack([t.detach().double().cpu() for t in terms])
-                check_finite(values, epoch, i + 1, self.state.amp)
                 st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
+                values = torch.stack([t.detach().double().cpu() for t in terms])   # one sync per step
+                check_finite(values, epoch, i + 1, self.state.amp)
                 sums += values
                 step_ends.append(time.perf_counter())
                 if bar is not None:
@@ -589,8 +589,9 @@ class Session:
 
 
 def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torch.dtype]) -> None:
-    """Stop a training whose loss is no longer finite, before its optimiser step and before any
-    checkpoint of the epoch is written (the last checkpoint stays good for ``--resume``).
+    """Stop a training whose loss is no longer finite, before any checkpoint of the epoch is
+    written (the last checkpoint stays good for ``--resume``; the weights in memory, updated with
+    that step's gradients, are dropped).
 
     Parameters
     ----------
