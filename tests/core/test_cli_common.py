@@ -1,12 +1,11 @@
 """The command-line layer: IsoNet2 spellings, True/False values, lists, errors -> exit 2."""
 import argparse
+import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from isonet2core import mrcio
 from isonet2core.cli import common
 from isonet2core.cli import main as cli_main
 from isonet2core.cli.main import main
@@ -190,14 +189,12 @@ def test_default_loss_and_precision_options_per_command():
         parse(refine, ["t.star", "--amp_dtype", "float64"])
 
 
-def test_a_training_whose_loss_stops_being_finite_exits_2_with_one_line(tmp_path, capsys, monkeypatch):
+def test_a_training_whose_loss_stops_being_finite_exits_2_with_one_line(halves, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ISONET2_DEBUG", raising=False)
     monkeypatch.chdir(tmp_path)
-    rng = np.random.default_rng(0)
-    signal = rng.standard_normal((24, 32, 32)).astype(np.float32)
-    for half in ("even", "odd"):
-        (tmp_path / half).mkdir()
-        mrcio.write_mrc(tmp_path / half / "tomo.mrc", signal + 0.5 * rng.standard_normal(signal.shape), 10.0)
+    for name, path in zip(("even", "odd"), halves):      # prepare-star reads one folder per half
+        (tmp_path / name).mkdir()
+        shutil.copy(path, tmp_path / name / "tomo.mrc")
     assert main(["prepare-star", "--even", "even", "--odd", "odd", "--pixel_size", "10",
                  "--number_subtomos", "4"]) == 0
     capsys.readouterr()

@@ -225,7 +225,6 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
     assert np.abs(maps[1] - maps[2]).max() < 1e-4 * np.abs(maps[1]).max()
 
 
-
 def test_a_loss_that_stops_being_finite_stops_training_before_writing(halves, tmp_path):
     """Fine-tuning a trained network with a learning rate of 1e10 sends its weights to infinity
     in one step: training stops at the 2nd step with an error naming epoch, step and precision,
