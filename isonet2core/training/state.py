@@ -71,7 +71,8 @@ class TrainingState:
         self.memory_format = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
         self.models = [m.to(memory_format=self.memory_format) for m in self.models]  # type: ignore[call-overload]
         self.batch_norm = has_batch_norm(self.models[0])
-        self.amp = autocast_dtype(device, cfg.mixed_precision, cfg.amp_dtype, training=True)
+        self.amp = autocast_dtype(device, cfg.mixed_precision, cfg.amp_dtype, training=True,
+                                  cube_size=cfg.cube_size)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         params = [p for m in self.models for p in m.parameters()]
         # fused kernel: one pass over all parameters (the CPU default loops per tensor, and is
@@ -142,9 +143,12 @@ class TrainingState:
         """The networks that predict: the weight averages with ``ema_decay``, else the trained ones."""
         return self.ema_models or self.models
 
-    def optimizer_step(self, total_loss: torch.Tensor, step: int, last: bool) -> None:
+    def optimizer_step(self, total_loss: torch.Tensor, step: int, last: bool) -> bool:
         """Back-propagate a loss and step the optimiser every ``acc_batches`` steps and after the last
-        step of an epoch; then move the weight averages (``ema_decay``).
+        step of an epoch; then move the weight averages (``ema_decay``). In bfloat16, gradients
+        whose norm is not finite (oneDNN's garbage weight gradients, see
+        :data:`isonet2core.device.CPU_BF16_MIN_CUBE`, or an overflow) are dropped instead, and the
+        state trains in float32 from then on (``amp`` None).
 
         Parameters
         ----------
@@ -154,9 +158,20 @@ class TrainingState:
             0-based step in the epoch.
         last : bool
             The epoch's last step.
+
+        Returns
+        -------
+        bool
+            False when the step's gradients were dropped (bfloat16 fallback), else True.
         """
         self.scaler.scale(total_loss / self.cfg.acc_batches).backward()
         if (step + 1) % self.cfg.acc_batches == 0 or last:
+            if self.amp == torch.bfloat16 and not self._gradients_finite():
+                log.warning("step %d: the bfloat16 gradients are not finite; the step is not applied "
+                            "and training goes on in float32", step + 1)
+                self.amp = None
+                self.optimizer.zero_grad(set_to_none=True)
+                return False
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
@@ -166,6 +181,13 @@ class TrainingState:
                 for ema, model in zip(self.ema_models, self.models):
                     update_ema(ema, model, decay)
                 self.ema_updates += 1
+        return True
+
+    def _gradients_finite(self) -> bool:
+        """Whether the norm of all gradients is finite (a gradient of 1e20 or more overflows it)."""
+        grads = [p.grad for group in self.optimizer.param_groups for p in group["params"]
+                 if p.grad is not None]
+        return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
     def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
                    sources: Sequence[sampler.TomogramSource]) -> dict:

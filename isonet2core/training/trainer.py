@@ -19,8 +19,9 @@ Optimisation: AdamW (fused), learning rate on a cosine from ``learning_rate`` (e
 ``learning_rate_min`` (last epoch), set at the start of each epoch (a pure function of the
 epoch, so resuming needs no scheduler object); gradients accumulated over ``acc_batches``
 batches. Mixed precision by :func:`isonet2core.device.autocast_dtype` (CUDA: bfloat16 autocast
-where supported, else float16 with a GradScaler; the CPU float32 unless ``amp_dtype`` bfloat16 on
-a CPU with native bfloat16). Fourier arithmetic (targets, CTF, loss) is float32.
+where supported, else float16 with a GradScaler; a CPU with native bfloat16: bfloat16 from cube
+48 up, else float32); a bfloat16 step whose gradients are not finite is dropped and the run goes
+on in float32. Fourier arithmetic (targets, CTF, loss) is float32.
 ``compile_model``: the networks are called through ``torch.compile``.
 
 Batch size ``None`` (auto): CPU 4 cubes when ``cube_size <= 48``, else 2; CUDA per GPU
@@ -474,8 +475,10 @@ class Session:
         Returns
         -------
         dict
-            Its history entry: ``epoch``, mean ``loss``, ``n2n_loss``, ``mw_loss``,
-            ``learning_rate``, ``steps``, ``seconds`` (the epoch's wall time) and
+            Its history entry: ``epoch``, mean ``loss``, ``n2n_loss``, ``mw_loss`` (over the
+            applied steps), ``learning_rate``, ``steps``, ``dropped_steps`` (bfloat16 steps whose
+            gradients were dropped, :meth:`.state.TrainingState.optimizer_step`), ``precision`` (the
+            network's at the epoch's end), ``seconds`` (the epoch's wall time) and
             ``step_seconds`` (each optimiser step's, from the end of the one before).
         """
         cfg, st = self.cfg, self.state
@@ -494,6 +497,7 @@ class Session:
                         for refs in steps]
         mine = [refs[self.rank::self.world] for refs in cube_batches]
         sums = torch.zeros(3, dtype=torch.float64)
+        dropped = 0
         bar = _progress(len(steps), f"epoch {epoch}/{cfg.epochs}", self.run.progress and self.rank == 0)
         for m in st.train_models:
             m.train()
@@ -511,17 +515,22 @@ class Session:
                     prepared = self.prepare(cubes, mine[u])
                 assert prepared is not None      # step 0 of every cycle prepares
                 terms = self.loss(self.batch(prepared, rot_per_step[i][self.rank::self.world], generator))
-                st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
+                amp = st.amp
+                applied = st.optimizer_step(terms.total, i, last=i + 1 == len(steps))
                 values = torch.stack([t.detach().double().cpu() for t in terms])   # one sync per step
-                check_finite(values, epoch, i + 1, self.state.amp)
-                sums += values
+                if applied:
+                    check_finite(values, epoch, i + 1, amp)
+                    sums += values
+                else:                       # bfloat16 gradients dropped: the state is float32 now
+                    dropped += 1
                 step_ends.append(time.perf_counter())
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{values[0]:.4g}", n2n=f"{values[1]:.4g}", mw=f"{values[2]:.4g}")
-        means = distributed.all_reduce_mean(sums / len(steps))
+        means = distributed.all_reduce_mean(sums / max(1, len(steps) - dropped))
         entry = {"epoch": epoch, "loss": float(means[0]), "n2n_loss": float(means[1]),
                  "mw_loss": float(means[2]), "learning_rate": lr, "steps": len(steps),
+                 "dropped_steps": dropped, "precision": precision_name(st.amp),
                  "seconds": round(time.time() - t0, 3),
                  "step_seconds": [round(b - a, 4) for a, b in zip(step_ends, step_ends[1:])]}
         log.info("epoch %d/%d: loss %.5g (n2n %.5g, missing wedge %.5g), lr %.3g, %d steps, %.1f s",
@@ -588,6 +597,22 @@ class Session:
         return written
 
 
+def precision_name(amp: Optional[torch.dtype]) -> str:
+    """The network's precision in words.
+
+    Parameters
+    ----------
+    amp : torch.dtype or None
+        The autocast dtype (None: float32).
+
+    Returns
+    -------
+    str
+        ``float32``, ``bfloat16`` or ``float16``.
+    """
+    return "float32" if amp is None else str(amp).replace("torch.", "")
+
+
 def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torch.dtype]) -> None:
     """Stop a training whose loss is no longer finite, before any checkpoint of the epoch is
     written (the last checkpoint stays good for ``--resume``; the weights in memory, updated with
@@ -609,7 +634,7 @@ def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torc
     """
     if bool(torch.isfinite(values).all()):
         return
-    precision = "float32" if amp is None else str(amp).replace("torch.", "")
+    precision = precision_name(amp)
     hint = ("; try --mixed_precision False" if amp is not None else
             "; try a lower --learning_rate")
     raise FloatingPointError(

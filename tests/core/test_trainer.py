@@ -21,8 +21,8 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def _run(cfg, halves, out, **kw):
-    spec = trainer.TomogramSpec("tomo_a", halves, MIC, 4)
+def _run(cfg, halves, out, subtomos=4, **kw):
+    spec = trainer.TomogramSpec("tomo_a", halves, MIC, subtomos)
     return trainer.train(cfg, [spec], trainer.RunSettings(output_dir=out, device="cpu", ncpus=2,
                                                           progress=False, **kw))
 
@@ -238,3 +238,31 @@ def test_a_loss_that_stops_being_finite_stops_training_before_writing(halves, tm
         _run(wild, halves, tmp_path / "b", pretrained_model=base.model_path)
     assert not list((tmp_path / "b").glob("*.pt"))
     assert base.model_path.read_bytes() == before
+
+
+def test_a_bfloat16_step_with_non_finite_gradients_is_dropped_and_training_goes_on_in_float32(
+        halves, tmp_path, monkeypatch, caplog):
+    """The same wild fine-tuning in bfloat16 (forced on any CPU): the first step sends the
+    weights to infinity, the second step's gradients are not finite, so that step is dropped and
+    the run switches to float32; the third step's loss (float32 now) stops the run."""
+    from isonet2core import device
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    cfg = _cfg(method="n2n", epochs=1, mixed_precision=False)
+    base = _run(cfg, halves, tmp_path / "a")
+    wild = dataclasses.replace(cfg, learning_rate=1e10, learning_rate_min=1e10, mixed_precision=True,
+                               amp_dtype="bfloat16")
+    with caplog.at_level("WARNING"), \
+            pytest.raises(FloatingPointError, match=r"epoch 1, step 3: the loss is not finite .*float32"):
+        _run(wild, halves, tmp_path / "b", subtomos=8, pretrained_model=base.model_path)
+    assert "step 2: the bfloat16 gradients are not finite" in caplog.text
+    assert not list((tmp_path / "b").glob("*.pt"))
+
+
+def test_a_bfloat16_run_records_its_precision(halves, tmp_path, monkeypatch):
+    """A sound bfloat16 run drops no step and says so in its history."""
+    from isonet2core import device
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    result = _run(_cfg(epochs=1, mixed_precision=True, amp_dtype="bfloat16"), halves, tmp_path)
+    assert [(h["precision"], h["dropped_steps"]) for h in result.history] == [("bfloat16", 0)]
+    plain = _run(_cfg(epochs=1, mixed_precision=False), halves, tmp_path / "fp32")
+    assert [(h["precision"], h["dropped_steps"]) for h in plain.history] == [("float32", 0)]
