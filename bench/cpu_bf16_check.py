@@ -1,9 +1,11 @@
 """``python -m bench.cpu_bf16_check``: are CPU bfloat16 gradients sound on this machine?
 
-Why bfloat16 autocast is not the CPU default (README, "Mixed precision"): on a CPU with native
-bfloat16 it makes the network about 3x faster, but with torch 2.13's oneDNN the weight
-gradients of some 3D convolutions came back as garbage (values near 1e36) when the deepest
-level of the U-Net is small, and were not the same from one call to the next. This check
+Why the CPU trains in bfloat16 by default only from cubes of 48 up
+(:data:`isonet2core.device.CPU_BF16_MIN_CUBE`; README, "Mixed precision"): on a CPU with native
+bfloat16 it makes the network about 3x faster, but with torch 2.13's oneDNN on an AMD EPYC
+(AVX512-BF16) the weight gradients of some 3D convolutions came back as garbage (values near
+1e36) when the deepest level of the U-Net is small, and were not the same from one call to the
+next (an Intel Xeon with AMX gave none). This check
 repeats one forward+backward of ``unet-small`` in bfloat16 on the same batch and compares
 every gradient with the float32 one of the same batch, per cube size:
 

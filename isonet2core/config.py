@@ -369,11 +369,12 @@ class TrainConfig:
     ema_decay: Optional[float] = option(0.999, "predict with an exponential moving average of the "
                                         "weights (updated every optimiser step, with the warm-up "
                                         "min(d, (1+n)/(10+n))); None: the last weights")
-    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
-                                   "with --amp_dtype bfloat16)")
+    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; CPUs with "
+                                   "native bfloat16)")
     amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA: bfloat16 where "
-                                 "supported, else float16; CPU: float32), bfloat16 (also on CPUs "
-                                 "with native bfloat16) or float16")
+                                 "supported, else float16; CPUs with native bfloat16: bfloat16 for "
+                                 "cubes of 48 and up, else float32), bfloat16 (also on CPUs with "
+                                 "native bfloat16) or float16")
     compile_model: bool = option(False, "run the network through torch.compile (the first steps "
                                  "compile it; the IsoNet2 program's --compile_model)")
     ctf_mode: CTFMode = option(None, "CTF handling: None, phase_only (phase-flipped data), wiener "
@@ -487,10 +488,11 @@ class PredictConfig:
                                    "more overlap (1 = no overlap, 1.5 = a third of the cube, up to 4)")
     batch_size: int = option(2, "tiles per forward pass (lower it if the GPU runs out of memory; CPU: "
                              "2 is as fast as 4 and 140 MiB smaller at 48^3)")
-    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; the CPU only "
-                                   "with --amp_dtype bfloat16)")
-    amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA float16, CPU float32), "
-                                 "bfloat16 (also on CPUs with native bfloat16) or float16")
+    mixed_precision: bool = option(True, "autocast the network to 16-bit floats (CUDA; CPUs with "
+                                   "native bfloat16)")
+    amp_dtype: AmpDtype = option("auto", "dtype of mixed precision: auto (CUDA float16; CPUs with "
+                                 "native bfloat16: bfloat16, else float32), bfloat16 (also on CPUs "
+                                 "with native bfloat16) or float16")
     compile_model: bool = option(False, "run the network through torch.compile (compiling costs the "
                                  "first tiles)")
     output_prefix: str = option("", "prefix of the output file names: "

@@ -204,6 +204,17 @@ def select_devices(device: str = "auto", gpu_ids: Union[None, str, Sequence[int]
     return [torch.device(f"cuda:{p}") for p in positions]
 
 
+CPU_BF16_MIN_CUBE = 48
+"""Smallest training cube that ``amp_dtype`` ``auto`` trains in bfloat16 on a CPU with native
+bfloat16. Measured with torch 2.13 (``python -m bench.cpu_bf16_check``, unet-small, 10
+forward+backward calls per size): on an AMD EPYC with AVX512-BF16 oneDNN returned garbage weight
+gradients (about 1e36) in 4/10 calls at cube 16 and 2/10 at 32, 0/10 at 48; on an Intel Xeon
+with AMX 0/10 at every size, but the whole gradient's cosine with float32 was 0.60 at cube 16
+(0.99 at 32). At the official cube 48 bfloat16 training and predict kept the quality (lamella,
+3 seeds, ``bench/results/lamella_cpu_bf16.md``) and made the step about 3x faster. Inference has
+no weight gradients: ``auto`` predicts in bfloat16 at every tile size."""
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere bfloat16
     is emulated and slower than float32.
@@ -220,16 +231,18 @@ def cpu_has_native_bf16() -> bool:
 
 
 def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str = "auto", *,
-                   training: bool) -> Optional[torch.dtype]:
+                   training: bool, cube_size: Optional[int] = None) -> Optional[torch.dtype]:
     """The autocast dtype of the network's arithmetic. The one rule:
 
     * ``mixed_precision`` False: float32 everywhere;
     * CUDA, ``amp_dtype`` ``auto``: training bfloat16 where the GPU supports it (no loss scaling
       needed), else float16; inference float16 (more mantissa, no gradients to overflow);
       ``bfloat16``/``float16``: that dtype (``ValueError`` for bfloat16 on a GPU without it);
-    * CPU: float32 unless ``amp_dtype`` is ``bfloat16`` on a CPU with native bfloat16
-      (:func:`cpu_has_native_bf16`); elsewhere the CPU stays float32 (emulated bfloat16 is
-      slower, float16 autocast is CUDA-only).
+    * CPU with native bfloat16 (:func:`cpu_has_native_bf16`): ``bfloat16`` that dtype;
+      ``auto`` bfloat16 too, except training at cubes below :data:`CPU_BF16_MIN_CUBE` (float32;
+      the trainer falls back to float32 for the rest of a run whose bfloat16 gradients stop
+      being finite);
+    * other CPUs float32 (emulated bfloat16 is slower, float16 autocast is CUDA-only).
 
     Parameters
     ----------
@@ -241,6 +254,9 @@ def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str =
         ``auto``, ``bfloat16`` or ``float16``.
     training : bool
         Training (else inference).
+    cube_size : int or None
+        The training cube edge (voxels; training only); None counts as below
+        :data:`CPU_BF16_MIN_CUBE`.
 
     Returns
     -------
@@ -260,6 +276,10 @@ def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str =
             raise ValueError(f"amp_dtype bfloat16: {torch.cuda.get_device_name(device)} does not "
                              "support bfloat16 (use float16 or auto)")
         return torch.float16
-    if device.type == "cpu" and amp_dtype == "bfloat16" and cpu_has_native_bf16():
+    if device.type != "cpu" or amp_dtype == "float16" or not cpu_has_native_bf16():
+        return None
+    if amp_dtype == "bfloat16":
         return torch.bfloat16
-    return None
+    if training and (cube_size is None or cube_size < CPU_BF16_MIN_CUBE):
+        return None
+    return torch.bfloat16

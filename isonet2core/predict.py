@@ -12,9 +12,9 @@ hands out the result z plane block by z plane block:
    (``input_needs_phaseflip``), the phase flip ``sign(CTF)`` of the tomogram's microscope
    (``ctf.ctf_sign``), unless the tomograms are already phase flipped (``--isCTFflipped``).
 3. **Network** on batches of ``batch_size`` tiles under ``torch.inference_mode``, with the
-   autocast of :func:`isonet2core.device.autocast_dtype` (CUDA float16 by default when
-   ``mixed_precision``; float32 on the CPU unless ``amp_dtype`` bfloat16 on a CPU with native
-   bfloat16), through ``torch.compile`` when ``compile_model``.
+   autocast of :func:`isonet2core.device.autocast_dtype` (by default when ``mixed_precision``:
+   CUDA float16, a CPU with native bfloat16 bfloat16, other CPUs float32), through
+   ``torch.compile`` when ``compile_model``.
 4. **Stitching** with smooth Hann blending, then ``normalize.denormalize`` with the same mean
    and std: the output keeps the input's contrast (protein dark) and scale.
 

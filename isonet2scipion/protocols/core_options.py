@@ -295,11 +295,12 @@ _TRAIN_LOOKS = {
                       validators=(OptionalOpenRange(0.0, 1.0, "ema_decay must be in (0, 1)"),)),
     "acc_batches": Look("Accumulated batches", "Gradient accumulation over this many batches.",
                         expert=True, validators=(P.GE(1, "acc_batches must be at least 1"),)),
-    "mixed_precision": Look("Mixed precision?", "Half-precision arithmetic on GPUs (on CPUs only "
-                            "with the bfloat16 dtype).", expert=True),
+    "mixed_precision": Look("Mixed precision?", "Half-precision arithmetic on GPUs and on CPUs "
+                            "with native bfloat16.", expert=True),
     "amp_dtype": Look("Mixed-precision dtype",
-                      "auto: bfloat16 on GPUs that support it, else float16 (CPUs: float32); "
-                      "bfloat16 also on CPUs with native bfloat16.", expert=True,
+                      "auto: bfloat16 on GPUs that support it, else float16; on CPUs with native "
+                      "bfloat16, bfloat16 for subtomograms of 48 and up, else float32. bfloat16: "
+                      "also on CPUs with native bfloat16.", expert=True,
                       condition="mixed_precision"),
     "compile_model": Look("Compile the network?",
                           "Run the network through torch.compile (the first steps compile it).",
@@ -359,10 +360,11 @@ PREDICT_OPTIONS = catalogue(PredictConfig, {
     "batch_size": Look("Tiles per batch",
                        "Tiles predicted together (lower it if the GPU runs out of memory).",
                        expert=True, validators=(P.GE(1, "batch_size must be at least 1"),)),
-    "mixed_precision": Look("Mixed precision?", "Half-precision arithmetic on GPUs (on CPUs only "
-                            "with the bfloat16 dtype).", expert=True),
-    "amp_dtype": Look("Mixed-precision dtype", "auto: float16 on GPUs (CPUs: float32); bfloat16 "
-                      "also on CPUs with native bfloat16.", expert=True,
+    "mixed_precision": Look("Mixed precision?", "Half-precision arithmetic on GPUs and on CPUs "
+                            "with native bfloat16.", expert=True),
+    "amp_dtype": Look("Mixed-precision dtype", "auto: float16 on GPUs; bfloat16 on CPUs with native "
+                      "bfloat16, else float32. bfloat16: also on CPUs with native bfloat16.",
+                      expert=True,
                       condition="predict_mixed_precision"),
     "fsc_weighting": Look("FSC-weight the average?",
                           "Weight each Fourier shell of the averaged map by sqrt(2 FSC / (1 + FSC)) "

@@ -98,15 +98,25 @@ def test_cpus_of_a_queue_job(monkeypatch):
 
 def test_autocast_dtype_rule(monkeypatch):
     """One rule for training and predict: CUDA bf16 (training) / fp16 (inference) by default;
-    the CPU float32 unless bfloat16 is asked for on a CPU that has it natively."""
+    a CPU with native bfloat16 runs bfloat16 by default except training at cubes below 48, and
+    wherever asked; other CPUs float32."""
     cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
-    assert dv.autocast_dtype(cpu, True, "auto", training=True) is None
-    assert dv.autocast_dtype(cpu, True, "float16", training=True) is None
+    assert dv.CPU_BF16_MIN_CUBE == 48
     monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: False)
-    assert dv.autocast_dtype(cpu, True, "bfloat16", training=True) is None
+    for dtype in ("auto", "bfloat16", "float16"):
+        assert dv.autocast_dtype(cpu, True, dtype, training=True, cube_size=96) is None
     monkeypatch.setattr(dv, "cpu_has_native_bf16", lambda: True)
+    assert dv.autocast_dtype(cpu, True, "auto", training=True, cube_size=48) is torch.bfloat16
+    assert dv.autocast_dtype(cpu, True, "auto", training=True, cube_size=96) is torch.bfloat16
+    assert dv.autocast_dtype(cpu, True, "auto", training=True, cube_size=32) is None
+    assert dv.autocast_dtype(cpu, True, "auto", training=True) is None
+    assert dv.autocast_dtype(cpu, True, "auto", training=False) is torch.bfloat16
+    assert dv.autocast_dtype(cpu, False, "auto", training=False) is None
+    assert dv.autocast_dtype(cpu, True, "float16", training=True, cube_size=96) is None
+    assert dv.autocast_dtype(cpu, True, "bfloat16", training=True, cube_size=16) is torch.bfloat16
     assert dv.autocast_dtype(cpu, True, "bfloat16", training=False) is torch.bfloat16
     assert dv.autocast_dtype(cpu, False, "bfloat16", training=True) is None
+    assert dv.autocast_dtype(cpu, False, "auto", training=True, cube_size=96) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert dv.autocast_dtype(gpu, True, "auto", training=True) is torch.bfloat16
     assert dv.autocast_dtype(gpu, True, "auto", training=False) is torch.float16

@@ -100,7 +100,8 @@ def _per_tile_reference(net, vol, cube, padding_factor):
 @pytest.mark.parametrize("shape", [(23, 37, 29), (11, 40, 17)])
 def test_streamed_planes_match_an_independent_per_tile_reference(shape):
     vol = _smooth_volume(shape, 3, mean=50.0, std=4.0)
-    cfg = PredictConfig(apply_mw_x1=False, batch_size=3, padding_factor=1.5)
+    # float32 like the reference (CPUs with native bfloat16 would otherwise predict in bfloat16)
+    cfg = PredictConfig(apply_mw_x1=False, batch_size=3, padding_factor=1.5, mixed_precision=False)
     nets = [_Conv(1), _Conv(2)]
     reference = [_per_tile_reference(n, vol, 16, 1.5) for n in nets]
     out = predict.predict_volume(nets[0], vol, cube_size=16, microscope=SCOPE, config=cfg)
@@ -112,6 +113,22 @@ def test_streamed_planes_match_an_independent_per_tile_reference(shape):
     assert all(len(b) <= 16 for _, b in blocks)
     np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), (reference[0] + reference[1]) / 2,
                                atol=2e-5 * 50, rtol=0)
+
+
+def test_predict_runs_in_bfloat16_by_default_where_the_cpu_has_it(monkeypatch):
+    """With native bfloat16 (forced here, so any CPU runs the check) predict's default autocasts
+    the network: the map differs from the float32 one, by bfloat16's rounding and no more."""
+    from isonet2core import device
+    vol = _smooth_volume((23, 37, 29), 3, mean=50.0, std=4.0)
+    fp32 = predict.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
+                                  config=PredictConfig(apply_mw_x1=False, mixed_precision=False))
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    bf16 = predict.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
+                                  config=PredictConfig(apply_mw_x1=False))
+    assert bf16.dtype == np.float32
+    err = np.abs(bf16 - fp32).max() / fp32.std()
+    assert 1e-4 < err < 0.05
+    assert np.corrcoef(bf16.ravel(), fp32.ravel())[0, 1] > 0.999
 
 
 def test_predict_file_streams_into_an_mrc_file(tmp_path):
