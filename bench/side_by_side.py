@@ -56,6 +56,10 @@ HERE = Path(__file__).resolve().parents[1]
 SHARED_TOOL = HERE.parent / "shared" / "tools" / "official-isonet2"
 
 
+SKIPPABLE = ("baselines", "official", "ours", "official-denoise", "ours-denoise")
+"""The parts ``--skip`` can leave out."""
+
+
 @dataclass
 class Settings:
     arch: str = "unet-small"
@@ -356,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--denoise", action="store_true")
     p.add_argument("--only-variants", action="store_true", help="skip the seeds beyond the first")
     p.add_argument("--skip", default="", help="parts not run, comma-separated: baselines, official, ours "
-                                              "(the official and our refine rows; e.g. several bench "
+                                              "(the official and our refine rows), official-denoise, "
+                                              "ours-denoise (the --denoise rows; e.g. several bench "
                                               "processes sharing --data, each running a part)")
     for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight", "ctf_mode", "device", "ncpus"):
         p.add_argument("--" + f.replace("_", "-"), type=type(getattr(Settings, f)), default=getattr(Settings, f))
@@ -380,8 +385,8 @@ def main(argv=None) -> int:
         log.info("official IsoNet2 rows skipped: no --official folder or --official-python given")
     rows: List[Row] = []
     skip = {x for x in a.skip.split(",") if x}
-    if skip - {"baselines", "official", "ours"}:
-        p.error(f"--skip takes baselines, official and ours; got {a.skip!r}")
+    if skip - set(SKIPPABLE):
+        p.error(f"--skip takes {', '.join(SKIPPABLE)}; got {a.skip!r}")
     for geometry in a.geometries.split(","):
         _geometry_rows(a, s, geometry, out, official, skip, rows, header)
     print((out / "side_by_side.md").read_text())
@@ -437,12 +442,12 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
             rows += last_weights_rows(data, s, res, work, env=env, predict_extra=predict_extra)
             write_report(out, rows, header)
     if a.denoise:
-        if official is not None:
+        if official is not None and "official-denoise" not in skip:
             try:
                 rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
             except RuntimeError as exc:
                 rows.append(Row(geometry, "denoise", "official", note=str(exc)))
-        for seed in [int(x) for x in a.seeds.split(",")]:
+        for seed in [] if "ours-denoise" in skip else [int(x) for x in a.seeds.split(",")]:
             work = out / geometry / ("ours_denoise" if seed == 0 else f"ours_denoise_seed{seed}")
             res = run_ours(data, s, work, f"denoise, seed {seed}", "n2n", seed=seed, extra=ours_extra)
             rows += with_plain_average(data, res[s.epochs])
