@@ -447,6 +447,7 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
                 rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
             except RuntimeError as exc:
                 rows.append(Row(geometry, "denoise", "official", note=str(exc)))
+            write_report(out, rows, header)
         for seed in [] if "ours-denoise" in skip else [int(x) for x in a.seeds.split(",")]:
             work = out / geometry / ("ours_denoise" if seed == 0 else f"ours_denoise_seed{seed}")
             res = run_ours(data, s, work, f"denoise, seed {seed}", "n2n", seed=seed, extra=ours_extra)
