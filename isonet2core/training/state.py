@@ -145,10 +145,12 @@ class TrainingState:
 
     def optimizer_step(self, total_loss: torch.Tensor, step: int, last: bool) -> bool:
         """Back-propagate a loss and step the optimiser every ``acc_batches`` steps and after the last
-        step of an epoch; then move the weight averages (``ema_decay``). In bfloat16, gradients
-        whose norm is not finite (oneDNN's garbage weight gradients, see
+        step of an epoch; then move the weight averages (``ema_decay``). In bfloat16 on the CPU,
+        gradients whose norm is not finite (oneDNN's garbage weight gradients, see
         :data:`isonet2core.device.CPU_BF16_MIN_CUBE`, or an overflow) are dropped instead, and the
-        state trains in float32 from then on (``amp`` None).
+        state trains in float32 from then on (``amp`` None). On CUDA the check is not made (it
+        would wait for the backward pass before the optimiser step; the loss check after the
+        step stays).
 
         Parameters
         ----------
@@ -166,7 +168,7 @@ class TrainingState:
         """
         self.scaler.scale(total_loss / self.cfg.acc_batches).backward()
         if (step + 1) % self.cfg.acc_batches == 0 or last:
-            if self.amp == torch.bfloat16 and not self._gradients_finite():
+            if self.amp == torch.bfloat16 and self.device.type == "cpu" and not self._gradients_finite():
                 log.warning("step %d: the bfloat16 gradients are not finite; the step is not applied "
                             "and training goes on in float32", step + 1)
                 self.amp = None

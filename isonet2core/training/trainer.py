@@ -20,8 +20,8 @@ Optimisation: AdamW (fused), learning rate on a cosine from ``learning_rate`` (e
 epoch, so resuming needs no scheduler object); gradients accumulated over ``acc_batches``
 batches. Mixed precision by :func:`isonet2core.device.autocast_dtype` (CUDA: bfloat16 autocast
 where supported, else float16 with a GradScaler; a CPU with native bfloat16: bfloat16 from cube
-48 up, else float32); a bfloat16 step whose gradients are not finite is dropped and the run goes
-on in float32. Fourier arithmetic (targets, CTF, loss) is float32.
+48 up, else float32); on the CPU a bfloat16 step whose gradients are not finite is dropped and
+the run goes on in float32. Fourier arithmetic (targets, CTF, loss) is float32.
 ``compile_model``: the networks are called through ``torch.compile``.
 
 Batch size ``None`` (auto): CPU 4 cubes when ``cube_size <= 48``, else 2; CUDA per GPU
