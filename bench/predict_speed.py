@@ -46,7 +46,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     docstring."""
     from isonet2core import mrcio, predict, tiling
     from isonet2core.config import Microscope, PredictConfig
-    from isonet2core.device import autocast_dtype
+    from isonet2core.device import autocast_dtype, precision_name
     from isonet2core.nets.unet import build_unet, compiled
 
     t_start = time.perf_counter()
@@ -104,7 +104,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     return {
         "status": "ok", "shape": list(shape), "voxels": voxels, "arch": arch, "cube": cube,
         "batch_size": batch_size, "device": str(dev), "mixed_precision": amp is not None,
-        "precision": "float32" if amp is None else str(amp).replace("torch.", ""),
+        "precision": precision_name(amp),
         "compile_model": bool(compile_model),
         "n_tiles": grid.n_tiles, "predict_s": round(predict_s, 3),
         "cpu_utilization": round(predict_cpu_s / (predict_s * torch.get_num_threads()), 3),

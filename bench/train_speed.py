@@ -199,13 +199,15 @@ def measure_config(*, arch: str, cube: int, batch: int, device: str = "cpu",
     split = {name: mean([s[name] for s in timed]) for name in STEP_SECTIONS + ("total", "cpu")}
     bare = median([s["total"] for s in h.bare_timer.steps[warmup:]])
     step_s = split["total"]
+    from isonet2core.device import precision_name
+
     amp = h.state.amp
     return {
         "status": "ok",
         "arch": arch, "cube": cube, "batch": batch, "method": method, "device": str(dev),
         "mixed_precision": amp is not None,
         "amp_dtype": None if amp is None else str(amp).replace("torch.", ""),
-        "precision": "float32" if amp is None else str(amp).replace("torch.", ""),
+        "precision": precision_name(amp),
         "compile_model": bool(compile_model),
         "network_cubes_per_step": h.network_cubes, "fill_reuse": k,
         "warmup_steps": warmup * k, "timed_steps": n_timed * k,

@@ -230,6 +230,22 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def precision_name(amp: Optional[torch.dtype]) -> str:
+    """The network's precision in words, for logs, histories and benchmarks.
+
+    Parameters
+    ----------
+    amp : torch.dtype or None
+        An autocast dtype of :func:`autocast_dtype` (None: float32).
+
+    Returns
+    -------
+    str
+        ``float32``, ``bfloat16`` or ``float16``.
+    """
+    return "float32" if amp is None else str(amp).replace("torch.", "")
+
+
 def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str = "auto", *,
                    training: bool, cube_size: Optional[int] = None) -> Optional[torch.dtype]:
     """The autocast dtype of the network's arithmetic. The one rule:

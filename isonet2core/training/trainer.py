@@ -62,7 +62,7 @@ import torch
 from isonet2core import checkpoint, filenames, predict
 from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
-from isonet2core.device import cpu_threads, describe, select_devices
+from isonet2core.device import cpu_threads, describe, precision_name, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
 from isonet2core.nets.unet import channels_of
@@ -595,22 +595,6 @@ class Session:
             path = filenames.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written
-
-
-def precision_name(amp: Optional[torch.dtype]) -> str:
-    """The network's precision in words.
-
-    Parameters
-    ----------
-    amp : torch.dtype or None
-        The autocast dtype (None: float32).
-
-    Returns
-    -------
-    str
-        ``float32``, ``bfloat16`` or ``float16``.
-    """
-    return "float32" if amp is None else str(amp).replace("torch.", "")
 
 
 def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torch.dtype]) -> None:
