@@ -161,9 +161,9 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
                     tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path]]:
     """``deconv``: deconvolve the tomograms of a STAR file with their microscope parameters.
 
-    Every input is checked before the first FFT; the STAR is rewritten atomically after every
-    tomogram, with ``rlnDeconvTomoName`` and the settings in ``rlnSnrFalloff`` /
-    ``rlnDeconvStrength``.
+    Every input is checked before the first FFT; after every tomogram its row of the STAR gets
+    ``rlnDeconvTomoName`` and the settings in ``rlnSnrFalloff`` / ``rlnDeconvStrength``
+    (:func:`star.update_rows`: locked, re-read, written atomically).
 
     Parameters
     ----------
@@ -186,7 +186,8 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
     jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
-                              lambda name: filenames.deconv_path(output_dir, name))
+                              lambda name: filenames.deconv_path(output_dir, name),
+                              star.DECONV)
     microscopes = {job.row: table.microscope(job.row) for job in jobs}   # checked first
     for job in jobs:
         px, header = microscopes[job.row].pixel_size_a, job.infos[0].voxel_size_a
@@ -198,9 +199,8 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
         microscope = microscopes[job.row]
         out = deconvolve(maps.read_map(job.sources), microscope, cfg)
         mrcio.write_mrc(job.target, out, microscope.pixel_size_a, protect=job.sources)
-        table.set_path(job.row, star.DECONV, job.target)
-        table.set_value(job.row, star.SNR_FALLOFF, cfg.snrfalloff)
-        table.set_value(job.row, star.DECONV_STRENGTH, cfg.deconvstrength)
-        table.write(star_file)
+        star.update_rows(star_file, {(job.name, table.index(job.row)): {
+            star.DECONV: job.target, star.SNR_FALLOFF: cfg.snrfalloff,
+            star.DECONV_STRENGTH: cfg.deconvstrength}})
         logger.info("deconv: %s -> %s", job.name, job.target)
     return [(job.name, job.target) for job in jobs]

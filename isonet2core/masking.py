@@ -139,8 +139,8 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
               tomo_idx: Optional[Sequence[int]] = None) -> List[Tuple[str, Path, float]]:
     """``make-mask``: the sampling mask (:func:`make_mask`) of every tomogram of a STAR file.
 
-    Every input is checked before any work; the STAR is rewritten atomically after every
-    tomogram, with ``rlnMaskName``.
+    Every input is checked before any work; after every tomogram its row of the STAR gets
+    ``rlnMaskName`` (:func:`star.update_rows`: locked, re-read, written atomically).
 
     Parameters
     ----------
@@ -164,15 +164,15 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
     jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
-                              lambda name: filenames.mask_path(output_dir, name))
+                              lambda name: filenames.mask_path(output_dir, name),
+                              star.MASK)
     pixel_size_a = {job.row: table.microscope(job.row).pixel_size_a for job in jobs}   # checked first
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []
     for job in jobs:
         mask = make_mask(maps.read_map(job.sources), cfg)
         mrcio.write_mrc(job.target, mask, pixel_size_a[job.row], protect=job.sources)
-        table.set_path(job.row, star.MASK, job.target)
-        table.write(star_file)
+        star.update_rows(star_file, {(job.name, table.index(job.row)): {star.MASK: job.target}})
         done.append((job.name, job.target, float(mask.mean())))
         logger.info("make-mask: %s -> %s (%.1f%% kept)", job.name, job.target, 100.0 * done[-1][2])
     return done

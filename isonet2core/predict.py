@@ -52,8 +52,11 @@ float32 array (for callers that want the array: the trainer's previews, tests, b
 * everything is validated first (model files, STAR, every input header, the data of every
   input (finite, not constant; one streamed read), halves of equal shape and voxel size,
   output names distinct from inputs, the output folder created); each MRC is written
-  atomically with the input's voxel size, never over an input, and the STAR file is rewritten atomically after each tomogram, so
-  an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs.
+  atomically with the input's voxel size, never over an input, and each tomogram's row of the
+  STAR is updated after it (:func:`star.update_rows`: locked, re-read, written atomically), so
+  an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs;
+* a second predict writing maps of the same names into the same folder at the same time is
+  refused, naming the first (:func:`isonet2core.locks.output_locks`).
 """
 from __future__ import annotations
 
@@ -73,6 +76,8 @@ from isonet2core import checkpoint, ctf, filenames, fourier, fsc_weighting, maps
 from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.filenames import PathLike
+from isonet2core.locks import output_locks
+from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
 
 log = logging.getLogger(__name__)
@@ -400,12 +405,24 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
     if len(set(outputs)) != len(outputs):
         raise ValueError(f"two tomograms would write the same output file in {output_dir}; "
                          "give the tomograms distinct rlnTomoName values")
-    input_files = {p.resolve() for j in jobs for p in j.inputs}
-    clash = [p for p in outputs if p.resolve() in input_files]
-    if clash:
-        raise ValueError(f"output {clash[0]} would overwrite an input; choose another --output_dir")
-    output_dir.mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     return jobs
+
+
+def _check_outputs(table: star.TomogramsTable, jobs: Sequence[_Job], columns: Sequence[str],
+                   models: Sequence[Optional[PathLike]]) -> None:
+    """Before any work (:mod:`isonet2core.outputs`): no output is a file of the table (any row,
+    any column; a cell naming that very output excepted), a model file or the STAR; the folder
+    accepts files, the STAR can be updated, the outputs fit in the free space."""
+    targets, sizes, replaced = [], [], {}
+    for j in jobs:
+        for column, path in zip(columns, (j.output, *j.halves)):
+            if path is not None:
+                targets.append(path)
+                sizes.append(mrc_bytes(j.shape))
+                replaced[(j.row, column)] = path
+    inputs = [*table_inputs(table, replaced), *(p for j in jobs for p in j.inputs),
+              *(m for m in models if m is not None)]
+    check_outputs(targets, inputs, sizes=sizes, star_path=table.source)
 
 
 def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Optional[PathLike] = None,
@@ -455,6 +472,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix)
+    _check_outputs(table, jobs, columns, (model_path, model2_path))
     trained = [float(t["pixel_size_a"]) for t in (ckpt.get("tomograms") or {}).values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
     protect = [p for j in jobs for p in j.inputs] + [star_path]
@@ -462,34 +480,33 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
              method, ckpt["arch"], cube, ", split halves" if model2 is not None else "",
              ", phase-flipped inputs" if phaseflip else "", device)
     written: List[Path] = []
-    for job in jobs:
-        t0 = time.time()
-        if trained and all(abs(job.microscope.pixel_size_a - p) > 0.1 * p for p in trained):
-            log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
-                        job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
+    with output_locks([j.output for j in jobs]):   # another predict writing them: refused
+        for job in jobs:
+            t0 = time.time()
+            if trained and all(abs(job.microscope.pixel_size_a - p) > 0.1 * p for p in trained):
+                log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
+                            job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
 
-        def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
-            return predict_file(nets, source, target, cube_size=cube, config=config,
-                                microscope=job.microscope, phaseflip=phaseflip, device=device,
-                                model_source=ckpt.get("source"),
-                                voxel_size_a=job.voxel_size_a, protect=protect)
+            def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
+                return predict_file(nets, source, target, cube_size=cube, config=config,
+                                    microscope=job.microscope, phaseflip=phaseflip, device=device,
+                                    model_source=ckpt.get("source"),
+                                    voxel_size_a=job.voxel_size_a, protect=protect)
 
-        half1, half2 = job.halves
-        if half1 is not None and half2 is not None:
-            written.append(run([model], job.inputs[0], half1))
-            written.append(run([model2 if model2 is not None else model], job.inputs[1], half2))
-            written.append(_write_average((half1, half2), job.output, block_planes=cube,
-                                          voxel_size_a=job.voxel_size_a, protect=protect,
-                                          weighted=config.fsc_weighting))
-        else:
-            written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
-        if config.save_slices:
-            written += save_slices(job.output, job.voxel_size_a)
-        table.set_path(job.row, columns[0], job.output)
-        table.set_path(job.row, columns[1], job.halves[0])
-        table.set_path(job.row, columns[2], job.halves[1])
-        table.write(star_path)
-        log.info("%s: wrote %s in %.1f s", job.name, job.output, time.time() - t0)
+            half1, half2 = job.halves
+            if half1 is not None and half2 is not None:
+                written.append(run([model], job.inputs[0], half1))
+                written.append(run([model2 if model2 is not None else model], job.inputs[1], half2))
+                written.append(_write_average((half1, half2), job.output, block_planes=cube,
+                                              voxel_size_a=job.voxel_size_a, protect=protect,
+                                              weighted=config.fsc_weighting))
+            else:
+                written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
+            if config.save_slices:
+                written += save_slices(job.output, job.voxel_size_a)
+            star.update_rows(star_path, {(table.tomo_name(job.row), table.index(job.row)): dict(
+                zip(columns, (job.output, *job.halves)))})
+            log.info("%s: wrote %s in %.1f s", job.name, job.output, time.time() - t0)
     return written
 
 

@@ -32,11 +32,11 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
-from isonet2core import __version__, atomic
+from isonet2core import __version__, atomic, locks
 from isonet2core.config import Microscope
 from isonet2core.filenames import PathLike
 from isonet2core.mapnames import looks_like_path, tomo_name_from_path
@@ -643,6 +643,60 @@ class TomogramsTable:
     def _where(self, row: int) -> str:
         name = self._df.at[row, TOMO_NAME] if TOMO_NAME in self._df.columns else None
         return f"{self._where_file()}: tomogram {name or row + 1}"
+
+
+RowKey = Union[str, Tuple[str, int]]
+"""A row of a STAR file on disk: its ``rlnTomoName``, or ``(rlnTomoName, rlnIndex)``."""
+
+
+def update_rows(path: PathLike, updates: Mapping[RowKey, Mapping[str, Any]]) -> TomogramsTable:
+    """Change some cells of some rows of a STAR file without losing another command's changes.
+
+    Under the STAR's lock (:func:`isonet2core.locks.star_lock`) the table is read again from
+    disk, only the given cells of the given rows change, and it is written atomically: two
+    commands that update one STAR at once (``deconv`` and ``make-mask``) both keep their
+    columns. Every command that records its outputs in a STAR it was given goes through here.
+
+    Parameters
+    ----------
+    path : str or Path
+        The STAR file.
+    updates : mapping
+        Row (``rlnTomoName``, or ``(rlnTomoName, rlnIndex)``) -> {column: value}; ``None``
+        empties a cell, a ``Path`` is recorded as :meth:`TomogramsTable.set_path` does.
+
+    Returns
+    -------
+    TomogramsTable
+        The table as written.
+
+    Raises
+    ------
+    ValueError
+        Naming the STAR file and the tomogram when the file no longer lists that row (or lists
+        it under another rlnIndex): it was changed while the command ran.
+    """
+    p = Path(path)
+    with locks.star_lock(p):
+        table = TomogramsTable.read(p)
+        names = [table.tomo_name(r) for r in range(len(table))]
+        for key, cells in updates.items():
+            name, index = (key, None) if isinstance(key, str) else key
+            changed = f"; {', '.join(cells)} not recorded (was the STAR file changed while this " \
+                      "command ran?)"
+            if name not in names:
+                raise ValueError(f"{p} no longer lists tomogram {name}{changed}")
+            row = names.index(name)
+            if index is not None and table.index(row) != index:
+                raise ValueError(f"{p}: tomogram {name} now has {INDEX} {table.index(row)}, "
+                                 f"not {index}{changed}")
+            for column, value in cells.items():
+                if isinstance(value, os.PathLike):
+                    table.set_path(row, column, value)
+                else:
+                    table.set_value(row, column, value)
+        table.write(p)
+    return table
 
 
 def _pick_block(path: Path, blocks: Mapping[str, Any]):
