@@ -3,18 +3,23 @@
 Readers never see a partial file, and a failure (full disk, exception, kill) leaves the old
 file intact. Temporaries are named ``.<target name>.<pid>.<random>.tmp``: a writer killed with
 SIGKILL (scheduler, out-of-memory killer) cannot remove its own, so the next write of the same
-target removes those of processes that no longer run. An ``OSError`` that names no file (a full
-disk) is re-raised naming the target. Every writer of the package (maps, STAR files, model
-files, figures, pages, JSON) goes through :func:`atomic_output`.
+target removes those of processes that no longer run. The temporary is flushed to the disk
+before it replaces the target, and the folder (the rename) after, so that a power cut leaves the
+old file or the new one. An ``OSError`` that names no file (a full disk) or the temporary (a
+folder the user cannot write) is re-raised naming the target. SIGTERM (``isonet2`` turns it into
+an interruption, :mod:`isonet2core.cli.main`) removes the temporary like Ctrl-C does. Every
+writer of the package (maps, STAR files, model files, figures, pages, JSON) goes through
+:func:`atomic_output`.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 from isonet2core.filenames import PathLike
 
@@ -69,6 +74,30 @@ def remove_stale_temporaries(target: PathLike) -> List[Path]:
     return removed
 
 
+def _base(name: object) -> Optional[str]:
+    """The last part of an ``OSError``'s file name (None when it names none)."""
+    return os.path.basename(os.fsdecode(name)) if isinstance(name, (str, bytes, os.PathLike)) else None
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries (the rename), to the disk. File systems that
+    cannot sync a folder (EINVAL, ENOTSUP) or that refuse to open one (Windows) are skipped."""
+    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except (PermissionError, IsADirectoryError):
+        if path.is_dir():
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_output(target: PathLike) -> Iterator[Path]:
     """A temporary path beside a file (its folder is created): when the block ends normally the
@@ -90,10 +119,12 @@ def atomic_output(target: PathLike) -> Iterator[Path]:
     tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync(target.parent)
     except OSError as exc:   # e.g. a full disk: name the file we could not write
         tmp.unlink(missing_ok=True)
-        if exc.filename is None:
+        if exc.filename is None or tmp.name in (_base(exc.filename), _base(exc.filename2)):
             raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
         raise
     except BaseException:

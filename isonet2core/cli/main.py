@@ -2,19 +2,23 @@
 
 Both spellings work: ``isonet2 prepare-star`` and ``isonet2 prepare_star``. User errors
 (``ValueError``, ``FileNotFoundError``, ...) become a one-line message on stderr and exit code
-2; an interrupted run exits 130. Tracebacks are shown only with ``ISONET2_DEBUG=1``. Progress
+2; an interrupted run exits 130 (Ctrl-C) or 143 (SIGTERM; both remove the temporary files of
+unfinished writes). Tracebacks are shown only with ``ISONET2_DEBUG=1``. Progress
 is logged to stderr at ``ISONET2_LOG_LEVEL`` (default INFO).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
-from typing import List, Optional
+import threading
+from typing import Iterator, List, Optional
 
-from isonet2core import __version__
+from isonet2core import __version__, locks
 from isonet2core.cli.common import CLIError
 
 # subcommand -> (module under isonet2core.cli, one-line help)
@@ -43,6 +47,29 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's ``scancel``, ``kill``): unwinds like Ctrl-C, so that every atomic
+    write removes its temporary file and every lock is released."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the block (main thread only; the handler before is
+    restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _canonical(name: str) -> str:
@@ -92,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns
     -------
     int
-        Exit code: 0, 2 for user errors, 130 when interrupted.
+        Exit code: 0, 2 for user errors, 130 when interrupted, 143 when terminated (SIGTERM).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -120,8 +147,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     module = importlib.import_module(f"isonet2core.cli.{SUBCOMMANDS[_canonical(args.command)][0]}")
+    locks.set_command(["isonet2", *argv])
     try:
-        return int(module.run(args) or 0)
+        with _sigterm_interrupts():
+            return int(module.run(args) or 0)
+    except Terminated:
+        sys.stderr.write("isonet2: terminated\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("isonet2: interrupted\n")
         return 130
