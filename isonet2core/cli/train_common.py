@@ -7,8 +7,9 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import List, Optional, Sequence
 
-from isonet2core import filenames, predict
+from isonet2core import filenames, locks, predict
 from isonet2core.cli import common
 from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
@@ -49,6 +50,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, 
                       help="start from the weights of this model file (fine-tuning; same arch and cube_size)")
     common.add_option(parser, "resume", type=_bool_or_path, default=False,
                       help="continue an interrupted run: True (the _full.pt in output_dir) or a checkpoint path")
+    common.add_option(parser, "overwrite", type=common.parse_bool, default=False,
+                      help="replace the run already in output_dir (its model files, loss history, config "
+                           "and previews are removed first); without it such a folder is refused "
+                           "unless --resume continues the run")
     common.add_option(parser, "tomo_idx", type=common.index_selection, default=None,
                       help="rlnIndex values of the tomograms to train on, e.g. 1,3,5-7 (default: all)")
     common.add_device_options(parser)
@@ -75,6 +80,10 @@ def train_settings(args: argparse.Namespace, method: str) -> dict:
 def run_training(args: argparse.Namespace, method: str) -> int:
     """``refine`` / ``denoise``: plan (every input checked), train, and ``--with_predict``.
 
+    The output folder is locked for the run (:func:`isonet2core.locks.run_lock`: a second run
+    into it is refused, naming this one); a folder holding an earlier run is refused unless
+    ``--resume`` continues it or ``--overwrite`` replaces it (its files removed first).
+
     Parameters
     ----------
     args : argparse.Namespace
@@ -88,13 +97,104 @@ def run_training(args: argparse.Namespace, method: str) -> int:
         The exit code (0).
     """
     star_file = common.star_path(args)
+    out = Path(args.output_dir)
+    fresh = not args.resume
+    if fresh and not args.overwrite:
+        refuse_previous_run(out)               # before reading any data
     plan = plan_training(star_file, method, train_settings(args, method), tomo_idx=args.tomo_idx,
                          input_column=getattr(args, "input_column", "auto"))
-    result = train(plan.cfg, plan.tomograms, run_settings(args, plan.cfg))
-    log.info("model: %s", result.model_path)
-    if args.with_predict:
-        finish_with_predict(star_file, result, args, plan.cfg)
+    settings = run_settings(args, plan.cfg)
+    with locks.run_lock(out):                  # the folder is this run's until it ends
+        if fresh and not args.overwrite:
+            refuse_previous_run(out)           # one that ended while this one was planned
+        elif fresh:
+            remove_previous_run(out, keep=[settings.pretrained_model])
+        result = train(plan.cfg, plan.tomograms, settings)
+        log.info("model: %s", result.model_path)
+        if args.with_predict:
+            finish_with_predict(star_file, result, args, plan.cfg)
     return 0
+
+
+def previous_run_files(output_dir: Path) -> List[Path]:
+    """The files a training run leaves in its folder: model files (any method, architecture and
+    cube size), ``loss_history.json``, ``loss.png``, ``config.json`` and previews.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The folder.
+
+    Returns
+    -------
+    list of Path
+        Those present, sorted.
+    """
+    if not output_dir.is_dir():
+        return []
+    found = [p for p in output_dir.iterdir() if p.is_file() and
+             (filenames.MODEL_NAME.match(p.name) or
+              p.name in (filenames.HISTORY_FILE, filenames.LOSS_PNG, filenames.CONFIG_FILE))]
+    preview = output_dir / filenames.PREVIEW_DIR
+    if preview.is_dir():
+        found += [p for p in preview.iterdir() if p.is_file() and filenames.PREVIEW_NAME.match(p.name)]
+    return sorted(found)
+
+
+def refuse_previous_run(output_dir: Path) -> None:
+    """Refuse a new run into a folder that holds another run's files.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The folder.
+
+    Raises
+    ------
+    CLIError
+        Naming the folder, a file and the options that continue or replace the run.
+    """
+    found = previous_run_files(output_dir)
+    models = [p for p in found if filenames.MODEL_NAME.match(p.name)] or found
+    if models:
+        raise common.CLIError(f"output folder {output_dir} already holds a run ({models[0].name}"
+                              f"{f' and {len(found) - 1} more files' if len(found) > 1 else ''}): "
+                              "--resume True continues it, --overwrite True replaces it, or choose "
+                              "another --output_dir")
+
+
+def remove_previous_run(output_dir: Path, keep: Sequence[Optional[Path]] = ()) -> List[Path]:
+    """``--overwrite``: remove the files of the run in the folder, so that none is left mixed
+    with the new run's.
+
+    Parameters
+    ----------
+    output_dir : Path
+        The folder.
+    keep : sequence of Path
+        Inputs of the new run (``--pretrained_model``): refused when one of them would go.
+
+    Returns
+    -------
+    list of Path
+        The removed files.
+
+    Raises
+    ------
+    CLIError
+        When an input of the new run is one of the files.
+    """
+    found = previous_run_files(output_dir)
+    inputs = {p.resolve() for p in keep if p is not None}
+    clash = [p for p in found if p.resolve() in inputs]
+    if clash:
+        raise common.CLIError(f"--overwrite would remove {clash[0]}, an input of this run; copy it "
+                              "out of the output folder first")
+    for p in found:
+        p.unlink()
+    if found:
+        log.info("--overwrite: removed %d file(s) of the previous run in %s", len(found), output_dir)
+    return found
 
 
 def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
