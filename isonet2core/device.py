@@ -215,15 +215,30 @@ with AMX 0/10 at every size, but the whole gradient's cosine with float32 was 0.
 no weight gradients: ``auto`` predicts in bfloat16 at every tile size."""
 
 
+CPU_BF16_ENV = "ISONET2_CPU_BF16"
+"""Environment variable that overrides :func:`cpu_has_native_bf16`: ``on`` or ``off`` (to
+reproduce another CPU's defaults, as CI does; unset or ``auto``: what the CPU has)."""
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively on this CPU (AVX512-BF16 or AMX); elsewhere bfloat16
-    is emulated and slower than float32.
+    is emulated and slower than float32. :data:`CPU_BF16_ENV` overrides the answer.
 
     Returns
     -------
     bool
         True with native bfloat16.
+
+    Raises
+    ------
+    ValueError
+        :data:`CPU_BF16_ENV` is set to something other than on, off or auto.
     """
+    forced = os.environ.get(CPU_BF16_ENV, "auto").strip().lower()
+    if forced not in ("on", "off", "auto"):
+        raise ValueError(f"{CPU_BF16_ENV}={forced!r}: expected on, off or auto")
+    if forced != "auto":
+        return forced == "on"
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):

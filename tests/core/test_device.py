@@ -130,3 +130,22 @@ def test_autocast_dtype_rule(monkeypatch):
         dv.autocast_dtype(gpu, True, "bfloat16", training=True)
     with pytest.raises(ValueError, match="amp_dtype"):
         dv.autocast_dtype(cpu, True, "float8", training=True)
+
+
+def test_the_cpu_bfloat16_answer_can_be_forced(monkeypatch):
+    """ISONET2_CPU_BF16 on/off overrides what the CPU says (CI runs the training tests both
+    ways on every CPU); auto or unset asks the CPU; anything else is refused, naming it."""
+    monkeypatch.delenv(dv.CPU_BF16_ENV, raising=False)
+    native = dv.cpu_has_native_bf16()
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(dv.CPU_BF16_ENV, "on")
+    assert dv.cpu_has_native_bf16() is True
+    assert dv.autocast_dtype(cpu, True, "auto", training=False) is torch.bfloat16
+    monkeypatch.setenv(dv.CPU_BF16_ENV, "OFF")
+    assert dv.cpu_has_native_bf16() is False
+    assert dv.autocast_dtype(cpu, True, "bfloat16", training=True, cube_size=96) is None
+    monkeypatch.setenv(dv.CPU_BF16_ENV, "auto")
+    assert dv.cpu_has_native_bf16() is native
+    monkeypatch.setenv(dv.CPU_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="ISONET2_CPU_BF16='yes': expected on, off or auto"):
+        dv.cpu_has_native_bf16()

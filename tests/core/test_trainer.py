@@ -1,4 +1,5 @@
 """Training loop: files, resume equivalence, fine-tuning, two CPU processes (DDP, gloo)."""
+import contextlib
 import dataclasses
 import json
 
@@ -240,13 +241,22 @@ def test_a_loss_that_stops_being_finite_stops_training_before_writing(halves, tm
     assert base.model_path.read_bytes() == before
 
 
-def test_a_bfloat16_step_with_non_finite_gradients_is_dropped_and_training_goes_on_in_float32(
-        halves, tmp_path, monkeypatch, caplog):
-    """The same wild fine-tuning in bfloat16 (forced on any CPU): the first step sends the
-    weights to infinity, the second step's gradients are not finite, so that step is dropped and
-    the run switches to float32; the third step's loss (float32 now) stops the run."""
+@pytest.fixture
+def bfloat16_in_float32_arithmetic(monkeypatch):
+    """A CPU run in bfloat16 whose arithmetic is float32: the state, its checks and its records
+    are bfloat16's, while autocast does nothing. What oneDNN's bfloat16 kernels compute differs
+    from CPU to CPU (at cubes 16 and 32 some give non-finite weight gradients at any step, see
+    :data:`isonet2core.device.CPU_BF16_MIN_CUBE`), so these tests must not depend on it."""
     from isonet2core import device
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+
+
+def test_a_bfloat16_step_with_non_finite_gradients_is_dropped_and_training_goes_on_in_float32(
+        halves, tmp_path, bfloat16_in_float32_arithmetic, caplog):
+    """Wild fine-tuning in bfloat16: the first step sends the weights to infinity, the second
+    step's gradients are not finite, so that step is dropped and the run switches to float32;
+    the third step's loss (float32 now) stops the run."""
     cfg = _cfg(method="n2n", epochs=1, mixed_precision=False)
     base = _run(cfg, halves, tmp_path / "a")
     wild = dataclasses.replace(cfg, learning_rate=1e10, learning_rate_min=1e10, mixed_precision=True,
@@ -255,13 +265,12 @@ def test_a_bfloat16_step_with_non_finite_gradients_is_dropped_and_training_goes_
             pytest.raises(FloatingPointError, match=r"epoch 1, step 3: the loss is not finite .*float32"):
         _run(wild, halves, tmp_path / "b", subtomos=8, pretrained_model=base.model_path)
     assert "step 2: the bfloat16 gradients are not finite" in caplog.text
+    assert "step 1:" not in caplog.text
     assert not list((tmp_path / "b").glob("*.pt"))
 
 
-def test_a_bfloat16_run_records_its_precision(halves, tmp_path, monkeypatch):
+def test_a_bfloat16_run_records_its_precision(halves, tmp_path, bfloat16_in_float32_arithmetic):
     """A sound bfloat16 run drops no step and says so in its history."""
-    from isonet2core import device
-    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     result = _run(_cfg(epochs=1, mixed_precision=True, amp_dtype="bfloat16"), halves, tmp_path)
     assert [(h["precision"], h["dropped_steps"]) for h in result.history] == [("bfloat16", 0)]
     plain = _run(_cfg(epochs=1, mixed_precision=False), halves, tmp_path / "fp32")
