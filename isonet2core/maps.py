@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mrcio, star
+from isonet2core import mrcio, outputs, star
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +117,50 @@ def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
     """
     infos = [mrcio.read_header(p) for p in paths]
     mrcio.check_same_grid(infos)
+    if len(infos) == 2:
+        check_halves_differ(infos[0], infos[1])
     for info in infos:
         mrcio.check_data(info.path, info=info)
     return infos
+
+
+_COMPARE_BYTES = 8 * 1024 * 1024   # bytes per block compared by check_halves_differ
+
+
+def check_halves_differ(even: mrcio.MRCInfo, odd: mrcio.MRCInfo) -> None:
+    """Refuse even and odd halves that are one file, or two files with the same data.
+
+    Two real half reconstructions differ in their first block of voxels, so the comparison
+    (block by block, from each file's data offset) usually reads one block of each; only
+    identical data is read to the end.
+
+    Parameters
+    ----------
+    even, odd : mrcio.MRCInfo
+        The halves' headers.
+
+    Raises
+    ------
+    ValueError
+        Naming both files.
+    """
+    a, b = Path(even.path), Path(odd.path)
+    if outputs.same_file(a, b):
+        raise ValueError(f"even and odd halves are the same file: {a} and {b}; Noise2Noise needs "
+                         "two independent half reconstructions")
+    n = int(np.prod(even.shape)) * even.dtype.itemsize
+    if even.shape != odd.shape or even.dtype != odd.dtype:
+        return
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        fa.seek(even.data_offset)
+        fb.seek(odd.data_offset)
+        while n > 0:
+            block = min(n, _COMPARE_BYTES)
+            if fa.read(block) != fb.read(block):
+                return
+            n -= block
+    raise ValueError(f"even and odd halves hold identical data: {a} and {b}; Noise2Noise needs "
+                     "two independent half reconstructions")
 
 
 def read_map(paths: Sequence[Path]) -> np.ndarray:
@@ -156,29 +197,34 @@ class MapJob:
 
 
 def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]], input_column: str,
-                  target_of: Callable[[str], Path]) -> List[MapJob]:
+                  target_of: Callable[[str], Path], output_column: Optional[str] = None) -> List[MapJob]:
     """The jobs of a per-map step (deconv, make-mask), everything checked before the first runs.
 
     Parameters
     ----------
     table : star.TomogramsTable
-        The tomograms STAR.
+        The tomograms STAR (its ``source`` is the STAR updated).
     tomo_idx : sequence of int, optional
         rlnIndex values of the rows (None: all).
     input_column : str
         Which maps (:func:`input_maps`), each checked (:func:`check_maps`).
     target_of : callable
-        rlnTomoName -> output file; refused when it is one of the inputs.
+        rlnTomoName -> output file; refused when it is any file of the table (any row, any
+        column, :func:`isonet2core.outputs.table_inputs`) or the STAR.
+    output_column : str, optional
+        The column the step fills with ``target``: a cell already naming that same file is
+        the one output a re-run may replace.
 
     Returns
     -------
     list of MapJob
-        In table order.
+        In table order; the output folders exist, accept new files and have room for the
+        outputs (:func:`isonet2core.outputs.check_outputs`).
 
     Raises
     ------
-    ValueError, FileNotFoundError
-        Naming the file.
+    ValueError, FileNotFoundError, PermissionError, OSError
+        Naming the file or folder.
     """
     jobs = []
     for row in table.rows_for(tomo_idx):
@@ -187,4 +233,8 @@ def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]],
         target = target_of(table.tomo_name(row))
         mrcio.check_not_input(target, sources)
         jobs.append(MapJob(row, table.tomo_name(row), sources, infos, target))
+    replaced = {(job.row, output_column): job.target for job in jobs} if output_column else {}
+    inputs = [*outputs.table_inputs(table, replaced), *(p for job in jobs for p in job.sources)]
+    outputs.check_outputs([job.target for job in jobs], inputs, star_path=table.source,
+                          sizes=[outputs.mrc_bytes(job.infos[0].shape) for job in jobs])
     return jobs

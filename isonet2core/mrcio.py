@@ -30,7 +30,6 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,17 +338,8 @@ def check_same_grid(infos: Sequence[MRCInfo]) -> None:
                              f"{other.path} {b:g} A")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
-    """Refuse to write over an input.
+    """Refuse to write over an input (:func:`isonet2core.outputs.check_not_inputs`, the one rule).
 
     Parameters
     ----------
@@ -363,11 +353,9 @@ def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
     ValueError
         ``target`` is (or links to) one of ``protect``.
     """
-    target = Path(target)
-    for other in protect:
-        if other is not None and _same_file(target, Path(other)):
-            raise ValueError(f"refusing to write {target}: it is the input {other}; "
-                             "choose another output folder or name")
+    from isonet2core import outputs  # lazily: outputs reads STAR tables
+
+    outputs.check_not_inputs([target], protect)
 
 
 def _float32_header(shape: Tuple[int, int, int], voxel_size_a: float) -> np.recarray:

@@ -77,8 +77,8 @@ from isonet2core.config import Microscope, PredictConfig
 from isonet2core.device import autocast_dtype
 from isonet2core.filenames import PathLike
 from isonet2core.locks import output_locks
-from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
+from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mapnames, mrcio, planning, star
+from isonet2core import mapnames, maps, mrcio, outputs, planning, star
 from isonet2core.config import PrepareStarConfig
 from isonet2core.filenames import PathLike
 
@@ -321,6 +321,8 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
             if not pixel_size_a > 0:
                 raise ValueError(f"{infos[0].path}: the header has no pixel size "
                                  f"({pixel_size_a}); give --pixel_size")
+        if tomo.even is not None and tomo.odd is not None:
+            maps.check_halves_differ(infos[-2], infos[-1])
         mask = masks.get(tomo.name)
         if mask is not None:
             _check_pair(infos[0], mrcio.read_header(mask), check_pixel=False)
@@ -410,6 +412,18 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
     return star.TomogramsTable.from_records(records, source=star_path)
 
 
+def _check_outputs(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star_path: Path) -> None:
+    """Before any write (:mod:`isonet2core.outputs`): the STAR is no file it lists and no other
+    kind of file; the averages are no input; the folders accept files and have room."""
+    outputs.check_star_target(star_path)
+    inputs = [p for t in planned for p in (*t.files.maps, t.mask, t.box_file) if p is not None]
+    outputs.check_not_inputs([star_path], inputs)
+    averages = [] if not cfg.create_average or cfg.full_dir is not None else planned
+    outputs.check_outputs([star_path.parent / AVERAGE_FOLDER / f"{t.files.name}.mrc" for t in averages],
+                          inputs, sizes=[outputs.mrc_bytes(t.shape) for t in averages],
+                          star_path=star_path)
+
+
 def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
     """List the tomograms of ``cfg`` in a new tomograms STAR (``prepare-star``).
 
@@ -431,6 +445,7 @@ def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
     """
     planned = plan(cfg)
     star_path = Path(cfg.star_name)
+    _check_outputs(planned, cfg, star_path)
     averages: Dict[str, Path] = {}
     if cfg.create_average:
         if cfg.full_dir is not None:

@@ -72,7 +72,7 @@ def test_halves_with_average(tmp_path, monkeypatch, capsys, halves):
 def test_identical_names_full_masks_and_coordinates(tmp_path):
     for name in ("a", "b"):
         _write(tmp_path / "even" / f"{name}.mrc")
-        _write(tmp_path / "odd" / f"{name}.mrc")
+        _write(tmp_path / "odd" / f"{name}.mrc", seed=1)
         _write(tmp_path / "full" / f"{name}.mrc")
     _write(tmp_path / "masks" / "a_mask.mrc")
     (tmp_path / "coords").mkdir()
@@ -150,7 +150,7 @@ def test_shape_mismatch_names_both_files(tmp_path, halves):
 
 
 def test_pixel_size_mismatch_names_both_files(tmp_path, halves):
-    _write(tmp_path / "ODD" / "TS_2_ODD.mrc", voxel=10.8)
+    _write(tmp_path / "ODD" / "TS_2_ODD.mrc", voxel=10.8, seed=99)
     with pytest.raises(ValueError, match=r"pixel size mismatch: .*TS_2_EVN\.mrc has 5\.4 A.*"
                                          r"TS_2_ODD\.mrc has 10\.8 A"):
         prepare.prepare_star(_cfg(tmp_path))
@@ -161,8 +161,8 @@ def test_pixel_size_mismatch_names_both_files(tmp_path, halves):
 
 
 def test_header_without_pixel_size(tmp_path, halves):
-    for folder, tag in (("EVN", "EVN"), ("ODD", "ODD")):
-        _write(tmp_path / folder / f"TS_1_{tag}.mrc", voxel=5.4)
+    for seed, (folder, tag) in enumerate((("EVN", "EVN"), ("ODD", "ODD"))):
+        _write(tmp_path / folder / f"TS_1_{tag}.mrc", voxel=5.4, seed=seed)
         path = tmp_path / folder / f"TS_1_{tag}.mrc"
         with mrcfile.open(str(path), mode="r+") as mrc:
             mrc.header.cella = (0, 0, 0)
