@@ -4,17 +4,18 @@ resume), and ``--with_predict``."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from isonet2core import filenames, locks, predict
+from isonet2core import filenames, locks, outputs, predict
 from isonet2core.cli import common
 from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig
 from isonet2core.device import select_devices
-from isonet2core.training.plan import plan_training
-from isonet2core.training.trainer import RunSettings, TrainResult, train
+from isonet2core.training.plan import TrainingPlan, plan_training
+from isonet2core.training.trainer import RunSettings, TrainResult, check_run_outputs, train
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ def run_training(args: argparse.Namespace, method: str) -> int:
         refuse_previous_run(out)               # before reading any data
     plan = plan_training(star_file, method, train_settings(args, method), tomo_idx=args.tomo_idx,
                          input_column=getattr(args, "input_column", "auto"))
-    settings = run_settings(args, plan.cfg)
+    settings = dataclasses.replace(run_settings(args, plan.cfg), protect=plan.inputs)
+    check_outputs_first(star_file, plan, settings, args)
     with locks.run_lock(out):                  # the folder is this run's until it ends
         if fresh and not args.overwrite:
             refuse_previous_run(out)           # one that ended while this one was planned
@@ -226,6 +228,36 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
     pretrained = Path(args.pretrained_model) if args.pretrained_model else None
     return RunSettings(output_dir=out, device=args.device, gpu_ids=args.gpuID, ncpus=args.ncpus,
                        resume=resume, pretrained_model=pretrained, command_line=tuple(sys.argv))
+
+
+def check_outputs_first(star_file: str, plan: TrainingPlan, settings: RunSettings,
+                        args: argparse.Namespace) -> None:
+    """Before any training (:mod:`isonet2core.outputs`): the run's files are no input of the
+    STAR (any row, any column), no map, mask or model it reads, and its folder accepts files
+    (:func:`~isonet2core.training.trainer.check_run_outputs`); with ``--with_predict`` the STAR
+    can be updated and the prediction folder accepts files.
+
+    Parameters
+    ----------
+    star_file : str
+        The tomograms STAR.
+    plan : TrainingPlan
+        From :func:`~isonet2core.training.plan.plan_training`.
+    settings : RunSettings
+        Output folder, pretrained model, ``protect``.
+    args : argparse.Namespace
+        Parsed arguments (``with_predict``).
+
+    Raises
+    ------
+    ValueError, PermissionError, FileExistsError
+        Naming the file or folder.
+    """
+    check_run_outputs(plan.cfg, plan.tomograms, settings)
+    if args.with_predict:
+        outputs.check_replaceable(star_file)
+        outputs.check_folder_writable(Path(args.output_dir) / ("denoised" if plan.cfg.method == "n2n"
+                                                               else "corrected"))
 
 
 def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Namespace,

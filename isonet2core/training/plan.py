@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
-from isonet2core import maps, mrcio, planning, star
+from isonet2core import maps, mrcio, outputs, planning, star
 from isonet2core.config import METHODS, Method, TrainConfig
 from isonet2core.filenames import PathLike
 from isonet2core.training.sampler import read_box_file
@@ -109,7 +109,8 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
         else:
             n = (cfg.number_subtomos or table.value(row, star.N_SUBTOMO)
                  or planning.default_subtomos_per_tomogram(len(rows)))
-        specs.append(TomogramSpec(name, map_paths, table.microscope(row), int(n), mask,
+        needs = f"CTF_mode {cfg.ctf_mode}" if cfg.ctf_mode is not None else None
+        specs.append(TomogramSpec(name, map_paths, table.microscope(row, needs), int(n), mask,
                                   index=table.index(row), box_file=box))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -119,9 +120,12 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """What to train: the validated settings (method resolved) and the tomograms."""
+    """What to train: the validated settings (method resolved), the tomograms, and ``inputs``:
+    every file the STAR names (any row, any column) and the STAR, which the run's outputs must
+    not replace (:attr:`~isonet2core.training.trainer.RunSettings.protect`)."""
     cfg: TrainConfig
     tomograms: List[TomogramSpec]
+    inputs: Tuple[Path, ...] = ()
 
 
 def plan_training(star_file: PathLike, method: str, settings: Dict[str, Any], *,
@@ -156,4 +160,5 @@ def plan_training(star_file: PathLike, method: str, settings: Dict[str, Any], *,
     rows = table.rows_for(tomo_idx)
     resolved = resolve_method(method, table, rows)
     cfg = TrainConfig(method=resolved, **settings).validate()
-    return TrainingPlan(cfg, plan_tomograms(table, rows, cfg, input_column))
+    inputs = (*outputs.table_inputs(table), Path(star_file))
+    return TrainingPlan(cfg, plan_tomograms(table, rows, cfg, input_column), inputs)

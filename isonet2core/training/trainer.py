@@ -47,6 +47,7 @@ Several GPUs: one process per GPU with DistributedDataParallel (:mod:`.distribut
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import sys
@@ -59,7 +60,7 @@ from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tup
 import numpy as np
 import torch
 
-from isonet2core import checkpoint, filenames, predict
+from isonet2core import checkpoint, filenames, outputs, predict
 from isonet2core import config as config_mod
 from isonet2core.config import Microscope, PredictConfig, TrainConfig
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
@@ -105,6 +106,7 @@ class RunSettings:
     command_line: Tuple[str, ...] = ()
     progress: bool = True
     cpu_processes: int = 1
+    protect: Tuple[Path, ...] = ()    # other files the run's outputs must not replace (the STAR's)
 
 
 @dataclass
@@ -224,6 +226,7 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     batch_size = cfg.batch_size or auto_batch_size(devices, cfg.arch, cfg.cube_size)
     if batch_size % world:
         raise ValueError(f"batch_size {batch_size} must be a multiple of the number of processes ({world})")
+    check_run_outputs(cfg, tomograms, run)
     run.output_dir.mkdir(parents=True, exist_ok=True)
     log.info("devices: %s", describe(devices))
     log.info("training %s (%s, cube %d) on %s, batch %d, %d epoch(s)", cfg.method, cfg.arch,
@@ -236,6 +239,59 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
         return TrainResult(filenames.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
                            _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
     return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
+
+
+def planned_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> List[Path]:
+    """Every file a run may write (module docstring; every epoch's copy and preview counted).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        Method, architecture, cube size, epochs, previews.
+    tomograms : sequence of TomogramSpec
+        The tomograms (previews: ``prev_tomo_idx``, else the first).
+    run : RunSettings
+        The output folder.
+
+    Returns
+    -------
+    list of Path
+        The model files, history, configuration, loss plot and previews.
+    """
+    out = run.output_dir
+    model = functools.partial(filenames.model_path, out, cfg.method, cfg.arch, cfg.cube_size)
+    files = [model(), *(model(e) for e in range(1, cfg.epochs + 1)),
+             out / filenames.HISTORY_FILE, out / filenames.CONFIG_FILE, out / filenames.LOSS_PNG]
+    if cfg.with_preview:
+        wanted = set(cfg.prev_tomo_idx or ())
+        shown = [t for t in tomograms if t.index in wanted] or list(tomograms[:1])
+        files += [filenames.preview_path(out, t.name, e) for t in shown for e in range(1, cfg.epochs + 1)]
+    return files
+
+
+def check_run_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> None:
+    """Before any training (:mod:`isonet2core.outputs`): no file the run writes
+    (:func:`planned_outputs`) is one of its maps, masks or box files, the pretrained model or
+    ``run.protect``; the folders accept files; existing outputs are not read-only. The
+    ``resume`` checkpoint is the run being continued: its ``_full`` file is rewritten.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The settings.
+    tomograms : sequence of TomogramSpec
+        The tomograms.
+    run : RunSettings
+        Output folder, pretrained model, ``protect``.
+
+    Raises
+    ------
+    ValueError, PermissionError, FileExistsError
+        Naming the file or folder.
+    """
+    inputs = [p for t in tomograms for p in (*t.map_paths, t.mask_path, t.box_file) if p is not None]
+    outputs.check_outputs(planned_outputs(cfg, tomograms, run),
+                          [*inputs, *run.protect, *([run.pretrained_model] if run.pretrained_model else [])])
 
 
 def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
