@@ -188,7 +188,7 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
     jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
                               lambda name: filenames.deconv_path(output_dir, name),
                               star.DECONV)
-    microscopes = {job.row: table.microscope(job.row) for job in jobs}   # checked first
+    microscopes = {job.row: table.microscope(job.row, needs_defocus="deconv") for job in jobs}  # first
     for job in jobs:
         px, header = microscopes[job.row].pixel_size_a, job.infos[0].voxel_size_a
         if header > 0 and abs(header - px) > 0.01 * px:

@@ -14,6 +14,7 @@ Tomogram names (``rlnTomoName``) become file-name stems through :func:`safe_name
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -39,10 +40,13 @@ PREVIEW_NAME = re.compile(r"^(?P<name>.+)_epoch(?P<epoch>\d+)\.mrc$")
 
 
 def safe_name(name: str) -> str:
-    """A tomogram name as a file-name stem.
+    """A tomogram name as a file-name stem, distinct for distinct names.
 
-    Runs of characters other than ASCII letters, digits, ``.``, ``_`` and ``-`` become ``_`` (so
-    non-ASCII names give the same stem everywhere); leading/trailing ``.``/``_`` are dropped.
+    A name of ASCII letters, digits, ``.``, ``_`` and ``-`` (not starting or ending with ``.`` or
+    ``_``) is its own stem. In any other name, runs of other characters become ``_``, leading and
+    trailing ``.``/``_`` are dropped (``tomogram`` if nothing is left), and six hex digits of the
+    name's SHA-1 are appended: ``tomo a`` and ``tomo_a``, or ``tomo_α`` and ``tomo_β``, never
+    share a file.
 
     Parameters
     ----------
@@ -52,9 +56,13 @@ def safe_name(name: str) -> str:
     Returns
     -------
     str
-        The stem; ``tomogram`` if nothing is left.
+        The stem.
     """
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "tomogram"
+    text = str(name)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "tomogram"
+    if stem == text:
+        return stem
+    return f"{stem}_{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
 
 
 def model_name(method: str, arch: str, cube: int, epoch: Optional[int] = None) -> str:

@@ -379,11 +379,11 @@ def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
 
 
 def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_column: str,
-          output_dir: Path, suffix: str, prefix: str = "") -> List[_Job]:
+          output_dir: Path, suffix: str, prefix: str = "", phaseflip: bool = False) -> List[_Job]:
     jobs: List[_Job] = []
     for row in rows:
         name = filenames.safe_name(table.tomo_name(row))
-        microscope = table.microscope(row)
+        microscope = table.microscope(row, "the model's phase flip of its inputs" if phaseflip else None)
         use_halves = (n2n and input_column in (None, "auto")
                       and table.value(row, star.TOMO_HALF1) is not None
                       and table.value(row, star.TOMO_HALF2) is not None)
@@ -471,7 +471,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         log.info("denoise (n2n) model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
-    jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix)
+    jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)
     _check_outputs(table, jobs, columns, (model_path, model2_path))
     trained = [float(t["pixel_size_a"]) for t in (ckpt.get("tomograms") or {}).values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]

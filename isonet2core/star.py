@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -214,6 +215,7 @@ class TomogramsTable:
             raise FileNotFoundError(f"STAR file not found: {p}")
         import starfile  # lazily: only reading needs it
 
+        check_loop_rows(p)
         try:
             blocks = starfile.read(p, always_dict=True, parse_as_string=sorted(STRING_COLUMNS))
         except Exception as exc:  # starfile/pandas raise many types for malformed text
@@ -478,13 +480,17 @@ class TomogramsTable:
         """
         return self.value(row, PIXEL_SIZE)
 
-    def microscope(self, row: int) -> Microscope:
-        """Acquisition parameters of a row (the defaults of ``config.Microscope`` for empty cells).
+    def microscope(self, row: int, needs_defocus: Optional[str] = None) -> Microscope:
+        """Acquisition parameters of a row (the defaults of ``config.Microscope`` for empty cells,
+        except the defocus where ``needs_defocus`` says what needs it).
 
         Parameters
         ----------
         row : int
             0-based position in the table.
+        needs_defocus : str, optional
+            What needs the defocus (e.g. ``deconv``): an empty ``rlnDefocus`` (or none in the file,
+            as in a RELION-5 ``tomograms.star``) is then an error instead of the default.
 
         Returns
         -------
@@ -496,6 +502,10 @@ class TomogramsTable:
         ValueError
             Naming the file and the tomogram.
         """
+        if needs_defocus and self.value(row, DEFOCUS) is None:
+            raise ValueError(f"{self._where(row)}: {needs_defocus} needs the defocus, but {DEFOCUS} is "
+                             f"{'empty' if self.has_column(DEFOCUS) else 'not in the file'}; give it "
+                             "with isonet2 prepare-star --defocus (or fill rlnDefocus, Angstrom)")
         kwargs: Dict[str, Any] = {"pixel_size_a": self.pixel_size_a(row)}
         for field, column in (("defocus_a", DEFOCUS), ("voltage_kv", VOLTAGE), ("cs_mm", CS),
                               ("amplitude_contrast", AC), ("tilt_min_deg", TILT_MIN),
@@ -697,6 +707,50 @@ def update_rows(path: PathLike, updates: Mapping[RowKey, Mapping[str, Any]]) -> 
                     table.set_value(row, column, value)
         table.write(p)
     return table
+
+
+def _star_fields(line: str) -> List[str]:
+    """The fields of one STAR data line (quoted values, ``""`` among them, are one field)."""
+    try:
+        return shlex.split(line, posix=True)
+    except ValueError:          # an unbalanced quote inside a value
+        return line.split()
+
+
+def check_loop_rows(path: PathLike) -> None:
+    """Refuse a STAR file any of whose loop rows has more or fewer fields than its loop has
+    columns (a truncated or hand-edited file): a reader would fill the missing cells with
+    defaults, and the next rewrite would make the damage permanent.
+
+    Parameters
+    ----------
+    path : str or Path
+        The STAR file.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, the line number, the fields found and the columns expected.
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise ValueError(f"{p} cannot be read: {exc.strerror or exc}") from None
+    columns, in_loop = 0, False
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("data_") or line == "loop_":
+            columns, in_loop = 0, line == "loop_"
+        elif in_loop and line.startswith("_"):
+            columns += 1
+        elif in_loop and columns:
+            found = len(_star_fields(line))
+            if found != columns:
+                raise ValueError(f"{p}, line {number}: {found} field(s) where the table has {columns} "
+                                 "columns (a truncated or broken row); repair or rewrite the STAR file")
 
 
 def _pick_block(path: Path, blocks: Mapping[str, Any]):

@@ -1,4 +1,5 @@
 """The file and folder names the core writes: one module, names that parse back."""
+import re
 from pathlib import Path
 
 from isonet2core import filenames as fn
@@ -23,13 +24,24 @@ def test_one_safe_name_for_every_output():
     """Predict outputs, previews and report figures use the same stem for a tomogram name,
     non-ASCII names included (two rules disagreed before)."""
     assert fn.safe_name("TS_01") == "TS_01"
-    assert fn.safe_name("Zelle ä/1") == "Zelle_1"
-    assert fn.safe_name("..") == "tomogram"
+    assert fn.safe_name("Zelle ä/1") == "Zelle_1_5b91f5"   # sha1 of the name, first 6 hex digits
+    assert fn.safe_name("..") == "tomogram_9d891e"
     out, halves = fn.predicted_paths("o", "Zelle ä/1", fn.CORRECTED, prefix="run")
-    assert out == Path("o/run_Zelle_1_corrected.mrc")
-    assert halves == (Path("o/run_Zelle_1_corrected_half1.mrc"), Path("o/run_Zelle_1_corrected_half2.mrc"))
+    assert out == Path("o/run_Zelle_1_5b91f5_corrected.mrc")
+    assert halves == (Path("o/run_Zelle_1_5b91f5_corrected_half1.mrc"),
+                      Path("o/run_Zelle_1_5b91f5_corrected_half2.mrc"))
     assert fn.predicted_paths("o", "TS_01", fn.DENOISED)[0] == Path("o/TS_01_denoised.mrc")
     preview = fn.preview_path("maps", "Zelle ä/1", 3)
-    assert preview == Path("maps/preview/Zelle_1_epoch003.mrc")
+    assert preview == Path("maps/preview/Zelle_1_5b91f5_epoch003.mrc")
     m = fn.PREVIEW_NAME.match(preview.name)
-    assert (m["name"], int(m["epoch"])) == ("Zelle_1", 3)
+    assert (m["name"], int(m["epoch"])) == ("Zelle_1_5b91f5", 3)
+
+
+def test_distinct_names_never_share_a_file():
+    """Names that the character rule alone would merge ("tomo a" / "tomo_a", "tomo_α" / "tomo_β")
+    get distinct stems; names of safe characters keep theirs."""
+    names = ["tomo_a", "tomo a", "tomo/a", "tomo_α", "tomo_β", "tomo_", "_tomo", "tomo", "TS-1.2"]
+    stems = [fn.safe_name(n) for n in names]
+    assert len(set(stems)) == len(names), stems
+    assert stems[0] == "tomo_a" and stems[-2:] == ["tomo", "TS-1.2"]
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", s) for s in stems)
