@@ -318,12 +318,12 @@ def check_outputs(targets: Sequence[PathLike], inputs: Iterable[PathLike], *,
     """
     targets = [Path(t) for t in targets]
     check_not_inputs(targets, [*inputs, *([star_path] if star_path is not None else [])])
+    if star_path is not None:
+        check_replaceable(star_path)
     for folder in dict.fromkeys(t.parent for t in targets):
         check_folder_writable(folder)
     for target in targets:
         if target.exists():
             check_replaceable(target)
-    if star_path is not None:
-        check_replaceable(star_path)
     if sizes is not None:
         check_free_space(targets, sizes)

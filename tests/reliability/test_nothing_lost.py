@@ -22,6 +22,7 @@ import torch
 from reliability_helpers import (
     PIXEL_A,
     assert_one_error_line,
+    files_under,
     fingerprint,
     make_checkpoint,
     make_dataset,
@@ -212,8 +213,12 @@ def tiny_tmpfs(tmp_path):
 
 
 def test_really_full_disk_during_predict(tmp_path, tiny_tmpfs, monkeypatch):
-    """Six 206 KB outputs do not fit in 1 MiB: the sixth write fails with ENOSPC."""
+    """Six 206 KB outputs do not fit in 1 MiB: the sixth write fails with ENOSPC (the check of
+    the free space before any work is skipped, as if another program filled the disk later)."""
+    from isonet2core import outputs
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(outputs, "check_free_space", lambda targets, sizes: None)
     ds = make_dataset(tmp_path / "data")
     model = make_checkpoint(tmp_path / "model.pt", method="isonet2-n2n")
     rc, _, err = run_main(["predict", ds["star"], model, "--output_dir", tiny_tmpfs, "--device", "cpu",
@@ -226,6 +231,21 @@ def test_really_full_disk_during_predict(tmp_path, tiny_tmpfs, monkeypatch):
     _assert_star_points_at_complete_files(ds["star"])
     table = star.TomogramsTable.read(ds["star"])
     assert table.value(0, star.CORRECTED) is not None and table.value(1, star.CORRECTED) is None
+
+
+def test_predict_that_cannot_fit_is_refused_before_any_work(tmp_path, tiny_tmpfs, monkeypatch):
+    """The same six outputs on the 1 MiB file system, with the check: refused before the first
+    map is written, naming the folder and the sizes; the STAR is unchanged."""
+    monkeypatch.chdir(tmp_path)
+    ds = make_dataset(tmp_path / "data")
+    model = make_checkpoint(tmp_path / "model.pt", method="isonet2-n2n")
+    before = fingerprint([ds["star"], model, tmp_path / "data" / "even", tmp_path / "data" / "odd"])
+    rc, _, err = run_main(["predict", ds["star"], model, "--output_dir", tiny_tmpfs, "--device", "cpu",
+                           "--ncpus", "1", "--padding_factor", "1"])
+    assert rc == 2
+    assert_one_error_line(err, "not enough free space", str(tiny_tmpfs), "1.2 MB", "MB free")
+    assert files_under(tiny_tmpfs) == []
+    assert fingerprint([ds["star"], model, tmp_path / "data" / "even", tmp_path / "data" / "odd"]) == before
 
 
 def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
