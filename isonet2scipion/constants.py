@@ -57,7 +57,8 @@ NOISE_MODE_CHOICES = list(NOISE_MODES)
 CLIP_MODE_CHOICES = ["0: none", "1: constant", "2: negative sine", "3: cosine"]
 
 # are the tomograms CTF phase flipped? (form options isCTFflipped/phaseflipped)
-CTF_CORRECTED_AUTO = 0     # follow the input tomograms' CTF-corrected flag (Tomogram.ctfCorrected)
+CTF_CORRECTED_AUTO = 0     # the tomograms' or their tilt series' flag (ctf_inputs.flip_state)
 CTF_CORRECTED_YES = 1
 CTF_CORRECTED_NO = 2
-CTF_CORRECTED_CHOICES = ["auto (CTF-corrected flag of the tomograms)", "yes", "no"]
+CTF_CORRECTED_CHOICES = ["auto (CTF-corrected flag of the tomograms or their tilt series)",
+                         "yes", "no"]

@@ -30,6 +30,7 @@ from isonet2core import mapnames, star
 from isonet2core.config import check_tilt_range
 from isonet2core.planning import check_fits
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
+from isonet2scipion.ctf_inputs import by_plain_ts_id, plain_ts_id
 
 
 # ------------------------------------------------------------------ even / odd
@@ -87,8 +88,8 @@ class TsIdMatch:
 def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
                    tolerate_half_tags: bool = False) -> TsIdMatch:
     """Pair tsIds exactly; with ``tolerate_half_tags`` the ones left over are paired again
-    without their even/odd tag (``TS_01_even`` and ``TS_01_odd`` -> ``TS_01``, by
-    :func:`isonet2core.mapnames.strip_half_tag`) when that gives a unique partner."""
+    by their plain tsIds (``TS_01_even`` and ``TS_01_odd`` -> ``TS_01``, by
+    :func:`isonet2scipion.ctf_inputs.plain_ts_id`) when that gives a unique partner."""
     reference = list(reference)
     other = list(other)
     other_set = set(other)
@@ -97,29 +98,16 @@ def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
         left = [o for o in other if o not in pairs.values()]
         by_key: Dict[str, List[str]] = {}
         for o in left:
-            by_key.setdefault(mapnames.strip_half_tag(o), []).append(o)
+            by_key.setdefault(plain_ts_id(o), []).append(o)
         for r in reference:
             if r in pairs:
                 continue
-            candidates = by_key.get(mapnames.strip_half_tag(r), [])
+            candidates = by_key.get(plain_ts_id(r), [])
             if len(candidates) == 1:
                 pairs[r] = candidates.pop()
     used = set(pairs.values())
     return TsIdMatch(pairs=pairs, missing=[r for r in reference if r not in pairs],
                      extra=[o for o in other if o not in used])
-
-
-def ctf_corrected(tomos: Dict[str, object]) -> Tuple[Optional[bool], List[str]]:
-    """The CTF-corrected flag shared by ``{tsId: Tomogram}`` (set e.g. by AreTomo when it
-    reconstructs from CTF-corrected tilt series), or None and an error naming the corrected
-    ones when they disagree."""
-    flags = {ts_id: bool(t.ctfCorrected()) for ts_id, t in tomos.items()}
-    values = set(flags.values())
-    if len(values) <= 1:
-        return (values.pop() if values else False), []
-    corrected = [ts for ts, f in flags.items() if f]
-    return None, [f"only some tomograms are flagged CTF-corrected ({_names(corrected)}): "
-                  f"process them separately or choose the phase-flip option in the form"]
 
 
 # ------------------------------------------------------------------ rows of the STAR
@@ -263,7 +251,7 @@ def mask_mismatches(tomos: Dict[str, object], masks: Dict[str, object]) -> List[
     """Errors naming each mask (matched by tsId) whose shape or sampling differs from its
     tomogram's: the core samples cubes with mask and tomogram voxel for voxel."""
     errors = []
-    match = match_by_ts_id(tomos, masks)
+    match = match_by_ts_id(tomos, masks, tolerate_half_tags=True)
     for ts_id, mask_id in match.pairs.items():
         tomo, mask = tomos[ts_id], masks[mask_id]
         t_shape, m_shape = shape_zyx(tomo), shape_zyx(mask)
@@ -299,14 +287,19 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
                     need_defocus: bool = False,
                     tilt_range: Optional[Tuple[float, float]] = None,
                     tilt_ranges: Optional[Dict[str, Tuple[float, float]]] = None,
+                    tilt_sources: Optional[Dict[str, str]] = None,
                     masks: Optional[Dict[str, object]] = None,
                     set_acquisition=None) -> Tuple[List[TomoEntry], List[str]]:
     """Rows of the STAR from Scipion tomograms, and every error found, each naming its items.
 
+    Every collection is matched by plain tsId (:func:`isonet2scipion.ctf_inputs.plain_ts_id`),
+    and the rows carry the plain tsId: separate even/odd sets named ``TS_01_even`` /
+    ``TS_01_odd`` give the row ``TS_01`` and meet the CTF estimation of ``TS_01``.
+
     :param full: ``{tsId: Tomogram}``; the reference when given (outputs follow its items).
         Its linked half maps are used when ``even``/``odd`` are None.
-    :param even, odd: ``{tsId: Tomogram}`` of separate half sets, paired by tsId (exactly,
-        else after removing even/odd words); ``even`` is the reference when ``full`` is None.
+    :param even, odd: ``{tsId: Tomogram}`` of separate half sets, paired by plain tsId;
+        ``even`` is the reference when ``full`` is None.
     :param halves: ``"required"`` (Noise2Noise), ``"optional"`` or ``"none"`` (not used).
     :param defocus: ``{tsId: defocus at 0 degrees in A}`` from a CTF set.
     :param defocus_a: defocus for tomograms that the CTF set does not cover (None: no fallback).
@@ -314,17 +307,21 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
     :param tilt_range: ``(tilt_min_deg, tilt_max_deg)`` given in the form: overrides all.
     :param tilt_ranges: ``{tsId: (tilt_min_deg, tilt_max_deg)}`` of the enabled tilts of the
         matching tilt series; used before the acquisition.
+    :param tilt_sources: ``{tsId: where that range came from}`` (summary); default
+        :data:`TILT_FROM_TILT_SERIES`.
     :param masks: ``{tsId: TomoMask}``; every tomogram needs one when given.
     :param set_acquisition: the set's TomoAcquisition, used where an item has none.
     """
     separate = even is not None or odd is not None
     if separate and (even is None or odd is None):
         return [], ["give both the even and the odd set"]
+    full, even, odd, masks, plain_errors = _plain_keys(full=full, even=even, odd=odd, masks=masks)
     reference = full if full is not None else even
     if not reference:
         return [], ["the input set holds no tomograms"]
     half_paths, errors = ({}, []) if halves == "none" else _half_paths(
         full, even, odd, reference, halves, half_order)
+    errors = plain_errors + errors
     mask_match = match_by_ts_id(reference, masks) if masks is not None else None
     if mask_match is not None and mask_match.missing:
         errors.append(f"tomograms without a mask: {_names(mask_match.missing)}")
@@ -340,7 +337,7 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
         if acq is None or not acq.getVoltage():
             problems["acquisition"].append(ts_id)
             continue
-        tilt = _tilt_of(ts_id, acq, tilt_range, tilt_ranges, problems)
+        tilt = _tilt_of(ts_id, acq, tilt_range, tilt_ranges, tilt_sources, problems)
         if tilt is None:
             continue
         d = (defocus or {}).get(ts_id, defocus_a)
@@ -408,7 +405,21 @@ def _half_paths(full, even, odd, reference, halves: str,
     return half_paths, errors
 
 
-def _tilt_of(ts_id: str, acq, tilt_range, tilt_ranges,
+def _plain_keys(**collections):
+    """Each ``{tsId: item}`` of ``collections`` (None stays None) keyed by plain tsId, in the
+    order given, then the errors of tsIds that become one."""
+    out, errors = [], []
+    for label, items in collections.items():
+        if items is None:
+            out.append(None)
+            continue
+        plain, e = by_plain_ts_id(items, label)
+        out.append(plain)
+        errors += e
+    return (*out, errors)
+
+
+def _tilt_of(ts_id: str, acq, tilt_range, tilt_ranges, tilt_sources,
              problems: Dict[str, List[str]]) -> Optional[Tuple[float, float, str]]:
     """``(tilt_min_deg, tilt_max_deg, source)`` of one tomogram: the form's range, else its
     tilt series' enabled tilts, else its acquisition; None (and the problem noted) when
@@ -417,7 +428,7 @@ def _tilt_of(ts_id: str, acq, tilt_range, tilt_ranges,
         return tilt_range[0], tilt_range[1], TILT_FROM_FORM
     if tilt_ranges and ts_id in tilt_ranges:
         t_min, t_max = tilt_ranges[ts_id]
-        source = TILT_FROM_TILT_SERIES
+        source = (tilt_sources or {}).get(ts_id, TILT_FROM_TILT_SERIES)
     else:
         t_min, t_max = acq.getAngleMin(), acq.getAngleMax()
         source = TILT_FROM_ACQUISITION

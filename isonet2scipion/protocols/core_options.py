@@ -27,7 +27,6 @@ from isonet2scipion.constants import (
     CLIP_MODE_CHOICES,
     CTF_CORRECTED_AUTO,
     CTF_CORRECTED_CHOICES,
-    CTF_CORRECTED_YES,
 )
 
 P = params
@@ -141,23 +140,28 @@ class CoreOption:
 
 class CtfCorrectedOption(CoreOption):
     """Whether the tomograms were reconstructed from CTF phase-flipped tilt series. Its default,
-    auto, follows the input tomograms' CTF-corrected flag (``Tomogram.ctfCorrected``, set e.g.
-    by AreTomo when it corrects the CTF), so that corrected data are not corrected twice."""
+    auto, follows the tomograms' state (:func:`isonet2scipion.ctf_inputs.flip_state`: their
+    CTF-corrected flag, else the flag of the tilt series they were reconstructed from), so that
+    corrected data are not corrected twice; where no flag tells, auto is refused when a CTF is
+    applied (the protocol's ``_ctfStateErrors``)."""
 
     def __init__(self, opt: OptionField, look: Look, attrPrefix: str = ""):
         CoreOption.__init__(self, opt, look, attrPrefix)
         self.paramClass = P.EnumParam
         self.choices = CTF_CORRECTED_CHOICES
         self.default = CTF_CORRECTED_AUTO
-        self.help = (self.help + " Auto: yes exactly when the input tomograms are flagged "
-                     "CTF-corrected (AreTomo sets the flag when it corrects the CTF of the tilt "
-                     "series; IMOD's ctfphaseflip output should carry it too).")
+        self.help = (self.help + " Auto, per tomogram: yes when the tomogram is flagged "
+                     "CTF-corrected (AreTomo flags the tomograms it corrects); else the flag of "
+                     "the tilt series it was reconstructed from (the 'Tilt series' input: IMOD's "
+                     "CTF correction flags its output tilt series, and the flag does not reach "
+                     "the tomograms reconstructed from them); else yes when the tilt series of "
+                     "its CTF estimation is flagged. Where none of these tells, or the "
+                     "tomograms differ, auto is refused when a CTF is applied: give the tilt "
+                     "series or choose yes or no. The summary says per tomogram where the "
+                     "state came from.")
 
     def coreValue(self, protocol):
-        choice = getattr(protocol, self.attr).get()
-        if choice is None or choice == CTF_CORRECTED_AUTO:
-            return bool(protocol._inputCtfCorrected()[0])
-        return choice == CTF_CORRECTED_YES
+        return protocol._ctfFlipped(self)
 
 
 CTF_CORRECTED_FIELDS = {(DeconvConfig, "phaseflipped"), (TrainConfig, "is_ctf_flipped"),
@@ -350,9 +354,9 @@ PREDICT_OPTIONS = catalogue(PredictConfig, {
                         "Remove the missing-wedge region from each input tile before the "
                         "network, as its training inputs were (refine models; denoise models "
                         "never re-wedge).", attr="apply_mw_x1"),
-    "is_ctf_flipped": Look("Tomograms phase flipped?",
+    "is_ctf_flipped": Look("Tomograms already phase flipped?",
                            "Yes when the tomograms were reconstructed from phase-flipped tilt "
-                           "series.", expert=True),
+                           "series (used with networks trained with a CTF mode)."),
     "padding_factor": Look("Padding factor",
                            "Tile spacing is the cube size divided by this factor (more overlap, "
                            "smoother seams, slower).", attr="padding_factor", expert=True,

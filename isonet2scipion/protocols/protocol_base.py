@@ -23,7 +23,6 @@ from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 from isonet2core import star
 from isonet2scipion import Plugin, convert, ctf_inputs
 from isonet2scipion.constants import (
-    CTF_CORRECTED_AUTO,
     HALF_ORDER_AUTO,
     HALF_ORDER_CHOICES,
     HALVES_CHOICES,
@@ -33,16 +32,14 @@ from isonet2scipion.constants import (
     PER_TOMOGRAM_DIR,
     TOMOGRAMS_STAR,
 )
-from isonet2scipion.protocols.core_options import (
-    CTF_CORRECTED_OPTIONS,
-    OptionalGE,
-)
+from isonet2scipion.protocols.core_options import OptionalGE
+from isonet2scipion.protocols.ctf_state import CtfStateMixin
 
 GPU_STEPS = ("refine", "denoise", "predict")   # core steps that run on GPUs
 
 
 # ------------------------------------------------------------------ the base protocol
-class ProtIsoNet2Base(EMProtocol):
+class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
     """Shared inputs of the IsoNet2 protocols (not shown in the GUI itself)."""
     _devStatus = BETA
     stepsExecutionMode = STEPS_PARALLEL
@@ -108,36 +105,58 @@ class ProtIsoNet2Base(EMProtocol):
                           help="Sampling masks (IsoNet2 make mask), matched by tsId: "
                                "subtomograms are drawn inside them.")
         if self._ctf != "none":
-            form.addParam("inputCtfs", params.PointerParam, pointerClass="SetOfCTFTomoSeries",
-                          allowsNull=True, label="CTF estimations (optional)",
-                          help="Matched to the tomograms by tsId. The defocus of a tomogram is "
-                               "the mean of defocus U and V of the tilt image nearest 0 degrees.")
-            form.addParam("defocus", params.FloatParam, allowsNull=True,
-                          label="Defocus (Å)",
-                          help="Defocus at 0 degrees tilt, underfocus positive, for the "
-                               "tomograms that no CTF estimation covers (IsoNet2 option "
-                               "--defocus)." + (" Required without CTF estimations."
-                                                if self._ctf == "required" else
-                                                " Needed by the CTF modes when there are "
-                                                "no CTF estimations."),
-                          validators=[OptionalGE(0, "defocus must not be negative "
-                                                    "(underfocus is positive)")])
+            self._defineCtfParams(form)
+        self._defineTiltParams(form)
+        form.addParam("inputsNote", params.LabelParam,
+                      label="Inputs still being produced (an open set, e.g. while IMOD or Warp "
+                            "run) are refused: run this protocol when they have finished.")
+
+    def _defineCtfParams(self, form):
+        """The tilt series, the CTF estimations and the fallback defocus."""
+        form.addParam("inputTiltSeries", params.PointerParam, pointerClass="SetOfTiltSeries",
+                      allowsNull=True, label="Tilt series (optional)",
+                      help="The tilt series the tomograms were reconstructed from (e.g. the "
+                           "output of IMOD's CTF correction when the tomograms were "
+                           "reconstructed from it), matched by tsId. They tell whether the "
+                           "tomograms are CTF phase flipped (Scipion flags the tilt series, "
+                           "not the tomograms reconstructed from them) and which views "
+                           "were used (the tilt range). Without them, the tilt series of "
+                           "the CTF estimations are used where they can tell.")
+        form.addParam("inputCtfs", params.PointerParam, pointerClass="SetOfCTFTomoSeries",
+                      allowsNull=True, label="CTF estimations (optional)",
+                      help="Matched to the tomograms by tsId (an even/odd tag at the end of "
+                           "a tomogram's tsId, e.g. TS_01_even, is ignored). The defocus of "
+                           "a tomogram is the mean of defocus U and V of the tilt image "
+                           "nearest 0 degrees. Phase-plate data (a CTF phase shift above "
+                           f"{ctf_inputs.PHASE_PLATE_MIN_DEG:g} degrees) are refused where "
+                           "a CTF is applied (the deconvolution, the CTF modes): IsoNet2's "
+                           "CTF model has no phase shift; elsewhere they are reported.")
+        form.addParam("defocus", params.FloatParam, allowsNull=True,
+                      label="Defocus (Å)",
+                      help="Defocus at 0 degrees tilt, underfocus positive, for the "
+                           "tomograms that no CTF estimation covers (IsoNet2 option "
+                           "--defocus)." + (" Required without CTF estimations."
+                                            if self._ctf == "required" else
+                                            " Needed by the CTF modes when there are "
+                                            "no CTF estimations."),
+                      validators=[OptionalGE(0, "defocus must not be negative "
+                                                "(underfocus is positive)")])
+
+    def _defineTiltParams(self, form):
         form.addParam("tiltFromAcquisition", params.BooleanParam, default=True,
                       label="Tilt range from the data?",
-                      help="Yes: per tomogram, the enabled tilts of its tilt series (reached "
-                           "through the CTF estimations; IMOD and AreTomo disable excluded "
-                           "views but copy the nominal acquisition range), else its "
-                           "acquisition's angle min/max. The summary says which was used. "
-                           "No: the range below for every tomogram.")
+                      help="Yes: per tomogram, the views enabled in its tilt series (the "
+                           "input above, else the one of its CTF estimation) and in its CTF "
+                           "estimation (tomo's rule for the views in common; IMOD and AreTomo "
+                           "disable excluded views but copy the nominal acquisition range), "
+                           "else its acquisition's angle min/max. The summary says which was "
+                           "used. No: the range below for every tomogram.")
         form.addParam("tilt_min", params.FloatParam, default=-60.0,
                       condition="not tiltFromAcquisition", label="Minimum tilt (deg)",
                       help="IsoNet2 option --tilt_min.")
         form.addParam("tilt_max", params.FloatParam, default=60.0,
                       condition="not tiltFromAcquisition", label="Maximum tilt (deg)",
                       help="IsoNet2 option --tilt_max.")
-        form.addParam("inputsNote", params.LabelParam,
-                      label="Inputs still being produced (an open set, e.g. while IMOD or Warp "
-                            "run) are refused: run this protocol when they have finished.")
 
     def _defineProtocolParams(self, form):
         """Subclasses add their own sections here."""
@@ -159,8 +178,19 @@ class ProtIsoNet2Base(EMProtocol):
             return self.inputEven
         return self.inputTomograms
 
-    def _needsDefocus(self) -> bool:
+    def _ctfModeApplied(self) -> bool:
+        """This run applies a CTF (deconvolution, a CTF-mode training or model): it needs a
+        defocus, the phase-flipped state and a CTF the core can represent."""
         return self._ctf == "required"
+
+    def _needsDefocus(self) -> bool:
+        return self._ctfModeApplied()
+
+    def _seriesInfo(self) -> ctf_inputs.CtfInfo:
+        """What the CTF estimations and tilt series inputs tell per plain tsId."""
+        if self._ctf == "none":
+            return ctf_inputs.CtfInfo({}, {}, [])
+        return ctf_inputs.ctf_by_ts_id(self.inputCtfs.get(), self.inputTiltSeries.get())
 
     def _collectEntries(self) -> Tuple[List[convert.TomoEntry], List[str]]:
         errors: List[str] = []
@@ -181,11 +211,8 @@ class ProtIsoNet2Base(EMProtocol):
                 return [], ["choose the input tomograms"]
             full, e = convert.tomograms_by_ts_id(self.inputTomograms.get(), "tomograms")
             errors += e
-        defocus = tiltRanges = None
-        if self._ctf != "none" and self.inputCtfs.get() is not None:
-            ctf = ctf_inputs.ctf_by_ts_id(self.inputCtfs.get())
-            defocus, tiltRanges = ctf.defocus_a, ctf.tilt_ranges
-            errors += ctf.errors
+        info = self._seriesInfo()
+        errors += info.errors
         masks = None
         if self._masks and self.inputMasks.get() is not None:
             masks, e = convert.tomograms_by_ts_id(self.inputMasks.get(), "masks")
@@ -197,10 +224,10 @@ class ProtIsoNet2Base(EMProtocol):
             full=full, even=even, odd=odd,
             halves="none" if source == HALVES_NONE else self._halves,
             half_order=self.halfOrder.get() if source == HALVES_LINKED else HALF_ORDER_AUTO,
-            defocus=defocus,
+            defocus=info.defocus_a,
             defocus_a=self.defocus.get() if self._ctf != "none" else None,
-            need_defocus=self._needsDefocus(), tilt_range=tilt, tilt_ranges=tiltRanges,
-            masks=masks,
+            need_defocus=self._needsDefocus(), tilt_range=tilt, tilt_ranges=info.tilt_ranges,
+            tilt_sources=info.tilt_sources, masks=masks,
             set_acquisition=refSet.getAcquisition() if refSet is not None else None)
         return entries, errors + e
 
@@ -208,7 +235,7 @@ class ProtIsoNet2Base(EMProtocol):
         """``(label, pointer)`` of the inputs this protocol's form shows."""
         names = [("tomograms", "inputTomograms"), ("even tomograms", "inputEven"),
                  ("odd tomograms", "inputOdd"), ("masks", "inputMasks"),
-                 ("CTF estimations", "inputCtfs")]
+                 ("tilt series", "inputTiltSeries"), ("CTF estimations", "inputCtfs")]
         return [(label, getattr(self, attr)) for label, attr in names if hasattr(self, attr)]
 
     def _openInputErrors(self) -> List[str]:
@@ -224,20 +251,6 @@ class ProtIsoNet2Base(EMProtocol):
                               f"still being produced (the set is open): run this protocol when "
                               f"that protocol has finished")
         return errors
-
-    def _inputCtfCorrected(self) -> Tuple[Optional[bool], List[str]]:
-        """The input tomograms' shared CTF-corrected flag (see :class:`CtfCorrectedOption`)."""
-        refSet = self._referenceSet()
-        if refSet is None:
-            return False, []
-        return convert.ctf_corrected({t.getTsId(): t.clone() for t in refSet.iterItems()})
-
-    def _ctfCorrectedErrors(self) -> List[str]:
-        """Tomograms of mixed CTF-corrected flags are refused while an option follows it."""
-        auto = [opt for opt in CTF_CORRECTED_OPTIONS
-                if hasattr(self, opt.attr) and getattr(self, opt.attr).get() in
-                (None, CTF_CORRECTED_AUTO)]
-        return self._inputCtfCorrected()[1] if auto else []
 
     def _shapeErrors(self) -> List[str]:
         """Masks of another shape or sampling than their tomogram."""
@@ -351,21 +364,25 @@ class ProtIsoNet2Base(EMProtocol):
     def _outputTomograms(self, paths: Dict[str, Tuple[str, Optional[str], Optional[str]]],
                          suffix="", ctfCorrected=False) -> SetOfTomograms:
         """A set following the reference set's items: ``paths[tsId] = (map, even, odd)``;
-        half maps are stored as [odd, even] like IMOD and AreTomo do. The CTF-corrected flag
-        is set when ``ctfCorrected`` (this step corrected the CTF) or the input had it."""
+        half maps are stored as [odd, even] like IMOD and AreTomo do. Items carry the plain
+        tsId (``ctf_inputs.plain_ts_id``). The CTF-corrected flag is set when ``ctfCorrected``
+        (this step corrected the CTF) or the input was phase flipped (its flag, its tilt
+        series' flag, or the form's choice: see ``_inputFlipped``)."""
         inSet = self._referenceSet()
+        flipped = self._inputFlipped()
         outSet = SetOfTomograms.create(self._getPath(), suffix=suffix or None)
         outSet.copyInfo(inSet)
         for tomo in inSet.iterItems():
-            tsId = tomo.getTsId()
+            tsId = ctf_inputs.plain_ts_id(tomo.getTsId())
             if tsId not in paths:
                 continue
             path, evenPath, oddPath = paths[tsId]
             out = Tomogram()
             out.copyInfo(tomo)
+            out.setTsId(tsId)
             out.setLocation(path)
             out.setHalfMaps([oddPath, evenPath] if evenPath and oddPath else [])
-            out.setCtfCorrected(bool(ctfCorrected or tomo.ctfCorrected()))
+            out.setCtfCorrected(bool(ctfCorrected or tomo.ctfCorrected() or flipped.get(tsId)))
             outSet.append(out)
         return outSet
 
@@ -374,11 +391,12 @@ class ProtIsoNet2Base(EMProtocol):
         outSet = SetOfTomoMasks.create(self._getPath())
         outSet.copyInfo(inSet)
         for tomo in inSet.iterItems():
-            tsId = tomo.getTsId()
+            tsId = ctf_inputs.plain_ts_id(tomo.getTsId())
             if tsId not in paths:
                 continue
             mask = TomoMask()
             mask.copyInfo(tomo)
+            mask.setTsId(tsId)
             mask.setLocation(paths[tsId])
             mask.setHalfMaps([])
             mask.setVolName(tomo.getFileName())
@@ -398,7 +416,7 @@ class ProtIsoNet2Base(EMProtocol):
         if errors:
             return errors
         errors = self._collectEntries()[1]
-        return errors + self._shapeErrors() + self._ctfCorrectedErrors()
+        return errors + self._shapeErrors() + self._ctfStateErrors()
 
     def _inputSummary(self) -> List[str]:
         source = self._halvesSourceValue()
@@ -415,6 +433,10 @@ class ProtIsoNet2Base(EMProtocol):
                 lines.append(f"Inputs cannot be read: {exc}")
                 entries = []
             lines += tiltSummary(entries)
+            try:
+                lines += self._ctfStateSummary()
+            except Exception as exc:  # the summary must show even when an input is broken
+                lines.append(f"The CTF state of the inputs cannot be read: {exc}")
         return lines
 
     def _citations(self):

@@ -28,6 +28,9 @@ class ProtIsoNet2Deconv(ProtIsoNet2Base):
         for opt in DECONV_OPTIONS:
             opt.addTo(form)
 
+    def _phasePlateAdvice(self) -> str:
+        return "the deconvolution filter is built from that CTF; do not deconvolve these data"
+
     def _insertProcessingSteps(self, entries, convertId):
         args = ["--input_column", star.TOMO_FULL, "--output_dir", self._getExtraPath("deconv")]
         args += coreArgs(self, DECONV_OPTIONS) + self._ncpusArgs()

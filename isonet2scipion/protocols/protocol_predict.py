@@ -35,6 +35,16 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
         for opt in PREDICT_OPTIONS:
             opt.addTo(form)
 
+    def _ctfModeApplied(self) -> bool:
+        """A network trained with a CTF mode applies a CTF: it needs a defocus per tomogram
+        (refused in _validate without one, never the core's default) and the phase-flipped
+        state."""
+        model = self.inputModel.get()
+        return model is not None and model.getCtfMode() is not None
+
+    def _phasePlateAdvice(self) -> str:
+        return "use a network trained without a CTF mode"
+
     def _insertProcessingSteps(self, entries, convertId):
         model = self.inputModel.get()
         path = model.getPath()

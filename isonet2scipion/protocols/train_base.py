@@ -76,8 +76,17 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
     def _defineMethodParam(self, form):
         """refine adds its method choice."""
 
-    def _needsDefocus(self) -> bool:
+    def _ctfModeApplied(self) -> bool:
         return self.CTF_mode.get() != 0
+
+    def _flipOptions(self) -> list:
+        options = super()._flipOptions()
+        if self.doPredict.get():
+            return options
+        return [opt for opt in options if not opt.attr.startswith("predict_")]
+
+    def _phasePlateAdvice(self) -> str:
+        return "train with CTF mode None"
 
     def _method(self, entries) -> str:
         raise NotImplementedError

@@ -226,17 +226,6 @@ def test_every_tilt_disabled_or_broken_tilt_series_pointer_is_an_error(tmp_path)
     assert "tilt series of the CTF estimations cannot be found" in info.errors[0]
 
 
-def test_ctf_corrected_flag_is_shared_or_an_error(tmp_path):
-    tomos = {t: _tomogram(t, str(tmp_path / f"{t}.mrc")) for t in ("TS_01", "TS_02")}
-    assert convert.ctf_corrected(tomos) == (False, [])
-    for tomo in tomos.values():
-        tomo.setCtfCorrected(True)
-    assert convert.ctf_corrected(tomos) == (True, [])
-    tomos["TS_02"].setCtfCorrected(False)
-    flag, errors = convert.ctf_corrected(tomos)
-    assert flag is None and len(errors) == 1 and "TS_01" in errors[0] and "TS_02" not in errors[0]
-
-
 def _mrc(path, shape_zyx, voxel_a=10.0):
     import mrcfile
     import numpy as np
