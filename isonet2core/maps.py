@@ -98,7 +98,8 @@ def single_map_column(table: star.TomogramsTable, row: int, input_column: str = 
 
 def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
     """Check the headers, then the data (finite, not constant; one streamed read); the maps (e.g.
-    the halves of a pair) must share one shape and voxel size.
+    the halves of a pair) must share one shape and voxel size, and two halves must differ
+    (:func:`check_halves_differ`).
 
     Parameters
     ----------
@@ -117,10 +118,10 @@ def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
     """
     infos = [mrcio.read_header(p) for p in paths]
     mrcio.check_same_grid(infos)
-    if len(infos) == 2:
-        check_halves_differ(infos[0], infos[1])
     for info in infos:
         mrcio.check_data(info.path, info=info)
+    if len(infos) == 2:
+        check_halves_differ(infos[0], infos[1])
     return infos
 
 

@@ -216,8 +216,8 @@ def _output_dir_is_a_file(ds, tmp, models):
 
 
 def _small_tomogram(ds, tmp, models):
-    for half in ("even", "odd"):
-        mrcio.write_mrc(ds[half][1], np.random.default_rng(2).normal(size=(CUBE - 4, 40, 40)), PIXEL_A)
+    for seed, half in enumerate(("even", "odd")):   # two different halves (identical ones are refused)
+        mrcio.write_mrc(ds[half][1], np.random.default_rng(2 + seed).normal(size=(CUBE - 4, 40, 40)), PIXEL_A)
     return ds["star"], (), ["tomogram t2", "smaller than cube_size"]
 
 
