@@ -445,7 +445,9 @@ class TrainConfig:
         _check(self.batch_size is None or self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         _check(self.acc_batches >= 1, f"acc_batches must be at least 1, got {self.acc_batches}")
         _check(self.loss_func in LOSS_FUNCS, f"loss_func must be one of {LOSS_FUNCS}, got {self.loss_func!r}")
-        _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0,
+               f"learning_rate must be a positive finite number, got {self.learning_rate}")
+        _check(self.seed >= 0, f"seed must be 0 or more, got {self.seed}")
         _check(0 <= self.learning_rate_min <= self.learning_rate,
                f"learning_rate_min ({self.learning_rate_min}) must be in [0, learning_rate={self.learning_rate}]")
         _check(self.ema_decay is None or 0 < self.ema_decay < 1,

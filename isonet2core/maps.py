@@ -117,6 +117,10 @@ def check_maps(paths: Sequence[Path]) -> List[mrcio.MRCInfo]:
         Naming the file.
     """
     infos = [mrcio.read_header(p) for p in paths]
+    for info in infos:
+        if min(info.shape) < 2:
+            raise ValueError(f"{info.path} holds {'x'.join(map(str, info.shape))} (z, y, x) voxels: an "
+                             "image or a line, not a tomogram (at least 2 voxels on every axis)")
     mrcio.check_same_grid(infos)
     for info in infos:
         mrcio.check_data(info.path, info=info)

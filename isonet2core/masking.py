@@ -123,7 +123,7 @@ def make_mask(volume: np.ndarray, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
     keep &= _top_percent(local_std(smooth, window), cfg.std_percentage)
 
     nzb = keep.shape[0]
-    crop = int(round(cfg.z_crop / 2.0 * nzb))
+    crop = z_crop_slices(nzb, cfg.z_crop)
     if crop > 0:
         keep[:crop] = False
         keep[nzb - crop:] = False
@@ -132,6 +132,33 @@ def make_mask(volume: np.ndarray, cfg: MaskConfig = MaskConfig()) -> np.ndarray:
     full = full[: v.shape[0], : v.shape[1], : v.shape[2]]
     logger.info("mask keeps %.1f%% of the volume", 100.0 * full.mean())
     return full.astype(np.uint8)
+
+
+def z_crop_slices(nz_binned: int, z_crop: float) -> int:
+    """Binned z slices cleared at the top and, as many, at the bottom.
+
+    Parameters
+    ----------
+    nz_binned : int
+        Thickness of the 2x binned volume (``ceil(nz / 2)``).
+    z_crop : float
+        Fraction of the thickness removed in total.
+
+    Returns
+    -------
+    int
+        ``round(z_crop / 2 * nz_binned)``.
+
+    Raises
+    ------
+    ValueError
+        When no slice would be left (the mask would be empty).
+    """
+    crop = int(round(z_crop / 2.0 * nz_binned))
+    if 2 * crop >= nz_binned:
+        raise ValueError(f"z_crop {z_crop} clears {crop} of {nz_binned} binned z slices at the top and "
+                         f"{crop} at the bottom: the mask would be empty; use a smaller --z_crop")
+    return crop
 
 
 def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
@@ -167,6 +194,11 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
                               lambda name: filenames.mask_path(output_dir, name),
                               star.MASK)
     pixel_size_a = {job.row: table.microscope(job.row).pixel_size_a for job in jobs}   # checked first
+    for job in jobs:
+        try:
+            z_crop_slices(-(-job.infos[0].shape[0] // 2), cfg.z_crop)
+        except ValueError as exc:
+            raise ValueError(f"tomogram {job.name} ({job.sources[0]}): {exc}") from None
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []
     for job in jobs:

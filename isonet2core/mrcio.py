@@ -167,6 +167,26 @@ def _voxel_size_from_header(path: Path, header) -> float:
     return vx
 
 
+def header_voxel_size_text(path: PathLike) -> str:
+    """What the header says of the x voxel size, as it says it (for messages about a header
+    whose voxel size is unusable: ``-5 A``, ``0 A``, ``nan A`` or ``no sampling``).
+
+    Parameters
+    ----------
+    path : str or Path
+        An MRC file whose header :func:`read_header` accepts.
+
+    Returns
+    -------
+    str
+        The cell's x length over its x sampling, in Angstrom.
+    """
+    with open(path, "rb") as fh:
+        header = _parse_header(fh.read(HEADER_BYTES))[0]
+    sampling = int(header.mx)
+    return f"{float(header.cella.x) / sampling:g} A" if sampling > 0 else "no sampling"
+
+
 def read_mrc(path: PathLike) -> Tuple[np.ndarray, float]:
     """Read a volume; the header is checked first.
 

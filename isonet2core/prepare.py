@@ -319,8 +319,8 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
         if auto:
             pixel_size_a = infos[0].voxel_size_a
             if not pixel_size_a > 0:
-                raise ValueError(f"{infos[0].path}: the header has no pixel size "
-                                 f"({pixel_size_a}); give --pixel_size")
+                raise ValueError(f"{infos[0].path}: the header has no positive pixel size "
+                                 f"({mrcio.header_voxel_size_text(infos[0].path)}); give --pixel_size")
         if tomo.even is not None and tomo.odd is not None:
             maps.check_halves_differ(infos[-2], infos[-1])
         mask = masks.get(tomo.name)

@@ -52,6 +52,7 @@ import scipy.sparse
 from isonet2core import atomic
 from isonet2core.config import check_tilt_range
 from isonet2core.filenames import PathLike
+from isonet2core.memory import available_memory_bytes, format_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,32 @@ class SimulationConfig:
         if int(self.seed) != self.seed or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed}")
         return self
+
+
+BYTES_PER_VOXEL = 80
+"""Peak memory of one simulated tomogram per voxel, rounded up (measured: about 70 bytes at
+64x256x256 and 20 more per added voxel at 128x256x256, blob and lamella phantoms alike)."""
+
+
+def check_memory(shape: Sequence[int]) -> None:
+    """Refuse, before any work, a tomogram this machine cannot hold while it is simulated.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` voxels.
+
+    Raises
+    ------
+    MemoryError
+        Naming the shape, the memory it needs (:data:`BYTES_PER_VOXEL`) and what is available.
+    """
+    need = BYTES_PER_VOXEL * float(np.prod([float(s) for s in shape]))
+    available = available_memory_bytes()
+    if available is not None and need > available:
+        raise MemoryError(f"simulating a {'x'.join(str(int(s)) for s in shape)} tomogram needs about "
+                          f"{format_bytes(need)} of memory, {format_bytes(available)} is available; "
+                          "choose a smaller --shape")
 
 
 def tilt_angles(cfg: SimulationConfig) -> np.ndarray:

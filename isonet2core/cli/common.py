@@ -9,6 +9,7 @@ every option is registered under its IsoNet2 spelling (``--pixel_size``) and its
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from isonet2core.config import OptionField, options_of
@@ -98,6 +99,8 @@ def float_list(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected a number or a list of numbers, got {text!r}") from None
     if not values:
         raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a number that is not finite")
     return values
 
 
@@ -229,9 +232,38 @@ def option_parser(opt: OptionField) -> Callable[[str], Any]:
         convert: Callable[[str], Any] = parse_bool
     elif opt.base is tuple:
         convert = float_list if opt.element is float else int_list
+    elif opt.base is float:
+        convert = finite_float
     else:
         convert = opt.base
     return none_or(convert) if opt.optional else convert
+
+
+def finite_float(text: str) -> float:
+    """A finite number (``inf`` and ``nan`` are refused: no option of the core means them).
+
+    Parameters
+    ----------
+    text : str
+        The option's text.
+
+    Returns
+    -------
+    float
+        The value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For text that is no number or not a finite one.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _default_text(value: Any) -> Any:

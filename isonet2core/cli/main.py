@@ -45,6 +45,10 @@ def _one_line(message: object) -> str:
 class _Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line and exits 2 (no usage dump)."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)   # --epoch is not --epochs
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
 
@@ -134,7 +138,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             at = argv.index(command) + 1
             argv = argv[:at] + compat.official_argv(_canonical(command), argv[at:],
                                                     _subparser(parser, command))
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:     # named with the subcommand (argparse names only the program)
+            sub = _subparser(parser, command) if command is not None else parser
+            sub.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as exc:
         return int(exc.code or 0)
     except CLIError as exc:
@@ -157,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("isonet2: interrupted\n")
         return 130
-    except (CLIError, ValueError, OSError, FloatingPointError) as exc:  # OSError: FileNotFoundError & co.
+    except (CLIError, ValueError, OSError, FloatingPointError, MemoryError) as exc:  # OSError: FileNotFoundError & co.
         if os.environ.get("ISONET2_DEBUG"):
             raise
         sys.stderr.write(f"isonet2 {_canonical(args.command)}: error: {_one_line(exc)}\n")

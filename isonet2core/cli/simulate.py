@@ -19,7 +19,7 @@ from pathlib import Path
 
 from isonet2core import lamella
 from isonet2core.cli import common
-from isonet2core.simulate import SimulationConfig, simulate_dataset
+from isonet2core.simulate import SimulationConfig, check_memory, simulate_dataset
 
 _DEFAULTS = SimulationConfig()
 
@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_tomograms < 1:
         raise common.CLIError(f"--n_tomograms must be at least 1, got {args.n_tomograms}")
     out = Path(args.output_dir)
+    check_memory(args.shape)
     if args.realistic:
         cfg_l = lamella.geometry_config(args.realistic, shape=tuple(args.shape), seed=args.seed)
         for record in lamella.write_lamella_dataset(out, cfg_l, args.n_tomograms):

@@ -676,7 +676,8 @@ def check_finite(values: torch.Tensor, epoch: int, step: int, amp: Optional[torc
         return
     precision = precision_name(amp)
     hint = ("; try --mixed_precision False" if amp is not None else
-            "; try a lower --learning_rate")
+            "; try a lower --learning_rate, with --learning_rate_min no higher than it "
+            "(e.g. --learning_rate 1e-4 --learning_rate_min 1e-4)")
     raise FloatingPointError(
         f"epoch {epoch}, step {step}: the loss is not finite (total {values[0].item()}, n2n "
         f"{values[1].item()}, missing wedge {values[2].item()}; network in {precision}){hint}. "

@@ -166,7 +166,7 @@ def test_header_without_pixel_size(tmp_path, halves):
         path = tmp_path / folder / f"TS_1_{tag}.mrc"
         with mrcfile.open(str(path), mode="r+") as mrc:
             mrc.header.cella = (0, 0, 0)
-    with pytest.raises(ValueError, match=r"TS_1_EVN\.mrc: the header has no pixel size.*--pixel_size"):
+    with pytest.raises(ValueError, match=r"TS_1_EVN\.mrc: the header has no positive pixel size \(0 A\); give --pixel_size"):
         prepare.prepare_star(_cfg(tmp_path))
 
 
