@@ -321,7 +321,9 @@ def build_workflow(project, layout: DataLayout, acq: Acquisition, training: Trai
                            importFrom=ImportChoice.IMOD.value, filesPath=str(layout.ctf),
                            filesPattern="*.defocus",
                            inputSetOfTiltSeries=(ts, "outputTiltSeries"))
-        ctf = dict(inputCtfs=(ctfImport, "CTFs"))
+        # the tilt series the tomograms were reconstructed from: they say whether the
+        # tomograms are phase flipped (here: not) and which views were used
+        ctf = dict(inputCtfs=(ctfImport, "CTFs"), inputTiltSeries=(ts, "outputTiltSeries"))
     maskSource = full if full is not None else wf.protocols["import_even"]
     mask = wf.add("mask", ProtIsoNet2MakeMask, "isonet2 - make mask",
                   inputTomograms=(maskSource, "Tomograms"), numberOfThreads=3, binThreads=1)

@@ -9,7 +9,7 @@ them, in a real Scipion project.
   the acquisition still says -60..60).
 * Then make mask -> refine (Noise2Noise, CTF network mode) -> predict, with tiny CPU settings,
   and the validation message of each bad input: a cube larger than a tomogram, a mask of
-  another shape or sampling, mixed CTF-corrected flags, an input set still open, a CTF series
+  another shape or sampling, an unknown or mixed CTF-corrected state, an input set still open, a CTF series
   whose tilt-series pointer is broken.
 
 Run by ``scipion3 test isonet2scipion.tests.test_upstream_chain`` (needs the managed
@@ -155,12 +155,18 @@ class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
     def test_chain_after_aretomo_and_imod(self):
         importProt, tomos = self._aretomoTomograms()
         tsImport, ctfs = self._imodCtfs()
-        inputs = dict(halvesSource=HALVES_LINKED, inputTomograms=tomos, inputCtfs=ctfs)
+        # without the tilt series the tomograms came from, the unflagged one's state is
+        # unknown (the CTF's own tilt series is not flagged): "auto" is refused, naming it
+        self._assertInvalid(["unknown for " + self.names[1], "'Tilt series'"],
+                            ProtIsoNet2Refine, halvesSource=HALVES_LINKED, inputTomograms=tomos,
+                            inputCtfs=ctfs, **TINY)
+        inputs = dict(halvesSource=HALVES_LINKED, inputTomograms=tomos, inputCtfs=ctfs,
+                      inputTiltSeries=tsImport.outputTiltSeries)
 
         # CTF-corrected on one tomogram only: "auto" cannot decide, the error names it
-        self._assertInvalid(["only some tomograms are flagged CTF-corrected", self.names[0]],
-                            ProtIsoNet2Refine, **inputs, **TINY)
-        self.assertFalse(any("CTF-corrected" in e for e in self._errors(
+        self._assertInvalid(["only some tomograms were reconstructed from CTF phase-flipped "
+                             "tilt series", self.names[0]], ProtIsoNet2Refine, **inputs, **TINY)
+        self.assertFalse(any("phase-flipped" in e for e in self._errors(
             ProtIsoNet2Refine, **inputs, **TINY, isCTFflipped=CTF_CORRECTED_NO,
             predict_isCTFflipped=CTF_CORRECTED_NO)))
         # now flagged on both (as AreTomo leaves a run with CTF correction): auto says yes
@@ -193,8 +199,10 @@ class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
                   for r in range(len(table))}
         self.assertEqual(ranges, {self.names[0]: (-60.0, 54.0), self.names[1]: (-60.0, 60.0)})
         summary = "\n".join(refine._summary())
-        self.assertIn(f"Tilt range {self.names[0]}: -60 to 54 deg (enabled tilts of the tilt "
-                      f"series)", summary)
+        self.assertIn(f"Tilt range {self.names[0]}: -60 to 54 deg (views enabled in the tilt "
+                      f"series and its CTF estimation)", summary)
+        self.assertIn(f"Phase flipped {self.names[1]}: yes (the tomogram is flagged "
+                      f"CTF-corrected)", summary)
         # the halves were recognised by AreTomo's names, although stored [odd, even]
         for row in range(len(table)):
             self.assertTrue(str(table.path(row, star.TOMO_HALF1)).endswith("_EVN_Vol.mrc"))

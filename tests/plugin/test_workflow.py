@@ -154,7 +154,12 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         ctfs = ctfImport.CTFs
 
         # deconv: CTF from the IMOD files (defocus at the tilt nearest 0)
+        # the tilt series the tomograms came from: not phase flipped (without them, "auto"
+        # cannot tell and is refused)
+        self._assertInvalid(ProtIsoNet2Deconv, "unknown for tomo_001, tomo_002",
+                            inputTomograms=full, inputCtfs=ctfs)
         deconv = self._run(ProtIsoNet2Deconv, inputTomograms=full, inputCtfs=ctfs,
+                           inputTiltSeries=tsImport.outputTiltSeries,
                            numberOfThreads=3, binThreads=1)
         # deconvolution corrects the CTF: the output says so
         self.checkTomograms(deconv.tomograms, expectedSetSize=N_TOMOS, expectedSRate=PIXEL_SIZE,
