@@ -296,7 +296,7 @@ def test_validation_before_work(tmp_path, monkeypatch):
     table.set_value(0, star.TOMO_HALF2, None)
     table.write(star_path)
     mrcio.write_mrc(tmp_path / "full" / "tomo_001_corrected.mrc", _smooth_volume((16, 16, 16), 5), 10.0)
-    with pytest.raises(ValueError, match="overwrite an input"):
+    with pytest.raises(ValueError, match="refusing to write .*tomo_001_corrected.mrc: it is the input"):
         predict.predict_tomograms(star_path, model_file, output_dir="full", tomo_idx=[1])
 
 
