@@ -316,14 +316,14 @@ def check_outputs(targets: Sequence[PathLike], inputs: Iterable[PathLike], *,
         Naming the file or folder (:func:`check_not_inputs`, :func:`check_folder_writable`,
         :func:`check_replaceable`, :func:`check_free_space`).
     """
-    targets = [Path(t) for t in targets]
-    check_not_inputs(targets, [*inputs, *([star_path] if star_path is not None else [])])
+    paths = [Path(t) for t in targets]
+    check_not_inputs(paths, [*inputs, *([star_path] if star_path is not None else [])])
     if star_path is not None:
         check_replaceable(star_path)
-    for folder in dict.fromkeys(t.parent for t in targets):
+    for folder in dict.fromkeys(t.parent for t in paths):
         check_folder_writable(folder)
-    for target in targets:
+    for target in paths:
         if target.exists():
             check_replaceable(target)
     if sizes is not None:
-        check_free_space(targets, sizes)
+        check_free_space(paths, sizes)
