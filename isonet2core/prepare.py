@@ -439,9 +439,12 @@ def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
 
     Raises
     ------
-    ValueError, FileNotFoundError
+    ValueError, FileNotFoundError, PermissionError, OSError
         Naming the folder, file or value, before anything is written (the even/odd averages
-        of ``create_average`` are written after every check).
+        of ``create_average`` are written after every check): among them even and odd halves
+        that are one file or hold identical data, a ``star_name`` that is a file the STAR lists
+        or an existing file that is not a STAR file, a read-only STAR or folder, averages that
+        do not fit in the free space (:mod:`isonet2core.outputs`).
     """
     planned = plan(cfg)
     star_path = Path(cfg.star_name)
@@ -456,6 +459,6 @@ def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
                 averages[t.files.name] = write_average(t, folder)
                 logger.info("wrote average %s", averages[t.files.name])
     table = build_table(planned, cfg, star_path, averages)
-    table.write(star_path)
+    table.write(star_path, cfg.star_layout)
     logger.info("wrote %s (%d tomograms)", star_path, len(table))
     return table
