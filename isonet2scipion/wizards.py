@@ -99,7 +99,7 @@ class IsoNet2DefocusWizard(_IsoNet2Wizard):
         if ctfs is None:
             return None, ("Choose the CTF estimations first: the defocus of each tomogram is "
                           "read from them (the tilt image nearest 0 degrees).")
-        info = ctf_inputs.ctf_by_ts_id(ctfs)
+        info = ctf_inputs.ctf_by_ts_id(ctfs, protocol.inputTiltSeries.get())
         defocus, errors = info.defocus_a, info.errors
         if not defocus:
             return None, "No defocus found: " + "; ".join(errors or ["the set is empty"])

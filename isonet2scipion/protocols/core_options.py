@@ -257,7 +257,9 @@ _TRAIN_LOOKS = {
     "ctf_mode": Look("CTF mode",
                      "None: no CTF handling; phase_only: phase flipping; wiener: train against "
                      "Wiener-filtered targets; network: the network learns the CTF correction. "
-                     "All but None need a defocus (CTF set or value)."),
+                     "All but None need a defocus (CTF set or value). IsoNet2's CTF has no "
+                     "phase shift: phase-plate data (a CTF phase shift in the estimations) "
+                     "are refused in the CTF modes."),
     "is_ctf_flipped": _FLIPPED,
     "do_phaseflip_input": Look("Phase flip the input?",
                                "Phase flip the network input when a CTF mode is used.",

@@ -32,6 +32,7 @@ from isonet2scipion.constants import CTF_CORRECTED_NO, CTF_CORRECTED_YES, HALVES
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols import ProtIsoNet2Deconv, ProtIsoNet2Predict
 from isonet2scipion.protocols.core_options import DECONV_OPTIONS, coreArgs
+from isonet2scipion.wizards import IsoNet2DefocusWizard
 
 ANGLES = [-9.0, -6.0, -3.0, 0.0, 3.0, 6.0, 9.0]
 ACQ_ORDERS = [6, 4, 2, 0, 1, 3, 5]          # dose symmetric
@@ -286,6 +287,9 @@ def test_separate_half_sets_with_tagged_ts_ids_meet_their_ctf(tmp_path):
         "TS_02": (pytest.approx(40200.0), -9.0, 9.0, ctf_inputs.TILT_FROM_TS_AND_CTF,
                   "even_TS_02_EVN.mrc", "odd_TS_02_ODD.mrc")}
     assert prot._validate() == []
+    # the form's defocus wizard agrees
+    value, message = IsoNet2DefocusWizard.suggest(prot)
+    assert value == pytest.approx(35200.0) and "TS_01: 30200 Å" in message
     # the outputs carry the plain tsId
     out = prot._outputTomograms({e.ts_id: (str(tmp_path / f"{e.ts_id}_pred.mrc"), None, None)
                                  for e in entries})
