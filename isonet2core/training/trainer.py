@@ -242,7 +242,8 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
 
 
 def planned_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> List[Path]:
-    """Every file a run may write (module docstring; every epoch's copy and preview counted).
+    """Every file a run may write (module docstring): the epoch copies and previews of every
+    ``save_interval``-th epoch and the last, counted from epoch 1.
 
     Parameters
     ----------
@@ -260,12 +261,13 @@ def planned_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: Ru
     """
     out = run.output_dir
     model = functools.partial(filenames.model_path, out, cfg.method, cfg.arch, cfg.cube_size)
-    files = [model(), *(model(e) for e in range(1, cfg.epochs + 1)),
+    saved = [e for e in range(1, cfg.epochs + 1) if e % cfg.save_interval == 0 or e == cfg.epochs]
+    files = [model(), *(model(e) for e in saved),
              out / filenames.HISTORY_FILE, out / filenames.CONFIG_FILE, out / filenames.LOSS_PNG]
     if cfg.with_preview:
         wanted = set(cfg.prev_tomo_idx or ())
         shown = [t for t in tomograms if t.index in wanted] or list(tomograms[:1])
-        files += [filenames.preview_path(out, t.name, e) for t in shown for e in range(1, cfg.epochs + 1)]
+        files += [filenames.preview_path(out, t.name, e) for t in shown for e in saved]
     return files
 
 
