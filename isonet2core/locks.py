@@ -152,8 +152,9 @@ def hold(lock_path: PathLike, what: str, *, wait_s: float = 0.0) -> Iterator[Non
         waited = f" (waited {wait_s:.0f} s)" if wait_s > 0 else ""
         raise InUseError(f"{what} is in use by another run ({describe_owner(path)}){waited}")
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, _owner_text().encode("utf-8"))
+        with contextlib.suppress(OSError):     # a full disk: the lock holds without its record
+            os.ftruncate(fd, 0)
+            os.write(fd, _owner_text().encode("utf-8"))
         yield
     finally:
         with contextlib.suppress(OSError):
