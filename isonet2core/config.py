@@ -40,6 +40,8 @@ program, README Performance: refine FSC; denoise FSC+L2, since FSC alone loses P
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
 AmpDtype = Literal["auto", "bfloat16", "float16"]
+StarLayout = Literal["isonet2", "relion5"]
+"""How a tomograms STAR is written (:data:`isonet2core.star.LAYOUTS`)."""
 AMP_DTYPES: Tuple[str, ...] = typing.get_args(AmpDtype)
 """Autocast dtype when ``mixed_precision`` (rule: :func:`isonet2core.device.autocast_dtype`)."""
 
@@ -246,6 +248,11 @@ class PrepareStarConfig:
                                   "STAR file (only without --full)")
     number_subtomos: Optional[int] = option(None, "subtomograms per tomogram per epoch, or auto (None): "
                                             "3000 / number of tomograms")
+    star_layout: StarLayout = option("isonet2", "isonet2: a STAR the IsoNet2 program runs as it is "
+                                     "(rlnTomoName the full map's path or None, None for empty "
+                                     "cells, RELION-5's columns carried too); relion5: rlnTomoName "
+                                     "the tomogram's name, as RELION-5 writes it. deconv, make-mask and "
+                                     "predict keep the layout they read")
 
     def validate(self) -> PrepareStarConfig:
         """Check the values.

@@ -32,15 +32,17 @@ import logging
 import math
 import os
 import shlex
+import typing
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
 from isonet2core import __version__, atomic, locks
-from isonet2core.config import Microscope
+from isonet2core.config import Microscope, StarLayout
 from isonet2core.filenames import PathLike
 from isonet2core.mapnames import looks_like_path, tomo_name_from_path
+from isonet2core.planning import default_subtomos_per_tomogram
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,17 @@ DENOISED_HALF1 = "rlnDenoisedTomoHalf1"
 DENOISED_HALF2 = "rlnDenoisedTomoHalf2"
 
 GLOBAL_BLOCK = "global"
+LAYOUTS: Tuple[str, ...] = typing.get_args(StarLayout)
+"""How a table is written: ``relion5`` (``rlnTomoName`` an identifier, empty cells ``""``) or
+``isonet2`` (what the IsoNet2 program reads: ``rlnTomoName`` the full map's path or ``None``,
+empty cells ``None``, its columns always present; the RELION-5 columns are carried too)."""
+ISONET2_COLUMNS = ("rlnIndex", "rlnTomoName", "rlnTomoReconstructedTomogramHalf1",
+                   "rlnTomoReconstructedTomogramHalf2", "rlnPixelSize", "rlnDefocus", "rlnVoltage",
+                   "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnDeconvTomoName",
+                   "rlnMaskBoundary", "rlnMaskName", "rlnTiltMin", "rlnTiltMax", "rlnBoxFile",
+                   "rlnNumberSubtomo", "rlnCorrectedTomoName")
+"""The columns the IsoNet2 program's ``prepare_star`` writes, in its order: its commands index
+rows by them, so the ``isonet2`` layout always writes them."""
 STAR_VERSION = 50001
 
 INT_COLUMNS = frozenset({INDEX, N_SUBTOMO})
@@ -183,9 +196,12 @@ class TomogramsTable:
     :meth:`write`.
     """
 
-    def __init__(self, frame: pd.DataFrame, source: Optional[Path] = None):
+    def __init__(self, frame: pd.DataFrame, source: Optional[Path] = None, layout: str = "relion5"):
+        if layout not in LAYOUTS:
+            raise ValueError(f"STAR layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self._df = frame
         self._source = source
+        self._layout = layout
 
     # --- construction ----------------------------------------------------------------
     @classmethod
@@ -227,7 +243,10 @@ class TomogramsTable:
             raise ValueError(f"{p}: the tomograms table lists no tomograms")
         columns = [str(c) for c in block.columns]
         records = [dict(zip(columns, row)) for row in block.itertuples(index=False, name=None)]
-        return cls(_build_frame(records, columns, str(p)), source=p)
+        names = [rec.get(TOMO_NAME) for rec in records]
+        program = TOMO_NAME in columns and any(is_empty(n) or looks_like_path(str(n)) for n in names)
+        return cls(_build_frame(records, columns, str(p)), source=p,
+                   layout="isonet2" if program else "relion5")
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]], *,
@@ -265,6 +284,17 @@ class TomogramsTable:
     def source(self) -> Optional[Path]:
         """The STAR file this table was read from (``None`` for built tables)."""
         return self._source
+
+    @property
+    def layout(self) -> str:
+        """How :meth:`write` writes the table (:data:`LAYOUTS`): the read file's layout.
+
+        Returns
+        -------
+        str
+            ``relion5`` or ``isonet2``.
+        """
+        return self._layout
 
     @property
     def columns(self) -> List[str]:
@@ -599,14 +629,28 @@ class TomogramsTable:
                 for rec in self._df.to_dict(orient="records")]
 
     # --- writing ---------------------------------------------------------------------
-    def to_star_text(self) -> str:
+    def to_star_text(self, layout: Optional[str] = None) -> str:
         """The ``data_global`` STAR text of the table (module documentation).
+
+        Parameters
+        ----------
+        layout : str, optional
+            One of :data:`LAYOUTS`; None: the table's own (:attr:`layout`).
 
         Returns
         -------
         str
             The file's text.
+
+        Raises
+        ------
+        ValueError
+            For an unknown layout, or (``isonet2``) a tomogram whose name its map's path would not
+            give back.
         """
+        layout = layout or self._layout
+        if layout not in LAYOUTS:
+            raise ValueError(f"STAR layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         records = [dict(rec) for rec in self._df.to_dict(orient="records")]
         for rec in records:
             if rec.get(TS_PIXEL_SIZE) is None:
@@ -616,17 +660,41 @@ class TomogramsTable:
                 if rec.get(column) is None:
                     rec[column] = default
         present = set(self.columns) | {TS_PIXEL_SIZE, VOLTAGE, CS, AC, HAND}
+        if layout == "isonet2":
+            self._program_records(records)
+            present |= set(ISONET2_COLUMNS)
         ordered = [c for c in COLUMN_ORDER if c in present] + \
                   [c for c in self.columns if c not in COLUMN_ORDER]
-        columns = [c for c in ordered if any(rec.get(c) is not None for rec in records)]
-        lines = [f"# written by isonet2core {__version__}", "",
+        columns = [c for c in ordered if c in ISONET2_COLUMNS and layout == "isonet2"
+                   or any(rec.get(c) is not None for rec in records)]
+        empty = "None" if layout == "isonet2" else '""'
+        lines = [f"# written by isonet2core {__version__} ({layout} layout)", "",
                  f"# version {STAR_VERSION}", "", f"data_{GLOBAL_BLOCK}", "", "loop_"]
         lines += [f"_{c} #{i}" for i, c in enumerate(columns, start=1)]
         for rec in records:
-            lines.append("  ".join(_format_value(c, rec.get(c)) for c in columns))
+            lines.append("  ".join(empty if rec.get(c) is None else _format_value(c, rec[c])
+                                   for c in columns))
         return "\n".join(lines) + "\n\n"
 
-    def write(self, path: PathLike) -> Path:
+    def _program_records(self, records: List[Dict[str, Any]]) -> None:
+        """Records in the IsoNet2 program's layout: rlnTomoName the full map (the name must read
+        back from it, or from the first half map where there is none), tilt range and
+        subtomograms per tomogram filled with the defaults its commands would need."""
+        for i, rec in enumerate(records):
+            source = rec.get(TOMO_FULL) or rec.get(TOMO_HALF1)
+            if source is None or tomo_name_from_path(source) != rec[TOMO_NAME]:
+                raise ValueError(f"{self._where(i)}: in the IsoNet2 layout the name is read back from "
+                                 f"the map path ({source}, which gives "
+                                 f"{tomo_name_from_path(source) if source else 'nothing'}); write the "
+                                 "RELION-5 layout instead")
+            rec[TOMO_NAME] = rec.get(TOMO_FULL)
+            for column, default in ((TILT_MIN, Microscope.tilt_min_deg), (TILT_MAX, Microscope.tilt_max_deg)):
+                if rec.get(column) is None:
+                    rec[column] = default
+            if rec.get(N_SUBTOMO) is None and rec.get(BOX_FILE) is None:
+                rec[N_SUBTOMO] = default_subtomos_per_tomogram(len(records))
+
+    def write(self, path: PathLike, layout: Optional[str] = None) -> Path:
         """Write the table atomically (temporary file in the same folder, then ``os.replace``); the
         folder is created when missing.
 
@@ -634,13 +702,15 @@ class TomogramsTable:
         ----------
         path : str or Path
             The STAR file.
+        layout : str, optional
+            One of :data:`LAYOUTS`; None: the table's own (:attr:`layout`).
 
         Returns
         -------
         Path
             ``Path(path)``.
         """
-        return atomic.write_text(path, self.to_star_text())
+        return atomic.write_text(path, self.to_star_text(layout))
 
     # --- helpers ---------------------------------------------------------------------
     def _check_row(self, row: int) -> None:

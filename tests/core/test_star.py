@@ -141,12 +141,55 @@ def test_isonet2_program_file(tmp_path):
     assert m == Microscope(pixel_size_a=5.4, defocus_a=30000.0, voltage_kv=300.0, cs_mm=2.7,
                            amplitude_contrast=0.1, tilt_min_deg=-50.0, tilt_max_deg=55.0)
     assert table.microscope(1).amplitude_contrast == 0.07
-    # rewritten as our layout: data_global, identifiers in rlnTomoName, no "None"
-    text = table.to_star_text()
+    # rewritten in the RELION-5 layout: data_global, identifiers in rlnTomoName, no "None"
+    assert table.layout == "isonet2"
+    text = table.to_star_text("relion5")
     assert "data_global" in text and "None" not in text
-    back = TomogramsTable.read(table.write(tmp_path / "ours.star"))
+    back = TomogramsTable.read(table.write(tmp_path / "ours.star", "relion5"))
+    assert back.layout == "relion5"
     assert [back.tomo_name(r) for r in range(2)] == ["TS_01_full", "TS_02"]
     assert back.value(0, star.TOMO_FULL) == "full/TS_01_full.mrc"
+    # written as it was read: the program's layout, the same table
+    again = TomogramsTable.read(table.write(tmp_path / "program.star"))
+    assert again.layout == "isonet2"
+    for r in range(2):
+        assert again.tomo_name(r) == table.tomo_name(r) and again.microscope(r) == table.microscope(r)
+        for column in (star.TOMO_FULL, star.TOMO_HALF1, star.TOMO_HALF2, star.DECONV, star.MASK):
+            assert again.value(r, column) == table.value(r, column), column
+
+
+def test_the_isonet2_layout_is_what_the_program_reads(tmp_path):
+    """The IsoNet2 program reads its STAR with starfile and indexes rows by its prepare_star's
+    columns: rlnTomoName is the full map's path (None without one), empty cells are None, and
+    every one of its columns is there; RELION-5's columns come along; ours reads it back."""
+    import starfile
+    records = _records()                         # row 1 has no full map, row 2 one
+    table = TomogramsTable.from_records(records)
+    path = table.write(tmp_path / "program.star", "isonet2")
+    df = starfile.read(path)                      # as the program reads it: one block, a DataFrame
+    assert list(df.columns[:2]) == [star.INDEX, star.TOMO_NAME]
+    assert set(star.ISONET2_COLUMNS) <= set(df.columns)
+    assert {star.TS_PIXEL_SIZE, star.HAND, star.TOMO_FULL} <= set(df.columns)
+    assert df[star.TOMO_NAME].tolist() == ["None", records[1][star.TOMO_FULL]]
+    assert df[star.DECONV].tolist() == ["None", "None"]          # its test: not in [None, "None"]
+    assert df[star.N_SUBTOMO].tolist() == [1500, 1500]           # row 2's empty: 3000 / tomograms
+    assert df[star.DEFOCUS].dtype.kind == "f" and df[star.TILT_MIN].dtype.kind == "f"
+    back = TomogramsTable.read(path)
+    assert back.layout == "isonet2"
+    assert [back.tomo_name(r) for r in range(2)] == [table.tomo_name(r) for r in range(2)]
+    for r in range(2):
+        assert back.microscope(r) == table.microscope(r)       # empty tilts: the defaults, written
+        for column in (star.TOMO_FULL, star.TOMO_HALF1, star.MASK):
+            assert back.value(r, column) == table.value(r, column), column
+
+
+def test_the_isonet2_layout_refuses_a_name_its_path_would_not_give_back():
+    records = _records()
+    records[0][star.TOMO_NAME] = "renamed"
+    with pytest.raises(ValueError, match=r"tomogram renamed: in the IsoNet2 layout the name is read back"):
+        TomogramsTable.from_records(records).to_star_text("isonet2")
+    with pytest.raises(ValueError, match="STAR layout must be one of isonet2, relion5"):
+        TomogramsTable.from_records(_records()).to_star_text("relion4")
 
 
 def test_relion5_tomograms_star(tmp_path):
