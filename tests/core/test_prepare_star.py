@@ -238,3 +238,24 @@ def test_cli_file_errors_exit_2(tmp_path, monkeypatch, capsys, halves):
     code, out = _run(tmp_path, monkeypatch, capsys)
     _assert_one_line_error(code, out, "--full")
     assert not (tmp_path / "tomograms.star").exists()
+
+
+def test_the_default_layout_is_the_programs_and_later_commands_keep_it(tmp_path, monkeypatch, capsys, halves):
+    """prepare-star writes the IsoNet2 program's layout (rlnTomoName the full map, None for
+    empty); make-mask updates it in that layout; --star_layout relion5 writes names."""
+    import starfile
+    code, out = _run(tmp_path, monkeypatch, capsys, "--even", "EVN", "--odd", "ODD", "--create_average", "True")
+    assert code == 0, out.err
+    df = starfile.read(tmp_path / "tomograms.star")
+    assert df[star.TOMO_NAME].tolist() == [f"full_average/TS_{i}.mrc" for i in (1, 2, 10)]
+    assert df[star.MASK].tolist() == ["None"] * 3 and set(star.ISONET2_COLUMNS) <= set(df.columns)
+    assert main(["make-mask", "tomograms.star", "--output_dir", "masks"]) == 0
+    df = starfile.read(tmp_path / "tomograms.star")
+    assert df[star.TOMO_NAME].tolist() == [f"full_average/TS_{i}.mrc" for i in (1, 2, 10)]
+    assert df[star.MASK].tolist() == [f"masks/TS_{i}_mask.mrc" for i in (1, 2, 10)]
+    assert df[star.DECONV].tolist() == ["None"] * 3
+    assert TomogramsTable.read(tmp_path / "tomograms.star").layout == "isonet2"
+    code, out = _run(tmp_path, monkeypatch, capsys, "--even", "EVN", "--odd", "ODD", "--star_layout", "relion5",
+                     "--star_name", "r5.star")
+    assert code == 0, out.err
+    assert starfile.read(tmp_path / "r5.star")[star.TOMO_NAME].tolist() == ["TS_1", "TS_2", "TS_10"]
