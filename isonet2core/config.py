@@ -585,27 +585,3 @@ def to_dict(cfg) -> dict:
         Field name to value.
     """
     return dataclasses.asdict(cfg)
-
-
-def from_dict(cls, data: dict):
-    """Rebuild a config from :func:`to_dict` output (lists become tuples), ignoring unknown keys
-    (older or newer versions).
-
-    Parameters
-    ----------
-    cls : type
-        The config class.
-    data : dict
-        Field name to value.
-
-    Returns
-    -------
-    object
-        An instance of ``cls`` (not validated).
-    """
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for k, v in data.items():
-        if k in names:
-            kwargs[k] = tuple(v) if isinstance(v, list) else v
-    return cls(**kwargs)

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train_common.add_training_arguments(parser, output_dir="denoise", method="n2n")   # the IsoNet2 program's folder
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="denoise the tomograms with the final model after training")
+    # what refine lets users choose is fixed here: the halves, never re-wedged
+    parser.set_defaults(input_column="auto", apply_mw_x1=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -103,7 +103,7 @@ def run_training(args: argparse.Namespace, method: str) -> int:
     if fresh and not args.overwrite:
         refuse_previous_run(out)               # before reading any data
     plan = plan_training(star_file, method, train_settings(args, method), tomo_idx=args.tomo_idx,
-                         input_column=getattr(args, "input_column", "auto"))
+                         input_column=args.input_column)
     settings = dataclasses.replace(run_settings(args, plan.cfg), protect=plan.inputs)
     check_outputs_first(star_file, plan, settings, args)
     with locks.run_lock(out):                  # the folder is this run's until it ends
@@ -281,6 +281,6 @@ def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Name
                               PredictConfig(is_ctf_flipped=cfg.is_ctf_flipped,
                                             mixed_precision=cfg.mixed_precision,
                                             amp_dtype=cfg.amp_dtype, compile_model=cfg.compile_model,
-                                            apply_mw_x1=getattr(args, "apply_mw_x1", True)),
+                                            apply_mw_x1=args.apply_mw_x1),
                               tomo_idx=args.tomo_idx, device=device,
-                              input_column=getattr(args, "input_column", "auto"))
+                              input_column=args.input_column)
