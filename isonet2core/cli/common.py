@@ -325,6 +325,30 @@ def config_values(cls, args: argparse.Namespace, *, exclude: Iterable[str] = ())
     return values
 
 
+def add_map_step_arguments(parser: argparse.ArgumentParser, config_cls, *, input_column: str,
+                           input_help: str, output_dir: str, output_help: str) -> None:
+    """The options of a command that turns each selected tomogram's map into one new map (deconv,
+    make-mask): the STAR, ``--input_column``, ``--output_dir``, the config's options, ``--tomo_idx``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    config_cls : type
+        The command's config dataclass.
+    input_column, output_dir : str
+        Their defaults.
+    input_help, output_help : str
+        Their help lines.
+    """
+    add_star_argument(parser)
+    add_option(parser, "input_column", default=input_column, help=input_help)
+    add_option(parser, "output_dir", default=output_dir, aliases=("-o",), help=output_help)
+    add_config_options(parser, config_cls)
+    add_option(parser, "tomo_idx", type=index_selection, default=None,
+               help="rlnIndex values of the tomograms to process, e.g. '1,3-5'; None = all")
+
+
 def add_star_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """``star_file`` as a positional argument (IsoNet2 style) or ``--star_file``.
 

@@ -25,16 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser : argparse.ArgumentParser
         The subcommand's parser.
     """
-    add = common.add_option
-    common.add_star_argument(parser)
-    add(parser, "input_column", default=star.TOMO_NAME,
-        help="STAR column of the maps to deconvolve; rlnTomoName means the tomogram "
-             "(rlnTomoReconstructedTomogram, else the mean of the even/odd halves)")
-    add(parser, "output_dir", default="deconv", aliases=("-o",),
-        help="folder for the deconvolved tomograms (<rlnTomoName>_deconv.mrc)")
-    common.add_config_options(parser, DeconvConfig)
-    add(parser, "tomo_idx", type=common.index_selection, default=None,
-        help="rlnIndex values of the tomograms to process, e.g. '1,3-5'; None = all")
+    common.add_map_step_arguments(
+        parser, DeconvConfig, input_column=star.TOMO_NAME,
+        input_help="STAR column of the maps to deconvolve; rlnTomoName means the tomogram "
+                   "(rlnTomoReconstructedTomogram, else the mean of the even/odd halves)",
+        output_dir="deconv", output_help="folder for the deconvolved tomograms (<rlnTomoName>_deconv.mrc)")
 
 
 def run(args: argparse.Namespace) -> int:

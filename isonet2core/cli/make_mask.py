@@ -24,16 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser : argparse.ArgumentParser
         The subcommand's parser.
     """
-    add = common.add_option
-    common.add_star_argument(parser)
-    add(parser, "input_column", default=star.DECONV,
-        help="STAR column of the maps to mask (empty cells fall back to "
-             "rlnTomoReconstructedTomogram, then to the mean of the even/odd halves)")
-    add(parser, "output_dir", default="mask", aliases=("-o",),
-        help="folder for the masks (<rlnTomoName>_mask.mrc)")
-    common.add_config_options(parser, MaskConfig)
-    add(parser, "tomo_idx", type=common.index_selection, default=None,
-        help="rlnIndex values of the tomograms to process, e.g. '1,3-5'; None = all")
+    common.add_map_step_arguments(
+        parser, MaskConfig, input_column=star.DECONV,
+        input_help="STAR column of the maps to mask (empty cells fall back to "
+                   "rlnTomoReconstructedTomogram, then to the mean of the even/odd halves)",
+        output_dir="mask", output_help="folder for the masks (<rlnTomoName>_mask.mrc)")
 
 
 def run(args: argparse.Namespace) -> int:
