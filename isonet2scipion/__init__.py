@@ -22,7 +22,6 @@ reported with both versions and the command that rebuilds it. The variable names
 """
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ import pwem
 from pyworkflow import TOMO
 from pyworkflow.utils import Environ
 
-from isonet2scipion import core_wheel
+from isonet2scipion import core_wheel, env_stamp
 from isonet2scipion.constants import (
     BINARY_NAME,
     DEFAULT_ACTIVATION_CMD,
@@ -56,7 +55,7 @@ _references = ["Liu2025IsoNet2"]
 
 logger = logging.getLogger(__name__)
 
-_CHECK_TIMEOUT_S = 300
+_CHECK_TIMEOUT_S = 120
 _FAILED_CHECK_TTL_S = 30.0
 
 
@@ -122,9 +121,42 @@ class Plugin(pwem.Plugin):
                 f"to a Python interpreter where `pip install \"{PIP_DISTRIBUTION}[core]\"` was run.")
 
     @classmethod
+    def _corePython(cls) -> Optional[str]:
+        """The interpreter that runs the core when it is a file (None: the conda command)."""
+        python = cls.getVar(PYTHON_VAR)
+        return python if python and os.path.isfile(python) else None
+
+    @classmethod
+    def managedFlag(cls) -> str:
+        """The install target of ``scipion installb``: it holds the core's version line."""
+        return os.path.join(cls.getVar(HOME_VAR), INSTALLED_FLAG)
+
+    @classmethod
+    def _isManaged(cls) -> bool:
+        """Does the core run in the environment that ``installb`` built (venv or conda)?"""
+        python = cls._corePython()
+        if python is not None:
+            managed = os.path.join(cls.getVar(HOME_VAR), VENV_DIR, "bin", "python")
+            return os.path.abspath(python) == os.path.abspath(managed)
+        return cls.getVar(ENV_ACTIVATION_VAR) == DEFAULT_ACTIVATION_CMD
+
+    @classmethod
+    def stampedVersion(cls, program: str) -> Optional[str]:
+        """The core version that a fresh stamp vouches for (no subprocess; see
+        :mod:`isonet2scipion.env_stamp`), or None."""
+        if cls._isManaged():
+            version = env_stamp.managed_flag_version(cls.managedFlag())
+            if version is not None:
+                return version
+        import pyworkflow as pw
+        return env_stamp.read_stamp(env_stamp.stamp_path(pw.Config.SCIPION_USER_DATA, program),
+                                    program, cls._corePython())
+
+    @classmethod
     def checkEnvironment(cls) -> list:
-        """Error messages (empty when the core answers ``--version``). Successful checks are
-        cached for the session; failed ones are repeated after a few seconds."""
+        """Error messages (empty when the core answers ``--version`` with the plugin's version):
+        the real check, a subprocess. Successful checks are cached for the session and stamped
+        on disk (:meth:`stampedVersion`); failed ones are repeated after a few seconds."""
         program = cls.getCoreProgram()
         if program is None:
             python = cls.getVar(PYTHON_VAR)
@@ -153,13 +185,26 @@ class Plugin(pwem.Plugin):
                 message = (f"The IsoNet2 environment runs isonet2core {found or '(unknown)'}, "
                            f"but this plugin is version {ISONET2_VERSION}: the two must match. "
                            f"{cls.installHint()}")
+            else:
+                import pyworkflow as pw
+                env_stamp.write_stamp(
+                    env_stamp.stamp_path(pw.Config.SCIPION_USER_DATA, program), program,
+                    cls._corePython(), found)
         cls._envChecks[program] = (ok, message, time.time())
         return [] if ok else [message]
 
     @classmethod
     def validateInstallation(cls):
-        """Called by Protocol.validate() before a run: a missing or broken environment stops
-        the protocol with :meth:`installHint`."""
+        """Called by Scipion while it draws the protocol tree and by Protocol.validate() before
+        a run: a missing or broken environment stops the protocol with :meth:`installHint`.
+
+        Fast: the interpreter's existence and a fresh stamp of a passing check (the managed
+        environment's install flag, or the stamp of an earlier check) answer without starting a
+        process; only without such a stamp does the real check (:meth:`checkEnvironment`) run,
+        once, and stamp its success."""
+        program = cls.getCoreProgram()
+        if program is not None and cls.stampedVersion(program) == ISONET2_VERSION:
+            return []
         return cls.checkEnvironment()
 
     @classmethod
@@ -195,15 +240,21 @@ class Plugin(pwem.Plugin):
         torch = " ".join(shlex.quote(w) for w in cls.torchArgs())
         wheel = shlex.quote(core_wheel.wheel_name())
         buildWheel = f"{shlex.quote(sys.executable)} -m isonet2scipion.core_wheel ."
+
+        def stamp(python):
+            # the install target holds the core's version line: validateInstallation reads it
+            # instead of starting the core (isonet2scipion.env_stamp)
+            return (f"{python} -m isonet2core --version > {INSTALLED_FLAG}.tmp && "
+                    f"mv {INSTALLED_FLAG}.tmp {INSTALLED_FLAG}")
         if useConda:
             return (f"{buildWheel} && {cls.getCondaActivationCmd()} conda create -y -n "
                     f"{ENV_NAME} python=3.11 && conda activate {ENV_NAME} && "
                     f"python -m pip install {torch} && python -m pip install ./{wheel} && "
-                    f"python -m isonet2core --version && touch {INSTALLED_FLAG}")
+                    f"{stamp('python')}")
         python = f"{VENV_DIR}/bin/python"
         return (f"{buildWheel} && {shlex.quote(sys.executable)} -m venv {VENV_DIR} && "
                 f"{python} -m pip install {torch} && {python} -m pip install ./{wheel} && "
-                f"{python} -m isonet2core --version && touch {INSTALLED_FLAG}")
+                f"{stamp(python)}")
 
     @classmethod
     def defineBinaries(cls, env):
@@ -229,5 +280,4 @@ def scipionPath(value: str, home: Optional[str] = None) -> str:
 
 def coreVersion(versionOutput: str) -> Optional[str]:
     """The version in the output of ``isonet2core --version`` (``isonet2core X.Y.Z``), or None."""
-    match = re.search(r"isonet2core\s+(\S+)", versionOutput or "")
-    return match.group(1) if match else None
+    return env_stamp.core_version(versionOutput)

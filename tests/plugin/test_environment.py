@@ -135,13 +135,15 @@ def test_define_binaries_declares_the_environment(monkeypatch, conda):
     assert (name, kwargs["version"], kwargs["tar"]) == (BINARY_NAME, ISONET2_VERSION, "void.tgz")
     assert ENV_NAME == f"isonet2scipion-{ISONET2_VERSION}"
     (command, target), = kwargs["commands"]
-    assert target == INSTALLED_FLAG and command.endswith(f"touch {INSTALLED_FLAG}")
+    # the install target holds the core's version line (validateInstallation's stamp)
+    assert target == INSTALLED_FLAG and command.endswith(
+        f"-m isonet2core --version > {INSTALLED_FLAG}.tmp && mv {INSTALLED_FLAG}.tmp "
+        f"{INSTALLED_FLAG}")
     # the core comes from a wheel of the plugin's own files, never from a registry lookup
     assert command.startswith(f"{sys.executable} -m isonet2scipion.core_wheel . && ")
     assert f"pip install ./isonet2core-{ISONET2_VERSION}-py3-none-any.whl" in command
     assert "scipion-em-isonet2" not in command and "[core]" not in command
     assert "pip install torch==2.13.0 &&" in command
-    assert "isonet2core --version" in command
     if conda:
         assert f"conda create -y -n {ENV_NAME} python=3.11" in command
     else:
@@ -264,3 +266,94 @@ def test_loads_beside_the_scipion_teams_isonet2_plugin(tmp_path):
     assert got["ours_activation"] == f"conda activate {ENV_NAME}"
     assert got["binaries"] == ["isonet2-2.0", ENV_NAME]
     assert "ProtIsoNet2Refine" in got["protocols"]
+
+
+# ----------------------------------------------------------- the GUI never waits (issue 26, 7)
+def _no_process(monkeypatch):
+    """Any subprocess started from here on fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args[:1]}")
+    for name in ("run", "Popen", "call", "check_call", "check_output"):
+        monkeypatch.setattr(subprocess, name, refuse)
+
+
+def fake_env(tmp_path, version, name="env"):
+    """A venv-shaped folder whose bin/python answers ``isonet2core <version>``."""
+    (tmp_path / name / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    (tmp_path / name / "bin").mkdir()
+    python = tmp_path / name / "bin" / "python"
+    python.write_text(f"#!/bin/sh\necho 'isonet2core {version}'\n")
+    python.chmod(0o755)
+    return python
+
+
+def test_validate_installation_starts_no_process_once_stamped(monkeypatch):
+    """The protocol tree calls validateInstallation for every protocol: after one passing
+    check (stamped on disk), it answers without a subprocess, also in a new session."""
+    import time
+
+    refine = Domain.getProtocols()["ProtIsoNet2Refine"]    # linked to the plugin by Domain
+    monkeypatch.setattr(Plugin, "_envChecks", {})
+    assert Plugin.checkEnvironment() == []                 # the real check: stamps its success
+    monkeypatch.setattr(Plugin, "_envChecks", {})          # a new Scipion session
+    _no_process(monkeypatch)
+    start = time.monotonic()
+    assert Plugin.validateInstallation() == []
+    assert refine.isInstalled()                            # what the tree drawing calls
+    assert time.monotonic() - start < 0.5
+
+
+def test_managed_install_flag_is_the_stamp(monkeypatch, tmp_path):
+    """`scipion installb` writes the core's version line into its install target; with it,
+    validateInstallation starts nothing. An empty flag (an older install) means a real check."""
+    from isonet2scipion.constants import HOME_VAR
+    python = fake_env(tmp_path, "0.0.9", name="venv")      # the real check would refuse it
+    monkeypatch.setitem(Plugin._vars, HOME_VAR, str(tmp_path))
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, str(python))
+    monkeypatch.setattr(Plugin, "_envChecks", {})
+    assert Plugin.managedFlag() == str(tmp_path / INSTALLED_FLAG)
+    (tmp_path / INSTALLED_FLAG).write_text("")
+    errors = Plugin.validateInstallation()                 # no version in the flag: checked
+    assert len(errors) == 1 and "isonet2core 0.0.9" in errors[0]
+    (tmp_path / INSTALLED_FLAG).write_text(f"isonet2core {ISONET2_VERSION}\n")
+    monkeypatch.setattr(Plugin, "_envChecks", {})
+    _no_process(monkeypatch)
+    assert Plugin.validateInstallation() == []
+
+
+def test_a_changed_environment_is_checked_again(monkeypatch, tmp_path):
+    """The stamp holds a fingerprint of the interpreter and its site-packages: a pip install
+    there (here: another core version) makes validateInstallation run the real check, whose
+    message names both versions; a stamp is never taken for another version."""
+    python = fake_env(tmp_path, ISONET2_VERSION)
+    monkeypatch.setitem(Plugin._vars, PYTHON_VAR, str(python))
+    monkeypatch.setattr(Plugin, "_envChecks", {})
+    assert Plugin.validateInstallation() == []             # checked and stamped
+    program = Plugin.getCoreProgram()
+    assert Plugin.stampedVersion(program) == ISONET2_VERSION
+    python.write_text("#!/bin/sh\necho 'isonet2core 0.0.9'\n")   # `pip install` of another core
+    site = tmp_path / "env" / "lib" / "python3.11" / "site-packages"
+    (site / "isonet2core-0.0.9.dist-info").mkdir()
+    os.utime(site, ns=(1, 1))
+    monkeypatch.setattr(Plugin, "_envChecks", {})
+    assert Plugin.stampedVersion(program) is None
+    errors = Plugin.validateInstallation()
+    assert len(errors) == 1 and "isonet2core 0.0.9" in errors[0]
+    assert f"plugin is version {ISONET2_VERSION}" in errors[0]
+
+
+def test_conda_stamps_expire(monkeypatch, tmp_path):
+    """A conda command has no interpreter file to fingerprint: its stamp lasts a day."""
+    import json
+
+    from isonet2scipion import env_stamp
+    path = str(tmp_path / "stamp.json")
+    program = "source activate.sh; conda activate x && python -m isonet2core"
+    env_stamp.write_stamp(path, program, None, ISONET2_VERSION)
+    assert env_stamp.read_stamp(path, program, None) == ISONET2_VERSION
+    assert env_stamp.read_stamp(path, program + " ", None) is None       # another command
+    stamp = json.loads(open(path).read())
+    stamp["time"] -= env_stamp.CONDA_STAMP_TTL_S + 1
+    open(path, "w").write(json.dumps(stamp))
+    assert env_stamp.read_stamp(path, program, None) is None
+    assert env_stamp.read_stamp(str(tmp_path / "missing.json"), program, None) is None
