@@ -15,6 +15,10 @@ denoised one):
    empty ice/vacuum above and below the specimen, where missing-wedge streaks live);
 7. upsample back to the input shape (each binned voxel covers its 2x2x2 block).
 
+:func:`mask_star` then multiplies the mask of a STAR row naming an IMOD model in
+``rlnMaskBoundary`` by the region the model outlines (:mod:`isonet2core.boundary`, the official
+IsoNet2's rule).
+
 The result is a uint8 ``(z, y, x)`` array of 0 (excluded) and 1 (sampled).
 """
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.ndimage as ndi
 
-from isonet2core import filenames, maps, mrcio, star
+from isonet2core import boundary, filenames, maps, mrcio, star
 from isonet2core.config import MaskConfig
 from isonet2core.filenames import PathLike
 
@@ -167,7 +171,9 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     """``make-mask``: the sampling mask (:func:`make_mask`) of every tomogram of a STAR file.
 
     Every input is checked before any work; after every tomogram its row of the STAR gets
-    ``rlnMaskName`` (:func:`star.update_rows`: locked, re-read, written atomically).
+    ``rlnMaskName`` (:func:`star.update_rows`: locked, re-read, written atomically). A row
+    naming an IMOD model in ``rlnMaskBoundary`` keeps only the region the model outlines
+    (:func:`isonet2core.boundary.boundary_of`).
 
     Parameters
     ----------
@@ -187,6 +193,12 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     -------
     list of (str, Path, float)
         rlnTomoName, the file written and the fraction of voxels kept, per tomogram.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        Naming the tomogram and the file: an input that cannot be used (a map, a mask
+        boundary, a z crop that clears every slice), before any work.
     """
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
@@ -199,10 +211,26 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
             z_crop_slices(-(-job.infos[0].shape[0] // 2), cfg.z_crop)
         except ValueError as exc:
             raise ValueError(f"tomogram {job.name} ({job.sources[0]}): {exc}") from None
+    boundaries = {job.row: table.path(job.row, star.MASK_BOUNDARY) if table.has_column(star.MASK_BOUNDARY)
+                  else None for job in jobs}
+    for job in jobs:   # checked first: a boundary that keeps nothing is refused before any work
+        model = boundaries[job.row]
+        if model is not None:
+            try:
+                boundary.boundary_of(model, job.infos[0].shape)
+            except (ValueError, FileNotFoundError) as exc:
+                raise type(exc)(f"tomogram {job.name}: {exc}") from None
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []
     for job in jobs:
         mask = make_mask(maps.read_map(job.sources), cfg)
+        model = boundaries[job.row]
+        if model is not None:
+            mask *= boundary.boundary_of(model, mask.shape)
+            logger.info("make-mask: %s: the region of %s kept", job.name, model)
+            if not mask.any():
+                raise ValueError(f"tomogram {job.name}: no voxel of the mask lies inside its mask "
+                                 f"boundary {model} (rlnMaskBoundary)")
         mrcio.write_mrc(job.target, mask, pixel_size_a[job.row], protect=job.sources)
         star.update_rows(star_file, {(job.name, table.index(job.row)): {star.MASK: job.target}})
         done.append((job.name, job.target, float(mask.mean())))

@@ -4,7 +4,9 @@ For each selected tomogram, reads ``--input_column`` (default ``rlnDeconvTomoNam
 cell falls back to ``rlnTomoReconstructedTomogram``, then to the mean of the even/odd halves),
 computes :func:`isonet2core.masking.make_mask`, writes ``OUTPUT_DIR/<rlnTomoName>_mask.mrc``
 (float32 0/1) and records it in ``rlnMaskName`` (the STAR is rewritten atomically after every
-tomogram). Every input is checked before any work starts.
+tomogram). A row naming an IMOD model (``.mod``) in ``rlnMaskBoundary`` keeps only the region
+it outlines (the official IsoNet2's rule, :mod:`isonet2core.boundary`). Every input is checked
+before any work starts.
 """
 from __future__ import annotations
 
