@@ -157,6 +157,31 @@ def options_of(cls) -> List[OptionField]:
     return out
 
 
+def flips_input(ctf_mode: Optional[str], do_phaseflip_input: bool, is_ctf_flipped: bool) -> bool:
+    """The one phase-flip rule (training cubes, previews, predict, the Scipion forms): whether the
+    network's input maps are phase flipped by us. ``phase_only`` always flips; ``network`` and
+    ``wiener`` flip when ``do_phaseflip_input``; no CTF mode never flips; maps that are already
+    flipped are never flipped again.
+
+    Parameters
+    ----------
+    ctf_mode : str or None
+        One of :data:`CTF_MODES`.
+    do_phaseflip_input : bool
+        The option of the same name.
+    is_ctf_flipped : bool
+        The maps at hand are already phase flipped.
+
+    Returns
+    -------
+    bool
+        True when the inputs get flipped.
+    """
+    if is_ctf_flipped or ctf_mode is None:
+        return False
+    return ctf_mode == "phase_only" or bool(do_phaseflip_input)
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)

@@ -73,7 +73,7 @@ import torch
 from torch import nn
 
 from isonet2core import checkpoint, ctf, filenames, fourier, fsc_weighting, maps, mrcio, normalize, star, tiling, wedge
-from isonet2core.config import Microscope, PredictConfig
+from isonet2core.config import Microscope, PredictConfig, flips_input
 from isonet2core.device import autocast_dtype
 from isonet2core.filenames import PathLike
 from isonet2core.locks import output_locks
@@ -83,13 +83,11 @@ from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
 log = logging.getLogger(__name__)
 
 N2N_METHODS = ("isonet2-n2n", "n2n")
-CTF_MODES_WITH_PHASEFLIP = ("network", "wiener")
 
 
 def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
-    """Whether network inputs are phase flipped (training and prediction share this rule):
-    ``phase_only`` always flips; ``network``/``wiener`` flip when ``do_phaseflip_input``; no CTF
-    mode never flips; already flipped maps are never flipped again.
+    """Whether a model's inputs are phase flipped (:func:`isonet2core.config.flips_input` applied
+    to the training settings a checkpoint stores).
 
     Parameters
     ----------
@@ -103,12 +101,8 @@ def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
     bool
         True when the inputs are flipped.
     """
-    if is_ctf_flipped:
-        return False
-    mode = train_config.get("ctf_mode")
-    if mode == "phase_only":
-        return True
-    return mode in CTF_MODES_WITH_PHASEFLIP and bool(train_config.get("do_phaseflip_input", True))
+    return flips_input(train_config.get("ctf_mode"), bool(train_config.get("do_phaseflip_input", True)),
+                       is_ctf_flipped)
 
 
 def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, phaseflip: bool,

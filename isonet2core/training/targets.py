@@ -73,7 +73,7 @@ import numpy as np
 import torch
 
 from isonet2core import ctf, fourier, wedge
-from isonet2core.config import Microscope, TrainConfig
+from isonet2core.config import Microscope, TrainConfig, flips_input
 from isonet2core.training import rotations as rot
 from isonet2core.training.loss import rfft_weights
 
@@ -110,9 +110,8 @@ def cubes_are_flipped(cfg: TrainConfig) -> bool:
     bool
         True for flipped cubes (module docstring, CTF modes).
     """
-    if cfg.ctf_mode is None:
-        return False
-    return cfg.is_ctf_flipped or cfg.ctf_mode == "phase_only" or cfg.do_phaseflip_input
+    return cfg.ctf_mode is not None and (
+        cfg.is_ctf_flipped or flips_input(cfg.ctf_mode, cfg.do_phaseflip_input, is_ctf_flipped=False))
 
 
 def cube_filters(cube_size: int, microscope: Microscope, cfg: TrainConfig,

@@ -61,8 +61,7 @@ import numpy as np
 import torch
 
 from isonet2core import checkpoint, filenames, outputs, predict
-from isonet2core import config as config_mod
-from isonet2core.config import Microscope, PredictConfig, TrainConfig
+from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_input
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
@@ -639,7 +638,7 @@ class Session:
         list of Path
             The maps written.
         """
-        phaseflip = predict.input_needs_phaseflip(config_mod.to_dict(self.cfg), self.cfg.is_ctf_flipped)
+        phaseflip = flips_input(self.cfg.ctf_mode, self.cfg.do_phaseflip_input, self.cfg.is_ctf_flipped)
         written = []
         model = self.state.predict_models[0]
         for position in self.preview_tomograms():

@@ -27,6 +27,7 @@ from isonet2scipion.constants import (
     CLIP_MODE_CHOICES,
     CTF_CORRECTED_AUTO,
     CTF_CORRECTED_CHOICES,
+    CTF_MODE_CHOICES,
 )
 
 P = params
@@ -198,8 +199,8 @@ def coreArgs(protocol, options: Sequence[CoreOption]) -> List[str]:
 
 _FLIPPED = Look("Tomograms already phase flipped?",
                 "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series.")
-_WIENER = "CTF_mode == 2"
-_CTF = "CTF_mode != 0"
+_WIENER = f"CTF_mode == {CTF_MODE_CHOICES.index('wiener')}"     # the form stores the choice's index
+_CTF = f"CTF_mode != {CTF_MODE_CHOICES.index('None')}"
 
 DECONV_OPTIONS = catalogue(DeconvConfig, {
     "snrfalloff": Look("SNR fall-off",

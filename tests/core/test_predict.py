@@ -161,6 +161,21 @@ def test_predict_file_streams_into_an_mrc_file(tmp_path):
     np.testing.assert_array_equal(mrcio.read_mrc(source)[0], vol)
 
 
+def test_one_phaseflip_rule_for_training_previews_and_predict():
+    """config.flips_input is the rule; the training cubes' state and a checkpoint's predict ask it."""
+    from isonet2core.config import CTF_MODES, TrainConfig, flips_input
+    from isonet2core.training.targets import cubes_are_flipped
+    for mode in CTF_MODES:
+        for do in (True, False):
+            for flipped in (True, False):
+                expected = mode is not None and not flipped and (mode == "phase_only" or do)
+                assert flips_input(mode, do, flipped) is expected, (mode, do, flipped)
+                cfg = TrainConfig(ctf_mode=mode, do_phaseflip_input=do, is_ctf_flipped=flipped)
+                assert predict.input_needs_phaseflip({"ctf_mode": mode, "do_phaseflip_input": do}, flipped) \
+                    is expected
+                assert cubes_are_flipped(cfg) is (mode is not None and (flipped or expected))
+
+
 def test_phaseflip_rule():
     assert predict.input_needs_phaseflip({"ctf_mode": "network", "do_phaseflip_input": True}, False)
     assert not predict.input_needs_phaseflip({"ctf_mode": "network", "do_phaseflip_input": True}, True)
