@@ -2,8 +2,8 @@
 
 For ``isonet2 - predict`` (and refine/denoise runs that predicted): per tomogram the central
 orthoslices and Fourier XZ slices of the input beside the output, and the FSC between the
-predictions of the even and odd halves (figures by the core's ``isonet2 report``, see
-:mod:`.views`); and the output set opened in tomo's tomogram viewer.
+predictions of the even and odd halves (figures by the core's ``isonet2 report``, run
+in the background behind a progress line, see :mod:`.views`); and the output set opened in tomo's tomogram viewer.
 """
 import os
 from typing import List
@@ -15,7 +15,7 @@ from tomo.viewers.viewers_data import TomoDataViewer
 from isonet2core import star
 from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2Predict
-from isonet2scipion.viewers.views import ImageView, coreFigures
+from isonet2scipion.viewers.views import ImageView, figureViews
 
 FIGURES_DIR = "figures"
 
@@ -74,20 +74,24 @@ class TomogramFiguresMixin:
         return table.index(row), table.tomo_name(row)
 
     def _tomogramFigure(self, suffix, what) -> list:
+        """The figure's view; in the GUI a progress window first while the core makes it."""
         selected = self._selectedTomogram()
         if selected is None:
             return [MessageView("This run has no tomograms to show yet.", "IsoNet2")]
         index, name = selected
-        try:   # one folder per tomogram: the only <stem>_<suffix>.png in it is this one's
-            folder = coreFigures(self.protocol._getExtraPath(TOMOGRAMS_STAR),
-                                 self.protocol._getExtraPath(FIGURES_DIR, str(index)),
-                                 tomoIdx=index)
-        except (RuntimeError, OSError) as exc:
-            return [MessageView(str(exc), "IsoNet2 figures")]
-        pngs = [p for p in folder.glob(f"*_{suffix}.png") if not p.name.startswith("preview_")]
-        if not pngs:
-            return [MessageView(f"No {what} for {name} (e.g. no even/odd halves).", "IsoNet2")]
-        return [ImageView(pngs[0], f"{name}: {what}", tkParent=self.getTkRoot())]
+        tkRoot = self.getTkRoot()
+
+        def views(folder):
+            # one folder per tomogram: the only <stem>_<suffix>.png in it is this one's
+            pngs = [p for p in folder.glob(f"*_{suffix}.png") if not p.name.startswith("preview_")]
+            if not pngs:
+                return [MessageView(f"No {what} for {name} (e.g. no even/odd halves).",
+                                    "IsoNet2", tkParent=tkRoot)]
+            return [ImageView(pngs[0], f"{name}: {what}", tkParent=tkRoot)]
+
+        return figureViews(self.protocol._getExtraPath(TOMOGRAMS_STAR),
+                           self.protocol._getExtraPath(FIGURES_DIR, str(index)), views,
+                           f"{name}: {what}", tkParent=tkRoot, tomoIdx=index)
 
     def _showOrthoslices(self, paramName=None):
         return self._tomogramFigure("orthoslices", "orthoslices")

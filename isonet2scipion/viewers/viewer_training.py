@@ -17,7 +17,7 @@ from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols import ProtIsoNet2Denoise, ProtIsoNet2Refine
 from isonet2scipion.viewers.viewer_tomograms import TomogramFiguresMixin
-from isonet2scipion.viewers.views import ImageView, coreFigures
+from isonet2scipion.viewers.views import ImageView, figureViews
 
 PREVIEWS_DIR = "figures_previews"
 
@@ -63,16 +63,17 @@ class IsoNet2TrainingViewer(TomogramFiguresMixin, ProtocolViewer):
         if not os.path.isdir(os.path.join(modelDir, "preview")):
             return [MessageView("This run wrote no previews (set 'Write previews?' to Yes "
                                 "in the expert options).", "IsoNet2")]
-        try:
-            folder = coreFigures(self.protocol._getExtraPath(TOMOGRAMS_STAR),
-                                 self.protocol._getExtraPath(PREVIEWS_DIR), tomoIdx=1,
-                                 modelDir=modelDir)
-        except (RuntimeError, OSError) as exc:
-            return [MessageView(str(exc), "IsoNet2 figures")]
-        pngs = sorted(folder.glob("preview_*.png"))
-        if not pngs:
-            return [MessageView("No preview maps yet.", "IsoNet2")]
-        return [ImageView(p, p.stem, tkParent=self.getTkRoot()) for p in pngs]
+        tkRoot = self.getTkRoot()
+
+        def views(folder):
+            pngs = sorted(folder.glob("preview_*.png"))
+            if not pngs:
+                return [MessageView("No preview maps yet.", "IsoNet2", tkParent=tkRoot)]
+            return [ImageView(p, p.stem, tkParent=tkRoot) for p in pngs]
+
+        return figureViews(self.protocol._getExtraPath(TOMOGRAMS_STAR),
+                           self.protocol._getExtraPath(PREVIEWS_DIR), views,
+                           "training previews", tkParent=tkRoot, tomoIdx=1, modelDir=modelDir)
 
 
 class IsoNet2ModelViewer(Viewer):
