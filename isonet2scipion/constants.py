@@ -27,7 +27,9 @@ VENV_DIR = "venv"                                  # inside the home folder when
 INSTALLED_FLAG = f"{BINARY_NAME}_{ISONET2_VERSION}_installed"
 
 # file names inside a protocol's extra folder
-TOMOGRAMS_STAR = "tomograms.star"
+# the STAR the core runs on (IsoNet2 layout when the file names allow; the RELION-5 export
+# is relion5/tomograms.star: isonet2scipion.relion_export)
+TOMOGRAMS_STAR = "isonet2_tomograms.star"
 PER_TOMOGRAM_DIR = "per_tomogram"
 
 # how the two half maps linked to a tomogram are ordered (form option "halfOrder")

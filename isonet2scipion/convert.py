@@ -4,7 +4,15 @@ Everything the protocols need to turn Scipion inputs into rows of ``tomograms.st
 here: tsId matching, even/odd recognition of linked half maps, the microscope values from the
 acquisition, and reading the output columns back (the defocus at 0 degrees and the enabled
 tilt range from CTF estimations: :mod:`isonet2scipion.ctf_inputs`).
-The STAR text itself is written and read by :mod:`isonet2core.star` only.
+
+The file the core runs on (``extra/isonet2_tomograms.star``) is written by the core's own writer
+(:meth:`isonet2core.star.TomogramsTable.write`), in the layout the official IsoNet2 program runs as
+it is (``isonet2``: ``rlnTomoName`` the full map's path, ``None`` for empty cells) when every
+tomogram's name reads back from its map's file name, else in the RELION-5 layout (``rlnTomoName``
+the tsId), which the core reads too (:func:`run_layout`). The plugin reads its columns back and
+merges the per-tomogram steps' outputs into it with ``emtable``, the STAR library of Scipion's
+plugins (:func:`read_column`, :func:`merge_columns`: cells are kept as written). The RELION-5
+``tomograms.star`` for reliontomo / RELION-5 is :mod:`isonet2scipion.relion_export`.
 
 Even/odd recognition (``order_halves``): Scipion stores a tomogram's two half maps as a list
 without saying which is which, and producers differ (IMOD and AreTomo store ``[odd, even]``,
@@ -20,13 +28,17 @@ list is read as ``[odd, even]``, the order IMOD and AreTomo write. The form opti
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from isonet2core import mapnames, star
+from emtable import Table
+
+from isonet2core import atomic, mapnames, star
 from isonet2core.config import check_tilt_range
 from isonet2core.planning import check_fits
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
@@ -114,6 +126,7 @@ def match_by_ts_id(reference: Iterable[str], other: Iterable[str],
 TILT_FROM_FORM = "form"
 TILT_FROM_TILT_SERIES = "enabled tilts of the tilt series"
 TILT_FROM_ACQUISITION = "acquisition"
+TS_PIXEL_FROM_TOMOGRAM = "the tomogram's (no tilt series: binning 1)"
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,18 @@ class TomoEntry:
     defocus_a: Optional[float] = None
     mask: Optional[str] = None
     tilt_source: str = TILT_FROM_ACQUISITION   # where the tilt range came from (summary)
+    ts_pixel_size_a: Optional[float] = None    # of the tilt series; None: the tomogram's
+    ts_pixel_source: str = TS_PIXEL_FROM_TOMOGRAM
+
+    @property
+    def tilt_series_pixel_size_a(self) -> float:
+        """The tilt series' pixel size (Å), the tomogram's when unknown (binning 1)."""
+        return self.ts_pixel_size_a or self.pixel_size_a
+
+    @property
+    def binning(self) -> float:
+        """Tomogram pixel / tilt-series pixel (RELION-5's ``rlnTomoTomogramBinning``)."""
+        return self.pixel_size_a / self.tilt_series_pixel_size_a
 
     @property
     def has_halves(self) -> bool:
@@ -158,7 +183,8 @@ def entry_records(entries: Sequence[TomoEntry]) -> List[dict]:
     records = []
     for i, e in enumerate(entries, start=1):
         rec = {star.INDEX: i, star.TOMO_NAME: e.ts_id, star.PIXEL_SIZE: e.pixel_size_a,
-               star.TS_PIXEL_SIZE: e.pixel_size_a, star.VOLTAGE: e.voltage_kv,
+               star.TS_PIXEL_SIZE: e.tilt_series_pixel_size_a, star.TOMO_BINNING: e.binning,
+               star.VOLTAGE: e.voltage_kv,
                star.CS: e.cs_mm, star.AC: e.amplitude_contrast,
                star.TILT_MIN: e.tilt_min_deg, star.TILT_MAX: e.tilt_max_deg}
         if e.full is not None:
@@ -174,36 +200,113 @@ def entry_records(entries: Sequence[TomoEntry]) -> List[dict]:
     return records
 
 
-def write_tomograms_star(entries: Sequence[TomoEntry], path) -> Path:
-    """Write ``entries`` to ``path`` (atomic, by isonet2core.star)."""
+def run_layout(entries: Sequence[TomoEntry]) -> str:
+    """The layout of the STAR the core runs on: ``isonet2`` (what the official IsoNet2 program
+    runs as it is) when every tomogram's name reads back from its map's file name (the
+    program names a tomogram after its file; e.g. IMOD's ``TS_01/TS_01.mrc``), else
+    ``relion5`` (``rlnTomoName`` the tsId; the core reads it, the official program does not)."""
+    for e in entries:
+        source = e.full or e.even
+        if source is None or mapnames.tomo_name_from_path(source) != e.ts_id:
+            return "relion5"
+    return "isonet2"
+
+
+def write_tomograms_star(entries: Sequence[TomoEntry], path, layout: Optional[str] = None) -> Path:
+    """Write ``entries`` to ``path`` (atomic, by isonet2core.star) in ``layout``
+    (None: :func:`run_layout`)."""
     if not entries:
         raise ValueError(f"no tomograms to write to {path}")
     table = star.TomogramsTable.from_records(entry_records(entries))
-    table.write(path)
+    table.write(path, layout or run_layout(entries))
     return Path(path)
 
 
+def _read_table(star_path) -> Table:
+    """The ``data_global`` loop of a STAR written by the core, every cell a string as written."""
+    table = Table()
+    with open(star_path) as f:
+        reader = Table.Reader(f, tableName=star.GLOBAL_BLOCK, guessType=False)
+        # emtable picks its splitter from the first row only: a quoted path (white space) in
+        # a later row needs shlex too
+        reader._split = shlex.split
+        table._columns, table.Row, table._rows = reader._columns, reader.Row, reader.readAll()
+    return table
+
+
+def _cell(row, column: str) -> Optional[str]:
+    value = row.get(column) if row.hasColumn(column) else None
+    return None if value is None or star.is_empty(value) else value
+
+
+def _row_name(row) -> str:
+    """A row's tomogram name by the core's rule: ``rlnTomoName`` when it is a name; in the
+    IsoNet2 layout, from the map path it holds (or from the first half map when empty)."""
+    name = _cell(row, star.TOMO_NAME)
+    if name is not None and not mapnames.looks_like_path(name):
+        return name
+    source = name or _cell(row, star.TOMO_FULL) or _cell(row, star.TOMO_HALF1)
+    if source is None:
+        raise ValueError(f"a row without a tomogram name or map: {row}")
+    return mapnames.tomo_name_from_path(source)
+
+
+def _resolve(value: str, star_path) -> Path:
+    """A path cell as the core resolves it: absolute as it is; relative against the current
+    directory when it exists there, else beside the STAR when it exists there."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    here = Path.cwd() / p
+    beside = Path(star_path).parent.absolute() / p
+    return beside if not here.exists() and beside.exists() else here
+
+
 def read_column(star_path, column: str) -> Dict[str, Optional[Path]]:
-    """``{rlnTomoName: path in column}`` of a STAR written by the core (None where empty or
-    where the column is absent)."""
-    table = star.TomogramsTable.read(star_path)
+    """``{tomogram name: path in column}`` of a STAR written by the core (None where empty or
+    where the column is absent), read with emtable."""
     result = {}
-    for row in range(len(table)):
-        name = table.tomo_name(row)
-        result[name] = table.path(row, column) if table.has_column(column) else None
+    for row in _read_table(star_path):
+        value = _cell(row, column)
+        result[_row_name(row)] = None if value is None else _resolve(value, star_path)
     return result
 
 
+def _star_text_value(value: str) -> str:
+    """A cell as it is written: quoted when empty or holding white space (emtable writes
+    strings as they are, and reads quoted ones back without the quotes)."""
+    if value == "" or any(ch.isspace() for ch in value):
+        if '"' in value:
+            raise ValueError(f"cannot write {value!r} to a STAR (white space and quotes)")
+        return f'"{value}"'
+    return value
+
+
 def merge_columns(star_path, updates: Dict[str, Dict[str, str]]) -> None:
-    """Set ``updates[tsId][column] = value`` in the STAR at ``star_path`` (rewritten
-    atomically): gathers what per-tomogram steps wrote into their own STAR copies."""
-    table = star.TomogramsTable.read(star_path)
-    names = [table.tomo_name(row) for row in range(len(table))]
-    for ts_id, columns in updates.items():
-        row = names.index(ts_id)
-        for column, value in columns.items():
-            table.set_value(row, column, value)
-    table.write(star_path)
+    """Set ``updates[tomogram name][column] = value`` in the STAR at ``star_path`` (rewritten
+    atomically, every other cell as it was written): gathers what per-tomogram steps wrote into
+    their own STAR copies. A new column is filled with the file's empty token (``None`` in the
+    IsoNet2 layout, ``""`` in the RELION-5 layout)."""
+    table = _read_table(star_path)
+    rows = list(table)
+    names = [_row_name(row) for row in rows]
+    program = any(_cell(r, star.TOMO_NAME) is None
+                  or mapnames.looks_like_path(_cell(r, star.TOMO_NAME)) for r in rows)
+    empty = "None" if program else '""'
+    new = [c for c in dict.fromkeys(c for cols in updates.values() for c in cols)
+           if not table.hasColumn(c)]
+    if new:
+        table.addColumns(*[f"{c}={empty}" for c in new])
+    rows = list(table)
+    for name, columns in updates.items():
+        i = names.index(name)
+        rows[i] = rows[i]._replace(**{c: str(v) for c, v in columns.items()})
+    for i, row in enumerate(rows):
+        table[i] = row._replace(**{c: _star_text_value(v) for c, v in row._asdict().items()})
+    text = io.StringIO()
+    text.write(f"# merged by isonet2scipion\n\n# version {star.STAR_VERSION}\n")
+    table.writeStar(text, tableName=star.GLOBAL_BLOCK)
+    atomic.write_text(star_path, text.getvalue())
 
 
 # ------------------------------------------------------------------ Scipion objects -> entries
@@ -288,6 +391,8 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
                     tilt_range: Optional[Tuple[float, float]] = None,
                     tilt_ranges: Optional[Dict[str, Tuple[float, float]]] = None,
                     tilt_sources: Optional[Dict[str, str]] = None,
+                    ts_pixel_sizes: Optional[Dict[str, float]] = None,
+                    ts_pixel_sources: Optional[Dict[str, str]] = None,
                     masks: Optional[Dict[str, object]] = None,
                     set_acquisition=None) -> Tuple[List[TomoEntry], List[str]]:
     """Rows of the STAR from Scipion tomograms, and every error found, each naming its items.
@@ -309,6 +414,9 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
         matching tilt series; used before the acquisition.
     :param tilt_sources: ``{tsId: where that range came from}`` (summary); default
         :data:`TILT_FROM_TILT_SERIES`.
+    :param ts_pixel_sizes: ``{tsId: pixel size (Å) of the tilt series it was reconstructed
+        from}``; without one the tomogram's (binning 1).
+    :param ts_pixel_sources: ``{tsId: where that pixel size came from}`` (summary).
     :param masks: ``{tsId: TomoMask}``; every tomogram needs one when given.
     :param set_acquisition: the set's TomoAcquisition, used where an item has none.
     """
@@ -357,8 +465,18 @@ def collect_entries(*, full: Optional[Dict[str, object]] = None,
             amplitude_contrast=float(acq.getAmplitudeContrast()),
             tilt_min_deg=float(tilt[0]), tilt_max_deg=float(tilt[1]),
             defocus_a=None if d is None else float(d), mask=_absolute(mask),
-            tilt_source=tilt[2]))
+            tilt_source=tilt[2], **_ts_pixel(ts_id, ts_pixel_sizes, ts_pixel_sources)))
     return entries, errors + _problem_messages(problems)
+
+
+def _ts_pixel(ts_id: str, sizes: Optional[Dict[str, float]],
+              sources: Optional[Dict[str, str]]) -> dict:
+    """The ``ts_pixel_size_a`` / ``ts_pixel_source`` fields of one entry."""
+    size = (sizes or {}).get(ts_id)
+    if not size:
+        return {}
+    return {"ts_pixel_size_a": float(size),
+            "ts_pixel_source": (sources or {}).get(ts_id, "tilt series")}
 
 
 def _half_paths(full, even, odd, reference, halves: str,

@@ -258,6 +258,12 @@ class CtfInfo:
     phase_shift_deg: Dict[str, float] = field(default_factory=dict)
     ts_ctf_corrected: Dict[str, bool] = field(default_factory=dict)
     ctf_ts_ctf_corrected: Dict[str, bool] = field(default_factory=dict)
+    ts_pixel_size_a: Dict[str, float] = field(default_factory=dict)
+    ts_pixel_sources: Dict[str, str] = field(default_factory=dict)
+
+
+TS_PIXEL_FROM_TS = "tilt series"
+TS_PIXEL_FROM_CTF_TS = "tilt series of the CTF estimation"
 
 
 def tilt_series_by_ts_id(ts_set) -> Tuple[Dict[str, object], List[str]]:
@@ -280,6 +286,7 @@ def ctf_by_ts_id(ctf_set=None, ts_set=None) -> CtfInfo:
         info.errors.extend(errors)
         for ts_id, ts in given.items():
             info.ts_ctf_corrected[ts_id] = bool(ts.ctfCorrected())
+            _set_ts_pixel_size(info, ts_id, ts, TS_PIXEL_FROM_TS)
     if ctf_set is not None:
         error = _tilt_series_link_error(ctf_set)
         if error:
@@ -317,6 +324,8 @@ def _read_ctf_series(series, ts_id: str, given_ts, info: CtfInfo) -> None:
     try:
         own = linked_tilt_series(series)
         info.ctf_ts_ctf_corrected[ts_id] = bool(own.ctfCorrected())
+        if given_ts is None:
+            _set_ts_pixel_size(info, ts_id, own, TS_PIXEL_FROM_CTF_TS)
         info.defocus_a[ts_id] = defocus_at_zero_tilt(ctf_series_entries(series, given_ts))
     except ValueError as exc:
         info.errors.append(f"CTF of {ts_id}: {exc}")
@@ -336,3 +345,12 @@ def _set_tilt_range(info: CtfInfo, ts_id: str, compute, args, source: str) -> No
         info.tilt_sources[ts_id] = source
     except ValueError as exc:
         info.errors.append(f"tilt range of {ts_id}: {exc}")
+
+
+def _set_ts_pixel_size(info: CtfInfo, ts_id: str, ts, source: str) -> None:
+    """The sampling rate of the tilt series a tomogram was reconstructed from (the given one,
+    else the CTF estimation's own), when it has one."""
+    sampling = ts.getSamplingRate()
+    if sampling:
+        info.ts_pixel_size_a[ts_id] = float(sampling)
+        info.ts_pixel_sources[ts_id] = source

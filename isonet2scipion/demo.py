@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.examples.scripted_workflow import (
     ARCHS,
     DataLayout,
@@ -284,7 +285,7 @@ def run_demo(args, folder: Path) -> int:
     prots = build_workflow(project, layout, acq, training, log=log)
     refine, predict = prots["refine"], prots["predict"]
     predicted = predict.tomograms
-    star_file = Path(predict._getExtraPath("tomograms.star")).absolute()
+    star_file = Path(predict._getExtraPath(TOMOGRAMS_STAR)).absolute()
 
     log("writing the report ...")
     from isonet2core.report import make_report

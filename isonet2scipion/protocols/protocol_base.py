@@ -1,12 +1,13 @@
 """Shared inputs and steps of the IsoNet2 protocols (prediction steps: predict_steps.py; the
 training protocols' base: train_base.py).
 
-Every protocol writes its inputs to ``extra/tomograms.star`` (one conversion, by
-:mod:`isonet2scipion.convert`) as its first step, runs core subcommands on that STAR through
+Every protocol writes its inputs to ``extra/isonet2_tomograms.star`` (one conversion, by
+:mod:`isonet2scipion.convert`; the RELION-5 export ``extra/relion5/tomograms.star`` beside it:
+:mod:`isonet2scipion.protocols.star_export`) as its first step, runs core subcommands on that STAR through
 :meth:`isonet2scipion.Plugin.runCore`, and reads the core's output columns back. Per-tomogram
 steps (deconv, make-mask, predict) each run on their own copy of the STAR with ``--tomo_idx``
 so that parallel steps never write the same file; the output step gathers their columns into
-``extra/tomograms.star``. Step arguments carry everything a step depends on (the tomogram's
+``extra/isonet2_tomograms.star``. Step arguments carry everything a step depends on (the tomogram's
 row and the options), so Continue re-runs exactly the steps whose inputs changed.
 """
 import json
@@ -34,12 +35,13 @@ from isonet2scipion.constants import (
 )
 from isonet2scipion.protocols.core_options import OptionalGE
 from isonet2scipion.protocols.ctf_state import CtfStateMixin
+from isonet2scipion.protocols.star_export import StarExportMixin
 
 GPU_STEPS = ("refine", "denoise", "predict")   # core steps that run on GPUs
 
 
 # ------------------------------------------------------------------ the base protocol
-class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
+class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
     """Shared inputs of the IsoNet2 protocols (not shown in the GUI itself)."""
     _devStatus = BETA
     stepsExecutionMode = STEPS_PARALLEL
@@ -227,7 +229,8 @@ class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
             defocus=info.defocus_a,
             defocus_a=self.defocus.get() if self._ctf != "none" else None,
             need_defocus=self._needsDefocus(), tilt_range=tilt, tilt_ranges=info.tilt_ranges,
-            tilt_sources=info.tilt_sources, masks=masks,
+            tilt_sources=info.tilt_sources, ts_pixel_sizes=info.ts_pixel_size_a,
+            ts_pixel_sources=info.ts_pixel_sources, masks=masks,
             set_acquisition=refSet.getAcquisition() if refSet is not None else None)
         return entries, errors + e
 
@@ -289,10 +292,13 @@ class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
         raise NotImplementedError
 
     def convertInputStep(self, signature):
-        """Write extra/tomograms.star from the entries encoded in ``signature``."""
+        """Write extra/isonet2_tomograms.star (the core runs on it) from the entries encoded in
+        ``signature``, and the RELION-5 export (extra/relion5/tomograms.star)."""
         entries = convert.entries_from_signature(signature)
         os.makedirs(self._getExtraPath(PER_TOMOGRAM_DIR), exist_ok=True)
         convert.write_tomograms_star(entries, self._starPath())
+        os.makedirs(self._relion5Folder(), exist_ok=True)
+        self.exportRelion5(entries)
 
     def _insertPerTomogramSteps(self, entries, prerequisites, step, args, needsGPU,
                                 upstream=""):
@@ -317,7 +323,7 @@ class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
 
     def _gatherColumns(self, entries, columns) -> Dict[str, Dict[str, Optional[str]]]:
         """``{tsId: {column: project-relative path}}`` from the per-tomogram STAR copies;
-        also written into extra/tomograms.star. Raises naming the tomograms without output."""
+        also written into extra/isonet2_tomograms.star. Raises naming the tomograms without output."""
         result, missing = {}, []
         for entry in entries:
             table = star.TomogramsTable.read(self._tomoStarPath(entry.ts_id))
@@ -432,7 +438,7 @@ class ProtIsoNet2Base(CtfStateMixin, EMProtocol):
             except Exception as exc:  # the summary must show even when an input is broken
                 lines.append(f"Inputs cannot be read: {exc}")
                 entries = []
-            lines += tiltSummary(entries)
+            lines += tiltSummary(entries) + self._starFilesSummary(entries)
             try:
                 lines += self._ctfStateSummary()
             except Exception as exc:  # the summary must show even when an input is broken

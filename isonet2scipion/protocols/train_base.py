@@ -124,7 +124,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
                                  prerequisites=outputDeps, needsGPU=False)
 
     def trainStep(self, step, args, signature):
-        """Train on extra/tomograms.star. ``signature`` makes the step's arguments change with
+        """Train on extra/isonet2_tomograms.star. ``signature`` makes the step's arguments change with
         every input the training depends on. A training killed earlier with the same
         arguments (Continue after a crash) resumes from its last checkpoint."""
         resume = trainingResumeArgs(self._modelDir(), [step, list(args), signature])
