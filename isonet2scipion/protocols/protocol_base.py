@@ -238,7 +238,8 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         """``(label, pointer)`` of the inputs this protocol's form shows."""
         names = [("tomograms", "inputTomograms"), ("even tomograms", "inputEven"),
                  ("odd tomograms", "inputOdd"), ("masks", "inputMasks"),
-                 ("tilt series", "inputTiltSeries"), ("CTF estimations", "inputCtfs")]
+                 ("tilt series", "inputTiltSeries"), ("CTF estimations", "inputCtfs"),
+                 ("coordinates", "inputCoordinates")]
         return [(label, getattr(self, attr)) for label, attr in names if hasattr(self, attr)]
 
     def _openInputErrors(self) -> List[str]:
@@ -283,10 +284,22 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         entries, errors = self._collectEntries()
         if errors:
             raise ValueError("; ".join(errors))
+        side = self._sideInputs(entries)
+        self._sideSignature = json.dumps(side, sort_keys=True) if side else ""
         convertId = self._insertFunctionStep(self.convertInputStep,
-                                             convert.entries_signature(entries),
+                                             convert.entries_signature(entries, **side),
                                              needsGPU=False)
         self._insertProcessingSteps(entries, convertId)
+
+    def _sideInputs(self, entries) -> dict:
+        """Inputs beyond the entries, as options of the conversion step: ``columns``
+        (``{tsId: {column: value}}``, merged into the STAR: mask boundaries, box files) and
+        what tells when files this run writes from its inputs change (``_writeSideFiles``).
+        Steps that read them get ``self._sideSignature`` among their arguments."""
+        return {}
+
+    def _writeSideFiles(self, entries):
+        """Write the files the side columns name that come from Scipion objects (box files)."""
 
     def _insertProcessingSteps(self, entries, convertId):
         raise NotImplementedError
@@ -297,6 +310,10 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         entries = convert.entries_from_signature(signature)
         os.makedirs(self._getExtraPath(PER_TOMOGRAM_DIR), exist_ok=True)
         convert.write_tomograms_star(entries, self._starPath())
+        self._writeSideFiles(entries)
+        columns = json.loads(signature).get("options", {}).get("columns")
+        if columns:
+            convert.merge_columns(self._starPath(), columns)
         os.makedirs(self._relion5Folder(), exist_ok=True)
         self.exportRelion5(entries)
 

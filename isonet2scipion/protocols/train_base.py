@@ -8,7 +8,7 @@ from typing import List, Optional
 from pyworkflow.protocol import params
 
 from isonet2core import filenames, progress
-from isonet2scipion import Plugin, convert
+from isonet2scipion import Plugin, convert, ctf_inputs, sampling_inputs
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS, TRAIN_OPTIONS, coreArgs
 from isonet2scipion.protocols.predict_steps import PredictMixin
@@ -51,6 +51,49 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
     _ctf = "optional"
     _coreStep = None          # "refine" or "denoise"
     _extraOptions = ()        # options beyond TRAIN_OPTIONS
+
+    def _defineInputParams(self, form):
+        super()._defineInputParams(form)
+        form.addParam("inputCoordinates", params.PointerParam, pointerClass="SetOfCoordinates3D",
+                      allowsNull=True, label="Subtomogram centres (optional)",
+                      help="3D coordinates (e.g. picked particles), matched to the tomograms "
+                           "by tsId: the training cubes are centred on them instead of drawn "
+                           "at random (IsoNet2's rlnBoxFile; one cube per coordinate). "
+                           "Coordinates picked at another sampling rate are scaled to the "
+                           "tomograms'; those nearer to a face than half a cube are moved "
+                           "inwards; tomograms without coordinates get random cubes.")
+
+    def _boxPlan(self, entries=None):
+        """``({tsId: int (n, 3) x, y, z centres}, errors, notes)`` of the coordinates input
+        (:func:`isonet2scipion.sampling_inputs.box_plan`)."""
+        coords = self.inputCoordinates.get()
+        if coords is None or self._referenceSet() is None or not self.cube_size.get():
+            return {}, [], []
+        if entries is None:
+            entries, _ = self._collectEntries()
+        names = {e.ts_id for e in entries}
+        tomos = {ctf_inputs.plain_ts_id(t.getTsId()): t.clone()
+                 for t in self._referenceSet().iterItems()}
+        shapes = {ts: convert.shape_zyx(t) for ts, t in tomos.items() if ts in names}
+        tomos = {ts: t for ts, t in tomos.items() if shapes.get(ts) is not None}
+        return sampling_inputs.box_plan(coords, tomos, self.cube_size.get(), shapes)
+
+    def _boxFolder(self) -> str:
+        return self._getExtraPath("boxes")
+
+    def _sideInputs(self, entries) -> dict:
+        centres, _, _ = self._boxPlan(entries)
+        if not centres:
+            return {}
+        return {"columns": sampling_inputs.box_columns(self._boxFolder(), centres),
+                "centres": sampling_inputs.centres_digest(centres)}
+
+    def _writeSideFiles(self, entries):
+        centres, errors, _ = self._boxPlan(entries)
+        if errors:
+            raise ValueError("; ".join(errors))
+        for tsId, xyz in centres.items():
+            sampling_inputs.write_box_file(sampling_inputs.box_file_path(self._boxFolder(), tsId), xyz)
 
     def _defineProtocolParams(self, form):
         form.addSection(label="Training")
@@ -113,7 +156,8 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         if self.pretrained_model.get() is not None:
             args += ["--pretrained_model", os.path.abspath(self.pretrained_model.get().getPath())]
         args += self._ncpusArgs() + self._deviceArgs()
-        signature = convert.entries_signature(entries, step=self._coreStep, args=args)
+        side = {"side": self._sideSignature} if self._sideSignature else {}
+        signature = convert.entries_signature(entries, step=self._coreStep, args=args, **side)
         trainId = self._insertFunctionStep(self.trainStep, self._coreStep, args, signature,
                                            prerequisites=[convertId], needsGPU=self._usesGpu())
         outputDeps = [trainId]
@@ -153,6 +197,8 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
                 self._defineSourceRelation(self.inputMasks, output)
             if self.inputCtfs.get() is not None:
                 self._defineSourceRelation(self.inputCtfs, output)
+            if self.inputCoordinates.get() is not None:
+                self._defineSourceRelation(self.inputCoordinates, output)
 
     def _validate(self):
         errors = super()._validate()
@@ -169,6 +215,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
                               f"{self._archText()}")
             if not os.path.exists(pre.getPath() or ""):
                 errors.append(f"the pre-trained model file {pre.getPath()} does not exist")
+        errors += self._boxPlan()[1]
         lr, lrMin = self.learning_rate.get(), self.learning_rate_min.get()
         if lr is not None and lrMin is not None and lrMin > lr:
             errors.append(f"learning_rate_min ({lrMin}) must not exceed learning_rate ({lr})")
@@ -184,6 +231,11 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
 
     def _trainSummary(self) -> List[str]:
         lines = self._inputSummary() + self.progressLines()
+        if self.inputCoordinates.get() is not None:
+            centres, errors, notes = self._boxPlan()
+            lines.append(f"Subtomogram centres (rlnBoxFile): {sum(len(c) for c in centres.values())} "
+                         f"coordinates on {len(centres)} tomograms")
+            lines += errors + notes
         model = getattr(self, "model", None)
         if model is not None:
             lines.append(f"Model: {model}")
