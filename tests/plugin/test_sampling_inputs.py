@@ -151,6 +151,36 @@ def _convert(prot):
     return star.TomogramsTable.read(prot._starPath())
 
 
+def test_make_mask_writes_the_boundaries_into_the_star_and_the_core_honours_them(tmp_path):
+    imodmodel = pytest.importorskip("imodmodel")
+    import pandas as pd
+
+    from isonet2core import masking
+    from isonet2core.config import MaskConfig
+    from isonet2scipion.protocols import ProtIsoNet2MakeMask
+
+    tomos = [_tomogram(tmp_path, ts, (32, 48, 48), 10.0) for ts in ("TS_01", "TS_02")]
+    folder = tmp_path / "boundaries"
+    folder.mkdir()
+    outline = pd.DataFrame({"x": [10.0, 30, 30, 10, 20, 20], "y": [10.0, 10, 30, 30, 20, 20],
+                            "z": [16.0, 16, 16, 16, 4, 24]})
+    imodmodel.write(outline, folder / "TS_01_lamella.mod")
+    prot = _protocol(ProtIsoNet2MakeMask, tmp_path, inputTomograms=_tomo_set(tmp_path, tomos),
+                     boundaryFolder=str(folder))
+    assert prot._validate() == []
+    assert any("1 IMOD models" in line for line in prot._summary())
+    table = _convert(prot)
+    assert table.path(0, star.MASK_BOUNDARY) == folder / "TS_01_lamella.mod"
+    assert table.value(1, star.MASK_BOUNDARY) is None
+    masking.mask_star(prot._starPath(), MaskConfig(density_percentage=100, std_percentage=100, z_crop=0),
+                      tmp_path / "masks")
+    mask, _ = mrcio_read(tmp_path / "masks" / "TS_01_mask.mrc")
+    assert mask[:4].sum() == 0 and mask[24:].sum() == 0 and mask[10, 20, 20] == 1 and mask[10, 5, 5] == 0
+    assert mrcio_read(tmp_path / "masks" / "TS_02_mask.mrc")[0].all()
+    prot.boundaryFolder.set(str(tmp_path / "missing"))
+    assert any("does not exist" in e for e in prot._validate())
+
+
 def mrcio_read(path):
     from isonet2core import mrcio
     return mrcio.read_mrc(path)
