@@ -5,6 +5,7 @@ from tomo.objects import SetOfTomograms
 
 from isonet2core import star
 from isonet2scipion import convert
+from isonet2scipion.methods import DECONV_REFERENCES, withProgram
 from isonet2scipion.protocols.core_options import DECONV_OPTIONS, coreArgs
 from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
 
@@ -58,6 +59,10 @@ class ProtIsoNet2Deconv(ProtIsoNet2Base):
         out = getattr(self, DeconvOutputs.tomograms.name, None)
         if out is None:
             return []
-        return [f"{out.getSize()} tomograms were CTF-deconvolved with IsoNet2 [Liu2025IsoNet2] "
-                f"(SNR fall-off {self.snrfalloff.get()}, strength {self.deconvstrength.get()}, "
-                f"high-pass {self.highpassnyquist.get()} of Nyquist)."]
+        return withProgram([
+            f"{out.getSize()} tomograms were CTF-deconvolved as in IsoNet [Liu2022IsoNet] "
+            f"(SNR fall-off {self.snrfalloff.get()}, strength {self.deconvstrength.get()}, "
+            f"high-pass {self.highpassnyquist.get()} of Nyquist)."])
+
+    def _citations(self):
+        return list(DECONV_REFERENCES)

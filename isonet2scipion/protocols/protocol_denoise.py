@@ -5,6 +5,7 @@ from tomo.objects import SetOfTomograms
 
 from isonet2core.config import DEFAULT_LOSS_FUNC
 from isonet2scipion.constants import LOSS_CHOICES, METHOD_DENOISE
+from isonet2scipion.methods import withProgram
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.train_base import ProtIsoNet2TrainBase
 
@@ -37,7 +38,7 @@ class ProtIsoNet2Denoise(ProtIsoNet2TrainBase):
         model = getattr(self, DenoiseOutputs.model.name, None)
         if model is None:
             return []
-        return [f"A Noise2Noise denoising network (IsoNet2 denoise [Liu2025IsoNet2], "
+        return withProgram([f"A Noise2Noise denoising network (IsoNet2 denoise [Liu2025IsoNet2], "
                 f"{model.getArch()}, cube {model.getCubeSize()} voxels, "
                 f"{model.getEpochs()} epochs, CTF mode {model.getCtfMode()}) was trained on "
-                f"the even/odd halves of {self._referenceSet().getSize()} tomograms."]
+                f"the even/odd halves of {self._referenceSet().getSize()} tomograms."])

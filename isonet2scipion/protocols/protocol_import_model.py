@@ -12,6 +12,7 @@ from pyworkflow.utils import Message
 from isonet2core import filenames
 from isonet2core.config import TrainConfig
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
+from isonet2scipion.methods import REFERENCES, withProgram
 from isonet2scipion.objects import IsoNet2Model
 
 MODEL_METHODS = ["isonet2-n2n", "isonet2", "n2n"]
@@ -114,5 +115,12 @@ class ProtIsoNet2ImportModel(EMProtocol):
         model = getattr(self, ImportModelOutputs.model.name, None)
         return [f"Imported {model}"] if model is not None else []
 
+    def _methods(self):
+        model = getattr(self, ImportModelOutputs.model.name, None)
+        if model is None:
+            return []
+        return withProgram([f"A trained IsoNet2 network ({model.getMethod()}, {model.getArch()}, "
+                            f"cube {model.getCubeSize()}) was imported."])
+
     def _citations(self):
-        return ["Liu2025IsoNet2"]
+        return list(REFERENCES)

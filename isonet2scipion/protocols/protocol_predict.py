@@ -7,6 +7,7 @@ from pyworkflow.protocol import params
 from tomo.objects import SetOfTomograms
 
 from isonet2scipion import convert
+from isonet2scipion.methods import withProgram
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS
 from isonet2scipion.protocols.predict_steps import PredictMixin
 from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
@@ -91,6 +92,6 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
             return []
         model = self.inputModel.get()
         kind = "denoised" if model.isDenoiser() else "missing-wedge corrected"
-        return [f"{out.getSize()} tomograms were {kind} with an IsoNet2 network "
+        return withProgram([f"{out.getSize()} tomograms were {kind} with an IsoNet2 network "
                 f"[Liu2025IsoNet2] ({model.getMethod()}, {model.getArch()}, cube "
-                f"{model.getCubeSize()})."]
+                f"{model.getCubeSize()})."])

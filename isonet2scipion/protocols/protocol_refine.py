@@ -5,6 +5,7 @@ from pyworkflow.protocol import params
 from tomo.objects import SetOfTomograms
 
 from isonet2scipion.constants import METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE, REFINE_METHOD_CHOICES
+from isonet2scipion.methods import withProgram
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.core_options import REFINE_OPTIONS
 from isonet2scipion.protocols.train_base import ProtIsoNet2TrainBase
@@ -59,8 +60,8 @@ class ProtIsoNet2Refine(ProtIsoNet2TrainBase):
         model = getattr(self, RefineOutputs.model.name, None)
         if model is None:
             return []
-        return [f"An IsoNet2 network [Liu2025IsoNet2] ({model.getMethod()}, "
+        return withProgram([f"An IsoNet2 network [Liu2025IsoNet2] ({model.getMethod()}, "
                 f"{model.getArch()}, cube {model.getCubeSize()} voxels, {model.getEpochs()} "
                 f"epochs, CTF mode {model.getCtfMode()}, missing-wedge weight "
                 f"{self.mw_weight.get()}) was trained on "
-                f"{self._referenceSet().getSize()} tomograms."]
+                f"{self._referenceSet().getSize()} tomograms."])
