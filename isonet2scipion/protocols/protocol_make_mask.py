@@ -6,6 +6,7 @@ from tomo.objects import SetOfTomoMasks
 
 from isonet2core import star
 from isonet2scipion import convert, sampling_inputs
+from isonet2scipion.methods import DECONV_REFERENCES, withProgram
 from isonet2scipion.protocols.core_options import MASK_OPTIONS, coreArgs
 from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
 
@@ -86,9 +87,13 @@ class ProtIsoNet2MakeMask(ProtIsoNet2Base):
         out = getattr(self, MaskOutputs.tomoMasks.name, None)
         if out is None:
             return []
-        return [f"Sampling masks of {out.getSize()} tomograms were computed with IsoNet2 "
-                f"[Liu2025IsoNet2] (patch size {self.patch_size.get()}, density "
+        return withProgram([
+                f"Sampling masks of {out.getSize()} tomograms were computed as in IsoNet "
+                f"[Liu2022IsoNet] (patch size {self.patch_size.get()}, density "
                 f"{self.density_percentage.get()} %, standard deviation "
                 f"{self.std_percentage.get()} %, z crop {self.z_crop.get()})"
                 + (", limited to lamella outlines drawn as IMOD models"
-                   if self.boundaryFolder.get() else "") + "."]
+                   if self.boundaryFolder.get() else "") + "."])
+
+    def _citations(self):
+        return list(DECONV_REFERENCES)
