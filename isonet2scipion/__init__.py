@@ -51,7 +51,8 @@ from isonet2scipion.constants import (
 )
 
 __version__ = ISONET2_VERSION
-_references = ["Liu2025IsoNet2"]
+_logo = "isonet2_logo.png"      # next to this file; the protocol forms show it
+_references = ["Liu2025IsoNet2"]   # bibtex.py
 
 logger = logging.getLogger(__name__)
 

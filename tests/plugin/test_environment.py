@@ -357,3 +357,20 @@ def test_conda_stamps_expire(monkeypatch, tmp_path):
     open(path, "w").write(json.dumps(stamp))
     assert env_stamp.read_stamp(path, program, None) is None
     assert env_stamp.read_stamp(str(tmp_path / "missing.json"), program, None) is None
+
+
+def test_logo_is_a_small_png_shipped_with_the_package():
+    """The protocol forms show the plugin's logo (``_logo`` beside ``__init__.py``); the
+    distribution ships it (package data ``*.png``)."""
+    from pathlib import Path
+
+    import tomllib
+    from PIL import Image
+    logo = Path(MODULE.__file__).with_name(MODULE._logo)
+    assert logo.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and logo.stat().st_size < 20_000
+    with Image.open(logo) as image:
+        assert image.format == "PNG" and image.width > image.height >= 40
+    refine = Domain.getProtocols()["ProtIsoNet2Refine"]
+    assert refine.getPluginLogoPath() == str(logo)
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "*.png" in pyproject["tool"]["setuptools"]["package-data"]["isonet2scipion"]
