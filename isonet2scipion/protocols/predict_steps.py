@@ -36,9 +36,13 @@ class PredictMixin:
                     break
         return [f"Predicted {done} of {total} tomograms"] if done else []
 
-    def _insertPredictSteps(self, entries, prerequisites, modelPath, upstream):
+    def _predictArgs(self, modelPath) -> List[str]:
+        """The arguments of ``isonet2 predict`` after the STAR."""
         args = [os.path.abspath(modelPath), "--output_dir", self._getExtraPath("predicted")]
-        args += coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
+        return args + coreArgs(self, PREDICT_OPTIONS) + self._ncpusArgs() + self._deviceArgs()
+
+    def _insertPredictSteps(self, entries, prerequisites, modelPath, upstream):
+        args = self._predictArgs(modelPath)
         return self._insertPerTomogramSteps(entries, prerequisites, "predict", args,
                                             needsGPU=self._usesGpu(), upstream=upstream)
 

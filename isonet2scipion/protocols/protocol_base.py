@@ -50,6 +50,7 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
     _masks = False           # optional SetOfTomoMasks matched by tsId
     _gpu = False             # steps use GPUs (hidden useGpu / gpuList)
     _threads = 2             # default Scipion threads (1 + parallel step workers)
+    _streamingInputs = ()    # labels of inputs this protocol follows while open (streaming)
 
     # -------------------------- form
     def _defineParams(self, form):
@@ -109,9 +110,10 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         if self._ctf != "none":
             self._defineCtfParams(form)
         self._defineTiltParams(form)
-        form.addParam("inputsNote", params.LabelParam,
-                      label="Inputs still being produced (an open set, e.g. while IMOD or Warp "
-                            "run) are refused: run this protocol when they have finished.")
+        if not self._streamingInputs:
+            form.addParam("inputsNote", params.LabelParam,
+                          label="Inputs still being produced (an open set, e.g. while IMOD or "
+                                "Warp run) are refused: run this protocol when they have finished.")
 
     def _defineCtfParams(self, form):
         """The tilt series, the CTF estimations and the fallback defocus."""
@@ -247,6 +249,8 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         processing a partial snapshot would silently miss the items still to come."""
         errors = []
         for label, pointer in self._inputPointers():
+            if label in self._streamingInputs:
+                continue
             obj = pointer.get()
             if obj is not None and hasattr(obj, "isStreamOpen") and obj.isStreamOpen():
                 owner = pointer.getObjValue()
@@ -397,17 +401,22 @@ class ProtIsoNet2Base(StarExportMixin, CtfStateMixin, EMProtocol):
         outSet.copyInfo(inSet)
         for tomo in inSet.iterItems():
             tsId = ctf_inputs.plain_ts_id(tomo.getTsId())
-            if tsId not in paths:
-                continue
-            path, evenPath, oddPath = paths[tsId]
-            out = Tomogram()
-            out.copyInfo(tomo)
-            out.setTsId(tsId)
-            out.setLocation(path)
-            out.setHalfMaps([oddPath, evenPath] if evenPath and oddPath else [])
-            out.setCtfCorrected(bool(ctfCorrected or tomo.ctfCorrected() or flipped.get(tsId)))
-            outSet.append(out)
+            if tsId in paths:
+                outSet.append(self._outputItem(tomo, paths[tsId], ctfCorrected or flipped.get(tsId)))
         return outSet
+
+    @staticmethod
+    def _outputItem(tomo, paths: Tuple[str, Optional[str], Optional[str]], flipped) -> Tomogram:
+        """The output Tomogram of input ``tomo``: ``paths = (map, even, odd)``, halves stored
+        [odd, even], the plain tsId, CTF-corrected when the input was or ``flipped``."""
+        path, evenPath, oddPath = paths
+        out = Tomogram()
+        out.copyInfo(tomo)
+        out.setTsId(ctf_inputs.plain_ts_id(tomo.getTsId()))
+        out.setLocation(path)
+        out.setHalfMaps([oddPath, evenPath] if evenPath and oddPath else [])
+        out.setCtfCorrected(bool(flipped or tomo.ctfCorrected()))
+        return out
 
     def _outputMasks(self, paths: Dict[str, str]) -> SetOfTomoMasks:
         inSet = self._referenceSet()

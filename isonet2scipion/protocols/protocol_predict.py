@@ -10,6 +10,7 @@ from isonet2scipion import convert
 from isonet2scipion.methods import withProgram
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS
 from isonet2scipion.protocols.predict_steps import PredictMixin
+from isonet2scipion.protocols.predict_streaming import StreamingPredictMixin
 from isonet2scipion.protocols.protocol_base import ProtIsoNet2Base
 
 
@@ -17,16 +18,22 @@ class PredictOutputs(Enum):
     tomograms = SetOfTomograms
 
 
-class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
+class ProtIsoNet2Predict(StreamingPredictMixin, PredictMixin, ProtIsoNet2Base):
     """Apply a trained IsoNet2 network to tomograms. Refine models give missing-wedge
     corrected tomograms, denoise models denoised ones. With Noise2Noise models and even/odd
     halves, each half is predicted too (attached to the output as its half maps) and the
-    output is their average. One step per tomogram."""
+    output is their average. One step per tomogram. Works in streaming: on a tomogram set
+    still being produced, each tomogram is predicted and registered as it arrives."""
     _label = "predict"
     _possibleOutputs = PredictOutputs
     _halves = "optional"
     _ctf = "optional"
     _gpu = True
+    _streamingInputs = ("tomograms",)   # separate even/odd sets must be complete
+
+    @classmethod
+    def worksInStreaming(cls):
+        return True
 
     def _defineProtocolParams(self, form):
         form.addSection(label="Prediction")
@@ -46,11 +53,20 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
     def _phasePlateAdvice(self) -> str:
         return "use a network trained without a CTF mode"
 
-    def _insertProcessingSteps(self, entries, convertId):
-        model = self.inputModel.get()
-        path = model.getPath()
+    def _modelUpstream(self) -> str:
+        path = self.inputModel.get().getPath()
         stamp = os.path.getmtime(path) if os.path.exists(path) else None
-        upstream = json.dumps({"model": os.path.abspath(path), "mtime": stamp})
+        return json.dumps({"model": os.path.abspath(path), "mtime": stamp})
+
+    def _insertAllSteps(self):
+        if self._inputIsOpen():
+            self._insertStreamingSteps(self.inputModel.get().getPath(), self._modelUpstream())
+        else:
+            super()._insertAllSteps()
+
+    def _insertProcessingSteps(self, entries, convertId):
+        path = self.inputModel.get().getPath()
+        upstream = self._modelUpstream()
         stepIds = self._insertPredictSteps(entries, [convertId], path, upstream)
         self._insertFunctionStep(self.createOutputStep,
                                  convert.entries_signature(entries, upstream=upstream),
@@ -78,6 +94,8 @@ class ProtIsoNet2Predict(PredictMixin, ProtIsoNet2Base):
 
     def _summary(self):
         lines = self._inputSummary() + self.progressLines()
+        if getattr(self, "_streaming", False) or self._inputIsOpen():
+            lines.append("Streaming: tomograms are predicted as they arrive in the open input set")
         if self.inputModel.get() is not None:
             lines.append(f"Model: {self.inputModel.get()}")
         out = getattr(self, PredictOutputs.tomograms.name, None)
