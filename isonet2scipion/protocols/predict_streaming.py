@@ -45,6 +45,15 @@ class StreamingPredictMixin:
         refSet = self._referenceSet()
         return refSet is not None and bool(refSet.isStreamOpen())
 
+    def _streamingErrors(self) -> List[str]:
+        """An open input needs a thread to follow it besides those that predict."""
+        threads = self.numberOfThreads.get() or 1
+        if self._inputIsOpen() and threads < 3:
+            return [f"the input tomograms are still being produced (an open set): predicting "
+                    f"them as they arrive needs at least 3 threads (one follows the set, the "
+                    f"others predict), got {threads}"]
+        return []
+
     def _stepsCheck(self):
         """Store the steps the generator inserted while the protocol runs."""
         if getattr(self, "_newSteps", False) and getattr(self, "_streaming", False):

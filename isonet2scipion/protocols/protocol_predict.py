@@ -82,7 +82,7 @@ class ProtIsoNet2Predict(StreamingPredictMixin, PredictMixin, ProtIsoNet2Base):
         self._defineSourceRelation(self.inputModel, out)
 
     def _validate(self):
-        errors = super()._validate()
+        errors = super()._validate() + self._streamingErrors()
         model = self.inputModel.get()
         if model is not None and not os.path.exists(model.getPath() or ""):
             errors.append(f"the model file {model.getPath()} does not exist")

@@ -88,7 +88,10 @@ def test_predict_follows_an_open_set_and_closes_its_output_with_it(tmp_path, mon
     tomo_set.append(_tomogram(tmp_path, "TS_01"))
     tomo_set.write()
     prot = _predict(tmp_path, tomo_set)
-    # predict accepts the open set; training waits for a closed one
+    # predict accepts the open set with a thread to follow it; training waits for a closed one
+    prot.numberOfThreads.set(2)
+    assert any("at least 3 threads" in e for e in prot._validate())
+    prot.numberOfThreads.set(3)
     assert prot._validate() == [] and prot._inputIsOpen()
     assert any("Streaming" in line for line in prot._summary())
     refine = ProtIsoNet2Refine()
