@@ -161,6 +161,7 @@ class ReportProgressView(View):
         self.makeViews = makeViews
         self.title = title
         self._tkParent = tkParent
+        self.window = None           # the progress window, once shown
 
     def progressLine(self) -> str:
         last = self.job.lastLine()
@@ -187,6 +188,7 @@ class ReportProgressView(View):
 
         window = tk.Toplevel(self._tkParent) if self._tkParent is not None else tk.Toplevel()
         window.title(f"IsoNet2: {self.title}")
+        self.window = window
         label = tk.Label(window, text=self.progressLine(), anchor="w", justify="left",
                          width=90, padx=10, pady=10)
         label.pack(fill="x")

@@ -14,6 +14,85 @@ from pathlib import Path
 SETTLE_MS = 1500      # time for a window to lay itself out before the capture
 
 
+def grab_widget(widget, path: Path):
+    """Save the screen area of a mapped Tk widget as ``path``."""
+    from PIL import ImageGrab
+
+    widget.update()
+    x, y = widget.winfo_rootx(), widget.winfo_rooty()
+    w, h = widget.winfo_width(), widget.winfo_height()
+    if w < 100 or h < 40:
+        raise RuntimeError(f"{path.name}: the window is only {w} x {h} pixels")
+    ImageGrab.grab(bbox=(x, y, x + w, y + h), xdisplay=os.environ["DISPLAY"]).save(path)
+    print(f"captured {path}", flush=True)
+
+
+SLOW_REPORT = """#!/bin/sh
+# stands in for `python -m isonet2core report ... --output_dir DIR`: slow, then one figure
+out=""; prev=""
+for a in "$@"; do [ "$prev" = "--output_dir" ] && out="$a"; prev="$a"; done
+echo "isonet2 report: computing the Fourier slices"
+sleep 4
+cp {figure} "$out/tomo_001_orthoslices.png"; echo "# report" > "$out/report.md"
+"""
+
+
+def report_in_background(project, run, out: Path):
+    """The prediction viewer in the GUI: its handler returns at once and the progress window
+    keeps polling a slow (stand-in) report from Tk's event loop - the window is captured while
+    the report runs -, then closes and opens the figure (captured too)."""
+    import tempfile
+
+    from isonet2scipion import Plugin
+    from isonet2scipion.constants import PYTHON_VAR
+
+    fake = Path(tempfile.mkdtemp()) / "python"
+    fake.write_text(SLOW_REPORT.format(figure=out / "form_ProtIsoNet2ImportModel.png"))
+    fake.chmod(0o755)
+    python, Plugin._vars[PYTHON_VAR] = Plugin._vars[PYTHON_VAR], str(fake)
+    try:
+        _progress_then_figure(project, run, out)
+    finally:
+        Plugin._vars[PYTHON_VAR] = python
+
+
+def _progress_then_figure(project, run, out: Path):
+    import time
+    import tkinter as tk
+
+    from isonet2scipion.viewers import IsoNet2PredictViewer, viewer_tomograms
+    from isonet2scipion.viewers.views import ReportProgressView
+
+    viewer_tomograms.FIGURES_DIR = f"figures_gui_{time.time_ns()}"
+    root = tk._default_root or tk.Tk()
+    viewer = IsoNet2PredictViewer(project=project, protocol=run)
+    viewer.setProtocol(run)
+    viewer._tkRoot = root                      # as ProtocolViewer.visualize sets it
+    start = time.monotonic()
+    (view,) = viewer._getVisualizeDict()["displayOrthoslices"]("displayOrthoslices")
+    if not isinstance(view, ReportProgressView) or time.monotonic() - start > 2.5:
+        raise RuntimeError(f"the handler waited for the report: {view}")
+    view.show()
+    deadline = time.monotonic() + 60
+    while time.monotonic() - start < 2.0:
+        root.update()
+        time.sleep(0.05)
+    if "isonet2 report running" not in view.window.children["!label"].cget("text"):
+        raise RuntimeError("no progress line")
+    grab_widget(view.window, out / "viewer_report_progress.png")
+    figure = None
+    while figure is None and time.monotonic() < deadline:
+        root.update()
+        time.sleep(0.05)
+        figure = next((w for w in root.winfo_children() if isinstance(w, tk.Toplevel)
+                       and w.title() == "tomo_001: orthoslices"), None)
+    if figure is None or view.window.winfo_exists():
+        raise RuntimeError("the progress window did not open the figure")
+    time.sleep(0.3)
+    grab_widget(figure, out / "viewer_report_figure.png")
+    figure.destroy()
+
+
 def capture(window, png: Path) -> list:
     """Show ``window`` (a pyworkflow gui Window), capture its area of the screen once it has
     settled - each tab of a protocol form separately (``<png stem>_<tab>.png``) - then close
@@ -97,6 +176,7 @@ def main(project_path: str, out_dir: str) -> int:
                        visualizeMode=True),
             out / "viewer_IsoNet2PredictViewer.png")
 
+    report_in_background(project, runs["ProtIsoNet2Predict"], out)
     capture(ProjectWindow(project_path), out / "project_window.png")
     return 0
 

@@ -25,7 +25,9 @@ EXPECTED = sorted(
                                           "ProtIsoNet2Refine_advanced")
        for tab in ("Input", "Training", "Prediction")]
     + [f"form_ProtIsoNet2Predict_{tab}" for tab in ("Input", "Prediction")]
-    + ["form_ProtIsoNet2ImportModel", "viewer_IsoNet2PredictViewer", "project_window"])
+    + ["form_ProtIsoNet2ImportModel", "viewer_IsoNet2PredictViewer", "project_window"]
+    # a figure made in the background: the progress window, then the figure it opens
+    + ["viewer_report_progress", "viewer_report_figure"])
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None,
                                 reason="Xvfb is not installed (apt-get install -y xvfb x11-utils)")
@@ -67,5 +69,7 @@ def test_windows_open_and_are_captured(quick_demo, display):
     assert captured == EXPECTED
     for name in EXPECTED:
         image = np.asarray(Image.open(SCREENSHOTS / f"{name}.png").convert("L"), np.float32)
-        assert image.shape[0] >= 300 and image.shape[1] >= 500, (name, image.shape)
-        assert image.std() > 20, f"{name}.png looks blank"
+        if name != "viewer_report_progress":     # one line and a button
+            assert image.shape[0] >= 300 and image.shape[1] >= 500, (name, image.shape)
+        assert image.std() > (5 if name == "viewer_report_progress" else 20), \
+            f"{name}.png looks blank"
