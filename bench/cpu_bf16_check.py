@@ -27,13 +27,13 @@ import sys
 import torch
 
 from isonet2core.device import cpu_has_native_bf16
-from isonet2core.nets.unet import build_unet
+from isonet2core.nets.registry import build
 
 
 def check(cube: int, batch: int, calls: int, arch: str = "unet-small") -> dict:
     """One cube size: float32 gradients once, then ``calls`` bfloat16 ones of the same batch."""
     torch.manual_seed(0)
-    model = build_unet(arch)
+    model = build(arch)
     x = torch.randn(batch, 1, cube, cube, cube)
 
     def grads(bf16: bool) -> list:

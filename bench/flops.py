@@ -23,10 +23,10 @@ from bench.common import synchronize
 def unet_flops(arch: str, cube: int, batch: int, *, backward: bool) -> int:
     """FLOPs of the ``arch`` U-Net on ``(batch, 1, cube, cube, cube)``: forward, or forward +
     backward (weight and input gradients) when ``backward``."""
-    from isonet2core.nets.unet import build_unet
+    from isonet2core.nets.registry import build
 
     with torch.device("meta"):
-        model = build_unet(arch).eval()   # batch statistics of one cube would not exist at 16^3
+        model = build(arch).eval()   # batch statistics of one cube would not exist at 16^3
         x = torch.empty(batch, 1, cube, cube, cube)
     with FlopCounterMode(display=False) as counter:
         out = model(x)

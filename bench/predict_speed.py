@@ -47,7 +47,8 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     from isonet2core import mrcio, predict, tiling
     from isonet2core.config import Microscope, PredictConfig
     from isonet2core.device import autocast_dtype, precision_name
-    from isonet2core.nets.unet import build_unet, compiled
+    from isonet2core.nets.registry import build
+    from isonet2core.nets.unet import compiled
 
     t_start = time.perf_counter()
     if threads:
@@ -57,7 +58,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     mem = PeakMemory(dev)   # baseline: before the tomogram and the model
     volume = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     tomogram_bytes = volume.nbytes
-    model = build_unet(arch).to(dev).eval()
+    model = build(arch).to(dev).eval()
     model_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision, amp_dtype=amp_dtype,
                         compile_model=compile_model, padding_factor=padding_factor)

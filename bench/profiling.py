@@ -71,10 +71,10 @@ def profile_prediction(*, shape: Sequence[int], arch: str, cube: int, batch_size
     """Profiles of ``predict_volume`` on a random tomogram of ``shape`` (after a warm-up run)."""
     from isonet2core import predict
     from isonet2core.config import Microscope, PredictConfig
-    from isonet2core.nets.unet import build_unet
+    from isonet2core.nets.registry import build
 
     volume = np.random.default_rng(0).standard_normal(tuple(shape), dtype=np.float32)
-    model = build_unet(arch).to(device).eval()
+    model = build(arch).to(device).eval()
     cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision)
 
     def run() -> None:

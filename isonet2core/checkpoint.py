@@ -10,7 +10,7 @@ Keys (the contract; ``REQUIRED_KEYS`` must be present, the rest are optional):
 
 * ``format`` = ``"isonet2core-checkpoint"``, ``format_version`` (int), ``isonet2core_version``
   (filled in by ``save_checkpoint``);
-* ``model_state`` (state dict of the U-Net), ``arch`` (one of ``nets.unet.ARCHITECTURES``),
+* ``model_state`` (state dict of the U-Net), ``arch`` (one of ``nets.registry.ARCHITECTURES``),
   ``cube_size`` (int, multiple of 16), ``method`` (``config.METHODS``);
 * ``config`` (``config.to_dict(TrainConfig)``), ``epoch``, ``optimizer_state``,
   ``scheduler_state``, ``scaler_state``, ``rng_state``, ``normalization`` (per tomogram name:
@@ -47,7 +47,8 @@ from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
 from isonet2core.filenames import PathLike
 from isonet2core.nets.bn_unet import fold_inverted_contrast
-from isonet2core.nets.unet import ARCHITECTURES, SIZE_MULTIPLE, build_unet
+from isonet2core.nets.registry import ARCHITECTURES, build, is_program_layout
+from isonet2core.nets.unet import SIZE_MULTIPLE
 
 FORMAT = "isonet2core-checkpoint"
 PROGRAM_SOURCE = "IsoNet2"
@@ -198,7 +199,7 @@ def _from_isonet2_program(raw: dict, path: Path) -> dict:
     if missing:
         raise ValueError(f"{path}: an IsoNet2 program model file without {', '.join(missing)}")
     arch = str(raw["arch"])
-    if arch not in ARCHITECTURES or arch.startswith("plain-"):
+    if arch not in ARCHITECTURES or not is_program_layout(arch):
         raise ValueError(f"{path}: IsoNet2 network {arch!r} is not supported (unet-small, unet-medium "
                          "and unet-large are; the scunet family is not built here)")
     prefixes = ("module.", "_orig_mod.")
@@ -243,7 +244,7 @@ def build_model(ckpt: dict, state_key: str = "model_state") -> nn.Module:
     """
     if state_key not in ckpt or ckpt[state_key] is None:
         raise ValueError(f"checkpoint has no {state_key!r} (keys: {', '.join(sorted(ckpt))})")
-    model = build_unet(ckpt["arch"])
+    model = build(ckpt["arch"])
     try:
         model.load_state_dict(ckpt[state_key], strict=True)
     except (RuntimeError, KeyError, TypeError) as exc:

@@ -19,9 +19,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any, List, Literal, Optional, Tuple
 
-Arch = Literal["unet-small", "unet-medium", "unet-large",
-               "plain-unet-small", "plain-unet-medium", "plain-unet-large"]
-ARCHS: Tuple[str, ...] = typing.get_args(Arch)
+from isonet2core.nets.registry import ARCHITECTURES
+
+ARCHS: Tuple[str, ...] = ARCHITECTURES       # the network names, from the registry
+if typing.TYPE_CHECKING:
+    Arch = str
+else:
+    Arch = Literal[ARCHS]
 
 Method = Literal["isonet2-n2n", "isonet2", "n2n"]
 """``isonet2-n2n``: full method on even/odd halves; ``isonet2``: single map;

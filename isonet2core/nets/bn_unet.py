@@ -10,7 +10,7 @@ name), input and output ``(b, 1, z, y, x)``, each spatial size a multiple of 16:
     final conv 3x3x3 (c0 -> 1, bias), plus the input (residual)
 
 A block's convolution has no bias and is followed by ``BatchNorm3d`` and ``LeakyReLU`` (slope
-0.01). Channel ladders (:data:`BN_ARCH_CHANNELS`) are the official 16/32/64-filter bases
+0.01). Channel ladders (:data:`isonet2core.nets.registry.LADDERS`) are the official 16/32/64-filter bases
 ``(16, 32, 64, 128, 256)``, ``(32, 64, 128, 256, 320)``, ``(64, 128, 256, 320, 320)``.
 Parameter names (``encoder.module_dict.conv_stack_0.net.0.weight``, ``decoder.module_dict.
 deconv_3.weight``, ``final.weight``, ...) are those of the official checkpoints.
@@ -20,18 +20,13 @@ predictions) normalises by the batch; prediction runs in eval mode on the runnin
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
 
 from isonet2core.nets.unet import N_LEVELS, check_batch, check_channels
 
-BN_ARCH_CHANNELS: Dict[str, Tuple[int, int, int, int, int]] = {
-    "unet-small": (16, 32, 64, 128, 256),
-    "unet-medium": (32, 64, 128, 256, 320),
-    "unet-large": (64, 128, 256, 320, 320),
-}
 LEAKY_SLOPE = 0.01
 
 

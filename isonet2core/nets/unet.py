@@ -29,7 +29,7 @@ Layout, input and output ``(b, 1, z, y, x)``; each spatial size a multiple of 16
   missing-wedge-filled targets of refine are then the data themselves rather than noise from
   random weights. The other layers use PyTorch's default initialisation.
 
-Channel ladders (``ARCH_CHANNELS``): channels double at each down-sampling, as in the paper,
+Channel ladders (:data:`isonet2core.nets.registry.LADDERS`): channels double at each down-sampling, as in the paper,
 capped at 320 (the usual 3D U-Net cap, which keeps the deep levels - where the volume is tiny -
 from dominating the parameter count and the checkpoint size). Parameter counts (weights +
 biases; ``count_parameters``; tests/core/test_unet.py recomputes them from the ladders)::
@@ -40,17 +40,10 @@ biases; ``count_parameters``; tests/core/test_unet.py recomputes them from the l
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple, cast
+from typing import List, Tuple, cast
 
 import torch
 from torch import nn
-
-ARCH_CHANNELS: Dict[str, Tuple[int, int, int, int, int]] = {
-    "unet-small": (16, 32, 64, 128, 256),
-    "unet-medium": (32, 64, 128, 256, 320),
-    "unet-large": (64, 128, 256, 320, 320),
-}
-"""Feature channels at levels 0..3 and at the bottom (after four down-samplings)."""
 
 N_LEVELS = 4
 SIZE_MULTIPLE = 2 ** N_LEVELS  # every spatial size of the input must be a multiple of 16
@@ -156,58 +149,6 @@ class UNet3D(nn.Module):
             h = self.ups[i](h)
             h = self.decoders[i](torch.cat([h, skips[i]], dim=1))
         return x + self.head(h)
-
-
-PLAIN_PREFIX = "plain-"
-"""``plain-unet-small`` etc. name this module's networks; ``unet-small`` etc. the batch-normalised
-networks of :mod:`isonet2core.nets.bn_unet` (the IsoNet2 program's layout, the default)."""
-
-
-def build_unet(arch: str) -> nn.Module:
-    """A fresh network of a named architecture.
-
-    Parameters
-    ----------
-    arch : str
-        One of ``ARCHITECTURES``.
-
-    Returns
-    -------
-    nn.Module
-        Initialised weights (from torch's random state).
-
-    Raises
-    ------
-    ValueError
-        An unknown name.
-    """
-    from isonet2core.nets.bn_unet import BN_ARCH_CHANNELS, BNUNet3D
-    if arch in BN_ARCH_CHANNELS:
-        return BNUNet3D(BN_ARCH_CHANNELS[arch])
-    if arch.startswith(PLAIN_PREFIX) and arch[len(PLAIN_PREFIX):] in ARCH_CHANNELS:
-        return UNet3D(ARCH_CHANNELS[arch[len(PLAIN_PREFIX):]])
-    raise ValueError(f"unknown network architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-
-
-def channels_of(arch: str) -> Tuple[int, ...]:
-    """The channel ladder of an architecture name (either family).
-
-    Parameters
-    ----------
-    arch : str
-        One of ``ARCHITECTURES``.
-
-    Returns
-    -------
-    tuple of int
-        Channels per level.
-    """
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown network architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCH_CHANNELS[arch[len(PLAIN_PREFIX):] if arch.startswith(PLAIN_PREFIX) else arch]
-
-
-ARCHITECTURES: Tuple[str, ...] = tuple(ARCH_CHANNELS) + tuple(PLAIN_PREFIX + a for a in ARCH_CHANNELS)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,13 +3,14 @@ state-dict names, shapes, residual output, batch statistics."""
 import pytest
 import torch
 
-from isonet2core.nets.bn_unet import BN_ARCH_CHANNELS, BNUNet3D
-from isonet2core.nets.unet import build_unet, count_parameters
+from isonet2core.nets.bn_unet import BNUNet3D
+from isonet2core.nets.registry import build, channels_of
+from isonet2core.nets.unet import count_parameters
 
 
 def test_unet_small_has_the_official_parameter_count():
     # the IsoNet2 program logs "Total number of parameters: 8353889" for its unet-small
-    assert count_parameters(build_unet("unet-small")) == 8_353_889
+    assert count_parameters(build("unet-small")) == 8_353_889
 
 
 def _expected(c):
@@ -25,13 +26,13 @@ def _expected(c):
     return n + conv(c[0], 1, 3, bias=True)                                # final 3x3x3
 
 
-@pytest.mark.parametrize("arch", list(BN_ARCH_CHANNELS))
+@pytest.mark.parametrize("arch", ["unet-small", "unet-medium", "unet-large"])
 def test_parameter_counts_follow_the_documented_layout(arch):
-    assert count_parameters(build_unet(arch)) == _expected(BN_ARCH_CHANNELS[arch])
+    assert count_parameters(build(arch)) == _expected(channels_of(arch))
 
 
 def test_state_dict_names_are_the_official_ones():
-    keys = set(build_unet("unet-small").state_dict())
+    keys = set(build("unet-small").state_dict())
     for k in ("encoder.module_dict.first_conv.weight", "encoder.module_dict.first_conv.bias",
               "encoder.module_dict.conv_stack_0.net.0.weight", "encoder.module_dict.conv_stack_0.net.1.running_mean",
               "encoder.module_dict.stride_conv_3.net.1.num_batches_tracked",

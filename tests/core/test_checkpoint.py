@@ -9,7 +9,7 @@ import torch
 from isonet2core import checkpoint as ck
 from isonet2core import filenames
 from isonet2core.config import TrainConfig, to_dict
-from isonet2core.nets.unet import build_unet
+from isonet2core.nets.registry import build
 
 
 def _state(model, **extra):
@@ -25,7 +25,7 @@ def _state(model, **extra):
 @pytest.fixture(scope="module")
 def small_model():
     torch.manual_seed(0)
-    model = build_unet("plain-unet-small")
+    model = build("plain-unet-small")
     torch.nn.init.normal_(model.head.weight, std=0.05)
     return model
 
@@ -48,7 +48,7 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
 
 
 def test_model2_state_and_epoch_names(tmp_path, small_model):
-    other = build_unet("plain-unet-small")
+    other = build("plain-unet-small")
     path = filenames.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
     assert path.name == "network_n2n_plain-unet-small_16_epoch007.pt"
     ck.save_checkpoint(path, _state(small_model, model2_state=other.state_dict(), method="n2n"))
@@ -121,7 +121,7 @@ def test_isonet2_program_model_files_load_with_their_contrast(tmp_path):
     import numpy as np
 
     torch.manual_seed(3)
-    net = build_unet("unet-small").eval()
+    net = build("unet-small").eval()
     official = {"method": "isonet2-n2n", "CTF_mode": "network", "do_phaseflip_input": True,
                 "arch": "unet-small", "cube_size": 16,
                 "model_state_dict": {"module." + k: v for k, v in net.state_dict().items()},
@@ -137,7 +137,7 @@ def test_isonet2_program_model_files_load_with_their_contrast(tmp_path):
         torch.testing.assert_close(model(x), -net(-x), rtol=0, atol=0)
     # the inversion lives in the weights: fine-tuning (pretrained_model) loads them into a
     # plain unet-small of ours and gets the same function
-    ours = build_unet("unet-small").eval()
+    ours = build("unet-small").eval()
     ours.load_state_dict(ckpt["model_state"])
     with torch.inference_mode():
         torch.testing.assert_close(ours(x), -net(-x), rtol=0, atol=0)

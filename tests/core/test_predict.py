@@ -10,7 +10,8 @@ import torch
 
 from isonet2core import checkpoint, filenames, fsc_weighting, mrcio, normalize, predict, star, tiling
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
-from isonet2core.nets.unet import UNet3D, build_unet
+from isonet2core.nets.registry import build
+from isonet2core.nets.unet import UNet3D
 
 SCOPE = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-50.0, tilt_max_deg=40.0)
 
@@ -23,7 +24,7 @@ def _smooth_volume(shape, seed, mean=7.0, std=3.0):
 
 def test_identity_model_returns_the_input_in_its_scale():
     vol = _smooth_volume((21, 40, 35), 0)
-    model = build_unet("plain-unet-small")  # fresh network: zero head, i.e. the identity
+    model = build("plain-unet-small")  # fresh network: zero head, i.e. the identity
     out = predict.predict_volume(model, vol, cube_size=16, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=False, batch_size=3))
     assert out.shape == vol.shape and out.dtype == np.float32
@@ -47,7 +48,7 @@ def test_network_sees_normalised_tiles_and_output_is_rescaled():
 def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
     from isonet2core.wedge import wedge_mask
     vol = _smooth_volume((32, 32, 32), 2, mean=0.0, std=1.0)
-    model = build_unet("plain-unet-small")
+    model = build("plain-unet-small")
     out = predict.predict_volume(model, vol, cube_size=32, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=True, padding_factor=1.0))
     missing = wedge_mask(vol.shape, SCOPE.tilt_min_deg, SCOPE.tilt_max_deg).numpy() == 0
@@ -200,13 +201,13 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
         records.append(rec)
     star_path = star.TomogramsTable.from_records(records).write(tmp_path / "tomograms.star")
     torch.manual_seed(0)
-    net = build_unet("plain-unet-small")
+    net = build("plain-unet-small")
     torch.nn.init.normal_(net.head.weight, std=0.01)
     state = dict(model_state=net.state_dict(), arch="plain-unet-small", cube_size=16, method=method,
                  config=to_dict(TrainConfig(method=method, arch="plain-unet-small", cube_size=16, ctf_mode=ctf_mode)),
                  tomograms={"tomo_001": to_dict(SCOPE)})
     if model2:
-        state["model2_state"] = build_unet("plain-unet-small").state_dict()
+        state["model2_state"] = build("plain-unet-small").state_dict()
     model_file = checkpoint.save_checkpoint(
         filenames.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
     return star_path, model_file, net
@@ -355,7 +356,7 @@ def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False):
            star.TOMO_HALF2: str(mrcio.write_mrc(root / "odd.mrc", _smooth_volume(shape, 2), 10.0))}
     star_path = star.TomogramsTable.from_records([rec]).write(root / "tomograms.star")
     model_file = checkpoint.save_checkpoint(root / "model.pt", dict(
-        model_state=build_unet("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
+        model_state=build("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
         method="isonet2-n2n"))
     cfg = PredictConfig(batch_size=4, padding_factor=1.0, fsc_weighting=fsc_weighting)
     tracemalloc.start()

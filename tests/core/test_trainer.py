@@ -206,7 +206,7 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
     (no ``_orig_mod.``), so it loads anywhere; predict through the compiled network gives the
     eager map. (Long test: inductor compiles for minutes on 2 cores.)"""
     from isonet2core.config import PredictConfig
-    from isonet2core.nets.unet import build_unet
+    from isonet2core.nets.registry import build
     from isonet2core.predict import predict_volume
 
     cfg = _cfg(epochs=1, noise_level=0.0)
@@ -218,7 +218,7 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
     vol = mrcio.read_mrc(halves[0])[0]
     maps = []
     for state, compile_model in ((a, False), (b, False), (b, True)):
-        model = build_unet(cfg.arch)
+        model = build(cfg.arch)
         model.load_state_dict(state)
         maps.append(predict_volume(model, vol, cube_size=16, microscope=MIC,
                                    config=PredictConfig(compile_model=compile_model)))

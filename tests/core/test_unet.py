@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from isonet2core.nets.unet import ARCH_CHANNELS, UNet3D, build_unet, count_parameters
+from isonet2core.nets.registry import build, channels_of
+from isonet2core.nets.unet import UNet3D, count_parameters
 
 
 def _conv(cin, cout, k):
@@ -27,15 +28,15 @@ def _expected_parameters(c):
                                            ("unet-medium", 26_722_145),
                                            ("unet-large", 47_408_065)])
 def test_parameter_counts(arch, expected):
-    assert ARCH_CHANNELS[arch][0] == {"unet-small": 16, "unet-medium": 32, "unet-large": 64}[arch]
-    assert _expected_parameters(ARCH_CHANNELS[arch]) == expected
-    assert count_parameters(build_unet("plain-" + arch)) == expected
+    assert channels_of(arch)[0] == {"unet-small": 16, "unet-medium": 32, "unet-large": 64}[arch]
+    assert _expected_parameters(channels_of(arch)) == expected
+    assert count_parameters(build("plain-" + arch)) == expected
 
 
-@pytest.mark.parametrize("arch", list(ARCH_CHANNELS))
+@pytest.mark.parametrize("arch", ["unet-small", "unet-medium", "unet-large"])
 def test_shapes_and_fresh_network_is_identity(arch):
     torch.manual_seed(0)
-    net = build_unet("plain-" + arch).eval()
+    net = build("plain-" + arch).eval()
     x = torch.randn(1, 1, 16, 16, 16)
     with torch.inference_mode():
         y = net(x)
@@ -76,7 +77,7 @@ def test_skip_connections_carry_fine_detail():
 
 def test_errors():
     with pytest.raises(ValueError, match="unet-small, unet-medium, unet-large, plain-unet-small"):
-        build_unet("unet-huge")
+        build("unet-huge")
     net = UNet3D((2, 2, 2, 2, 2))
     with pytest.raises(ValueError, match="multiples of 16"):
         net(torch.zeros(1, 1, 16, 16, 20))

@@ -68,10 +68,10 @@ def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH
 
     from isonet2core import checkpoint
     from isonet2core.config import TrainConfig, to_dict
-    from isonet2core.nets.unet import build_unet
+    from isonet2core.nets.registry import build
 
     torch.manual_seed(seed)
-    net = build_unet(arch)
+    net = build(arch)
     state = dict(model_state=net.state_dict(), arch=arch, cube_size=cube, method=method,
                  config=to_dict(TrainConfig(method=method, arch=arch, cube_size=cube)))
     if epoch is not None:
