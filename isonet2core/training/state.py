@@ -24,7 +24,8 @@ from isonet2core import __version__, atomic, checkpoint, figures, filenames
 from isonet2core import config as config_mod
 from isonet2core.config import TrainConfig
 from isonet2core.device import autocast_dtype
-from isonet2core.nets.unet import build_unet, compiled
+from isonet2core.nets.registry import build
+from isonet2core.nets.unet import compiled
 from isonet2core.training import sampler
 from isonet2core.training.ema import ema_decay_at, update_ema
 
@@ -60,9 +61,9 @@ class TrainingState:
     def __init__(self, cfg: TrainConfig, run: RunSettings, device: torch.device, world: int):
         self.cfg, self.run, self.device = cfg, run, device
         torch.manual_seed(cfg.seed)
-        self.models = [build_unet(cfg.arch).to(device)]
+        self.models = [build(cfg.arch).to(device)]
         if cfg.split_halves:
-            self.models.append(build_unet(cfg.arch).to(device))
+            self.models.append(build(cfg.arch).to(device))
         if world > 1 and device.type == "cuda":
             # batch statistics over all GPUs' cubes, as one process would compute them
             self.models = [nn.SyncBatchNorm.convert_sync_batchnorm(m) for m in self.models]

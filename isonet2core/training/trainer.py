@@ -65,7 +65,7 @@ from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_inp
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
-from isonet2core.nets.unet import channels_of
+from isonet2core.nets.registry import channels_of
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 from isonet2core.training.state import TrainingState
