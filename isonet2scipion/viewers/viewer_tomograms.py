@@ -22,7 +22,7 @@ FIGURES_DIR = "figures"
 
 class TomogramFiguresMixin:
     """Form entries and handlers for the tomogram figures of a protocol whose
-    ``extra/tomograms.star`` lists the predicted maps and whose output set is ``tomograms``."""
+    ``extra/isonet2_tomograms.star`` lists the predicted maps and whose output set is ``tomograms``."""
 
     @classmethod
     def getClassLabel(cls, prependPackageName=True):
