@@ -7,18 +7,8 @@ import os
 
 import pytest
 from pyworkflow.object import Pointer
-from tomo.objects import (
-    CTFTomo,
-    CTFTomoSeries,
-    SetOfCTFTomoSeries,
-    SetOfTiltSeries,
-    SetOfTomograms,
-    TiltImage,
-    TiltSeries,
-    TomoAcquisition,
-    Tomogram,
-    TomoMask,
-)
+from scipion_objects import acquisition, ctf_series_set, tilt_series_set, tomogram, tomogram_set
+from tomo.objects import TomoMask
 
 from isonet2core import star
 from isonet2scipion import convert, ctf_inputs
@@ -104,63 +94,18 @@ def test_defocus_at_zero_tilt_averages_tilts_equally_near_zero():
 ANGLES = [-6.0, -3.0, 0.0, 3.0, 6.0]
 
 
-def _acquisition(angle_min=-60.0, angle_max=60.0):
-    return TomoAcquisition(angleMin=angle_min, angleMax=angle_max, step=3.0, voltage=300.0,
-                           sphericalAberration=2.7, amplitudeContrast=0.07)
-
-
 def _tomogram(ts_id, path, halves=(), acq=None, sampling=10.0):
-    tomo = Tomogram(tsId=ts_id)
-    tomo.setLocation(path)
-    tomo.setSamplingRate(sampling)
-    tomo.setAcquisition(acq if acq is not None else _acquisition())
-    tomo.setHalfMaps(list(halves))
-    return tomo
-
-
-def _tomo_set(tmp_path, name, tomos):
-    tomo_set = SetOfTomograms(filename=str(tmp_path / f"{name}.sqlite"))
-    tomo_set.setSamplingRate(10.0)
-    tomo_set.setAcquisition(_acquisition())
-    for tomo in tomos:
-        tomo_set.append(tomo)
-    tomo_set.write()
-    return tomo_set
+    return tomogram(ts_id, path, sampling=sampling, acq=acq, halves=halves)
 
 
 def _ctf_set(tmp_path, defocus_by_ts, disabled=()):
     """Tilt series with ANGLES in acquisition order 2,0,1,3,4 (dose symmetric-like) and a CTF
     series per tsId whose defocus grows with |tilt|: U = d + 1000*|tilt|, V = U + 400.
     ``disabled``: (tsId, angle) of tilt images excluded (disabled), as IMOD and AreTomo do."""
-    ts_set = SetOfTiltSeries(filename=str(tmp_path / "ts.sqlite"))
-    ts_set.setSamplingRate(10.0)
     acq_orders = [3, 1, 0, 2, 4]
-    for ts_id in defocus_by_ts:
-        ts = TiltSeries(tsId=ts_id)
-        ts_set.append(ts)
-        for i, angle in enumerate(ANGLES):
-            ti = TiltImage(tsId=ts_id, tiltAngle=angle, acquisitionOrder=acq_orders[i])
-            ti.setLocation(i + 1, str(tmp_path / f"{ts_id}.st"))
-            ti.setEnabled((ts_id, angle) not in disabled)
-            ts.append(ti)
-        ts_set.update(ts)
-    ts_set.write()
-    ctf_set = SetOfCTFTomoSeries(filename=str(tmp_path / "ctf.sqlite"))
-    ctf_set.setSetOfTiltSeries(ts_set)
-    for ts in ts_set.iterItems():
-        ts_id = ts.getTsId()
-        series = CTFTomoSeries(tsId=ts_id)
-        series.setTiltSeries(ts)
-        series.setTsId(ts_id)
-        ctf_set.append(series)
-        for i, angle in enumerate(ANGLES):
-            u = defocus_by_ts[ts_id] + 1000.0 * abs(angle)
-            ctf = CTFTomo(index=i + 1, acqOrder=acq_orders[i])
-            ctf.setStandardDefocus(u, u + 400.0, 45.0)
-            series.append(ctf)
-        ctf_set.update(series)
-    ctf_set.write()
-    return ctf_set
+    ts_set = tilt_series_set(tmp_path, list(defocus_by_ts), ANGLES, acq_orders, disabled=disabled,
+                             acq=None)
+    return ctf_series_set(tmp_path, ts_set, defocus_by_ts, ANGLES, acq_orders)
 
 
 def test_defocus_by_ts_id_from_ctf_series(tmp_path):
@@ -178,8 +123,8 @@ def test_tilt_range_comes_from_the_enabled_tilts(tmp_path):
                                          disabled={("TS_01", 3.0), ("TS_01", 6.0)}))
     assert info.errors == []
     assert info.tilt_ranges == {"TS_01": (-6.0, 0.0), "TS_02": (-6.0, 6.0)}
-    tomos = _tomo_set(tmp_path, "tomos", [_tomogram(t, str(tmp_path / f"{t}.mrc"))
-                                          for t in ("TS_01", "TS_02", "TS_03")])
+    tomos = tomogram_set(tmp_path, "tomos", [_tomogram(t, str(tmp_path / f"{t}.mrc"))
+                                             for t in ("TS_01", "TS_02", "TS_03")])
     full, _ = convert.tomograms_by_ts_id(tomos, "tomograms")
     entries, errors = convert.collect_entries(full=full, tilt_ranges=info.tilt_ranges)
     assert errors == []
@@ -260,8 +205,8 @@ def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
                        halves=[str(tmp_path / "TS_01_odd.mrc"), str(tmp_path / "TS_01_even.mrc")]),
              _tomogram("TS_02", str(tmp_path / "TS_02.mrc"),
                        halves=[str(tmp_path / "TS_02_odd.mrc"), str(tmp_path / "TS_02_even.mrc")],
-                       acq=_acquisition(-54.0, 48.0))]
-    tomo_set = _tomo_set(tmp_path, "tomos", tomos)
+                       acq=acquisition(-54.0, 48.0))]
+    tomo_set = tomogram_set(tmp_path, "tomos", tomos)
     # the CTF set covers TS_01 and an extra tilt series TS_07, not TS_02
     info = ctf_inputs.ctf_by_ts_id(_ctf_set(tmp_path, {"TS_01": 30000.0, "TS_07": 10000.0}))
     defocus, errors = info.defocus_a, info.errors
@@ -298,10 +243,10 @@ def test_star_from_scipion_objects_with_linked_halves_and_ctf(tmp_path):
 
 
 def test_separate_even_odd_sets_are_paired_by_ts_id(tmp_path):
-    even = _tomo_set(tmp_path, "even", [_tomogram(t, str(tmp_path / f"even_{t}.mrc"))
-                                        for t in ("TS_01", "TS_02", "TS_03")])
-    odd = _tomo_set(tmp_path, "odd", [_tomogram(t, str(tmp_path / f"odd_{t}.mrc"))
-                                      for t in ("TS_03", "TS_01", "TS_04")])
+    even = tomogram_set(tmp_path, "even", [_tomogram(t, str(tmp_path / f"even_{t}.mrc"))
+                                           for t in ("TS_01", "TS_02", "TS_03")])
+    odd = tomogram_set(tmp_path, "odd", [_tomogram(t, str(tmp_path / f"odd_{t}.mrc"))
+                                         for t in ("TS_03", "TS_01", "TS_04")])
     even_d, _ = convert.tomograms_by_ts_id(even, "even")
     odd_d, _ = convert.tomograms_by_ts_id(odd, "odd")
     entries, errors = convert.collect_entries(even=even_d, odd=odd_d, halves="required")
@@ -314,9 +259,9 @@ def test_separate_even_odd_sets_are_paired_by_ts_id(tmp_path):
 
 
 def test_errors_name_the_items(tmp_path):
-    tomos = _tomo_set(tmp_path, "tomos", [
+    tomos = tomogram_set(tmp_path, "tomos", [
         _tomogram("TS_01", str(tmp_path / "TS_01.mrc")),
-        _tomogram("TS_02", str(tmp_path / "TS_02.mrc"), acq=_acquisition(50.0, -50.0))])
+        _tomogram("TS_02", str(tmp_path / "TS_02.mrc"), acq=acquisition(50.0, -50.0))])
     full, _ = convert.tomograms_by_ts_id(tomos, "tomograms")
     # Noise2Noise without halves
     _, errors = convert.collect_entries(full=full, halves="required")

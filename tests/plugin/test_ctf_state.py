@@ -14,17 +14,14 @@ import os
 
 import pytest
 from imod.protocols.protocol_ctfCorrection import ProtImodCtfCorrection
-from tomo.objects import (
-    CTFTomo,
-    CTFTomoSeries,
-    SetOfCTFTomoSeries,
-    SetOfTiltSeries,
-    SetOfTomograms,
-    TiltImage,
-    TiltSeries,
-    TomoAcquisition,
-    Tomogram,
+from scipion_objects import (
+    ctf_series_set,
+    protocol,
+    tilt_series_set,
+    tomogram,
+    tomogram_set,
 )
+from tomo.objects import SetOfTiltSeries, SetOfTomograms, Tomogram
 from tomo.utils import getCommonTsAndCtfElements
 
 from isonet2scipion import convert, ctf_inputs
@@ -38,54 +35,16 @@ ANGLES = [-9.0, -6.0, -3.0, 0.0, 3.0, 6.0, 9.0]
 ACQ_ORDERS = [6, 4, 2, 0, 1, 3, 5]          # dose symmetric
 
 
-def _acquisition(angle_min=-60.0, angle_max=60.0):
-    return TomoAcquisition(angleMin=angle_min, angleMax=angle_max, step=3.0, voltage=300.0,
-                           sphericalAberration=2.7, amplitudeContrast=0.07)
-
-
 def _ts_set(tmp_path, ts_ids, disabled=(), name="ts"):
     """Raw tilt series as tomo's import leaves them; ``disabled``: (tsId, angle) excluded."""
-    ts_set = SetOfTiltSeries(filename=str(tmp_path / f"{name}.sqlite"))
-    ts_set.setSamplingRate(10.0)
-    ts_set.setAcquisition(_acquisition())
-    for ts_id in ts_ids:
-        ts = TiltSeries(tsId=ts_id)
-        ts.setSamplingRate(10.0)
-        ts.setAcquisition(_acquisition())
-        ts_set.append(ts)
-        for i, angle in enumerate(ANGLES):
-            ti = TiltImage(tsId=ts_id, tiltAngle=angle, acquisitionOrder=ACQ_ORDERS[i])
-            ti.setLocation(i + 1, str(tmp_path / f"{ts_id}.st"))
-            ti.setSamplingRate(10.0)
-            ti.setAcquisition(_acquisition())
-            ti.setEnabled((ts_id, angle) not in disabled)
-            ts.append(ti)
-        ts_set.update(ts)
-    ts_set.write()
-    return ts_set
+    return tilt_series_set(tmp_path, ts_ids, ANGLES, ACQ_ORDERS, disabled=disabled, name=name)
 
 
 def _ctf_set(tmp_path, ts_set, defocus_by_ts, disabled=(), phase_shift_deg=None):
     """CTF series on ``ts_set`` (U = d + 1000 |tilt|, V = U + 400); ``disabled``: (tsId, angle)
     estimations disabled in the CTF set only; ``phase_shift_deg``: {tsId: shift} of every view."""
-    ctf_set = SetOfCTFTomoSeries(filename=str(tmp_path / "ctf.sqlite"))
-    ctf_set.setSetOfTiltSeries(ts_set)
-    for ts in ts_set.iterItems():
-        ts_id = ts.getTsId()
-        series = CTFTomoSeries(tsId=ts_id)
-        series.setTiltSeries(ts)
-        ctf_set.append(series)
-        for i, angle in enumerate(ANGLES):
-            u = defocus_by_ts[ts_id] + 1000.0 * abs(angle)
-            ctf = CTFTomo(index=i + 1, acqOrder=ACQ_ORDERS[i])
-            ctf.setStandardDefocus(u, u + 400.0, 45.0)
-            if phase_shift_deg and ts_id in phase_shift_deg:
-                ctf.setPhaseShift(phase_shift_deg[ts_id])
-            ctf.setEnabled((ts_id, angle) not in disabled)
-            series.append(ctf)
-        ctf_set.update(series)
-    ctf_set.write()
-    return ctf_set
+    return ctf_series_set(tmp_path, ts_set, defocus_by_ts, ANGLES, ACQ_ORDERS, disabled=disabled,
+                          phase_shift_deg=phase_shift_deg)
 
 
 def _imod_ctf_corrected(tmp_path, ts_set, ctf_set):
@@ -131,27 +90,13 @@ def _imod_reconstructed(tmp_path, ts_set, name="tomos"):
 
 
 def _tomo_set(tmp_path, name, ts_ids, flagged=()):
-    tomo_set = SetOfTomograms(filename=str(tmp_path / f"{name}.sqlite"))
-    tomo_set.setSamplingRate(10.0)
-    tomo_set.setAcquisition(_acquisition())
-    for ts_id in ts_ids:
-        tomo = Tomogram(tsId=ts_id)
-        tomo.setLocation(str(tmp_path / f"{name}_{ts_id}.mrc"))
-        tomo.setSamplingRate(10.0)
-        tomo.setAcquisition(_acquisition())
-        tomo.setCtfCorrected(ts_id in flagged)
-        tomo_set.append(tomo)
-    tomo_set.write()
-    return tomo_set
+    return tomogram_set(tmp_path, name, [
+        tomogram(ts_id, str(tmp_path / f"{name}_{ts_id}.mrc"), ctf_corrected=ts_id in flagged)
+        for ts_id in ts_ids])
 
 
 def _protocol(cls, tmp_path, **inputs):
-    prot = cls()
-    (tmp_path / "run").mkdir(exist_ok=True)
-    prot.setWorkingDir(str(tmp_path / "run"))
-    for name, value in inputs.items():
-        getattr(prot, name).set(value)
-    return prot
+    return protocol(cls, tmp_path / "run", **inputs)
 
 
 def _model(tmp_path, ctf_mode):

@@ -3,6 +3,7 @@
 import mrcfile
 import numpy as np
 import pytest
+from scipion_objects import acquisition, convert_step, protocol, tomogram_set
 from tomo import constants
 from tomo.objects import Coordinate3D, SetOfCoordinates3D, SetOfTomograms, Tomogram
 
@@ -119,35 +120,19 @@ def test_edges_outside_and_unmatched_tomograms(tmp_path):
 
 # ------------------------------------------------------------------ the protocols
 def _tomo_set(tmp_path, tomos):
-    from tomo.objects import TomoAcquisition
-    acq = TomoAcquisition(angleMin=-60.0, angleMax=60.0, step=3.0, voltage=300.0,
-                          sphericalAberration=2.7, amplitudeContrast=0.07)
-    tomo_set = SetOfTomograms(filename=str(tmp_path / "tomograms.sqlite"))
-    tomo_set.setSamplingRate(10.0)
-    tomo_set.setAcquisition(acq)
+    acq = acquisition()
     for tomo in tomos:
         tomo.setAcquisition(acq)
-        tomo_set.append(tomo)
-    tomo_set.write()
-    return tomo_set
+    return tomogram_set(tmp_path, "tomograms", tomos, acq=acq)
 
 
 def _protocol(cls, tmp_path, **inputs):
-    prot = cls()
-    (tmp_path / "run").mkdir(exist_ok=True)
-    prot.setWorkingDir(str(tmp_path / "run"))
-    for name, value in inputs.items():
-        getattr(prot, name).set(value)
-    return prot
+    return protocol(cls, tmp_path / "run", **inputs)
 
 
 def _convert(prot):
-    """The protocol's conversion step, as _insertAllSteps gives it its argument."""
-    from isonet2scipion import convert
-    entries, errors = prot._collectEntries()
-    assert errors == []
-    prot._sideSignature = ""
-    prot.convertInputStep(convert.entries_signature(entries, **prot._sideInputs(entries)))
+    """The protocol's conversion step, as _insertAllSteps gives it its argument; the STAR it wrote."""
+    convert_step(prot)
     return star.TomogramsTable.read(prot._starPath())
 
 

@@ -17,17 +17,8 @@ import mrcfile
 import numpy as np
 import pytest
 import starfile
-from tomo.objects import (
-    CTFTomo,
-    CTFTomoSeries,
-    SetOfCTFTomoSeries,
-    SetOfTiltSeries,
-    SetOfTomograms,
-    TiltImage,
-    TiltSeries,
-    TomoAcquisition,
-    Tomogram,
-)
+from scipion_objects import acquisition, convert_step, ctf_series_set, protocol, tilt_series_set
+from tomo.objects import SetOfTomograms, Tomogram
 
 from isonet2core import star
 from isonet2scipion import convert, relion_export
@@ -42,9 +33,8 @@ SHAPE_ZYX = (8, 24, 32)
 
 
 def _acq(voltage=300.0):
-    return TomoAcquisition(angleMin=-6.0, angleMax=6.0, step=3.0, voltage=voltage,
-                           sphericalAberration=2.7, amplitudeContrast=0.07, tiltAxisAngle=85.0,
-                           doseInitial=0.0, dosePerFrame=3.0)
+    return acquisition(-6.0, 6.0, voltage=voltage, tiltAxisAngle=85.0, doseInitial=0.0,
+                       dosePerFrame=3.0)
 
 
 def _mrc(path):
@@ -55,42 +45,15 @@ def _mrc(path):
 
 
 def _ts_set(folder, ts_ids, disabled=()):
-    ts_set = SetOfTiltSeries(filename=str(folder / "ts.sqlite"))
-    ts_set.setSamplingRate(TS_PX)
-    ts_set.setAcquisition(_acq())
-    for ts_id in ts_ids:
-        ts = TiltSeries(tsId=ts_id)
-        ts.setSamplingRate(TS_PX)
-        ts.setAcquisition(_acq(voltage=200.0 if ts_id == "TS_02" else 300.0))
-        ts_set.append(ts)
-        for i, angle in enumerate(ANGLES):
-            ti = TiltImage(tsId=ts_id, tiltAngle=angle, acquisitionOrder=i)
-            ti.setLocation(i + 1, str(folder / f"{ts_id}.mrcs"))
-            ti.setSamplingRate(TS_PX)
-            ti.setAcquisition(_acq())
-            ti.setEnabled((ts_id, angle) not in disabled)
-            ts.append(ti)
-        ts_set.update(ts)
-    ts_set.write()
-    return ts_set
+    return tilt_series_set(folder, ts_ids, ANGLES, range(len(ANGLES)), disabled=disabled,
+                           stack_ext=".mrcs", sampling=TS_PX, acq=_acq,
+                           series_acq=lambda ts_id: _acq(voltage=200.0 if ts_id == "TS_02" else 300.0))
 
 
 def _ctf_set(folder, ts_set):
-    ctf_set = SetOfCTFTomoSeries(filename=str(folder / "ctf.sqlite"))
-    ctf_set.setSetOfTiltSeries(ts_set)
-    for ts in ts_set.iterItems():
-        series = CTFTomoSeries(tsId=ts.getTsId())
-        series.setTiltSeries(ts)
-        ctf_set.append(series)
-        for i in range(len(ANGLES)):
-            ctf = CTFTomo(index=i + 1, acqOrder=i)
-            ctf.setStandardDefocus(30000.0 + 100 * i, 30400.0 + 100 * i, 45.0)
-            ctf.setResolution(8.0)
-            ctf.setFitQuality(0.5)
-            series.append(ctf)
-        ctf_set.update(series)
-    ctf_set.write()
-    return ctf_set
+    return ctf_series_set(folder, ts_set, dict.fromkeys(ts_set.getTSIds(), 30000.0), ANGLES,
+                          range(len(ANGLES)), per_degree=0.0, per_view=100.0, resolution=8.0,
+                          fit_quality=0.5)
 
 
 def _tomo_set(folder, ts_set, name="tomos", tag=None):
@@ -124,19 +87,7 @@ def project(tmp_path, monkeypatch):
 
 
 def _refine(**inputs):
-    prot = ProtIsoNet2Refine()
-    os.makedirs("Runs/000002_ProtIsoNet2Refine", exist_ok=True)
-    prot.setWorkingDir("Runs/000002_ProtIsoNet2Refine")
-    for name, value in inputs.items():
-        getattr(prot, name).set(value)
-    return prot
-
-
-def _convert(prot):
-    entries, errors = prot._collectEntries()
-    assert errors == []
-    prot.convertInputStep(convert.entries_signature(entries))
-    return entries
+    return protocol(ProtIsoNet2Refine, "Runs/000002_ProtIsoNet2Refine", **inputs)
 
 
 def _reliontomo_rows(tomo_set, ts_set, folder):
@@ -163,7 +114,7 @@ def _assert_rows_equal(ours, theirs):
 def test_relion5_export_equals_reliontomo_writer(project):
     ts_set, ctf_set, tomo_set = project
     prot = _refine(inputTomograms=tomo_set, inputTiltSeries=ts_set, inputCtfs=ctf_set)
-    _convert(prot)
+    convert_step(prot)
     folder = prot._getExtraPath(relion_export.RELION5_DIR)
     ours = relion_export.read_relion5_star(os.path.join(folder, "tomograms.star"))
     theirs = _reliontomo_rows(tomo_set, ts_set, folder)
@@ -192,7 +143,7 @@ def test_relion5_export_equals_reliontomo_writer(project):
 def test_run_star_is_what_the_official_isonet2_and_the_core_read(project):
     ts_set, ctf_set, tomo_set = project
     prot = _refine(inputTomograms=tomo_set, inputTiltSeries=ts_set, inputCtfs=ctf_set)
-    entries = _convert(prot)
+    entries = convert_step(prot)
     path = prot._getExtraPath(TOMOGRAMS_STAR)
     assert TOMOGRAMS_STAR == "isonet2_tomograms.star"
     table = star.TomogramsTable.read(path)
@@ -213,7 +164,7 @@ def test_run_star_is_what_the_official_isonet2_and_the_core_read(project):
 def test_without_tilt_series_the_tomogram_gives_the_pixel_and_binning_1(project):
     _, _, tomo_set = project
     prot = _refine(inputTomograms=tomo_set)
-    entries = _convert(prot)
+    entries = convert_step(prot)
     assert [e.binning for e in entries] == [1.0, 1.0]
     rows = relion_export.read_relion5_star(prot._relion5StarPath())
     assert rows[0]["rlnTomoTiltSeriesPixelSize"] == TOMO_PX
@@ -225,7 +176,7 @@ def test_without_tilt_series_the_tomogram_gives_the_pixel_and_binning_1(project)
 def test_tilt_series_reached_through_the_ctf_estimations(project):
     ts_set, ctf_set, tomo_set = project
     prot = _refine(inputTomograms=tomo_set, inputCtfs=ctf_set)
-    entries = _convert(prot)
+    entries = convert_step(prot)
     assert entries[0].ts_pixel_size_a == TS_PX
     assert entries[0].ts_pixel_source == "tilt series of the CTF estimation"
     ours = relion_export.read_relion5_star(prot._relion5StarPath())
@@ -245,7 +196,7 @@ def test_separate_half_sets_with_tagged_ts_ids(project, tmp_path):
     odd = _tomo_set(tmp_path, ts_set, "odd", tag="odd")
     prot = _refine(halvesSource=HALVES_SEPARATE, inputEven=even, inputOdd=odd,
                    inputTiltSeries=ts_set, inputCtfs=ctf_set)
-    _convert(prot)
+    convert_step(prot)
     # the even map's file name (TS_01_even.mrc) gives TS_01: the official layout, no full map
     df = starfile.read(prot._getExtraPath(TOMOGRAMS_STAR))
     assert list(df["rlnTomoName"].astype(str)) == ["None", "None"]
@@ -268,7 +219,7 @@ def test_file_names_that_do_not_give_the_ts_id_keep_the_relion5_layout(tmp_path,
     tomo_set.append(tomo)
     tomo_set.write()
     prot = _refine(halvesSource=HALVES_NONE, inputTomograms=tomo_set)
-    _convert(prot)
+    convert_step(prot)
     table = star.TomogramsTable.read(prot._getExtraPath(TOMOGRAMS_STAR))
     assert table.layout == "relion5" and table.tomo_name(0) == "TS_01"
     assert "the official IsoNet2 cannot name" in " ".join(prot._summary())
