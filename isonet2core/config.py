@@ -37,9 +37,80 @@ CTF_MODES: Tuple[Optional[str], ...] = (None,) + typing.get_args(typing.get_args
 
 LossFunc = Literal["L2", "L1", "Huber", "FSC", "FSC+L2"]
 LOSS_FUNCS: Tuple[str, ...] = typing.get_args(LossFunc)
-DEFAULT_LOSS_FUNC = {"isonet2-n2n": "FSC", "isonet2": "FSC", "n2n": "FSC+L2"}
-"""The loss of a method when none is given (measured on realistic lamellae beside the IsoNet2
-program, README Performance: refine FSC; denoise FSC+L2, since FSC alone loses Pearson there)."""
+
+
+@dataclass(frozen=True)
+class MethodTraits:
+    """What a training method implies, asked wherever it matters (trainer, targets, predict,
+    the commands, the Scipion protocols).
+
+    ``halves``: trains on even/odd pairs (else one map per tomogram); ``fills_wedge``: the
+    missing-wedge correction (refine), else plain Noise2Noise (denoise); ``output``: what predict
+    writes, ``corrected`` or ``denoised`` (file suffix, output folder, STAR columns);
+    ``default_loss``: the loss when none is given (measured on realistic lamellae beside the
+    IsoNet2 program: refine FSC; denoise FSC+L2, since FSC alone loses Pearson there)."""
+    name: str
+    halves: bool
+    fills_wedge: bool
+    output: Literal["corrected", "denoised"]
+    default_loss: str
+
+
+METHOD_TRAITS = {
+    "isonet2-n2n": MethodTraits("isonet2-n2n", halves=True, fills_wedge=True, output="corrected",
+                                default_loss="FSC"),
+    "isonet2": MethodTraits("isonet2", halves=False, fills_wedge=True, output="corrected", default_loss="FSC"),
+    "n2n": MethodTraits("n2n", halves=True, fills_wedge=False, output="denoised", default_loss="FSC+L2"),
+}
+"""The one table of the methods (:data:`METHODS` in that order)."""
+DENOISE_METHOD = "n2n"
+"""The method of the ``denoise`` command."""
+REFINE_METHODS: Tuple[str, ...] = tuple(name for name, t in METHOD_TRAITS.items() if t.fills_wedge)
+"""The methods of the ``refine`` command."""
+
+
+def method_traits(method: str) -> MethodTraits:
+    """The traits of a training method.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+
+    Returns
+    -------
+    MethodTraits
+        Its row of :data:`METHOD_TRAITS`.
+
+    Raises
+    ------
+    ValueError
+        An unknown method.
+    """
+    if method not in METHOD_TRAITS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    return METHOD_TRAITS[method]
+
+
+def refine_method(halves: bool) -> str:
+    """The method ``refine --method auto`` picks: the wedge-filling method that trains on halves
+    when every tomogram has them, else the single-map one.
+
+    Parameters
+    ----------
+    halves : bool
+        Every tomogram has even/odd halves.
+
+    Returns
+    -------
+    str
+        A method name.
+    """
+    return next(t.name for t in METHOD_TRAITS.values() if t.fills_wedge and t.halves == halves)
+
+
+DEFAULT_LOSS_FUNC = {name: t.default_loss for name, t in METHOD_TRAITS.items()}
+"""The loss of a method when none is given (:attr:`MethodTraits.default_loss`)."""
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
@@ -500,8 +571,9 @@ class TrainConfig:
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
-        _check(not (self.split_halves and self.method == "isonet2"),
-               "split_halves needs even/odd halves (method isonet2-n2n or n2n), not method isonet2")
+        _check(not (self.split_halves and not method_traits(self.method).halves),
+               f"split_halves needs even/odd halves (method "
+               f"{' or '.join(t.name for t in METHOD_TRAITS.values() if t.halves)}), not method {self.method}")
         _check(self.number_subtomos is None or self.number_subtomos >= 1,
                f"number_subtomos must be at least 1, got {self.number_subtomos}")
         _check(self.save_interval >= 1, f"save_interval must be at least 1, got {self.save_interval}")

@@ -73,7 +73,7 @@ import torch
 from torch import nn
 
 from isonet2core import checkpoint, ctf, filenames, fourier, fsc_weighting, maps, mrcio, normalize, star, tiling, wedge
-from isonet2core.config import Microscope, PredictConfig, flips_input
+from isonet2core.config import Microscope, PredictConfig, flips_input, method_traits
 from isonet2core.device import autocast_dtype
 from isonet2core.filenames import PathLike
 from isonet2core.locks import output_locks
@@ -81,9 +81,6 @@ from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
 from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
 
 log = logging.getLogger(__name__)
-
-N2N_METHODS = ("isonet2-n2n", "n2n")
-
 
 def input_needs_phaseflip(train_config: Mapping, is_ctf_flipped: bool) -> bool:
     """Whether a model's inputs are phase flipped (:func:`isonet2core.config.flips_input` applied
@@ -455,14 +452,14 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     rows = table.rows_for(tomo_idx)
     ckpt, model, model2 = _load_models(model_path, model2_path)
     method, cube = ckpt["method"], int(ckpt["cube_size"])
-    n2n = method in N2N_METHODS
-    denoise = method == "n2n"
-    suffix = filenames.DENOISED if denoise else filenames.CORRECTED
+    traits = method_traits(method)
+    n2n, denoise = traits.halves, not traits.fills_wedge
+    suffix = traits.output                       # filenames.CORRECTED or filenames.DENOISED
     columns = ((star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2) if denoise
                else (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2))
     phaseflip = input_needs_phaseflip(ckpt.get("config") or {}, config.is_ctf_flipped)
     if denoise and config.apply_mw_x1:
-        log.info("denoise (n2n) model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
+        log.info("denoise model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)

@@ -1,6 +1,6 @@
 """Names and versions shared by the plugin's modules."""
 from isonet2core import __version__ as CORE_VERSION
-from isonet2core.config import ARCHS, CTF_MODES, LOSS_FUNCS, NOISE_MODES
+from isonet2core.config import ARCHS, CTF_MODES, DENOISE_METHOD, LOSS_FUNCS, NOISE_MODES, REFINE_METHODS, refine_method
 
 # Names of our own: the Scipion team's plugin for the official program (scipion-em-isonet2,
 # package ``isonet2``) uses ISONET2_HOME / ISONET2_ENV_ACTIVATION and the binary ``isonet2``;
@@ -46,10 +46,10 @@ HALVES_CHOICES = ["linked to the tomograms", "separate even and odd sets", "none
 
 # training methods (isonet2core.config.METHODS) and the form's choice list for refine
 METHOD_AUTO = "auto"
-METHOD_N2N_REFINE = "isonet2-n2n"
-METHOD_SINGLE = "isonet2"
-METHOD_DENOISE = "n2n"
-REFINE_METHOD_CHOICES = [METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE]
+METHOD_N2N_REFINE = refine_method(halves=True)
+METHOD_SINGLE = refine_method(halves=False)
+METHOD_DENOISE = DENOISE_METHOD
+REFINE_METHOD_CHOICES = [METHOD_AUTO, *REFINE_METHODS]
 
 # the forms' enum choices are the core's values in the core's order (isonet2core.config)
 ARCH_CHOICES = list(ARCHS)

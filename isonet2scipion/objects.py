@@ -2,6 +2,8 @@
 import pyworkflow.object as pwobj
 from pwem.objects import EMObject
 
+from isonet2core.config import method_traits
+
 
 class IsoNet2Model(EMObject):
     """A trained IsoNet2 network: the checkpoint file written by ``isonet2 refine`` or
@@ -43,7 +45,7 @@ class IsoNet2Model(EMObject):
 
     def isDenoiser(self):
         """True for plain Noise2Noise models: prediction writes denoised maps."""
-        return self.getMethod() == "n2n"
+        return not method_traits(self.getMethod()).fills_wedge
 
     def __str__(self):
         return (f"IsoNet2Model ({self.getMethod()}, {self.getArch()}, cube "

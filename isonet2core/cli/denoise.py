@@ -15,6 +15,7 @@ import argparse
 import logging
 
 from isonet2core.cli import common, train_common
+from isonet2core.config import DENOISE_METHOD
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser : argparse.ArgumentParser
         The subcommand's parser.
     """
-    train_common.add_training_arguments(parser, output_dir="denoise", method="n2n")   # the IsoNet2 program's folder
+    train_common.add_training_arguments(parser, output_dir="denoise", method=DENOISE_METHOD)   # the IsoNet2 program's folder
     common.add_option(parser, "with_predict", type=common.parse_bool, default=False,
                       help="denoise the tomograms with the final model after training")
     # what refine lets users choose is fixed here: the halves, never re-wedged
@@ -47,4 +48,4 @@ def run(args: argparse.Namespace) -> int:
     int
         The exit code (0).
     """
-    return train_common.run_training(args, "n2n")
+    return train_common.run_training(args, DENOISE_METHOD)

@@ -22,8 +22,10 @@ import logging
 
 from isonet2core.cli import common, train_common
 from isonet2core.config import (
+    REFINE_METHODS,
     PredictConfig,
     options_of,
+    refine_method,
 )
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser : argparse.ArgumentParser
         The subcommand's parser.
     """
-    train_common.add_training_arguments(parser, output_dir="isonet_maps", method="isonet2-n2n")
-    common.add_option(parser, "method", default="auto", choices=("auto", "isonet2-n2n", "isonet2"),
-                      help="isonet2-n2n (even/odd halves), isonet2 (one map per tomogram), or auto: "
-                           "isonet2-n2n when the STAR lists halves")
+    train_common.add_training_arguments(parser, output_dir="isonet_maps", method=refine_method(halves=True))
+    common.add_option(parser, "method", default="auto", choices=("auto", *REFINE_METHODS),
+                      help=f"{refine_method(halves=True)} (even/odd halves), {refine_method(halves=False)} "
+                           f"(one map per tomogram), or auto: {refine_method(halves=True)} when the STAR "
+                           "lists halves")
     common.add_option(parser, "input_column", default="auto",
                       help="single-map refine: STAR column of the maps; auto: rlnDeconvTomoName when "
                            "filled, else rlnTomoReconstructedTomogram")

@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 
 from isonet2core import filenames, locks, outputs, predict
 from isonet2core.cli import common
-from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig
+from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig, method_traits
 from isonet2core.device import select_devices
 from isonet2core.training.plan import TrainingPlan, plan_training
 from isonet2core.training.trainer import RunSettings, TrainResult, check_run_outputs, train
@@ -45,7 +45,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, 
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default=output_dir,
                       help="folder for model files, loss history and plots")
-    common.add_config_options(parser, TrainConfig, exclude=() if method != "n2n" else REFINE_ONLY,
+    common.add_config_options(parser, TrainConfig, exclude=() if method_traits(method).fills_wedge else REFINE_ONLY,
                               defaults={"loss_func": DEFAULT_LOSS_FUNC[method]})
     common.add_option(parser, "pretrained_model", type=common.none_or(str), default=None,
                       help="start from the weights of this model file (fine-tuning; same arch and cube_size)")
@@ -75,7 +75,7 @@ def train_settings(args: argparse.Namespace, method: str) -> dict:
     dict
         Field name -> value.
     """
-    return common.config_values(TrainConfig, args, exclude=REFINE_ONLY if method == "n2n" else ())
+    return common.config_values(TrainConfig, args, exclude=() if method_traits(method).fills_wedge else REFINE_ONLY)
 
 
 def run_training(args: argparse.Namespace, method: str) -> int:
@@ -256,8 +256,7 @@ def check_outputs_first(star_file: str, plan: TrainingPlan, settings: RunSetting
     check_run_outputs(plan.cfg, plan.tomograms, settings)
     if args.with_predict:
         outputs.check_replaceable(star_file)
-        outputs.check_folder_writable(Path(args.output_dir) / ("denoised" if plan.cfg.method == "n2n"
-                                                               else "corrected"))
+        outputs.check_folder_writable(Path(args.output_dir) / method_traits(plan.cfg.method).output)
 
 
 def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Namespace,
@@ -275,7 +274,7 @@ def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Name
     cfg : TrainConfig
         The training settings.
     """
-    out = Path(args.output_dir) / ("denoised" if cfg.method == "n2n" else "corrected")
+    out = Path(args.output_dir) / method_traits(cfg.method).output
     device = select_devices(args.device, args.gpuID)[0]
     predict.predict_tomograms(star_file, result.model_path, None, out,
                               PredictConfig(is_ctf_flipped=cfg.is_ctf_flipped,

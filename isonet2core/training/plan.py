@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
 from isonet2core import maps, mrcio, outputs, planning, star
-from isonet2core.config import METHODS, Method, TrainConfig
+from isonet2core.config import METHODS, Method, TrainConfig, method_traits, refine_method
 from isonet2core.filenames import PathLike
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.trainer import TomogramSpec
@@ -46,7 +46,7 @@ def resolve_method(requested: str, table: star.TomogramsTable, rows: List[int]) 
         return cast(Method, requested)
     halves = all(table.value(r, star.TOMO_HALF1) is not None and table.value(r, star.TOMO_HALF2) is not None
                  for r in rows)
-    method: Method = "isonet2-n2n" if halves else "isonet2"
+    method = cast(Method, refine_method(halves))
     log.info("method auto: %s (%s)", method, "even/odd halves listed" if halves else "no halves in the STAR")
     return method
 
@@ -89,7 +89,7 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
     specs = []
     for row in rows:
         name = table.tomo_name(row)
-        if cfg.method == "isonet2":
+        if not method_traits(cfg.method).halves:
             map_paths: Tuple[Path, ...] = (table.required_path(row, maps.single_map_column(table, row, input_column)),)
         else:
             map_paths = _halves_of(table, row, cfg.method)

@@ -73,7 +73,7 @@ import numpy as np
 import torch
 
 from isonet2core import ctf, fourier, wedge
-from isonet2core.config import Microscope, TrainConfig, flips_input
+from isonet2core.config import Microscope, TrainConfig, flips_input, method_traits
 from isonet2core.training import rotations as rot
 from isonet2core.training.loss import rfft_weights
 
@@ -536,6 +536,6 @@ def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_wei
     list of Rotation
         Refine: wedge-moving (plus arbitrary) rotations; denoise: wedge-keeping ones.
     """
-    if method == "n2n":
+    if not method_traits(method).fills_wedge:
         return rot.sample_rotations(n, rng, 0.0, rot.WEDGE_KEEPING_ROTATIONS)
     return rot.sample_rotations(n, rng, random_rot_weight, rot.WEDGE_MOVING_ROTATIONS)

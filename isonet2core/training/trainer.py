@@ -61,7 +61,7 @@ import numpy as np
 import torch
 
 from isonet2core import checkpoint, filenames, outputs, predict
-from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_input
+from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_input, method_traits
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
 from isonet2core.fourier import apply_fourier_filter
 from isonet2core.mrcio import write_mrc
@@ -214,7 +214,7 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     cfg.validate()
     if not tomograms:
         raise ValueError("no tomograms to train on")
-    n_maps = 1 if cfg.method == "isonet2" else 2
+    n_maps = 2 if method_traits(cfg.method).halves else 1
     for t in tomograms:
         if len(t.map_paths) != n_maps:
             raise ValueError(f"tomogram {t.name}: method {cfg.method} needs {n_maps} map(s), "
@@ -328,7 +328,7 @@ def fill_reuse(cfg: TrainConfig) -> int:
     int
         ``cfg.fill_reuse`` for refine, 1 for denoise (no wedge filling).
     """
-    return 1 if cfg.method == "n2n" else int(cfg.fill_reuse)
+    return int(cfg.fill_reuse) if method_traits(cfg.method).fills_wedge else 1
 
 
 @dataclass
@@ -489,7 +489,7 @@ class Session:
         """
         cubes = torch.from_numpy(cubes_np).to(self.device).unsqueeze(2)      # (h, b, 1, n, n, n)
         filters = [self.filters[r.source] for r in refs]
-        if self.cfg.method == "n2n":
+        if not method_traits(self.cfg.method).fills_wedge:
             return Cubes(cubes, filters, None)
         cubes = targets.flip_cubes(cubes, filters)   # once for the fill_reuse steps of these cubes
         fill = targets.fill_predictions(targets.wedge_cubes(cubes, filters), self.predict_fill,
@@ -513,7 +513,7 @@ class Session:
         targets.Batch
             The step's inputs and targets.
         """
-        if self.cfg.method == "n2n":
+        if not method_traits(self.cfg.method).fills_wedge:
             return targets.denoise_batch(prepared.cubes, prepared.filters, rotations)
         if prepared.fill is None:
             raise RuntimeError("refine cubes were prepared without their fill predictions")

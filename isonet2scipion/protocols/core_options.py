@@ -22,6 +22,7 @@ from isonet2core.config import (
     PredictConfig,
     TrainConfig,
     options_of,
+    refine_method,
 )
 from isonet2scipion.constants import (
     CLIP_MODE_CHOICES,
@@ -288,7 +289,7 @@ _TRAIN_LOOKS = {
                       "L2, L1, Huber, FSC (1 - mean shell Fourier correlation) or FSC+L2 (their "
                       "sum). Defaults, measured beside the IsoNet2 program on realistic lamellae: "
                       "FSC for refine, FSC+L2 for denoise.", expert=True, noneChoice=False,
-                      default=DEFAULT_LOSS_FUNC["isonet2-n2n"]),
+                      default=DEFAULT_LOSS_FUNC[refine_method(halves=True)]),
     "learning_rate": Look("Learning rate", "Initial learning rate.", expert=True,
                           validators=(P.Positive,)),
     "learning_rate_min": Look("Minimum learning rate",

@@ -10,12 +10,12 @@ from pyworkflow.protocol import params
 from pyworkflow.utils import Message
 
 from isonet2core import filenames
-from isonet2core.config import TrainConfig
+from isonet2core.config import METHODS, TrainConfig
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.methods import REFERENCES, withProgram
 from isonet2scipion.objects import IsoNet2Model
 
-MODEL_METHODS = ["isonet2-n2n", "isonet2", "n2n"]
+MODEL_METHODS = list(METHODS)
 
 
 class ImportModelOutputs(Enum):

@@ -4,7 +4,8 @@ from enum import Enum
 from pyworkflow.protocol import params
 from tomo.objects import SetOfTomograms
 
-from isonet2scipion.constants import METHOD_AUTO, METHOD_N2N_REFINE, METHOD_SINGLE, REFINE_METHOD_CHOICES
+from isonet2core.config import refine_method
+from isonet2scipion.constants import METHOD_AUTO, METHOD_N2N_REFINE, REFINE_METHOD_CHOICES
 from isonet2scipion.methods import withProgram
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols.core_options import REFINE_OPTIONS
@@ -40,8 +41,7 @@ class ProtIsoNet2Refine(ProtIsoNet2TrainBase):
         choice = REFINE_METHOD_CHOICES[self.method.get()]
         if choice != METHOD_AUTO:
             return choice
-        return METHOD_N2N_REFINE if entries and all(e.has_halves for e in entries) \
-            else METHOD_SINGLE
+        return refine_method(halves=bool(entries) and all(e.has_halves for e in entries))
 
     def _validate(self):
         errors = super()._validate()
@@ -49,7 +49,7 @@ class ProtIsoNet2Refine(ProtIsoNet2TrainBase):
             entries, _ = self._collectEntries()
             noHalves = [e.ts_id for e in entries if not e.has_halves]
             if noHalves:
-                errors.append("method isonet2-n2n needs even/odd halves; missing for: "
+                errors.append(f"method {METHOD_N2N_REFINE} needs even/odd halves; missing for: "
                               + ", ".join(noHalves))
         return errors
 

@@ -8,6 +8,7 @@ from typing import List, Optional
 from pyworkflow.protocol import params
 
 from isonet2core import filenames, progress
+from isonet2core.config import method_traits
 from isonet2scipion import Plugin, convert, ctf_inputs, sampling_inputs
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS, TRAIN_OPTIONS, coreArgs
@@ -189,7 +190,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         if self.doPredict.get():
             entries = convert.entries_from_signature(signature)
             outputs["tomograms"] = self._predictedTomograms(
-                entries, denoised=method == "n2n", ctfCorrected=self._ctfModeText() is not None)
+                entries, denoised=not method_traits(method).fills_wedge, ctfCorrected=self._ctfModeText() is not None)
         self._defineOutputs(**outputs)
         for output in outputs.values():
             self._defineInputRelations(output)
