@@ -36,3 +36,38 @@ def test_the_method_table():
         (True, True, "corrected"), (False, True, "corrected"), (True, False, "denoised")]
     assert refine_method(halves=True) == "isonet2-n2n" and refine_method(halves=False) == "isonet2"
     assert not method_traits(DENOISE_METHOD).fills_wedge
+
+
+def _module_imports(path: Path, package: str):
+    """The package modules a module imports anywhere: when loaded, inside functions (lazy imports)
+    and for type checking alike."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
+            yield node.module
+            for alias in node.names:          # from package import module
+                yield f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith(package))
+
+
+def test_no_import_circle_in_the_core():
+    """No core module imports, even lazily or for types only, a module that imports it back."""
+    core = ROOT / "isonet2core"
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in core.rglob("*.py")}
+    graph = {m: {i for i in _module_imports(p, "isonet2core") if i in modules and i != m}
+             for m, p in modules.items()}
+    state = {}
+
+    def visit(module, stack):
+        if state.get(module) == "done":
+            return
+        assert state.get(module) != "open", " -> ".join(stack + [module])
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            visit(imported, stack + [module])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        visit(module, [])

@@ -15,7 +15,8 @@ from isonet2core.cli import common
 from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig, method_traits
 from isonet2core.device import select_devices
 from isonet2core.training.plan import TrainingPlan, plan_training
-from isonet2core.training.trainer import RunSettings, TrainResult, check_run_outputs, train
+from isonet2core.training.spec import RunSettings
+from isonet2core.training.trainer import TrainResult, check_run_outputs, train
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from isonet2core import maps, mrcio, outputs, planning, star
 from isonet2core.config import METHODS, Method, TrainConfig, method_traits, refine_method
 from isonet2core.filenames import PathLike
 from isonet2core.training.sampler import read_box_file
-from isonet2core.training.trainer import TomogramSpec
+from isonet2core.training.spec import TomogramSpec
 
 log = logging.getLogger(__name__)
 

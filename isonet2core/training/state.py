@@ -30,7 +30,7 @@ from isonet2core.training import sampler
 from isonet2core.training.ema import ema_decay_at, update_ema
 
 if TYPE_CHECKING:
-    from isonet2core.training.trainer import RunSettings, TomogramSpec
+    from isonet2core.training.spec import RunSettings, TomogramSpec
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -68,44 +68,11 @@ from isonet2core.mrcio import write_mrc
 from isonet2core.nets.registry import channels_of
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
+from isonet2core.training.spec import RunSettings, TomogramSpec
 from isonet2core.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class TomogramSpec:
-    """One tomogram to train on: ``map_paths`` (even, odd) for N2N methods or one map for
-    ``isonet2``; its microscope (tilt range and optics), cubes per epoch and optional mask."""
-    name: str
-    map_paths: Tuple[Path, ...]
-    microscope: Microscope
-    n_subtomos: int
-    mask_path: Optional[Path] = None
-    index: Optional[int] = None       # rlnIndex in the STAR (previews select by it)
-    box_file: Optional[Path] = None   # rlnBoxFile: fixed cube centres (x y z per line)
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How to run (not what to learn): output folder, devices, resume / fine-tune sources.
-
-    ``resume``: a checkpoint to continue from (its weights, optimiser and epoch);
-    ``pretrained_model``: a checkpoint whose weights start a new run (fine-tuning);
-    ``cpu_processes`` > 1 runs DistributedDataParallel over that many CPU processes (gloo),
-    the multi-GPU code path without GPUs; ``progress``: tqdm bars on stderr.
-    """
-    output_dir: Path
-    device: str = "auto"
-    gpu_ids: Optional[str] = None
-    ncpus: int = 4
-    resume: Optional[Path] = None
-    pretrained_model: Optional[Path] = None
-    command_line: Tuple[str, ...] = ()
-    progress: bool = True
-    cpu_processes: int = 1
-    protect: Tuple[Path, ...] = ()    # other files the run's outputs must not replace (the STAR's)
 
 
 @dataclass
