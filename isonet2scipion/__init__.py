@@ -244,9 +244,9 @@ class Plugin(pwem.Plugin):
 
         def stamp(python):
             # the install target holds the core's version line: validateInstallation reads it
-            # instead of starting the core (isonet2scipion.env_stamp)
+            # instead of starting the core (isonet2scipion.env_stamp); the log shows it too
             return (f"{python} -m isonet2core --version > {INSTALLED_FLAG}.tmp && "
-                    f"mv {INSTALLED_FLAG}.tmp {INSTALLED_FLAG}")
+                    f"cat {INSTALLED_FLAG}.tmp && mv {INSTALLED_FLAG}.tmp {INSTALLED_FLAG}")
         if useConda:
             return (f"{buildWheel} && {cls.getCondaActivationCmd()} conda create -y -n "
                     f"{ENV_NAME} python=3.11 && conda activate {ENV_NAME} && "

@@ -137,8 +137,8 @@ def test_define_binaries_declares_the_environment(monkeypatch, conda):
     (command, target), = kwargs["commands"]
     # the install target holds the core's version line (validateInstallation's stamp)
     assert target == INSTALLED_FLAG and command.endswith(
-        f"-m isonet2core --version > {INSTALLED_FLAG}.tmp && mv {INSTALLED_FLAG}.tmp "
-        f"{INSTALLED_FLAG}")
+        f"-m isonet2core --version > {INSTALLED_FLAG}.tmp && cat {INSTALLED_FLAG}.tmp && "
+        f"mv {INSTALLED_FLAG}.tmp {INSTALLED_FLAG}")
     # the core comes from a wheel of the plugin's own files, never from a registry lookup
     assert command.startswith(f"{sys.executable} -m isonet2scipion.core_wheel . && ")
     assert f"pip install ./isonet2core-{ISONET2_VERSION}-py3-none-any.whl" in command
