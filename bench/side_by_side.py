@@ -161,6 +161,29 @@ def make_data(root: Path, geometry: str, shape: Sequence[int], seed: int) -> dic
             "truth": read_mrc(folder / "ground_truth" / "tomo_001.mrc")[0]}
 
 
+def external_data(source: Path, root: Path) -> dict:
+    """A lamella of another simulator laid out as ``shared/data/lamella-s1`` (``tomo_even.mrc``,
+    ``tomo_odd.mrc``, ``tomo_full.mrc``, ``gt.mrc``, ``params.json``): linked into
+    ``root/<name>/{even,odd,full}/tomo_001.mrc`` as our commands and the official program read
+    folders. Its ground truth is protein bright and its tomograms protein dark: the truth is
+    negated, so that the sign-sensitive scores (Pearson, FSC) compare like with like."""
+    from isonet2core.mrcio import read_mrc
+
+    params = json.loads((source / "params.json").read_text())
+    folder = root / f"external_{source.name}"
+    for half, name in (("even", "tomo_even.mrc"), ("odd", "tomo_odd.mrc"), ("full", "tomo_full.mrc")):
+        link = folder / half / "tomo_001.mrc"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((source / name).resolve())
+    acq = {"pixel_size_a": params["pixel_size_A"], "defocus_a": params["defocus_A"],
+           "voltage_kv": params["voltage_kV"], "cs_mm": params["cs_mm"],
+           "amplitude_contrast": params["amplitude_contrast"], "tilt_min_deg": params["tilt_min_deg"],
+           "tilt_max_deg": params["tilt_max_deg"]}
+    return {"folder": folder, "acq": acq, "full": read_mrc(folder / "full" / "tomo_001.mrc")[0],
+            "truth": -read_mrc(source / "gt.mrc")[0]}
+
+
 # ------------------------------------------------------------------------------- running
 def _run(cmd: List[str], cwd: Path, log_path: Path, env: Optional[dict] = None) -> float:
     t0 = time.perf_counter()
@@ -349,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--official", default=None, help="folder made by shared/tools/official-isonet2/setup.sh")
     p.add_argument("--official-python", default=None, help="a python that imports IsoNet (GPU machines)")
     p.add_argument("--official-repeats", type=int, default=1)
-    p.add_argument("--geometries", default="pm60,lamella")
+    p.add_argument("--geometries", default="pm60,lamella",
+                   help="pm60, lamella (ours, simulated) or dir:FOLDER (a lamella laid out as "
+                        "shared/data/lamella-s1), comma-separated")
     p.add_argument("--shape", default="64x192x192")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--wall-epochs", type=int, default=0, help="train ours this long for the equal-wall row (0: no row)")
@@ -399,7 +424,12 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
     shape = [int(x) for x in a.shape.split("x")]
     seeds = [int(x) for x in a.seeds.split(",")] if "ours" not in skip else []
     ours_extra = shlex.split(a.ours_extra)
-    data = make_data(a.data or out / "data", geometry, shape, seed=0)
+    if geometry.startswith("dir:"):          # another simulator's lamella (external_data)
+        source = Path(geometry[len("dir:"):])
+        data = external_data(source, a.data or out / "data")
+        geometry = source.name
+    else:
+        data = make_data(a.data or out / "data", geometry, shape, seed=0)
     data["geometry"] = geometry
     if "baselines" not in skip:
         rows += baselines(data, geometry)

@@ -48,3 +48,26 @@ def test_quality_evaluate_known_values():
     assert same["wedge_fsc_mean"] == pytest.approx(1.0, abs=1e-3)
     assert noisy["pearson"] == pytest.approx(1 / np.sqrt(2), abs=0.02)
     assert noisy["wedge_fsc_mean"] < 0.9
+
+
+def test_an_external_lamella_is_read_as_our_lamellae_are(tmp_path):
+    """bench.side_by_side --geometries dir:FOLDER (shared/data/lamella-s1's layout): the maps are
+    linked as the commands read folders, the acquisition comes from params.json, and the truth
+    (protein bright there) is negated to the tomograms' dark contrast."""
+    side_by_side = pytest.importorskip("bench.side_by_side")
+    from isonet2core import mrcio
+    source = tmp_path / "s9"
+    rng = np.random.default_rng(0)
+    gt = rng.standard_normal((16, 24, 24)).astype(np.float32)
+    for name, vol in (("gt.mrc", gt), ("tomo_full.mrc", -gt + 0.3 * rng.standard_normal(gt.shape)),
+                      ("tomo_even.mrc", -gt), ("tomo_odd.mrc", -gt)):
+        mrcio.write_mrc(source / name, vol, 8.0)
+    (source / "params.json").write_text(json.dumps({
+        "pixel_size_A": 8.0, "defocus_A": 30000.0, "voltage_kV": 300.0, "cs_mm": 2.7,
+        "amplitude_contrast": 0.1, "tilt_min_deg": -60.0, "tilt_max_deg": 60.0}))
+    data = side_by_side.external_data(source, tmp_path / "cache")
+    assert data["acq"]["defocus_a"] == 30000.0 and data["acq"]["tilt_max_deg"] == 60.0
+    assert (data["folder"] / "even" / "tomo_001.mrc").resolve() == (source / "tomo_even.mrc").resolve()
+    scores = side_by_side.score(data["full"], data["truth"], 8.0, -60.0, 60.0)
+    assert scores["pearson"] > 0.9
+    assert side_by_side.external_data(source, tmp_path / "cache")["folder"] == data["folder"]   # reused
