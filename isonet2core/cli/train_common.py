@@ -12,7 +12,7 @@ from typing import List, Optional, Sequence
 
 from isonet2core import filenames, locks, outputs, predict
 from isonet2core.cli import common
-from isonet2core.config import DEFAULT_LOSS_FUNC, REFINE_ONLY, PredictConfig, TrainConfig, method_traits
+from isonet2core.config import DEFAULT_LOSS_FUNC, DENOISE_METHOD, REFINE_ONLY, PredictConfig, TrainConfig, method_traits
 from isonet2core.device import select_devices
 from isonet2core.training.plan import TrainingPlan, plan_training
 from isonet2core.training.spec import RunSettings
@@ -46,7 +46,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, output_dir: str, 
     common.add_star_argument(parser)
     common.add_option(parser, "output_dir", default=output_dir,
                       help="folder for model files, loss history and plots")
-    common.add_config_options(parser, TrainConfig, exclude=() if method_traits(method).fills_wedge else REFINE_ONLY,
+    common.add_config_options(parser, TrainConfig, exclude=REFINE_ONLY if method == DENOISE_METHOD else (),
                               defaults={"loss_func": DEFAULT_LOSS_FUNC[method]})
     common.add_option(parser, "pretrained_model", type=common.none_or(str), default=None,
                       help="start from the weights of this model file (fine-tuning; same arch and cube_size)")
@@ -69,14 +69,14 @@ def train_settings(args: argparse.Namespace, method: str) -> dict:
     args : argparse.Namespace
         Parsed arguments.
     method : str
-        The command's method.
+        The command's method: ``auto`` or one of refine's (refine), or ``DENOISE_METHOD``.
 
     Returns
     -------
     dict
         Field name -> value.
     """
-    return common.config_values(TrainConfig, args, exclude=() if method_traits(method).fills_wedge else REFINE_ONLY)
+    return common.config_values(TrainConfig, args, exclude=REFINE_ONLY if method == DENOISE_METHOD else ())
 
 
 def run_training(args: argparse.Namespace, method: str) -> int:
