@@ -6,7 +6,7 @@ Each size is measured in a fresh worker process (:func:`measure_size`):
    weights); warm-up: one bare forward batch and ``predict_volume`` on a corner of the tomogram
    (kernel selection, thread pools, FFT plans); the tomogram is then written to an MRC file in
    a temporary folder and the in-memory array dropped;
-2. ``isonet2core.predict.predict_file``, what ``isonet2 predict`` runs for each map: the MRC
+2. ``isonet2core.steps.predict.predict_file``, what ``isonet2 predict`` runs for each map: the MRC
    file read z slab by z slab, normalisation, missing-wedge input filter of ``apply_mw_x1``,
    tiling, batched network, Hann blending, denormalisation, the output streamed into an MRC
    file; timed end to end, with the process's peak memory during it;
@@ -44,11 +44,12 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
                  compile_model: bool = False, **_) -> dict:
     """Measure ``predict_file`` (MRC file to MRC file) on one tomogram size; see the module
     docstring."""
-    from isonet2core import mrcio, predict, tiling
     from isonet2core.config import Microscope, PredictConfig
     from isonet2core.device import autocast_dtype, precision_name
+    from isonet2core.io import mrcio
     from isonet2core.nets.registry import build
     from isonet2core.nets.unet import compiled
+    from isonet2core.steps import predict, tiling
 
     t_start = time.perf_counter()
     if threads:

@@ -69,9 +69,9 @@ def profile_training_step(*, arch: str, cube: int, batch: int, device: torch.dev
 def profile_prediction(*, shape: Sequence[int], arch: str, cube: int, batch_size: int,
                        device: torch.device, mixed_precision: bool, top: int = 12) -> dict:
     """Profiles of ``predict_volume`` on a random tomogram of ``shape`` (after a warm-up run)."""
-    from isonet2core import predict
     from isonet2core.config import Microscope, PredictConfig
     from isonet2core.nets.registry import build
+    from isonet2core.steps import predict
 
     volume = np.random.default_rng(0).standard_normal(tuple(shape), dtype=np.float32)
     model = build(arch).to(device).eval()

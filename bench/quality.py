@@ -1,8 +1,8 @@
 """Restoration quality at fixed training budgets, against simulated ground truth.
 
-1. ``isonet2core.simulate.simulate_dataset`` makes one tomogram (full, even, odd and the
+1. ``isonet2core.simulation.simulate.simulate_dataset`` makes one tomogram (full, even, odd and the
    ground truth, protein dark) with its acquisition (tilt range, CTF).
-2. Baselines: the raw full map and its Wiener deconvolution (``isonet2core.deconv``, defaults).
+2. Baselines: the raw full map and its Wiener deconvolution (``isonet2core.steps.deconv``, defaults).
 3. For ``denoise`` (method ``n2n``), ``refine`` (method ``isonet2-n2n``) and refine with the
    fill predicted on every step (``fill_reuse = 1``, see :data:`RUNS`) one training run each (the trainer's ``train``, in a worker process) with a checkpoint after every epoch
    (``save_interval=1``). The learning rate is constant (the defaults ``learning_rate =
@@ -13,9 +13,9 @@
    optimiser); checkpoint writing (here every epoch, in real runs every ``save_interval``) is
    reported separately. The run is stopped once its epochs pass the largest budget. Epochs
    are sized from the measured step time to last about ``epoch_target_s``.
-4. Each selected checkpoint is applied with ``isonet2core.predict.predict_tomograms`` (even and
+4. Each selected checkpoint is applied with ``isonet2core.steps.predict.predict_tomograms`` (even and
    odd predicted and averaged, as ``isonet2 predict`` does) and compared with the ground truth
-   by ``isonet2core.metrics``: Pearson correlation, PSNR, the FSC = 0.143 resolution, and the
+   by ``isonet2core.imaging.metrics``: Pearson correlation, PSNR, the FSC = 0.143 resolution, and the
    FSC restricted to the missing-wedge region (``metrics.mean_fsc``: mean over the shells up
    to Nyquist, and up to 0.25 cycles/voxel).
 """
@@ -53,8 +53,7 @@ def evaluate(volume: np.ndarray, truth: np.ndarray, *, pixel_size_a: float,
     (after the least-squares affine fit of ``metrics.psnr``), FSC = 0.143 resolution (A), and
     the mean missing-wedge FSC over all shells and over the shells up to
     ``WEDGE_FSC_LOW_FREQ`` cycles/voxel."""
-    from isonet2core import metrics
-
+    from isonet2core.imaging import metrics
     freq, curve = metrics.fsc(volume, truth)
     wfreq, wcurve = metrics.wedge_fsc(volume, truth, tilt_min_deg, tilt_max_deg)
     return {
@@ -130,8 +129,7 @@ def train_within(budget_s: float, args: dict, poll_s: float = 1.0) -> dict:
 
 # --------------------------------------------------------------------------- the section
 def _star_for(sim: dict, microscope, path: Path) -> Path:
-    from isonet2core import star
-
+    from isonet2core.io import star
     table = star.TomogramsTable.from_records([{
         star.TOMO_NAME: "tomo_001", star.TOMO_FULL: sim["full"],
         star.TOMO_HALF1: sim["even"], star.TOMO_HALF2: sim["odd"],
@@ -149,9 +147,10 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
                 predict_batch: int = 2, threads: Optional[int] = None, seed: int = 0) -> dict:
     """The quality section (see the module docstring). ``step_s_estimate``: expected seconds
     of one training step per method label (``denoise``, ``refine``), to size the epochs."""
-    from isonet2core import deconv, mrcio
     from isonet2core.config import DeconvConfig, Microscope
-    from isonet2core.simulate import SimulationConfig, simulate_dataset
+    from isonet2core.io import mrcio
+    from isonet2core.simulation.simulate import SimulationConfig, simulate_dataset
+    from isonet2core.steps import deconv
 
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -216,8 +215,9 @@ def run_quality(*, workdir: Path, budgets_min: Sequence[float], device: torch.de
 def _budget_row(label, budget, history, cumulative, out, method, arch, cube, batch, steps_per_epoch,
                 sim, microscope, workdir, tag, predict_batch, mixed_precision, device, score) -> dict:
     """The row of one budget: the last epoch finished within it, predicted and scored."""
-    from isonet2core import filenames, mrcio, predict
     from isonet2core.config import PredictConfig
+    from isonet2core.io import mrcio, output_names
+    from isonet2core.steps import predict
 
     done = [i for i, c in enumerate(cumulative) if c <= budget + 1e-9]
     row = {"output": label, "budget_min": round(budget / 60.0, 3)}
@@ -225,7 +225,7 @@ def _budget_row(label, budget, history, cumulative, out, method, arch, cube, bat
         row["note"] = "no epoch finished within the budget"
         return row
     epoch = int(history[done[-1]]["epoch"])
-    model_file = filenames.model_path(out, method, arch, cube, epoch)
+    model_file = output_names.model_path(out, method, arch, cube, epoch)
     star_path = _star_for(sim, microscope, workdir / f"eval_{tag}_{epoch}.star")
     t_p = time.perf_counter()
     written = predict.predict_tomograms(star_path, model_file, output_dir=workdir / f"pred_{tag}_{epoch}",

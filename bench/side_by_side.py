@@ -1,17 +1,17 @@
 """``python -m bench.side_by_side``: ours beside the official IsoNet2 on realistic lamellae.
 
 Both programs run as their users run them (whole processes: ``prepare_star``, ``refine`` or
-``denoise``, ``predict``) on the same :mod:`isonet2core.lamella` tomograms with the same
+``denoise``, ``predict``) on the same :mod:`isonet2core.simulation.lamella` tomograms with the same
 settings (by default the official tutorial-like ones of issue 11: isonet2-n2n, CTF_mode
 network, mw_weight 200, unet-small, cube 48, batch 4, 4 epochs of 56 steps). Every output map
 is scored against the ground truth with the same metrics (scale-free, so the official
 program's own normalisation does not matter): Pearson CC, the FSC 0.5 and 0.143 resolutions,
-and the mean FSC in the measured region and in the missing wedge (:mod:`isonet2core.metrics`).
+and the mean FSC in the measured region and in the missing wedge (:mod:`isonet2core.imaging.metrics`).
 Time per step: the median of each program's per-step times (the official one's from its timing
 log; ours from ``step_seconds`` of ``loss_history.json``), so neither counts its warm-up; "train
 s" is the sum.
 
-Reported per geometry (:data:`isonet2core.lamella.GEOMETRIES`):
+Reported per geometry (:data:`isonet2core.simulation.lamella.GEOMETRIES`):
 
 * raw full map, Gaussian low-pass (best sigma) and Wiener deconvolution (best of a small grid),
   the baselines against the same truth;
@@ -96,8 +96,7 @@ class Row:
 def score(volume: np.ndarray, truth: np.ndarray, pixel_size_a: float, tilt_min: float,
           tilt_max: float) -> Dict[str, Optional[float]]:
     """The side-by-side metrics of a map against the ground truth (all scale-free)."""
-    from isonet2core import metrics
-
+    from isonet2core.imaging import metrics
     f, c = metrics.fsc(volume, truth)
     _, cw = metrics.wedge_fsc(volume, truth, tilt_min, tilt_max)
     _, cm = metrics.measured_fsc(volume, truth, tilt_min, tilt_max)
@@ -124,7 +123,7 @@ def baselines(data: dict, geometry: str) -> List[Row]:
     import scipy.ndimage
 
     from isonet2core.config import DeconvConfig, Microscope
-    from isonet2core.deconv import deconvolve
+    from isonet2core.steps.deconv import deconvolve
 
     full, truth, acq = data["full"], data["truth"], data["acq"]
     args = (acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"])
@@ -145,8 +144,8 @@ def baselines(data: dict, geometry: str) -> List[Row]:
 # ------------------------------------------------------------------------------- data
 def make_data(root: Path, geometry: str, shape: Sequence[int], seed: int) -> dict:
     """The lamella of ``geometry`` (cached under ``root``) and its truth and acquisition."""
-    from isonet2core import lamella
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
+    from isonet2core.simulation import lamella
 
     folder = root / f"{geometry}_{'x'.join(map(str, shape))}_seed{seed}"
     acq_file = folder / "acquisition.json"
@@ -167,7 +166,7 @@ def external_data(source: Path, root: Path) -> dict:
     ``root/<name>/{even,odd,full}/tomo_001.mrc`` as our commands and the official program read
     folders. Its ground truth is protein bright and its tomograms protein dark: the truth is
     negated, so that the sign-sensitive scores (Pearson, FSC) compare like with like."""
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
 
     params = json.loads((source / "params.json").read_text())
     folder = root / f"external_{source.name}"
@@ -279,7 +278,7 @@ def run_official(official: Official, data: dict, s: Settings, work: Path, label:
         pred_args += ["--gpuID", "0"]
     predict_s = official(pred_args, work, logp)
     out = sorted(glob.glob(str(work / "pred" / "*.mrc")))
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
     vol = read_mrc(out[0])[0]
     return Row(geometry, label, "official", steps=len(steps), train_s=round(float(np.sum(steps)), 1),
                step_s=round(float(np.median(steps)), 3) if steps else None, predict_s=round(predict_s, 1),
@@ -303,7 +302,7 @@ def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List
 
 def _map_row(data: dict, out_dir: Path, label: str, program: str, **kw) -> Row:
     """A row scoring the main map (not a half) in ``out_dir``."""
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
 
     acq = data["acq"]
     vol = read_mrc(next(p for p in sorted(glob.glob(str(out_dir / "*.mrc"))) if "_half" not in p))[0]
@@ -338,8 +337,7 @@ COLUMNS = ("pearson", "fsc_05_a", "fsc_0143_a", "measured_fsc", "wedge_fsc")
 
 
 def write_report(out: Path, rows: List[Row], header: dict) -> None:
-    from isonet2core import atomic
-
+    from isonet2core.io import atomic
     atomic.write_text(out / "side_by_side.json", json.dumps(
         {"header": header, "rows": [r.__dict__ for r in rows]}, indent=2) + "\n")
     lines = [f"Side by side ({header['started']}, {header['device']}): {header['settings']}", "",
@@ -490,19 +488,18 @@ def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
                       env: Optional[dict] = None, predict_extra: Sequence[str] = ()) -> List[Row]:
     """For runs with ``--ema_decay``: the same checkpoints predicted with the trained (last)
     weights instead of their average, one row per row of ``rows`` (none without averaging)."""
-    from isonet2core import checkpoint
-
+    from isonet2core.io import model_file
     extra = []
     for epoch, row in rows.items():
         model = Path(sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0])
-        ckpt = checkpoint.load_checkpoint(model)
+        ckpt = model_file.load_checkpoint(model)
         if ckpt.get("train_model_state") is None:
             continue
         ckpt["model_state"], ckpt["model2_state"] = ckpt.pop("train_model_state"), ckpt.pop("train_model2_state")
         ckpt.pop("ema_updates")
         last = work / "last_weights" / model.name
         last.parent.mkdir(exist_ok=True)
-        checkpoint.save_checkpoint(last, ckpt)
+        model_file.save_checkpoint(last, ckpt)
         extra += with_plain_average(data, _score_epoch(data, s, work, epoch, f"{row.label} (last weights)",
                                                        env=env, model=last, predict_extra=predict_extra))
     return extra
@@ -513,7 +510,7 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
                  predict_extra: Sequence[str] = ()) -> Row:
     """Predict and score our checkpoint of ``epoch`` in a run folder of :func:`run_ours`
     (``model``: another model file standing for it)."""
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
 
     acq = data["acq"]
     logp = work / "log.txt"
@@ -537,7 +534,7 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
 def with_plain_average(data: dict, row: Row) -> List[Row]:
     """``row`` and, when its prediction has half maps, the same prediction as the plain mean of
     the halves (predict's output before FSC weighting)."""
-    from isonet2core.mrcio import read_mrc
+    from isonet2core.io.mrcio import read_mrc
 
     halves = sorted(glob.glob(str(Path(row.pred_dir) / "*_half[12].mrc"))) if row.pred_dir else []
     if len(halves) != 2:

@@ -48,7 +48,7 @@ STEP_SECTIONS = ("fill_forward", "targets", "forward", "backward", "loss", "opti
 
 
 def _write_maps(workdir: Path, cube: int, seed: int = 0):
-    from isonet2core.mrcio import write_mrc
+    from isonet2core.io.mrcio import write_mrc
 
     n = cube + 32
     rng = np.random.default_rng(seed)

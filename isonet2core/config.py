@@ -116,7 +116,7 @@ NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
 AmpDtype = Literal["auto", "bfloat16", "float16"]
 StarLayout = Literal["isonet2", "relion5"]
-"""How a tomograms STAR is written (:data:`isonet2core.star.LAYOUTS`)."""
+"""How a tomograms STAR is written (:data:`isonet2core.io.star.LAYOUTS`)."""
 AMP_DTYPES: Tuple[str, ...] = typing.get_args(AmpDtype)
 """Autocast dtype when ``mixed_precision`` (rule: :func:`isonet2core.device.autocast_dtype`)."""
 

@@ -6,7 +6,7 @@ acquisition, and reading the output columns back (the defocus at 0 degrees and t
 tilt range from CTF estimations: :mod:`isonet2scipion.ctf_inputs`).
 
 The file the core runs on (``extra/isonet2_tomograms.star``) is written by the core's own writer
-(:meth:`isonet2core.star.TomogramsTable.write`), in the layout the official IsoNet2 program runs as
+(:meth:`isonet2core.io.star.TomogramsTable.write`), in the layout the official IsoNet2 program runs as
 it is (``isonet2``: ``rlnTomoName`` the full map's path, ``None`` for empty cells) when every
 tomogram's name reads back from its map's file name, else in the RELION-5 layout (``rlnTomoName``
 the tsId), which the core reads too (:func:`run_layout`). The plugin reads its columns back and
@@ -18,7 +18,7 @@ Even/odd recognition (``order_halves``): Scipion stores a tomogram's two half ma
 without saying which is which, and producers differ (IMOD and AreTomo store ``[odd, even]``,
 others sort by file name). With ``HALF_ORDER_AUTO`` the two paths are compared component by
 component from the file name up, and the first components that differ decide when one carries
-an even tag and the other an odd tag, as :func:`isonet2core.mapnames.half_tag` reads them
+an even tag and the other an odd tag, as :func:`isonet2core.io.input_names.half_tag` reads them
 (``EVN``/``even``/``half1`` vs ``ODD``/``odd``/``half2``, any case, delimited by ``_ - .`` or
 the ends; e.g. ``TS_01_even.mrc`` / ``TS_01_odd.mrc``, ``TS_01_EVN_Vol.mrc`` /
 ``TS_01_ODD_Vol.mrc``, ``even/TS_01.mrc`` / ``odd/TS_01.mrc``, ``x_half1.mrc`` /
@@ -38,29 +38,29 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from emtable import Table
 
-from isonet2core import atomic, mapnames, star
 from isonet2core.config import check_tilt_range
-from isonet2core.planning import check_fits
+from isonet2core.io import atomic, input_names, star
+from isonet2core.training.budget import check_fits
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
 from isonet2scipion.ctf_inputs import by_plain_ts_id, plain_ts_id
 
 
 # ------------------------------------------------------------------ even / odd
 def _component_tags(a: str, b: str) -> Optional[Tuple[str, str]]:
-    """The even/odd tags (:func:`isonet2core.mapnames.half_tag`) of the first path components in
+    """The even/odd tags (:func:`isonet2core.io.input_names.half_tag`) of the first path components in
     which ``a`` and ``b`` differ, when they are one even and one odd."""
     for pa, pb in zip(reversed(Path(a).parts), reversed(Path(b).parts)):
         if pa == pb:
             continue
-        ta = mapnames.half_tag(_stem(pa))
-        tb = mapnames.half_tag(_stem(pb))
+        ta = input_names.half_tag(_stem(pa))
+        tb = input_names.half_tag(_stem(pb))
         if ta and tb and ta != tb:
             return ta, tb
     return None
 
 
 def _stem(name: str) -> str:
-    for suffix in mapnames.MAP_SUFFIXES:
+    for suffix in input_names.MAP_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -207,13 +207,13 @@ def run_layout(entries: Sequence[TomoEntry]) -> str:
     ``relion5`` (``rlnTomoName`` the tsId; the core reads it, the official program does not)."""
     for e in entries:
         source = e.full or e.even
-        if source is None or mapnames.tomo_name_from_path(source) != e.ts_id:
+        if source is None or input_names.tomo_name_from_path(source) != e.ts_id:
             return "relion5"
     return "isonet2"
 
 
 def write_tomograms_star(entries: Sequence[TomoEntry], path, layout: Optional[str] = None) -> Path:
-    """Write ``entries`` to ``path`` (atomic, by isonet2core.star) in ``layout``
+    """Write ``entries`` to ``path`` (atomic, by isonet2core.io.star) in ``layout``
     (None: :func:`run_layout`)."""
     if not entries:
         raise ValueError(f"no tomograms to write to {path}")
@@ -243,12 +243,12 @@ def _row_name(row) -> str:
     """A row's tomogram name by the core's rule: ``rlnTomoName`` when it is a name; in the
     IsoNet2 layout, from the map path it holds (or from the first half map when empty)."""
     name = _cell(row, star.TOMO_NAME)
-    if name is not None and not mapnames.looks_like_path(name):
+    if name is not None and not input_names.looks_like_path(name):
         return name
     source = name or _cell(row, star.TOMO_FULL) or _cell(row, star.TOMO_HALF1)
     if source is None:
         raise ValueError(f"a row without a tomogram name or map: {row}")
-    return mapnames.tomo_name_from_path(source)
+    return input_names.tomo_name_from_path(source)
 
 
 def _resolve(value: str, star_path) -> Path:
@@ -291,7 +291,7 @@ def merge_columns(star_path, updates: Dict[str, Dict[str, str]]) -> None:
     rows = list(table)
     names = [_row_name(row) for row in rows]
     program = any(_cell(r, star.TOMO_NAME) is None
-                  or mapnames.looks_like_path(_cell(r, star.TOMO_NAME)) for r in rows)
+                  or input_names.looks_like_path(_cell(r, star.TOMO_NAME)) for r in rows)
     empty = "None" if program else '""'
     new = [c for c in dict.fromkeys(c for cols in updates.values() for c in cols)
            if not table.hasColumn(c)]
@@ -336,7 +336,7 @@ def shape_zyx(tomo) -> Optional[Tuple[int, int, int]]:
 
 def cube_errors(tomos: Dict[str, object], cube_size: int) -> List[str]:
     """One error per tomogram (``{tsId: Tomogram}``) in which a training cube does not fit,
-    by the rule the core applies (:func:`isonet2core.planning.check_fits`)."""
+    by the rule the core applies (:func:`isonet2core.training.budget.check_fits`)."""
     errors = []
     for ts_id, tomo in tomos.items():
         shape = shape_zyx(tomo)

@@ -5,7 +5,7 @@ What it does, in a folder of its own (default ``./isonet2_demo``):
 1. sets up a private Scipion (``SCIPION_HOME``/``SCIPION_USER_DATA`` under the folder,
    notifications off, ``SQLITE_JOURNAL_MODE=WAL``, a basic ``hosts.conf``) that runs the
    IsoNet2 core with the current interpreter (``ISONET2SCIPION_PYTHON``);
-2. simulates a small cryo-ET data set with ground truth (:func:`isonet2core.simulate.
+2. simulates a small cryo-ET data set with ground truth (:func:`isonet2core.simulation.simulate.
    simulate_dataset`: full, even and odd tomograms, IMOD defocus files, tilt angles) and the
    tilt-series stacks the CTF import attaches to (noise-free projections of the phantom;
    IsoNet2 reads only their angles) - or takes the user's data (``--data DIR``, layout in
@@ -13,7 +13,7 @@ What it does, in a folder of its own (default ``./isonet2_demo``):
 3. creates the Scipion project ``isonet2_demo`` and runs the chain of
    :func:`isonet2scipion.examples.scripted_workflow.build_workflow`: imports (tomograms full,
    even, odd; tilt series; IMOD CTF) -> make mask -> refine -> predict;
-4. writes the report (:func:`isonet2core.report.make_report`: orthoslices, Fourier slices,
+4. writes the report (:func:`isonet2core.report.run_report.make_report`: orthoslices, Fourier slices,
    FSC, numbers against the ground truth, loss curves) into ``<folder>/report``;
 5. prints where everything is and, for simulated data, how close the raw and the corrected
    tomograms are to the ground truth.
@@ -195,8 +195,8 @@ def simulate_data(folder: Path, size: DemoSize) -> Tuple[DataLayout, List[dict]]
     """Simulated tomograms (``isonet2 simulate`` layout) plus ``tilt_series/`` stacks."""
     import numpy as np
 
-    from isonet2core import mrcio, simulate
-
+    from isonet2core.io import mrcio
+    from isonet2core.simulation import simulate
     cfg = simulate.SimulationConfig(shape=size.shape, pixel_size_a=PIXEL_SIZE_A,
                                     defocus_a=DEFOCUS_A, defocus_step_a=DEFOCUS_STEP_A, seed=3)
     records = simulate.simulate_dataset(folder, cfg, n_tomograms=size.n_tomograms)
@@ -216,12 +216,13 @@ def simulate_data(folder: Path, size: DemoSize) -> Tuple[DataLayout, List[dict]]
 def quality_summary(star_file: Path, ground_truth: Path) -> List[dict]:
     """Per tomogram: Pearson correlation and mean missing-wedge FSC of the raw map (full map,
     else the mean of the halves) and of the corrected map against the ground truth."""
-    from isonet2core import metrics, mrcio, report, star
-
+    from isonet2core.imaging import metrics
+    from isonet2core.io import mrcio, star
+    from isonet2core.report import run_report
     table = star.TomogramsTable.read(star_file)
     rows = []
     for row in range(len(table)):
-        maps = report.tomogram_maps(table, row, ground_truth)
+        maps = run_report.tomogram_maps(table, row, ground_truth)
         truth, _ = mrcio.read_mrc(maps.ground_truth)
         if maps.raw is not None:
             raw, _ = mrcio.read_mrc(maps.raw)
@@ -288,7 +289,7 @@ def run_demo(args, folder: Path) -> int:
     star_file = Path(predict._getExtraPath(TOMOGRAMS_STAR)).absolute()
 
     log("writing the report ...")
-    from isonet2core.report import make_report
+    from isonet2core.report.run_report import make_report
     pages = make_report(star_file, folder / "report",
                         model_dir=Path(refine._getExtraPath("model")).absolute(),
                         ground_truth_dir=ground_truth)

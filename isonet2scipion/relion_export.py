@@ -44,7 +44,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from emtable import Table
 
-from isonet2core import atomic, star
+from isonet2core.io import atomic, star
 
 RELION5_DIR = "relion5"                 # inside a protocol's extra folder
 RELION5_TOMOGRAMS_STAR = "tomograms.star"

@@ -4,7 +4,7 @@ Both are matched to the tomograms by tsId (:func:`isonet2scipion.ctf_inputs.plai
 one rule) and reach the core as STAR columns:
 
 * ``rlnMaskBoundary``: an IMOD model (``.mod``) of the lamella outline per tomogram, read by
-  ``isonet2 make-mask`` as the official IsoNet2 reads it (:mod:`isonet2core.boundary`). The
+  ``isonet2 make-mask`` as the official IsoNet2 reads it (:mod:`isonet2core.io.boundary`). The
   make-mask form takes a folder; a model belongs to the tomogram whose tsId is its file name,
   or starts its file name followed by ``_``, ``.`` or ``-`` (``TS_01.mod``,
   ``TS_01_boundary.mod``; the longest tsId wins).
@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import ctf_inputs
 
 BOUNDARY_SUFFIX = ".mod"

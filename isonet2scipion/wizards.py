@@ -2,7 +2,7 @@
 
 - subtomograms per tomogram, or epochs, from the IsoNet2 tutorial's rule of thumb
   (subtomograms x tomograms x epochs ~ 100 000; the arithmetic is
-  :mod:`isonet2core.planning`'s), for the tomograms chosen in the form;
+  :mod:`isonet2core.training.budget`'s), for the tomograms chosen in the form;
 - the defocus at 0 degrees of each tomogram from the chosen CTF estimations
   (:func:`isonet2scipion.ctf_inputs.ctf_by_ts_id`, the value the protocols use), shown per
   tsId; the form's fallback defocus is set to their mean.
@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 from pyworkflow.gui.dialog import showInfo, showWarning
 from pyworkflow.wizard import Wizard
 
-from isonet2core import planning
+from isonet2core.training import budget
 from isonet2scipion import ctf_inputs
 from isonet2scipion.protocols import ProtIsoNet2Deconv, ProtIsoNet2Denoise, ProtIsoNet2Predict, ProtIsoNet2Refine
 
@@ -58,10 +58,10 @@ class IsoNet2SubtomosWizard(_IsoNet2Wizard):
             return None, "Choose the input tomograms first."
         if not epochs or epochs < 1:
             return None, "Set the number of epochs first."
-        value = planning.subtomos_per_tomogram(n, epochs)
+        value = budget.subtomos_per_tomogram(n, epochs)
         return value, (f"{value} subtomograms per tomogram: {value} x {n} tomogram(s) x {epochs} "
                        f"epoch(s) = {value * n * epochs} cube draws, about the "
-                       f"{planning.RULE_OF_THUMB_TOTAL} of IsoNet2's rule of thumb.")
+                       f"{budget.RULE_OF_THUMB_TOTAL} of IsoNet2's rule of thumb.")
 
 
 class IsoNet2EpochsWizard(_IsoNet2Wizard):
@@ -78,12 +78,12 @@ class IsoNet2EpochsWizard(_IsoNet2Wizard):
         subtomos = protocol.number_subtomos.get()
         auto = subtomos is None
         if auto:
-            subtomos = planning.default_subtomos_per_tomogram(n)
-        value = planning.epochs_for(n, subtomos)
+            subtomos = budget.default_subtomos_per_tomogram(n)
+        value = budget.epochs_for(n, subtomos)
         return value, (f"{value} epochs: {subtomos} subtomograms per tomogram"
                        f"{' (automatic)' if auto else ''} x {n} tomogram(s) x {value} epochs = "
                        f"{subtomos * n * value} cube draws, about the "
-                       f"{planning.RULE_OF_THUMB_TOTAL} of IsoNet2's rule of thumb.")
+                       f"{budget.RULE_OF_THUMB_TOTAL} of IsoNet2's rule of thumb.")
 
 
 class IsoNet2DefocusWizard(_IsoNet2Wizard):

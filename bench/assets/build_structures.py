@@ -1,5 +1,5 @@
-"""Build ``isonet2core/data/structures.npz``, the atomic models of the realistic lamella
-simulator (:mod:`isonet2core.lamella`), from the MDAnalysisTests source archive on PyPI.
+"""Build ``isonet2core/simulation/data/structures.npz``, the atomic models of the realistic lamella
+simulator (:mod:`isonet2core.simulation.lamella`), from the MDAnalysisTests source archive on PyPI.
 
 Run once by a developer (nothing is downloaded while tests or the demo run):
 

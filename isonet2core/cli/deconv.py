@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from isonet2core import star
 from isonet2core.cli import common
 from isonet2core.config import DeconvConfig
+from isonet2core.io import star
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         The exit code (0).
     """
     cfg = DeconvConfig(**common.config_values(DeconvConfig, args)).validate()
-    from isonet2core.deconv import deconvolve_star  # torch: only once the options are known good
+    from isonet2core.steps.deconv import deconvolve_star  # torch: only once the options are known good
     for name, target in deconvolve_star(common.star_path(args), cfg, args.output_dir,
                                         input_column=args.input_column, tomo_idx=args.tomo_idx):
         print(f"deconv: {name} -> {target}")

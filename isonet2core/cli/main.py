@@ -18,8 +18,9 @@ import sys
 import threading
 from typing import Iterator, List, Optional
 
-from isonet2core import __version__, locks
+from isonet2core import __version__
 from isonet2core.cli.common import CLIError
+from isonet2core.io import locks
 
 # subcommand -> (module under isonet2core.cli, one-line help)
 SUBCOMMANDS = {

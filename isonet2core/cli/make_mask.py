@@ -2,20 +2,20 @@
 
 For each selected tomogram, reads ``--input_column`` (default ``rlnDeconvTomoName``; an empty
 cell falls back to ``rlnTomoReconstructedTomogram``, then to the mean of the even/odd halves),
-computes :func:`isonet2core.masking.make_mask`, writes ``OUTPUT_DIR/<rlnTomoName>_mask.mrc``
+computes :func:`isonet2core.steps.masking.make_mask`, writes ``OUTPUT_DIR/<rlnTomoName>_mask.mrc``
 (float32 0/1) and records it in ``rlnMaskName`` (the STAR is rewritten atomically after every
 tomogram). A row naming an IMOD model (``.mod``) in ``rlnMaskBoundary`` keeps only the region
-it outlines (the official IsoNet2's rule, :mod:`isonet2core.boundary`). Every input is checked
+it outlines (the official IsoNet2's rule, :mod:`isonet2core.io.boundary`). Every input is checked
 before any work starts.
 """
 from __future__ import annotations
 
 import argparse
 
-from isonet2core import star
 from isonet2core.cli import common
 from isonet2core.config import MaskConfig
-from isonet2core.masking import mask_star
+from isonet2core.io import star
+from isonet2core.steps.masking import mask_star
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,10 +11,10 @@ import logging
 
 import torch
 
-from isonet2core import predict
 from isonet2core.cli import common
 from isonet2core.config import PredictConfig
 from isonet2core.device import cpu_threads, describe, select_devices
+from isonet2core.steps import predict
 
 log = logging.getLogger(__name__)
 

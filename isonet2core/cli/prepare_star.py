@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from isonet2core import prepare
 from isonet2core.cli import common
 from isonet2core.config import PrepareStarConfig
+from isonet2core.steps import prepare
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

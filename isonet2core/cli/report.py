@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from isonet2core import report
 from isonet2core.cli import common
 from isonet2core.config import ReportConfig
+from isonet2core.report import run_report
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     star_file = common.star_path(args)
     cfg = ReportConfig(formats=_FORMATS[args.format],
                        **common.config_values(ReportConfig, args)).validate()
-    pages = report.make_report(star_file, args.output_dir, cfg, model_dir=args.model_dir,
+    pages = run_report.make_report(star_file, args.output_dir, cfg, model_dir=args.model_dir,
                                tomo_idx=args.tomo_idx, ground_truth_dir=args.ground_truth)
     for path in pages.values():
         log.info("report written: %s", path)

@@ -1,13 +1,13 @@
 """``isonet2 simulate --output_dir DIR``: synthetic even/odd tomograms with ground truth.
 
-Maps the options onto :class:`isonet2core.simulate.SimulationConfig` (defaults are that
+Maps the options onto :class:`isonet2core.simulation.simulate.SimulationConfig` (defaults are that
 class's defaults), validates them before any work and calls
-:func:`isonet2core.simulate.simulate_dataset`, which writes ``DIR/full``, ``DIR/even``,
+:func:`isonet2core.simulation.simulate.simulate_dataset`, which writes ``DIR/full``, ``DIR/even``,
 ``DIR/odd``, ``DIR/ground_truth`` (``tomo_001.mrc`` ...), ``DIR/ctf/*.defocus`` (IMOD, nm),
 ``DIR/tilt/*.tlt`` and ``DIR/acquisition.json``. Prints one line per tomogram written.
 
 ``--realistic pm60|lamella`` simulates lamellae from atomic models instead
-(:mod:`isonet2core.lamella`, the data the benchmarks judge restoration on; about 30 s per
+(:mod:`isonet2core.simulation.lamella`, the data the benchmarks judge restoration on; about 30 s per
 64 x 192 x 192 tomogram on 2 cores) at that module's physical defaults (8 A pixels, 3 um
 defocus, 300 kV, 100 e/A^2 dose-symmetric, even/odd from frames); of the other options only
 ``--shape``, ``--n_tomograms`` and ``--seed`` apply.
@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from isonet2core import lamella
 from isonet2core.cli import common
-from isonet2core.simulate import SimulationConfig, check_memory, simulate_dataset
+from isonet2core.simulation import lamella
+from isonet2core.simulation.simulate import SimulationConfig, check_memory, simulate_dataset
 
 _DEFAULTS = SimulationConfig()
 

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from isonet2core import filenames, locks, outputs, predict
 from isonet2core.cli import common
 from isonet2core.config import DEFAULT_LOSS_FUNC, DENOISE_METHOD, REFINE_ONLY, PredictConfig, TrainConfig, method_traits
 from isonet2core.device import select_devices
+from isonet2core.io import locks, output_guard, output_names
+from isonet2core.steps import predict
 from isonet2core.training.plan import TrainingPlan, plan_training
 from isonet2core.training.spec import RunSettings
 from isonet2core.training.trainer import TrainResult, check_run_outputs, train
@@ -82,7 +83,7 @@ def train_settings(args: argparse.Namespace, method: str) -> dict:
 def run_training(args: argparse.Namespace, method: str) -> int:
     """``refine`` / ``denoise``: plan (every input checked), train, and ``--with_predict``.
 
-    The output folder is locked for the run (:func:`isonet2core.locks.run_lock`: a second run
+    The output folder is locked for the run (:func:`isonet2core.io.locks.run_lock`: a second run
     into it is refused, naming this one); a folder holding an earlier run is refused unless
     ``--resume`` continues it or ``--overwrite`` replaces it (its files removed first).
 
@@ -136,11 +137,11 @@ def previous_run_files(output_dir: Path) -> List[Path]:
     if not output_dir.is_dir():
         return []
     found = [p for p in output_dir.iterdir() if p.is_file() and
-             (filenames.MODEL_NAME.match(p.name) or
-              p.name in (filenames.HISTORY_FILE, filenames.LOSS_PNG, filenames.CONFIG_FILE))]
-    preview = output_dir / filenames.PREVIEW_DIR
+             (output_names.MODEL_NAME.match(p.name) or
+              p.name in (output_names.HISTORY_FILE, output_names.LOSS_PNG, output_names.CONFIG_FILE))]
+    preview = output_dir / output_names.PREVIEW_DIR
     if preview.is_dir():
-        found += [p for p in preview.iterdir() if p.is_file() and filenames.PREVIEW_NAME.match(p.name)]
+        found += [p for p in preview.iterdir() if p.is_file() and output_names.PREVIEW_NAME.match(p.name)]
     return sorted(found)
 
 
@@ -158,7 +159,7 @@ def refuse_previous_run(output_dir: Path) -> None:
         Naming the folder, a file and the options that continue or replace the run.
     """
     found = previous_run_files(output_dir)
-    models = [p for p in found if filenames.MODEL_NAME.match(p.name)] or found
+    models = [p for p in found if output_names.MODEL_NAME.match(p.name)] or found
     if models:
         raise common.CLIError(f"output folder {output_dir} already holds a run ({models[0].name}"
                               f"{f' and {len(found) - 1} more files' if len(found) > 1 else ''}): "
@@ -221,7 +222,7 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
     out = Path(args.output_dir)
     resume = None
     if args.resume is True:
-        resume = filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
+        resume = output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
         if not resume.is_file():
             raise FileNotFoundError(f"--resume True: no {resume.name} in {out} to continue from")
     elif args.resume:
@@ -233,7 +234,7 @@ def run_settings(args: argparse.Namespace, cfg: TrainConfig) -> RunSettings:
 
 def check_outputs_first(star_file: str, plan: TrainingPlan, settings: RunSettings,
                         args: argparse.Namespace) -> None:
-    """Before any training (:mod:`isonet2core.outputs`): the run's files are no input of the
+    """Before any training (:mod:`isonet2core.io.output_guard`): the run's files are no input of the
     STAR (any row, any column), no map, mask or model it reads, and its folder accepts files
     (:func:`~isonet2core.training.trainer.check_run_outputs`); with ``--with_predict`` the STAR
     can be updated and the prediction folder accepts files.
@@ -256,8 +257,8 @@ def check_outputs_first(star_file: str, plan: TrainingPlan, settings: RunSetting
     """
     check_run_outputs(plan.cfg, plan.tomograms, settings)
     if args.with_predict:
-        outputs.check_replaceable(star_file)
-        outputs.check_folder_writable(Path(args.output_dir) / method_traits(plan.cfg.method).output)
+        output_guard.check_replaceable(star_file)
+        output_guard.check_folder_writable(Path(args.output_dir) / method_traits(plan.cfg.method).output)
 
 
 def finish_with_predict(star_file: str, result: TrainResult, args: argparse.Namespace,

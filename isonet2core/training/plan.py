@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
-from isonet2core import maps, mrcio, outputs, planning, star
 from isonet2core.config import METHODS, Method, TrainConfig, method_traits, refine_method
-from isonet2core.filenames import PathLike
+from isonet2core.io import mrcio, output_guard, star
+from isonet2core.io.output_names import PathLike
+from isonet2core.steps import step_inputs
+from isonet2core.training import budget
 from isonet2core.training.sampler import read_box_file
 from isonet2core.training.spec import TomogramSpec
 
@@ -90,11 +92,11 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
     for row in rows:
         name = table.tomo_name(row)
         if not method_traits(cfg.method).halves:
-            map_paths: Tuple[Path, ...] = (table.required_path(row, maps.single_map_column(table, row, input_column)),)
+            map_paths: Tuple[Path, ...] = (table.required_path(row, step_inputs.single_map_column(table, row, input_column)),)
         else:
             map_paths = _halves_of(table, row, cfg.method)
-        infos = maps.check_maps(map_paths)
-        planning.check_fits(infos[0].shape, cfg.cube_size, f"{name} ({map_paths[0]})")
+        infos = step_inputs.check_maps(map_paths)
+        budget.check_fits(infos[0].shape, cfg.cube_size, f"{name} ({map_paths[0]})")
         mask = table.path(row, star.MASK) if table.value(row, star.MASK) is not None else None
         if mask is not None:
             info = mrcio.read_header(mask)
@@ -108,7 +110,7 @@ def plan_tomograms(table: star.TomogramsTable, rows: List[int], cfg: TrainConfig
             n = len(read_box_file(box, infos[0].shape, cfg.cube_size, name))
         else:
             n = (cfg.number_subtomos or table.value(row, star.N_SUBTOMO)
-                 or planning.default_subtomos_per_tomogram(len(rows)))
+                 or budget.default_subtomos_per_tomogram(len(rows)))
         needs = f"CTF_mode {cfg.ctf_mode}" if cfg.ctf_mode is not None else None
         specs.append(TomogramSpec(name, map_paths, table.microscope(row, needs), int(n), mask,
                                   index=table.index(row), box_file=box))
@@ -160,5 +162,5 @@ def plan_training(star_file: PathLike, method: str, settings: Dict[str, Any], *,
     rows = table.rows_for(tomo_idx)
     resolved = resolve_method(method, table, rows)
     cfg = TrainConfig(method=resolved, **settings).validate()
-    inputs = (*outputs.table_inputs(table), Path(star_file))
+    inputs = (*output_guard.table_inputs(table), Path(star_file))
     return TrainingPlan(cfg, plan_tomograms(table, rows, cfg, input_column), inputs)

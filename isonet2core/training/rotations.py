@@ -1,7 +1,7 @@
 """Rotations of training cubes and of their Fourier masks (refine step 3).
 
 Coordinates are ``(z, y, x)``; the tilt axis is ``y`` and the missing wedge lies around ``kz``
-in the ``(kz, kx)`` plane (see :mod:`isonet2core.wedge`). A rotation is a proper 3x3 matrix
+in the ``(kz, kx)`` plane (see :mod:`isonet2core.imaging.wedge`). A rotation is a proper 3x3 matrix
 ``R`` acting on centred voxel coordinates, ``p_out = R @ p_in``; rotating a volume means
 ``R(v)(p) = v(R^T p)`` about the cube centre ``(n - 1) / 2``. Rotating a volume rotates its
 Fourier transform by the same matrix, so the rotated volume is measured on ``R(M)(k) = M(R^T k)``.
@@ -23,7 +23,7 @@ Two families are used:
 * **Arbitrary rotations** (uniform on SO(3), drawn from unit quaternions), applied with
   trilinear interpolation (``torch.nn.functional.grid_sample``, batched); voxels that come
   from outside the cube are zero (the normalised mean). Their Fourier masks are rotated with
-  :func:`isonet2core.wedge.rotate_fourier_mask`.
+  :func:`isonet2core.imaging.wedge.rotate_fourier_mask`.
 
 Flips and Fourier masks: flipping a volume about its centre, ``v'(x) = v(n - 1 - x)``,
 multiplies its DFT by a phase and maps ``k -> -k``, i.e. DFT index ``j -> (n - j) mod n``
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from isonet2core import wedge
+from isonet2core.imaging import wedge
 
 
 @dataclass(frozen=True)

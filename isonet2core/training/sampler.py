@@ -2,10 +2,10 @@
 
 * **Sources.** A :class:`TomogramSource` holds one tomogram's maps (the even and odd halves of
   an N2N pair, or one map for single-map refine), each with its own global normalisation
-  ``(mean, std)`` from :func:`isonet2core.normalize.normalization_stats` (central slices, the
+  ``(mean, std)`` from :func:`isonet2core.imaging.normalize.normalization_stats` (central slices, the
   same statistics prediction uses), an optional sampling mask, its microscope (tilt range,
   CTF) and its number of cubes per epoch. :func:`open_source` reads them once: maps larger
-  than ``MEMMAP_ABOVE_BYTES`` stay memory-mapped (:func:`isonet2core.mrcio.open_mrc`) and
+  than ``MEMMAP_ABOVE_BYTES`` stay memory-mapped (:func:`isonet2core.io.mrcio.open_mrc`) and
   only the cubes are read.
 * **Coordinates.** A cube of edge ``n`` centred at ``c`` covers ``[c - n//2, c - n//2 + n)``
   on each axis, so centres lie at least half a cube from every border; with a mask they are
@@ -27,9 +27,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from isonet2core import mrcio, normalize
 from isonet2core.config import Microscope
-from isonet2core.planning import check_fits
+from isonet2core.imaging import normalize
+from isonet2core.io import mrcio
+from isonet2core.training.budget import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ def extract_cubes(volume: np.ndarray, centres: np.ndarray, cube_size: int,
     cube_size : int
         Edge ``n`` (voxels).
     mean, std : float
-        The map's normalisation (:func:`isonet2core.normalize.normalization_stats`).
+        The map's normalisation (:func:`isonet2core.imaging.normalize.normalization_stats`).
 
     Returns
     -------

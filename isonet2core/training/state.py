@@ -7,7 +7,7 @@ start point (``run.resume``: weights, optimiser, scaler and history of a checkpo
 ``run.pretrained_model``: weights only); the networks as called (DistributedDataParallel on
 several processes, ``torch.compile`` with ``compile_model``). :meth:`TrainingState.save` writes
 the model files, ``loss_history.json``, ``config.json`` and ``loss.png`` after an epoch (names:
-:mod:`isonet2core.filenames`; contents: :mod:`isonet2core.training.trainer`).
+:mod:`isonet2core.io.output_names`; contents: :mod:`isonet2core.training.trainer`).
 """
 from __future__ import annotations
 
@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, List, Sequence
 import torch
 from torch import nn
 
-from isonet2core import __version__, atomic, checkpoint, figures, filenames
+from isonet2core import __version__
 from isonet2core import config as config_mod
 from isonet2core.config import TrainConfig
 from isonet2core.device import autocast_dtype
+from isonet2core.io import atomic, model_file, output_names
 from isonet2core.nets.registry import build
 from isonet2core.nets.unet import compiled
+from isonet2core.report import figures
 from isonet2core.training import sampler
 from isonet2core.training.ema import ema_decay_at, update_ema
 
@@ -97,7 +99,7 @@ class TrainingState:
     def _load_start_point(self) -> None:
         cfg, run = self.cfg, self.run
         if run.resume is not None:
-            ckpt = checkpoint.load_checkpoint(run.resume, map_location=self.device)
+            ckpt = model_file.load_checkpoint(run.resume, map_location=self.device)
             old = ckpt.get("config") or {}
             changed = [k for k, v in config_mod.to_dict(cfg).items()
                        if k in old and old[k] != v and k not in RESUMABLE_CHANGES]
@@ -121,7 +123,7 @@ class TrainingState:
                             run.resume, self.start_epoch, cfg.epochs)
             log.info("resuming from %s after epoch %d", run.resume, self.start_epoch)
         elif run.pretrained_model is not None:
-            ckpt = checkpoint.load_checkpoint(run.pretrained_model, map_location=self.device)
+            ckpt = model_file.load_checkpoint(run.pretrained_model, map_location=self.device)
             self.models[0].load_state_dict(ckpt["model_state"])
             if cfg.split_halves:
                 self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
@@ -194,7 +196,7 @@ class TrainingState:
 
     def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
                    sources: Sequence[sampler.TomogramSource]) -> dict:
-        """Everything a model file holds after an epoch (keys: :mod:`isonet2core.checkpoint`).
+        """Everything a model file holds after an epoch (keys: :mod:`isonet2core.io.model_file`).
 
         Parameters
         ----------
@@ -264,14 +266,14 @@ class TrainingState:
         """
         cfg, out = self.cfg, self.run.output_dir
         state = self.checkpoint(epoch, batch_size, tomograms, sources)
-        written = [checkpoint.save_checkpoint(filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
+        written = [model_file.save_checkpoint(output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
         if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
-            written.append(checkpoint.save_checkpoint(
-                filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
-        atomic.write_text(out / filenames.HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
+            written.append(model_file.save_checkpoint(
+                output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
+        atomic.write_text(out / output_names.HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
         settings = {"config": state["config"], "batch_size": batch_size,
                     "tomograms": state["tomograms"], "normalization": state["normalization"],
                     "isonet2core_version": __version__, "command_line": state["command_line"]}
-        atomic.write_text(out / filenames.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
-        figures.plot_loss_history(self.history, out / filenames.LOSS_PNG)
+        atomic.write_text(out / output_names.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
+        figures.plot_loss_history(self.history, out / output_names.LOSS_PNG)
         return written

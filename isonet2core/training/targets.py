@@ -1,7 +1,7 @@
 """Network inputs and training targets for each method and CTF mode (refine steps 2-4, denoise).
 
 All tensors are float32 batches ``(b, 1, n, n, n)`` of normalised cubes; Fourier filters use
-the ``rfftn`` layout ``(n, n, n // 2 + 1)`` (unshifted, :mod:`isonet2core.fourier`), stacked per
+the ``rfftn`` layout ``(n, n, n // 2 + 1)`` (unshifted, :mod:`isonet2core.imaging.fourier`), stacked per
 cube as ``(b, 1, n, n, n // 2 + 1)`` so that every cube carries its own tomogram's wedge and CTF.
 Half 0 is the even map, half 1 the odd map.
 
@@ -11,7 +11,7 @@ Half 0 is the even map, half 1 the odd map.
    sees data (eval mode, or batch statistics for batch-normalised networks); wedge-filled
    cubes ``v~_h = IFFT((1 - M) * (C * FFT(f_h) + FFT(N_h)) + M * FFT(v_h))`` with ``N_h``
    white Gaussian noise of variance ``s^2`` (independent per half) and ``C`` the effective CTF
-   (:func:`isonet2core.ctf.effective_ctf`) in network and wiener modes (both train the network
+   (:func:`isonet2core.imaging.ctf.effective_ctf`) in network and wiener modes (both train the network
    to output CTF-corrected density), 1 otherwise. The noise is added *after* the CTF, as a
    detector adds it to recorded data (the IsoNet2 program's order since 2026-04; the paper's
    formula filters it too, which leaves almost no noise at low frequency in network mode).
@@ -36,7 +36,7 @@ Half 0 is the even map, half 1 the odd map.
    ``t_h = R(v~_{1-h})`` (the OTHER half), masks ``M`` (input) and ``R(M)`` (target) for the
    masked loss. ``n_h`` is the optional synthetic noise (``noise_level``), zero by default.
 3. (step 4) wiener mode: ``t_h <- IFFT(W * FFT(t_h))`` with the user's ``snrfalloff``,
-   ``deconvstrength``, ``highpassnyquist`` (:func:`isonet2core.ctf.wiener_filter`); network
+   ``deconvstrength``, ``highpassnyquist`` (:func:`isonet2core.imaging.ctf.wiener_filter`); network
    mode: the trainer compares ``IFFT(CTF_eff * FFT(f(u_h)))`` with ``t_h``
    (:attr:`Batch.output_ctf`). CTF_eff has the first-peak clipping and the B-factor envelope
    applied once.
@@ -72,8 +72,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from isonet2core import ctf, fourier, wedge
 from isonet2core.config import Microscope, TrainConfig, flips_input, method_traits
+from isonet2core.imaging import ctf, fourier, wedge
 from isonet2core.training import rotations as rot
 from isonet2core.training.loss import rfft_weights
 

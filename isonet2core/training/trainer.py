@@ -1,13 +1,13 @@
 """The training loop of ``refine`` and ``denoise``: optimiser, schedule, checkpoints, resume.
 
 ``train(cfg, tomograms, run)`` trains the network(s) of ``cfg.method`` on the cubes of
-``tomograms`` and writes into ``run.output_dir`` (names: :mod:`isonet2core.filenames`):
+``tomograms`` and writes into ``run.output_dir`` (names: :mod:`isonet2core.io.output_names`):
 
 * ``network_{method}_{arch}_{cube}_full.pt`` after every epoch (atomically replaced) and the
   copies ``network_{method}_{arch}_{cube}_epoch{NNN}.pt`` every ``save_interval`` epochs and
   after the last one (each epoch its own file). Each holds the weights (``model_state``, and
   ``model2_state`` for split halves: the even-trained network first, the odd-trained second,
-  as :mod:`isonet2core.predict` applies them), optimiser, schedule and scaler states, the epoch,
+  as :mod:`isonet2core.steps.predict` applies them), optimiser, schedule and scaler states, the epoch,
   the RNG scheme, the whole configuration (``config.to_dict(TrainConfig)``), normalisation,
   tilt range and microscope per tomogram, the loss history, the version and the command line;
 * ``config.json`` (the same configuration and tomograms), ``loss_history.json`` and ``loss.png``;
@@ -60,12 +60,13 @@ from typing import Callable, ContextManager, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from isonet2core import checkpoint, filenames, outputs, predict
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_input, method_traits
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
-from isonet2core.fourier import apply_fourier_filter
-from isonet2core.mrcio import write_mrc
+from isonet2core.imaging.fourier import apply_fourier_filter
+from isonet2core.io import model_file, output_guard, output_names
+from isonet2core.io.mrcio import write_mrc
 from isonet2core.nets.registry import channels_of
+from isonet2core.steps import predict
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 from isonet2core.training.spec import RunSettings, TomogramSpec
@@ -201,8 +202,8 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     if world > 1:
         distributed.launch(_worker, world, (cfg, list(tomograms), run, devices, batch_size),
                            backend="nccl" if devices[0].type == "cuda" else "gloo")
-        final = checkpoint.load_checkpoint(filenames.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
-        return TrainResult(filenames.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
+        final = model_file.load_checkpoint(output_names.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
+        return TrainResult(output_names.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
                            _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
     return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
 
@@ -226,19 +227,19 @@ def planned_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: Ru
         The model files, history, configuration, loss plot and previews.
     """
     out = run.output_dir
-    model = functools.partial(filenames.model_path, out, cfg.method, cfg.arch, cfg.cube_size)
+    model = functools.partial(output_names.model_path, out, cfg.method, cfg.arch, cfg.cube_size)
     saved = [e for e in range(1, cfg.epochs + 1) if e % cfg.save_interval == 0 or e == cfg.epochs]
     files = [model(), *(model(e) for e in saved),
-             out / filenames.HISTORY_FILE, out / filenames.CONFIG_FILE, out / filenames.LOSS_PNG]
+             out / output_names.HISTORY_FILE, out / output_names.CONFIG_FILE, out / output_names.LOSS_PNG]
     if cfg.with_preview:
         wanted = set(cfg.prev_tomo_idx or ())
         shown = [t for t in tomograms if t.index in wanted] or list(tomograms[:1])
-        files += [filenames.preview_path(out, t.name, e) for t in shown for e in saved]
+        files += [output_names.preview_path(out, t.name, e) for t in shown for e in saved]
     return files
 
 
 def check_run_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings) -> None:
-    """Before any training (:mod:`isonet2core.outputs`): no file the run writes
+    """Before any training (:mod:`isonet2core.io.output_guard`): no file the run writes
     (:func:`planned_outputs`) is one of its maps, masks or box files, the pretrained model or
     ``run.protect``; the folders accept files; existing outputs are not read-only. The
     ``resume`` checkpoint is the run being continued: its ``_full`` file is rewritten.
@@ -258,7 +259,7 @@ def check_run_outputs(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: 
         Naming the file or folder.
     """
     inputs = [p for t in tomograms for p in (*t.map_paths, t.mask_path, t.box_file) if p is not None]
-    outputs.check_outputs(planned_outputs(cfg, tomograms, run),
+    output_guard.check_outputs(planned_outputs(cfg, tomograms, run),
                           [*inputs, *run.protect, *([run.pretrained_model] if run.pretrained_model else [])])
 
 
@@ -269,8 +270,8 @@ def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
     path = run.resume or run.pretrained_model
     if path is None:
         return
-    ckpt = checkpoint.load_checkpoint(path)
-    checkpoint.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(path))
+    ckpt = model_file.load_checkpoint(path)
+    model_file.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(path))
     if run.resume is not None:
         if ckpt["method"] != cfg.method:
             raise ValueError(f"{path} was trained with method {ckpt['method']}, not {cfg.method}")
@@ -309,9 +310,9 @@ class Cubes:
 
 
 def _epoch_paths(output_dir: Path, cfg: TrainConfig) -> List[Path]:
-    return [filenames.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
+    return [output_names.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e)
             for e in range(1, cfg.epochs + 1)
-            if filenames.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
+            if output_names.model_path(output_dir, cfg.method, cfg.arch, cfg.cube_size, e).exists()]
 
 
 Timer = Callable[[str], ContextManager]
@@ -616,7 +617,7 @@ class Session:
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,
                                          name=str(t.map_paths[0]))
             model.train(model is self.state.models[0])
-            path = filenames.preview_path(self.run.output_dir, t.name, epoch)
+            path = output_names.preview_path(self.run.output_dir, t.name, epoch)
             written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
         return written
 
@@ -666,7 +667,7 @@ def _worker(rank: int, world: int, cfg: TrainConfig, tomograms: List[TomogramSpe
         torch.set_num_threads(cpu_threads(run.ncpus, world))
     session = Session(rank, world, cfg, tomograms, run, devices, batch_size)
     out = run.output_dir
-    full = filenames.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
+    full = output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size)
     epoch_paths: List[Path] = []
     for epoch in range(session.state.start_epoch + 1, cfg.epochs + 1):
         entry = session.run_epoch(epoch)

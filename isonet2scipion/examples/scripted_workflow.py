@@ -149,7 +149,7 @@ def read_acquisition(layout: DataLayout, pixel_size_a: Optional[float] = None,
     if json_path.is_file():
         acq = Acquisition.from_json(json_path)
     else:
-        from isonet2core.mrcio import read_header
+        from isonet2core.io.mrcio import read_header
         folder = layout.even or layout.full
         acq = Acquisition(pixel_size_a=read_header(folder / f"{layout.names[0]}.mrc").voxel_size_a)
     values = {k: v for k, v in overrides.items() if v is not None}

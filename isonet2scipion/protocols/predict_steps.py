@@ -5,7 +5,7 @@ from typing import List
 
 from tomo.objects import SetOfTomograms
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import convert
 from isonet2scipion.constants import PER_TOMOGRAM_DIR
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS, coreArgs

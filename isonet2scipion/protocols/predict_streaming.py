@@ -21,7 +21,7 @@ from typing import Set as TypingSet
 from pyworkflow.object import Set
 from tomo.objects import SetOfTomograms
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import Plugin, convert, ctf_inputs
 from isonet2scipion.protocols.predict_steps import PREDICTED_COLUMNS
 

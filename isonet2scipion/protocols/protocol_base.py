@@ -21,7 +21,7 @@ from pyworkflow.protocol import STEPS_PARALLEL, params
 from pyworkflow.utils import Message
 from tomo.objects import SetOfTomograms, SetOfTomoMasks, Tomogram, TomoMask
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import Plugin, convert, ctf_inputs
 from isonet2scipion.constants import (
     HALF_ORDER_AUTO,

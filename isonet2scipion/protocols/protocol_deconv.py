@@ -3,7 +3,7 @@ from enum import Enum
 
 from tomo.objects import SetOfTomograms
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import convert
 from isonet2scipion.methods import DECONV_REFERENCES, withProgram
 from isonet2scipion.protocols.core_options import DECONV_OPTIONS, coreArgs

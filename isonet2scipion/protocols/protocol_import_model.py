@@ -9,8 +9,8 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 from pyworkflow.utils import Message
 
-from isonet2core import filenames
 from isonet2core.config import METHODS, TrainConfig
+from isonet2core.io import output_names
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.methods import REFERENCES, withProgram
 from isonet2scipion.objects import IsoNet2Model
@@ -26,10 +26,10 @@ def describeModelFile(path):
     """What the file name and a ``config.json`` beside the model tell about it:
     ``{"method", "arch", "cube_size", "ctf_mode", "epochs"}`` (missing keys: unknown)."""
     info = {}
-    match = filenames.MODEL_NAME.search(os.path.basename(path))
+    match = output_names.MODEL_NAME.search(os.path.basename(path))
     if match:
         info.update(method=match["method"], arch=match["arch"], cube_size=int(match["cube"]))
-    config = os.path.join(os.path.dirname(path), filenames.CONFIG_FILE)
+    config = os.path.join(os.path.dirname(path), output_names.CONFIG_FILE)
     if os.path.exists(config):
         try:
             with open(config) as f:

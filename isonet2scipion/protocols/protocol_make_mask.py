@@ -4,7 +4,7 @@ from enum import Enum
 from pyworkflow.protocol import params
 from tomo.objects import SetOfTomoMasks
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import convert, sampling_inputs
 from isonet2scipion.methods import DECONV_REFERENCES, withProgram
 from isonet2scipion.protocols.core_options import MASK_OPTIONS, coreArgs

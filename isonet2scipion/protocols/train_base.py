@@ -7,8 +7,9 @@ from typing import List, Optional
 
 from pyworkflow.protocol import params
 
-from isonet2core import filenames, progress
 from isonet2core.config import method_traits
+from isonet2core.io import output_names
+from isonet2core.report import progress
 from isonet2scipion import Plugin, convert, ctf_inputs, sampling_inputs
 from isonet2scipion.constants import ARCH_CHOICES, CTF_MODE_CHOICES
 from isonet2scipion.protocols.core_options import PREDICT_OPTIONS, TRAIN_OPTIONS, coreArgs
@@ -33,7 +34,7 @@ def trainingResumeArgs(modelDir: str, stepArguments) -> List[str]:
         with open(markerPath) as f:
             previous = f.read()
     if previous == record:
-        hasCheckpoint = any(filenames.is_full_model(name) for name in os.listdir(modelDir))
+        hasCheckpoint = any(output_names.is_full_model(name) for name in os.listdir(modelDir))
         return ["--resume", "True"] if hasCheckpoint else []
     if os.path.isdir(modelDir):
         shutil.rmtree(modelDir)
@@ -146,7 +147,7 @@ class ProtIsoNet2TrainBase(PredictMixin, ProtIsoNet2Base):
         return self._getExtraPath("model")
 
     def _modelPath(self, method) -> str:
-        return str(filenames.model_path(self._modelDir(), method, self._archText(), self.cube_size.get()))
+        return str(output_names.model_path(self._modelDir(), method, self._archText(), self.cube_size.get()))
 
     def _insertProcessingSteps(self, entries, convertId):
         method = self._method(entries)

@@ -84,7 +84,7 @@ def ctfphaseflip(opts):
 
 
 def tilt(opts):
-    from isonet2core.simulate import projection_matrix, weighted_back_projection
+    from isonet2core.simulation.simulate import projection_matrix, weighted_back_projection
 
     images, apix = _read(opts["-InputProjections"])
     images = images.astype(np.float32)

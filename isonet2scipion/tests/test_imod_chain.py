@@ -46,7 +46,8 @@ from pyworkflow.tests import setupTestProject
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
-from isonet2core import simulate, star
+from isonet2core.io import star
+from isonet2core.simulation import simulate
 from isonet2scipion.constants import HALVES_LINKED, TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
 from isonet2scipion.tests import imod_standins

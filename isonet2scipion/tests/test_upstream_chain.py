@@ -31,7 +31,7 @@ from pyworkflow.tests import setupTestProject
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion.constants import CTF_CORRECTED_AUTO, CTF_CORRECTED_NO, HALVES_LINKED, TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
 

@@ -12,7 +12,7 @@ from pyworkflow.protocol import params
 from pyworkflow.viewer import DESKTOP_TKINTER, MessageView, ProtocolViewer
 from tomo.viewers.viewers_data import TomoDataViewer
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2Predict
 from isonet2scipion.viewers.views import ImageView, figureViews

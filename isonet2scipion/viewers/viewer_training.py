@@ -12,7 +12,7 @@ import os
 from pyworkflow.protocol import params
 from pyworkflow.viewer import DESKTOP_TKINTER, MessageView, ProtocolViewer, Viewer
 
-from isonet2core.filenames import LOSS_PNG  # written by the core's trainer beside the model files
+from isonet2core.io.output_names import LOSS_PNG  # written by the core's trainer beside the model files
 from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.objects import IsoNet2Model
 from isonet2scipion.protocols import ProtIsoNet2Denoise, ProtIsoNet2Refine

@@ -1,7 +1,7 @@
 """Figures of the IsoNet2 core shown in Scipion.
 
 The figures themselves (orthoslices, Fourier slices, FSC, loss and preview plots) are made by
-the core, :mod:`isonet2core.figures` through ``isonet2 report``, run in the IsoNet2 environment
+the core, :mod:`isonet2core.report.figures` through ``isonet2 report``, run in the IsoNet2 environment
 like every other core step (the Scipion process keeps its own matplotlib backend and needs no
 torch). This module runs that command and shows the PNGs it writes. The GUI never waits on it: the
 command runs in its own process, polled from Tk's event loop behind a progress line.

@@ -47,7 +47,7 @@ def _wait(project, prot, timeout: float, until=None):
 
 
 def _epochs_done(model_dir: Path) -> int:
-    from isonet2core import progress
+    from isonet2core.report import progress
     history = progress.read_history(str(model_dir))
     return len(history or [])
 

@@ -66,7 +66,7 @@ def workflow(cluster, tmp_path_factory):
 
 
 def _read(path):
-    from isonet2core import mrcio
+    from isonet2core.io import mrcio
     return mrcio.read_mrc(path)[0]
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from isonet2core import mrcio
+from isonet2core.io import mrcio
 
 
 @pytest.fixture(scope="module")

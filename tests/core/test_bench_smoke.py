@@ -38,7 +38,7 @@ def test_quick_run_writes_results(tmp_path):
 
 def test_quality_evaluate_known_values():
     quality = pytest.importorskip("bench.quality")
-    pytest.importorskip("isonet2core.metrics")
+    pytest.importorskip("isonet2core.imaging.metrics")
     rng = np.random.default_rng(0)
     truth = rng.standard_normal((32, 32, 32)).astype(np.float32)
     same = quality.evaluate(truth, truth, pixel_size_a=10.0, tilt_min_deg=-60.0, tilt_max_deg=60.0)
@@ -55,7 +55,7 @@ def test_an_external_lamella_is_read_as_our_lamellae_are(tmp_path):
     linked as the commands read folders, the acquisition comes from params.json, and the truth
     (protein bright there) is negated to the tomograms' dark contrast."""
     side_by_side = pytest.importorskip("bench.side_by_side")
-    from isonet2core import mrcio
+    from isonet2core.io import mrcio
     source = tmp_path / "s9"
     rng = np.random.default_rng(0)
     gt = rng.standard_normal((16, 24, 24)).astype(np.float32)

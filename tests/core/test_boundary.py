@@ -5,9 +5,11 @@ import pytest
 
 imodmodel = pytest.importorskip("imodmodel")
 
-from isonet2core import boundary, masking, mrcio, simulate, star  # noqa: E402
 from isonet2core.cli import main as cli_main  # noqa: E402
 from isonet2core.config import MaskConfig  # noqa: E402
+from isonet2core.io import boundary, mrcio, star  # noqa: E402
+from isonet2core.simulation import simulate
+from isonet2core.steps import masking
 
 SQUARE = [(10, 5), (40, 5), (40, 30), (10, 30)]   # x, y of the outline
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint as ck
-from isonet2core import filenames
 from isonet2core.config import TrainConfig, to_dict
+from isonet2core.io import model_file as ck
+from isonet2core.io import output_names
 from isonet2core.nets.registry import build
 
 
@@ -31,7 +31,7 @@ def small_model():
 
 
 def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
-    path = filenames.model_path(tmp_path / "run", "isonet2-n2n", "plain-unet-small", 16)
+    path = output_names.model_path(tmp_path / "run", "isonet2-n2n", "plain-unet-small", 16)
     assert path.name == "network_isonet2-n2n_plain-unet-small_16_full.pt"
     ck.save_checkpoint(path, _state(small_model))
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
@@ -49,7 +49,7 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, small_model):
 
 def test_model2_state_and_epoch_names(tmp_path, small_model):
     other = build("plain-unet-small")
-    path = filenames.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
+    path = output_names.model_path(tmp_path, "n2n", "plain-unet-small", 16, epoch=7)
     assert path.name == "network_n2n_plain-unet-small_16_epoch007.pt"
     ck.save_checkpoint(path, _state(small_model, model2_state=other.state_dict(), method="n2n"))
     ckpt = ck.load_checkpoint(path)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import ctf, fourier
 from isonet2core.config import Microscope
+from isonet2core.imaging import ctf, fourier
 
 OPTICS = dict(defocus_a=20000.0, voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.1)
 

@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from isonet2core import deconv, mrcio, simulate, star
 from isonet2core.cli import main as cli_main
 from isonet2core.config import DeconvConfig, Microscope
+from isonet2core.io import mrcio, star
+from isonet2core.simulation import simulate
+from isonet2core.steps import deconv
 
 SHAPE = (48, 96, 96)
 
@@ -142,7 +144,7 @@ def test_snrfalloff_zero_is_a_constant_snr(sim):
     less is filtered than with the default 1 (more high-frequency power left)."""
     import torch
 
-    from isonet2core import ctf as ctf_mod
+    from isonet2core.imaging import ctf as ctf_mod
     x = torch.linspace(0, 0.5, 11)
     flat = ctf_mod.ssnr(x, 10.0, snrfalloff=0.0, deconvstrength=1.0, highpassnyquist=0.02)
     assert torch.allclose(flat[2:], torch.full((9,), 20.0 + 1e-6))     # 10^1 x 2 above the cut

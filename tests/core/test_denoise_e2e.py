@@ -5,9 +5,10 @@ these settings (seed 1): see the printed line; the raw full map (even/odd averag
 baseline to beat.
 """
 
-from isonet2core import metrics, mrcio, star
 from isonet2core.cli.main import main
-from isonet2core.simulate import SimulationConfig, simulate_tomogram
+from isonet2core.imaging import metrics
+from isonet2core.io import mrcio, star
+from isonet2core.simulation.simulate import SimulationConfig, simulate_tomogram
 
 SHAPE = (48, 96, 96)
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from isonet2core import checkpoint
 from isonet2core.config import Microscope, TrainConfig
+from isonet2core.io import model_file
 from isonet2core.training import trainer
 from isonet2core.training.ema import ema_decay_at, update_ema
 
@@ -45,7 +45,7 @@ def _train(halves, out, **kw):
                                 batch_size=2, learning_rate=1e-3, save_interval=1, seed=3), **kw})
     spec = trainer.TomogramSpec("tomo_a", halves, MIC, 4)
     result = trainer.train(cfg, [spec], trainer.RunSettings(output_dir=out, device="cpu", ncpus=2, progress=False))
-    return checkpoint.load_checkpoint(result.model_path), result
+    return model_file.load_checkpoint(result.model_path), result
 
 
 def test_checkpoint_holds_the_average_for_predict_and_the_weights_for_resume(halves, tmp_path):

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import figures, mrcio, wedge
+from isonet2core.imaging import wedge
+from isonet2core.io import mrcio
+from isonet2core.report import figures
 
 
 def _ramp_volume(shape=(16, 24, 32)):

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from isonet2core import filenames as fn
+from isonet2core.io import output_names as fn
 
 
 def test_model_names_parse_back_ours_and_the_programs():

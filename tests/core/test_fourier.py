@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import fourier
+from isonet2core.imaging import fourier
 
 
 @pytest.mark.parametrize("shape", [(8, 10, 12), (7, 9, 11), (16, 16, 16), (1, 4, 5)])

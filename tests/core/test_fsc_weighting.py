@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import fourier, metrics
-from isonet2core import fsc_weighting as fw
+from isonet2core.imaging import fourier, metrics
+from isonet2core.imaging import fsc_weighting as fw
 
 
 def test_weights_known_values():

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from isonet2core import lamella, metrics, structures
+from isonet2core.imaging import metrics
+from isonet2core.simulation import lamella, structures
 
 SMALL = dict(shape=(32, 48, 48), ice_thickness_a=160.0, n_vesicles=1, seed=3)
 

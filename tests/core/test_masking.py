@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 
-from isonet2core import deconv, masking, mrcio, simulate, star
 from isonet2core.cli import main as cli_main
 from isonet2core.config import DeconvConfig, MaskConfig, Microscope
+from isonet2core.io import mrcio, star
+from isonet2core.simulation import simulate
+from isonet2core.steps import deconv, masking
 
 
 def test_bin2_block_means_and_odd_sizes():

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from isonet2core import fourier, metrics, wedge
+from isonet2core.imaging import fourier, metrics, wedge
 
 SHAPE = (48, 96, 96)
 

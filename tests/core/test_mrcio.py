@@ -8,7 +8,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from isonet2core import mrcio
+from isonet2core.io import mrcio
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import normalize as nz
+from isonet2core.imaging import normalize as nz
 
 
 def test_central_slices():

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, filenames, fsc_weighting, mrcio, normalize, predict, star, tiling
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
+from isonet2core.imaging import fsc_weighting, normalize
+from isonet2core.io import model_file, mrcio, output_names, star
 from isonet2core.nets.registry import build
 from isonet2core.nets.unet import UNet3D
+from isonet2core.steps import predict, tiling
 
 SCOPE = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-50.0, tilt_max_deg=40.0)
 
@@ -40,13 +42,13 @@ def test_network_sees_normalised_tiles_and_output_is_rescaled():
     vol = _smooth_volume((24, 24, 24), 1, mean=100.0, std=5.0)
     out = predict.predict_volume(Double(), vol, cube_size=16, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=False))
-    from isonet2core.normalize import normalization_stats
+    from isonet2core.imaging.normalize import normalization_stats
     m, _ = normalization_stats(vol)
     np.testing.assert_allclose(out, 2 * vol - m, atol=1e-3)
 
 
 def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
-    from isonet2core.wedge import wedge_mask
+    from isonet2core.imaging.wedge import wedge_mask
     vol = _smooth_volume((32, 32, 32), 2, mean=0.0, std=1.0)
     model = build("plain-unet-small")
     out = predict.predict_volume(model, vol, cube_size=32, microscope=SCOPE,
@@ -208,16 +210,16 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
                  tomograms={"tomo_001": to_dict(SCOPE)})
     if model2:
         state["model2_state"] = build("plain-unet-small").state_dict()
-    model_file = checkpoint.save_checkpoint(
-        filenames.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
-    return star_path, model_file, net
+    model_path = model_file.save_checkpoint(
+        output_names.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
+    return star_path, model_path, net
 
 
 def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, net = _write_dataset(tmp_path, ctf_mode="network")
+    star_path, model_path, net = _write_dataset(tmp_path, ctf_mode="network")
     cfg = PredictConfig(batch_size=8, padding_factor=1.0, fsc_weighting=False)
-    written = predict.predict_tomograms(star_path, model_file, None, "out", cfg, tomo_idx=[1])
+    written = predict.predict_tomograms(star_path, model_path, None, "out", cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["tomo_001_corrected_half1.mrc", "tomo_001_corrected_half2.mrc",
                                          "tomo_001_corrected.mrc"]
     table = star.TomogramsTable.read(star_path)
@@ -243,8 +245,8 @@ def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
 def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # single-map refine model: uses the full map, writes no halves
-    star_path, model_file, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
-    predict.predict_tomograms(star_path, model_file, output_dir=tmp_path / "o1",
+    star_path, model_path, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
+    predict.predict_tomograms(star_path, model_path, output_dir=tmp_path / "o1",
                               config=PredictConfig(apply_mw_x1=False))
     table = star.TomogramsTable.read(star_path)
     for row, shape in ((0, (20, 36, 30)), (1, (16, 18, 17))):
@@ -252,7 +254,7 @@ def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
         assert out.shape == shape and voxel == pytest.approx(10.0)
         assert table.value(row, star.CORRECTED_HALF1) is None
     # a rerun replaces the outputs and leaves no temporary files
-    predict.predict_tomograms(star_path, model_file, output_dir=tmp_path / "o1")
+    predict.predict_tomograms(star_path, model_path, output_dir=tmp_path / "o1")
     assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["tomo_001_corrected.mrc",
                                                                     "tomo_002_corrected.mrc"]
 
@@ -260,10 +262,10 @@ def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
 
 def test_split_halves_on_a_single_map_average_both_networks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, net = _write_dataset(tmp_path, halves=False, method="isonet2", model2=True)
-    net2 = checkpoint.build_model(checkpoint.load_checkpoint(model_file), "model2_state")
+    star_path, model_path, net = _write_dataset(tmp_path, halves=False, method="isonet2", model2=True)
+    net2 = model_file.build_model(model_file.load_checkpoint(model_path), "model2_state")
     cfg = PredictConfig(apply_mw_x1=False, batch_size=3)
-    written = predict.predict_tomograms(star_path, model_file, output_dir="o", config=cfg, tomo_idx=[1])
+    written = predict.predict_tomograms(star_path, model_path, output_dir="o", config=cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["tomo_001_corrected.mrc"]
     out, _ = mrcio.read_mrc(written[0])
     vol, _ = mrcio.read_mrc(tmp_path / "full" / "tomo_001.mrc")
@@ -275,8 +277,8 @@ def test_split_halves_on_a_single_map_average_both_networks(tmp_path, monkeypatc
 
 def test_predict_denoise_model_with_model2(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, net = _write_dataset(tmp_path, method="n2n", model2=True)
-    predict.predict_tomograms(star_path, model_file, output_dir="den", tomo_idx=[2])
+    star_path, model_path, net = _write_dataset(tmp_path, method="n2n", model2=True)
+    predict.predict_tomograms(star_path, model_path, output_dir="den", tomo_idx=[2])
     table = star.TomogramsTable.read(star_path)
     assert table.value(1, star.DENOISED) == "den/tomo_002_denoised.mrc"
     assert not table.has_column(star.CORRECTED)
@@ -288,22 +290,22 @@ def test_predict_denoise_model_with_model2(tmp_path, monkeypatch):
 
 def test_validation_before_work(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, _ = _write_dataset(tmp_path)
+    star_path, model_path, _ = _write_dataset(tmp_path)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="junk.pt"):
         predict.predict_tomograms(star_path, junk, output_dir="o")
     (tmp_path / "odd" / "tomo_002.mrc").unlink()
     with pytest.raises(FileNotFoundError, match="tomo_002.mrc"):
-        predict.predict_tomograms(star_path, model_file, output_dir="o")
+        predict.predict_tomograms(star_path, model_path, output_dir="o")
     assert not (tmp_path / "o").exists()  # nothing written before validation passed
     with pytest.raises(ValueError, match="rlnIndex 9"):
-        predict.predict_tomograms(star_path, model_file, output_dir="o", tomo_idx=[9])
-    other = checkpoint.save_checkpoint(tmp_path / "c32.pt", dict(
+        predict.predict_tomograms(star_path, model_path, output_dir="o", tomo_idx=[9])
+    other = model_file.save_checkpoint(tmp_path / "c32.pt", dict(
         model_state=UNet3D((16, 32, 64, 128, 256)).state_dict(), arch="plain-unet-small", cube_size=32,
         method="isonet2-n2n"))
     with pytest.raises(ValueError, match="cube_size 32.*cube_size 16"):
-        predict.predict_tomograms(star_path, model_file, other, output_dir="o", tomo_idx=[1])
+        predict.predict_tomograms(star_path, model_path, other, output_dir="o", tomo_idx=[1])
     # an output named like an input (a tomogram whose map is full/tomo_001_corrected.mrc,
     # predicted into full/) is refused before anything is computed
     table = star.TomogramsTable.read(star_path)
@@ -313,7 +315,7 @@ def test_validation_before_work(tmp_path, monkeypatch):
     table.write(star_path)
     mrcio.write_mrc(tmp_path / "full" / "tomo_001_corrected.mrc", _smooth_volume((16, 16, 16), 5), 10.0)
     with pytest.raises(ValueError, match="refusing to write .*tomo_001_corrected.mrc: it is the input"):
-        predict.predict_tomograms(star_path, model_file, output_dir="full", tomo_idx=[1])
+        predict.predict_tomograms(star_path, model_path, output_dir="full", tomo_idx=[1])
 
 
 def test_command_line(tmp_path, monkeypatch, capsys):
@@ -327,15 +329,15 @@ def test_command_line(tmp_path, monkeypatch, capsys):
 
 
 def _run_command_lines(tmp_path, capsys, main):
-    star_path, model_file, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
+    star_path, model_path, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
     # IsoNet2 spelling: positional STAR and MODEL, booleans as values
-    assert main(["predict", str(star_path), str(model_file), "--output_dir", "out",
+    assert main(["predict", str(star_path), str(model_path), "--output_dir", "out",
                  "--apply_mw_x1", "False", "--padding_factor", "2", "--batch_size", "2",
                  "--tomo_idx", "2", "--device", "cpu", "--ncpus", "1"]) == 0
     assert (tmp_path / "out" / "tomo_002_corrected.mrc").is_file()
     assert star.TomogramsTable.read(star_path).value(1, star.CORRECTED) == "out/tomo_002_corrected.mrc"
     # --model twin, dashed spelling
-    assert main(["predict", "--star_file", str(star_path), "--model", str(model_file),
+    assert main(["predict", "--star_file", str(star_path), "--model", str(model_path),
                  "--output-dir", "out2", "--tomo-idx", "1", "--device", "cpu"]) == 0
     assert (tmp_path / "out2" / "tomo_001_corrected.mrc").is_file()
     capsys.readouterr()
@@ -355,13 +357,13 @@ def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False):
            star.TOMO_HALF1: str(mrcio.write_mrc(root / "even.mrc", _smooth_volume(shape, 1), 10.0)),
            star.TOMO_HALF2: str(mrcio.write_mrc(root / "odd.mrc", _smooth_volume(shape, 2), 10.0))}
     star_path = star.TomogramsTable.from_records([rec]).write(root / "tomograms.star")
-    model_file = checkpoint.save_checkpoint(root / "model.pt", dict(
+    model_path = model_file.save_checkpoint(root / "model.pt", dict(
         model_state=build("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
         method="isonet2-n2n"))
     cfg = PredictConfig(batch_size=4, padding_factor=1.0, fsc_weighting=fsc_weighting)
     tracemalloc.start()
     try:
-        written = predict.predict_tomograms(star_path, model_file, output_dir=root / "out", config=cfg)
+        written = predict.predict_tomograms(star_path, model_path, output_dir=root / "out", config=cfg)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -390,10 +392,10 @@ def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch,
 
 def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
+    star_path, model_path, _ = _write_dataset(tmp_path, halves=False, method="isonet2")
     cfg = PredictConfig(batch_size=8, padding_factor=1.0, output_prefix="epoch10",
                         save_slices=True)
-    written = predict.predict_tomograms(star_path, model_file, None, "out", cfg, tomo_idx=[1])
+    written = predict.predict_tomograms(star_path, model_path, None, "out", cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["epoch10_tomo_001_corrected.mrc",
                                          "epoch10_tomo_001_corrected_slices.png",
                                          "epoch10_tomo_001_corrected_spectrum.png"]
@@ -408,10 +410,10 @@ def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeyp
 
 def test_predict_writes_the_weighted_average_and_unweighted_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    star_path, model_file, _ = _write_dataset(tmp_path)
-    plain = predict.predict_tomograms(star_path, model_file, None, "plain", PredictConfig(fsc_weighting=False),
+    star_path, model_path, _ = _write_dataset(tmp_path)
+    plain = predict.predict_tomograms(star_path, model_path, None, "plain", PredictConfig(fsc_weighting=False),
                                       tomo_idx=[1])
-    weighted = predict.predict_tomograms(star_path, model_file, None, "weighted", PredictConfig(), tomo_idx=[1])
+    weighted = predict.predict_tomograms(star_path, model_path, None, "weighted", PredictConfig(), tomo_idx=[1])
     h = [mrcio.read_mrc(p)[0] for p in weighted[:2]]
     for p, q in zip(plain[:2], weighted[:2]):
         np.testing.assert_array_equal(mrcio.read_mrc(p)[0], mrcio.read_mrc(q)[0])

@@ -5,10 +5,12 @@ import mrcfile
 import numpy as np
 import pytest
 
-from isonet2core import mrcio, planning, prepare, star
 from isonet2core.cli.main import main
 from isonet2core.config import PrepareStarConfig
-from isonet2core.star import TomogramsTable
+from isonet2core.io import mrcio, star
+from isonet2core.io.star import TomogramsTable
+from isonet2core.steps import prepare
+from isonet2core.training import budget
 
 SHAPE = (4, 8, 8)
 
@@ -111,9 +113,9 @@ def test_count_coordinates(tmp_path):
 
 
 def test_auto_number_subtomos():
-    assert planning.default_subtomos_per_tomogram(1) == 3000
-    assert planning.default_subtomos_per_tomogram(7) == 428
-    assert planning.default_subtomos_per_tomogram(5000) == 1
+    assert budget.default_subtomos_per_tomogram(1) == 3000
+    assert budget.default_subtomos_per_tomogram(7) == 428
+    assert budget.default_subtomos_per_tomogram(5000) == 1
 
 
 def _cfg(tmp_path, **kw):

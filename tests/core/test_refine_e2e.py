@@ -1,6 +1,6 @@
 """End to end on a realistic lamella: simulate -> prepare-star -> refine (isonet2-n2n) -> predict.
 
-The data are a small atomic-model lamella (:mod:`isonet2core.lamella`, 48 x 96 x 96 voxels at
+The data are a small atomic-model lamella (:mod:`isonet2core.simulation.lamella`, 48 x 96 x 96 voxels at
 8 A, +-60 degrees, 300 A of ice), hard in the ways real data are: the raw map correlates with
 the truth at about 0.2 and holds almost nothing of its missing wedge. Refine runs with the
 defaults a user gets (unet-small, FSC loss, network CTF mode, mw_weight 200 as the IsoNet2
@@ -11,8 +11,10 @@ Pearson correlation, by a margin. Measured with these settings (seed 0): see ``M
 import numpy as np
 import pytest
 
-from isonet2core import lamella, metrics, mrcio, star
 from isonet2core.cli.main import main
+from isonet2core.imaging import metrics
+from isonet2core.io import mrcio, star
+from isonet2core.simulation import lamella
 
 SHAPE = (48, 96, 96)
 MEASURED = "raw Pearson 0.248, wedge FSC 0.130; refined Pearson 0.536, wedge FSC 0.334 (73 s)"

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import figures, filenames, metrics, mrcio, report_page, star, wedge
 from isonet2core.cli.main import main
+from isonet2core.imaging import metrics, wedge
+from isonet2core.io import mrcio, output_names, star
+from isonet2core.report import figures, page
 
 SHAPE = (32, 40, 40)
 PIXEL = 8.0
@@ -22,36 +24,36 @@ def _png(path: Path) -> Path:
 
 def test_write_report_pages(tmp_path):
     _png(tmp_path / "a b.png")
-    sections = [report_page.ReportSection("Numbers <1>", "x < y & z",
-                                     report_page.ReportTable(("name", "value|unit"), (("t1", "0.5"),))),
-                report_page.ReportSection("Figures", images=(report_page.ReportImage("a b.png", "caption <b>"),))]
-    pages = report_page.write_report(tmp_path, "Title & co", sections)
+    sections = [page.ReportSection("Numbers <1>", "x < y & z",
+                                     page.ReportTable(("name", "value|unit"), (("t1", "0.5"),))),
+                page.ReportSection("Figures", images=(page.ReportImage("a b.png", "caption <b>"),))]
+    pages = page.write_report(tmp_path, "Title & co", sections)
     assert set(pages) == {"html", "md"}
-    page = pages["html"].read_text()
-    assert "<h1>Title &amp; co</h1>" in page and "<h2>Numbers &lt;1&gt;</h2>" in page
-    assert "<th>value|unit</th>" in page and "<td>0.5</td>" in page
-    assert '<img src="a b.png" alt="caption &lt;b&gt;">' in page
+    html = pages["html"].read_text()
+    assert "<h1>Title &amp; co</h1>" in html and "<h2>Numbers &lt;1&gt;</h2>" in html
+    assert "<th>value|unit</th>" in html and "<td>0.5</td>" in html
+    assert '<img src="a b.png" alt="caption &lt;b&gt;">' in html
     md = pages["md"].read_text()
     assert "| name | value\\|unit |" in md and "| t1 | 0.5 |" in md
     assert "![caption <b>](a%20b.png)" in md
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.png", "report.html", "report.md"]
-    only_md = report_page.write_report(tmp_path / "x", "T", sections[:1], formats=("md",))
+    only_md = page.write_report(tmp_path / "x", "T", sections[:1], formats=("md",))
     assert list(only_md) == ["md"] and not (tmp_path / "x" / "report.html").exists()
 
 
 def test_write_report_rejects_bad_pages(tmp_path):
     _png(tmp_path / "in.png")
     outside = _png(tmp_path.parent / f"{tmp_path.name}_outside.png")
-    table = report_page.ReportTable(("a", "b"), (("1",),))
+    table = page.ReportTable(("a", "b"), (("1",),))
     for section, message in (
-            (report_page.ReportSection("s", images=(report_page.ReportImage("missing.png", "c"),)), "missing.png"),
-            (report_page.ReportSection("s", images=(report_page.ReportImage(f"../{outside.name}", "c"),)), "inside"),
-            (report_page.ReportSection("s", images=(report_page.ReportImage(str(outside), "c"),)), "inside"),
-            (report_page.ReportSection("s", table=table), "1 cells for 2 headers")):
+            (page.ReportSection("s", images=(page.ReportImage("missing.png", "c"),)), "missing.png"),
+            (page.ReportSection("s", images=(page.ReportImage(f"../{outside.name}", "c"),)), "inside"),
+            (page.ReportSection("s", images=(page.ReportImage(str(outside), "c"),)), "inside"),
+            (page.ReportSection("s", table=table), "1 cells for 2 headers")):
         with pytest.raises(ValueError, match=message):
-            report_page.write_report(tmp_path, "T", [section])
+            page.write_report(tmp_path, "T", [section])
     with pytest.raises(ValueError, match="formats"):
-        report_page.write_report(tmp_path, "T", [], formats=("pdf",))
+        page.write_report(tmp_path, "T", [], formats=("pdf",))
     assert not (tmp_path / "report.html").exists()
 
 
@@ -101,13 +103,13 @@ def run_folder(tmp_path_factory):
     # the entries trainer.run_epoch records, in the files trainer.save writes
     history = [{"epoch": e, "loss": 1.0 / e, "n2n_loss": 0.6 / e, "mw_loss": 0.4 / e,
                 "learning_rate": 3e-4, "steps": 5, "seconds": 30.0} for e in range(1, 5)]
-    (model / filenames.HISTORY_FILE).write_text(json.dumps(history))
-    (model / filenames.CONFIG_FILE).write_text(json.dumps(
+    (model / output_names.HISTORY_FILE).write_text(json.dumps(history))
+    (model / output_names.CONFIG_FILE).write_text(json.dumps(
         {"config": {"method": "isonet2-n2n", "arch": "unet-small", "cube_size": 32, "mw_weight": 20.0},
          "batch_size": 2, "tomograms": {}, "normalization": {}, "isonet2core_version": "0",
          "command_line": []}))
     for epoch in (2, 4):
-        mrcio.write_mrc(model / filenames.PREVIEW_DIR / f"tomo_001_epoch{epoch:03d}.mrc",
+        mrcio.write_mrc(model / output_names.PREVIEW_DIR / f"tomo_001_epoch{epoch:03d}.mrc",
                         maps["full/tomo_001.mrc"] * (1 - epoch / 5) + gt * epoch / 5, PIXEL)
     return root
 
@@ -136,7 +138,7 @@ def test_cli_report_writes_pages_figures_and_metrics(run_folder, tmp_path, monke
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {p.name for p in out.iterdir()} == set(sources) | {"report.html", "report.md"}
 
-    # the numbers table holds what isonet2core.metrics computes for these maps
+    # the numbers table holds what isonet2core.imaging.metrics computes for these maps
     def read(name):
         return mrcio.read_mrc(run_folder / name)[0]
     gt = read("ground_truth/tomo_001.mrc")
@@ -197,17 +199,17 @@ def test_cli_report_checks_inputs_before_work(run_folder, tmp_path, capsys):
 
 
 def test_training_progress_line_from_the_history(tmp_path):
-    from isonet2core import progress
+    from isonet2core.report import progress
     assert progress.read_history(tmp_path) == [] and progress.training_progress([], 10) is None
     history = [{"epoch": 1, "loss": 0.5, "seconds": 60.0},
                {"epoch": 2, "loss": 0.25, "seconds": 120.0}]
-    (tmp_path / filenames.HISTORY_FILE).write_text(json.dumps(history))
+    (tmp_path / output_names.HISTORY_FILE).write_text(json.dumps(history))
     assert progress.read_history(tmp_path) == history
     # 8 epochs left at the mean 90 s: 720 s
     assert progress.seconds_left(history, 10) == 720.0
     assert progress.training_progress(history, 10) == "epoch 2/10, loss 0.25, about 12.0 min left"
     assert progress.training_progress(history, 2) == "epoch 2/2, loss 0.25"
     assert progress.seconds_left(history[:1], 2) == 60.0
-    (tmp_path / filenames.HISTORY_FILE).write_text('{"epoch": 1}')
+    (tmp_path / output_names.HISTORY_FILE).write_text('{"epoch": 1}')
     with pytest.raises(ValueError, match="expected a list"):
         progress.read_history(tmp_path)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import wedge
+from isonet2core.imaging import wedge
 from isonet2core.training import rotations as rt
 
 N = 16

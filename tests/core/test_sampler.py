@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from isonet2core import mrcio, normalize
 from isonet2core.config import Microscope
+from isonet2core.imaging import normalize
+from isonet2core.io import mrcio
 from isonet2core.training import sampler
 
 CUBE = 16
@@ -134,8 +135,8 @@ def test_unusable_box_files_name_file_and_line(tmp_path, text, message):
 
 
 def test_refine_plans_from_the_stars_box_files(tmp_path):
-    from isonet2core import star
     from isonet2core.config import TrainConfig
+    from isonet2core.io import star
     from isonet2core.training.plan import plan_tomograms
     even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
     rng = np.random.default_rng(0)

@@ -4,9 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from isonet2core import ctf, fourier, metrics, mrcio, wedge
 from isonet2core.cli.main import main
-from isonet2core.simulate import (
+from isonet2core.imaging import ctf, fourier, metrics, wedge
+from isonet2core.io import mrcio
+from isonet2core.simulation.simulate import (
     ACQUISITION_FILE,
     CTF_FOLDER,
     TILT_FOLDER,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from isonet2core import mapnames, star
 from isonet2core.config import Microscope
-from isonet2core.star import TomogramsTable
+from isonet2core.io import input_names, star
+from isonet2core.io.star import TomogramsTable
 
 ISONET2_PROGRAM_FILE = """
 data_
@@ -275,15 +275,15 @@ def test_path_resolution(tmp_path, monkeypatch):
 
 
 def test_half_tags():
-    assert mapnames.strip_half_tag("tomo_001_EVN") == "tomo_001"
-    assert mapnames.strip_half_tag("tomo_001-odd") == "tomo_001"
-    assert mapnames.strip_half_tag("even_tomo_001") == "tomo_001"
-    assert mapnames.strip_half_tag("TS_3.half2") == "TS_3"
-    assert mapnames.strip_half_tag("event_1") == "event_1"
-    assert mapnames.strip_half_tag("odd") == "odd"
-    assert mapnames.half_tag("a_half_1") == "even" and mapnames.half_tag("a_ODD") == "odd"
-    assert mapnames.half_tag("tomo") is None
-    assert mapnames.tomo_name_from_path("x/y/tomo_7_EVN.rec") == "tomo_7"
+    assert input_names.strip_half_tag("tomo_001_EVN") == "tomo_001"
+    assert input_names.strip_half_tag("tomo_001-odd") == "tomo_001"
+    assert input_names.strip_half_tag("even_tomo_001") == "tomo_001"
+    assert input_names.strip_half_tag("TS_3.half2") == "TS_3"
+    assert input_names.strip_half_tag("event_1") == "event_1"
+    assert input_names.strip_half_tag("odd") == "odd"
+    assert input_names.half_tag("a_half_1") == "even" and input_names.half_tag("a_ODD") == "odd"
+    assert input_names.half_tag("tomo") is None
+    assert input_names.tomo_name_from_path("x/y/tomo_7_EVN.rec") == "tomo_7"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -326,5 +326,5 @@ def test_missing_file(tmp_path):
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, isonet2core.star; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, isonet2core.io.star; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

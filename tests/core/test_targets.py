@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import ctf, fourier
 from isonet2core.config import Microscope, TrainConfig
+from isonet2core.imaging import ctf, fourier
 from isonet2core.training import rotations as rt
 from isonet2core.training import targets
 

@@ -3,7 +3,7 @@ handed out in z order from a rolling buffer, one slab read per z-row."""
 import numpy as np
 import pytest
 
-from isonet2core import tiling
+from isonet2core.steps import tiling
 
 
 def _stitch(volume, cube, padding_factor, batch_size, fn=lambda t: t, scheme="hann"):

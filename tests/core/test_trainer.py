@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import checkpoint, filenames, mrcio
 from isonet2core.config import Microscope, TrainConfig
+from isonet2core.io import model_file, mrcio, output_names
 from isonet2core.training import trainer
 
 MIC = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-55.0, tilt_max_deg=60.0)
@@ -29,7 +29,7 @@ def _run(cfg, halves, out, subtomos=4, **kw):
 
 
 def _weights(path, key="model_state"):
-    return checkpoint.load_checkpoint(path)[key]
+    return model_file.load_checkpoint(path)[key]
 
 
 def _assert_same(a, b):
@@ -48,7 +48,7 @@ def test_resume_from_an_epoch_checkpoint_gives_the_uninterrupted_weights(halves,
     first = _run(dataclasses.replace(cfg, epochs=1), halves, tmp_path / "resumed")
     # the 1-epoch run has the same schedule only if it knew the run is 2 epochs long: resume
     # from the epoch-1 checkpoint of the 2-epoch run instead, and check both give the same
-    epoch1 = filenames.model_path(tmp_path / "straight", cfg.method, cfg.arch, 16, 1)
+    epoch1 = output_names.model_path(tmp_path / "straight", cfg.method, cfg.arch, 16, 1)
     resumed = _run(cfg, halves, tmp_path / "resumed2", resume=epoch1)
     _assert_same(_weights(straight.model_path), _weights(resumed.model_path))
     if cfg.ema_decay is not None:
@@ -73,8 +73,8 @@ def test_files_written_by_a_run(halves, tmp_path):
     assert f"{stem}_epoch001.pt" not in names
     assert {"loss_history.json", "loss.png", "config.json"} <= set(names)
     assert [p.name for p in result.epoch_paths] == [f"{stem}_epoch002.pt", f"{stem}_epoch003.pt"]
-    e2 = checkpoint.load_checkpoint(tmp_path / f"{stem}_epoch002.pt")
-    full = checkpoint.load_checkpoint(result.model_path)
+    e2 = model_file.load_checkpoint(tmp_path / f"{stem}_epoch002.pt")
+    full = model_file.load_checkpoint(result.model_path)
     assert e2["epoch"] == 2 and full["epoch"] == 3
     assert not all(torch.equal(e2["model_state"][k], full["model_state"][k]) for k in e2["model_state"])
     for key in ("optimizer_state", "scheduler_state", "rng_state", "normalization", "tomograms", "history"):
@@ -207,7 +207,7 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
     eager map. (Long test: inductor compiles for minutes on 2 cores.)"""
     from isonet2core.config import PredictConfig
     from isonet2core.nets.registry import build
-    from isonet2core.predict import predict_volume
+    from isonet2core.steps.predict import predict_volume
 
     cfg = _cfg(epochs=1, noise_level=0.0)
     eager = _run(cfg, halves, tmp_path / "eager")

@@ -17,8 +17,8 @@ import mrcfile
 import numpy as np
 import pytest
 
-from isonet2core import star
 from isonet2core.cli.main import main
+from isonet2core.io import star
 
 SMALL_TRAINING = " --epochs 1 --number_subtomos 1 --batch_size 1"
 TUTORIAL = [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from isonet2core import fourier, wedge
+from isonet2core.imaging import fourier, wedge
 
 
 def _sphere_fraction(mask, shape, radius=0.45):

@@ -1,7 +1,7 @@
 """Conversion of Scipion objects to the tomograms STAR (isonet2scipion.convert).
 
 Scipion objects are built in temporary sqlite files (sets of tomograms, tilt series and CTF
-series), converted, written with isonet2core.star and read back.
+series), converted, written with isonet2core.io.star and read back.
 """
 import os
 
@@ -10,7 +10,7 @@ from pyworkflow.object import Pointer
 from scipion_objects import acquisition, ctf_series_set, tilt_series_set, tomogram, tomogram_set
 from tomo.objects import TomoMask
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import convert, ctf_inputs
 from isonet2scipion.constants import HALF_ORDER_AUTO, HALF_ORDER_EVEN_ODD, HALF_ORDER_ODD_EVEN
 

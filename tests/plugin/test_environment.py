@@ -175,7 +175,7 @@ def test_core_wheel_holds_the_core_and_its_requirements(tmp_path):
         names = set(zf.namelist())
         dist = f"isonet2core-{ISONET2_VERSION}.dist-info"
         assert {n for n in names if not n.startswith(dist)} == expected
-        assert "isonet2core/data/structures.npz" in names and "isonet2core/cli/main.py" in names
+        assert "isonet2core/simulation/data/structures.npz" in names and "isonet2core/cli/main.py" in names
         metadata = zf.read(f"{dist}/METADATA").decode()
         record = zf.read(f"{dist}/RECORD").decode().splitlines()
         assert "isonet2 = isonet2core.cli.main:main" in zf.read(f"{dist}/entry_points.txt").decode()

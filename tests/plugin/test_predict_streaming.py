@@ -9,7 +9,7 @@ import pytest
 from pyworkflow.object import Set
 from tomo.objects import SetOfTomograms, TomoAcquisition, Tomogram
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import Plugin
 from isonet2scipion.constants import HALVES_NONE
 from isonet2scipion.objects import IsoNet2Model

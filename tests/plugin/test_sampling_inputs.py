@@ -7,7 +7,7 @@ from scipion_objects import acquisition, convert_step, protocol, tomogram_set
 from tomo import constants
 from tomo.objects import Coordinate3D, SetOfCoordinates3D, SetOfTomograms, Tomogram
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import sampling_inputs
 
 CUBE = 16
@@ -140,8 +140,8 @@ def test_make_mask_writes_the_boundaries_into_the_star_and_the_core_honours_them
     imodmodel = pytest.importorskip("imodmodel")
     import pandas as pd
 
-    from isonet2core import masking
     from isonet2core.config import MaskConfig
+    from isonet2core.steps import masking
     from isonet2scipion.protocols import ProtIsoNet2MakeMask
 
     tomos = [_tomogram(tmp_path, ts, (32, 48, 48), 10.0) for ts in ("TS_01", "TS_02")]
@@ -167,7 +167,7 @@ def test_make_mask_writes_the_boundaries_into_the_star_and_the_core_honours_them
 
 
 def mrcio_read(path):
-    from isonet2core import mrcio
+    from isonet2core.io import mrcio
     return mrcio.read_mrc(path)
 
 

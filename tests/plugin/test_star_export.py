@@ -20,7 +20,7 @@ import starfile
 from scipion_objects import acquisition, convert_step, ctf_series_set, protocol, tilt_series_set
 from tomo.objects import SetOfTomograms, Tomogram
 
-from isonet2core import star
+from isonet2core.io import star
 from isonet2scipion import convert, relion_export
 from isonet2scipion.constants import HALVES_NONE, HALVES_SEPARATE, TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2Refine

@@ -1,7 +1,7 @@
 """Wizard logic, headless (``suggest``), on the quick demo project and on empty forms."""
 import pytest
 
-from isonet2core import planning
+from isonet2core.training import budget
 from isonet2scipion.protocols import ProtIsoNet2Deconv, ProtIsoNet2Refine
 from isonet2scipion.wizards import IsoNet2DefocusWizard, IsoNet2EpochsWizard, IsoNet2SubtomosWizard
 
@@ -20,13 +20,13 @@ def test_suggestions_on_the_demo_refine(demo_project):
     refine = runs["ProtIsoNet2Refine"]
     n = refine._referenceSet().getSize()
     value, message = IsoNet2SubtomosWizard.suggest(refine)
-    assert value == planning.subtomos_per_tomogram(n, refine.epochs.get())
+    assert value == budget.subtomos_per_tomogram(n, refine.epochs.get())
     assert str(value) in message
     value, message = IsoNet2EpochsWizard.suggest(refine)
-    assert value == planning.epochs_for(n, refine.number_subtomos.get())
+    assert value == budget.epochs_for(n, refine.number_subtomos.get())
     refine.number_subtomos.set(None)          # automatic subtomograms
     value, message = IsoNet2EpochsWizard.suggest(refine)
-    assert value == planning.epochs_for(n, planning.default_subtomos_per_tomogram(n))
+    assert value == budget.epochs_for(n, budget.default_subtomos_per_tomogram(n))
     assert "(automatic)" in message
     # the simulator wrote 30000 A at every tilt of tomo_001
     value, message = IsoNet2DefocusWizard.suggest(refine)

@@ -1,6 +1,6 @@
 """A real Scipion project, headless: simulated data -> imports -> IsoNet2 protocols.
 
-Data come from ``isonet2core.simulate.simulate_dataset`` (the ``isonet2 simulate`` command):
+Data come from ``isonet2core.simulation.simulate.simulate_dataset`` (the ``isonet2 simulate`` command):
 full, even and odd tomograms with ground truth, IMOD ``.defocus`` files and tilt angles. They
 are imported with tomo's protocols (three tomogram imports: full, even, odd; a tilt-series
 import, which the CTF import needs to attach the estimations to - IsoNet2 never reads its
@@ -18,8 +18,8 @@ from pyworkflow.tests import setupTestProject
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
-from isonet2core.checkpoint import load_checkpoint
-from isonet2core.simulate import SimulationConfig, simulate_dataset
+from isonet2core.io.model_file import load_checkpoint
+from isonet2core.simulation.simulate import SimulationConfig, simulate_dataset
 from isonet2scipion.constants import HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE
 from isonet2scipion.protocols import (
     ProtIsoNet2Deconv,
@@ -106,9 +106,9 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         """Our model file rewritten in the IsoNet2 program's layout (what its refine saves)."""
         import torch
 
-        from isonet2core import checkpoint
+        from isonet2core.io import model_file
         from isonet2core.nets.bn_unet import fold_inverted_contrast
-        ckpt = checkpoint.load_checkpoint(ourPath)
+        ckpt = model_file.load_checkpoint(ourPath)
         inverted = fold_inverted_contrast(ckpt["model_state"])   # its own inverse
         path = self.dataDir / f"network_{ckpt['method']}_{ckpt['arch']}_{ckpt['cube_size']}_full.pt"
         torch.save({"method": ckpt["method"], "arch": ckpt["arch"],

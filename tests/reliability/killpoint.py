@@ -40,8 +40,7 @@ def install(kind: str, n: int) -> None:
 
         os.replace = replace
     elif kind == "write":
-        from isonet2core import mrcio
-
+        from isonet2core.io import mrcio
         real_init, real_write = mrcio.MRCStream.__init__, mrcio.MRCStream.write
 
         def init(self, *args, **kwargs):

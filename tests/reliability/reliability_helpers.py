@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from isonet2core import mrcio, star
+from isonet2core.io import mrcio, star
 
 PIXEL_A = 10.0
 SHAPE = (32, 40, 40)
@@ -66,8 +66,8 @@ def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH
     """A small valid model file (a fresh batch-normalised network: not the identity)."""
     import torch
 
-    from isonet2core import checkpoint
     from isonet2core.config import TrainConfig, to_dict
+    from isonet2core.io import model_file
     from isonet2core.nets.registry import build
 
     torch.manual_seed(seed)
@@ -76,7 +76,7 @@ def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH
                  config=to_dict(TrainConfig(method=method, arch=arch, cube_size=cube)))
     if epoch is not None:
         state["epoch"] = epoch
-    return checkpoint.save_checkpoint(path, state)
+    return model_file.save_checkpoint(path, state)
 
 
 def sha256(path: Path) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from reliability_helpers import cli_env, make_checkpoint, make_dataset, run_main, temp_files
 
-from isonet2core import mrcio, star
+from isonet2core.io import mrcio, star
 
 
 def test_two_predicts_into_one_folder(tmp_path, monkeypatch):

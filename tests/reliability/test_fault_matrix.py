@@ -30,7 +30,7 @@ from reliability_helpers import (
     run_main,
 )
 
-from isonet2core import mrcio, star
+from isonet2core.io import mrcio, star
 
 COMMANDS = ("deconv", "make-mask", "refine", "denoise", "predict")
 TRAINING = ("refine", "denoise")
@@ -300,12 +300,12 @@ def tripwire(monkeypatch):
     """Make the first step of every command's long work raise :class:`LongWorkStarted`."""
     def trip(*args, **kwargs):
         raise LongWorkStarted("long work started before the bad input was refused")
-    import isonet2core.deconv
-    import isonet2core.masking
-    import isonet2core.predict
-    monkeypatch.setattr(isonet2core.deconv, "deconvolve", trip)
-    monkeypatch.setattr(isonet2core.masking, "make_mask", trip)
-    monkeypatch.setattr(isonet2core.predict, "predict_file", trip)
+    import isonet2core.steps.deconv
+    import isonet2core.steps.masking
+    import isonet2core.steps.predict
+    monkeypatch.setattr(isonet2core.steps.deconv, "deconvolve", trip)
+    monkeypatch.setattr(isonet2core.steps.masking, "make_mask", trip)
+    monkeypatch.setattr(isonet2core.steps.predict, "predict_file", trip)
     try:
         import isonet2core.training.trainer as trainer
     except ImportError:  # training not there yet

@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import assert_one_error_line, cli_env, run_main
 
-from isonet2core import star
 from isonet2core.cli import common
 from isonet2core.cli.main import SUBCOMMANDS, build_parser
+from isonet2core.io import star
 
 FUZZ = settings(max_examples=150, deadline=2000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -17,7 +17,7 @@ import pytest
 import torch
 from reliability_helpers import cli_env, fingerprint, make_checkpoint, make_dataset, run_main, temp_files
 
-from isonet2core import mrcio, star
+from isonet2core.io import mrcio, star
 
 HERE = Path(__file__).resolve().parent
 OUTPUT_COLUMNS = (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2)
@@ -98,8 +98,8 @@ TRAIN = ["--arch", "unet-small", "--cube_size", "16", "--epochs", "2", "--batch_
 
 
 def _load(path: Path) -> dict:
-    from isonet2core import checkpoint
-    return checkpoint.load_checkpoint(path)
+    from isonet2core.io import model_file
+    return model_file.load_checkpoint(path)
 
 
 def _every_model_file_is_complete(out: Path) -> None:

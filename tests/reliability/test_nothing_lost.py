@@ -31,7 +31,7 @@ from reliability_helpers import (
     temp_files,
 )
 
-from isonet2core import atomic, checkpoint, mrcio, star
+from isonet2core.io import atomic, model_file, mrcio, output_guard, star
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -153,7 +153,7 @@ def test_star_write_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
 def test_checkpoint_save_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
     path = make_checkpoint(tmp_path / "run" / "model.pt", epoch=1)
     digest = fingerprint([path])
-    state = checkpoint.load_checkpoint(path)
+    state = model_file.load_checkpoint(path)
     state["epoch"] = 2
 
     def save(obj, fh, *args, **kwargs):
@@ -162,10 +162,10 @@ def test_checkpoint_save_failing_half_way_keeps_the_old_file(tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "save", save)
     with pytest.raises(OSError, match="model.pt"):
-        checkpoint.save_checkpoint(path, state)
+        model_file.save_checkpoint(path, state)
     assert fingerprint([path]) == digest
     assert temp_files(tmp_path) == []
-    assert checkpoint.load_checkpoint(path)["epoch"] == 1
+    assert model_file.load_checkpoint(path)["epoch"] == 1
 
 
 @pytest.mark.parametrize("command", ["deconv", "make-mask", "predict"])
@@ -215,10 +215,8 @@ def tiny_tmpfs(tmp_path):
 def test_really_full_disk_during_predict(tmp_path, tiny_tmpfs, monkeypatch):
     """Six 206 KB outputs do not fit in 1 MiB: the sixth write fails with ENOSPC (the check of
     the free space before any work is skipped, as if another program filled the disk later)."""
-    from isonet2core import outputs
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(outputs, "check_free_space", lambda targets, sizes: None)
+    monkeypatch.setattr(output_guard, "check_free_space", lambda targets, sizes: None)
     ds = make_dataset(tmp_path / "data")
     model = make_checkpoint(tmp_path / "model.pt", method="isonet2-n2n")
     rc, _, err = run_main(["predict", ds["star"], model, "--output_dir", tiny_tmpfs, "--device", "cpu",

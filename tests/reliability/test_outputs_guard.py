@@ -1,4 +1,4 @@
-"""What a command may write (issue 28 items 1, 7, 9; :mod:`isonet2core.outputs`), from the CLI.
+"""What a command may write (issue 28 items 1, 7, 9; :mod:`isonet2core.io.output_guard`), from the CLI.
 
 Every case: exit 2, one line ``isonet2 <cmd>: error: ...`` naming the file or folder, refused
 before any work (the fault matrix's tripwire), every input keeps its sha256, no output written.
@@ -21,7 +21,7 @@ from reliability_helpers import (
 )
 from test_fault_matrix import TRAIN_OPTIONS, _Models, argv_for, tripwire
 
-from isonet2core import filenames, outputs, star
+from isonet2core.io import output_guard, output_names, star
 
 SUFFIX = {"deconv": "_deconv", "make-mask": "_mask", "predict": "_corrected"}
 
@@ -120,7 +120,7 @@ def test_training_never_writes_over_its_inputs(command, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ds = make_dataset(tmp_path / "data")
     out = tmp_path / "out"
-    preview = filenames.preview_path(out, "t1", 1)
+    preview = output_names.preview_path(out, "t1", 1)
     preview.parent.mkdir(parents=True)
     shutil.copy(ds["even"][0], preview)
     _set(ds["star"], 0, star.TOMO_HALF1, preview)
@@ -131,7 +131,7 @@ def test_training_never_writes_over_its_inputs(command, tmp_path, monkeypatch):
 
     _set(ds["star"], 0, star.TOMO_HALF1, ds["even"][0])
     method = "n2n" if command == "denoise" else "isonet2-n2n"
-    model = make_checkpoint(filenames.model_path(out, method, "unet-small", 16), method=method)
+    model = make_checkpoint(output_names.model_path(out, method, "unet-small", 16), method=method)
     before = fingerprint([tmp_path / "data", model])
     _refused([*argv, "--pretrained_model", model, "--overwrite", "True"], monkeypatch, model.name)
     assert fingerprint([tmp_path / "data", model]) == before
@@ -224,7 +224,7 @@ def test_outputs_that_do_not_fit_are_refused_before_work(command, tmp_path, mode
     monkeypatch.chdir(tmp_path)
     ds = make_dataset(tmp_path / "data")
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(outputs.shutil, "disk_usage",
+    monkeypatch.setattr(output_guard.shutil, "disk_usage",
                         lambda path: usage._replace(free=100_000))
     before = fingerprint([tmp_path / "data"])
     out = tmp_path / "out"
@@ -241,5 +241,5 @@ def test_outputs_that_do_not_fit_are_refused_before_work(command, tmp_path, mode
 
 
 def test_write_probe_leaves_nothing(tmp_path):
-    outputs.check_folder_writable(tmp_path / "a" / "b")
+    output_guard.check_folder_writable(tmp_path / "a" / "b")
     assert os.listdir(tmp_path / "a" / "b") == []

@@ -60,7 +60,7 @@ class TestScipionReliability:
         setupTestProject(cls.holder)
         cls.proj = cls.holder.proj
         data = Path(cls.proj.getPath()).parent / f"{cls.holder.projName}_data"
-        from isonet2core import mrcio
+        from isonet2core.io import mrcio
         for i, ts in enumerate(("t1", "t2")):
             mrcio.write_mrc(data / "tomos" / f"{ts}.mrc", smooth_volume((32, 48, 48), i), PIXEL)
         model = make_checkpoint(data / "model" / "network_isonet2_unet-small_16_full.pt",
@@ -132,7 +132,7 @@ class TestScipionReliability:
             self.proj.launchProtocol(p, wait=False)
         prots = self._wait(prots)
         assert all(p.isFinished() for p in prots), [p.getStatus() for p in prots]
-        from isonet2core import mrcio
+        from isonet2core.io import mrcio
         outputs = [{t.getTsId(): os.path.abspath(t.getFileName()) for t in p.tomograms} for p in prots]
         assert sorted(outputs[0]) == sorted(outputs[1]) == ["t1", "t2"]
         for ts in ("t1", "t2"):

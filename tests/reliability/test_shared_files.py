@@ -27,7 +27,7 @@ from reliability_helpers import (
     temp_files,
 )
 
-from isonet2core import atomic, checkpoint, locks, mrcio, star
+from isonet2core.io import atomic, locks, model_file, mrcio, star
 
 HERE = Path(__file__).resolve().parent
 PREDICT = ["--device", "cpu", "--ncpus", "1", "--padding_factor", "1.5"]
@@ -128,7 +128,7 @@ def test_two_refines_into_one_folder_the_second_is_refused_naming_the_first(tmp_
     assert "--seed 1" in line
     gate.touch()
     assert first.wait(timeout=300) == 0, first.communicate()
-    full = checkpoint.load_checkpoint(out / f"{MODEL}_full.pt")
+    full = model_file.load_checkpoint(out / f"{MODEL}_full.pt")
     assert full["config"]["seed"] == 1                                 # the first run's weights
     assert sorted(p.name for p in out.glob("*.pt")) == [f"{MODEL}_epoch001.pt", f"{MODEL}_full.pt"]
     assert temp_files(out) == []
@@ -157,7 +157,7 @@ def test_a_rerun_without_resume_is_refused_and_overwrite_replaces_the_whole_run(
     assert [h["epoch"] for h in history] == [1]
     assert json.loads((out / "config.json").read_text())["config"]["seed"] == 5
     for name in (f"{MODEL}_epoch001.pt", f"{MODEL}_full.pt"):
-        assert checkpoint.load_checkpoint(out / name)["config"]["seed"] == 5
+        assert model_file.load_checkpoint(out / name)["config"]["seed"] == 5
 
 
 def test_overwrite_refuses_to_remove_the_pretrained_model_it_starts_from(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from reliability_helpers import (
     run_main,
 )
 
-from isonet2core import mrcio, star
+from isonet2core.io import mrcio, star
 from isonet2core.training.trainer import check_finite
 
 TRAIN = ["--arch", ARCH, "--cube_size", str(CUBE), "--epochs", "1", "--device", "cpu"]

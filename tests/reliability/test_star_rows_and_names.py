@@ -17,7 +17,7 @@ from reliability_helpers import (
     run_main,
 )
 
-from isonet2core import star
+from isonet2core.io import star
 
 
 def _truncate_after_pixel_size(star_path):
@@ -84,12 +84,12 @@ def test_ctf_work_without_a_defocus_column_is_refused(case, tmp_path):
                 "--epochs", "1", "--device", "cpu", "--CTF_mode", "network"]
         needs = "CTF_mode network needs the defocus"
     else:
-        from isonet2core import checkpoint
         from isonet2core.config import TrainConfig, to_dict
+        from isonet2core.io import model_file
         model = make_checkpoint(tmp_path / "m.pt")
-        state = checkpoint.load_checkpoint(model)
+        state = model_file.load_checkpoint(model)
         state["config"] = to_dict(TrainConfig(arch=ARCH, cube_size=CUBE, ctf_mode="phase_only"))
-        checkpoint.save_checkpoint(model, state)
+        model_file.save_checkpoint(model, state)
         argv, needs = ["predict", ds["star"], model, "--output_dir", out, "--device", "cpu"], "phase flip"
     rc, _, err = run_main([str(a) for a in argv])
     assert rc == 2

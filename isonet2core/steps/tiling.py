@@ -23,7 +23,7 @@ Prediction runs the network on cubes of the training size (``cube``) and stitche
 * **Memory.** The tiles are visited z-row by z-row (``TileGrid.positions``: z slowest).
   ``iter_tile_batches`` reads, per z-row, one slab of the z planes its tiles cover (at most
   ``cube`` planes ``(k, y, x)``, from an array, a memory map or an
-  :class:`isonet2core.mrcio.PlaneReader`) and cuts the row's tiles from it, yielding
+  :class:`isonet2core.io.mrcio.PlaneReader`) and cuts the row's tiles from it, yielding
   ``batch_size`` tiles at a time. ``TileAccumulator`` blends the tile outputs into a rolling
   float32 buffer of the planes the current z-row covers (at most ``cube`` planes); when the
   next z-row begins, the planes that no later tile touches are final: it divides them by the
@@ -358,7 +358,7 @@ def iter_tile_batches(volume, grid: TileGrid,
 
     Parameters
     ----------
-    volume : numpy.ndarray or memory map or isonet2core.mrcio.PlaneReader
+    volume : numpy.ndarray or memory map or isonet2core.io.mrcio.PlaneReader
         ``(z, y, x)``; anything whose ``volume[z0:z1]`` gives those z planes.
     grid : TileGrid
         The tiles (its shape is the volume's).

@@ -7,7 +7,7 @@ ground truth and the tomograms are both protein dark, but an affine change of ei
 leaves every number unchanged except the sign of :func:`pearson`).
 
 Fourier shells (:func:`fsc`, :func:`wedge_fsc`): frequencies in cycles/voxel on the unshifted
-rfft grid of the volume (:func:`isonet2core.fourier.radial_freq`); divide by the pixel size
+rfft grid of the volume (:func:`isonet2core.imaging.fourier.radial_freq`); divide by the pixel size
 in Angstrom for 1/A. With ``n`` shells of width ``w = 0.5 / n`` shell ``i`` (``i = 1 .. n``)
 holds the Fourier points with ``(i - 1/2) w < |k| <= (i + 1/2) w`` and is reported at
 frequency ``i * w``, so the last shell sits at Nyquist (0.5); non-DC points below ``w / 2``
@@ -21,7 +21,7 @@ either map, has the value ``nan`` (undefined).
 
 The missing-wedge FSC (after the directional FSC of Van Veen et al., restricted to the
 "missing data" region) uses exactly the Fourier points that
-:func:`isonet2core.wedge.wedge_mask` marks missing (0) for the tilt range.
+:func:`isonet2core.imaging.wedge.wedge_mask` marks missing (0) for the tilt range.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import numpy as np
 import scipy.fft
 import torch
 
-from isonet2core import fourier
-from isonet2core.wedge import wedge_mask
+from isonet2core.imaging import fourier
+from isonet2core.imaging.wedge import wedge_mask
 
 #: shell power below this fraction of the map's mean power per Fourier point counts as none
 _EMPTY_POWER = 1e-10
@@ -224,7 +224,7 @@ def wedge_fsc(a, b, tilt_min_deg: float, tilt_max_deg: float,
     """FSC restricted to the missing wedge of the tilt range ``[tilt_min_deg, tilt_max_deg]``.
 
     Same shells as :func:`fsc`, but each shell only holds the Fourier points that
-    ``isonet2core.wedge.wedge_mask(shape, tilt_min_deg, tilt_max_deg, rfft=True)`` marks missing
+    ``isonet2core.imaging.wedge.wedge_mask(shape, tilt_min_deg, tilt_max_deg, rfft=True)`` marks missing
     (0). It measures how well ``a`` recovers the information of ``b`` that a tilt series of that
     range never recorded: 0 for a map without power in the wedge.
 

@@ -1,7 +1,7 @@
 """CTF deconvolution of tomograms with the IsoNet1/Warp Wiener-like filter.
 
 ``deconvolve(volume, microscope, cfg)`` filters a ``(z, y, x)`` tomogram with
-:func:`isonet2core.ctf.wiener_filter` (``W = T / (T^2 + 1/SSNR)``, the STAR's own amplitude
+:func:`isonet2core.imaging.ctf.wiener_filter` (``W = T / (T^2 + 1/SSNR)``, the STAR's own amplitude
 contrast, ``|T|`` for phase-flipped data) and rescales the result to the input's mean and
 standard deviation. ``W`` is positive at low frequency, so the output keeps the input's
 protein-dark contrast.
@@ -26,10 +26,12 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from isonet2core import ctf, filenames, fourier, maps, mrcio, star
 from isonet2core.config import DeconvConfig, Microscope
 from isonet2core.device import cpu_threads
-from isonet2core.filenames import PathLike
+from isonet2core.imaging import ctf, fourier
+from isonet2core.io import mrcio, output_names, star
+from isonet2core.io.output_names import PathLike
+from isonet2core.steps import step_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -185,8 +187,8 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
     """
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
-    jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
-                              lambda name: filenames.deconv_path(output_dir, name),
+    jobs = step_inputs.plan_map_jobs(table, tomo_idx, input_column,
+                              lambda name: output_names.deconv_path(output_dir, name),
                               star.DECONV)
     microscopes = {job.row: table.microscope(job.row, needs_defocus="deconv") for job in jobs}  # first
     for job in jobs:
@@ -197,7 +199,7 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     for job in jobs:
         microscope = microscopes[job.row]
-        out = deconvolve(maps.read_map(job.sources), microscope, cfg)
+        out = deconvolve(step_inputs.read_map(job.sources), microscope, cfg)
         mrcio.write_mrc(job.target, out, microscope.pixel_size_a, protect=job.sources)
         star.update_rows(star_file, {(job.name, table.index(job.row)): {
             star.DECONV: job.target, star.SNR_FALLOFF: cfg.snrfalloff,

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from isonet2core import fourier
 from isonet2core.config import check_tilt_range
+from isonet2core.imaging import fourier
 
 _ANGLE_TOL_DEG = 1e-9
 

@@ -14,7 +14,7 @@ the defocus at 0 degrees tilt in Angstrom (underfocus positive) and ``Cs`` in An
 B-factor is applied explicitly with :func:`bfactor_envelope` (network mode applies it before
 and after first-peak clipping, as the IsoNet2 program does, so a B-factor means the same there).
 
-3D filters are built on the grids of :mod:`isonet2core.fourier` (unshifted, rfft layout by
+3D filters are built on the grids of :mod:`isonet2core.imaging.fourier` (unshifted, rfft layout by
 default), evaluated analytically at every voxel's radial frequency ``|k| / pixel_size_a``.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from isonet2core import fourier
 from isonet2core.config import Microscope
+from isonet2core.imaging import fourier
 
 CTFSampling = Literal["exact", "isonet2-program"]
 

@@ -3,7 +3,7 @@
 Files are paired BY NAME, never by listing order: the even, odd and full maps of one
 tomogram have the same file name, or names that differ only by an even/odd tag in the stem
 (``tomo_001_EVN.mrc`` / ``tomo_001_ODD.mrc``, ``even``/``odd``, ``half1``/``half2``; see
-:func:`mapnames.strip_half_tag`). The tomogram's ``rlnTomoName`` is that shared stem without the
+:func:`input_names.strip_half_tag`). The tomogram's ``rlnTomoName`` is that shared stem without the
 tag. Masks (``mask_folder``) and coordinate files (``coordinate_folder``) are matched by stem
 the same way. Rows are in natural order of the names (``tomo_2`` before ``tomo_10``); a list
 of defocus values is taken in that order.
@@ -26,9 +26,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mapnames, maps, mrcio, outputs, planning, star
 from isonet2core.config import PrepareStarConfig
-from isonet2core.filenames import PathLike
+from isonet2core.io import input_names, mrcio, output_guard, star
+from isonet2core.io.output_names import PathLike
+from isonet2core.steps import step_inputs
+from isonet2core.training import budget
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def _natural_key(text: str):
 
 
 def list_maps(folder: PathLike, what: str) -> List[Path]:
-    """The MRC files (``mapnames.MAP_SUFFIXES``) of a folder, natural order; hidden files ignored.
+    """The MRC files (``input_names.MAP_SUFFIXES``) of a folder, natural order; hidden files ignored.
 
     Parameters
     ----------
@@ -93,17 +95,17 @@ def list_maps(folder: PathLike, what: str) -> List[Path]:
     if not p.is_dir():
         raise FileNotFoundError(f"{what} folder not found: {p}")
     files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-             and f.name.lower().endswith(mapnames.MAP_SUFFIXES)]
+             and f.name.lower().endswith(input_names.MAP_SUFFIXES)]
     if not files:
         raise ValueError(f"{what} folder {p} holds no MRC files "
-                         f"({', '.join(mapnames.MAP_SUFFIXES)})")
+                         f"({', '.join(input_names.MAP_SUFFIXES)})")
     return sorted(files, key=lambda f: _natural_key(f.name))
 
 
 def _by_name(files: Sequence[Path], what: str) -> Dict[str, Path]:
     keyed: Dict[str, Path] = {}
     for f in files:
-        key = mapnames.tomo_name_from_path(f)
+        key = input_names.tomo_name_from_path(f)
         if key in keyed:
             raise ValueError(f"{what} files {keyed[key].name} and {f.name} both name tomogram "
                              f"{key!r}; keep one per tomogram")
@@ -136,7 +138,7 @@ def match_tomograms(full_dir: Optional[PathLike] = None, even_dir: Optional[Path
              for what, d in folders.items() if d is not None}
     for what, wrong in (("even", "odd"), ("odd", "even")):
         for f in keyed.get(what, {}).values():
-            if mapnames.half_tag(f.stem) == wrong:
+            if input_names.half_tag(f.stem) == wrong:
                 raise ValueError(f"{f} is tagged {wrong!r} but lies in the {what} folder; "
                                  "are --even and --odd swapped?")
     names = set().union(*(set(k) for k in keyed.values()))
@@ -305,7 +307,7 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
         raise ValueError(f"defocus: {len(cfg.defocus_a)} values given for {n} tomograms; "
                          "give one value or one per tomogram")
     defocus = list(cfg.defocus_a) * n if len(cfg.defocus_a) == 1 else list(cfg.defocus_a)
-    masks = match_extra_files(cfg.mask_dir, tomograms, mapnames.MAP_SUFFIXES, "mask",
+    masks = match_extra_files(cfg.mask_dir, tomograms, input_names.MAP_SUFFIXES, "mask",
                               ("", "_mask")) if cfg.mask_dir else {}
     boxes = match_extra_files(cfg.coordinate_dir, tomograms, COORDINATE_SUFFIXES,
                               "coordinate") if cfg.coordinate_dir else {}
@@ -322,7 +324,7 @@ def plan(cfg: PrepareStarConfig) -> List[PlannedTomogram]:
                 raise ValueError(f"{infos[0].path}: the header has no positive pixel size "
                                  f"({mrcio.header_voxel_size_text(infos[0].path)}); give --pixel_size")
         if tomo.even is not None and tomo.odd is not None:
-            maps.check_halves_differ(infos[-2], infos[-1])
+            step_inputs.check_halves_differ(infos[-2], infos[-1])
         mask = masks.get(tomo.name)
         if mask is not None:
             _check_pair(infos[0], mrcio.read_header(mask), check_pixel=False)
@@ -386,7 +388,7 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
         One row per tomogram.
     """
     averages = averages or {}
-    n_auto = cfg.number_subtomos or planning.default_subtomos_per_tomogram(len(planned))
+    n_auto = cfg.number_subtomos or budget.default_subtomos_per_tomogram(len(planned))
     records = []
     for i, t in enumerate(planned):
         records.append({
@@ -413,14 +415,14 @@ def build_table(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star
 
 
 def _check_outputs(planned: Sequence[PlannedTomogram], cfg: PrepareStarConfig, star_path: Path) -> None:
-    """Before any write (:mod:`isonet2core.outputs`): the STAR is no file it lists and no other
+    """Before any write (:mod:`isonet2core.io.output_guard`): the STAR is no file it lists and no other
     kind of file; the averages are no input; the folders accept files and have room."""
-    outputs.check_star_target(star_path)
+    output_guard.check_star_target(star_path)
     inputs = [p for t in planned for p in (*t.files.maps, t.mask, t.box_file) if p is not None]
-    outputs.check_not_inputs([star_path], inputs)
+    output_guard.check_not_inputs([star_path], inputs)
     averages = [] if not cfg.create_average or cfg.full_dir is not None else planned
-    outputs.check_outputs([star_path.parent / AVERAGE_FOLDER / f"{t.files.name}.mrc" for t in averages],
-                          inputs, sizes=[outputs.mrc_bytes(t.shape) for t in averages],
+    output_guard.check_outputs([star_path.parent / AVERAGE_FOLDER / f"{t.files.name}.mrc" for t in averages],
+                          inputs, sizes=[output_guard.mrc_bytes(t.shape) for t in averages],
                           star_path=star_path)
 
 
@@ -444,7 +446,7 @@ def prepare_star(cfg: PrepareStarConfig) -> star.TomogramsTable:
         of ``create_average`` are written after every check): among them even and odd halves
         that are one file or hold identical data, a ``star_name`` that is a file the STAR lists
         or an existing file that is not a STAR file, a read-only STAR or folder, averages that
-        do not fit in the free space (:mod:`isonet2core.outputs`).
+        do not fit in the free space (:mod:`isonet2core.io.output_guard`).
     """
     planned = plan(cfg)
     star_path = Path(cfg.star_name)

@@ -31,7 +31,7 @@ fine-tuning (``pretrained_model``) use them as any of ours.
 Their numpy arrays are admitted by a list of numpy's array-rebuilding functions, never by
 unpickling arbitrary code.
 
-File names: :mod:`isonet2core.filenames`.
+File names: :mod:`isonet2core.io.output_names`.
 """
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ import torch
 from torch import nn
 
 from isonet2core import __version__
-from isonet2core.atomic import atomic_output
 from isonet2core.config import METHODS
-from isonet2core.filenames import PathLike
+from isonet2core.io.atomic import atomic_output
+from isonet2core.io.output_names import PathLike
 from isonet2core.nets.bn_unet import fold_inverted_contrast
 from isonet2core.nets.registry import ARCHITECTURES, build, is_program_layout
 from isonet2core.nets.unet import SIZE_MULTIPLE

@@ -1,6 +1,6 @@
 """The report page: sections of text, a table and PNG figures, written as ``report.html`` and
 its Markdown twin ``report.md`` (paths relative to the page's folder, so the folder can be
-moved as a whole). :mod:`isonet2core.report` assembles what a run's page shows.
+moved as a whole). :mod:`isonet2core.report.run_report` assembles what a run's page shows.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
-from isonet2core import atomic
-from isonet2core.filenames import PathLike
+from isonet2core.io import atomic
+from isonet2core.io.output_names import PathLike
 
 REPORT_STEM = "report"
 

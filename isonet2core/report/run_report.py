@@ -2,10 +2,10 @@
 
 ``make_report(star_file, output_dir, cfg, model_dir=, tomo_idx=, ground_truth_dir=)`` (what
 ``isonet2 report`` runs): per tomogram, orthoslices and Fourier XZ slices of the raw map beside
-the corrected/denoised maps (figures from :mod:`isonet2core.figures`), FSC curves of the even
+the corrected/denoised maps (figures from :mod:`isonet2core.report.figures`), FSC curves of the even
 and odd halves and, for synthetic data, against the ground truth (numbers from
-:mod:`isonet2core.metrics`); the loss curves, settings and previews of the training run; all
-assembled by :func:`isonet2core.report_page.write_report` into ``report.html`` and its Markdown twin ``report.md`` beside
+:mod:`isonet2core.imaging.metrics`); the loss curves, settings and previews of the training run; all
+assembled by :func:`isonet2core.report.page.write_report` into ``report.html`` and its Markdown twin ``report.md`` beside
 the PNGs.
 """
 from __future__ import annotations
@@ -19,10 +19,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from isonet2core import __version__, figures, mapnames, metrics, mrcio, star
+from isonet2core import __version__
 from isonet2core.config import ReportConfig
-from isonet2core.filenames import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name
-from isonet2core.report_page import (
+from isonet2core.imaging import metrics
+from isonet2core.io import input_names, mrcio, star
+from isonet2core.io.output_names import CONFIG_FILE, HISTORY_FILE, PREVIEW_DIR, PREVIEW_NAME, PathLike, safe_name
+from isonet2core.report import figures
+from isonet2core.report.page import (
     ReportImage,
     ReportSection,
     ReportTable,
@@ -134,7 +137,7 @@ def _find_ground_truth(folder: Path, name: str, maps: Sequence[Optional[Path]]) 
     candidates: List[Path] = []
     for p in maps:
         if p is not None:
-            candidates += [folder / p.name, folder / f"{mapnames.tomo_name_from_path(p)}.mrc"]
+            candidates += [folder / p.name, folder / f"{input_names.tomo_name_from_path(p)}.mrc"]
     candidates.append(folder / f"{name}.mrc")
     for c in candidates:
         if c.is_file():
@@ -233,7 +236,7 @@ def make_report(star_file: PathLike, output_dir: PathLike, cfg: Optional[ReportC
     Fourier XZ slices (log10 amplitude: the missing wedge and how it was filled), the FSC between
     the even and odd halves of the raw and of the restored maps, and with ``ground_truth_dir``
     the FSC and missing-wedge FSC against the ground truth; a table of the numbers (Pearson, PSNR,
-    FSC resolutions, from :mod:`isonet2core.metrics`). With ``model_dir``: the loss curves, the
+    FSC resolutions, from :mod:`isonet2core.imaging.metrics`). With ``model_dir``: the loss curves, the
     last epoch's losses, the training settings and the preview maps. Numbers and Fourier slices
     use the central ``cfg.crop_size`` voxels of each axis. All inputs are checked (headers,
     files) before any figure is made; inputs are only read.

@@ -12,11 +12,11 @@ One simulated tomogram is made in four steps, all deterministic for a given seed
    ``u = z sin theta + x cos theta`` (voxel centres relative to the volume centre), so by the
    central-slice theorem tilt ``theta`` fills the Fourier plane containing ``ky`` and the
    direction ``(kz, kx) = (sin theta, cos theta)``, exactly the region that
-   :func:`isonet2core.wedge.wedge_mask` calls measured. Each y slice is a 2D problem, so the
+   :func:`isonet2core.imaging.wedge.wedge_mask` calls measured. Each y slice is a 2D problem, so the
    projector is one sparse matrix (linear interpolation in u) applied to all y at once; the
    detector is wide enough to catch the whole box at every tilt (no truncation).
 3. **CTF and noise**: every tilt image ``(y, u)`` is multiplied in 2D Fourier space by the
-   isotropic CTF of :func:`isonet2core.ctf.ctf_3d` (protein-dark convention, ``T(0) = A``),
+   isotropic CTF of :func:`isonet2core.imaging.ctf.ctf_3d` (protein-dark convention, ``T(0) = A``),
    at the nominal defocus (no defocus gradient), then white Gaussian noise is added. Noise is
    independent for every tilt; its variance follows a fixed total dose: with ``dose_snr`` the
    signal-to-noise variance ratio of the whole tilt series, each tilt image has
@@ -49,9 +49,9 @@ import numpy.typing as npt
 import scipy.ndimage
 import scipy.sparse
 
-from isonet2core import atomic
 from isonet2core.config import check_tilt_range
-from isonet2core.filenames import PathLike
+from isonet2core.io import atomic
+from isonet2core.io.output_names import PathLike
 from isonet2core.memory import available_memory_bytes, format_bytes
 
 logger = logging.getLogger(__name__)
@@ -460,7 +460,7 @@ def weighted_back_projection(images: np.ndarray, matrix: scipy.sparse.csr_matrix
 
 def _apply_ctf(images: np.ndarray, cfg: SimulationConfig, defocus_a: float) -> np.ndarray:
     """Multiply each tilt image ``(y, u)`` by the 2D CTF (isotropic, protein-dark sign)."""
-    from isonet2core.ctf import ctf_3d
+    from isonet2core.imaging.ctf import ctf_3d
 
     _, ny, n_u = images.shape
     ctf = ctf_3d((1, ny, n_u), cfg.pixel_size_a, defocus_a, cfg.voltage_kv, cfg.cs_mm,
@@ -643,7 +643,7 @@ def write_tomogram_files(out: Path, name: str, result: Dict[str, Any], seed: int
     dict
         Its record: ``name``, ``seed``, ``defocus_a`` and the absolute paths.
     """
-    from isonet2core.mrcio import write_mrc
+    from isonet2core.io.mrcio import write_mrc
 
     defocus = float(result["defocus_a"])
     angles = result["tilt_angles_deg"]

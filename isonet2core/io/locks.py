@@ -1,6 +1,6 @@
 """Locks between commands that share files: ``flock`` on a small lock file.
 
-* A STAR update (:func:`star_lock`, used by :func:`isonet2core.star.update_rows`): the lock file
+* A STAR update (:func:`star_lock`, used by :func:`isonet2core.io.star.update_rows`): the lock file
   ``.<STAR name>.lock`` beside the STAR, held while one row is re-read and rewritten; a second
   command waits for it (up to :data:`STAR_WAIT_S` seconds).
 * A training run (:func:`run_lock`): ``.isonet2_run.lock`` in its output folder, held for the run's
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from isonet2core.filenames import PathLike
+from isonet2core.io.output_names import PathLike
 
 try:
     import fcntl

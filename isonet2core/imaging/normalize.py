@@ -57,7 +57,7 @@ def normalization_stats(volume: np.ndarray, name: str = "volume") -> Tuple[float
 
     Parameters
     ----------
-    volume : numpy.ndarray or memory map or isonet2core.mrcio.PlaneReader
+    volume : numpy.ndarray or memory map or isonet2core.io.mrcio.PlaneReader
         ``(z, y, x)``; only ``shape`` and ``volume[z0:z1]`` are used.
     name : str
         Names the tomogram (e.g. its path) in error messages.

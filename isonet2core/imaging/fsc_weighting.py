@@ -27,7 +27,7 @@ from typing import Iterator, Sequence, Tuple
 import numpy as np
 import torch
 
-from isonet2core import fourier, metrics
+from isonet2core.imaging import fourier, metrics
 
 FSC_CROP = 160
 """Largest edge (voxels) of the central block on which the half maps' FSC is measured."""
@@ -62,7 +62,7 @@ def central_block(volume, size: int) -> np.ndarray:
     ----------
     volume : array_like
         ``(z, y, x)``; anything whose ``volume[z0:z1]`` gives z planes (array, memory map,
-        :class:`isonet2core.mrcio.PlaneReader`).
+        :class:`isonet2core.io.mrcio.PlaneReader`).
     size : int
         Largest edge (voxels).
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional
 
-from isonet2core.filenames import PathLike
+from isonet2core.io.output_names import PathLike
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from isonet2core import star
-from isonet2core.filenames import PathLike
+from isonet2core.io import star
+from isonet2core.io.output_names import PathLike
 
 MRC_HEADER_BYTES = 1024
 _NOT_PATHS = star.INT_COLUMNS | star.FLOAT_COLUMNS | {star.TOMO_NAME}
@@ -214,7 +214,7 @@ def check_replaceable(path: PathLike) -> None:
 
 
 def mrc_bytes(shape: Sequence[int]) -> int:
-    """The size of a float32 MRC file written by :func:`isonet2core.mrcio.write_mrc`.
+    """The size of a float32 MRC file written by :func:`isonet2core.io.mrcio.write_mrc`.
 
     Parameters
     ----------
@@ -297,7 +297,7 @@ def check_star_target(path: PathLike) -> None:
 
 def check_outputs(targets: Sequence[PathLike], inputs: Iterable[PathLike], *,
                   sizes: Optional[Sequence[int]] = None, star_path: Optional[PathLike] = None) -> None:
-    """Everything :mod:`isonet2core.outputs` checks, before a command's first write.
+    """Everything :mod:`isonet2core.io.output_guard` checks, before a command's first write.
 
     Parameters
     ----------

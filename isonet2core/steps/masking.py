@@ -16,7 +16,7 @@ denoised one):
 7. upsample back to the input shape (each binned voxel covers its 2x2x2 block).
 
 :func:`mask_star` then multiplies the mask of a STAR row naming an IMOD model in
-``rlnMaskBoundary`` by the region the model outlines (:mod:`isonet2core.boundary`, the official
+``rlnMaskBoundary`` by the region the model outlines (:mod:`isonet2core.io.boundary`, the official
 IsoNet2's rule).
 
 The result is a uint8 ``(z, y, x)`` array of 0 (excluded) and 1 (sampled).
@@ -30,9 +30,10 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import scipy.ndimage as ndi
 
-from isonet2core import boundary, filenames, maps, mrcio, star
 from isonet2core.config import MaskConfig
-from isonet2core.filenames import PathLike
+from isonet2core.io import boundary, mrcio, output_names, star
+from isonet2core.io.output_names import PathLike
+from isonet2core.steps import step_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     Every input is checked before any work; after every tomogram its row of the STAR gets
     ``rlnMaskName`` (:func:`star.update_rows`: locked, re-read, written atomically). A row
     naming an IMOD model in ``rlnMaskBoundary`` keeps only the region the model outlines
-    (:func:`isonet2core.boundary.boundary_of`).
+    (:func:`isonet2core.io.boundary.boundary_of`).
 
     Parameters
     ----------
@@ -202,8 +203,8 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     """
     cfg.validate()
     table = star.TomogramsTable.read(star_file)
-    jobs = maps.plan_map_jobs(table, tomo_idx, input_column,
-                              lambda name: filenames.mask_path(output_dir, name),
+    jobs = step_inputs.plan_map_jobs(table, tomo_idx, input_column,
+                              lambda name: output_names.mask_path(output_dir, name),
                               star.MASK)
     pixel_size_a = {job.row: table.microscope(job.row).pixel_size_a for job in jobs}   # checked first
     for job in jobs:
@@ -223,7 +224,7 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []
     for job in jobs:
-        mask = make_mask(maps.read_map(job.sources), cfg)
+        mask = make_mask(step_inputs.read_map(job.sources), cfg)
         model = boundaries[job.row]
         if model is not None:
             mask *= boundary.boundary_of(model, mask.shape)

@@ -3,7 +3,7 @@
 Pure functions: the ``*_image`` / ``orthoslice`` / ``fourier_xz_slice`` functions return numpy
 arrays; the ``*_figure`` functions return matplotlib figures (Agg backend, no display needed)
 and :func:`save_figure` writes one as PNG atomically. Nothing here reads files: callers pass
-arrays or read-only memory maps (:func:`isonet2core.mrcio.open_mrc`), and only the slices a
+arrays or read-only memory maps (:func:`isonet2core.io.mrcio.open_mrc`), and only the slices a
 function needs are read from them.
 
 Conventions: volumes are ``(z, y, x)``; the tilt axis is y, the beam at 0 degrees along z.
@@ -25,7 +25,7 @@ Conventions: volumes are ``(z, y, x)``; the tilt axis is y, the beam at 0 degree
   A missing wedge appears as a dark double sector around the kz axis; a corrected map fills it.
 * **FSC** (:func:`fsc_figure`): curves against spatial frequency in 1/Angstrom (cycles/voxel
   divided by the pixel size), with the 0.143 threshold; the curves themselves come from
-  :mod:`isonet2core.metrics`.
+  :mod:`isonet2core.imaging.metrics`.
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from isonet2core.atomic import atomic_output  # noqa: E402
-from isonet2core.filenames import PathLike
+from isonet2core.io.atomic import atomic_output  # noqa: E402
+from isonet2core.io.output_names import PathLike
 
 PLANES = ("xy", "xz", "yz")
 # plane -> (averaged axis of the (z, y, x) volume, labels of the image axes (rows, columns))
@@ -459,7 +459,7 @@ def resolution_label(resolution_a: Optional[float], fsc, threshold: float = FSC_
     Parameters
     ----------
     resolution_a : float, optional
-        From :func:`isonet2core.metrics.fsc_resolution` (Angstrom).
+        From :func:`isonet2core.imaging.metrics.fsc_resolution` (Angstrom).
     fsc : array_like
         The curve.
     threshold : float

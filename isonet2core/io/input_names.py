@@ -1,7 +1,7 @@
 """Names of input map files: the even/odd tag of a half map's stem (EVN/ODD, even/odd,
 half1/half2) and the tomogram name a map file gives (``tomo_001_EVN.mrc`` -> ``tomo_001``);
 what prepare-star and the Scipion plugin pair halves by. Names the core writes are in
-:mod:`isonet2core.filenames`.
+:mod:`isonet2core.io.output_names`.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from isonet2core.filenames import PathLike
+from isonet2core.io.output_names import PathLike
 
 # file suffixes of maps: a rlnTomoName value ending so (or holding a folder) is a path
 MAP_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st", ".ali")

@@ -22,7 +22,7 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
   ``dmean``, ``rms`` accumulated in float64 block by block), so a volume of any size is
   written without ever being whole in memory; :func:`write_mrc` is it applied to an array.
   Both write atomically (temporary file in the same folder, then ``os.replace``, through
-  :mod:`isonet2core.atomic`, which first removes temporary files that killed writers of the
+  :mod:`isonet2core.io.atomic`, which first removes temporary files that killed writers of the
   same target left behind), refuse to write over any path listed in ``protect`` (the
   caller's inputs), comparing resolved paths so that symbolic and hard links are caught too,
   and leave no file when fewer planes than announced were written.
@@ -40,8 +40,8 @@ import mrcfile.mrcinterpreter
 import mrcfile.utils
 import numpy as np
 
-from isonet2core.atomic import atomic_output
-from isonet2core.filenames import PathLike
+from isonet2core.io.atomic import atomic_output
+from isonet2core.io.output_names import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ def check_same_grid(infos: Sequence[MRCInfo]) -> None:
 
 
 def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
-    """Refuse to write over an input (:func:`isonet2core.outputs.check_not_inputs`, the one rule).
+    """Refuse to write over an input (:func:`isonet2core.io.output_guard.check_not_inputs`, the one rule).
 
     Parameters
     ----------
@@ -373,9 +373,9 @@ def check_not_input(target: PathLike, protect: Iterable[PathLike]) -> None:
     ValueError
         ``target`` is (or links to) one of ``protect``.
     """
-    from isonet2core import outputs  # lazily: outputs reads STAR tables
+    from isonet2core.io import output_guard  # lazily: outputs reads STAR tables
 
-    outputs.check_not_inputs([target], protect)
+    output_guard.check_not_inputs([target], protect)
 
 
 def _float32_header(shape: Tuple[int, int, int], voxel_size_a: float) -> np.recarray:

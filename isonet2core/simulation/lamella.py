@@ -1,6 +1,6 @@
 """Realistic cryo-ET lamellae from atomic models: the data the restoration is judged on.
 
-:mod:`isonet2core.simulate` (blobs, white noise) is fast and easy; this simulator is slower and
+:mod:`isonet2core.simulation.simulate` (blobs, white noise) is fast and easy; this simulator is slower and
 hard in the ways real data are hard. One tomogram is made in five steps, all deterministic for a
 given seed:
 
@@ -8,7 +8,7 @@ given seed:
    built from real atomic models shipped in ``data/structures.npz`` (heavy atoms of seven PDB
    entries taken from the MDAnalysisTests source archive on PyPI; ``bench/assets`` rebuilds
    it). PyPI ships no ribosome, so the large complexes are *assemblies* of those real chains
-   shaped like the named ones (:data:`isonet2core.structures.SPECIES`): a "70S-like" and a "spliceosome-like" compact
+   shaped like the named ones (:data:`isonet2core.simulation.structures.SPECIES`): a "70S-like" and a "spliceosome-like" compact
    cluster of 15 and 11 chains (about 1.0 and 0.7 MDa), a "chaperonin-like" double heptamer, an
    "apoferritin-like" octahedral 24-mer, actin-like helical filaments (rise 27.5 A, twist
    -166.7 deg), and single chains. Each atom contributes its Peng (1996) electron scattering
@@ -24,9 +24,9 @@ given seed:
    the half-pixel grid), on the reconstructed box, protein dark (negated). The ice slab itself
    (its step to vacuum) is in the images but not in the truth: it is no structure to restore.
 3. **Tilt series**, dose-symmetric from 0 deg (``total_dose`` e/A^2 spread evenly): projection
-   of the potential (tilt axis y, :func:`isonet2core.simulate.projection_matrix`), phase
+   of the potential (tilt axis y, :func:`isonet2core.simulation.simulate.projection_matrix`), phase
    ``sigma * V_proj`` (interaction constant ``sigma`` of the voltage), weak-phase image
-   ``1 - 2 * T (x) phase`` with the CTF ``T`` of :mod:`isonet2core.ctf` at the tilt's defocus,
+   ``1 - 2 * T (x) phase`` with the CTF ``T`` of :mod:`isonet2core.imaging.ctf` at the tilt's defocus,
    an imaging envelope ``exp(-B k^2 / 4)`` (``envelope_bfactor``: drift, alignment and
    coherence), the exposure filter of Grant & Grigorieff (2015) for the dose already received
    and a random alignment error per tilt (``alignment_error_px``, Gaussian sub-pixel shifts).
@@ -56,10 +56,17 @@ import numpy.typing as npt
 import scipy.ndimage
 from scipy.spatial.transform import Rotation
 
-from isonet2core import atomic, structures
 from isonet2core.config import check_tilt_range
-from isonet2core.filenames import PathLike
-from isonet2core.simulate import detector_width, project, projection_matrix, tomogram_name, weighted_back_projection
+from isonet2core.io import atomic
+from isonet2core.io.output_names import PathLike
+from isonet2core.simulation import structures
+from isonet2core.simulation.simulate import (
+    detector_width,
+    project,
+    projection_matrix,
+    tomogram_name,
+    weighted_back_projection,
+)
 
 #: Peng et al. (1996) elastic electron scattering amplitudes, f(s) = sum a_i exp(-b_i s^2),
 #: s = |k| / 2 in 1/A, a in A, b in A^2 (as tabulated for 0 <= s <= 6 / A).
@@ -122,7 +129,7 @@ def interaction_constant(voltage_kv: float) -> float:
     float
         rad / (V A).
     """
-    from isonet2core.ctf import electron_wavelength_a
+    from isonet2core.imaging.ctf import electron_wavelength_a
     m0c2 = 510998.95                      # eV
     lam = electron_wavelength_a(voltage_kv)
     e_v = voltage_kv * 1e3
@@ -504,7 +511,7 @@ def simulate_lamella(cfg: LamellaConfig, seed: Optional[int] = None) -> Dict[str
         ``cs_mm``, ``amplitude_contrast``, ``tilt_min_deg``, ``tilt_max_deg``,
         ``tilt_step_deg``, ``pretilt_deg``).
     """
-    from isonet2core.ctf import ctf_3d
+    from isonet2core.imaging.ctf import ctf_3d
 
     cfg.validate()
     seed = cfg.seed if seed is None else int(seed)
@@ -567,7 +574,7 @@ def simulate_lamella(cfg: LamellaConfig, seed: Optional[int] = None) -> Dict[str
 
 def write_lamella_dataset(out_dir: PathLike, cfg: LamellaConfig, n_tomograms: int = 1) -> List[dict]:
     """Simulate lamellae (seed ``cfg.seed + i``) and write them as
-    :func:`isonet2core.simulate.simulate_dataset` does: ``full/``, ``even/``, ``odd/``,
+    :func:`isonet2core.simulation.simulate.simulate_dataset` does: ``full/``, ``even/``, ``odd/``,
     ``ground_truth/`` MRC files, IMOD ``ctf/*.defocus`` and ``tilt/*.tlt``, and
     ``acquisition.json``.
 
@@ -585,7 +592,7 @@ def write_lamella_dataset(out_dir: PathLike, cfg: LamellaConfig, n_tomograms: in
     list of dict
         One per tomogram with the absolute paths.
     """
-    from isonet2core.simulate import ACQUISITION_FILE, make_dataset_folders, write_tomogram_files
+    from isonet2core.simulation.simulate import ACQUISITION_FILE, make_dataset_folders, write_tomogram_files
 
     cfg.validate()
     if int(n_tomograms) != n_tomograms or n_tomograms < 1:

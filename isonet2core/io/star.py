@@ -38,11 +38,12 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from isonet2core import __version__, atomic, locks
+from isonet2core import __version__
 from isonet2core.config import Microscope, StarLayout
-from isonet2core.filenames import PathLike
-from isonet2core.mapnames import looks_like_path, tomo_name_from_path
-from isonet2core.planning import default_subtomos_per_tomogram
+from isonet2core.io import atomic, locks
+from isonet2core.io.input_names import looks_like_path, tomo_name_from_path
+from isonet2core.io.output_names import PathLike
+from isonet2core.training.budget import default_subtomos_per_tomogram
 
 logger = logging.getLogger(__name__)
 
@@ -732,7 +733,7 @@ RowKey = Union[str, Tuple[str, int]]
 def update_rows(path: PathLike, updates: Mapping[RowKey, Mapping[str, Any]]) -> TomogramsTable:
     """Change some cells of some rows of a STAR file without losing another command's changes.
 
-    Under the STAR's lock (:func:`isonet2core.locks.star_lock`) the table is read again from
+    Under the STAR's lock (:func:`isonet2core.io.locks.star_lock`) the table is read again from
     disk, only the given cells of the given rows change, and it is written atomically: two
     commands that update one STAR at once (``deconv`` and ``make-mask``) both keep their
     columns. Every command that records its outputs in a STAR it was given goes through here.

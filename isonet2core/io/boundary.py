@@ -26,7 +26,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from isonet2core.filenames import PathLike
+from isonet2core.io.output_names import PathLike
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from isonet2core.filenames import HISTORY_FILE
+from isonet2core.io.output_names import HISTORY_FILE
 
 
 def read_history(model_dir) -> List[dict]:

@@ -37,7 +37,7 @@ float32 array (for callers that want the array: the trainer's previews, tests, b
   ``..._half1.mrc`` / ``..._half2.mrc`` (columns ``rlnCorrectedTomoHalf1/2`` or
   ``rlnDenoisedTomoHalf1/2``), each streamed to its file, and their average, computed from
   the two written files plane block by plane block, as the main output; with ``fsc_weighting``
-  that average is FSC-weighted by the two half predictions (:mod:`isonet2core.fsc_weighting`;
+  that average is FSC-weighted by the two half predictions (:mod:`isonet2core.imaging.fsc_weighting`;
   the halves are written unweighted). A tomogram without halves,
   a single-map model (``isonet2``) or an explicit ``input_column`` uses one map: ``auto`` is
   ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
@@ -56,7 +56,7 @@ float32 array (for callers that want the array: the trainer's previews, tests, b
   STAR is updated after it (:func:`star.update_rows`: locked, re-read, written atomically), so
   an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs;
 * a second predict writing maps of the same names into the same folder at the same time is
-  refused, naming the first (:func:`isonet2core.locks.output_locks`).
+  refused, naming the first (:func:`isonet2core.io.locks.output_locks`).
 """
 from __future__ import annotations
 
@@ -72,13 +72,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from isonet2core import checkpoint, ctf, filenames, fourier, fsc_weighting, maps, mrcio, normalize, star, tiling, wedge
 from isonet2core.config import Microscope, PredictConfig, flips_input, method_traits
 from isonet2core.device import autocast_dtype
-from isonet2core.filenames import PathLike
-from isonet2core.locks import output_locks
+from isonet2core.imaging import ctf, fourier, fsc_weighting, normalize, wedge
+from isonet2core.io import model_file, mrcio, output_names, star
+from isonet2core.io.locks import output_locks
+from isonet2core.io.output_guard import check_outputs, mrc_bytes, table_inputs
+from isonet2core.io.output_names import PathLike
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
-from isonet2core.outputs import check_outputs, mrc_bytes, table_inputs
+from isonet2core.steps import step_inputs, tiling
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     models : sequence of nn.Module
         One network, or several whose outputs are averaged tile by tile (split halves on one map).
     volume : array_like
-        ``(z, y, x)``: numpy array, memory map or :class:`isonet2core.mrcio.PlaneReader`
+        ``(z, y, x)``: numpy array, memory map or :class:`isonet2core.io.mrcio.PlaneReader`
         (anything with ``shape`` whose ``volume[z0:z1]`` gives z planes).
     cube_size : int
         The training cube edge (tile size, voxels).
@@ -169,7 +171,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         raise ValueError(f"{name}: expected a (z, y, x) volume, got shape {getattr(volume, 'shape', None)}")
     device = torch.device(device)
     mean, std = normalize.normalization_stats(volume, name=name)
-    program = model_source == checkpoint.PROGRAM_SOURCE
+    program = model_source == model_file.PROGRAM_SOURCE
     program_tiles = program and tiling.program_scheme_fits(cube_size, config.padding_factor)
     if program and not program_tiles:
         log.info("%s: the IsoNet2 program cannot tile cube %d at padding_factor %g; using our "
@@ -232,7 +234,7 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
     model : nn.Module
         The network.
     volume : array_like
-        ``(z, y, x)`` (numpy array, memory map or :class:`isonet2core.mrcio.PlaneReader`).
+        ``(z, y, x)`` (numpy array, memory map or :class:`isonet2core.io.mrcio.PlaneReader`).
     cube_size : int
         Tile size (voxels).
     config : PredictConfig
@@ -354,18 +356,18 @@ class _Job:
 
 
 def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
-    ckpt = checkpoint.load_checkpoint(model_path)
-    model = checkpoint.build_model(ckpt)
+    ckpt = model_file.load_checkpoint(model_path)
+    model = model_file.build_model(ckpt)
     model2 = None
     if model2_path is not None:
-        ckpt2 = checkpoint.load_checkpoint(model2_path)
-        checkpoint.check_compatible(ckpt2, cube_size=ckpt["cube_size"], name=str(model2_path))
+        ckpt2 = model_file.load_checkpoint(model2_path)
+        model_file.check_compatible(ckpt2, cube_size=ckpt["cube_size"], name=str(model2_path))
         if ckpt2["method"] != ckpt["method"]:
             raise ValueError(f"{model2_path} was trained with method {ckpt2['method']!r} but "
                              f"{model_path} with {ckpt['method']!r}; --model2 must be its split-halves twin")
-        model2 = checkpoint.build_model(ckpt2)
+        model2 = model_file.build_model(ckpt2)
     elif ckpt.get("model2_state") is not None:
-        model2 = checkpoint.build_model(ckpt, "model2_state")
+        model2 = model_file.build_model(ckpt, "model2_state")
     return ckpt, model, model2
 
 
@@ -373,7 +375,7 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
           output_dir: Path, suffix: str, prefix: str = "", phaseflip: bool = False) -> List[_Job]:
     jobs: List[_Job] = []
     for row in rows:
-        name = filenames.safe_name(table.tomo_name(row))
+        name = output_names.safe_name(table.tomo_name(row))
         microscope = table.microscope(row, "the model's phase flip of its inputs" if phaseflip else None)
         use_halves = (n2n and input_column in (None, "auto")
                       and table.value(row, star.TOMO_HALF1) is not None
@@ -383,13 +385,13 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
         else:
             if n2n and input_column in (None, "auto"):
                 log.warning("%s: no even/odd halves; predicting the single map with the N2N model", name)
-            inputs = [table.required_path(row, maps.single_map_column(table, row, input_column))]
-        infos = maps.check_maps(inputs)
+            inputs = [table.required_path(row, step_inputs.single_map_column(table, row, input_column))]
+        infos = step_inputs.check_maps(inputs)
         voxel = infos[0].voxel_size_a or microscope.pixel_size_a
         if infos[0].voxel_size_a and abs(infos[0].voxel_size_a - microscope.pixel_size_a) > 0.01 * microscope.pixel_size_a:
             log.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
                         "the output keeps the header's", name, infos[0].voxel_size_a, microscope.pixel_size_a)
-        out, half_paths = filenames.predicted_paths(output_dir, table.tomo_name(row), suffix, prefix)
+        out, half_paths = output_names.predicted_paths(output_dir, table.tomo_name(row), suffix, prefix)
         halves = half_paths if use_halves else (None, None)
         jobs.append(_Job(row, name, microscope, inputs, voxel, out, halves, infos[0].shape))
     outputs = [p for j in jobs for p in (j.output, *j.halves) if p is not None]
@@ -401,7 +403,7 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
 
 def _check_outputs(table: star.TomogramsTable, jobs: Sequence[_Job], columns: Sequence[str],
                    models: Sequence[Optional[PathLike]]) -> None:
-    """Before any work (:mod:`isonet2core.outputs`): no output is a file of the table (any row,
+    """Before any work (:mod:`isonet2core.io.output_guard`): no output is a file of the table (any row,
     any column; a cell naming that very output excepted), a model file or the STAR; the folder
     accepts files, the STAR can be updated, the outputs fit in the free space."""
     targets, sizes, replaced = [], [], {}
@@ -430,7 +432,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     model_path, model2_path : path
         The model file; ``model2_path`` the odd-half network of split-halves training.
     output_dir : path
-        Folder of the predicted MRC files (names: :mod:`isonet2core.filenames`).
+        Folder of the predicted MRC files (names: :mod:`isonet2core.io.output_names`).
     config : PredictConfig
         Tiling, precision, batch and output settings.
     tomo_idx : sequence of int, optional
@@ -454,7 +456,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     method, cube = ckpt["method"], int(ckpt["cube_size"])
     traits = method_traits(method)
     n2n, denoise = traits.halves, not traits.fills_wedge
-    suffix = traits.output                       # filenames.CORRECTED or filenames.DENOISED
+    suffix = traits.output                       # output_names.CORRECTED or output_names.DENOISED
     columns = ((star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2) if denoise
                else (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2))
     phaseflip = input_needs_phaseflip(ckpt.get("config") or {}, config.is_ctf_flipped)
@@ -520,8 +522,7 @@ def save_slices(map_path: Path, pixel_size_a: float) -> List[Path]:
     import matplotlib
     matplotlib.use("Agg")
 
-    from isonet2core import figures
-
+    from isonet2core.report import figures
     volume = mrcio.read_mrc(map_path)[0]
     stem = map_path.stem
     return [figures.save_figure(figures.orthoslice_figure([(stem, volume)], pixel_size_a),

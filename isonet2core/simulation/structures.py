@@ -1,6 +1,6 @@
 """Macromolecules from real atomic models: the heavy atoms of seven PDB entries shipped in
 ``data/structures.npz`` (``bench/assets`` rebuilds it) and the particle species the lamella
-simulator (:mod:`isonet2core.lamella`) crowds its slab with, built from them (:data:`SPECIES`).
+simulator (:mod:`isonet2core.simulation.lamella`) crowds its slab with, built from them (:data:`SPECIES`).
 Coordinates in A, ``(n, 3)``, centred (:func:`load_structures`).
 """
 from __future__ import annotations

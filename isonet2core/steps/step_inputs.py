@@ -21,7 +21,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from isonet2core import mrcio, outputs, star
+from isonet2core.io import mrcio, output_guard, star
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def check_halves_differ(even: mrcio.MRCInfo, odd: mrcio.MRCInfo) -> None:
         Naming both files.
     """
     a, b = Path(even.path), Path(odd.path)
-    if outputs.same_file(a, b):
+    if output_guard.same_file(a, b):
         raise ValueError(f"even and odd halves are the same file: {a} and {b}; Noise2Noise needs "
                          "two independent half reconstructions")
     n = int(np.prod(even.shape)) * even.dtype.itemsize
@@ -215,7 +215,7 @@ def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]],
         Which maps (:func:`input_maps`), each checked (:func:`check_maps`).
     target_of : callable
         rlnTomoName -> output file; refused when it is any file of the table (any row, any
-        column, :func:`isonet2core.outputs.table_inputs`) or the STAR.
+        column, :func:`isonet2core.io.output_guard.table_inputs`) or the STAR.
     output_column : str, optional
         The column the step fills with ``target``: a cell already naming that same file is
         the one output a re-run may replace.
@@ -224,7 +224,7 @@ def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]],
     -------
     list of MapJob
         In table order; the output folders exist, accept new files and have room for the
-        outputs (:func:`isonet2core.outputs.check_outputs`).
+        outputs (:func:`isonet2core.io.output_guard.check_outputs`).
 
     Raises
     ------
@@ -239,7 +239,7 @@ def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]],
         mrcio.check_not_input(target, sources)
         jobs.append(MapJob(row, table.tomo_name(row), sources, infos, target))
     replaced = {(job.row, output_column): job.target for job in jobs} if output_column else {}
-    inputs = [*outputs.table_inputs(table, replaced), *(p for job in jobs for p in job.sources)]
-    outputs.check_outputs([job.target for job in jobs], inputs, star_path=table.source,
-                          sizes=[outputs.mrc_bytes(job.infos[0].shape) for job in jobs])
+    inputs = [*output_guard.table_inputs(table, replaced), *(p for job in jobs for p in job.sources)]
+    output_guard.check_outputs([job.target for job in jobs], inputs, star_path=table.source,
+                          sizes=[output_guard.mrc_bytes(job.infos[0].shape) for job in jobs])
     return jobs

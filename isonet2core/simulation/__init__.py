@@ -1,0 +1,1 @@
+"""Synthetic tomograms with ground truth: blob phantoms (:mod:`.simulate`) and lamellae from atomic models (:mod:`.lamella`, :mod:`.structures`)."""
