@@ -19,6 +19,7 @@ import mrcfile
 import torch
 
 from isonet2core.cli.main import main as isonet2
+from isonet2core.io.model_file import ModelFile
 
 TRAIN = ["--arch", "unet-small", "--cube_size", "16", "--batch_size", "2", "--epochs", "1",
          "--number_subtomos", "4", "--seed", "0", "--device", "cpu", "--ncpus", "1",
@@ -54,7 +55,7 @@ def fingerprint(work: Path) -> Dict[str, str]:
             h.update(str(mrc.voxel_size).encode())
         digests[str(path.relative_to(work))] = h.hexdigest()
     for path in (refined, denoiser):
-        weights = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+        weights = ModelFile.load(path).model_state
         h = hashlib.sha256()
         for name in sorted(weights):
             h.update(name.encode()); h.update(weights[name].numpy().tobytes())

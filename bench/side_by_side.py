@@ -488,18 +488,16 @@ def last_weights_rows(data: dict, s: Settings, rows: Dict[int, Row], work: Path,
                       env: Optional[dict] = None, predict_extra: Sequence[str] = ()) -> List[Row]:
     """For runs with ``--ema_decay``: the same checkpoints predicted with the trained (last)
     weights instead of their average, one row per row of ``rows`` (none without averaging)."""
-    from isonet2core.io import model_file
+    from isonet2core.io.model_file import ModelFile
     extra = []
     for epoch, row in rows.items():
         model = Path(sorted(glob.glob(str(work / "maps" / f"network_*_epoch{epoch:03d}.pt")))[0])
-        ckpt = model_file.load_checkpoint(model)
-        if ckpt.get("train_model_state") is None:
+        averaged = ModelFile.load(model)
+        if averaged.train_model_state is None:
             continue
-        ckpt["model_state"], ckpt["model2_state"] = ckpt.pop("train_model_state"), ckpt.pop("train_model2_state")
-        ckpt.pop("ema_updates")
         last = work / "last_weights" / model.name
         last.parent.mkdir(exist_ok=True)
-        model_file.save_checkpoint(last, ckpt)
+        averaged.with_trained_weights().save(last)
         extra += with_plain_average(data, _score_epoch(data, s, work, epoch, f"{row.label} (last weights)",
                                                        env=env, model=last, predict_extra=predict_extra))
     return extra

@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, List, Literal, Optional, Tuple
 
-from isonet2core.nets.registry import ARCHITECTURES
+from isonet2core.nets.registry import ARCHITECTURES, DEFAULT_ARCH
 
 ARCHS: Tuple[str, ...] = ARCHITECTURES       # the network names, from the registry
 if typing.TYPE_CHECKING:
@@ -461,7 +461,7 @@ class TrainConfig:
     """Settings of ``refine`` (methods isonet2-n2n / isonet2) and ``denoise`` (method n2n).
     ``REFINE_ONLY`` lists the options ``denoise`` does not offer."""
     method: Method = "isonet2-n2n"         # not an option: refine offers auto, denoise is n2n
-    arch: Arch = option("unet-medium", "network size")
+    arch: Arch = option(DEFAULT_ARCH, "network size")
     cube_size: int = option(96, "edge of the training cubes, a multiple of 16", unit="voxels")
     epochs: int = option(50, "number of training epochs")
     batch_size: Optional[int] = option(None, "cubes per optimisation step over all GPUs; auto (None): "

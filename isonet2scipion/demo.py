@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from isonet2core.nets.registry import arch_name
 from isonet2scipion.constants import TOMOGRAMS_STAR
 from isonet2scipion.examples.scripted_workflow import (
     ARCHS,
@@ -69,10 +70,10 @@ class DemoSize:
 #: measured: 866 CPU-seconds in all (under 10 minutes on 2 idle cores; 28 minutes when the
 #: cores were shared four ways); Pearson with the ground truth 0.31 -> 0.43 and 0.31 -> 0.42,
 #: mean missing-wedge FSC 0.17 -> 0.36 and 0.17 -> 0.38
-DEFAULT = DemoSize(n_tomograms=2, shape=(64, 128, 128), arch="unet-small", cube_size=32,
+DEFAULT = DemoSize(n_tomograms=2, shape=(64, 128, 128), arch=arch_name("small"), cube_size=32,
                    epochs=10, number_subtomos=40, batch_size=4)
 #: one to two minutes: the machinery only
-QUICK = DemoSize(n_tomograms=1, shape=(32, 64, 64), arch="unet-small", cube_size=16,
+QUICK = DemoSize(n_tomograms=1, shape=(32, 64, 64), arch=arch_name("small"), cube_size=16,
                  epochs=1, number_subtomos=8, batch_size=4)
 PIXEL_SIZE_A = 10.0
 DEFOCUS_A, DEFOCUS_STEP_A = 30000.0, 5000.0

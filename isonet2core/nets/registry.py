@@ -34,11 +34,40 @@ ARCHITECTURES: Tuple[str, ...] = tuple(f"{family}-{size}" for family in FAMILIES
 """Every network name, the default family first."""
 
 
+def arch_name(size: str, family: str = "unet") -> str:
+    """The network name of a size and family (``arch_name("small")`` is ``unet-small``).
+
+    Parameters
+    ----------
+    size : str
+        A key of :data:`LADDERS`.
+    family : str
+        A key of :data:`FAMILIES` (the default family).
+
+    Returns
+    -------
+    str
+        One of :data:`ARCHITECTURES`.
+
+    Raises
+    ------
+    ValueError
+        An unknown size or family.
+    """
+    name = f"{family}-{size}"
+    _split(name)
+    return name
+
+
 def _split(arch: str) -> Tuple[str, str]:
     family, _, size = str(arch).rpartition("-")
     if family not in FAMILIES or size not in LADDERS:
         raise ValueError(f"unknown network architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     return family, size
+
+
+DEFAULT_ARCH = arch_name("medium")
+"""The default network (the official IsoNet2 default)."""
 
 
 def channels_of(arch: str) -> Tuple[int, ...]:

@@ -75,8 +75,9 @@ from torch import nn
 from isonet2core.config import Microscope, PredictConfig, flips_input, method_traits
 from isonet2core.device import autocast_dtype
 from isonet2core.imaging import ctf, fourier, fsc_weighting, normalize, wedge
-from isonet2core.io import model_file, mrcio, output_names, star
+from isonet2core.io import mrcio, output_names, star
 from isonet2core.io.locks import output_locks
+from isonet2core.io.model_file import PROGRAM_SOURCE, ModelFile
 from isonet2core.io.output_guard import check_outputs, mrc_bytes, table_inputs
 from isonet2core.io.output_names import PathLike
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
@@ -171,7 +172,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         raise ValueError(f"{name}: expected a (z, y, x) volume, got shape {getattr(volume, 'shape', None)}")
     device = torch.device(device)
     mean, std = normalize.normalization_stats(volume, name=name)
-    program = model_source == model_file.PROGRAM_SOURCE
+    program = model_source == PROGRAM_SOURCE
     program_tiles = program and tiling.program_scheme_fits(cube_size, config.padding_factor)
     if program and not program_tiles:
         log.info("%s: the IsoNet2 program cannot tile cube %d at padding_factor %g; using our "
@@ -356,19 +357,19 @@ class _Job:
 
 
 def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
-    ckpt = model_file.load_checkpoint(model_path)
-    model = model_file.build_model(ckpt)
+    loaded = ModelFile.load(model_path)
+    model = loaded.network()
     model2 = None
     if model2_path is not None:
-        ckpt2 = model_file.load_checkpoint(model2_path)
-        model_file.check_compatible(ckpt2, cube_size=ckpt["cube_size"], name=str(model2_path))
-        if ckpt2["method"] != ckpt["method"]:
-            raise ValueError(f"{model2_path} was trained with method {ckpt2['method']!r} but "
-                             f"{model_path} with {ckpt['method']!r}; --model2 must be its split-halves twin")
-        model2 = model_file.build_model(ckpt2)
-    elif ckpt.get("model2_state") is not None:
-        model2 = model_file.build_model(ckpt, "model2_state")
-    return ckpt, model, model2
+        twin = ModelFile.load(model2_path)
+        twin.check_compatible(cube_size=loaded.cube_size, name=str(model2_path))
+        if twin.method != loaded.method:
+            raise ValueError(f"{model2_path} was trained with method {twin.method!r} but "
+                             f"{model_path} with {loaded.method!r}; --model2 must be its split-halves twin")
+        model2 = twin.network()
+    elif loaded.split_halves:
+        model2 = loaded.network(second=True)
+    return loaded, model, model2
 
 
 def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_column: str,
@@ -452,25 +453,25 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     star_path = Path(star_path)
     table = star.TomogramsTable.read(star_path)
     rows = table.rows_for(tomo_idx)
-    ckpt, model, model2 = _load_models(model_path, model2_path)
-    method, cube = ckpt["method"], int(ckpt["cube_size"])
+    loaded, model, model2 = _load_models(model_path, model2_path)
+    method, cube = loaded.method, int(loaded.cube_size)
     traits = method_traits(method)
     n2n, denoise = traits.halves, not traits.fills_wedge
     suffix = traits.output                       # output_names.CORRECTED or output_names.DENOISED
     columns = ((star.DENOISED, star.DENOISED_HALF1, star.DENOISED_HALF2) if denoise
                else (star.CORRECTED, star.CORRECTED_HALF1, star.CORRECTED_HALF2))
-    phaseflip = input_needs_phaseflip(ckpt.get("config") or {}, config.is_ctf_flipped)
+    phaseflip = input_needs_phaseflip(loaded.config, config.is_ctf_flipped)
     if denoise and config.apply_mw_x1:
         log.info("denoise model: its inputs were never re-wedged, so apply_mw_x1 is not applied")
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)
     _check_outputs(table, jobs, columns, (model_path, model2_path))
-    trained = [float(t["pixel_size_a"]) for t in (ckpt.get("tomograms") or {}).values()
+    trained = [float(t["pixel_size_a"]) for t in loaded.tomograms.values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
     protect = [p for j in jobs for p in j.inputs] + [star_path]
     log.info("predicting %d tomogram(s) with %s (%s, %s, cube %d%s%s) on %s", len(jobs), model_path,
-             method, ckpt["arch"], cube, ", split halves" if model2 is not None else "",
+             method, loaded.arch, cube, ", split halves" if model2 is not None else "",
              ", phase-flipped inputs" if phaseflip else "", device)
     written: List[Path] = []
     with output_locks([j.output for j in jobs]):   # another predict writing them: refused
@@ -483,7 +484,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
             def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
                 return predict_file(nets, source, target, cube_size=cube, config=config,
                                     microscope=job.microscope, phaseflip=phaseflip, device=device,
-                                    model_source=ckpt.get("source"),
+                                    model_source=loaded.source,
                                     voxel_size_a=job.voxel_size_a, protect=protect)
 
             half1, half2 = job.halves

@@ -24,7 +24,8 @@ from isonet2core import __version__
 from isonet2core import config as config_mod
 from isonet2core.config import TrainConfig
 from isonet2core.device import autocast_dtype
-from isonet2core.io import atomic, model_file, output_names
+from isonet2core.io import atomic, output_names
+from isonet2core.io.model_file import ModelFile
 from isonet2core.nets.registry import build
 from isonet2core.nets.unet import compiled
 from isonet2core.report import figures
@@ -99,34 +100,35 @@ class TrainingState:
     def _load_start_point(self) -> None:
         cfg, run = self.cfg, self.run
         if run.resume is not None:
-            ckpt = model_file.load_checkpoint(run.resume, map_location=self.device)
-            old = ckpt.get("config") or {}
+            start = ModelFile.load(run.resume, map_location=self.device)
+            old = start.config
             changed = [k for k, v in config_mod.to_dict(cfg).items()
                        if k in old and old[k] != v and k not in RESUMABLE_CHANGES]
             if changed:
                 log.warning("resuming %s with changed settings: %s", run.resume,
                             ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
             # with an average, model_state is the average and train_model_state the trained weights
-            self.models[0].load_state_dict(ckpt.get("train_model_state") or ckpt["model_state"])
+            trained, trained2 = start.training_states()
+            self.models[0].load_state_dict(trained)
             if cfg.split_halves:
-                self.models[1].load_state_dict(ckpt.get("train_model2_state") or ckpt["model2_state"])
-            if cfg.ema_decay is not None and ckpt.get("train_model_state") is not None:
-                states = [ckpt["model_state"]] + ([ckpt["model2_state"]] if cfg.split_halves else [])
-                self._start_ema(states, int(ckpt.get("ema_updates") or 0))
-            self.optimizer.load_state_dict(ckpt["optimizer_state"])
-            if ckpt.get("scaler_state") and self.scaler.is_enabled():
-                self.scaler.load_state_dict(ckpt["scaler_state"])
-            self.start_epoch = int(ckpt["epoch"])
-            self.history = [dict(h) for h in ckpt.get("history") or [] if int(h["epoch"]) <= self.start_epoch]
+                self.models[1].load_state_dict(trained2)
+            if cfg.ema_decay is not None and start.train_model_state is not None:
+                averages = [start.model_state] + ([start.model2_state] if cfg.split_halves else [])
+                self._start_ema(averages, int(start.ema_updates))
+            self.optimizer.load_state_dict(start.optimizer_state)
+            if start.scaler_state and self.scaler.is_enabled():
+                self.scaler.load_state_dict(start.scaler_state)
+            self.start_epoch = int(start.epoch)
+            self.history = [dict(h) for h in start.history if int(h["epoch"]) <= self.start_epoch]
             if self.start_epoch >= cfg.epochs:
                 log.warning("%s already trained %d of %d epochs: nothing left to do",
                             run.resume, self.start_epoch, cfg.epochs)
             log.info("resuming from %s after epoch %d", run.resume, self.start_epoch)
         elif run.pretrained_model is not None:
-            ckpt = model_file.load_checkpoint(run.pretrained_model, map_location=self.device)
-            self.models[0].load_state_dict(ckpt["model_state"])
+            start = ModelFile.load(run.pretrained_model, map_location=self.device)
+            self.models[0].load_state_dict(start.model_state)
             if cfg.split_halves:
-                self.models[1].load_state_dict(ckpt.get("model2_state") or ckpt["model_state"])
+                self.models[1].load_state_dict(start.model2_state or start.model_state)
             log.info("fine-tuning the weights of %s", run.pretrained_model)
         if cfg.ema_decay is not None and not self.ema_models:
             self._start_ema([m.state_dict() for m in self.models], 0)
@@ -195,8 +197,8 @@ class TrainingState:
         return bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
     def checkpoint(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
-                   sources: Sequence[sampler.TomogramSource]) -> dict:
-        """Everything a model file holds after an epoch (keys: :mod:`isonet2core.io.model_file`).
+                   sources: Sequence[sampler.TomogramSource]) -> ModelFile:
+        """Everything a model file holds after an epoch.
 
         Parameters
         ----------
@@ -211,8 +213,8 @@ class TrainingState:
 
         Returns
         -------
-        dict
-            The checkpoint.
+        ModelFile
+            The model file's content.
         """
         cfg = self.cfg
         tomos = {t.name: {**config_mod.to_dict(t.microscope),
@@ -222,26 +224,25 @@ class TrainingState:
         norm = {s.name: {"mean": s.stats[0][0], "std": s.stats[0][1],
                          "maps": [{"mean": m, "std": sd} for m, sd in s.stats]} for s in sources}
         predicting = self.predict_models
-        averaged = {"train_model_state": self.models[0].state_dict(),
-                    "train_model2_state": self.models[1].state_dict() if cfg.split_halves else None,
-                    "ema_updates": self.ema_updates} if self.ema_models else {}
-        return {
-            "model_state": predicting[0].state_dict(),
-            "model2_state": predicting[1].state_dict() if cfg.split_halves else None,
-            **averaged,
-            "arch": cfg.arch, "cube_size": cfg.cube_size, "method": cfg.method,
-            "config": config_mod.to_dict(cfg), "batch_size": batch_size, "epoch": epoch,
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": {"kind": "cosine-per-epoch", "epochs": cfg.epochs,
-                                "learning_rate": cfg.learning_rate,
-                                "learning_rate_min": cfg.learning_rate_min, "last_epoch": epoch},
-            "scaler_state": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng_state": {"scheme": "numpy default_rng([seed, epoch, stream]); torch noise generator "
-                                    "seeded from stream 2 + rank", "seed": cfg.seed,
-                          "next_epoch": epoch + 1, "torch_cpu": torch.get_rng_state()},
-            "normalization": norm, "tomograms": tomos, "history": list(self.history),
-            "command_line": list(self.run.command_line),
-        }
+        averaged = bool(self.ema_models)
+        return ModelFile(
+            model_state=predicting[0].state_dict(),
+            model2_state=predicting[1].state_dict() if cfg.split_halves else None,
+            train_model_state=self.models[0].state_dict() if averaged else None,
+            train_model2_state=self.models[1].state_dict() if averaged and cfg.split_halves else None,
+            ema_updates=self.ema_updates if averaged else 0,
+            arch=cfg.arch, cube_size=cfg.cube_size, method=cfg.method,
+            config=config_mod.to_dict(cfg), batch_size=batch_size, epoch=epoch,
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state={"kind": "cosine-per-epoch", "epochs": cfg.epochs,
+                             "learning_rate": cfg.learning_rate,
+                             "learning_rate_min": cfg.learning_rate_min, "last_epoch": epoch},
+            scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            rng_state={"scheme": "numpy default_rng([seed, epoch, stream]); torch noise generator "
+                                 "seeded from stream 2 + rank", "seed": cfg.seed,
+                       "next_epoch": epoch + 1, "torch_cpu": torch.get_rng_state()},
+            normalization=norm, tomograms=tomos, history=list(self.history),
+            command_line=list(self.run.command_line))
 
     def save(self, epoch: int, batch_size: int, tomograms: Sequence[TomogramSpec],
              sources: Sequence[sampler.TomogramSource]) -> List[Path]:
@@ -266,14 +267,13 @@ class TrainingState:
         """
         cfg, out = self.cfg, self.run.output_dir
         state = self.checkpoint(epoch, batch_size, tomograms, sources)
-        written = [model_file.save_checkpoint(output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size), state)]
+        written = [state.save(output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size))]
         if epoch % cfg.save_interval == 0 or epoch == cfg.epochs:
-            written.append(model_file.save_checkpoint(
-                output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch), state))
+            written.append(state.save(output_names.model_path(out, cfg.method, cfg.arch, cfg.cube_size, epoch)))
         atomic.write_text(out / output_names.HISTORY_FILE, json.dumps(self.history, indent=2, default=str))
-        settings = {"config": state["config"], "batch_size": batch_size,
-                    "tomograms": state["tomograms"], "normalization": state["normalization"],
-                    "isonet2core_version": __version__, "command_line": state["command_line"]}
+        settings = {"config": state.config, "batch_size": batch_size, "tomograms": state.tomograms,
+                    "normalization": state.normalization, "isonet2core_version": __version__,
+                    "command_line": state.command_line}
         atomic.write_text(out / output_names.CONFIG_FILE, json.dumps(settings, indent=2, default=str))
         figures.plot_loss_history(self.history, out / output_names.LOSS_PNG)
         return written

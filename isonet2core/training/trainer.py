@@ -63,7 +63,8 @@ import torch
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, flips_input, method_traits
 from isonet2core.device import cpu_threads, describe, precision_name, select_devices
 from isonet2core.imaging.fourier import apply_fourier_filter
-from isonet2core.io import model_file, output_guard, output_names
+from isonet2core.io import output_guard, output_names
+from isonet2core.io.model_file import ModelFile
 from isonet2core.io.mrcio import write_mrc
 from isonet2core.nets.registry import channels_of
 from isonet2core.steps import predict
@@ -202,9 +203,8 @@ def train(cfg: TrainConfig, tomograms: Sequence[TomogramSpec], run: RunSettings)
     if world > 1:
         distributed.launch(_worker, world, (cfg, list(tomograms), run, devices, batch_size),
                            backend="nccl" if devices[0].type == "cuda" else "gloo")
-        final = model_file.load_checkpoint(output_names.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size))
-        return TrainResult(output_names.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size),
-                           _epoch_paths(run.output_dir, cfg), list(final.get("history") or []))
+        final = output_names.model_path(run.output_dir, cfg.method, cfg.arch, cfg.cube_size)
+        return TrainResult(final, _epoch_paths(run.output_dir, cfg), list(ModelFile.load(final).history))
     return _worker(0, 1, cfg, list(tomograms), run, devices, batch_size)
 
 
@@ -270,15 +270,15 @@ def _check_start_point(cfg: TrainConfig, run: RunSettings) -> None:
     path = run.resume or run.pretrained_model
     if path is None:
         return
-    ckpt = model_file.load_checkpoint(path)
-    model_file.check_compatible(ckpt, cfg.arch, cfg.cube_size, name=str(path))
+    start = ModelFile.load(path)
+    start.check_compatible(cfg.arch, cfg.cube_size, name=str(path))
     if run.resume is not None:
-        if ckpt["method"] != cfg.method:
-            raise ValueError(f"{path} was trained with method {ckpt['method']}, not {cfg.method}")
-        if ckpt.get("optimizer_state") is None or ckpt.get("epoch") is None:
+        if start.method != cfg.method:
+            raise ValueError(f"{path} was trained with method {start.method}, not {cfg.method}")
+        if not start.resumable:
             raise ValueError(f"{path} holds no optimiser state or epoch; it cannot be resumed "
                              "(use it as --pretrained_model instead)")
-        if cfg.split_halves != (ckpt.get("model2_state") is not None):
+        if cfg.split_halves != start.split_halves:
             raise ValueError(f"{path}: split_halves={cfg.split_halves} does not match the checkpoint")
 
 

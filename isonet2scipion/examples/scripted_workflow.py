@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MAP_PATTERN = "*.mrc"
 ACQUISITION_FILE = "acquisition.json"
+from isonet2core.nets.registry import DEFAULT_ARCH
 from isonet2scipion.constants import ARCH_CHOICES
 
 ARCHS = tuple(ARCH_CHOICES)
@@ -166,7 +167,7 @@ def read_acquisition(layout: DataLayout, pixel_size_a: Optional[float] = None,
 class TrainingSettings:
     """What refine and predict are run with (IsoNet2 names). ``gpus``: GPU ids, or None to
     run on the CPU; ``threads``: CPU threads of each core process (--ncpus)."""
-    arch: str = "unet-medium"
+    arch: str = DEFAULT_ARCH
     cube_size: int = 96
     epochs: int = 50
     number_subtomos: Optional[int] = None

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from isonet2core.config import Microscope, TrainConfig
-from isonet2core.io import model_file
+from isonet2core.io.model_file import ModelFile
 from isonet2core.training import trainer
 from isonet2core.training.ema import ema_decay_at, update_ema
 
@@ -45,27 +45,27 @@ def _train(halves, out, **kw):
                                 batch_size=2, learning_rate=1e-3, save_interval=1, seed=3), **kw})
     spec = trainer.TomogramSpec("tomo_a", halves, MIC, 4)
     result = trainer.train(cfg, [spec], trainer.RunSettings(output_dir=out, device="cpu", ncpus=2, progress=False))
-    return model_file.load_checkpoint(result.model_path), result
+    return ModelFile.load(result.model_path), result
 
 
 def test_checkpoint_holds_the_average_for_predict_and_the_weights_for_resume(halves, tmp_path):
     ckpt, result = _train(halves, tmp_path / "ema", ema_decay=0.9)
     steps = sum(h["steps"] for h in result.history)
-    assert ckpt["ema_updates"] == steps == 4
-    avg, trained = ckpt["model_state"], ckpt["train_model_state"]
+    assert ckpt.ema_updates == steps == 4
+    avg, trained = ckpt.model_state, ckpt.train_model_state
     assert avg.keys() == trained.keys()
     assert any(not torch.equal(avg[k], trained[k]) for k in avg if avg[k].is_floating_point())
     # the average of the same run without averaging: the trained weights are the run's own
     plain, _ = _train(halves, tmp_path / "plain", ema_decay=None)
-    assert "train_model_state" not in plain
+    assert plain.train_model_state is None
     for k in trained:
-        torch.testing.assert_close(trained[k], plain["model_state"][k], rtol=0, atol=0)
+        torch.testing.assert_close(trained[k], plain.model_state[k], rtol=0, atol=0)
 
 
 def test_a_vanishing_decay_averages_to_the_last_weights(halves, tmp_path):
     ckpt, _ = _train(halves, tmp_path, ema_decay=1e-9)
-    for k, v in ckpt["model_state"].items():
-        torch.testing.assert_close(v, ckpt["train_model_state"][k], rtol=1e-6, atol=1e-6)
+    for k, v in ckpt.model_state.items():
+        torch.testing.assert_close(v, ckpt.train_model_state[k], rtol=1e-6, atol=1e-6)
 
 
 def test_decay_validated_and_on_by_default():

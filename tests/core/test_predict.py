@@ -10,7 +10,8 @@ import torch
 
 from isonet2core.config import Microscope, PredictConfig, TrainConfig, to_dict
 from isonet2core.imaging import fsc_weighting, normalize
-from isonet2core.io import model_file, mrcio, output_names, star
+from isonet2core.io import mrcio, output_names, star
+from isonet2core.io.model_file import ModelFile
 from isonet2core.nets.registry import build
 from isonet2core.nets.unet import UNet3D
 from isonet2core.steps import predict, tiling
@@ -210,8 +211,7 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
                  tomograms={"tomo_001": to_dict(SCOPE)})
     if model2:
         state["model2_state"] = build("plain-unet-small").state_dict()
-    model_path = model_file.save_checkpoint(
-        output_names.model_path(tmp_path / "run", method, "plain-unet-small", 16), state)
+    model_path = ModelFile(**state).save(output_names.model_path(tmp_path / "run", method, "plain-unet-small", 16))
     return star_path, model_path, net
 
 
@@ -263,7 +263,7 @@ def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
 def test_split_halves_on_a_single_map_average_both_networks(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     star_path, model_path, net = _write_dataset(tmp_path, halves=False, method="isonet2", model2=True)
-    net2 = model_file.build_model(model_file.load_checkpoint(model_path), "model2_state")
+    net2 = ModelFile.load(model_path).network(second=True)
     cfg = PredictConfig(apply_mw_x1=False, batch_size=3)
     written = predict.predict_tomograms(star_path, model_path, output_dir="o", config=cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["tomo_001_corrected.mrc"]
@@ -301,9 +301,8 @@ def test_validation_before_work(tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()  # nothing written before validation passed
     with pytest.raises(ValueError, match="rlnIndex 9"):
         predict.predict_tomograms(star_path, model_path, output_dir="o", tomo_idx=[9])
-    other = model_file.save_checkpoint(tmp_path / "c32.pt", dict(
-        model_state=UNet3D((16, 32, 64, 128, 256)).state_dict(), arch="plain-unet-small", cube_size=32,
-        method="isonet2-n2n"))
+    other = ModelFile(model_state=UNet3D((16, 32, 64, 128, 256)).state_dict(), arch="plain-unet-small",
+                      cube_size=32, method="isonet2-n2n").save(tmp_path / "c32.pt")
     with pytest.raises(ValueError, match="cube_size 32.*cube_size 16"):
         predict.predict_tomograms(star_path, model_path, other, output_dir="o", tomo_idx=[1])
     # an output named like an input (a tomogram whose map is full/tomo_001_corrected.mrc,
@@ -357,9 +356,8 @@ def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False):
            star.TOMO_HALF1: str(mrcio.write_mrc(root / "even.mrc", _smooth_volume(shape, 1), 10.0)),
            star.TOMO_HALF2: str(mrcio.write_mrc(root / "odd.mrc", _smooth_volume(shape, 2), 10.0))}
     star_path = star.TomogramsTable.from_records([rec]).write(root / "tomograms.star")
-    model_path = model_file.save_checkpoint(root / "model.pt", dict(
-        model_state=build("plain-unet-small").state_dict(), arch="plain-unet-small", cube_size=16,
-        method="isonet2-n2n"))
+    model_path = ModelFile(model_state=build("plain-unet-small").state_dict(), arch="plain-unet-small",
+                           cube_size=16, method="isonet2-n2n").save(root / "model.pt")
     cfg = PredictConfig(batch_size=4, padding_factor=1.0, fsc_weighting=fsc_weighting)
     tracemalloc.start()
     try:

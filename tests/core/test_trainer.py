@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from isonet2core.config import Microscope, TrainConfig
-from isonet2core.io import model_file, mrcio, output_names
+from isonet2core.io import mrcio, output_names
+from isonet2core.io.model_file import ModelFile
 from isonet2core.training import trainer
 
 MIC = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-55.0, tilt_max_deg=60.0)
@@ -29,7 +30,7 @@ def _run(cfg, halves, out, subtomos=4, **kw):
 
 
 def _weights(path, key="model_state"):
-    return model_file.load_checkpoint(path)[key]
+    return getattr(ModelFile.load(path), key)
 
 
 def _assert_same(a, b):
@@ -73,16 +74,16 @@ def test_files_written_by_a_run(halves, tmp_path):
     assert f"{stem}_epoch001.pt" not in names
     assert {"loss_history.json", "loss.png", "config.json"} <= set(names)
     assert [p.name for p in result.epoch_paths] == [f"{stem}_epoch002.pt", f"{stem}_epoch003.pt"]
-    e2 = model_file.load_checkpoint(tmp_path / f"{stem}_epoch002.pt")
-    full = model_file.load_checkpoint(result.model_path)
-    assert e2["epoch"] == 2 and full["epoch"] == 3
-    assert not all(torch.equal(e2["model_state"][k], full["model_state"][k]) for k in e2["model_state"])
+    e2 = ModelFile.load(tmp_path / f"{stem}_epoch002.pt")
+    full = ModelFile.load(result.model_path)
+    assert e2.epoch == 2 and full.epoch == 3
+    assert not all(torch.equal(e2.model_state[k], full.model_state[k]) for k in e2.model_state)
     for key in ("optimizer_state", "scheduler_state", "rng_state", "normalization", "tomograms", "history"):
-        assert full[key] is not None, key
-    assert full["config"]["mw_weight"] == cfg.mw_weight and full["command_line"] == ["isonet2", "refine", "x.star"]
-    assert full["tomograms"]["tomo_a"]["tilt_min_deg"] == -55.0
-    assert full["tomograms"]["tomo_a"]["defocus_a"] == 20000.0
-    assert len(full["normalization"]["tomo_a"]["maps"]) == 2
+        assert getattr(full, key), key
+    assert full.config["mw_weight"] == cfg.mw_weight and full.command_line == ["isonet2", "refine", "x.star"]
+    assert full.tomograms["tomo_a"]["tilt_min_deg"] == -55.0
+    assert full.tomograms["tomo_a"]["defocus_a"] == 20000.0
+    assert len(full.normalization["tomo_a"]["maps"]) == 2
     history = json.loads((tmp_path / "loss_history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[0]["learning_rate"] == pytest.approx(1e-3) and history[-1]["learning_rate"] == pytest.approx(1e-4)

@@ -18,7 +18,7 @@ from pyworkflow.tests import setupTestProject
 from tomo.protocols.protocol_import_ctf import ImportChoice
 from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 
-from isonet2core.io.model_file import load_checkpoint
+from isonet2core.io.model_file import ModelFile
 from isonet2core.simulation.simulate import SimulationConfig, simulate_dataset
 from isonet2scipion.constants import HALVES_LINKED, HALVES_NONE, HALVES_SEPARATE
 from isonet2scipion.protocols import (
@@ -98,21 +98,20 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
     def _checkModel(self, model, method):
         self.assertEqual(model.getMethod(), method)
         self.assertTrue(os.path.exists(model.getPath()), model.getPath())
-        ckpt = load_checkpoint(model.getPath())
-        self.assertEqual((ckpt["method"], ckpt["arch"], ckpt["cube_size"]),
+        loaded = ModelFile.load(model.getPath())
+        self.assertEqual((loaded.method, loaded.arch, loaded.cube_size),
                          (method, model.getArch(), model.getCubeSize()))
 
     def _officialModelFile(self, ourPath):
         """Our model file rewritten in the IsoNet2 program's layout (what its refine saves)."""
         import torch
 
-        from isonet2core.io import model_file
         from isonet2core.nets.bn_unet import fold_inverted_contrast
-        ckpt = model_file.load_checkpoint(ourPath)
-        inverted = fold_inverted_contrast(ckpt["model_state"])   # its own inverse
-        path = self.dataDir / f"network_{ckpt['method']}_{ckpt['arch']}_{ckpt['cube_size']}_full.pt"
-        torch.save({"method": ckpt["method"], "arch": ckpt["arch"],
-                    "cube_size": ckpt["cube_size"], "CTF_mode": "None",
+        ckpt = ModelFile.load(ourPath)
+        inverted = fold_inverted_contrast(ckpt.model_state)   # its own inverse
+        path = self.dataDir / f"network_{ckpt.method}_{ckpt.arch}_{ckpt.cube_size}_full.pt"
+        torch.save({"method": ckpt.method, "arch": ckpt.arch,
+                    "cube_size": ckpt.cube_size, "CTF_mode": "None",
                     "do_phaseflip_input": True,
                     "model_state_dict": {"module." + k: v for k, v in inverted.items()},
                     "metrics": {"average_loss": [0.5]}}, str(path))

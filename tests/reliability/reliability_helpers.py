@@ -67,16 +67,13 @@ def make_checkpoint(path: Path, *, method: str = "isonet2-n2n", arch: str = ARCH
     import torch
 
     from isonet2core.config import TrainConfig, to_dict
-    from isonet2core.io import model_file
+    from isonet2core.io.model_file import ModelFile
     from isonet2core.nets.registry import build
 
     torch.manual_seed(seed)
     net = build(arch)
-    state = dict(model_state=net.state_dict(), arch=arch, cube_size=cube, method=method,
-                 config=to_dict(TrainConfig(method=method, arch=arch, cube_size=cube)))
-    if epoch is not None:
-        state["epoch"] = epoch
-    return model_file.save_checkpoint(path, state)
+    return ModelFile(model_state=net.state_dict(), arch=arch, cube_size=cube, method=method, epoch=epoch,
+                     config=to_dict(TrainConfig(method=method, arch=arch, cube_size=cube))).save(path)
 
 
 def sha256(path: Path) -> str:

@@ -97,9 +97,9 @@ TRAIN = ["--arch", "unet-small", "--cube_size", "16", "--epochs", "2", "--batch_
          "--seed", "3", "--learning_rate_min", "1e-4"]
 
 
-def _load(path: Path) -> dict:
-    from isonet2core.io import model_file
-    return model_file.load_checkpoint(path)
+def _load(path: Path):
+    from isonet2core.io.model_file import ModelFile
+    return ModelFile.load(path)
 
 
 def _every_model_file_is_complete(out: Path) -> None:
@@ -134,24 +134,24 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(command, method, t
     result = run_killed("step", 4, argv, tmp_path)
     assert result.returncode == -signal.SIGKILL, result.stderr
     _every_model_file_is_complete(out)
-    assert _load(out / name)["epoch"] == 1
-    assert [h["epoch"] for h in _load(out / name)["history"]] == [1]
+    assert _load(out / name).epoch == 1
+    assert [h["epoch"] for h in _load(out / name).history] == [1]
 
     # resumed, then killed just before epoch 2's model file replaces epoch 1's
     result = run_killed(f"replace:{name}", 1, [*argv, "--resume", "True"], tmp_path)
     assert result.returncode == -signal.SIGKILL, result.stderr
     _every_model_file_is_complete(out)
-    assert _load(out / name)["epoch"] == 1          # the old file is intact
+    assert _load(out / name).epoch == 1          # the old file is intact
 
     rc, _, err = run_main([*argv, "--resume", "True"])
     torch.set_num_threads(threads)
     assert rc == 0, err
     final = _load(out / name)
-    assert final["epoch"] == 2
-    assert [h["epoch"] for h in final["history"]] == [1, 2]
-    assert [h["loss"] for h in final["history"]] == [h["loss"] for h in straight["history"]]
-    assert final["model_state"].keys() == straight["model_state"].keys()
-    for key, value in straight["model_state"].items():
-        assert torch.equal(final["model_state"][key], value), key
+    assert final.epoch == 2
+    assert [h["epoch"] for h in final.history] == [1, 2]
+    assert [h["loss"] for h in final.history] == [h["loss"] for h in straight.history]
+    assert final.model_state.keys() == straight.model_state.keys()
+    for key, value in straight.model_state.items():
+        assert torch.equal(final.model_state[key], value), key
     assert temp_files(out) == [], "temporary files of the killed runs were left behind"
     assert fingerprint([tmp_path / "data"]) == inputs

@@ -31,7 +31,8 @@ from reliability_helpers import (
     temp_files,
 )
 
-from isonet2core.io import atomic, model_file, mrcio, output_guard, star
+from isonet2core.io import atomic, mrcio, output_guard, star
+from isonet2core.io.model_file import ModelFile
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -153,8 +154,7 @@ def test_star_write_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
 def test_checkpoint_save_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
     path = make_checkpoint(tmp_path / "run" / "model.pt", epoch=1)
     digest = fingerprint([path])
-    state = model_file.load_checkpoint(path)
-    state["epoch"] = 2
+    state = ModelFile.load(path).replace(epoch=2)
 
     def save(obj, fh, *args, **kwargs):
         fh.write(b"\x80\x02half a pickle")
@@ -162,10 +162,10 @@ def test_checkpoint_save_failing_half_way_keeps_the_old_file(tmp_path, monkeypat
 
     monkeypatch.setattr(torch, "save", save)
     with pytest.raises(OSError, match="model.pt"):
-        model_file.save_checkpoint(path, state)
+        state.save(path)
     assert fingerprint([path]) == digest
     assert temp_files(tmp_path) == []
-    assert model_file.load_checkpoint(path)["epoch"] == 1
+    assert ModelFile.load(path).epoch == 1
 
 
 @pytest.mark.parametrize("command", ["deconv", "make-mask", "predict"])

@@ -27,7 +27,8 @@ from reliability_helpers import (
     temp_files,
 )
 
-from isonet2core.io import atomic, locks, model_file, mrcio, star
+from isonet2core.io import atomic, locks, mrcio, star
+from isonet2core.io.model_file import ModelFile
 
 HERE = Path(__file__).resolve().parent
 PREDICT = ["--device", "cpu", "--ncpus", "1", "--padding_factor", "1.5"]
@@ -128,8 +129,8 @@ def test_two_refines_into_one_folder_the_second_is_refused_naming_the_first(tmp_
     assert "--seed 1" in line
     gate.touch()
     assert first.wait(timeout=300) == 0, first.communicate()
-    full = model_file.load_checkpoint(out / f"{MODEL}_full.pt")
-    assert full["config"]["seed"] == 1                                 # the first run's weights
+    full = ModelFile.load(out / f"{MODEL}_full.pt")
+    assert full.config["seed"] == 1                                 # the first run's weights
     assert sorted(p.name for p in out.glob("*.pt")) == [f"{MODEL}_epoch001.pt", f"{MODEL}_full.pt"]
     assert temp_files(out) == []
 
@@ -157,7 +158,7 @@ def test_a_rerun_without_resume_is_refused_and_overwrite_replaces_the_whole_run(
     assert [h["epoch"] for h in history] == [1]
     assert json.loads((out / "config.json").read_text())["config"]["seed"] == 5
     for name in (f"{MODEL}_epoch001.pt", f"{MODEL}_full.pt"):
-        assert model_file.load_checkpoint(out / name)["config"]["seed"] == 5
+        assert ModelFile.load(out / name).config["seed"] == 5
 
 
 def test_overwrite_refuses_to_remove_the_pretrained_model_it_starts_from(tmp_path, monkeypatch):
@@ -196,7 +197,7 @@ def test_two_predicts_of_the_same_names_into_one_folder_the_second_is_refused(tm
 
 
 def test_the_lock_of_a_killed_run_blocks_nobody(tmp_path):
-    code = ("import os, signal, sys\nfrom isonet2core import locks\n"
+    code = ("import os, signal, sys\nfrom isonet2core.io import locks\n"
             "with locks.run_lock(sys.argv[1]):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
     killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=60)
     assert killed.returncode == -signal.SIGKILL

@@ -85,11 +85,9 @@ def test_ctf_work_without_a_defocus_column_is_refused(case, tmp_path):
         needs = "CTF_mode network needs the defocus"
     else:
         from isonet2core.config import TrainConfig, to_dict
-        from isonet2core.io import model_file
+        from isonet2core.io.model_file import ModelFile
         model = make_checkpoint(tmp_path / "m.pt")
-        state = model_file.load_checkpoint(model)
-        state["config"] = to_dict(TrainConfig(arch=ARCH, cube_size=CUBE, ctf_mode="phase_only"))
-        model_file.save_checkpoint(model, state)
+        ModelFile.load(model).replace(config=to_dict(TrainConfig(arch=ARCH, cube_size=CUBE, ctf_mode="phase_only"))).save(model)
         argv, needs = ["predict", ds["star"], model, "--output_dir", out, "--device", "cpu"], "phase flip"
     rc, _, err = run_main([str(a) for a in argv])
     assert rc == 2
