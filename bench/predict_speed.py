@@ -6,7 +6,7 @@ Each size is measured in a fresh worker process (:func:`measure_size`):
    weights); warm-up: one bare forward batch and ``predict_volume`` on a corner of the tomogram
    (kernel selection, thread pools, FFT plans); the tomogram is then written to an MRC file in
    a temporary folder and the in-memory array dropped;
-2. ``isonet2core.steps.predict.predict_file``, what ``isonet2 predict`` runs for each map: the MRC
+2. ``isonet2core.steps.map_streaming.predict_file``, what ``isonet2 predict`` runs for each map: the MRC
    file read z slab by z slab, normalisation, missing-wedge input filter of ``apply_mw_x1``,
    tiling, batched network, Hann blending, denormalisation, the output streamed into an MRC
    file; timed end to end, with the process's peak memory during it;
@@ -49,7 +49,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
     from isonet2core.io import mrcio
     from isonet2core.nets.registry import build
     from isonet2core.nets.unet import compiled
-    from isonet2core.steps import predict, tiling
+    from isonet2core.steps import inference, map_streaming, tiling
 
     t_start = time.perf_counter()
     if threads:
@@ -75,7 +75,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
             called(x)
 
     bare_batch()   # warm-up: kernels, thread pools, FFT plans of the tile size
-    predict.predict_volume(model, np.ascontiguousarray(volume[:cube, :cube, :cube]), cube_size=cube,
+    inference.predict_volume(model, np.ascontiguousarray(volume[:cube, :cube, :cube]), cube_size=cube,
                            config=cfg, microscope=scope, device=dev)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         source = mrcio.write_mrc(Path(tmp) / "tomogram.mrc", volume, 10.0)
@@ -84,7 +84,7 @@ def measure_size(*, shape: Sequence[int], arch: str, cube: int, batch_size: int 
         mem.reset()
         c0 = time.process_time()
         t0 = time.perf_counter()
-        predict.predict_file([model], source, Path(tmp) / "predicted.mrc", cube_size=cube,
+        map_streaming.predict_file([model], source, Path(tmp) / "predicted.mrc", cube_size=cube,
                              config=cfg, microscope=scope, device=dev)
         synchronize(dev)
         predict_s = time.perf_counter() - t0

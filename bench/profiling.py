@@ -71,14 +71,14 @@ def profile_prediction(*, shape: Sequence[int], arch: str, cube: int, batch_size
     """Profiles of ``predict_volume`` on a random tomogram of ``shape`` (after a warm-up run)."""
     from isonet2core.config import Microscope, PredictConfig
     from isonet2core.nets.registry import build
-    from isonet2core.steps import predict
+    from isonet2core.steps import inference
 
     volume = np.random.default_rng(0).standard_normal(tuple(shape), dtype=np.float32)
     model = build(arch).to(device).eval()
     cfg = PredictConfig(batch_size=batch_size, mixed_precision=mixed_precision)
 
     def run() -> None:
-        predict.predict_volume(model, volume, cube_size=cube, config=cfg,
+        inference.predict_volume(model, volume, cube_size=cube, config=cfg,
                                microscope=Microscope(pixel_size_a=10.0), device=device)
 
     run()

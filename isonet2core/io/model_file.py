@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from isonet2core import __version__
-from isonet2core.config import METHODS
+from isonet2core.config import METHODS, flips_input
 from isonet2core.io.atomic import atomic_output
 from isonet2core.io.output_names import PathLike
 from isonet2core.nets.bn_unet import fold_inverted_contrast
@@ -121,6 +121,13 @@ class ModelFile:
         """Whether a training can continue from it (optimiser state and epoch present)."""
         return self.optimizer_state is not None and self.epoch is not None
 
+    def flips_input(self, is_ctf_flipped: bool) -> bool:
+        """Whether predict phase flips its inputs: :func:`isonet2core.config.flips_input` of the
+        training settings (``ctf_mode``, ``do_phaseflip_input``) for maps that are, or are not,
+        ``is_ctf_flipped`` already."""
+        return flips_input(self.config.get("ctf_mode"), bool(self.config.get("do_phaseflip_input", True)),
+                           is_ctf_flipped)
+
     def training_states(self) -> Tuple[StateDict, Optional[StateDict]]:
         """The weights training continues from: the trained ones where the file holds weight
         averages for predict, else the predict weights."""
@@ -128,8 +135,13 @@ class ModelFile:
                 self.train_model2_state or self.model2_state)
 
     def with_trained_weights(self) -> ModelFile:
-        """The same model with the trained weights as its predict weights and no averages
-        (itself when it holds no averages)."""
+        """The same model with the trained weights as its predict weights and no averages.
+
+        Returns
+        -------
+        ModelFile
+            A copy, or itself when it holds no averages.
+        """
         if self.train_model_state is None:
             return self
         return self.replace(model_state=self.train_model_state, model2_state=self.train_model2_state,
@@ -140,7 +152,18 @@ class ModelFile:
         return dataclasses.replace(self, **changes)
 
     def validate(self, name: str = "model file") -> None:
-        """Raise ``ValueError`` naming ``name`` unless arch, cube_size, method and weights are valid."""
+        """Check arch, cube_size, method and the weights' type.
+
+        Parameters
+        ----------
+        name : str
+            The file, named in the message.
+
+        Raises
+        ------
+        ValueError
+            Naming ``name`` and the invalid value.
+        """
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"{name}: unknown network architecture {self.arch!r} "
                              f"(expected one of {', '.join(ARCHITECTURES)})")
@@ -225,7 +248,12 @@ class ModelFile:
         return model
 
     def network(self, second: bool = False) -> nn.Module:
-        """Rebuild the network with its weights (``second``: the split-halves twin).
+        """Rebuild the network with its weights.
+
+        Parameters
+        ----------
+        second : bool
+            The split-halves twin (``model2_state``) instead of the first network.
 
         Returns
         -------
@@ -252,6 +280,15 @@ class ModelFile:
                          *, name: str = "model file") -> None:
         """Check that it was trained with the requested architecture and cube size (resume,
         pretrained_model, predict's second model).
+
+        Parameters
+        ----------
+        arch : str, optional
+            The requested architecture (None: not checked).
+        cube_size : int, optional
+            The requested cube edge in voxels (None: not checked).
+        name : str
+            The file, named in the message.
 
         Raises
         ------

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from isonet2core.io import mrcio  # noqa: E402
 from isonet2core.io.atomic import atomic_output  # noqa: E402
 from isonet2core.io.output_names import PathLike
 
@@ -618,3 +619,26 @@ def plot_loss_history(history: Sequence[Mapping], png_path: PathLike) -> Path:
     finally:
         plt.close(fig)
     return png_path
+
+
+def save_slices(map_path: Path, pixel_size_a: float) -> List[Path]:
+    """The IsoNet2 program's ``save_slices``: ``<map stem>_slices.png`` (central orthoslices) and
+    ``<map stem>_spectrum.png`` (central Fourier XZ slice) beside the map.
+
+    Parameters
+    ----------
+    map_path : Path
+        The map.
+    pixel_size_a : float
+        Angstrom per voxel (axes).
+
+    Returns
+    -------
+    list of Path
+        The two PNG files.
+    """
+    volume = mrcio.read_mrc(map_path)[0]
+    stem = map_path.stem
+    return [save_figure(orthoslice_figure([(stem, volume)], pixel_size_a), map_path.with_name(stem + "_slices.png")),
+            save_figure(fourier_figure([(stem, fourier_xz_slice(volume))], pixel_size_a),
+                        map_path.with_name(stem + "_spectrum.png"))]

@@ -109,11 +109,16 @@ class TrainingState:
                             ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
             # with an average, model_state is the average and train_model_state the trained weights
             trained, trained2 = start.training_states()
+            if start.optimizer_state is None or start.epoch is None:
+                raise ValueError(f"{run.resume} holds no optimiser state or epoch; it cannot be resumed")
             self.models[0].load_state_dict(trained)
+            averages = [start.model_state]
             if cfg.split_halves:
+                if trained2 is None or start.model2_state is None:
+                    raise ValueError(f"{run.resume} holds no second network; split_halves cannot resume from it")
                 self.models[1].load_state_dict(trained2)
+                averages.append(start.model2_state)
             if cfg.ema_decay is not None and start.train_model_state is not None:
-                averages = [start.model_state] + ([start.model2_state] if cfg.split_halves else [])
                 self._start_ema(averages, int(start.ema_updates))
             self.optimizer.load_state_dict(start.optimizer_state)
             if start.scaler_state and self.scaler.is_enabled():

@@ -67,7 +67,7 @@ from isonet2core.io import output_guard, output_names
 from isonet2core.io.model_file import ModelFile
 from isonet2core.io.mrcio import write_mrc
 from isonet2core.nets.registry import channels_of
-from isonet2core.steps import predict
+from isonet2core.steps import inference
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 from isonet2core.training.spec import RunSettings, TomogramSpec
@@ -611,7 +611,7 @@ class Session:
         model = self.state.predict_models[0]
         for position in self.preview_tomograms():
             t, src = self.tomograms[position], self.sources[position]
-            out = predict.predict_volume(model, src.maps[0], cube_size=self.cfg.cube_size,
+            out = inference.predict_volume(model, src.maps[0], cube_size=self.cfg.cube_size,
                                          config=PredictConfig(mixed_precision=self.cfg.mixed_precision,
                                                              amp_dtype=self.cfg.amp_dtype),
                                          microscope=t.microscope, phaseflip=phaseflip, device=self.device,

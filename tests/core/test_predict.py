@@ -14,7 +14,7 @@ from isonet2core.io import mrcio, output_names, star
 from isonet2core.io.model_file import ModelFile
 from isonet2core.nets.registry import build
 from isonet2core.nets.unet import UNet3D
-from isonet2core.steps import predict, tiling
+from isonet2core.steps import inference, map_streaming, predict, tiling
 
 SCOPE = Microscope(pixel_size_a=10.0, defocus_a=20000.0, tilt_min_deg=-50.0, tilt_max_deg=40.0)
 
@@ -28,7 +28,7 @@ def _smooth_volume(shape, seed, mean=7.0, std=3.0):
 def test_identity_model_returns_the_input_in_its_scale():
     vol = _smooth_volume((21, 40, 35), 0)
     model = build("plain-unet-small")  # fresh network: zero head, i.e. the identity
-    out = predict.predict_volume(model, vol, cube_size=16, microscope=SCOPE,
+    out = inference.predict_volume(model, vol, cube_size=16, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=False, batch_size=3))
     assert out.shape == vol.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, vol, atol=1e-4 * vol.std())
@@ -41,7 +41,7 @@ def test_network_sees_normalised_tiles_and_output_is_rescaled():
             assert abs(float(x.mean())) < 1.5 and 0.2 < float(x.std()) < 3  # normalised input
             return 2 * x
     vol = _smooth_volume((24, 24, 24), 1, mean=100.0, std=5.0)
-    out = predict.predict_volume(Double(), vol, cube_size=16, microscope=SCOPE,
+    out = inference.predict_volume(Double(), vol, cube_size=16, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=False))
     from isonet2core.imaging.normalize import normalization_stats
     m, _ = normalization_stats(vol)
@@ -52,7 +52,7 @@ def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
     from isonet2core.imaging.wedge import wedge_mask
     vol = _smooth_volume((32, 32, 32), 2, mean=0.0, std=1.0)
     model = build("plain-unet-small")
-    out = predict.predict_volume(model, vol, cube_size=32, microscope=SCOPE,
+    out = inference.predict_volume(model, vol, cube_size=32, microscope=SCOPE,
                                  config=PredictConfig(apply_mw_x1=True, padding_factor=1.0))
     missing = wedge_mask(vol.shape, SCOPE.tilt_min_deg, SCOPE.tilt_max_deg).numpy() == 0
     power_in = np.abs(np.fft.fftn(vol)) ** 2
@@ -108,11 +108,11 @@ def test_streamed_planes_match_an_independent_per_tile_reference(shape):
     cfg = PredictConfig(apply_mw_x1=False, batch_size=3, padding_factor=1.5, mixed_precision=False)
     nets = [_Conv(1), _Conv(2)]
     reference = [_per_tile_reference(n, vol, 16, 1.5) for n in nets]
-    out = predict.predict_volume(nets[0], vol, cube_size=16, microscope=SCOPE, config=cfg)
+    out = inference.predict_volume(nets[0], vol, cube_size=16, microscope=SCOPE, config=cfg)
     assert out.dtype == np.float32 and out.shape == shape
     np.testing.assert_allclose(out, reference[0], atol=2e-5 * 50, rtol=0)
     # two networks on one map (split halves): their average, tile by tile, as blocks of planes
-    blocks = list(predict.predict_planes(nets, vol, cube_size=16, microscope=SCOPE, config=cfg))
+    blocks = list(inference.predict_planes(nets, vol, cube_size=16, microscope=SCOPE, config=cfg))
     assert [z0 for z0, _ in blocks] == list(np.cumsum([0] + [len(b) for _, b in blocks[:-1]]))
     assert all(len(b) <= 16 for _, b in blocks)
     np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), (reference[0] + reference[1]) / 2,
@@ -124,10 +124,10 @@ def test_predict_runs_in_bfloat16_by_default_where_the_cpu_has_it(monkeypatch):
     the network: the map differs from the float32 one, by bfloat16's rounding and no more."""
     from isonet2core import device
     vol = _smooth_volume((23, 37, 29), 3, mean=50.0, std=4.0)
-    fp32 = predict.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
+    fp32 = inference.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
                                   config=PredictConfig(apply_mw_x1=False, mixed_precision=False))
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
-    bf16 = predict.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
+    bf16 = inference.predict_volume(_Conv(1), vol, cube_size=16, microscope=SCOPE,
                                   config=PredictConfig(apply_mw_x1=False))
     assert bf16.dtype == np.float32
     err = np.abs(bf16 - fp32).max() / fp32.std()
@@ -140,14 +140,14 @@ def test_predict_file_streams_into_an_mrc_file(tmp_path):
     source = mrcio.write_mrc(tmp_path / "in.mrc", vol, 7.5)
     cfg = PredictConfig(apply_mw_x1=True, batch_size=4)
     net = _Conv(3)
-    target = predict.predict_file([net], source, tmp_path / "out" / "pred.mrc", cube_size=16,
+    target = map_streaming.predict_file([net], source, tmp_path / "out" / "pred.mrc", cube_size=16,
                                   config=cfg, microscope=SCOPE)
     data, voxel = mrcio.read_mrc(target)
     assert voxel == 7.5
-    expected = predict.predict_volume(net, vol, cube_size=16, config=cfg, microscope=SCOPE)
+    expected = inference.predict_volume(net, vol, cube_size=16, config=cfg, microscope=SCOPE)
     np.testing.assert_array_equal(data, expected)
     with pytest.raises(ValueError, match="in.mrc"):   # never over its input
-        predict.predict_file([net], source, source, cube_size=16, config=cfg, microscope=SCOPE)
+        map_streaming.predict_file([net], source, source, cube_size=16, config=cfg, microscope=SCOPE)
 
     class FailsLater(torch.nn.Module):
         calls = 0
@@ -159,7 +159,7 @@ def test_predict_file_streams_into_an_mrc_file(tmp_path):
             return x
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        predict.predict_file([FailsLater()], source, tmp_path / "out" / "failed.mrc", cube_size=16,
+        map_streaming.predict_file([FailsLater()], source, tmp_path / "out" / "failed.mrc", cube_size=16,
                              config=PredictConfig(apply_mw_x1=False, batch_size=1), microscope=SCOPE)
     assert os.listdir(tmp_path / "out") == ["pred.mrc"]       # no partial file, no temporary
     np.testing.assert_array_equal(mrcio.read_mrc(source)[0], vol)
@@ -175,18 +175,22 @@ def test_one_phaseflip_rule_for_training_previews_and_predict():
                 expected = mode is not None and not flipped and (mode == "phase_only" or do)
                 assert flips_input(mode, do, flipped) is expected, (mode, do, flipped)
                 cfg = TrainConfig(ctf_mode=mode, do_phaseflip_input=do, is_ctf_flipped=flipped)
-                assert predict.input_needs_phaseflip({"ctf_mode": mode, "do_phaseflip_input": do}, flipped) \
-                    is expected
+                assert _model(ctf_mode=mode, do_phaseflip_input=do).flips_input(flipped) is expected
                 assert cubes_are_flipped(cfg) is (mode is not None and (flipped or expected))
 
 
+def _model(**config) -> ModelFile:
+    return ModelFile(model_state={}, arch="plain-unet-small", cube_size=16, method="isonet2-n2n", config=config)
+
+
 def test_phaseflip_rule():
-    assert predict.input_needs_phaseflip({"ctf_mode": "network", "do_phaseflip_input": True}, False)
-    assert not predict.input_needs_phaseflip({"ctf_mode": "network", "do_phaseflip_input": True}, True)
-    assert not predict.input_needs_phaseflip({"ctf_mode": "network", "do_phaseflip_input": False}, False)
-    assert predict.input_needs_phaseflip({"ctf_mode": "phase_only"}, False)
-    assert not predict.input_needs_phaseflip({"ctf_mode": None, "do_phaseflip_input": True}, False)
-    assert not predict.input_needs_phaseflip({}, False)
+    """The model file's training settings decide (a program file without do_phaseflip_input: True)."""
+    assert _model(ctf_mode="network", do_phaseflip_input=True).flips_input(False)
+    assert not _model(ctf_mode="network", do_phaseflip_input=True).flips_input(True)
+    assert not _model(ctf_mode="network", do_phaseflip_input=False).flips_input(False)
+    assert _model(ctf_mode="phase_only").flips_input(False)
+    assert not _model(ctf_mode=None, do_phaseflip_input=True).flips_input(False)
+    assert not _model().flips_input(False)
 
 
 def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, model2=False):
@@ -235,7 +239,7 @@ def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
     scope = star.TomogramsTable.read(star_path).microscope(0)
     for half, name in ((h1, "even"), (h2, "odd")):
         data, _ = mrcio.read_mrc(tmp_path / name / "tomo_001.mrc")
-        expected = predict.predict_volume(net, data, cube_size=16, config=cfg, phaseflip=True,
+        expected = inference.predict_volume(net, data, cube_size=16, config=cfg, phaseflip=True,
                                           microscope=scope)
         np.testing.assert_array_equal(half, expected)
     assert not np.allclose(h1, h2)
@@ -269,7 +273,7 @@ def test_split_halves_on_a_single_map_average_both_networks(tmp_path, monkeypatc
     assert [p.name for p in written] == ["tomo_001_corrected.mrc"]
     out, _ = mrcio.read_mrc(written[0])
     vol, _ = mrcio.read_mrc(tmp_path / "full" / "tomo_001.mrc")
-    one, two = (predict.predict_volume(n, vol, cube_size=16, config=cfg, microscope=SCOPE) for n in (net, net2))
+    one, two = (inference.predict_volume(n, vol, cube_size=16, config=cfg, microscope=SCOPE) for n in (net, net2))
     tol = 1e-5 * vol.std()
     np.testing.assert_allclose(out, (one + two) / 2, atol=tol)
     assert np.abs(one - two).max() > 30 * tol   # the networks differ: either alone would fail

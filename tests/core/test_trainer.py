@@ -208,7 +208,7 @@ def test_compiled_model_trains_and_predicts_like_the_eager_one(halves, tmp_path)
     eager map. (Long test: inductor compiles for minutes on 2 cores.)"""
     from isonet2core.config import PredictConfig
     from isonet2core.nets.registry import build
-    from isonet2core.steps.predict import predict_volume
+    from isonet2core.steps.inference import predict_volume
 
     cfg = _cfg(epochs=1, noise_level=0.0)
     eager = _run(cfg, halves, tmp_path / "eager")

@@ -1,0 +1,124 @@
+"""Predicting MRC files: a map streamed through :func:`isonet2core.steps.inference.predict_planes`
+into an output file, and the (FSC-weighted) average of two written maps, plane block by plane
+block.
+
+``predict_file`` reads its input with positioned reads (``mrcio.open_planes``) and writes the
+planes as they become final (``mrcio.stream_mrc``: atomically, never over the source or a
+protected path): its peak is the model, one batch of tiles with their activations and a few
+slabs of ``cube_size`` z planes (plus the normalisation's and the input check's reads, each
+capped at a fixed size).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from isonet2core.config import Microscope, PredictConfig
+from isonet2core.imaging import fsc_weighting
+from isonet2core.io import mrcio
+from isonet2core.io.output_names import PathLike
+from isonet2core.steps.inference import predict_planes
+
+log = logging.getLogger(__name__)
+
+
+def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike, *,
+                 cube_size: int, config: PredictConfig = PredictConfig(), microscope: Microscope,
+                 phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
+                 voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = (),
+                 model_source: Optional[str] = None) -> Path:
+    """Predict an MRC map (:func:`predict_planes`) and stream the result into a float32 MRC file,
+    atomically, never over the source or a protected path.
+
+    The input is read with positioned reads, one slab of z planes per z-row of tiles, and the
+    output written as its planes become final: memory does not grow with the number of z planes.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        As in :func:`predict_planes`.
+    source : str or Path
+        The input map.
+    target : str or Path
+        The output map.
+    cube_size : int
+        Tile size (voxels).
+    config : PredictConfig
+        Batch size, tiling, precision, ``apply_mw_x1``.
+    microscope : Microscope
+        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
+    phaseflip : bool
+        Phase flip the input first (:func:`input_needs_phaseflip`).
+    device : str or torch.device
+        Where the networks run.
+    voxel_size_a : float, optional
+        Header voxel size (Angstrom; default the source header's).
+    protect : sequence of str or Path
+        Paths the target must not be.
+    model_source : str, optional
+        As in :func:`predict_planes`.
+
+    Returns
+    -------
+    Path
+        ``Path(target)``.
+    """
+    reader = mrcio.open_planes(source)
+    voxel = voxel_size_a if voxel_size_a is not None else reader.info.voxel_size_a
+    with mrcio.stream_mrc(target, reader.shape, voxel, protect=[source, *protect]) as out, \
+            contextlib.closing(predict_planes(models, reader, cube_size=cube_size, config=config,
+                                              microscope=microscope, phaseflip=phaseflip,
+                                              device=device, name=str(source),
+                                              model_source=model_source)) as planes:
+        for _, block in planes:
+            out.write(block)
+    return Path(target)
+
+
+def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
+                   voxel_size_a: float, protect: Sequence[PathLike], weighted: bool = False) -> Path:
+    """Stream the voxel-wise mean of MRC maps of equal shapes into an MRC file, a block of z
+    planes at a time.
+
+    Parameters
+    ----------
+    sources : sequence of Path
+        The maps (``(z, y, x)``, equal shapes); for ``weighted``, the two half predictions.
+    target : Path
+        The output map (float32), written atomically.
+    block_planes : int
+        z planes per block.
+    voxel_size_a : float
+        Header voxel size (Angstrom).
+    protect : sequence of str or Path
+        Paths the target must not be.
+    weighted : bool
+        FSC-weight the average by the two maps' shell correlation
+        (:mod:`isonet2core.imaging.fsc_weighting`) instead of ``(a + b) / 2``.
+
+    Returns
+    -------
+    Path
+        ``target``.
+    """
+    readers = [mrcio.open_planes(p) for p in sources]
+    shape = readers[0].shape
+    with mrcio.stream_mrc(target, shape, voxel_size_a, protect=protect) as out:
+        if weighted:
+            freq, weights = fsc_weighting.half_map_weights(readers[0], readers[1], crop=fsc_weighting.FSC_CROP)
+            log.info("%s: FSC weighting, shell weights %s at %s cycles/voxel", target.name,
+                     " ".join(f"{w:.2f}" for w in np.interp([0.1, 0.2, 0.3, 0.4, 0.5], freq, weights)),
+                     "0.1 0.2 0.3 0.4 0.5")
+            for block in fsc_weighting.weighted_average_planes(readers, freq, weights, block_planes=block_planes,
+                                                               margin=fsc_weighting.MARGIN_PLANES):
+                out.write(block)
+            return target
+        for z0 in range(0, shape[0], block_planes):
+            out.write(fsc_weighting.mean_planes(readers, z0, min(z0 + block_planes, shape[0])))
+    return target
