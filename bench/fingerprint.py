@@ -1,9 +1,12 @@
 """The maps of a fixed-seed run of every step, as SHA-256 digests (``python -m bench.fingerprint``).
 
 A refactoring that claims "behaviour unchanged" runs this before and after on one machine: the
-same digests mean the same maps, bit for bit. Digests are of the data and voxel size of each map (headers carry dates) and depend on the CPU's arithmetic, so compare
-only runs of one machine (the JSON names it). Steps: simulate (2 tomograms, 32x64x64), prepare-star,
-deconv, make-mask, refine (1 epoch), predict, denoise (1 epoch), predict of the denoiser.
+same digests mean the same maps, bit for bit. The digests are of each map's data and voxel size
+(headers carry dates) and depend on the CPU's arithmetic, so only runs of one machine compare
+(the JSON names it: :func:`machine_signature`); ``bench/results/fingerprint.json`` is the record
+that ``tests/core/test_fingerprint.py`` checks on a machine of the same signature. Steps:
+simulate (2 tomograms, 32x64x64), prepare-star, deconv, make-mask, refine (1 epoch), predict,
+denoise (1 epoch), predict of the denoiser.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import mrcfile
+import numpy as np
 import torch
 
 from isonet2core.cli.main import main as isonet2
@@ -63,6 +67,20 @@ def fingerprint(work: Path) -> Dict[str, str]:
     return digests
 
 
+def machine_signature() -> str:
+    """What the digests depend on besides the code: the CPU (model and instruction-set flags),
+    torch and numpy versions."""
+    cpu = ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next((l for l in info.splitlines() if l.startswith("model name")), "")
+        flags = next((l for l in info.splitlines() if l.startswith("flags")), "")
+        cpu = model.split(":", 1)[-1].strip() + " flags-sha1:" + hashlib.sha1(flags.encode()).hexdigest()[:12]
+    except OSError:
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}; torch {torch.__version__}; numpy {np.__version__}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -71,8 +89,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         digests = fingerprint(Path(tmp))
-    record = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-              "digests": digests}
+    record = {"signature": machine_signature(), "digests": digests}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     if args.compare is not None:
         before = json.loads(args.compare.read_text())["digests"]
