@@ -19,7 +19,7 @@ alike and predicted tiles join without patchy steps.
 from __future__ import annotations
 
 import math
-from typing import Tuple, Union
+from typing import Any, Tuple, Union
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def central_slices(n_z: int) -> slice:
     return slice(start, start + count)
 
 
-def normalization_stats(volume: np.ndarray, name: str = "volume") -> Tuple[float, float]:
+def normalization_stats(volume: Any, name: str = "volume") -> Tuple[float, float]:
     """Mean and standard deviation of the central z slices of a tomogram.
 
     Parameters

@@ -12,7 +12,12 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
   ``(z1 - z0, y, x)`` as float32 with one positioned read, so that streaming a volume keeps
   only the planes in use in memory (a memory map would keep every page it touched resident);
   :func:`read_mrc` reads all planes with it. :func:`open_mrc` returns a read-only memory map
-  for random access to small regions (figures, training cubes).
+  for random access to small regions (figures); :func:`open_mapped` returns a
+  :class:`MappedVolume`, whose regions (training cubes) are read as float32 through a memory
+  map opened on demand, at most ``MAX_OPEN_MAPS`` of them open in the process at once, the
+  pages a read touched given back after it, so that a training on hundreds of maps holds
+  neither hundreds of file descriptors nor their pages. Both read every supported mode (int8 or IMOD's uint8, int16, uint16,
+  float16, float32; either byte order) in place.
 * :func:`check_data` streams the data once (slab by slab) and refuses NaN, infinite or
   constant volumes, naming the file; :func:`check_same_grid` refuses maps of one tomogram
   (even/odd halves) that differ in shape or voxel size. Commands call both on their inputs
@@ -29,11 +34,17 @@ is in Angstrom (the ``x`` voxel size of the header; a header without a cell repo
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import mmap
+import os
+import threading
+import weakref
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Iterable, Iterator, Optional, Sequence, Tuple
 
 import mrcfile.dtypes
 import mrcfile.mrcinterpreter
@@ -226,6 +237,137 @@ def open_mrc(path: PathLike, *, info: Optional[MRCInfo] = None) -> np.memmap:
     info = info or read_header(path)
     return np.memmap(info.path, dtype=info.dtype, mode="r", offset=info.data_offset,
                      shape=info.shape)
+
+
+MAX_OPEN_MAPS = 64
+"""At most this many memory maps of :class:`MappedVolume` objects are open at once (per process)."""
+
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+# pages are given back in blocks of this size aligned in the file: a page fault maps the pages
+# around the touched one too (Linux's fault-around, a whole large page-cache folio: up to 2 MiB)
+_RELEASE_ALIGN = max(mmap.PAGESIZE, 2 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class _OpenMap:
+    """One open memory map of a file: the mapping, its ``(z, y, x)`` data array, and the memory
+    address of the file's byte 0."""
+    buffer: mmap.mmap
+    array: np.ndarray
+    address: int
+
+
+_open_maps: OrderedDict[int, _OpenMap] = OrderedDict()   # least recently used first
+_open_maps_lock = threading.RLock()   # re-entrant: a garbage collection inside may forget a volume
+_tokens = itertools.count()
+
+
+def _forget_map(token: int) -> None:
+    with _open_maps_lock:
+        _open_maps.pop(token, None)
+
+
+class MappedVolume:
+    """An MRC map read region by region through a read-only memory map opened on demand.
+
+    ``volume[index]`` (numpy basic indexing of ``(z, y, x)``: a cube, a row, a voxel, z planes) is
+    a new float32 array (a copy, never a view of the map) converted from the stored mode (int8 or
+    IMOD's uint8, int16, uint16, float16, float32; either byte order). After each read the pages
+    it touched are given back to the page cache (``madvise(MADV_DONTNEED)`` where the system has
+    it), so the process's resident memory does not grow with the regions read. The memory maps
+    of all MappedVolume objects share one process-wide cache of at most :data:`MAX_OPEN_MAPS`,
+    the least recently used closed first (releasing its file descriptor); a volume reopens its
+    map at its next read. Reads from several threads are safe.
+
+    ``shape`` is ``(z, y, x)``, ``dtype`` float32 (what reads return), ``info`` the header,
+    ``path`` the file.
+    """
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, info: MRCInfo):
+        self.info = info
+        self.path = info.path
+        self.shape = info.shape
+        self._token = next(_tokens)
+        weakref.finalize(self, _forget_map, self._token)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"MappedVolume({str(self.path)!r}, shape={self.shape}, stored {self.info.dtype.name})"
+
+    def _open(self) -> _OpenMap:
+        expected = self.info.data_offset + int(np.prod(self.shape)) * self.info.dtype.itemsize
+        with open(self.path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < expected:
+                raise ValueError(f"{self.path}: {size} bytes, but its header announces {self.shape} "
+                                 f"(z, y, x) voxels of {self.info.dtype.name} ({expected} bytes with "
+                                 "the header); did the file change after its header was read?")
+            buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        array: np.ndarray = np.ndarray(self.shape, dtype=self.info.dtype, buffer=buffer, offset=self.info.data_offset)
+        return _OpenMap(buffer, array, np.byte_bounds(array)[0] - self.info.data_offset)
+
+    def _map(self) -> _OpenMap:
+        with _open_maps_lock:
+            opened = _open_maps.get(self._token)
+            if opened is not None:
+                _open_maps.move_to_end(self._token)
+                return opened
+            opened = _open_maps[self._token] = self._open()
+            while len(_open_maps) > MAX_OPEN_MAPS:
+                _open_maps.popitem(last=False)
+            return opened
+
+    def _voxel_as_region(self, index: Any) -> Tuple[Any, bool]:
+        """A voxel index ``(z, y, x)`` of integers as the region of that one voxel (a view, whose
+        pages can be given back), and whether it was one."""
+        if not (isinstance(index, tuple) and len(index) == 3
+                and all(isinstance(i, (int, np.integer)) for i in index)):
+            return index, False
+        region = []
+        for i, n in zip(index, self.shape):
+            i = int(i)
+            if not -n <= i < n:
+                raise IndexError(f"{self.path}: voxel {tuple(int(j) for j in index)} (z, y, x) is "
+                                 f"outside the map of shape {self.shape}")
+            region.append(slice(i % n, i % n + 1))
+        return tuple(region), True
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index, voxel = self._voxel_as_region(index)
+        opened = self._map()
+        view = opened.array[index]
+        out = np.array(view, dtype=np.float32)
+        if _MADV_DONTNEED is not None and isinstance(view, np.ndarray) and view.size:
+            low, high = np.byte_bounds(view)
+            start, stop = low - opened.address, high - opened.address
+            if 0 <= start and stop <= len(opened.buffer):      # a view of the map, not a copy
+                # with the pages the kernel mapped around the touched ones
+                start -= start % _RELEASE_ALIGN
+                stop = min(len(opened.buffer), stop + (-stop) % _RELEASE_ALIGN)
+                opened.buffer.madvise(_MADV_DONTNEED, start, stop - start)
+        return out.reshape(()) if voxel else out
+
+
+def open_mapped(path: PathLike, *, info: Optional[MRCInfo] = None) -> MappedVolume:
+    """A map whose regions are read as float32 through a memory map opened on demand.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MRC file.
+    info : MRCInfo, optional
+        Its header, when already read (else read and checked here).
+
+    Returns
+    -------
+    MappedVolume
+        ``volume[index]`` gives float32 regions of ``(z, y, x)``.
+    """
+    return MappedVolume(info or read_header(path))
 
 
 class PlaneReader:

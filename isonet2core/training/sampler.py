@@ -4,12 +4,18 @@
   an N2N pair, or one map for single-map refine), each with its own global normalisation
   ``(mean, std)`` from :func:`isonet2core.imaging.normalize.normalization_stats` (central slices, the
   same statistics prediction uses), an optional sampling mask, its microscope (tilt range,
-  CTF) and its number of cubes per epoch. :func:`open_source` reads them once: maps larger
-  than ``MEMMAP_ABOVE_BYTES`` stay memory-mapped (:func:`isonet2core.io.mrcio.open_mrc`) and
-  only the cubes are read.
+  CTF) and its number of cubes per epoch. :func:`open_source` opens them: every map and mask
+  stays on disk (:class:`isonet2core.io.mrcio.MappedVolume`: read through memory maps opened on
+  demand, a bounded number open at once) and only the cubes are read, converted to float32
+  cube by cube from any stored mode (float32, float16, int8, ...). The statistics are measured
+  once with plane reads (:func:`isonet2core.io.mrcio.open_planes`), which leave nothing
+  resident. What a source keeps in memory does not grow with its voxels but for the mask's
+  allowed centres (:class:`MaskCentres`: one count per strided (z, y) row), so training on
+  hundreds of tomograms holds no tomogram in memory.
 * **Coordinates.** A cube of edge ``n`` centred at ``c`` covers ``[c - n//2, c - n//2 + n)``
   on each axis, so centres lie at least half a cube from every border; with a mask they are
-  also voxels where the mask is non-zero. Even and odd cubes are cut at identical coordinates.
+  also voxels where the mask is non-zero (drawn uniformly among the mask's listed voxels,
+  :func:`sample_centres`). Even and odd cubes are cut at identical coordinates.
 * **Reproducibility.** Epoch ``e`` draws from ``numpy.random.default_rng([seed, e])``: the plan
   of an epoch depends only on the seed and the epoch number, so a resumed run cuts exactly the
   cubes an uninterrupted one would.
@@ -23,7 +29,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -34,9 +40,6 @@ from isonet2core.training.budget import check_fits
 
 log = logging.getLogger(__name__)
 
-MEMMAP_ABOVE_BYTES = 512 * 1024 * 1024
-"""Maps larger than this (as float32) are memory-mapped instead of loaded."""
-
 _MAX_MASK_CANDIDATES = 20_000_000  # the mask is strided so that at most this many voxels are listed
 
 
@@ -44,33 +47,28 @@ _MAX_MASK_CANDIDATES = 20_000_000  # the mask is strided so that at most this ma
 class TomogramSource:
     """One tomogram prepared for sampling.
 
-    ``maps``: one ``(z, y, x)`` array (single map) or two (even, odd), same shape;
+    ``maps``: one ``(z, y, x)`` volume (single map) or two (even, odd), same shape: arrays, or
+    :class:`isonet2core.io.mrcio.MappedVolume` (what :func:`open_source` makes);
     ``stats``: ``(mean, std)`` per map; ``mask``: optional ``(z, y, x)`` sampling mask (non-zero
-    = allowed centre); ``n_subtomos``: cubes per epoch; ``name``: the tomogram's identifier;
+    = allowed centre), an array or a MappedVolume; ``n_subtomos``: cubes per epoch; ``name``:
+    the tomogram's identifier;
     ``centres``: fixed cube centres ``(n, 3)`` (z, y, x) from a box file (rlnBoxFile), used
     every epoch instead of drawn ones (then ``n_subtomos == n``).
     """
     name: str
-    maps: Tuple[np.ndarray, ...]
+    maps: Tuple[Any, ...]
     stats: Tuple[Tuple[float, float], ...]
     microscope: Microscope
     n_subtomos: int
-    mask: Optional[np.ndarray] = None
+    mask: Optional[Any] = None
     centres: Optional[np.ndarray] = None
-    _candidates: Optional[Tuple[np.ndarray, int]] = field(default=None, repr=False)
+    _candidates: Optional[MaskCentres] = field(default=None, repr=False)
 
     @property
     def shape(self) -> Tuple[int, int, int]:
         """``(z, y, x)`` of the tomogram's maps."""
         z, y, x = (int(s) for s in self.maps[0].shape)
         return z, y, x
-
-
-def _load(path: Path) -> np.ndarray:
-    info = mrcio.read_header(path)
-    if int(np.prod(info.shape)) * 4 > MEMMAP_ABOVE_BYTES:
-        return mrcio.open_mrc(path, info=info)
-    return mrcio.read_mrc(path)[0]
 
 
 def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -> np.ndarray:
@@ -126,7 +124,8 @@ def read_box_file(path: Path, shape: Sequence[int], cube_size: int, name: str) -
 def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_subtomos: int,
                 cube_size: int, mask_path: Optional[Path] = None,
                 box_path: Optional[Path] = None) -> TomogramSource:
-    """Read (or memory-map) a tomogram's maps and mask and measure their normalisation.
+    """Open a tomogram's maps and mask (on disk, read cube by cube) and measure the maps'
+    normalisation and the mask's allowed centres.
 
     Parameters
     ----------
@@ -156,15 +155,16 @@ def open_source(name: str, map_paths: Sequence[Path], microscope: Microscope, n_
         Naming the file: shapes differ, the tomogram is smaller than the cube, a map is
         NaN/constant in its central slices, the mask allows no centre, or the box file is unusable.
     """
-    maps = tuple(_load(Path(p)) for p in map_paths)
+    maps = tuple(mrcio.open_mapped(Path(p)) for p in map_paths)
     shapes = {tuple(m.shape) for m in maps}
     if len(shapes) != 1:
         raise ValueError(f"tomogram {name}: maps {', '.join(map(str, map_paths))} have different "
                          f"shapes {sorted(shapes)}")
-    stats = tuple(normalize.normalization_stats(m, str(p)) for m, p in zip(maps, map_paths))
+    stats = tuple(normalize.normalization_stats(mrcio.open_planes(m.path, info=m.info), str(p))
+                  for m, p in zip(maps, map_paths))
     mask = None
     if mask_path is not None:
-        mask = _load(Path(mask_path))
+        mask = mrcio.open_mapped(Path(mask_path))
         if tuple(mask.shape) != tuple(maps[0].shape):
             raise ValueError(f"mask {mask_path} has shape {tuple(mask.shape)}, but tomogram {name} "
                              f"has shape {tuple(maps[0].shape)}")
@@ -198,12 +198,85 @@ def centre_bounds(shape: Sequence[int], cube_size: int) -> Tuple[np.ndarray, np.
     return lo, hi
 
 
-def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask") -> Tuple[np.ndarray, int]:
-    """Allowed centres from the mask: flat indices into the strided valid region and the stride.
+@dataclass(frozen=True)
+class MaskCentres:
+    """The allowed cube centres of a mask, kept compactly.
+
+    The region of centres half a cube from the borders (:func:`centre_bounds`) is strided by
+    ``stride`` voxels on every axis, from ``low`` ``(z, y, x)``, into ``region_shape``
+    ``(z', y', x')`` voxels; the candidates are the voxels of that strided region where the mask
+    is non-zero, in C order. Only their number per ``(z', y')`` row is kept, cumulated:
+    ``row_ends[r]`` is the number of candidates in rows ``0 .. r`` (``z' * y'`` entries, row
+    ``r = z' * region_shape[1] + y'``), so that the ``k``-th candidate is found by locating its
+    row and reading that one row of the mask (:meth:`positions`). ``mask_name`` names the mask
+    in errors.
+    """
+    low: Tuple[int, int, int]
+    stride: int
+    region_shape: Tuple[int, int, int]
+    row_ends: np.ndarray
+    mask_name: str = "mask"
+
+    @property
+    def count(self) -> int:
+        """The number of candidates."""
+        return int(self.row_ends[-1])
+
+    def positions(self, mask: Any, picks: np.ndarray) -> np.ndarray:
+        """Where candidates lie in the strided region.
+
+        Parameters
+        ----------
+        mask : array_like
+            The ``(z, y, x)`` mask the candidates were counted in (array or
+            :class:`isonet2core.io.mrcio.MappedVolume`); only the rows of the picks are read,
+            each once.
+        picks : numpy.ndarray
+            int ``(n,)`` candidate numbers, ``0 <= k < count``.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 ``(n, 3)``: ``(z', y', x')`` in the strided region, as
+            ``numpy.unravel_index(numpy.flatnonzero(region > 0)[picks], region_shape)``.
+
+        Raises
+        ------
+        ValueError
+            The mask no longer has the counted candidates in a row (it changed on disk).
+        """
+        picks = np.asarray(picks, dtype=np.int64)
+        rows = np.searchsorted(self.row_ends, picks.astype(self.row_ends.dtype), side="right")
+        starts = np.where(rows > 0, self.row_ends[np.maximum(rows - 1, 0)], 0)
+        within = picks - starts
+        out = np.empty((len(picks), 3), dtype=np.int64)
+        out[:, 0], out[:, 1] = np.divmod(rows, self.region_shape[1])
+        z0, y0, x0 = self.low
+        x_stop = x0 + self.stride * (self.region_shape[2] - 1) + 1
+        order = np.argsort(rows, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(rows[order])) + 1):
+            if not group.size:
+                continue
+            zr, yr = out[group[0], 0], out[group[0], 1]
+            line = np.asarray(mask[z0 + zr * self.stride, y0 + yr * self.stride, x0:x_stop:self.stride])
+            listed = np.flatnonzero(line > 0)
+            if int(within[group].max()) >= listed.size:
+                raise ValueError(f"{self.mask_name}: the mask changed while in use (row z="
+                                 f"{z0 + zr * self.stride}, y={y0 + yr * self.stride} lists "
+                                 f"{listed.size} allowed centres, fewer than counted)")
+            out[group, 2] = listed[within[group]]
+        return out
+
+
+def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask") -> MaskCentres:
+    """Allowed centres from the mask, counted once per strided row (:class:`MaskCentres`).
 
     The valid region (centres half a cube from the borders) is strided so that at most
     ``_MAX_MASK_CANDIDATES`` voxels are listed; a drawn candidate is then jittered within its
-    stride cell (kept where the mask is non-zero). Cached on the source.
+    stride cell (kept where the mask is non-zero). The mask is read one z plane at a time (a
+    mask on disk with plane reads, :func:`isonet2core.io.mrcio.open_planes`, which leave nothing
+    resident); what is kept is one count per strided ``(z, y)`` row, not a list of voxels.
+    Cached on the source.
 
     Parameters
     ----------
@@ -216,27 +289,46 @@ def mask_candidates(src: TomogramSource, cube_size: int, mask_name: str = "mask"
 
     Returns
     -------
-    tuple
-        ``(indices, stride)``: int64 flat indices, and the stride (voxels).
+    MaskCentres
+        The candidates' row counts and the stride.
+
+    Raises
+    ------
+    ValueError
+        Naming the mask: it allows no centre half a cube from the borders.
     """
     if src._candidates is not None:
         return src._candidates
+    assert src.mask is not None
     lo, hi = centre_bounds(src.shape, cube_size)
     valid = int(np.prod(hi - lo + 1))
     stride = max(1, int(math.ceil((valid / _MAX_MASK_CANDIDATES) ** (1.0 / 3.0))))
-    assert src.mask is not None
-    region = np.asarray(src.mask[lo[0]:hi[0] + 1:stride, lo[1]:hi[1] + 1:stride, lo[2]:hi[2] + 1:stride])
-    flat = np.flatnonzero(region > 0)
-    if flat.size == 0:
+    mask = src.mask
+    planes = mrcio.open_planes(mask.path, info=mask.info) if isinstance(mask, mrcio.MappedVolume) else mask
+    z_positions = range(int(lo[0]), int(hi[0]) + 1, stride)
+    ys, xs = slice(int(lo[1]), int(hi[1]) + 1, stride), slice(int(lo[2]), int(hi[2]) + 1, stride)
+    region_shape = (len(z_positions), len(range(ys.start, ys.stop, stride)), len(range(xs.start, xs.stop, stride)))
+    counts = np.empty(region_shape[:2], dtype=np.int64)
+    for i, z in enumerate(z_positions):
+        counts[i] = np.count_nonzero(np.asarray(planes[z:z + 1])[0, ys, xs] > 0, axis=1)
+    row_ends = np.cumsum(counts.ravel())
+    if row_ends[-1] == 0:
         raise ValueError(f"{mask_name}: the mask of tomogram {src.name} allows no cube centre at least "
                          f"half a cube ({cube_size // 2} voxels) from the borders")
-    src._candidates = (flat, stride)
+    if row_ends[-1] < 2 ** 31:
+        row_ends = row_ends.astype(np.int32)
+    src._candidates = MaskCentres((int(lo[0]), int(lo[1]), int(lo[2])), stride, region_shape,
+                                  row_ends, mask_name)
     return src._candidates
 
 
 def sample_centres(src: TomogramSource, n: int, cube_size: int, rng: np.random.Generator) -> np.ndarray:
     """Cube centres, inside the mask when there is one; a source with fixed ``centres`` (a box
     file) gives those.
+
+    With a mask, each centre is drawn uniformly among the mask's listed voxels
+    (:func:`mask_candidates`) and, where the mask was strided, jittered within its stride cell
+    when the jittered voxel is inside the mask too.
 
     Parameters
     ----------
@@ -259,16 +351,14 @@ def sample_centres(src: TomogramSource, n: int, cube_size: int, rng: np.random.G
     lo, hi = centre_bounds(src.shape, cube_size)
     if src.mask is None:
         return rng.integers(lo, hi + 1, size=(n, 3))
-    flat, stride = mask_candidates(src, cube_size)
-    region_shape = tuple(len(range(lo[i], hi[i] + 1, stride)) for i in range(3))
-    picks = np.stack(np.unravel_index(flat[rng.integers(0, flat.size, size=n)], region_shape), axis=1)
-    centres = lo + picks * stride
+    candidates = mask_candidates(src, cube_size)
+    stride = candidates.stride
+    centres = lo + candidates.positions(src.mask, rng.integers(0, candidates.count, size=n)) * stride
     if stride > 1:
         jittered = np.minimum(centres + rng.integers(0, stride, size=(n, 3)), hi)
-        keep = np.asarray([src.mask[tuple(c)] > 0 for c in jittered])
+        keep = np.asarray([src.mask[tuple(c)] > 0 for c in jittered], dtype=bool)
         centres = np.where(keep[:, None], jittered, centres)
     return centres.astype(np.int64)
-
 
 def extract_cubes(volume: np.ndarray, centres: np.ndarray, cube_size: int,
                   mean: float, std: float) -> np.ndarray:
@@ -277,7 +367,7 @@ def extract_cubes(volume: np.ndarray, centres: np.ndarray, cube_size: int,
     Parameters
     ----------
     volume : numpy.ndarray
-        ``(z, y, x)`` (array or memory map).
+        ``(z, y, x)``: array, memory map or :class:`isonet2core.io.mrcio.MappedVolume`.
     centres : numpy.ndarray
         int ``(m, 3)`` in ``(z, y, x)``, inside :func:`centre_bounds`.
     cube_size : int

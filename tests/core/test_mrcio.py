@@ -3,6 +3,7 @@ writes (whole or streamed plane block by plane block) with the header statistics
 import io
 import os
 import struct
+from pathlib import Path
 
 import mrcfile
 import numpy as np
@@ -270,3 +271,92 @@ def test_plane_reader_reads_z_slices_as_float32(tmp_path, volume):
     path.write_bytes(path.read_bytes()[:-200])                     # truncated after opening
     with pytest.raises(ValueError, match=r"a\.mrc is truncated"):
         reader[4:6]
+
+
+# --- memory maps: every mode, regions as float32, bounded open maps -------------------------
+def _mapped_rss_kib(path):
+    """Resident KiB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:   # a mapping's line
+            inside = len(fields) > 5 and fields[5] == str(path)
+        elif inside and line.startswith("Rss:"):
+            total += int(fields[1])
+    return total
+
+
+@pytest.mark.parametrize("stored", ["i1", "<f2", ">f2", "<i2", ">u2", ">f4"])
+def test_memory_maps_read_every_mode_in_place(tmp_path, stored):
+    values = np.arange(-60, 60, dtype=np.float32).reshape(4, 5, 6) * (0.5 if "f" in stored else 1)
+    if stored == ">u2":
+        values = values + 60
+    path = tmp_path / "m.mrc"
+    with mrcfile.new(str(path)) as mrc:
+        mrc.set_data(values.astype(stored))       # mode 0, 12, 12, 1, 6, 2
+        mrc.voxel_size = 2.0
+    mm = mrcio.open_mrc(path)
+    assert mm.dtype == np.dtype(stored) and mm.shape == (4, 5, 6)
+    np.testing.assert_array_equal(np.asarray(mm, dtype=np.float32), values)
+    vol = mrcio.open_mapped(path)
+    assert vol.shape == (4, 5, 6) and vol.dtype == np.float32 and len(vol) == 4
+    cube = vol[1:3, 2:5, 0:4]
+    assert cube.dtype == np.float32 and cube.flags.owndata          # a copy, not a view of the map
+    np.testing.assert_array_equal(cube, values[1:3, 2:5, 0:4])
+    np.testing.assert_array_equal(vol[2, 3, 1:6:2], values[2, 3, 1:6:2])   # a strided row
+    assert vol[3, 4, 5] == values[3, 4, 5] and vol[-1, -2, -3] == values[-1, -2, -3]
+    assert vol[3, 4, 5].shape == ()
+    np.testing.assert_array_equal(vol[::-1, 1], values[::-1, 1])
+    with pytest.raises(IndexError, match=r"m\.mrc: voxel \(4, 0, 0\)"):
+        vol[4, 0, 0]
+
+
+def test_memory_maps_of_imod_unsigned_bytes(tmp_path):
+    values = np.array([0, 100, 200, 255], dtype=np.uint8).reshape(1, 2, 2)
+    path = tmp_path / "imod.mrc"
+    with mrcfile.new(str(path)) as mrc:
+        mrc.set_data(values.view(np.int8))
+    _patch(path, 152, "i", mrcio.IMOD_STAMP)
+    _patch(path, 156, "i", 0)
+    np.testing.assert_array_equal(mrcio.open_mrc(path), values)
+    np.testing.assert_array_equal(mrcio.open_mapped(path)[0], values[0].astype(np.float32))
+
+
+def test_mapped_volumes_keep_few_maps_open(tmp_path, monkeypatch):
+    monkeypatch.setattr(mrcio, "MAX_OPEN_MAPS", 2)
+    monkeypatch.setattr(mrcio, "_open_maps", type(mrcio._open_maps)())
+    volumes, data = [], []
+    for i in range(5):
+        data.append(np.full((3, 4, 5), i, dtype=np.float32) + np.arange(5, dtype=np.float32))
+        volumes.append(mrcio.open_mapped(mrcio.write_mrc(tmp_path / f"{i}.mrc", data[-1], 1.0)))
+    for _ in range(2):
+        for vol, values in zip(volumes, data):
+            np.testing.assert_array_equal(vol[1:3, 0:2], values[1:3, 0:2])   # reopened as needed
+            assert len(mrcio._open_maps) <= 2
+    assert set(mrcio._open_maps) == {volumes[3]._token, volumes[4]._token}
+    del volumes[4], vol
+    assert set(mrcio._open_maps) == {volumes[3]._token}          # a forgotten volume closes its map
+
+
+def test_a_map_cut_short_after_its_header_was_read(tmp_path, volume):
+    path = mrcio.write_mrc(tmp_path / "a.mrc", volume, 1.0)
+    vol = mrcio.open_mapped(path)
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ValueError, match=r"a\.mrc: .* bytes, but its header announces \(6, 10, 12\)"):
+        vol[0:2]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps") or mrcio._MADV_DONTNEED is None,
+                    reason="needs Linux's /proc/self/smaps and madvise")
+def test_mapped_reads_give_their_pages_back(tmp_path):
+    shape = (32, 256, 256)                                   # 8 MiB of float32
+    path = mrcio.write_mrc(tmp_path / "big.mrc", np.ones(shape, dtype=np.float32), 1.0).resolve()
+    vol = mrcio.open_mapped(path)
+    for z in range(0, 32, 16):
+        for y in range(0, 256, 32):
+            for x in range(0, 256, 32):
+                assert vol[z:z + 16, y:y + 32, x:x + 32].sum() == 16 * 32 * 32
+    assert _mapped_rss_kib(path) < 1024                      # not the 8 MiB the reads touched
+    mm = mrcio.open_mrc(path)                                # a plain memory map keeps them
+    assert float(np.asarray(mm[:, ::8, ::8], dtype=np.float64).sum()) == 32 * 32 * 32
+    assert _mapped_rss_kib(path) > 4096

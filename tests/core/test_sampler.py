@@ -1,4 +1,5 @@
 """Cube sampling (refine step 1): identical coordinates in halves, mask, borders, seeds."""
+import mrcfile
 import numpy as np
 import pytest
 
@@ -62,6 +63,59 @@ def test_centres_lie_inside_the_mask(monkeypatch, max_candidates):
     assert len({tuple(c) for c in centres}) > 50
 
 
+def _listed_centres(mask, n, rng, max_candidates):
+    """The draws of the sampler before issue 30 (every listed voxel kept): the reference the
+    compact row counts must reproduce exactly, for the fixed-seed behaviour."""
+    lo, hi = sampler.centre_bounds(mask.shape, CUBE)
+    stride = max(1, int(np.ceil((np.prod(hi - lo + 1) / max_candidates) ** (1 / 3))))
+    region = mask[lo[0]:hi[0] + 1:stride, lo[1]:hi[1] + 1:stride, lo[2]:hi[2] + 1:stride]
+    flat = np.flatnonzero(region > 0)
+    picks = np.stack(np.unravel_index(flat[rng.integers(0, flat.size, size=n)], region.shape), axis=1)
+    centres = lo + picks * stride
+    if stride > 1:
+        jittered = np.minimum(centres + rng.integers(0, stride, size=(n, 3)), hi)
+        keep = np.asarray([mask[tuple(c)] > 0 for c in jittered])
+        centres = np.where(keep[:, None], jittered, centres)
+    return centres
+
+
+@pytest.mark.parametrize("max_candidates", [20_000_000, 300])
+def test_mask_draws_are_those_of_the_listed_voxels(tmp_path, monkeypatch, max_candidates):
+    monkeypatch.setattr(sampler, "_MAX_MASK_CANDIDATES", max_candidates)  # 300: stride 4
+    rng = np.random.default_rng(5)
+    mask = (rng.random(SHAPE) < 0.3).astype(np.float32)
+    mask[:, :, :20] = 0                                       # rows without any candidate
+    src = _source(mask=mask)
+    draws = sampler.sample_centres(src, 400, CUBE, np.random.default_rng(9))
+    np.testing.assert_array_equal(draws, _listed_centres(mask, 400, np.random.default_rng(9), max_candidates))
+    candidates = sampler.mask_candidates(src, CUBE)
+    assert candidates.row_ends.size == candidates.region_shape[0] * candidates.region_shape[1]
+    assert candidates.count == int(np.count_nonzero(
+        mask[8:25:candidates.stride, 8:33:candidates.stride, 8:41:candidates.stride]))
+    # the mask on disk (int8, mode 0), read through a memory map: the same draws
+    path = tmp_path / "mask.mrc"
+    with mrcfile.new(str(path)) as mrc:
+        mrc.set_data(mask.astype(np.int8))
+    even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
+    mrcio.write_mrc(even, src.maps[0], 10.0)
+    mrcio.write_mrc(odd, src.maps[1], 10.0)
+    on_disk = sampler.open_source("t", (even, odd), MIC, 50, CUBE, mask_path=path)
+    assert isinstance(on_disk.mask, mrcio.MappedVolume)
+    np.testing.assert_array_equal(sampler.sample_centres(on_disk, 400, CUBE, np.random.default_rng(9)), draws)
+
+
+def test_a_mask_changed_on_disk_is_named(tmp_path):
+    even = mrcio.write_mrc(tmp_path / "e.mrc", _coordinate_map(), 10.0)
+    mask = np.zeros(SHAPE, dtype=np.float32)
+    mask[10:20, 10:30, 10:40] = 1
+    path = mrcio.write_mrc(tmp_path / "m.mrc", mask, 10.0)
+    src = sampler.open_source("t", (even,), MIC, 50, CUBE, mask_path=path)
+    mrcio.write_mrc(path, np.where(np.arange(SHAPE[2]) < 12, mask, 0), 10.0)   # fewer centres now
+    src.mask = mrcio.open_mapped(path)
+    with pytest.raises(ValueError, match=r"m\.mrc: the mask changed while in use"):
+        sampler.sample_centres(src, 200, CUBE, np.random.default_rng(0))
+
+
 def test_a_mask_without_room_for_a_centre_is_an_error():
     mask = np.zeros(SHAPE, dtype=np.float32)
     mask[:4] = 1
@@ -87,14 +141,13 @@ def test_batches_drop_the_remainder_and_fill_short_plans():
     assert len(short) == 1 and len(short[0]) == 4
 
 
-def test_open_source_reads_memory_maps_and_rejects_small_tomograms(tmp_path, monkeypatch):
+def test_open_source_reads_memory_maps_and_rejects_small_tomograms(tmp_path):
     even, odd = tmp_path / "e.mrc", tmp_path / "o.mrc"
     rng = np.random.default_rng(0)
     mrcio.write_mrc(even, rng.standard_normal(SHAPE), 10.0)
     mrcio.write_mrc(odd, rng.standard_normal(SHAPE), 10.0)
-    monkeypatch.setattr(sampler, "MEMMAP_ABOVE_BYTES", 1000)
     src = sampler.open_source("t", (even, odd), MIC, 4, CUBE)
-    assert isinstance(src.maps[0], np.memmap)
+    assert all(isinstance(m, mrcio.MappedVolume) for m in src.maps)   # however small: on disk
     assert src.stats[0] == normalize.normalization_stats(mrcio.read_mrc(even)[0])
     with pytest.raises(ValueError, match=r"tomogram t .* smaller than cube_size 48"):
         sampler.open_source("t", (even, odd), MIC, 4, 48)
