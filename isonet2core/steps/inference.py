@@ -91,7 +91,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
     microscope : Microscope
         The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
     phaseflip : bool
-        Phase flip the input first (:func:`input_needs_phaseflip`).
+        Phase flip the input first (:meth:`isonet2core.io.model_file.ModelFile.flips_input`).
     device : str or torch.device
         Where the networks run.
     name : str
@@ -176,21 +176,7 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
     ----------
     model : nn.Module
         The network.
-    volume : array_like
-        ``(z, y, x)`` (numpy array, memory map or :class:`isonet2core.io.mrcio.PlaneReader`).
-    cube_size : int
-        Tile size (voxels).
-    config : PredictConfig
-        Batch size, tiling, precision, ``apply_mw_x1``.
-    microscope : Microscope
-        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
-    phaseflip : bool
-        Phase flip the input first (:func:`input_needs_phaseflip`).
-    device : str or torch.device
-        Where the networks run.
-    name : str
-        Names the map in errors.
-    model_source : str, optional
+    volume, cube_size, config, microscope, phaseflip, device, name, model_source
         As in :func:`predict_planes`.
 
     Returns

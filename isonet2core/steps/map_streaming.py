@@ -41,28 +41,16 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
 
     Parameters
     ----------
-    models : sequence of nn.Module
-        As in :func:`predict_planes`.
+    models, cube_size, config, microscope, phaseflip, device, model_source
+        As in :func:`~isonet2core.steps.inference.predict_planes`.
     source : str or Path
         The input map.
     target : str or Path
         The output map.
-    cube_size : int
-        Tile size (voxels).
-    config : PredictConfig
-        Batch size, tiling, precision, ``apply_mw_x1``.
-    microscope : Microscope
-        The map's acquisition (tilt range for ``apply_mw_x1``, optics for ``phaseflip``).
-    phaseflip : bool
-        Phase flip the input first (:func:`input_needs_phaseflip`).
-    device : str or torch.device
-        Where the networks run.
     voxel_size_a : float, optional
         Header voxel size (Angstrom; default the source header's).
     protect : sequence of str or Path
         Paths the target must not be.
-    model_source : str, optional
-        As in :func:`predict_planes`.
 
     Returns
     -------

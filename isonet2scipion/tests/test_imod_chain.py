@@ -51,6 +51,7 @@ from isonet2core.simulation import simulate
 from isonet2scipion.constants import HALVES_LINKED, TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
 from isonet2scipion.tests import imod_standins
+from isonet2scipion.tests.protocol_runs import ProtocolRuns
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)
@@ -89,7 +90,7 @@ def _write_data(folder: Path):
 
 
 @pytest.mark.slow
-class TestIsoNet2AfterImod(TestBaseCentralizedLayer):
+class TestIsoNet2AfterImod(ProtocolRuns, TestBaseCentralizedLayer):
 
     @classmethod
     def setUpClass(cls):
@@ -116,35 +117,12 @@ class TestIsoNet2AfterImod(TestBaseCentralizedLayer):
                 os.environ[key] = value
 
     # ------------------------------------------------------------------ helpers
-    def _run(self, cls, **kwargs):
-        prot = self.newProtocol(cls, **kwargs)
-        errors = prot.validate()
-        self.assertEqual(errors, [], msg=f"{cls.__name__} does not validate: {errors}")
-        self.launchProtocol(prot)
-        return prot
-
-    def _errors(self, cls, **kwargs):
-        return self.newProtocol(cls, **kwargs).validate()
-
     def _calls(self, program):
         return [args for name, args in imod_standins.calls(self.callLog) if name == program]
 
-    @staticmethod
-    def _coreCommands(prot):
-        """The core commands a protocol of ours ran, from its log (pyworkflow writes each
-        argument in double quotes)."""
-        with open(prot.getStdoutLog()) as f:
-            return [line.replace('"', "") for line in f
-                    if '"refine"' in line or '"predict"' in line]
-
     def _tiltSeries(self):
         """Imported tilt series with two views of TS_01 excluded and odd/even stacks."""
-        tsImport = self._run(tomo.protocols.ProtImportTs, filesPath=str(self.dataDir / "ts"),
-                             filesPattern="{TS}.mrc", anglesFrom=0, minAngle=TILT_MIN,
-                             maxAngle=TILT_MAX, stepAngle=TILT_STEP, voltage=300.0,
-                             sphericalAberration=2.7, amplitudeContrast=0.1,
-                             samplingRate=PIXEL_SIZE, magnification=50000,
-                             tiltAxisAngle=0.0, doseInitial=0.0, dosePerFrame=2.0)
+        tsImport = self._importTiltSeries(self.dataDir / "ts", TILT_MIN, TILT_MAX, TILT_STEP, PIXEL_SIZE)
         tsSet = tsImport.outputTiltSeries
         halves = self.dataDir / "halves"
         for ts in [t.clone() for t in tsSet.iterItems()]:

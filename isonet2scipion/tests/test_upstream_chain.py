@@ -34,6 +34,7 @@ from tomo.tests.test_base_centralized_layer import TestBaseCentralizedLayer
 from isonet2core.io import star
 from isonet2scipion.constants import CTF_CORRECTED_AUTO, CTF_CORRECTED_NO, HALVES_LINKED, TOMOGRAMS_STAR
 from isonet2scipion.protocols import ProtIsoNet2MakeMask, ProtIsoNet2Predict, ProtIsoNet2Refine
+from isonet2scipion.tests.protocol_runs import ProtocolRuns
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)
@@ -44,7 +45,7 @@ TINY = dict(arch=0, cube_size=16, epochs=1, number_subtomos=4, batch_size=4, sav
             padding_factor=1.0, CTF_mode=3, **CPU)
 
 
-class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
+class TestIsoNet2AfterUpstream(ProtocolRuns, TestBaseCentralizedLayer):
 
     @classmethod
     def setUpClass(cls):
@@ -83,16 +84,6 @@ class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
         os.chdir(cls._cwd)
 
     # ------------------------------------------------------------------ helpers
-    def _run(self, cls, **kwargs):
-        prot = self.newProtocol(cls, **kwargs)
-        errors = prot.validate()
-        self.assertEqual(errors, [], msg=f"{cls.__name__} does not validate: {errors}")
-        self.launchProtocol(prot)
-        return prot
-
-    def _errors(self, cls, **kwargs):
-        return self.newProtocol(cls, **kwargs).validate()
-
     def _assertInvalid(self, expected, cls, **kwargs):
         errors = self._errors(cls, **kwargs)
         self.assertTrue(any(all(word in e for word in expected) for e in errors),
@@ -129,12 +120,7 @@ class TestIsoNet2AfterUpstream(TestBaseCentralizedLayer):
 
     def _imodCtfs(self):
         """IMOD CTF estimations on tilt series whose first one had two views excluded."""
-        tsImport = self._run(tomo.protocols.ProtImportTs, filesPath=str(self.dataDir / "ts"),
-                             filesPattern="{TS}.mrc", anglesFrom=0, minAngle=TILT_MIN,
-                             maxAngle=TILT_MAX, stepAngle=TILT_STEP, voltage=300.0,
-                             sphericalAberration=2.7, amplitudeContrast=0.1,
-                             samplingRate=PIXEL_SIZE, magnification=50000,
-                             tiltAxisAngle=0.0, doseInitial=0.0, dosePerFrame=2.0)
+        tsImport = self._importTiltSeries(self.dataDir / "ts", TILT_MIN, TILT_MAX, TILT_STEP, PIXEL_SIZE)
         tsSet = tsImport.outputTiltSeries
         first = tsSet.getTiltSeriesFromTsId(self.names[0])
         images = [ti.clone() for ti in first.iterItems()]

@@ -29,6 +29,7 @@ from isonet2scipion.protocols import (
     ProtIsoNet2Predict,
     ProtIsoNet2Refine,
 )
+from isonet2scipion.tests.protocol_runs import ProtocolRuns
 
 PIXEL_SIZE = 10.0
 SHAPE_ZYX = (32, 64, 64)
@@ -41,7 +42,7 @@ TINY_TRAINING = dict(arch=0, cube_size=16, epochs=1, number_subtomos=4, batch_si
                      save_interval=1, padding_factor=1.0, **CPU)
 
 
-class TestIsoNet2Workflow(TestBaseCentralizedLayer):
+class TestIsoNet2Workflow(ProtocolRuns, TestBaseCentralizedLayer):
     """One project, the whole chain; each stage checks its outputs."""
 
     @classmethod
@@ -72,10 +73,8 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
 
     # ------------------------------------------------------------------ helpers
     def _run(self, cls, **kwargs):
-        prot = self.newProtocol(cls, **kwargs)
-        errors = prot.validate()
-        self.assertEqual(errors, [], msg=f"{cls.__name__} does not validate: {errors}")
-        self.launchProtocol(prot)
+        """The mixin's run, then our protocols' summary and methods text checked."""
+        prot = super()._run(cls, **kwargs)
         if cls.__module__.startswith("isonet2scipion"):
             for lines in (prot._summary(), prot._methods()):
                 self.assertTrue(lines and all(isinstance(x, str) for x in lines), lines)
@@ -141,12 +140,7 @@ class TestIsoNet2Workflow(TestBaseCentralizedLayer):
         full = self._importTomograms("full").Tomograms
         even = self._importTomograms("even").Tomograms
         odd = self._importTomograms("odd").Tomograms
-        tsImport = self._run(tomo.protocols.ProtImportTs, filesPath=str(self.dataDir / "ts"),
-                             filesPattern="{TS}.mrc", anglesFrom=0, minAngle=TILT_MIN,
-                             maxAngle=TILT_MAX, stepAngle=TILT_STEP, voltage=300.0,
-                             sphericalAberration=2.7, amplitudeContrast=0.1,
-                             samplingRate=PIXEL_SIZE, magnification=50000,
-                             tiltAxisAngle=0.0, doseInitial=0.0, dosePerFrame=2.0)
+        tsImport = self._importTiltSeries(self.dataDir / "ts", TILT_MIN, TILT_MAX, TILT_STEP, PIXEL_SIZE)
         ctfImport = self._run(tomo.protocols.ProtImportTsCTF, importFrom=ImportChoice.IMOD.value,
                               filesPath=str(self.dataDir / "ctf"), filesPattern="*.defocus",
                               inputSetOfTiltSeries=tsImport.outputTiltSeries)
