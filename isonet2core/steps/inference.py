@@ -16,7 +16,9 @@ hands out the result z plane block by z plane block:
 3. **Network** on batches of ``batch_size`` tiles under ``torch.inference_mode``, with the
    autocast of :func:`isonet2core.device.autocast_dtype` (by default when ``mixed_precision``:
    CUDA float16, a CPU with native bfloat16 bfloat16, other CPUs float32), through
-   ``torch.compile`` when ``compile_model``.
+   ``torch.compile`` when ``compile_model``. A device that runs out of memory halves the tiles
+   per call for the rest of the map (:func:`run_in_parts`): a card smaller than the batch
+   predicts more slowly instead of failing.
 4. **Stitching** with smooth Hann blending, then ``normalize.denormalize`` with the same mean
    and std: the output keeps the input's contrast (protein dark) and scale.
 
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Generator, List, Optional, Sequence, Union
+from typing import Callable, Generator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -142,27 +144,78 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         if channels_last:
             for m in models:
                 m.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        def network(x: torch.Tensor) -> torch.Tensor:
+            """The networks' mean output on normalised, filtered tiles ``(b, n, n, n)``."""
+            y = None
+            for m in calls:
+                with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
+                    out = m(x[:, None])[:, 0].float()
+                y = out if y is None else y.add_(out)
+            assert y is not None          # at least one network
+            return y.mul_(1.0 / len(models)) if len(models) > 1 else y
+
+        fits = config.batch_size      # lowered for the rest of the map when the device runs out
         for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
             with torch.inference_mode():
                 x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
                 if filt is not None:
                     x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
                                          s=x.shape[-3:], dim=(-3, -2, -1))
-                y = None
-                for m in calls:
-                    with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
-                        out = m(x[:, None])[:, 0].float()
-                    y = out if y is None else y.add_(out)
-                assert y is not None          # at least one network
-                if len(models) > 1:
-                    y.mul_(1.0 / len(models))
-                outputs = y.cpu().numpy()
+                outputs, fits = run_in_parts(network, x, fits, name)
             yield from denormalized(acc.add(outputs, starts))
         yield from denormalized(acc.finish())
     finally:
         if channels_last:
             for m in models:
                 m.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+def run_in_parts(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, fits: int,
+                 name: str = "volume") -> Tuple[np.ndarray, int]:
+    """Apply ``network`` to a batch of tiles in parts of at most ``fits`` tiles, halving the part
+    whenever the device runs out of memory, so that a card smaller than the batch assumes still
+    predicts (more slowly) instead of failing.
+
+    Parameters
+    ----------
+    network : callable
+        Tiles ``(b, n, n, n)`` to outputs of the same shape (on the device).
+    x : torch.Tensor
+        The batch ``(b, n, n, n)``.
+    fits : int
+        Tiles per network call known to fit (at most the batch size).
+    name : str
+        Names the map in the error.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, int)
+        The outputs ``(b, n, n, n)`` float32 on the host, and the part size that fitted (for the
+        next batches).
+
+    Raises
+    ------
+    RuntimeError
+        Naming the map and the tile size when even one tile does not fit.
+    """
+    parts: List[np.ndarray] = []
+    i = 0
+    while i < len(x):
+        k = min(fits, len(x) - i)
+        try:
+            parts.append(network(x[i:i + k]).cpu().numpy())
+        except torch.OutOfMemoryError as exc:
+            if k == 1:
+                raise RuntimeError(f"{name}: one tile of {tuple(x.shape[1:])} voxels does not fit "
+                                   f"in the memory of {x.device}; use a smaller model or another device") from exc
+            fits = max(1, k // 2)
+            if x.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("%s: %s ran out of memory with %d tiles per call; going on with %d",
+                        name, x.device, k, fits)
+            continue
+        i += k
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), fits
 
 
 def predict_volume(model: nn.Module, volume, *, cube_size: int,

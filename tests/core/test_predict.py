@@ -48,6 +48,35 @@ def test_network_sees_normalised_tiles_and_output_is_rescaled():
     np.testing.assert_allclose(out, 2 * vol - m, atol=1e-3)
 
 
+class _FitsFew(torch.nn.Module):
+    """Doubles its input, but "runs out of memory" on calls of more than ``fits`` tiles."""
+
+    def __init__(self, fits):
+        super().__init__()
+        self.fits, self.calls = fits, []
+
+    def forward(self, x):
+        self.calls.append(len(x))
+        if len(x) > self.fits:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return 2 * x
+
+
+def test_a_device_out_of_memory_halves_the_tiles_per_call_and_predicts_the_same(caplog):
+    vol = _smooth_volume((24, 40, 40), 4, mean=3.0, std=2.0)
+    cfg = PredictConfig(apply_mw_x1=False, batch_size=8)
+    expected = inference.predict_volume(_FitsFew(8), vol, cube_size=16, microscope=SCOPE, config=cfg)
+    small = _FitsFew(3)
+    with caplog.at_level("WARNING"):
+        out = inference.predict_volume(small, vol, cube_size=16, microscope=SCOPE, config=cfg, name="v.mrc")
+    np.testing.assert_array_equal(out, expected)
+    assert small.calls[:3] == [8, 4, 2]               # halved until it fits ...
+    assert max(small.calls[3:]) == 2                  # ... and kept for the rest of the map
+    assert "v.mrc: cpu ran out of memory with 8 tiles per call; going on with 4" in caplog.text
+    with pytest.raises(RuntimeError, match=r"v.mrc: one tile of \(16, 16, 16\) voxels does not fit"):
+        inference.predict_volume(_FitsFew(0), vol, cube_size=16, microscope=SCOPE, config=cfg, name="v.mrc")
+
+
 def test_apply_mw_x1_removes_the_missing_wedge_from_inputs():
     from isonet2core.imaging.wedge import wedge_mask
     vol = _smooth_volume((32, 32, 32), 2, mean=0.0, std=1.0)
