@@ -387,6 +387,39 @@ class PrepareStarConfig:
         return self
 
 
+def memory_option() -> Any:
+    """The ``memory_gb`` option, one definition for every step that streams whole tomograms
+    (``deconv`` and ``make-mask`` each declare ``memory_gb: Optional[float] = memory_option()``;
+    checked by :func:`check_memory_gb`; resolved by :func:`isonet2core.memory.memory_budget`).
+
+    Returns
+    -------
+    dataclasses.Field
+        A new field (default None) with its :class:`Option`.
+    """
+    return option(None, "memory the step may use; it works on each tomogram in blocks that fit "
+                  "and refuses, before any work, a tomogram whose smallest block does not; None: "
+                  "the memory available, or SLURM's allocation (SLURM_MEM_PER_NODE, or "
+                  "SLURM_MEM_PER_CPU x SLURM_CPUS_ON_NODE)", unit="GiB")
+
+
+def check_memory_gb(memory_gb: Optional[float]) -> None:
+    """Check a ``memory_gb`` value (:func:`memory_option`).
+
+    Parameters
+    ----------
+    memory_gb : float or None
+        GiB, or None (decided at run time).
+
+    Raises
+    ------
+    ValueError
+        Not None and not a positive finite number.
+    """
+    _check(memory_gb is None or (math.isfinite(memory_gb) and memory_gb > 0),
+           f"memory_gb must be a positive number of GiB or None, got {memory_gb}")
+
+
 @dataclass(frozen=True)
 class DeconvConfig:
     """Settings of ``deconv`` (and of the Wiener targets of CTF_mode wiener)."""
@@ -396,10 +429,14 @@ class DeconvConfig:
                                    "10**deconvstrength")
     highpassnyquist: float = option(0.02, "fraction of Nyquist below which a smooth high-pass removes "
                                     "the lowest frequencies")
-    chunk_size: Optional[int] = option(None, "deconvolve in cubic chunks of this edge (large tomograms); "
-                                       "None: the whole volume", unit="voxels")
+    chunk_size: Optional[int] = option(None, "deconvolve in cubic chunks of this edge, each filtered "
+                                       "with margins of chunk_size x overlap_rate / 2 (IsoNet1's "
+                                       "approximate chunked mode); None: the exact filter of the "
+                                       "whole volume (streamed in blocks that fit memory_gb)",
+                                       unit="voxels")
     overlap_rate: float = option(0.25, "overlap between chunks as a fraction of chunk_size")
     ncpus: int = option(4, "CPU threads for the FFTs")
+    memory_gb: Optional[float] = memory_option()
     phaseflipped: bool = option(False, "the tomograms are already phase-flipped (the filter uses |CTF|)")
 
     def validate(self) -> DeconvConfig:
@@ -421,6 +458,7 @@ class DeconvConfig:
                f"chunk_size must be at least 16 voxels or None, got {self.chunk_size}")
         _check(0 <= self.overlap_rate < 0.5, f"overlap_rate must be in [0, 0.5), got {self.overlap_rate}")
         _check(self.ncpus >= 1, f"ncpus must be at least 1, got {self.ncpus}")
+        check_memory_gb(self.memory_gb)
         return self
 
 
@@ -435,6 +473,7 @@ class MaskConfig:
                                    "deviation")
     z_crop: float = option(0.2, "fraction of the thickness removed in total, half at the top and half "
                            "at the bottom")
+    memory_gb: Optional[float] = memory_option()
 
     def validate(self) -> MaskConfig:
         """Check the values.
@@ -453,6 +492,7 @@ class MaskConfig:
         _check(0 < self.density_percentage <= 100, f"density_percentage must be in (0, 100], got {self.density_percentage}")
         _check(0 < self.std_percentage <= 100, f"std_percentage must be in (0, 100], got {self.std_percentage}")
         _check(0 <= self.z_crop < 1, f"z_crop must be in [0, 1), got {self.z_crop}")
+        check_memory_gb(self.memory_gb)
         return self
 
 

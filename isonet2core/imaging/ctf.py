@@ -565,11 +565,38 @@ def wiener_filter(shape: Sequence[int], microscope: Microscope, *, snrfalloff: f
     torch.Tensor
         Real, ``fourier.fft_shape(shape, rfft)``, unshifted.
     """
-    m = _microscope(microscope)
     kcpv = fourier.radial_freq(shape, rfft=rfft, device=device, dtype=torch.float64)
-    t = ctf_of_freq(kcpv / m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
+    return wiener_of_freq(kcpv, microscope, snrfalloff=snrfalloff, deconvstrength=deconvstrength,
+                          highpassnyquist=highpassnyquist, phaseflipped=phaseflipped).to(dtype)
+
+
+def wiener_of_freq(freq_cpv: torch.Tensor, microscope: Microscope, *, snrfalloff: float = 1.0,
+                   deconvstrength: float = 1.0, highpassnyquist: float = 0.02,
+                   phaseflipped: bool = False) -> torch.Tensor:
+    """The filter of :func:`wiener_filter` at given radial frequencies (any block of a grid: the
+    streamed deconvolution computes it for a few rows of the volume's grid at a time).
+
+    Parameters
+    ----------
+    freq_cpv : torch.Tensor
+        Radial frequencies ``|k|`` (cycles/voxel), any shape; computed in its dtype (float64
+        in :func:`wiener_filter`).
+    microscope : Microscope
+        Pixel size, defocus and optics.
+    snrfalloff, deconvstrength, highpassnyquist : float
+        The deconvolution settings (:func:`ssnr`).
+    phaseflipped : bool
+        The data are phase-flipped: ``|T|`` instead of ``T``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``W``, shape, dtype and device of ``freq_cpv``.
+    """
+    m = _microscope(microscope)
+    t = ctf_of_freq(freq_cpv / m.pixel_size_a, m.defocus_a, m.voltage_kv, m.cs_mm, m.amplitude_contrast)
     if phaseflipped:
         t = t.abs()
-    s = ssnr(kcpv, m.pixel_size_a, snrfalloff=snrfalloff, deconvstrength=deconvstrength,
+    s = ssnr(freq_cpv, m.pixel_size_a, snrfalloff=snrfalloff, deconvstrength=deconvstrength,
              highpassnyquist=highpassnyquist)
-    return (t / (t * t + 1.0 / s)).to(dtype)
+    return t / (t * t + 1.0 / s)

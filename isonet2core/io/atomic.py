@@ -98,6 +98,25 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def temporary_path(target: PathLike) -> Path:
+    """A new temporary name beside a file, ``.<target name>.<pid>.<random>.tmp``: the name that
+    :func:`remove_stale_temporaries` removes once its process no longer runs (also used for
+    the scratch files of :mod:`isonet2core.io.scratch`).
+
+    Parameters
+    ----------
+    target : str or Path
+        The file.
+
+    Returns
+    -------
+    Path
+        In the target's folder; not created.
+    """
+    target = Path(target)
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
 @contextmanager
 def atomic_output(target: PathLike) -> Iterator[Path]:
     """A temporary path beside a file (its folder is created): when the block ends normally the
@@ -116,7 +135,7 @@ def atomic_output(target: PathLike) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = temporary_path(target)
     try:
         yield tmp
         _fsync(tmp)

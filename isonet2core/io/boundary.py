@@ -20,9 +20,11 @@ needed).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -84,8 +86,39 @@ def _z_range_and_outline(points: np.ndarray, nz: int) -> Tuple[int, int, np.ndar
     return z0, z1, points[:-2, :2]
 
 
-def boundary_mask(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
-    """The region a mask boundary keeps (rule: module documentation).
+@dataclass(frozen=True)
+class BoundaryRegion:
+    """The region a mask boundary keeps, without a whole-volume array: the z slices
+    ``z0 <= z < z1`` and, on each of them, the bool ``(y, x)`` ``plane`` (``shape`` is the
+    tomogram's ``(z, y, x)``, ``source`` the model file when it came from one)."""
+    shape: Tuple[int, int, int]
+    z0: int
+    z1: int
+    plane: np.ndarray
+    source: Optional[Path] = None
+
+    def planes(self, z0: int, z1: int) -> np.ndarray:
+        """The region's z planes ``z0 .. z1 - 1``.
+
+        Parameters
+        ----------
+        z0, z1 : int
+            Plane range of the tomogram.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint8 0/1 ``(z1 - z0, y, x)``.
+        """
+        out = np.zeros((z1 - z0,) + self.shape[1:], dtype=np.uint8)
+        lo, hi = max(z0, self.z0), min(z1, self.z1)
+        if hi > lo:
+            out[lo - z0:hi - z0] = self.plane
+        return out
+
+
+def boundary_region(shape: Sequence[int], points: np.ndarray) -> BoundaryRegion:
+    """The region a mask boundary keeps (rule: module documentation), as a z range and one plane.
 
     Parameters
     ----------
@@ -96,8 +129,8 @@ def boundary_mask(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray
-        uint8 0/1 of ``shape``.
+    BoundaryRegion
+        The z range and the ``(y, x)`` plane.
 
     Raises
     ------
@@ -121,13 +154,66 @@ def boundary_mask(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
         y, x = np.mgrid[:ny, :nx]
         inside = PolygonPath(outline).contains_points(np.column_stack([x.ravel(), y.ravel()]))
         plane = inside.reshape(ny, nx)
-    out = np.zeros((nz, ny, nx), dtype=np.uint8)
-    if z1 > z0:
-        out[z0:z1] = plane
-    if not out.any():
+    if z1 <= z0 or not plane.any():
         raise ValueError(f"the boundary keeps no voxel of the tomogram of shape {(nz, ny, nx)} "
                          f"(z, y, x): z range {z0} to {z1}, outline {outline.tolist()}")
-    return out
+    return BoundaryRegion((nz, ny, nx), z0, z1, plane)
+
+
+def boundary_mask(shape: Sequence[int], points: np.ndarray) -> np.ndarray:
+    """The region a mask boundary keeps (rule: module documentation), as a whole volume.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the tomogram.
+    points : numpy.ndarray
+        ``(n, 3)`` points ``x, y, z`` in voxels, in the model's order.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 0/1 of ``shape`` (:meth:`BoundaryRegion.planes` of :func:`boundary_region`).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 points, an outline of 1 or 2 points, or a region that keeps no voxel.
+    """
+    region = boundary_region(shape, points)
+    return region.planes(0, region.shape[0])
+
+
+def region_of(path: PathLike, shape: Sequence[int]) -> BoundaryRegion:
+    """The region an IMOD model file keeps in a tomogram (:func:`boundary_region`).
+
+    Parameters
+    ----------
+    path : path
+        The ``.mod`` file (a STAR's ``rlnMaskBoundary``).
+    shape : sequence of int
+        ``(z, y, x)`` of the tomogram.
+
+    Returns
+    -------
+    BoundaryRegion
+        The z range and the ``(y, x)`` plane.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file.
+    """
+    points, size = read_boundary_points(path)
+    nz, ny, nx = (int(n) for n in shape)
+    if any(size) and size != (nx, ny, nz):
+        logger.warning("mask boundary %s was drawn on an image of %s (x, y, z) voxels, the "
+                       "tomogram has %s: its points are read as voxels of the tomogram",
+                       path, size, (nx, ny, nz))
+    try:
+        return dataclasses.replace(boundary_region(shape, points), source=Path(path))
+    except ValueError as exc:
+        raise ValueError(f"mask boundary {path} (rlnMaskBoundary): {exc}") from None
 
 
 def boundary_of(path: PathLike, shape: Sequence[int]) -> np.ndarray:
@@ -150,13 +236,5 @@ def boundary_of(path: PathLike, shape: Sequence[int]) -> np.ndarray:
     FileNotFoundError, ValueError
         Naming the file.
     """
-    points, size = read_boundary_points(path)
-    nz, ny, nx = (int(n) for n in shape)
-    if any(size) and size != (nx, ny, nz):
-        logger.warning("mask boundary %s was drawn on an image of %s (x, y, z) voxels, the "
-                       "tomogram has %s: its points are read as voxels of the tomogram",
-                       path, size, (nx, ny, nz))
-    try:
-        return boundary_mask(shape, points)
-    except ValueError as exc:
-        raise ValueError(f"mask boundary {path} (rlnMaskBoundary): {exc}") from None
+    region = region_of(path, shape)
+    return region.planes(0, region.shape[0])

@@ -190,6 +190,58 @@ def read_map(paths: Sequence[Path]) -> np.ndarray:
     return data
 
 
+class MapPlanes:
+    """The z planes of one map, or of the mean of two half maps, read on demand (positioned reads,
+    :class:`isonet2core.io.mrcio.PlaneReader`): ``planes[z0:z1]`` is a new float32 array
+    ``(z1 - z0, y, x)``, the same values :func:`read_map` gives for those planes; nothing stays in
+    memory between reads.
+
+    ``shape`` is ``(z, y, x)``, ``paths`` the files, ``name`` them joined for messages and
+    ``stored_itemsize`` the bytes per voxel of the files' own dtype (what a read of them costs
+    before the float32 conversion).
+    """
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = [Path(p) for p in paths]
+        self._readers = [mrcio.open_planes(p) for p in self.paths]
+        self.shape = self._readers[0].shape
+        for reader in self._readers[1:]:
+            if reader.shape != self.shape:
+                raise ValueError(f"half maps differ in shape: {self.paths[0]} {self.shape} vs "
+                                 f"{reader.path} {reader.shape}")
+        self.name = " + ".join(str(p) for p in self.paths)
+        self.stored_itemsize = max(r.info.dtype.itemsize for r in self._readers)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        data = self._readers[0][index]
+        if len(self._readers) > 1:
+            for reader in self._readers[1:]:
+                data += reader[index]
+            data /= np.float32(len(self._readers))
+        return data
+
+
+def open_map(paths: Sequence[Path]) -> MapPlanes:
+    """A plane-by-plane reader of one map or of the mean of two half maps (:class:`MapPlanes`).
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        One map or two halves (checked by :func:`check_maps`).
+
+    Returns
+    -------
+    MapPlanes
+        ``planes[z0:z1]`` gives float32 ``(k, y, x)``.
+    """
+    return MapPlanes(paths)
+
+
 @dataclass(frozen=True)
 class MapJob:
     """One tomogram of a per-map step (deconv, make-mask): its STAR ``row``, input maps
@@ -243,3 +295,29 @@ def plan_map_jobs(table: star.TomogramsTable, tomo_idx: Optional[Sequence[int]],
     output_guard.check_outputs([job.target for job in jobs], inputs, star_path=table.source,
                           sizes=[output_guard.mrc_bytes(job.infos[0].shape) for job in jobs])
     return jobs
+
+
+def check_scratch_space(jobs: Sequence[MapJob], scratch_bytes: Sequence[int]) -> None:
+    """The outputs of a per-map step and the largest of its scratch files (one job's at a time,
+    beside its output: :mod:`isonet2core.io.scratch`) fit in the free disk space.
+
+    Parameters
+    ----------
+    jobs : sequence of MapJob
+        The step's jobs (their folders exist: :func:`plan_map_jobs`).
+    scratch_bytes : sequence of int
+        Each job's scratch bytes (0: none).
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC``, naming the folder, the bytes needed and the bytes free
+        (:func:`isonet2core.io.output_guard.check_free_space`).
+    """
+    if not jobs or max(scratch_bytes) <= 0:
+        return
+    largest = int(np.argmax(scratch_bytes))
+    target = jobs[largest].target
+    output_guard.check_free_space(
+        [job.target for job in jobs] + [target.with_name(f".{target.name}.scratch")],
+        [output_guard.mrc_bytes(job.infos[0].shape) for job in jobs] + [int(scratch_bytes[largest])])

@@ -198,6 +198,11 @@ def coreArgs(protocol, options: Sequence[CoreOption]) -> List[str]:
     return args
 
 
+_MEMORY = Look("Memory budget (GiB)",
+               "The memory each tomogram's step may use: it works in blocks that fit (the same "
+               "result) and refuses, before any work, a tomogram whose smallest block does not. "
+               "Empty: the memory available, or the queue's allocation (SLURM).", expert=True,
+               validators=(OptionalOpenRange(0.0, float("inf"), "memory_gb must be positive"),))
 _FLIPPED = Look("Tomograms already phase flipped?",
                 "Yes when the tomograms were reconstructed from CTF phase-flipped tilt series.")
 _WIENER = f"CTF_mode == {CTF_MODE_CHOICES.index('wiener')}"     # the form stores the choice's index
@@ -221,6 +226,7 @@ DECONV_OPTIONS = catalogue(DeconvConfig, {
     "overlap_rate": Look("Chunk overlap", "Overlap between chunks, as a fraction of the chunk size.",
                          expert=True,
                          validators=(P.Range(0.0, 0.49, "overlap_rate must be in [0, 0.5)"),)),
+    "memory_gb": _MEMORY,
     "phaseflipped": _FLIPPED,
 }, exclude=("ncpus",))      # the protocol's threads (binThreads)
 
@@ -238,6 +244,7 @@ MASK_OPTIONS = catalogue(MaskConfig, {
                            validators=(P.Range(0.01, 100.0, "std_percentage must be in (0, 100]"),)),
     "z_crop": Look("Z crop", "Fraction of the thickness excluded from the mask (half at the top, "
                    "half at the bottom).", validators=(P.Range(0.0, 0.99, "z_crop must be in [0, 1)"),)),
+    "memory_gb": _MEMORY,
 })
 
 _TRAIN_LOOKS = {

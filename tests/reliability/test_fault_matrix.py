@@ -303,8 +303,8 @@ def tripwire(monkeypatch):
     import isonet2core.steps.deconv
     import isonet2core.steps.masking
     import isonet2core.steps.predict
-    monkeypatch.setattr(isonet2core.steps.deconv, "deconvolve", trip)
-    monkeypatch.setattr(isonet2core.steps.masking, "make_mask", trip)
+    monkeypatch.setattr(isonet2core.steps.deconv, "deconvolve_file", trip)
+    monkeypatch.setattr(isonet2core.steps.masking, "mask_file", trip)
     monkeypatch.setattr(isonet2core.steps.predict, "predict_file", trip)
     try:
         import isonet2core.training.trainer as trainer
