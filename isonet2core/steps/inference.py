@@ -157,7 +157,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         fits = config.batch_size      # lowered for the rest of the map when the device runs out
         for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
             with torch.inference_mode():
-                x = normalize.normalize(torch.from_numpy(tiles).to(device), mean, std)
+                x = torch.as_tensor(normalize.normalize(torch.from_numpy(tiles).to(device), mean, std))
                 if filt is not None:
                     x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
                                          s=x.shape[-3:], dim=(-3, -2, -1))
