@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 QUEUE = "debug"
+JOB_MEMORY = "2G"      # each job's --mem: what the one-node test cluster can give several jobs at once
 
 
 def _project(name: str):
@@ -27,7 +28,7 @@ def _project(name: str):
 
 def _queued(prot, threads: int, gpus: str, steps: bool = False) -> None:
     prot._useQueue.set(True)
-    prot.setQueueParams([QUEUE, {"QUEUE_FOR_JOBS": "Y" if steps else "N"}])
+    prot.setQueueParams([QUEUE, {"QUEUE_FOR_JOBS": "Y" if steps else "N", "JOB_MEMORY": JOB_MEMORY}])
     prot.numberOfThreads.set(threads)
     prot.useGpu.set(True)
     prot.gpuList.set(gpus)
@@ -85,7 +86,7 @@ def main(data: Path) -> dict:
                                    inputTomograms=tomos, numberOfThreads=1, binThreads=1)
         if queued:
             mask._useQueue.set(True)
-            mask.setQueueParams([QUEUE, {"QUEUE_FOR_JOBS": "N"}])
+            mask.setQueueParams([QUEUE, {"QUEUE_FOR_JOBS": "N", "JOB_MEMORY": JOB_MEMORY}])
         project.launchProtocol(mask, wait=not queued)
         mask = _wait(project, mask, 300)
         out[f"mask_{label}_status"] = mask.getStatus()

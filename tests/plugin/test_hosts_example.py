@@ -19,11 +19,11 @@ def test_hosts_example_is_a_slurm_queue_with_threads_and_gpus():
     assert host.getJobDoneRegex() is None          # an empty squeue answer means finished
     script = host.getSubmitTemplate() % {
         "JOB_NAME": "12", "JOB_LOGS": "/p/logs/12", "JOB_QUEUE": "gpu", "JOB_THREADS": 4,
-        "GPU_COUNT": 2, "JOB_HOURS": 72, "JOB_COMMAND": "python run.py"}
+        "GPU_COUNT": 2, "JOB_HOURS": 72, "JOB_COMMAND": "python run.py", **host.getQueuesDefault()}
     lines = script.splitlines()
     assert lines[0] == "#!/bin/bash" and lines[-1].strip() == "python run.py"
     for expected in ("#SBATCH --cpus-per-task=4", "#SBATCH --gres=gpu:2", "#SBATCH --partition=gpu",
-                     "#SBATCH --output=/p/logs/12.out"):
+                     "#SBATCH --output=/p/logs/12.out", "#SBATCH --mem=8G"):
         assert expected in [ln.strip() for ln in lines], expected
     names = [p[0] for p in queue.getQueues()["debug"]]
-    assert "QUEUE_FOR_JOBS" in names
+    assert "QUEUE_FOR_JOBS" in names and "JOB_MEMORY" in names
