@@ -145,8 +145,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     Parameters
     ----------
-    argv : list of str, optional
-        Command-line arguments (default: ``sys.argv[1:]``).
+    argv
+        As in :func:`bench.memory_scale.main`.
 
     Returns
     -------

@@ -106,7 +106,7 @@ def temporary_path(target: PathLike) -> Path:
     Parameters
     ----------
     target : str or Path
-        The file.
+        The file that the temporary is to replace.
 
     Returns
     -------

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import mmap
 import os
 import threading
@@ -533,13 +534,46 @@ def _float32_header(shape: Tuple[int, int, int], voxel_size_a: float) -> np.reca
     return mrc.header
 
 
+class Moments:
+    """Count, mean and sum of squared deviations (``count``, ``mean``, ``m2``; ``std``: the
+    deviation from the mean) of values added z plane by z plane in float64, merged exactly
+    (Chan et al.); a float64 copy of one plane is the only copy.
+    """
+
+    def __init__(self):
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, planes: np.ndarray) -> None:
+        """Add the values of z planes.
+
+        Parameters
+        ----------
+        planes : numpy.ndarray
+            ``(k, y, x)``, any dtype.
+        """
+        for plane in planes:
+            values = plane.astype(np.float64).ravel()
+            n, mean = values.size, float(values.mean())
+            values -= mean
+            m2 = float(np.dot(values, values))
+            delta, total = mean - self.mean, self.count + n
+            self.mean += delta * n / total
+            self.m2 += m2 + delta * delta * self.count * n / total
+            self.count = total
+
+    @property
+    def std(self) -> float:
+        """The standard deviation (0 before any value)."""
+        return math.sqrt(self.m2 / self.count) if self.count else 0.0
+
+
 class MRCStream:
     """A float32 MRC file being written by :func:`stream_mrc`: :meth:`write` appends z planes.
 
     ``path`` is the target, ``shape`` ``(z, y, x)`` the announced volume, ``planes_written``
     the z planes appended so far. The statistics (min, max, mean and the rms deviation from
     the mean, as MRC2014 defines them) are accumulated plane by plane in float64, the
-    means and squared deviations merged exactly (Chan et al.).
+    means and squared deviations merged exactly (Chan et al., :class:`Moments`).
     """
 
     def __init__(self, fh: BinaryIO, path: Path, shape: Tuple[int, int, int], voxel_size_a: float):
@@ -548,7 +582,7 @@ class MRCStream:
         self.shape = shape
         self.planes_written = 0
         self._header = _float32_header(shape, voxel_size_a)
-        self._count, self._mean, self._m2 = 0, 0.0, 0.0
+        self._moments = Moments()
         self._min, self._max = np.inf, -np.inf
         self._closed = False
         fh.write(self._header.tobytes())
@@ -576,21 +610,11 @@ class MRCStream:
             raise ValueError(f"{self.path}: {self.planes_written + len(block)} z planes would "
                              f"exceed the announced {self.shape[0]}")
         for plane in block:
-            self._add_statistics(plane)
+            self._min = np.minimum(self._min, plane.min())   # NaN propagates, as in mrcfile
+            self._max = np.maximum(self._max, plane.max())
+        self._moments.add(block)
         self._fh.write(block.data)
         self.planes_written += len(block)
-
-    def _add_statistics(self, plane: np.ndarray) -> None:
-        self._min = np.minimum(self._min, plane.min())   # NaN propagates, as in mrcfile
-        self._max = np.maximum(self._max, plane.max())
-        values = plane.astype(np.float64).ravel()
-        n, mean = values.size, float(values.mean())
-        values -= mean
-        m2 = float(np.dot(values, values))
-        delta, total = mean - self._mean, self._count + n
-        self._mean += delta * n / total
-        self._m2 += m2 + delta * delta * self._count * n / total
-        self._count = total
 
     def _close(self) -> None:
         """Check that every announced plane was written and write the header with the statistics."""
@@ -601,8 +625,8 @@ class MRCStream:
         header = self._header
         header.dmin = np.float32(self._min)
         header.dmax = np.float32(self._max)
-        header.dmean = np.float32(self._mean)
-        header.rms = np.float32(np.sqrt(self._m2 / self._count))
+        header.dmean = np.float32(self._moments.mean)
+        header.rms = np.float32(np.sqrt(self._moments.m2 / self._moments.count))
         self._fh.seek(0)
         self._fh.write(header.tobytes())
 

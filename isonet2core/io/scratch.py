@@ -8,14 +8,16 @@ Blocks of z planes (:meth:`ScratchArray.write`, :meth:`ScratchArray.read`) and b
 second axis across every z (:meth:`ScratchArray.read_rows`, :meth:`ScratchArray.write_rows`, the
 transposed access of a Fourier transform along z) move with positioned reads and writes, never
 through a memory map, whose touched pages would stay in the process's resident memory.
-:class:`MemoryArray` offers the same methods over a numpy array, for data that fit in memory.
+:class:`MemoryArray` offers the same methods (:class:`BlockArray`) over a numpy array, for data
+that fit in memory.
 """
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,17 +25,16 @@ from isonet2core.io.atomic import temporary_path
 from isonet2core.io.output_names import PathLike
 
 
-class MemoryArray:
-    """A ``(z, ...)`` array in memory with the methods of :class:`ScratchArray`.
+class BlockArray(ABC):
+    """A ``(z, ...)`` array read and written by blocks of z planes or of rows of the second axis
+    across every z (:class:`MemoryArray`, :class:`ScratchArray`).
 
-    ``shape``, ``dtype`` and ``nbytes`` describe it; reads return copies.
+    ``shape``, ``dtype`` and ``nbytes`` describe it; reads return new arrays, writes convert to
+    its dtype.
     """
-
-    def __init__(self, shape: Sequence[int], dtype):
-        self.data = np.empty(tuple(int(n) for n in shape), dtype=dtype)
-        self.shape = self.data.shape
-        self.dtype = self.data.dtype
-        self.nbytes = int(self.data.nbytes)
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+    nbytes: int
 
     def write(self, z0: int, block: np.ndarray) -> None:
         """Store z planes ``z0 .. z0 + len(block) - 1``.
@@ -45,56 +46,68 @@ class MemoryArray:
         block : numpy.ndarray
             ``(k,) + shape[1:]``.
         """
-        self.data[z0:z0 + len(block)] = block
+        self._write(z0, block)
 
     def read(self, z0: int, z1: int) -> np.ndarray:
-        """Planes ``z0 .. z1 - 1``.
-
-        Parameters
-        ----------
-        z0, z1 : int
-            Plane range.
-
-        Returns
-        -------
-        numpy.ndarray
-            A copy, ``(z1 - z0,) + shape[1:]``.
-        """
-        return self.data[z0:z1].copy()
+        """Planes ``z0 .. z1 - 1``: a new ``(z1 - z0,) + shape[1:]`` array."""
+        return self._read(z0, z1)
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``y0 .. y1 - 1`` of the second axis, for every z.
-
-        Parameters
-        ----------
-        y0, y1 : int
-            Row range.
-
-        Returns
-        -------
-        numpy.ndarray
-            A contiguous copy, ``(shape[0], y1 - y0) + shape[2:]``.
-        """
-        return np.ascontiguousarray(self.data[:, y0:y1])
+        """Rows ``y0 .. y1 - 1`` of the second axis, for every z: a new contiguous
+        ``(shape[0], y1 - y0) + shape[2:]`` array."""
+        return self._read_rows(y0, y1)
 
     def write_rows(self, y0: int, block: np.ndarray) -> None:
         """Store rows ``y0 .. y0 + block.shape[1] - 1`` for every z.
 
         Parameters
         ----------
-        y0 : int
-            First row.
-        block : numpy.ndarray
-            ``(shape[0], k) + shape[2:]``.
+        y0, block : int, numpy.ndarray
+            The first row and the rows, ``(shape[0], k) + shape[2:]``.
         """
+        self._write_rows(y0, block)
+
+    @abstractmethod
+    def _write(self, z0: int, block: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _read(self, z0: int, z1: int) -> np.ndarray: ...
+
+    @abstractmethod
+    def _read_rows(self, y0: int, y1: int) -> np.ndarray: ...
+
+    @abstractmethod
+    def _write_rows(self, y0: int, block: np.ndarray) -> None: ...
+
+
+class MemoryArray(BlockArray):
+    """A :class:`BlockArray` in memory (``data``, a numpy array)."""
+
+    def __init__(self, shape: Sequence[int], dtype):
+        self.data = np.empty(tuple(int(n) for n in shape), dtype=dtype)
+        self.shape = self.data.shape
+        self.dtype = self.data.dtype
+        self.nbytes = int(self.data.nbytes)
+
+    def _write(self, z0: int, block: np.ndarray) -> None:
+        self.data[z0:z0 + len(block)] = block
+
+    def _read(self, z0: int, z1: int) -> np.ndarray:
+        return self.data[z0:z1].copy()
+
+    def _read_rows(self, y0: int, y1: int) -> np.ndarray:
+        return np.ascontiguousarray(self.data[:, y0:y1])
+
+    def _write_rows(self, y0: int, block: np.ndarray) -> None:
         self.data[:, y0:y0 + block.shape[1]] = block
 
 
-class ScratchArray:
-    """A ``(z, ...)`` array in a file, read and written by blocks with positioned I/O.
+class ScratchArray(BlockArray):
+    """A :class:`BlockArray` in a file, read and written with positioned I/O (the rows: one read
+    or write per z plane).
 
-    ``path`` is the file, ``shape``, ``dtype`` and ``nbytes`` describe the array. Reads of
-    anything not written yet return zeros (the file is created at its full size, sparse).
+    ``path`` is the file. Reads of anything not written yet return zeros (the file is created
+    at its full size, sparse).
     """
 
     def __init__(self, path: Path, shape: Sequence[int], dtype):
@@ -137,65 +150,23 @@ class ScratchArray:
                 raise OSError(f"{self.path}: scratch file shorter than its {self.nbytes} bytes")
             view, offset = view[got:], offset + got
 
-    def write(self, z0: int, block: np.ndarray) -> None:
-        """Store z planes ``z0 .. z0 + len(block) - 1``.
-
-        Parameters
-        ----------
-        z0 : int
-            First plane.
-        block : numpy.ndarray
-            ``(k,) + shape[1:]``, converted to the array's dtype.
-        """
+    def _write(self, z0: int, block: np.ndarray) -> None:
         data = np.ascontiguousarray(block, dtype=self.dtype)
         self._check(data.shape[1:], self.shape[1:], "planes")
         self._write_at(z0 * self._plane, data)
 
-    def read(self, z0: int, z1: int) -> np.ndarray:
-        """Planes ``z0 .. z1 - 1``.
-
-        Parameters
-        ----------
-        z0, z1 : int
-            Plane range.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(z1 - z0,) + shape[1:]``.
-        """
+    def _read(self, z0: int, z1: int) -> np.ndarray:
         out = np.empty((z1 - z0,) + self.shape[1:], dtype=self.dtype)
         self._read_at(z0 * self._plane, out)
         return out
 
-    def read_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``y0 .. y1 - 1`` of the second axis, for every z (one read per z plane).
-
-        Parameters
-        ----------
-        y0, y1 : int
-            Row range.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(shape[0], y1 - y0) + shape[2:]``.
-        """
+    def _read_rows(self, y0: int, y1: int) -> np.ndarray:
         out = np.empty((self.shape[0], y1 - y0) + self.shape[2:], dtype=self.dtype)
         for z in range(self.shape[0]):
             self._read_at(z * self._plane + y0 * self._row, out[z])
         return out
 
-    def write_rows(self, y0: int, block: np.ndarray) -> None:
-        """Store rows ``y0 .. y0 + block.shape[1] - 1`` for every z (one write per z plane).
-
-        Parameters
-        ----------
-        y0 : int
-            First row.
-        block : numpy.ndarray
-            ``(shape[0], k) + shape[2:]``, converted to the array's dtype.
-        """
+    def _write_rows(self, y0: int, block: np.ndarray) -> None:
         data = np.ascontiguousarray(block, dtype=self.dtype)
         self._check(data.shape[:1] + data.shape[2:], self.shape[:1] + self.shape[2:], "rows")
         for z in range(self.shape[0]):

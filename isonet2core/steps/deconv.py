@@ -48,6 +48,7 @@ file, the budget and the minimum.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -317,30 +318,7 @@ def plan_deconv(shape: Sequence[int], cfg: DeconvConfig, *, work_bytes: Optional
     return DeconvPlan("streamed", shape3, planes, rows, peak, nz * ny * (nx // 2 + 1) * 8)
 
 
-class _Moments:
-    """Count, mean and sum of squared deviations of values added block by block, merged exactly
-    in float64 (Chan et al.), one z plane at a time (a float64 plane is the only copy)."""
-
-    def __init__(self):
-        self.count, self.mean, self.m2 = 0, 0.0, 0.0
-
-    def add(self, planes: np.ndarray) -> None:
-        for plane in planes:
-            values = plane.astype(np.float64).ravel()
-            n, mean = values.size, float(values.mean())
-            values -= mean
-            m2 = float(np.dot(values, values))
-            delta, total = mean - self.mean, self.count + n
-            self.mean += delta * n / total
-            self.m2 += m2 + delta * delta * self.count * n / total
-            self.count = total
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.m2 / self.count) if self.count else 0.0
-
-
-def _check_moments(moments: _Moments, name: str) -> Tuple[float, float]:
+def _check_moments(moments: mrcio.Moments, name: str) -> Tuple[float, float]:
     mean, std = moments.mean, moments.std
     if not (math.isfinite(mean) and math.isfinite(std)):
         raise ValueError(f"{name}: the volume to deconvolve has NaN or infinite voxels")
@@ -363,7 +341,7 @@ def _streamed_planes(volume, microscope: Microscope, cfg: DeconvConfig, plan: De
     nz, ny, nx = plan.shape
     nxh = nx // 2 + 1
     workers = cpu_threads(cfg.ncpus)
-    moments = _Moments()
+    moments = mrcio.Moments()
     for z0 in range(0, nz, plan.block_planes):                       # pass 1: y and x
         planes = volume[z0:min(z0 + plan.block_planes, nz)]
         moments.add(planes)
@@ -427,7 +405,7 @@ def _chunked_planes(volume, microscope: Microscope, cfg: DeconvConfig, plan: Dec
     chunk = int(cfg.chunk_size)   # type: ignore[arg-type]   # the chunked mode has one
     margin = int(round(chunk * cfg.overlap_rate / 2))
     apply = _Filter(microscope, cfg)
-    moments, out_moments = _Moments(), _Moments()
+    moments, out_moments = mrcio.Moments(), mrcio.Moments()
     cores = [c for c in chunk_slices(plan.shape, chunk) if c[0].start == 0]
     for z0 in range(0, nz, chunk):
         z1 = min(z0 + chunk, nz)
@@ -489,12 +467,7 @@ def deconvolve_file(sources: Sequence[PathLike], target: PathLike, microscope: M
     """
     reader = step_inputs.open_map([Path(p) for p in sources])
     _check_inputs(reader, microscope, cfg)
-    if plan is None:
-        plan = plan_deconv(reader.shape, cfg, work_bytes=None, stored_itemsize=reader.stored_itemsize,
-                           n_maps=len(reader.paths), name=reader.name)
-    if plan.shape != tuple(reader.shape):
-        raise ValueError(f"{reader.name}: a deconvolution plan for shape {plan.shape} given for a "
-                         f"map of shape {reader.shape}")
+    plan = step_inputs.map_plan(reader, plan, functools.partial(plan_deconv, cfg=cfg), "deconvolution")
     protected = [*reader.paths, *protect]
     logger.info("%s: deconvolving %s voxels (%s mode%s)", reader.name, "x".join(map(str, plan.shape)),
                 plan.mode, "" if plan.mode == "whole" else
@@ -565,13 +538,7 @@ def deconvolve_star(star_file: PathLike, cfg: DeconvConfig, output_dir: PathLike
         if header > 0 and abs(header - px) > 0.01 * px:
             logger.warning("%s: header voxel size %.4g A differs from the STAR pixel size %.4g A; "
                            "using the STAR's", job.sources[0], header, px)
-    work, budget = memory.work_budget(cfg.memory_gb)
-    plans = {job.row: plan_deconv(job.infos[0].shape, cfg, work_bytes=work,
-                                  stored_itemsize=max(i.dtype.itemsize for i in job.infos),
-                                  n_maps=len(job.sources), budget=budget,
-                                  name=f"tomogram {job.name} ({' + '.join(map(str, job.sources))})")
-             for job in jobs}
-    step_inputs.check_scratch_space(jobs, [plans[job.row].scratch_bytes for job in jobs])
+    plans, budget = step_inputs.plan_memory(jobs, cfg.memory_gb, functools.partial(plan_deconv, cfg=cfg))
     logger.info("deconv: memory budget %s", budget or "unknown")
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     for job in jobs:

@@ -44,6 +44,7 @@ budget is refused before any work, naming the file, the budget and the minimum.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,21 +340,10 @@ def plan_mask(shape: Sequence[int], cfg: MaskConfig, *, work_bytes: Optional[int
 
     Parameters
     ----------
-    shape : sequence of int
-        ``(z, y, x)``.
     cfg : MaskConfig
         ``patch_size`` sets the halo.
-    work_bytes : int or None
-        Bytes the step's arrays may take (the budget less what the process holds); None:
-        unknown (only ``STREAM_BYTES`` bounds the slabs).
-    stored_itemsize : int
-        Bytes per voxel of the input files' dtype.
-    n_maps : int
-        Maps averaged into the input (2: even and odd halves).
-    name : str
-        Names the tomogram (and its file) in the refusal.
-    budget : str, optional
-        The budget in words, for the refusal.
+    shape, work_bytes, stored_itemsize, n_maps, name, budget
+        As in :func:`isonet2core.steps.deconv.plan_deconv` (``STREAM_BYTES`` bounds the slabs).
 
     Returns
     -------
@@ -439,7 +429,7 @@ def binned_shape(shape: Sequence[int]) -> Tuple[int, int, int]:
     Parameters
     ----------
     shape : sequence of int
-        ``(z, y, x)``.
+        The unbinned volume's ``(z, y, x)``.
 
     Returns
     -------
@@ -505,21 +495,17 @@ def mask_file(sources: Sequence[PathLike], target: PathLike, cfg: MaskConfig, *,
 
     Parameters
     ----------
-    sources : sequence of str or Path
-        One map or the two halves (checked by :func:`step_inputs.check_maps`).
+    sources, voxel_size_a, protect
+        As in :func:`isonet2core.steps.deconv.deconvolve_file`.
     target : str or Path
         The mask file; scratch files lie beside it while it is computed.
     cfg : MaskConfig
         Mask settings.
-    voxel_size_a : float
-        Voxel size written to the header (Angstrom).
     plan : MaskPlan, optional
         From :func:`plan_mask` for this map's shape (default: planned here with no budget but
         ``STREAM_BYTES``).
     region : BoundaryRegion, optional
         Only this region is kept (``rlnMaskBoundary``).
-    protect : iterable of str or Path
-        Further paths the target must not be.
 
     Returns
     -------
@@ -534,12 +520,7 @@ def mask_file(sources: Sequence[PathLike], target: PathLike, cfg: MaskConfig, *,
     """
     reader = step_inputs.open_map([Path(p) for p in sources])
     _check_volume(reader, cfg)
-    if plan is None:
-        plan = plan_mask(reader.shape, cfg, work_bytes=None, stored_itemsize=reader.stored_itemsize,
-                         n_maps=len(reader.paths), name=reader.name)
-    if plan.shape != tuple(reader.shape):
-        raise ValueError(f"{reader.name}: a mask plan for shape {plan.shape} given for a map of "
-                         f"shape {reader.shape}")
+    plan = step_inputs.map_plan(reader, plan, functools.partial(plan_mask, cfg=cfg), "mask")
     binned = binned_shape(plan.shape)
     logger.info("%s: mask of %s voxels in slabs of %d binned z planes (density and std %s)",
                 reader.name, "x".join(map(str, plan.shape)), plan.slab_planes,
@@ -650,13 +631,7 @@ def mask_star(star_file: PathLike, cfg: MaskConfig, output_dir: PathLike, *,
                 regions[job.row] = boundary.region_of(model, job.infos[0].shape)
             except (ValueError, FileNotFoundError) as exc:
                 raise type(exc)(f"tomogram {job.name}: {exc}") from None
-    work, budget = memory.work_budget(cfg.memory_gb)
-    plans = {job.row: plan_mask(job.infos[0].shape, cfg, work_bytes=work,
-                                stored_itemsize=max(i.dtype.itemsize for i in job.infos),
-                                n_maps=len(job.sources), budget=budget,
-                                name=f"tomogram {job.name} ({' + '.join(map(str, job.sources))})")
-             for job in jobs}
-    step_inputs.check_scratch_space(jobs, [plans[job.row].scratch_bytes for job in jobs])
+    plans, budget = step_inputs.plan_memory(jobs, cfg.memory_gb, functools.partial(plan_mask, cfg=cfg))
     logger.info("make-mask: memory budget %s", budget or "unknown")
     Path(output_dir).mkdir(parents=True, exist_ok=True)   # an unusable folder fails here, not after work
     done = []

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 import numpy as np
 
+from isonet2core import memory
 from isonet2core.io import mrcio, output_guard, star
 
 logger = logging.getLogger(__name__)
@@ -321,3 +322,80 @@ def check_scratch_space(jobs: Sequence[MapJob], scratch_bytes: Sequence[int]) ->
     output_guard.check_free_space(
         [job.target for job in jobs] + [target.with_name(f".{target.name}.scratch")],
         [output_guard.mrc_bytes(job.infos[0].shape) for job in jobs] + [int(scratch_bytes[largest])])
+
+
+class _Plan(Protocol):
+    @property
+    def shape(self) -> Tuple[int, int, int]: ...
+
+    @property
+    def scratch_bytes(self) -> int: ...
+
+
+_PlanT = TypeVar("_PlanT", bound=_Plan)
+
+
+def plan_memory(jobs: Sequence[MapJob], memory_gb: Optional[float],
+                plan: Callable[..., _PlanT]) -> Tuple[Dict[int, _PlanT], Optional[str]]:
+    """Plan every job of a per-map step within the memory budget, before any work, and check
+    the disk space of its outputs and scratch files (:func:`check_scratch_space`).
+
+    Parameters
+    ----------
+    jobs : sequence of MapJob
+        The step's jobs (:func:`plan_map_jobs`).
+    memory_gb : float, optional
+        The step's ``memory_gb`` (:func:`isonet2core.memory.work_budget`).
+    plan : callable
+        ``plan(shape, work_bytes=, stored_itemsize=, n_maps=, budget=, name=)`` -> a plan with
+        ``scratch_bytes`` (``plan_deconv``, ``plan_mask`` with their config bound); it raises
+        for a tomogram that does not fit.
+
+    Returns
+    -------
+    dict of int to plan, and str or None
+        The plans by STAR row, and the budget in words (None: unknown).
+    """
+    work, budget = memory.work_budget(memory_gb)
+    plans = {job.row: plan(job.infos[0].shape, work_bytes=work,
+                           stored_itemsize=max(i.dtype.itemsize for i in job.infos),
+                           n_maps=len(job.sources), budget=budget,
+                           name=f"tomogram {job.name} ({' + '.join(map(str, job.sources))})")
+             for job in jobs}
+    check_scratch_space(jobs, [plans[job.row].scratch_bytes for job in jobs])
+    return plans, budget
+
+
+def map_plan(reader: MapPlanes, plan: Optional[_PlanT], make: Callable[..., _PlanT], what: str) -> _PlanT:
+    """The plan of one map of a per-map step: ``plan`` checked against the map's shape, or, when
+    None, one made with no budget but ``STREAM_BYTES``.
+
+    Parameters
+    ----------
+    reader : MapPlanes
+        The map (:func:`open_map`).
+    plan : plan, optional
+        A plan with ``shape``, or None.
+    make : callable
+        ``make(shape, work_bytes=, stored_itemsize=, n_maps=, name=)`` -> a plan (as in
+        :func:`plan_memory`).
+    what : str
+        Names the plan in the refusal (``deconvolution``, ``mask``).
+
+    Returns
+    -------
+    plan
+        ``plan`` or the one made.
+
+    Raises
+    ------
+    ValueError
+        Naming the map: a plan for another shape.
+    """
+    if plan is None:
+        plan = make(reader.shape, work_bytes=None, stored_itemsize=reader.stored_itemsize,
+                    n_maps=len(reader.paths), name=reader.name)
+    if plan.shape != tuple(reader.shape):
+        raise ValueError(f"{reader.name}: a {what} plan for shape {plan.shape} given for a map of "
+                         f"shape {reader.shape}")
+    return plan
