@@ -1,21 +1,35 @@
-"""Peak memory and time of ``isonet2 deconv`` and ``isonet2 make-mask`` against the tomogram's size
-(``python -m bench.memory_scale``).
+"""Peak memory and time of ``isonet2 deconv``, ``make-mask``, ``refine``, ``denoise`` and ``predict``
+against the tomogram's size (``python -m bench.memory_scale``).
 
 For each ``--sizes`` entry ``ZxYxX`` a tomogram is synthesised into ``--work`` (smooth random
 noise: white noise smoothed in x and y, plus a little along z within each slab; written slab by
-slab, so making it never holds the volume) with a one-row tomograms STAR. Then
-``isonet2 deconv`` and ``isonet2 make-mask`` (on the synthesised map, ``--input_column
-rlnTomoReconstructedTomogram``) each run in a child process, and its peak resident set
-(``ru_maxrss`` of ``os.wait4``: "Maximum resident set size" of ``/usr/bin/time -v``) and wall
-time are recorded; ``--memory_gb`` is passed to both when given (default: theirs, the available
-memory). ``--dtype float16`` writes mode-12 maps (half the bytes of float32); ``--sparse`` writes
+slab, so making it never holds the volume) with a one-row tomograms STAR. Each of ``--steps``
+then runs in its own child process, and its peak resident set (``ru_maxrss`` of ``os.wait4``:
+"Maximum resident set size" of ``/usr/bin/time -v``; every step is one process on the CPU) and
+wall time are recorded:
+
+* ``deconv`` and ``make-mask`` (on the synthesised map, ``--input_column
+  rlnTomoReconstructedTomogram``); ``--memory_gb`` is passed to both when given (default:
+  theirs, the available memory);
+* ``refine`` (isonet2-n2n) and ``denoise`` on even/odd halves of the same map (each the map
+  plus its own white noise of the map's standard deviation, written slab by slab as the map
+  is), with the mask of this run's ``make-mask`` when it ran, for one epoch with
+  :data:`TRAIN_ARGS` (``unet-small``, batches of 4, 8 cubes, mixed precision, on the CPU) and
+  cubes of ``--cube_size`` (48): the first epoch's peak. Their rows also give the network's
+  own size (parameters x 4 bytes) so that the table shows the peak minus the network;
+* ``predict`` of both halves with the ``refine`` model of this run (on the CPU).
+
+``--dtype float16`` writes mode-12 maps (half the bytes of float32); ``--sparse`` writes
 noise into one slab in 16 and leaves the rest of the file a hole (a tomogram larger than the
 free memory costs no disk until read; its scratch and outputs do). ``--code DIR`` runs the
 commands from another checkout of the project (put first on ``PYTHONPATH``), e.g. the commit
-before a change, for a before/after table (``--label`` names the rows).
+before a change, for a before/after table (``--label`` names the rows). The tomogram and its
+halves are kept in ``--work`` for later runs (three times the tomogram's bytes of disk); the
+maps the steps write are removed after each size.
 
 Writes ``--out``/``memory_scale_<date>.json`` and ``.md`` (merged with rows already there for
-other labels, so before and after land in one table).
+other labels, so before and after land in one table), again after every measured step, so a
+run cut short keeps the rows it measured.
 """
 from __future__ import annotations
 
@@ -28,7 +42,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mrcfile.mrcinterpreter
 import numpy as np
@@ -39,6 +53,13 @@ DEFAULT_SIZES = "160x512x512,160x1024x1024,320x1024x1024,320x1448x1448"
 DATE = "2026-12-06"
 PIXEL_SIZE_A = 10.0
 _SLAB_BYTES = 64 * 1024 * 1024      # bytes of float32 noise made at a time
+_HEADER_BYTES = 1024
+STEPS = ("deconv", "make-mask", "refine", "denoise", "predict")   # the order they run in
+TRAINING = ("refine", "denoise")
+ARCH = "unet-small"
+CUBE_SIZE = 48
+TRAIN_ARGS = ["--arch", ARCH, "--batch_size", "4", "--epochs", "1",
+              "--number_subtomos", "8", "--mixed_precision", "True", "--device", "cpu", "--overwrite", "True"]
 
 
 def parse_size(text: str) -> Tuple[int, int, int]:
@@ -125,17 +146,85 @@ def synthesise(path: Path, shape: Tuple[int, int, int], dtype: str = "float32", 
     return path
 
 
-def write_star(work: Path, tomogram: Path, name: str) -> Path:
-    """A one-row tomograms STAR for ``tomogram`` (pixel size, defocus 30000 A, ac 0.1).
+def synthesise_halves(tomogram: Path, paths: Sequence[Path], shape: Tuple[int, int, int],
+                      dtype: str = "float32", sparse: bool = False, seed: int = 1) -> List[Path]:
+    """Even/odd halves of ``tomogram``: the map plus independent white noise, slab by slab.
+
+    Each half is the map plus noise of the standard deviation of the map's first slab (the
+    same for all slabs), so the halves share the map's signal and nothing else; the slabs are
+    read from the map's file and written as :func:`synthesise` writes them (kept when already
+    there with that size; with ``sparse`` the map's holes stay holes).
+
+    Parameters
+    ----------
+    tomogram : Path
+        The map written by :func:`synthesise` with these ``shape``, ``dtype`` and ``sparse``.
+    paths : sequence of Path
+        The two halves' MRC files.
+    shape : tuple of int
+        ``(z, y, x)``.
+    dtype : str
+        ``float32`` or ``float16``.
+    sparse : bool
+        As the map was written.
+    seed : int
+        Of the noise (each half its own stream).
+
+    Returns
+    -------
+    list of Path
+        ``paths``.
+    """
+    stored = np.dtype(dtype)
+    nz, ny, nx = shape
+    header = _header(shape, stored, PIXEL_SIZE_A)
+    size = len(header) + nz * ny * nx * stored.itemsize
+    todo = [p for p in paths if not (p.is_file() and p.stat().st_size == size)]
+    if not todo:
+        return list(paths)
+    source = np.memmap(tomogram, dtype=stored, mode="r", offset=_HEADER_BYTES, shape=shape)
+    step = max(1, _SLAB_BYTES // (4 * ny * nx))
+    sigma = float(np.asarray(source[:min(step, nz)], dtype=np.float32).std()) or 1.0
+    for k, path in enumerate(paths):
+        if path not in todo:
+            continue
+        rng = np.random.default_rng([seed, k])
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "wb") as fh:
+            fh.write(header)
+            for i, z0 in enumerate(range(0, nz, step)):
+                z1 = min(z0 + step, nz)
+                if sparse and i % 16:
+                    continue
+                slab = np.array(source[z0:z1], dtype=np.float32)
+                slab += sigma * rng.standard_normal(slab.shape, dtype=np.float32)
+                fh.seek(len(header) + z0 * ny * nx * stored.itemsize)
+                fh.write(slab.astype(stored).tobytes())
+                del slab
+            fh.truncate(size)
+        os.replace(tmp, path)
+    del source
+    return list(paths)
+
+
+def write_star(work: Path, tomogram: Optional[Path], name: str, *, halves: Sequence[Path] = (),
+               mask: Optional[Path] = None, stem: Optional[str] = None) -> Path:
+    """A one-row tomograms STAR (pixel size, defocus 30000 A, ac 0.1) for a map and/or halves.
 
     Parameters
     ----------
     work : Path
         Its folder.
-    tomogram : Path
-        The map.
+    tomogram : Path, optional
+        The map (rlnTomoReconstructedTomogram).
     name : str
         Its rlnTomoName.
+    halves : sequence of Path
+        Even and odd halves (rlnTomoReconstructedTomogramHalf1/2), or none.
+    mask : Path, optional
+        rlnMaskName.
+    stem : str, optional
+        The file's name without ``.star`` (default ``name``).
 
     Returns
     -------
@@ -144,14 +233,75 @@ def write_star(work: Path, tomogram: Path, name: str) -> Path:
     """
     sys.path.insert(0, str(ROOT))
     from isonet2core.io import star
-    path = work / f"{name}.star"
-    star.TomogramsTable.from_records([{star.TOMO_NAME: name, star.TOMO_FULL: str(tomogram),
-                                       star.PIXEL_SIZE: PIXEL_SIZE_A, star.DEFOCUS: 30000.0,
-                                       star.AC: 0.1}]).write(path)
+    path = work / f"{stem or name}.star"
+    record: Dict[str, Any] = {star.TOMO_NAME: name}
+    if tomogram is not None:
+        record[star.TOMO_FULL] = str(tomogram)
+    if halves:
+        record[star.TOMO_HALF1], record[star.TOMO_HALF2] = (str(h) for h in halves)
+    record.update({star.PIXEL_SIZE: PIXEL_SIZE_A, star.DEFOCUS: 30000.0, star.AC: 0.1})
+    if mask is not None:
+        record[star.MASK] = str(mask)
+    star.TomogramsTable.from_records([record]).write(path)
     return path
 
 
-def run_step(args: List[str], work: Path, log: Path, code: Optional[Path]) -> Dict[str, object]:
+def mask_of(star_path: Path) -> Optional[Path]:
+    """The rlnMaskName that ``make-mask`` recorded in ``star_path``, when it is there.
+
+    Parameters
+    ----------
+    star_path : Path
+        A one-row tomograms STAR.
+
+    Returns
+    -------
+    Path or None
+        The mask file, None when none is recorded or it is missing.
+    """
+    sys.path.insert(0, str(ROOT))
+    from isonet2core.io import star
+    table = star.TomogramsTable.read(star_path)
+    mask = table.path(0, star.MASK) if table.has_column(star.MASK) and table.value(0, star.MASK) is not None else None
+    return mask if mask is not None and mask.is_file() else None
+
+
+def network_bytes(arch: str = ARCH) -> int:
+    """The network's own size: its parameters x 4 bytes (float32 weights).
+
+    Parameters
+    ----------
+    arch : str
+        Architecture name (:func:`isonet2core.nets.registry.build`).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    sys.path.insert(0, str(ROOT))
+    from isonet2core.nets import registry
+    return 4 * sum(p.numel() for p in registry.build(arch).parameters())
+
+
+def find_model(folder: Path) -> Optional[Path]:
+    """The final model that ``refine`` wrote into ``folder`` (``network_*_full.pt``).
+
+    Parameters
+    ----------
+    folder : Path
+        Its ``--output_dir``.
+
+    Returns
+    -------
+    Path or None
+        The newest such file, None when there is none.
+    """
+    found = sorted(folder.glob("network_*_full.pt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def run_step(args: List[str], work: Path, log: Path, code: Optional[Path]) -> Dict[str, Any]:
     """``isonet2 ARGS`` in a child process: its exit code, wall time and peak resident set.
 
     Parameters
@@ -184,8 +334,9 @@ def run_step(args: List[str], work: Path, log: Path, code: Optional[Path]) -> Di
 
 
 def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool, memory_gb: Optional[float],
-            ncpus: int, code: Optional[Path], label: str, steps: Sequence[str]) -> List[Dict[str, object]]:
-    """Synthesise one tomogram and run the steps on it.
+            ncpus: int, code: Optional[Path], label: str, steps: Sequence[str], cube_size: int = CUBE_SIZE,
+            on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Synthesise one tomogram (and its halves when a step needs them) and run the steps on it.
 
     Parameters
     ----------
@@ -198,41 +349,79 @@ def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool
     sparse : bool
         Mostly holes (:func:`synthesise`).
     memory_gb : float, optional
-        Passed as ``--memory_gb``.
+        Passed as ``--memory_gb`` (deconv and make-mask).
     ncpus : int
-        ``--ncpus`` of deconv.
+        ``--ncpus`` of deconv, refine, denoise and predict.
     code : Path, optional
         Another checkout to run.
     label : str
         Names the rows.
     steps : sequence of str
-        ``deconv`` and/or ``make-mask``.
+        Some of :data:`STEPS`, run in that order (``predict`` needs the model of this run's
+        ``refine``, or without ``refine`` in ``steps`` one a previous run left in its folder;
+        else it is skipped).
+    cube_size : int
+        ``--cube_size`` of refine and denoise (the tomogram's smallest edge at most).
+    on_row : callable, optional
+        Called with each row as soon as it is measured.
 
     Returns
     -------
     list of dict
-        One row per step.
+        One row per step run.
     """
     name = "x".join(map(str, shape)) + ("_f16" if dtype == "float16" else "") + ("_sparse" if sparse else "")
     tomogram = synthesise(work / "tomograms" / f"{name}.mrc", shape, dtype, sparse)
     star_path = write_star(work, tomogram, name)
+    halves: List[Path] = []
+    halves_star = None
+    if any(step in TRAINING + ("predict",) for step in steps):
+        halves = synthesise_halves(tomogram, [work / "tomograms" / f"{name}_{h}.mrc" for h in ("even", "odd")],
+                                   shape, dtype, sparse)
+        halves_star = write_star(work, None, name, halves=halves, stem=f"{name}_halves")
     budget = [] if memory_gb is None else ["--memory_gb", str(memory_gb)]
-    rows = []
-    for step in steps:
-        out = work / f"{step}_{label or 'run'}"
-        args = [step, str(star_path), "--output_dir", str(out), *budget]
-        args += ["--ncpus", str(ncpus)] if step == "deconv" else ["--input_column", "rlnTomoReconstructedTomogram"]
-        result = run_step(args, work, work / f"{step}_{name}_{label or 'run'}.log", code)
+    tag = label or "run"
+    folders = {step: work / f"{step}_{tag}" for step in STEPS}
+    rows: List[Dict[str, Any]] = []
+    for step in [s for s in STEPS if s in steps]:
+        out = folders[step]
+        row_extra: Dict[str, Any] = {"memory_gb": None, "network_bytes": None, "mask": None, "cube_size": None}
+        if step in ("deconv", "make-mask"):
+            args = [step, str(star_path), "--output_dir", str(out), *budget]
+            args += ["--ncpus", str(ncpus)] if step == "deconv" else ["--input_column", "rlnTomoReconstructedTomogram"]
+            row_extra["memory_gb"] = memory_gb
+        elif step in TRAINING:
+            mask = mask_of(star_path) if "make-mask" in steps else None
+            train_star = write_star(work, None, name, halves=halves, mask=mask, stem=f"{name}_{step}")
+            args = [step, str(train_star), "--output_dir", str(out), *TRAIN_ARGS, "--cube_size", str(cube_size),
+                    "--ncpus", str(ncpus)]
+            args += ["--method", "isonet2-n2n"] if step == "refine" else []
+            row_extra.update(network_bytes=network_bytes(), mask=mask is not None, cube_size=cube_size)
+        else:
+            refined = [r for r in rows if r["step"] == "refine"]
+            model = find_model(folders["refine"]) if all(r["rc"] == 0 for r in refined) else None
+            if model is None:
+                print(f"{label:>8} {name:>14} {dtype} {step:>9}: skipped, no refine model in {folders['refine']}",
+                      flush=True)
+                continue
+            args = [step, str(halves_star), str(model), "--output_dir", str(out), "--device", "cpu",
+                    "--ncpus", str(ncpus)]
+        result = run_step(args, work, work / f"{step}_{name}_{tag}.log", code)
         rows.append({"label": label, "size": "x".join(map(str, shape)), "dtype": dtype, "sparse": sparse,
-                     "input_bytes": tomogram.stat().st_size, "step": step, "memory_gb": memory_gb, **result})
+                     "input_bytes": tomogram.stat().st_size, "step": step, **row_extra, **result})
+        net = rows[-1]["network_bytes"]
         print(f"{label:>8} {rows[-1]['size']:>14} {dtype} {step:>9}: rc {result['rc']}, peak RSS "
-              f"{result['max_rss_bytes'] / 2**30:.2f} GiB, {result['seconds']} s", flush=True)
-        for written in out.glob("*.mrc"):
+              f"{result['max_rss_bytes'] / 2**30:.2f} GiB, {result['seconds']} s"
+              + (f", network {net / 2**20:.1f} MiB" if net else ""), flush=True)
+        if on_row is not None:
+            on_row(rows[-1])
+    for out in folders.values():
+        for written in out.glob("**/*.mrc"):
             written.unlink()                     # the next size needs the disk
     return rows
 
 
-def machine() -> Dict[str, object]:
+def machine() -> Dict[str, Any]:
     """The machine and libraries, for the results.
 
     Returns
@@ -249,7 +438,19 @@ def machine() -> Dict[str, object]:
             "scipy": scipy.__version__, "torch": torch.__version__}
 
 
-def markdown(results: Dict[str, object]) -> str:
+def _gib(value: Optional[float]) -> str:
+    """Bytes as ``0.00 GiB``, ``-`` for None."""
+    return "-" if value is None else f"{value / 2**30:.2f} GiB"
+
+
+def _training(row: Dict[str, Any]) -> str:
+    """`` (cube 48, mask)`` after a training step's name, empty for the others."""
+    if row.get("cube_size") is None:
+        return ""
+    return f" (cube {row['cube_size']}{', mask' if row.get('mask') else ''})"
+
+
+def markdown(results: Dict[str, Any]) -> str:
     """The results as a Markdown table.
 
     Parameters
@@ -263,24 +464,31 @@ def markdown(results: Dict[str, object]) -> str:
         The page.
     """
     rows = results["rows"]
-    lines = [f"# deconv and make-mask: peak memory against tomogram size ({DATE})", "",
+    lines = [f"# isonet2 steps: peak memory against tomogram size ({DATE})", "",
              "`python -m bench.memory_scale`; peak resident set of each command's process "
-             "(`ru_maxrss`), wall time. Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
-             "", "| code | size (z x y x x) | dtype | input | step | memory_gb | peak RSS | peak / input | time | rc |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:   # type: ignore[union-attr]
+             "(`ru_maxrss`), wall time; refine and denoise: one epoch of `" + " ".join(TRAIN_ARGS) + "` on "
+             "even/odd halves (step column: cube size and mask, make-mask's; network: its parameters "
+             "x 4 bytes). Machine: "
+             + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
+             "", "| code | size (z x y x x) | dtype | input | step | memory_gb | peak RSS | peak / input | "
+             "network | peak - network | time | rc |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        net = r.get("network_bytes")
+        budget = r["memory_gb"] or ("default" if r["step"] in ("deconv", "make-mask") else "-")
         lines.append(f"| {r['label'] or '-'} | {r['size']}{' sparse' if r['sparse'] else ''} | {r['dtype']} | "
-                     f"{r['input_bytes'] / 2**20:.0f} MiB | {r['step']} | {r['memory_gb'] or 'default'} | "
-                     f"{r['max_rss_bytes'] / 2**30:.2f} GiB | {r['max_rss_bytes'] / r['input_bytes']:.1f} | "
-                     f"{r['seconds']:.1f} s | {r['rc']} |")
+                     f"{r['input_bytes'] / 2**20:.0f} MiB | {r['step']}{_training(r)} | "
+                     f"{budget} | {_gib(r['max_rss_bytes'])} | {r['max_rss_bytes'] / r['input_bytes']:.1f} | "
+                     f"{'-' if net is None else f'{net / 2**20:.1f} MiB'} | "
+                     f"{'-' if net is None else _gib(r['max_rss_bytes'] - net)} | {r['seconds']:.1f} s | {r['rc']} |")
     notes = results.get("notes") or []
     if notes:
-        lines += [""] + [f"- {note}" for note in notes]   # type: ignore[union-attr]
+        lines += [""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Measure, print and write the table.
+    """Measure, print and write the table (again after every measured step).
 
     Parameters
     ----------
@@ -296,38 +504,49 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated ZxYxX")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     parser.add_argument("--sparse", action="store_true", help="mostly holes (module documentation)")
-    parser.add_argument("--memory_gb", type=float, help="passed to both commands")
-    parser.add_argument("--ncpus", type=int, default=2, help="deconv's --ncpus")
-    parser.add_argument("--steps", default="deconv,make-mask")
+    parser.add_argument("--memory_gb", type=float, help="passed to deconv and make-mask")
+    parser.add_argument("--ncpus", type=int, default=2, help="--ncpus of deconv, refine, denoise and predict")
+    parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated, of " + ",".join(STEPS))
+    parser.add_argument("--cube_size", type=int, default=CUBE_SIZE,
+                        help="--cube_size of refine and denoise (at most the smallest tomogram edge)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/isonet2_memory_scale"))
     parser.add_argument("--code", type=Path, help="run this checkout of the project instead")
     parser.add_argument("--label", default="", help="names this run's rows (e.g. before, after)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                        help="folder of memory_scale_<date>.json and .md")
     parser.add_argument("--note", action="append", default=[], help="a line for the results' notes")
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s]
     steps = [s for s in args.steps.split(",") if s]
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        parser.error(f"--steps: unknown {','.join(unknown)}; choose from {','.join(STEPS)}")
     args.work.mkdir(parents=True, exist_ok=True)
-    rows: List[Dict[str, object]] = []
-    for shape in sizes:
-        rows += measure(shape, args.work, dtype=args.dtype, sparse=args.sparse, memory_gb=args.memory_gb,
-                        ncpus=args.ncpus, code=args.code, label=args.label, steps=steps)
+    sys.path.insert(0, str(ROOT))
+    from isonet2core.io.atomic import write_text
     path = args.out / f"memory_scale_{DATE}.json"
     before = json.loads(path.read_text()) if path.is_file() else {}
-    previous = before.get("rows", [])
-    key = lambda r: (r["label"], r["size"], r["dtype"], r["sparse"], r["step"], r["memory_gb"])  # noqa: E731
-    fresh = {key(r) for r in rows}
-    results = {"date": DATE, "machine": machine(),
-               "rows": [r for r in previous if key(r) not in fresh] + rows,
+    key = lambda r: (r["label"], r["size"], r["dtype"], r["sparse"], r["step"], r["memory_gb"],  # noqa: E731
+                     r.get("cube_size"))
+    results = {"date": DATE, "machine": machine(), "rows": list(before.get("rows", [])),
                "notes": before.get("notes", []) + args.note,
                "commands": before.get("commands", []) + [
                    "python -m bench.memory_scale " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))]}
-    sys.path.insert(0, str(ROOT))
-    from isonet2core.io.atomic import write_text
-    write_text(path, json.dumps(results, indent=1) + "\n")
-    write_text(path.with_suffix(".md"), markdown(results))
-    print(f"wrote {path} and {path.with_suffix('.md')}")
-    return 0 if all(r["rc"] == 0 for r in rows) else 1
+    rows: List[Dict[str, Any]] = []
+
+    def record(row: Dict[str, Any]) -> None:
+        rows.append(row)
+        results["rows"] = [r for r in results["rows"] if key(r) != key(row)] + [row]
+        write_text(path, json.dumps(results, indent=1) + "\n")
+        write_text(path.with_suffix(".md"), markdown(results))
+
+    for shape in sizes:
+        measure(shape, args.work, dtype=args.dtype, sparse=args.sparse, memory_gb=args.memory_gb,
+                ncpus=args.ncpus, code=args.code, label=args.label, steps=steps,
+                cube_size=args.cube_size, on_row=record)
+    if rows:
+        print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0 if rows and all(r["rc"] == 0 for r in rows) else 1
 
 
 if __name__ == "__main__":

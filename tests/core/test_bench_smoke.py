@@ -71,3 +71,33 @@ def test_an_external_lamella_is_read_as_our_lamellae_are(tmp_path):
     scores = side_by_side.score(data["full"], data["truth"], 8.0, -60.0, 60.0)
     assert scores["pearson"] > 0.9
     assert side_by_side.external_data(source, tmp_path / "cache")["folder"] == data["folder"]   # reused
+
+
+def test_memory_scale_trains_and_predicts_on_halves(tmp_path):
+    """bench.memory_scale on a tiny tomogram: make-mask, refine (one epoch on even/odd halves,
+    with the mask) and predict with its model each give a row with a peak; refine's row gives
+    the network's size; the rows of another label already in the results are kept."""
+    memory_scale = pytest.importorskip("bench.memory_scale")
+    from isonet2core.io import mrcio
+    out = tmp_path / "results"
+    out.mkdir()
+    other = {"label": "other", "size": "1x1x1", "dtype": "float32", "sparse": False, "input_bytes": 1028,
+             "step": "deconv", "memory_gb": None, "rc": 0, "seconds": 1.0, "max_rss_bytes": 2**20, "command": "-"}
+    (out / f"memory_scale_{memory_scale.DATE}.json").write_text(json.dumps({"rows": [other]}))
+    rc = memory_scale.main(["--sizes", "16x32x32", "--cube_size", "16", "--steps", "predict,make-mask,refine",
+                            "--work", str(tmp_path / "work"), "--out", str(out), "--label", "t"])
+    assert rc == 0
+    rows = json.loads((out / f"memory_scale_{memory_scale.DATE}.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["other", "t", "t", "t"]
+    assert [r["step"] for r in rows[1:]] == ["make-mask", "refine", "predict"]   # in the steps' order
+    assert all(r["rc"] == 0 and r["max_rss_bytes"] > 0 and r["seconds"] > 0 for r in rows[1:])
+    refine = rows[2]
+    assert refine["mask"] is True and refine["cube_size"] == 16
+    assert refine["network_bytes"] == memory_scale.network_bytes() > 0
+    md = (out / f"memory_scale_{memory_scale.DATE}.md").read_text()
+    assert "| t | 16x32x32 | float32 |" in md and "refine (cube 16, mask)" in md and "| other |" in md
+    tomograms = tmp_path / "work" / "tomograms"
+    full, even, odd = (mrcio.read_mrc(tomograms / f"16x32x32{s}.mrc")[0] for s in ("", "_even", "_odd"))
+    assert not np.allclose(even, odd)
+    assert np.corrcoef((even - full).ravel(), (odd - full).ravel())[0, 1] == pytest.approx(0.0, abs=0.05)
+    assert np.std(even - full) == pytest.approx(np.std(full), rel=0.1)
