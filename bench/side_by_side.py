@@ -25,7 +25,12 @@ Reported per geometry (:data:`isonet2core.simulation.lamella.GEOMETRIES`):
   mean ("plain average": predict's output before its default FSC weighting), and for runs with
   ``--ema_decay`` the checkpoint predicted with its last weights instead of their average
   ("last weights"); beside each official refine, its model predicted by our predict with and
-  without FSC weighting (what our predict step adds to the official network).
+  without FSC weighting (what our predict step adds to the official network; ``--skip
+  official-by-ours`` leaves them out, ``--skip last-weights`` the seeds' last-weights rows).
+
+Settings: ``--batch 0`` leaves the batch size to each program's auto rule, ``--subtomos`` sets
+the cubes per epoch, ``--own-defaults`` leaves CTF_mode and mw_weight to each program's defaults
+(the speed rows of ``bench/device/issue31.sh``).
 
 The official program is found through ``--official`` (the folder ``setup.sh`` of
 ``shared/tools/official-isonet2`` made; run with its ``run.sh``) or ``--official-python``
@@ -56,7 +61,8 @@ HERE = Path(__file__).resolve().parents[1]
 SHARED_TOOL = HERE.parent / "shared" / "tools" / "official-isonet2"
 
 
-SKIPPABLE = ("baselines", "official", "ours", "official-denoise", "ours-denoise")
+SKIPPABLE = ("baselines", "official", "ours", "official-denoise", "ours-denoise", "official-by-ours",
+             "last-weights")
 """The parts ``--skip`` can leave out."""
 
 
@@ -72,10 +78,13 @@ class Settings:
     device: str = "cpu"
     mixed_precision: bool = False
     ncpus: int = 2
+    subtomos_per_epoch: int = 0    # 0: steps_per_epoch x batch
+    own_defaults: bool = False     # leave CTF_mode and mw_weight to each program's defaults
 
     @property
     def subtomos(self) -> int:
-        return self.steps_per_epoch * self.batch
+        """Cubes per epoch (``batch`` 0, each program's auto batch size, counts as 4)."""
+        return self.subtomos_per_epoch or self.steps_per_epoch * (self.batch or 4)
 
 
 @dataclass
@@ -242,11 +251,14 @@ def _acq_args(acq: dict, folder: Path) -> List[str]:
 
 
 def _train_args(s: Settings, method: str) -> List[str]:
-    args = ["--arch", s.arch, "--cube_size", str(s.cube), "--batch_size", str(s.batch),
-            "--CTF_mode", s.ctf_mode, "--mixed_precision", str(s.mixed_precision),
+    """The training options of both programs (batch 0: none, each program's auto batch size;
+    ``own_defaults``: no CTF_mode and mw_weight, each program's own)."""
+    args = ["--arch", s.arch, "--cube_size", str(s.cube), "--mixed_precision", str(s.mixed_precision),
             "--with_preview", "False", "--gpuID", "0" if s.device == "cuda" else "None"]
+    args += ["--batch_size", str(s.batch)] if s.batch else []
+    args += [] if s.own_defaults else ["--CTF_mode", s.ctf_mode]
     if method != "n2n":
-        args += ["--method", method, "--mw_weight", str(s.mw_weight)]
+        args += ["--method", method] + ([] if s.own_defaults else ["--mw_weight", str(s.mw_weight)])
     return args
 
 
@@ -385,9 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip", default="", help="parts not run, comma-separated: baselines, official, ours "
                                               "(the official and our refine rows), official-denoise, "
                                               "ours-denoise (the --denoise rows; e.g. several bench "
-                                              "processes sharing --data, each running a part)")
+                                              "processes sharing --data, each running a part), "
+                                              "official-by-ours (our predict of the official model), "
+                                              "last-weights (the seeds' last-weights rows)")
     for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight", "ctf_mode", "device", "ncpus"):
         p.add_argument("--" + f.replace("_", "-"), type=type(getattr(Settings, f)), default=getattr(Settings, f))
+    p.add_argument("--subtomos", type=int, default=0,
+                   help="cubes per epoch (default steps-per-epoch x batch; --batch 0 leaves the batch size "
+                        "to each program's auto rule and counts as 4 here)")
+    p.add_argument("--own-defaults", action="store_true",
+                   help="leave CTF_mode and mw_weight to each program's defaults")
     p.add_argument("--mixed-precision", action="store_true")
     return p
 
@@ -397,7 +416,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     s = Settings(**{f: getattr(a, f) for f in ("arch", "cube", "batch", "epochs", "steps_per_epoch", "mw_weight",
-                                                "ctf_mode", "device", "ncpus", "mixed_precision")})
+                                                "ctf_mode", "device", "ncpus", "mixed_precision", "own_defaults")},
+                 subtomos_per_epoch=a.subtomos)
     out = a.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
     official = Official(a.official, a.official_python) if (a.official or a.official_python) else None
@@ -412,7 +432,8 @@ def main(argv=None) -> int:
         p.error(f"--skip takes {', '.join(SKIPPABLE)}; got {a.skip!r}")
     for geometry in a.geometries.split(","):
         _geometry_rows(a, s, geometry, out, official, skip, rows, header)
-    print((out / "side_by_side.md").read_text())
+    if (out / "side_by_side.md").exists():      # none when every part was skipped (data only)
+        print((out / "side_by_side.md").read_text())
     return 0
 
 
@@ -439,7 +460,8 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
                 row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
                                    f"refine, run {k + 1}", "isonet2-n2n")
                 official_train_s = official_train_s or row.train_s
-                extra = official_model_rows(data, s, out / geometry / f"official_refine_{k}", f"refine, run {k + 1}")
+                extra = [] if "official-by-ours" in skip else official_model_rows(
+                    data, s, out / geometry / f"official_refine_{k}", f"refine, run {k + 1}")
             except RuntimeError as exc:
                 row, extra = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc)), []
             rows += [row, *extra]
@@ -450,7 +472,8 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
         res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
                        "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
         rows += with_plain_average(data, res[s.epochs])
-        rows += last_weights_rows(data, s, res, out / geometry / f"ours_refine_seed{seed}")
+        if "last-weights" not in skip:
+            rows += last_weights_rows(data, s, res, out / geometry / f"ours_refine_seed{seed}")
         if first and a.wall_epochs and official_train_s:
             work = out / geometry / f"ours_refine_seed{seed}"
             hist = json.loads((work / "maps" / "loss_history.json").read_text())

@@ -101,3 +101,38 @@ def test_memory_scale_trains_and_predicts_on_halves(tmp_path):
     assert not np.allclose(even, odd)
     assert np.corrcoef((even - full).ravel(), (odd - full).ravel())[0, 1] == pytest.approx(0.0, abs=0.05)
     assert np.std(even - full) == pytest.approx(np.std(full), rel=0.1)
+
+
+def test_gpu_busy_profiles_two_steps_on_the_cpu(tmp_path):
+    """bench.gpu_busy at unit size on the CPU (issue 31): two training steps profiled, the
+    busy fraction (torch operators' time over wall time there) between 0 and 1, the table
+    written; the interval union counts overlaps once."""
+    import torch
+    gpu_busy = pytest.importorskip("bench.gpu_busy")
+    assert gpu_busy.union_seconds([(0, 2), (1, 3), (5, 6), (5.5, 5.7)]) == pytest.approx(4.0)
+    threads = torch.get_num_threads()
+    try:
+        row = gpu_busy.measure(arch="unet-small", cube=16, batch=1, device="cpu", warmup=1, steps=2,
+                               workdir=tmp_path / "work", threads=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert row["batch"] == 1 and row["steps"] >= 2 and row["step_s"] > 0
+    assert 0 < row["busy_fraction"] <= 1.0 and 0 < row["busy_fraction_unprofiled"] <= 1.0
+    assert row["kernel_sum_s_per_step"] > 0 and row["top_ops"]
+    gpu_busy.write(tmp_path / "busy.json", [row, {"arch": "unet-large", "cube": 512, "batch": 64, "error": "oom"}])
+    md = (tmp_path / "busy.md").read_text()
+    assert "| unet-small | 16 | 1 | float32 | cpu |" in md and "| unet-large | 512 | 64 | - | - | oom |" in md
+
+
+def test_fit_search_doubles_then_bisects():
+    """bench.fit_search.largest: doubling while a size fits, then bisection in quanta."""
+    fit_search = pytest.importorskip("bench.fit_search")
+    tried = []
+
+    def fits(v):
+        tried.append(v)
+        return v <= 200
+    assert fit_search.largest(fits, 16, 1024, quantum=16, refine=2) == (192, 224)
+    assert tried == [16, 32, 64, 128, 256, 192, 224]
+    assert fit_search.largest(lambda v: True, 4, 20) == (16, None)
+    assert fit_search.largest(lambda v: False, 4, 20, refine=3) == (None, 4)
