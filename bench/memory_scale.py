@@ -4,8 +4,9 @@ against the tomogram's size (``python -m bench.memory_scale``).
 For each ``--sizes`` entry ``ZxYxX`` a tomogram is synthesised into ``--work`` (smooth random
 noise: white noise smoothed in x and y, plus a little along z within each slab; written slab by
 slab, so making it never holds the volume) with a one-row tomograms STAR. Each of ``--steps``
-then runs in its own child process, and its peak resident set (``ru_maxrss`` of ``os.wait4``:
-"Maximum resident set size" of ``/usr/bin/time -v``; every step is one process on the CPU) and
+then runs in its own child process, and its peak resident set (``VmHWM`` of its own process
+image, written at its exit; not ``ru_maxrss`` of ``os.wait4`` or ``/usr/bin/time -v``, which on
+Linux include the parent's resident set at the exec; every step is one process on the CPU) and
 wall time are recorded:
 
 * ``deconv`` and ``make-mask`` (on the synthesised map, ``--input_column
@@ -320,16 +321,30 @@ def run_step(args: List[str], work: Path, log: Path, code: Optional[Path]) -> Di
     dict
         ``rc``, ``seconds``, ``max_rss_bytes``, ``command``.
     """
-    entry = "import sys; from isonet2core.cli.main import main; sys.exit(main())"
+    # the child's own peak: VmHWM of its process image, written at exit. ru_maxrss of wait4 is not
+    # it: exec records the peak of the image it replaces, a (v)fork of this parent, so every
+    # child's ru_maxrss was at least this process's resident set when it started
+    hwm = work / ".vmhwm"
+    hwm.unlink(missing_ok=True)
+    entry = ("import atexit, sys\n"
+             "def _hwm(path=sys.argv.pop(1)):\n"
+             "    with open('/proc/self/status') as f:\n"
+             "        kib = [line.split()[1] for line in f if line.startswith('VmHWM:')]\n"
+             "    open(path, 'w').write(kib[0] if kib else '')\n"
+             "atexit.register(_hwm)\n"
+             "from isonet2core.cli.main import main\n"
+             "sys.exit(main())\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(code or ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     t0 = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", entry, *args], stdout=out, stderr=subprocess.STDOUT,
-                                cwd=work, env=env)
+        proc = subprocess.Popen([sys.executable, "-c", entry, str(hwm), *args], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=work, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
+    text = hwm.read_text().strip() if hwm.exists() else ""
+    peak = int(text) * 1024 if text else int(usage.ru_maxrss) * 1024   # no /proc: an upper bound
     return {"rc": os.waitstatus_to_exitcode(status), "seconds": round(time.perf_counter() - t0, 2),
-            "max_rss_bytes": int(usage.ru_maxrss) * 1024,
+            "max_rss_bytes": peak,
             "command": "isonet2 " + " ".join(shlex.quote(a) for a in args)}
 
 
