@@ -481,7 +481,7 @@ def markdown(results: Dict[str, Any]) -> str:
     rows = results["rows"]
     lines = [f"# isonet2 steps: peak memory against tomogram size ({DATE})", "",
              "`python -m bench.memory_scale`; peak resident set of each command's process "
-             "(`ru_maxrss`), wall time; refine and denoise: one epoch of `" + " ".join(TRAIN_ARGS) + "` on "
+             "(`VmHWM`; rows labelled before the 'after (VmHWM)' ones: `ru_maxrss` of wait4, an upper bound), wall time; refine and denoise: one epoch of `" + " ".join(TRAIN_ARGS) + "` on "
              "even/odd halves (step column: cube size and mask, make-mask's; network: its parameters "
              "x 4 bytes). Machine: "
              + ", ".join(f"{k} {v}" for k, v in results["machine"].items()),
