@@ -52,6 +52,11 @@ import mrcfile.mrcinterpreter
 import mrcfile.utils
 import numpy as np
 
+try:                                            # numpy 2 moved it; numpy 1 has only the old name
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:                             # pragma: no cover - numpy < 2
+    byte_bounds = np.byte_bounds  # noqa: NPY201  (the numpy 1 name, used only there)
+
 from isonet2core.io.atomic import atomic_output
 from isonet2core.io.output_names import PathLike
 
@@ -309,7 +314,7 @@ class MappedVolume:
                                  "the header); did the file change after its header was read?")
             buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         array: np.ndarray = np.ndarray(self.shape, dtype=self.info.dtype, buffer=buffer, offset=self.info.data_offset)
-        return _OpenMap(buffer, array, np.byte_bounds(array)[0] - self.info.data_offset)
+        return _OpenMap(buffer, array, byte_bounds(array)[0] - self.info.data_offset)
 
     def _map(self) -> _OpenMap:
         with _open_maps_lock:
@@ -343,7 +348,7 @@ class MappedVolume:
         view = opened.array[index]
         out = np.array(view, dtype=np.float32)
         if _MADV_DONTNEED is not None and isinstance(view, np.ndarray) and view.size:
-            low, high = np.byte_bounds(view)
+            low, high = byte_bounds(view)
             start, stop = low - opened.address, high - opened.address
             if 0 <= start and stop <= len(opened.buffer):      # a view of the map, not a copy
                 # with the pages the kernel mapped around the touched ones
