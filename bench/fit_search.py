@@ -35,6 +35,7 @@ from typing import Callable, List, Optional, Tuple
 import torch
 
 from bench.common import synchronize
+from isonet2core.device import is_out_of_memory
 
 log = logging.getLogger("bench.fit_search")
 
@@ -79,9 +80,8 @@ def try_ours(*, arch: str, cube: int, batch: int, device: torch.device, mixed_pr
             synchronize(device)
             row.update(status="ok", step_s=round(time.perf_counter() - t0, 4))
         except RuntimeError as exc:   # OutOfMemoryError, or a library's failed allocation (cuFFT, cuDNN)
-            text = str(exc)
-            oom = isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "ALLOC_FAILED" in text
-            row.update(status="oom" if oom else "failed", note=(text.splitlines() or [""])[0][:160])
+            row.update(status="oom" if is_out_of_memory(exc) else "failed",
+                       note=(str(exc).splitlines() or [""])[0][:160])
         h = None
         gc.collect()
         if device.type == "cuda":

@@ -314,3 +314,23 @@ def autocast_dtype(device: torch.device, mixed_precision: bool, amp_dtype: str =
     if training and (cube_size is None or cube_size < CPU_BF16_MIN_CUBE):
         return None
     return torch.bfloat16
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an exception is a device running out of memory: torch's ``OutOfMemoryError``, or a
+    library's failed allocation that torch raises as a plain ``RuntimeError`` (cuFFT, cuDNN).
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a device call raised.
+
+    Returns
+    -------
+    bool
+        True for an out-of-memory error.
+    """
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "ALLOC_FAILED" in text)

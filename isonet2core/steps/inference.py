@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from isonet2core.config import Microscope, PredictConfig
-from isonet2core.device import autocast_dtype
+from isonet2core.device import autocast_dtype, is_out_of_memory
 from isonet2core.imaging import ctf, fourier, normalize, wedge
 from isonet2core.io.model_file import PROGRAM_SOURCE
 from isonet2core.nets.unet import SIZE_MULTIPLE, compiled
@@ -144,8 +144,13 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         if channels_last:
             for m in models:
                 m.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        def network(x: torch.Tensor) -> torch.Tensor:
-            """The networks' mean output on normalised, filtered tiles ``(b, n, n, n)``."""
+        def network(tiles: torch.Tensor) -> torch.Tensor:
+            """The networks' mean output for raw tiles ``(b, n, n, n)`` (host), normalised and
+            filtered on the device here, so that a part that does not fit is halved whole."""
+            x = torch.as_tensor(normalize.normalize(tiles.to(device), mean, std))
+            if filt is not None:
+                x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
+                                     s=x.shape[-3:], dim=(-3, -2, -1))
             y = None
             for m in calls:
                 with torch.autocast(device_type=device.type, dtype=amp, enabled=amp is not None):
@@ -157,11 +162,7 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         fits = config.batch_size      # lowered for the rest of the map when the device runs out
         for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
             with torch.inference_mode():
-                x = torch.as_tensor(normalize.normalize(torch.from_numpy(tiles).to(device), mean, std))
-                if filt is not None:
-                    x = torch.fft.irfftn(torch.fft.rfftn(x, dim=(-3, -2, -1)) * filt,
-                                         s=x.shape[-3:], dim=(-3, -2, -1))
-                outputs, fits = run_in_parts(network, x, fits, name)
+                outputs, fits = run_in_parts(network, torch.from_numpy(tiles), fits, name)
             yield from denormalized(acc.add(outputs, starts))
         yield from denormalized(acc.finish())
     finally:
@@ -179,9 +180,10 @@ def run_in_parts(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     Parameters
     ----------
     network : callable
-        Tiles ``(b, n, n, n)`` to outputs of the same shape (on the device).
+        Tiles ``(b, n, n, n)`` to outputs of the same shape (on the device; an out-of-memory
+        error there, :func:`isonet2core.device.is_out_of_memory`, halves the part).
     x : torch.Tensor
-        The batch ``(b, n, n, n)``.
+        The batch ``(b, n, n, n)`` (on the host).
     fits : int
         Tiles per network call known to fit (at most the batch size).
     name : str
@@ -204,17 +206,19 @@ def run_in_parts(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
         k = min(fits, len(x) - i)
         try:
             parts.append(network(x[i:i + k]).cpu().numpy())
-        except torch.OutOfMemoryError as exc:
-            if k == 1:
-                raise RuntimeError(f"{name}: one tile of {tuple(x.shape[1:])} voxels does not fit "
-                                   f"in the memory of {x.device}; use a smaller model or another device") from exc
-            fits = max(1, k // 2)
-            if x.device.type == "cuda":
-                torch.cuda.empty_cache()
-            log.warning("%s: %s ran out of memory with %d tiles per call; going on with %d",
-                        name, x.device, k, fits)
+            i += k
             continue
-        i += k
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if k == 1:
+                raise RuntimeError(f"{name}: the device ran out of memory on one tile of {tuple(x.shape[1:])} "
+                                   "voxels; use a smaller model or another device") from exc
+        fits = max(1, k // 2)          # out of the except block: its traceback no longer holds the call's tensors
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        log.warning("%s: the device ran out of memory with %d tiles per call; going on with %d",
+                    name, k, fits)
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)), fits
 
 

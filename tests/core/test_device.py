@@ -149,3 +149,12 @@ def test_the_cpu_bfloat16_answer_can_be_forced(monkeypatch):
     monkeypatch.setenv(dv.CPU_BF16_ENV, "yes")
     with pytest.raises(ValueError, match="ISONET2_CPU_BF16='yes': expected on, off or auto"):
         dv.cpu_has_native_bf16()
+
+
+def test_out_of_memory_errors_are_recognised():
+    from isonet2core.device import is_out_of_memory
+    assert is_out_of_memory(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_out_of_memory(RuntimeError("cuFFT error: CUFFT_ALLOC_FAILED"))
+    assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))

@@ -72,8 +72,8 @@ def test_a_device_out_of_memory_halves_the_tiles_per_call_and_predicts_the_same(
     np.testing.assert_array_equal(out, expected)
     assert small.calls[:3] == [8, 4, 2]               # halved until it fits ...
     assert max(small.calls[3:]) == 2                  # ... and kept for the rest of the map
-    assert "v.mrc: cpu ran out of memory with 8 tiles per call; going on with 4" in caplog.text
-    with pytest.raises(RuntimeError, match=r"v.mrc: one tile of \(16, 16, 16\) voxels does not fit"):
+    assert "v.mrc: the device ran out of memory with 8 tiles per call; going on with 4" in caplog.text
+    with pytest.raises(RuntimeError, match=r"v.mrc: the device ran out of memory on one tile of \(16, 16, 16\) voxels"):
         inference.predict_volume(_FitsFew(0), vol, cube_size=16, microscope=SCOPE, config=cfg, name="v.mrc")
 
 
