@@ -65,10 +65,13 @@ allocated on this node)."""
 
 @dataclass(frozen=True)
 class MemoryBudget:
-    """The memory a step may hold: ``bytes`` in all (the process included) and ``source``, where
-    the number came from (``--memory_gb 1.5``, ``SLURM_MEM_PER_NODE=4000``, ``MemAvailable``)."""
+    """The memory a step may hold: ``bytes`` and ``source``, where the number came from
+    (``--memory_gb 1.5``, ``SLURM_MEM_PER_NODE=4000``, ``MemAvailable``). ``beyond_process``: the
+    bytes are what the machine can still give besides this process (MemAvailable), not a total
+    that includes what the process already holds (``memory_gb``, SLURM's allocation)."""
     bytes: int
     source: str
+    beyond_process: bool = False
 
     def __str__(self) -> str:
         return f"{format_bytes(self.bytes)} ({self.source})"
@@ -165,7 +168,7 @@ def memory_budget(memory_gb: Optional[float] = None, *,
         return MemoryBudget(slurm[0], slurm[1])
     if machine is not None:
         return MemoryBudget(machine, "MemAvailable of /proc/meminfo"
-                            + (f", less than {slurm[1]}" if slurm is not None else ""))
+                            + (f", less than {slurm[1]}" if slurm is not None else ""), beyond_process=True)
     return None
 
 
@@ -185,8 +188,9 @@ def resident_memory_bytes() -> Optional[int]:
 
 
 def work_budget(memory_gb: Optional[float] = None) -> Tuple[Optional[int], Optional[str]]:
-    """What the arrays of a step may take: :func:`memory_budget` less the memory this process
-    already holds (:func:`resident_memory_bytes`: the interpreter, the libraries).
+    """What the arrays of a step may take: :func:`memory_budget`, less the memory this process
+    already holds (:func:`resident_memory_bytes`: the interpreter, the libraries) when the budget
+    is a total that includes it (``memory_gb``, SLURM's allocation; MemAvailable does not).
 
     Parameters
     ----------
@@ -202,5 +206,7 @@ def work_budget(memory_gb: Optional[float] = None) -> Tuple[Optional[int], Optio
     budget = memory_budget(memory_gb)
     if budget is None:
         return None, None
+    if budget.beyond_process:
+        return budget.bytes, str(budget)
     held = resident_memory_bytes() or 0
     return budget.bytes - held, f"{budget} less the {format_bytes(held)} this process holds"

@@ -35,7 +35,8 @@ def test_slurm_allocation_per_node_and_per_cpu():
 def test_machine_memory_when_less_than_slurm_or_alone():
     less = memory.memory_budget(environ={"SLURM_MEM_PER_NODE": "8000"}, available=2 * GIB)
     assert less.bytes == 2 * GIB and "MemAvailable" in less.source and "SLURM_MEM_PER_NODE" in less.source
-    assert memory.memory_budget(environ={}, available=3 * GIB) == memory.MemoryBudget(3 * GIB, "MemAvailable of /proc/meminfo")
+    assert memory.memory_budget(environ={}, available=3 * GIB) == memory.MemoryBudget(3 * GIB, "MemAvailable of /proc/meminfo",
+                                                                                        beyond_process=True)
     assert memory.memory_budget(environ={}, available=None) is None
 
 
@@ -59,6 +60,11 @@ def test_the_process_and_what_is_left_for_the_arrays(monkeypatch):
     assert memory.work_budget(None) == (None, None)
     monkeypatch.setenv("SLURM_MEM_PER_NODE", "2048")
     assert memory.work_budget(None)[0] == 2 * GIB - 300 * MIB
+    # MemAvailable is what the machine can give besides this process: nothing to subtract
+    monkeypatch.delenv("SLURM_MEM_PER_NODE")
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 3 * GIB)
+    work, text = memory.work_budget(None)
+    assert work == 3 * GIB and "MemAvailable" in text and "less the" not in text
 
 
 def test_memory_gb_is_one_option_of_deconv_and_make_mask():

@@ -23,7 +23,7 @@ def test_hosts_example_is_a_slurm_queue_with_threads_and_gpus():
     lines = script.splitlines()
     assert lines[0] == "#!/bin/bash" and lines[-1].strip() == "python run.py"
     for expected in ("#SBATCH --cpus-per-task=4", "#SBATCH --gres=gpu:2", "#SBATCH --partition=gpu",
-                     "#SBATCH --output=/p/logs/12.out", "#SBATCH --mem=8G"):
+                     "#SBATCH --output=/p/logs/12.out", "#SBATCH --mem=32G"):
         assert expected in [ln.strip() for ln in lines], expected
     names = [p[0] for p in queue.getQueues()["debug"]]
     assert "QUEUE_FOR_JOBS" in names and "JOB_MEMORY" in names
