@@ -69,7 +69,7 @@ def fingerprint(work: Path) -> Dict[str, str]:
 
 def machine_signature() -> str:
     """What the digests depend on besides the code: the CPU (model and instruction-set flags),
-    torch and numpy versions."""
+    torch, numpy, scipy and mrcfile versions."""
     cpu = ""
     try:
         info = Path("/proc/cpuinfo").read_text()
@@ -78,7 +78,9 @@ def machine_signature() -> str:
         cpu = model.split(":", 1)[-1].strip() + " flags-sha1:" + hashlib.sha1(flags.encode()).hexdigest()[:12]
     except OSError:
         cpu = platform.processor() or platform.machine()
-    return f"{cpu}; torch {torch.__version__}; numpy {np.__version__}"
+    import scipy
+    return (f"{cpu}; torch {torch.__version__}; numpy {np.__version__}; scipy {scipy.__version__}; "
+            f"mrcfile {mrcfile.__version__}")
 
 
 def main(argv=None) -> int:

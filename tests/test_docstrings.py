@@ -1,6 +1,6 @@
 """Every public function and method of the core documents each argument and its result in
 numpy sections (``Parameters``, ``Returns`` or ``Yields``), with shapes and units (issue 14);
-one-line accessors (a body of one ``return``) get a one-line docstring instead (issue 29)."""
+one-line accessors (no argument, a body of one ``return``) get a one-line docstring instead (issue 29)."""
 import ast
 import re
 from pathlib import Path
@@ -42,11 +42,11 @@ def problems(path: Path):
     for name, fn in _public_functions(ast.parse(path.read_text())):
         doc = ast.get_docstring(fn) or ""
         body = [n for n in fn.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
-        if doc and len(body) == 1 and isinstance(body[0], ast.Return):
-            continue                                   # a one-line accessor: its docstring suffices
         args = [a.arg for a in fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
                 if a.arg not in ("self", "cls")]
         args += [a.arg for a in (fn.args.vararg, fn.args.kwarg) if a is not None]
+        if doc and len(body) == 1 and isinstance(body[0], ast.Return) and not args:
+            continue                                   # a one-line accessor: its docstring suffices
         if args:
             section = _section(doc, "Parameters")
             missing = set(args) - _documented_names(section or [])
@@ -73,5 +73,7 @@ def test_the_checker_finds_a_missing_parameter(tmp_path):
     bad.write_text('def f(a: int, b: int) -> int:\n    """Sum.\n\n    Parameters\n    ----------\n'
                    '    a : int\n        One.\n\n    Returns\n    -------\n    int\n        Sum.\n    """\n'
                    '    c = a + b\n    return c\n\n\ndef g(x):\n    """No sections."""\n    x.clear()\n\n\n'
-                   'def h(x: int) -> int:\n    """Twice ``x`` (a one-line accessor)."""\n    return 2 * x\n')
-    assert problems(bad) == ["f: Parameters misses ['b']", "g: Parameters misses ['x']"]
+                   'class K:\n    def size(self) -> int:\n        """The size (a one-line accessor)."""\n'
+                   '        return 2\n\n    def twice(self, x: int) -> int:\n        """Twice ``x``."""\n        return 2 * x\n')
+    assert problems(bad) == ["f: Parameters misses ['b']", "g: Parameters misses ['x']",
+                             "K.twice: Parameters misses ['x']", "K.twice: no Returns section"]

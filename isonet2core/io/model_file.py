@@ -123,8 +123,18 @@ class ModelFile:
 
     def flips_input(self, is_ctf_flipped: bool) -> bool:
         """Whether predict phase flips its inputs: :func:`isonet2core.config.flips_input` of the
-        training settings (``ctf_mode``, ``do_phaseflip_input``) for maps that are, or are not,
-        ``is_ctf_flipped`` already."""
+        training settings (``ctf_mode``, ``do_phaseflip_input``).
+
+        Parameters
+        ----------
+        is_ctf_flipped : bool
+            The maps to predict are phase flipped already.
+
+        Returns
+        -------
+        bool
+            True when predict flips them.
+        """
         return flips_input(self.config.get("ctf_mode"), bool(self.config.get("do_phaseflip_input", True)),
                            is_ctf_flipped)
 
@@ -148,7 +158,18 @@ class ModelFile:
                             train_model_state=None, train_model2_state=None, ema_updates=0)
 
     def replace(self, **changes: Any) -> ModelFile:
-        """A copy with ``changes`` (field names)."""
+        """A copy with some fields changed.
+
+        Parameters
+        ----------
+        **changes : Any
+            New values by field name.
+
+        Returns
+        -------
+        ModelFile
+            The copy.
+        """
         return dataclasses.replace(self, **changes)
 
     def validate(self, name: str = "model file") -> None:
@@ -247,13 +268,15 @@ class ModelFile:
         model.validate(str(path))
         return model
 
-    def network(self, second: bool = False) -> nn.Module:
+    def network(self, second: bool = False, *, name: str = "model file") -> nn.Module:
         """Rebuild the network with its weights.
 
         Parameters
         ----------
         second : bool
             The split-halves twin (``model2_state``) instead of the first network.
+        name : str
+            The file, named in the message.
 
         Returns
         -------
@@ -267,12 +290,12 @@ class ModelFile:
         """
         weights = self.model2_state if second else self.model_state
         if weights is None:
-            raise ValueError("the model file holds no second (split-halves) network")
+            raise ValueError(f"{name} holds no second (split-halves) network")
         model = build(self.arch)
         try:
             model.load_state_dict(weights, strict=True)
         except (RuntimeError, KeyError, TypeError) as exc:
-            raise ValueError(f"weights of the {'second ' if second else ''}network do not fit "
+            raise ValueError(f"{name}: weights of the {'second ' if second else ''}network do not fit "
                              f"architecture {self.arch!r}: {str(exc).splitlines()[0]}") from exc
         return model
 

@@ -49,12 +49,33 @@ class BlockArray(ABC):
         self._write(z0, block)
 
     def read(self, z0: int, z1: int) -> np.ndarray:
-        """Planes ``z0 .. z1 - 1``: a new ``(z1 - z0,) + shape[1:]`` array."""
+        """Planes ``z0 .. z1 - 1``.
+
+        Parameters
+        ----------
+        z0, z1 : int
+            Plane range.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new ``(z1 - z0,) + shape[1:]`` array.
+        """
         return self._read(z0, z1)
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``y0 .. y1 - 1`` of the second axis, for every z: a new contiguous
-        ``(shape[0], y1 - y0) + shape[2:]`` array."""
+        """Rows ``y0 .. y1 - 1`` of the second axis, for every z.
+
+        Parameters
+        ----------
+        y0, y1 : int
+            Row range.
+
+        Returns
+        -------
+        numpy.ndarray
+            A new contiguous ``(shape[0], y1 - y0) + shape[2:]`` array.
+        """
         return self._read_rows(y0, y1)
 
     def write_rows(self, y0: int, block: np.ndarray) -> None:

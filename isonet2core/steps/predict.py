@@ -69,7 +69,7 @@ class _Job:
 
 def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
     loaded = ModelFile.load(model_path)
-    model = loaded.network()
+    model = loaded.network(name=str(model_path))
     model2 = None
     if model2_path is not None:
         twin = ModelFile.load(model2_path)
@@ -77,9 +77,9 @@ def _load_models(model_path: PathLike, model2_path: Optional[PathLike]):
         if twin.method != loaded.method:
             raise ValueError(f"{model2_path} was trained with method {twin.method!r} but "
                              f"{model_path} with {loaded.method!r}; --model2 must be its split-halves twin")
-        model2 = twin.network()
+        model2 = twin.network(name=str(model2_path))
     elif loaded.split_halves:
-        model2 = loaded.network(second=True)
+        model2 = loaded.network(second=True, name=str(model_path))
     return loaded, model, model2
 
 

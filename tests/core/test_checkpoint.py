@@ -118,8 +118,8 @@ def test_foreign_and_corrupt_files_are_rejected_by_name(tmp_path, small_model):
     with pytest.raises(ValueError, match="newer.pt.*version 99"):
         ModelFile.load(newer)
     mismatch = _state(small_model, arch="unet-medium").save(tmp_path / "mismatch.pt")
-    with pytest.raises(ValueError, match="do not fit architecture 'unet-medium'"):
-        ModelFile.load(mismatch).network()
+    with pytest.raises(ValueError, match="mismatch.pt: weights of the network do not fit architecture 'unet-medium'"):
+        ModelFile.load(mismatch).network(name=str(mismatch))
     # a pickle that would run code is refused, not executed
     evil = tmp_path / "evil.pt"
     torch.save({"format": ck.FORMAT, "obj": Path("x")}, evil)

@@ -1,6 +1,6 @@
 """Behaviour unchanged: the maps of a fixed-seed run of every step, bit for bit (issue 29).
 
-On a machine of the recorded signature (CPU model and flags, torch, numpy) the digests must equal
+On a machine of the recorded signature (CPU model and flags, torch, numpy, scipy, mrcfile) the digests must equal
 ``bench/results/fingerprint.json``: a change that alters any map at a fixed seed fails here until
 it is re-recorded (``python -m bench.fingerprint --out bench/results/fingerprint.json``) with the
 reason in its commit. Elsewhere two runs at the same seed must agree bit for bit.
