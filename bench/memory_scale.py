@@ -98,6 +98,33 @@ def _header(shape: Sequence[int], dtype: np.dtype, voxel_size_a: float) -> bytes
     return mrc.header.tobytes()
 
 
+def _write_slabs(path: Path, shape: Tuple[int, int, int], stored: np.dtype, sparse: bool,
+                 slab_of: Callable[[int, int], np.ndarray]) -> Path:
+    """Write an MRC file slab by slab, atomically (``.part`` then rename); ``slab_of(z0, z1)``
+    gives planes ``z0 .. z1 - 1`` as float32; with ``sparse`` only one slab in 16 is written, the
+    rest stay holes. Kept when already there with the right size."""
+    nz, ny, nx = shape
+    header = _header(shape, stored, PIXEL_SIZE_A)
+    size = len(header) + nz * ny * nx * stored.itemsize
+    if path.is_file() and path.stat().st_size == size:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step = max(1, _SLAB_BYTES // (4 * ny * nx))
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(header)
+        for i, z0 in enumerate(range(0, nz, step)):
+            if sparse and i % 16:
+                continue
+            slab = slab_of(z0, min(z0 + step, nz))
+            fh.seek(len(header) + z0 * ny * nx * stored.itemsize)
+            fh.write(slab.astype(stored).tobytes())
+            del slab
+        fh.truncate(size)
+    os.replace(tmp, path)
+    return path
+
+
 def synthesise(path: Path, shape: Tuple[int, int, int], dtype: str = "float32", sparse: bool = False,
                seed: int = 0) -> Path:
     """Write a tomogram of smooth noise slab by slab (kept when already there with that size).
@@ -120,31 +147,16 @@ def synthesise(path: Path, shape: Tuple[int, int, int], dtype: str = "float32", 
     Path
         ``path``.
     """
-    stored = np.dtype(dtype)
-    nz, ny, nx = shape
-    header = _header(shape, stored, PIXEL_SIZE_A)
-    size = len(header) + nz * ny * nx * stored.itemsize
-    if path.is_file() and path.stat().st_size == size:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    step = max(1, _SLAB_BYTES // (4 * ny * nx))
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        fh.write(header)
-        for i, z0 in enumerate(range(0, nz, step)):
-            z1 = min(z0 + step, nz)
-            if sparse and i % 16:
-                continue
-            slab = rng.standard_normal((z1 - z0, ny, nx), dtype=np.float32)
-            slab = ndi.gaussian_filter(slab, (1.0, 2.0, 2.0), mode="wrap")
-            slab -= 0.5 * (slab > 0.3)          # dense blobs: something for the mask to find
-            fh.seek(len(header) + z0 * ny * nx * stored.itemsize)
-            fh.write(slab.astype(stored).tobytes())
-            del slab
-        fh.truncate(size)
-    os.replace(tmp, path)
-    return path
+    _, ny, nx = shape
+
+    def slab_of(z0: int, z1: int) -> np.ndarray:
+        slab = rng.standard_normal((z1 - z0, ny, nx), dtype=np.float32)
+        slab = ndi.gaussian_filter(slab, (1.0, 2.0, 2.0), mode="wrap")
+        slab -= 0.5 * (slab > 0.3)          # dense blobs: something for the mask to find
+        return slab
+
+    return _write_slabs(path, shape, np.dtype(dtype), sparse, slab_of)
 
 
 def synthesise_halves(tomogram: Path, paths: Sequence[Path], shape: Tuple[int, int, int],
@@ -178,33 +190,18 @@ def synthesise_halves(tomogram: Path, paths: Sequence[Path], shape: Tuple[int, i
     """
     stored = np.dtype(dtype)
     nz, ny, nx = shape
-    header = _header(shape, stored, PIXEL_SIZE_A)
-    size = len(header) + nz * ny * nx * stored.itemsize
-    todo = [p for p in paths if not (p.is_file() and p.stat().st_size == size)]
-    if not todo:
-        return list(paths)
     source = np.memmap(tomogram, dtype=stored, mode="r", offset=_HEADER_BYTES, shape=shape)
     step = max(1, _SLAB_BYTES // (4 * ny * nx))
     sigma = float(np.asarray(source[:min(step, nz)], dtype=np.float32).std()) or 1.0
     for k, path in enumerate(paths):
-        if path not in todo:
-            continue
         rng = np.random.default_rng([seed, k])
-        tmp = path.with_name(path.name + ".part")
-        with open(tmp, "wb") as fh:
-            fh.write(header)
-            for i, z0 in enumerate(range(0, nz, step)):
-                z1 = min(z0 + step, nz)
-                if sparse and i % 16:
-                    continue
-                slab = np.array(source[z0:z1], dtype=np.float32)
-                slab += sigma * rng.standard_normal(slab.shape, dtype=np.float32)
-                fh.seek(len(header) + z0 * ny * nx * stored.itemsize)
-                fh.write(slab.astype(stored).tobytes())
-                del slab
-            fh.truncate(size)
-        os.replace(tmp, path)
-    del source
+
+        def slab_of(z0: int, z1: int, rng: np.random.Generator = rng) -> np.ndarray:
+            slab = np.array(source[z0:z1], dtype=np.float32)
+            slab += sigma * rng.standard_normal(slab.shape, dtype=np.float32)
+            return slab
+
+        _write_slabs(path, shape, stored, sparse, slab_of)
     return list(paths)
 
 
