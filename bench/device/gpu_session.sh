@@ -16,8 +16,8 @@
 # Environment for a local dry run on the CPU: PY (python), DEVICE (cpu), SMALL=1 (tiny sizes).
 set -u
 budget=${1:-560}
-t0=$(date +%s)
-left() { echo $(( budget - ($(date +%s) - t0) )); }
+PHASES_DEFAULT="data A B C"
+source "$(dirname "$0")/phases.sh"     # t0, left, phase, want
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 OUT=${OUT:-/tmp/gpu_session_out}
@@ -47,16 +47,7 @@ save() {   # one archive of what the phases wrote (the tool returns at most 8 fi
   (cd /tmp && tar czf "$OUT/results.tgz.part" $(ls -d sbs_*/side_by_side.json sbs_*/side_by_side.md \
      bench_*/results.json bench_*/results.md ./*.log 2>/dev/null) && mv "$OUT/results.tgz.part" "$OUT/results.tgz")
 }
-phase() {  # phase NAME SECONDS COMMAND...: run with a limit no longer than what is left
-  local name=$1 limit=$2; shift 2
-  local l; l=$(left); [ "$limit" -gt "$l" ] && limit=$l
-  if [ "$limit" -lt 20 ]; then echo "== $name skipped: ${l}s left"; return; fi
-  echo "== $name (limit ${limit}s, $(left)s left)"
-  timeout "$limit" "$@"; echo "== $name exit $? after $(( $(date +%s) - t0 ))s"
-  save
-}
 
-want() { case " ${PHASES:-data A B C} " in *" $1 "*) return 0;; esac; return 1; }
 # data: both geometries at once
 want data && phase data 120 bash -c "
   $SBS --out /tmp/data_pm60 --geometries pm60 --skip baselines,official,ours > /tmp/data_pm60.log 2>&1 &

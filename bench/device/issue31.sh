@@ -26,8 +26,8 @@
 # the CPU shim's folder; WORK: scratch, default /tmp/i31_work).
 set -u
 budget=${1:-480}
-t0=$(date +%s)
-left() { echo $(( budget - ($(date +%s) - t0) )); }
+PHASES_DEFAULT="data 1a 1b 2 3 4 1c 3o 1a2"
+source "$(dirname "$0")/phases.sh"     # t0, left, phase, want
 PY=${PY:-python3}
 OPY=${OPY:-$PY}
 DEVICE=${DEVICE:-cuda}
@@ -90,15 +90,6 @@ save() {   # the tables into summary.md, every result and log into results.tgz (
      sbs_*/*/*/log.txt sbs_*/*/*/timing.txt sbs_*/*/*/maps/loss_history.json fit_official_*/log.txt 2>/dev/null) \
    && mv "$OUT/results.tgz.part" "$OUT/results.tgz")
 }
-phase() {  # phase NAME SECONDS COMMAND...: run with a limit no longer than what is left
-  local name=$1 limit=$2; shift 2
-  local l; l=$(left); [ "$limit" -gt "$l" ] && limit=$l
-  if [ "$limit" -lt 20 ]; then echo "== $name skipped: ${l}s left"; return; fi
-  echo "== $name (limit ${limit}s, $(left)s left)"
-  timeout "$limit" "$@"; echo "== $name exit $? after $(( $(date +%s) - t0 ))s"
-  save
-}
-want() { case " ${PHASES:-data 1a 1b 2 3 4 1c 3o 1a2} " in *" $1 "*) return 0;; esac; return 1; }
 
 want data && phase data 90 bash -c "
   $SBS --out $W/data_a --shape $SHAPE_A --skip baselines,official,ours > $W/data_a.log 2>&1 &
