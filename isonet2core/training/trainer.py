@@ -65,9 +65,8 @@ from isonet2core.device import cpu_threads, describe, precision_name, select_dev
 from isonet2core.imaging.fourier import apply_fourier_filter
 from isonet2core.io import output_guard, output_names
 from isonet2core.io.model_file import ModelFile
-from isonet2core.io.mrcio import write_mrc
 from isonet2core.nets.registry import channels_of
-from isonet2core.steps import inference
+from isonet2core.steps import map_streaming
 from isonet2core.training import distributed, sampler, targets
 from isonet2core.training.loss import LossTerms, masked_loss, plain_loss
 from isonet2core.training.spec import RunSettings, TomogramSpec
@@ -610,15 +609,14 @@ class Session:
         written = []
         model = self.state.predict_models[0]
         for position in self.preview_tomograms():
-            t, src = self.tomograms[position], self.sources[position]
-            out = inference.predict_volume(model, src.maps[0], cube_size=self.cfg.cube_size,
-                                         config=PredictConfig(mixed_precision=self.cfg.mixed_precision,
-                                                             amp_dtype=self.cfg.amp_dtype),
-                                         microscope=t.microscope, phaseflip=phaseflip, device=self.device,
-                                         name=str(t.map_paths[0]))
-            model.train(model is self.state.models[0])
+            t = self.tomograms[position]
             path = output_names.preview_path(self.run.output_dir, t.name, epoch)
-            written.append(write_mrc(path, out, t.microscope.pixel_size_a, protect=list(t.map_paths)))
+            written.append(map_streaming.predict_file(
+                [model], t.map_paths[0], path, cube_size=self.cfg.cube_size,
+                config=PredictConfig(mixed_precision=self.cfg.mixed_precision, amp_dtype=self.cfg.amp_dtype),
+                microscope=t.microscope, phaseflip=phaseflip, device=self.device,
+                voxel_size_a=t.microscope.pixel_size_a, protect=list(t.map_paths)))
+            model.train(model is self.state.models[0])
         return written
 
 
