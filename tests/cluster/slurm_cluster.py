@@ -204,9 +204,9 @@ class SlurmCluster:
     def sacct(self) -> List[Dict[str, str]]:
         """The finished and running jobs as sacct lists them (allocations, not steps)."""
         out = subprocess.run([_which("sacct"), "-X", "-n", "-P", "-a", "-S", "now-1days",
-                              "-o", "JobID,JobName%60,State,AllocCPUS,AllocTRES%80,ExitCode"],
+                              "-o", "JobID,JobName%60,State,AllocCPUS,AllocTRES%80,ReqTRES%80,ExitCode"],
                              env=self.env, capture_output=True, text=True, check=True)
-        keys = ("JobID", "JobName", "State", "AllocCPUS", "AllocTRES", "ExitCode")
+        keys = ("JobID", "JobName", "State", "AllocCPUS", "AllocTRES", "ReqTRES", "ExitCode")
         return [dict(zip(keys, line.split("|"))) for line in out.stdout.splitlines() if line.strip()]
 
 
