@@ -363,10 +363,8 @@ def open_mapped(path: PathLike, *, info: Optional[MRCInfo] = None) -> MappedVolu
 
     Parameters
     ----------
-    path : str or Path
-        The MRC file.
-    info : MRCInfo, optional
-        Its header, when already read (else read and checked here).
+    path, info
+        As in :func:`open_planes`.
 
     Returns
     -------
