@@ -40,7 +40,7 @@ class _ConvBlock(nn.Module):
         for i in range(n_conv):
             layers += [nn.Conv3d(in_channels if i == 0 else out_channels, out_channels, kernel_size,
                                  stride=stride, padding=padding, bias=False),
-                       nn.BatchNorm3d(out_channels), nn.LeakyReLU(LEAKY_SLOPE)]
+                       nn.BatchNorm3d(out_channels), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class _Decoder(nn.Module):
         self.module_dict = nn.ModuleDict()
         for n in reversed(range(N_LEVELS)):
             self.module_dict[f"deconv_{n}"] = nn.ConvTranspose3d(c[n + 1], c[n], kernel_size=2, stride=2)
-            self.module_dict[f"activation_{n}"] = nn.LeakyReLU(LEAKY_SLOPE)
+            self.module_dict[f"activation_{n}"] = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
             self.module_dict[f"conv_stack_{n}"] = _ConvBlock(2 * c[n], c[n], 3)
 
     def forward(self, x: torch.Tensor, skips: List[torch.Tensor]) -> torch.Tensor:
