@@ -19,6 +19,8 @@ Reported per geometry (:data:`isonet2core.simulation.lamella.GEOMETRIES`):
 * ours at **equal steps** with each seed of ``--seeds`` (the spread), and at **equal wall time**
   (our checkpoint of the last epoch finished within the official run's training time; ours is
   trained for ``--wall-epochs`` epochs to have one);
+* with ``--curve-epochs N``, the first seed's run trained for N epochs and every epoch's
+  checkpoint scored (quality against steps and training time: where it plateaus);
 * ours with each ``--variant`` (one change at a time, seed 0);
 * the denoise (n2n) pair with ``--denoise`` (ours with each seed of ``--seeds``);
 * beside each of our maps, when predict wrote half maps, the same prediction as their plain
@@ -339,9 +341,10 @@ def run_ours(data: dict, s: Settings, work: Path, label: str, method: str, *, se
     if s.device != "cuda":
         args = [a for a in args if a not in ("--gpuID", "None")]
     train_wall = _ours(args, work, logp, env)
-    return {e: _score_epoch(data, s, work, e, label, env=env, note=f"process wall {train_wall:.0f} s",
-                            predict_extra=predict_extra)
-            for e in (evaluate_epochs or [epochs])}
+    evaluate = list(evaluate_epochs or [epochs])
+    return {e: _score_epoch(data, s, work, e, label if len(evaluate) == 1 else f"{label}, epoch {e}", env=env,
+                            note=f"process wall {train_wall:.0f} s", predict_extra=predict_extra)
+            for e in evaluate}
 
 
 # ------------------------------------------------------------------------------- report
@@ -388,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", default="64x192x192")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--wall-epochs", type=int, default=0, help="train ours this long for the equal-wall row (0: no row)")
+    p.add_argument("--curve-epochs", type=int, default=0,
+                   help="train the first seed of ours this long and score every epoch (the quality-against-"
+                        "steps curve; 0: no curve)")
     p.add_argument("--variant", action="append", default=[],
                    help="LABEL=EXTRA ARGS (ENV:NAME=VALUE sets a variable, PREDICT:OPTION adds an option to its predict)")
     p.add_argument("--variant-geometries", default="pm60")
@@ -468,10 +474,12 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
             write_report(out, rows, header)
     first = True
     for seed in seeds[:1] if a.only_variants else seeds:
-        epochs = max(a.wall_epochs, s.epochs) if first else s.epochs
+        epochs = max(a.wall_epochs, a.curve_epochs, s.epochs) if first else s.epochs
+        curve = list(range(1, epochs + 1)) if first and a.curve_epochs else [s.epochs]
         res = run_ours(data, s, out / geometry / f"ours_refine_seed{seed}", f"refine, seed {seed}",
-                       "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=[s.epochs], extra=ours_extra)
+                       "isonet2-n2n", seed=seed, epochs=epochs, evaluate_epochs=curve, extra=ours_extra)
         rows += with_plain_average(data, res[s.epochs])
+        rows += [res[e] for e in curve if e != s.epochs]
         if "last-weights" not in skip:
             rows += last_weights_rows(data, s, res, out / geometry / f"ours_refine_seed{seed}")
         if first and a.wall_epochs and official_train_s:
@@ -479,8 +487,10 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
             hist = json.loads((work / "maps" / "loss_history.json").read_text())
             cum = np.cumsum([float(h["seconds"]) for h in hist])
             e = int(max(1, np.searchsorted(cum, official_train_s, side="right")))
-            rows += with_plain_average(data, _score_epoch(data, s, work, e,
-                                                          f"refine, equal wall time ({e} epochs, seed {seed})"))
+            label = f"refine, equal wall time ({e} epochs, seed {seed})"
+            scored = res.get(e)
+            rows += with_plain_average(data, Row(**{**scored.__dict__, "label": label}) if scored else
+                                       _score_epoch(data, s, work, e, label))
         first = False
         write_report(out, rows, header)
     if geometry in a.variant_geometries.split(","):
