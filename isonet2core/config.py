@@ -114,6 +114,9 @@ DEFAULT_LOSS_FUNC = {name: t.default_loss for name, t in METHOD_TRAITS.items()}
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
+FillNoise = Literal["white", "shells"]
+FILL_NOISES: Tuple[str, ...] = typing.get_args(FillNoise)
+"""Spectrum of the noise put into the wedge filling (:func:`isonet2core.training.targets.fill_noise_std`)."""
 AmpDtype = Literal["auto", "bfloat16", "float16"]
 StarLayout = Literal["isonet2", "relion5"]
 """How a tomograms STAR is written (:data:`isonet2core.io.star.LAYOUTS`)."""
@@ -550,6 +553,9 @@ class TrainConfig:
                                    "default), ramp- or Hamming-weighted, or white")
     random_rot_weight: float = option(0.2, "fraction of arbitrary (trilinear) rotations; the rest are "
                                       "the 20 90-degree rotations that move the missing wedge")
+    fill_noise: FillNoise = option("white", "spectrum of the noise put back into the wedge filling "
+                                   "(isonet2-n2n): white, at the halves' mean noise level (the paper), or "
+                                   "shells, each Fourier shell at the halves' noise level of that shell")
     fill_reuse: int = option(2, "train each batch of cubes in this many consecutive steps (new "
                              "rotations and fill noise each time) and predict its missing-wedge "
                              "filling once; 1 predicts on every step (slower per step, see the "
@@ -610,6 +616,7 @@ class TrainConfig:
         _check(self.amp_dtype in AMP_DTYPES, f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
+        _check(self.fill_noise in FILL_NOISES, f"fill_noise must be one of {FILL_NOISES}, got {self.fill_noise!r}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
         _check(not (self.split_halves and not method_traits(self.method).halves),
                f"split_halves needs even/odd halves (method "
@@ -621,7 +628,7 @@ class TrainConfig:
 
 
 REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "noise_level", "noise_mode", "random_rot_weight",
-                                 "fill_reuse")
+                                 "fill_noise", "fill_reuse")
 """TrainConfig options of refine that denoise (plain Noise2Noise: no wedge filling, no synthetic
 noise) does not offer."""
 

@@ -106,6 +106,33 @@ def radial_freq(shape: Sequence[int], *, rfft: bool = False,
     return torch.sqrt(kz * kz + ky * ky + kx * kx)
 
 
+def shell_index(shape: Sequence[int], *, rfft: bool = False,
+                device: Optional[torch.device] = None) -> torch.Tensor:
+    """Fourier shell of every frequency: ``floor(|k| n)``, ``n`` the edge along x (of a cube,
+    its edge).
+
+    Shell 0 holds DC, shell ``s`` the frequencies with ``s <= |k| n < s + 1``; shells up to
+    ``n // 2`` lie inside the Nyquist sphere, higher ones (up to ``floor(sqrt(3) n / 2)``) in
+    the corners.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the volume.
+    rfft : bool
+        The rfft layout instead of the full one.
+    device
+        Of the returned tensor.
+
+    Returns
+    -------
+    torch.Tensor
+        ``fft_shape(shape, rfft)``, int64.
+    """
+    nx = _check_shape(shape)[2]
+    return torch.floor(radial_freq(shape, rfft=rfft, device=device) * nx).long()
+
+
 def apply_fourier_filter(volume: torch.Tensor, fourier_filter: torch.Tensor) -> torch.Tensor:
     """``IFFT(filter * FFT(volume))`` for real volumes.
 

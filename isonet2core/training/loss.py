@@ -45,6 +45,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from isonet2core.imaging import fourier
+
 
 class LossTerms(NamedTuple):
     """``total = n2n + mw_weight * mw`` (scalars); ``n2n``/``mw`` are the unweighted terms."""
@@ -138,10 +140,7 @@ def fsc_loss(fx: torch.Tensor, fy: torch.Tensor, shape) -> torch.Tensor:
         Scalar in [0, 2].
     """
     n = int(shape[-1])
-    kz = torch.fft.fftfreq(int(shape[0]), device=fx.device)[:, None, None]
-    ky = torch.fft.fftfreq(int(shape[1]), device=fx.device)[None, :, None]
-    kx = torch.fft.rfftfreq(n, device=fx.device)[None, None, :]
-    shell = torch.floor(torch.sqrt(kz ** 2 + ky ** 2 + kx ** 2) * n).long().reshape(-1)
+    shell = fourier.shell_index(shape, rfft=True, device=fx.device).reshape(-1)
     n_shells = n // 2
     keep = (shell >= 1) & (shell <= n_shells)
     idx = shell[keep] - 1

@@ -72,7 +72,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from isonet2core.config import Microscope, TrainConfig, flips_input, method_traits
+from isonet2core.config import FILL_NOISES, Microscope, TrainConfig, flips_input, method_traits
 from isonet2core.imaging import ctf, fourier, wedge
 from isonet2core.training import rotations as rot
 from isonet2core.training.loss import rfft_weights
@@ -167,7 +167,8 @@ class Batch:
     input_mask: Optional[torch.Tensor] = None
     target_mask: Optional[torch.Tensor] = None
     output_ctf: Optional[torch.Tensor] = None
-    noise_std: Optional[torch.Tensor] = None   # (b,) the fill noise s of each cube pair (n2n)
+    noise_std: Optional[torch.Tensor] = None   # the fill noise s of each cube pair (n2n): (b,) white,
+                                               # (b, shells) with fill_noise shells
 
 
 def _stack(filters: Sequence[CubeFilters], name: str) -> Optional[torch.Tensor]:
@@ -195,11 +196,27 @@ def _mean_power(spectrum: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch
     return power.sum(dim=(1, 2, 3, 4)) / w.expand_as(power).sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
 
 
+def _shell_mean_power(spectrum: torch.Tensor, weight: torch.Tensor, shells: torch.Tensor,
+                      n_shells: int, n_x: int) -> torch.Tensor:
+    """Per-cube, per-shell mean of ``|spectrum|^2`` over the frequencies selected by ``weight``
+    (as :func:`_mean_power`, shell by shell; 0 where a shell selects nothing); ``(b, n_shells)``."""
+    b = spectrum.shape[0]
+    w = (weight * rfft_weights(n_x, device=spectrum.device)).expand(spectrum.shape).reshape(b, -1)
+    power = (spectrum.real ** 2 + spectrum.imag ** 2).reshape(b, -1) * w
+    idx = shells.reshape(-1)
+    zeros = torch.zeros(b, n_shells, device=spectrum.device, dtype=torch.float32)
+    return zeros.index_add(1, idx, power) / zeros.index_add(1, idx, w).clamp_min(1e-12)
+
+
 def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
-                   wedge_rfft: torch.Tensor) -> torch.Tensor:
+                   wedge_rfft: torch.Tensor, spectrum: str = "white") -> torch.Tensor:
     """The fill noise ``s`` of each cube pair (module docstring).
 
-    ``s = sqrt(max(0, mean_M |FFT(v0 - v1)|^2 - mean_{1-M} |FFT(f0 - f1)|^2) / 2)``.
+    ``white``: ``s = sqrt(max(0, mean_M |FFT(v0 - v1)|^2 - mean_{1-M} |FFT(f0 - f1)|^2) / 2)``;
+    ``shells``: the same means taken shell by shell (shells ``floor(|k| n)``,
+    :func:`isonet2core.imaging.fourier.shell_index`), one ``s`` per shell, so the noise put
+    into the wedge has the spectrum of the halves' noise (which rises with frequency in a
+    back-projected map) instead of its mean level.
 
     Parameters
     ----------
@@ -209,17 +226,54 @@ def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: tor
         Their fill predictions, same shape.
     wedge_rfft : torch.Tensor
         ``M``, rfft layout ``(b or 1, 1, n, n, n // 2 + 1)``.
+    spectrum : str
+        ``white`` or ``shells`` (:data:`isonet2core.config.FILL_NOISES`).
 
     Returns
     -------
     torch.Tensor
-        ``(b,)``, in the cubes' (normalised) units.
+        ``(b,)`` (white) or ``(b, n_shells)`` (shells, index = shell), in the cubes'
+        (normalised) units.
     """
+    if spectrum not in FILL_NOISES:
+        raise ValueError(f"spectrum must be one of {FILL_NOISES}, got {spectrum!r}")
     n_x = v0.shape[-1]
     d = torch.fft.rfftn(v0 - v1, dim=DIMS, norm="ortho")
     e = torch.fft.rfftn(f0 - f1, dim=DIMS, norm="ortho")
-    var = (_mean_power(d, wedge_rfft, n_x) - _mean_power(e, 1.0 - wedge_rfft, n_x)).clamp_min(0.0) / 2.0
-    return var.sqrt()
+    if spectrum == "white":
+        var = _mean_power(d, wedge_rfft, n_x) - _mean_power(e, 1.0 - wedge_rfft, n_x)
+    else:
+        shells = fourier.shell_index(v0.shape[-3:], rfft=True, device=v0.device)
+        n_shells = int(shells.max()) + 1
+        var = (_shell_mean_power(d, wedge_rfft, shells, n_shells, n_x)
+               - _shell_mean_power(e, 1.0 - wedge_rfft, shells, n_shells, n_x))
+    return (var.clamp_min(0.0) / 2.0).sqrt()
+
+
+def fill_noise_spectrum(s: torch.Tensor, shape, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise of :func:`fill_noise_std`'s level, as its (unnormalised) ``rfftn``.
+
+    Parameters
+    ----------
+    s : torch.Tensor
+        ``(b,)`` (white) or ``(b, n_shells)`` (shells).
+    shape : tuple of int
+        ``(b, 1, n, n, n)`` of the cubes.
+    generator : torch.Generator
+        Drives the noise.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(b, 1, n, n, n // 2 + 1)`` complex: the ``rfftn`` of real noise whose power in each
+        shell is ``s^2`` per voxel (white: everywhere).
+    """
+    b = shape[0]
+    noise = torch.randn(shape, generator=generator, device=s.device)
+    if s.dim() == 1:
+        return torch.fft.rfftn(s.view(b, 1, 1, 1, 1) * noise, dim=DIMS)
+    shells = fourier.shell_index(shape[-3:], rfft=True, device=s.device)
+    return torch.fft.rfftn(noise, dim=DIMS) * s[:, shells].unsqueeze(1)
 
 
 def shaped_noise(shape, mode: str, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -458,16 +512,16 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
     with torch.no_grad():
         f = [predictions[h].float() for h in range(n_maps)]
         if n_maps == 2:
-            s = fill_noise_std(v[0], v[1], f[0], f[1], m)
+            s = fill_noise_std(v[0], v[1], f[0], f[1], m, cfg.fill_noise)
         else:
             s = torch.zeros(b, device=device)
         filled, measured = [], []
         for h in range(n_maps):
-            noise = s.view(b, 1, 1, 1, 1) * torch.randn(f[h].shape, generator=generator, device=device)
+            noise = fill_noise_spectrum(s, f[h].shape, generator)
             fill = torch.fft.rfftn(f[h], dim=DIMS)
             if fill_c is not None:
                 fill = fill * fill_c
-            fill = fill + torch.fft.rfftn(noise, dim=DIMS)        # detector noise: after the CTF
+            fill = fill + noise                                  # detector noise: after the CTF
             spec_v = torch.fft.rfftn(v[h], dim=DIMS)
             measured.append(torch.fft.irfftn(m * spec_v, s=v[h].shape[-3:], dim=DIMS))
             spec = (1.0 - m) * fill + m * spec_v

@@ -348,6 +348,10 @@ _TRAIN_LOOKS = {
     "random_rot_weight": Look("Random rotation weight",
                               "Fraction of arbitrary (not 90-degree) rotations.", expert=True,
                               validators=(P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]"),)),
+    "fill_noise": Look("Wedge filling noise",
+                       "Spectrum of the noise put back into the missing-wedge filling: white, at "
+                       "the halves' mean noise level (the paper), or shells, each Fourier shell at "
+                       "the halves' noise level of that shell.", expert=True),
     "fill_reuse": Look("Steps per wedge filling",
                        "Each batch of subtomograms is trained in this many consecutive steps (new "
                        "rotations each time) and its missing-wedge filling is predicted once; 1 "

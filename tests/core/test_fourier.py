@@ -1,4 +1,6 @@
 """Frequency grids: layouts, values against numpy, radial frequency, Fourier filtering."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,18 @@ def test_apply_fourier_filter_both_layouts(shape):
     assert out.shape == vb.shape and torch.allclose(out[1, 0], 2 * a, atol=1e-12)
     with pytest.raises(ValueError, match="does not match"):
         fourier.apply_fourier_filter(v, torch.ones(3, 3, 3))
+
+
+def test_shell_index_known_values():
+    """floor(|k| n): DC in shell 0, the k-th frequency along an axis in shell k, the corner
+    (-1/2, -1/2, -1/2) of an even cube in shell floor(sqrt(3) n / 2); rfft layout the same
+    frequencies' shells."""
+    n = 16
+    full = fourier.shell_index((n, n, n))
+    assert full.dtype == torch.int64 and full.shape == (n, n, n)
+    assert int(full[0, 0, 0]) == 0
+    assert [int(full[0, 0, k]) for k in range(n // 2 + 1)] == list(range(n // 2 + 1))
+    assert int(full[0, 3, 4]) == 5                                 # 3-4-5
+    assert int(full[n // 2, n // 2, n // 2]) == int(math.sqrt(3) * n / 2) == 13
+    half = fourier.shell_index((n, n, n), rfft=True)
+    assert torch.equal(half, full[..., : n // 2 + 1])

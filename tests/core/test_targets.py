@@ -44,6 +44,39 @@ def _refine(cubes, filters, predict, rotations, cfg, generator, shared_network=F
     return targets.refine_batch(cubes, filters, fill, rotations, cfg, generator)
 
 
+def test_shell_fill_noise_follows_the_halves_noise_spectrum():
+    """fill_noise shells: halves whose noise rises with frequency give one level per shell (the
+    noise's own), the white level lies between the lowest and highest of them, and the noise
+    drawn has that level in every shell."""
+    b, dims = 4, (-3, -2, -1)
+    g = torch.Generator().manual_seed(3)
+    shells = fourier.shell_index((N, N, N), rfft=True)
+    amp = 0.1 + shells.float() / (N // 2)           # per-voxel noise amplitude of each shell
+
+    def coloured():
+        white = torch.randn(b, 1, N, N, N, generator=g)
+        return torch.fft.irfftn(torch.fft.rfftn(white, dim=dims, norm="ortho") * amp, s=(N, N, N), dim=dims,
+                                norm="ortho")
+    f = _filters()
+    m = f.wedge.expand(b, 1, *f.wedge.shape)
+    signal = torch.randn(b, 1, N, N, N, generator=g)
+    v = [_wedged(signal + coloured(), f) for _ in range(2)]
+    s = targets.fill_noise_std(v[0], v[1], v[0], v[1], m, "shells")      # identity network
+    assert s.shape == (b, int(shells.max()) + 1)
+    inside = range(2, N // 2 + 1)
+    for shell in inside:
+        assert float(s[:, shell].mean()) == pytest.approx(0.1 + shell / (N // 2), rel=0.1)
+    white = targets.fill_noise_std(v[0], v[1], v[0], v[1], m, "white")
+    assert (white > s[:, 2]).all() and (white < s.amax(dim=1)).all()
+    noise = targets.fill_noise_spectrum(s, (b, 1, N, N, N), torch.Generator().manual_seed(5))
+    power = (noise.real ** 2 + noise.imag ** 2) / N ** 3                  # per voxel, real-space units
+    for shell in inside:
+        sel = shells == shell
+        assert float(power[..., sel].mean()) == pytest.approx(float((s[:, shell] ** 2).mean()), rel=0.2)
+    with pytest.raises(ValueError, match="spectrum must be one of"):
+        targets.fill_noise_std(v[0], v[1], v[0], v[1], m, "pink")
+
+
 def test_fill_noise_estimate_recovers_the_half_map_noise():
     sigma = 0.5
     signal, v, f = _pair(b=4, sigma=sigma)
