@@ -136,3 +136,57 @@ def test_fit_search_doubles_then_bisects():
     assert tried == [16, 32, 64, 128, 256, 192, 224]
     assert fit_search.largest(lambda v: True, 4, 20) == (16, None)
     assert fit_search.largest(lambda v: False, 4, 20, refine=3) == (None, 4)
+
+
+def test_peers_budget_and_command_mapping(tmp_path):
+    """bench.peers' pure logic: DeepDeWedge's missing-wedge width from the tilt range, its epochs
+    for our budget of 224 optimiser steps (whole epochs of ceil(N / batch) steps, the fewest that
+    reach it), its config.yaml (gpu only for fit-model, the last epoch's checkpoint kept), and
+    how a peer's program or python is started."""
+    peers = pytest.importorskip("bench.peers")
+    assert peers.mw_angle({"tilt_min_deg": -60.0, "tilt_max_deg": 60.0}) == 60.0
+    assert peers.mw_angle({"tilt_min_deg": -54.0, "tilt_max_deg": 66.0}) == 60.0
+    assert peers.ddw_steps_per_epoch(44, 4) == 11 and peers.ddw_steps_per_epoch(45, 4) == 12
+    assert peers.ddw_epochs_for_budget(44, 4) == 21          # 231 steps: 20 epochs would be 220 < 224
+    assert peers.ddw_epochs_for_budget(896, 4) == 1 and peers.ddw_epochs_for_budget(3, 4, 10) == 10
+    with pytest.raises(ValueError):
+        peers.ddw_epochs_for_budget(0, 4)
+    cfg = peers.ddw_config(peers.DdwSettings(), Path("e.mrc"), Path("o.mrc"),
+                           {"tilt_min_deg": -60.0, "tilt_max_deg": 60.0}, tmp_path, epochs=21)
+    assert cfg["shared"]["mw_angle"] == 60 and cfg["shared"]["subtomo_size"] == 48
+    assert cfg["shared"]["tomo0_files"] == ["e.mrc"] and cfg["shared"]["standardize_full_tomos"] is True
+    assert "gpu" not in cfg["shared"] and "gpu" not in cfg["refine_tomogram"] and cfg["fit_model"]["gpu"] == [0]
+    fit = cfg["fit_model"]
+    assert (fit["num_epochs"], fit["save_model_every_n_epochs"], fit["batch_size"]) == (21, 21, 4)
+    assert fit["unet_params_dict"] == {"chans": 64, "num_downsample_layers": 3, "drop_prob": 0.0}
+    assert cfg["prepare_data"]["subtomo_extraction_strides"] == [24, 24, 24]
+    assert peers.program_prefix("/v/bin/python", "topaz.commands.denoise3d", ["denoise3d"]) == [
+        "/v/bin/python", "-m", "topaz.commands.denoise3d"]
+    assert peers.program_prefix("/v/bin/topaz", "topaz.commands.denoise3d", ["denoise3d"]) == [
+        "/v/bin/topaz", "denoise3d"]
+    assert peers.program_prefix(None, "ddw.app", []) is None
+    assert peers.default_program(tmp_path / "absent", tmp_path) == str(tmp_path)
+    a = peers.build_parser().parse_args(["--ddw-epochs", "7", "--ddw-python", "/p/python"])
+    assert (a.ddw_epochs, a.ddw_python, a.budget_steps) == (7, "/p/python", 224)
+
+
+def test_peers_rows_are_skipped_without_their_programs(tmp_path, monkeypatch, caplog):
+    """python -m bench.peers with neither peer's environment: the raw map's row only, and a line
+    for each peer saying why its rows are skipped."""
+    peers = pytest.importorskip("bench.peers")
+    from isonet2core.io import mrcio
+    source = tmp_path / "s9"
+    rng = np.random.default_rng(0)
+    gt = rng.standard_normal((16, 24, 24)).astype(np.float32)
+    for name, vol in (("gt.mrc", gt), ("tomo_full.mrc", -gt), ("tomo_even.mrc", -gt), ("tomo_odd.mrc", -gt)):
+        mrcio.write_mrc(source / name, vol, 8.0)
+    (source / "params.json").write_text(json.dumps({
+        "pixel_size_A": 8.0, "defocus_A": 30000.0, "voltage_kV": 300.0, "cs_mm": 2.7,
+        "amplitude_contrast": 0.1, "tilt_min_deg": -60.0, "tilt_max_deg": 60.0}))
+    monkeypatch.setattr(peers, "PEERS", tmp_path / "no-peers")
+    caplog.set_level("INFO", logger="bench.peers")
+    assert peers.main(["--lamella", str(source), "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out" / "peers.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["raw (full map)"] and rows[0]["scores"]["pearson"] > 0.99
+    assert "ddw rows skipped" in caplog.text and "topaz rows skipped" in caplog.text
+    assert "| raw (full map) | - |" in (tmp_path / "out" / "peers.md").read_text()
