@@ -16,8 +16,8 @@ and ``R(M)`` the rotated mask, i.e. what the target measures; frequencies the ta
 measure (``1 - R(M)``) carry no loss. ``base`` is the mean over voxels and cubes of the squared
 (``L2``), absolute (``L1``) or Huber (``Huber``, delta 1 in normalised units) difference.
 
-``FSC`` (the shell-wise loss of the systematic comparison in the project's papers, and of the
-IsoNet2 program since 2026-04): ``1 - mean_s FSC_s(x, y)`` per cube, averaged over cubes, with
+``FSC`` (the shell-wise loss of the systematic comparison in the project's papers; the IsoNet2
+program offers it as ``--loss_func FSC``, its default is ``L2``): ``1 - mean_s FSC_s(x, y)`` per cube, averaged over cubes, with
 shells ``s = floor(|k| n)`` from 1 to ``n // 2`` (DC left out) over the full spectrum; the masked
 terms are the FSC of the masked spectra (``W * FFT(x)`` against ``W * FFT(y)``). It is blind to
 the scale of the output, so it trains what correlates, not what matches in amplitude.
