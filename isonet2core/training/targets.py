@@ -24,6 +24,8 @@ Half 0 is the even map, half 1 the odd map.
    the second term is the noise the network output still carries in the wedge, which the
    filled region already contains. Clamped at 0. A fresh (identity) network therefore fills
    the wedge with noise of the data's level; a perfect denoiser adds exactly the removed noise.
+   With ``fill_noise shells`` both means are taken shell by shell and the noise gets one level
+   per shell (the halves' noise spectrum instead of its mean level; :func:`fill_noise_std`).
    The predictions ``f_h`` (:func:`fill_predictions`, on cubes phase flipped once by
    :func:`flip_cubes` and wedged by :func:`wedge_cubes`) are separate from the rest
    (:func:`refine_batch`), so that the trainer can train one batch of cubes under
