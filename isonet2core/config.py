@@ -546,6 +546,10 @@ class TrainConfig:
     mw_weight: float = option(20.0, "weight of the missing-wedge term of the masked loss (the paper "
                               "uses 20-200); 0 or negative (the IsoNet2 program's -1): a plain loss "
                               "over the whole cube, no masks")
+    mw_loss_func: Optional[LossFunc] = option(None, "loss of the missing-wedge term (mw_weight > 0), of "
+                                              "loss_func's choices; None: loss_func. FSC+L2 weighs "
+                                              "the filling by its power: a higher missing-wedge FSC, "
+                                              "a lower Pearson (README, lamella-s1)")
     noise_level: float = option(0.0, "synthetic noise added to the single-map inputs, on the IsoNet2 "
                                 "program's scale: std = this x each cube's 4-96 percentile range")
     noise_mode: NoiseMode = option("nofilter", "spectrum of the synthetic noise: back-projection noise "
@@ -598,6 +602,8 @@ class TrainConfig:
         _check(self.batch_size is None or self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         _check(self.acc_batches >= 1, f"acc_batches must be at least 1, got {self.acc_batches}")
         _check(self.loss_func in LOSS_FUNCS, f"loss_func must be one of {LOSS_FUNCS}, got {self.loss_func!r}")
+        _check(self.mw_loss_func is None or self.mw_loss_func in LOSS_FUNCS,
+               f"mw_loss_func must be one of {LOSS_FUNCS} or None, got {self.mw_loss_func!r}")
         _check(math.isfinite(self.learning_rate) and self.learning_rate > 0,
                f"learning_rate must be a positive finite number, got {self.learning_rate}")
         _check(self.seed >= 0, f"seed must be 0 or more, got {self.seed}")
@@ -627,7 +633,7 @@ class TrainConfig:
         return self
 
 
-REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "noise_level", "noise_mode", "random_rot_weight",
+REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "mw_loss_func", "noise_level", "noise_mode", "random_rot_weight",
                                  "fill_noise", "fill_reuse")
 """TrainConfig options of refine that denoise (plain Noise2Noise: no wedge filling, no synthetic
 noise) does not offer."""

@@ -7,6 +7,9 @@ Masked loss (DeepDeWedge's, as used by IsoNet2), for a prediction ``x`` and a ta
                                                           # target: missing-wedge restoration
     loss = n2n + mw_weight * mw
 
+``base`` may differ between the terms: ``mw_loss_func`` (refine ``--mw_loss_func``) sets the
+missing-wedge term's, e.g. ``FSC`` for the Noise2Noise term and ``FSC+L2`` for the filling.
+
 With ``mw_weight <= 0`` (the IsoNet2 program's default -1) the loss is plain instead:
 ``base(x - y)`` over the whole cube (``FSC``: over the whole spectrum), reported as the n2n
 term with a zero missing-wedge term.
@@ -40,7 +43,7 @@ All arithmetic is float32 (the caller leaves autocast before calling).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -181,7 +184,7 @@ def fourier_weighted_l2(diff_rfft: torch.Tensor, weight: torch.Tensor, n_x: int)
 
 
 def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, target_mask: torch.Tensor,
-                *, mw_weight: float, loss_func: str = "L2") -> LossTerms:
+                *, mw_weight: float, loss_func: str = "L2", mw_loss_func: Optional[str] = None) -> LossTerms:
     """Masked Fourier loss between a prediction and a target (the module docstring's formula).
 
     Parameters
@@ -195,7 +198,10 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, targ
     mw_weight : float
         Weight of the missing-wedge term.
     loss_func : str
-        Base of both terms: ``L2``, ``L1``, ``Huber``, ``FSC`` or ``FSC+L2``.
+        Base of the terms: ``L2``, ``L1``, ``Huber``, ``FSC`` or ``FSC+L2`` (of both terms, or of
+        the Noise2Noise term when ``mw_loss_func`` is given; also the plain loss's).
+    mw_loss_func : str, optional
+        Base of the missing-wedge term, one of the same; None: ``loss_func``.
 
     Returns
     -------
@@ -203,31 +209,45 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, input_mask: torch.Tensor, targ
         ``total = n2n + mw_weight * mw`` and the two unweighted terms (scalars).
     """
     _check_loss_func(loss_func)
+    if mw_loss_func is not None:
+        _check_loss_func(mw_loss_func)
     if x.shape != y.shape or x.dim() != 5:
         raise ValueError(f"x and y must be equal (b, 1, z, y, x) shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
     if mw_weight <= 0:                      # the plain loss, no masks
         plain = plain_loss(x, y, loss_func)
         return LossTerms(plain, plain, x.new_zeros((), dtype=torch.float32))
-    if loss_func == "FSC+L2":
-        a = masked_loss(x, y, input_mask, target_mask, mw_weight=mw_weight, loss_func="FSC")
-        b = masked_loss(x, y, input_mask, target_mask, mw_weight=mw_weight, loss_func="L2")
-        return LossTerms(a.total + b.total, a.n2n + b.n2n, a.mw + b.mw)
     m = input_mask.float()
     rm = target_mask.float()
-    w_n2n = m * rm
-    w_mw = (1.0 - m) * rm
-    if loss_func == "FSC":
-        fx, fy = _spectrum(x), _spectrum(y)
-        n2n = fsc_loss(w_n2n * fx, w_n2n * fy, x.shape[-3:])
-        mw = fsc_loss(w_mw * fx, w_mw * fy, x.shape[-3:])
-        return LossTerms(n2n + mw_weight * mw, n2n, mw)
-    diff = x.float() - y.float()
-    d = torch.fft.rfftn(diff, dim=(-3, -2, -1), norm="ortho")
-    if loss_func == "L2":
-        n2n = fourier_weighted_l2(d, w_n2n, diff.shape[-1])
-        mw = fourier_weighted_l2(d, w_mw, diff.shape[-1])
-    else:
-        shape = diff.shape[-3:]
-        n2n = _base(torch.fft.irfftn(w_n2n * d, s=shape, dim=(-3, -2, -1), norm="ortho"), loss_func)
-        mw = _base(torch.fft.irfftn(w_mw * d, s=shape, dim=(-3, -2, -1), norm="ortho"), loss_func)
+    spectra = _Spectra(x, y)
+    n2n = _masked_term(spectra, m * rm, loss_func)
+    mw = _masked_term(spectra, (1.0 - m) * rm, loss_func if mw_loss_func is None else mw_loss_func)
     return LossTerms(n2n + mw_weight * mw, n2n, mw)
+
+
+class _Spectra:
+    """The spectra of a prediction ``x``, a target ``y`` and their difference, each computed once."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+        self._cache: dict = {}
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self._cache:
+            source = {"x": lambda: self.x, "y": lambda: self.y,
+                      "d": lambda: self.x.float() - self.y.float()}[name]()
+            self._cache[name] = _spectrum(source)
+        return self._cache[name]
+
+
+def _masked_term(spectra: _Spectra, weight: torch.Tensor, loss_func: str) -> torch.Tensor:
+    """One term of the masked loss: ``base(IFFT(weight * FFT(x - y)))``, or the FSC of the weighted
+    spectra; ``FSC+L2`` the sum of the two."""
+    if loss_func == "FSC+L2":
+        return _masked_term(spectra, weight, "FSC") + _masked_term(spectra, weight, "L2")
+    shape = spectra.x.shape[-3:]
+    if loss_func == "FSC":
+        return fsc_loss(weight * spectra.get("x"), weight * spectra.get("y"), shape)
+    d = spectra.get("d")
+    if loss_func == "L2":
+        return fourier_weighted_l2(d, weight, shape[-1])
+    return _base(torch.fft.irfftn(weight * d, s=shape, dim=(-3, -2, -1), norm="ortho"), loss_func)

@@ -436,7 +436,7 @@ class Session:
             value = plain_loss(pred, batch.targets, loss_func)
             return LossTerms(value, value, torch.zeros_like(value))
         return masked_loss(pred, batch.targets, batch.input_mask, batch.target_mask,
-                           mw_weight=self.cfg.mw_weight, loss_func=loss_func)
+                           mw_weight=self.cfg.mw_weight, loss_func=loss_func, mw_loss_func=self.cfg.mw_loss_func)
 
     def prepare(self, cubes_np: np.ndarray, refs: Sequence[sampler.CubeRef]) -> Cubes:
         """One batch of cubes on the device with its filters and, for refine, the no-grad fill

@@ -336,6 +336,11 @@ _TRAIN_LOOKS = {
                       "Weight of the loss in the missing-wedge region (the paper uses 20-200). 0 "
                       "or negative (the IsoNet2 program's -1): a plain loss over the whole cube, "
                       "no masks."),
+    "mw_loss_func": Look("Missing-wedge loss function",
+                         "Loss of the missing-wedge term, of the same choices; 'as the loss "
+                         "function': the loss function's. FSC+L2 weighs the filling by its power: "
+                         "a higher missing-wedge FSC, a lower Pearson (README, lamella-s1).",
+                         expert=True, labels=("as the loss function", "L2", "L1", "Huber", "FSC", "FSC+L2")),
     "noise_level": Look("Noise level",
                         "Synthetic noise added to the inputs (single-map refine learns to "
                         "denoise), on the IsoNet2 program's scale: its std is this times each "

@@ -103,6 +103,26 @@ def test_unknown_loss_function_is_rejected(pair):
                     mw_weight=1.0, loss_func="L3")
 
 
+def test_wedge_term_takes_its_own_loss_function(pair):
+    """mw_loss_func: the Noise2Noise term keeps loss_func's value, the wedge term takes its own
+    (FSC+L2: the sum of its FSC and L2 terms); None: loss_func for both."""
+    x, y, m, rm = pair
+    args = (torch.from_numpy(x), torch.from_numpy(y), _rfft_half(m), _rfft_half(rm))
+    fsc = masked_loss(*args, mw_weight=5.0, loss_func="FSC")
+    l2 = masked_loss(*args, mw_weight=5.0, loss_func="L2")
+    mixed = masked_loss(*args, mw_weight=5.0, loss_func="FSC", mw_loss_func="L2")
+    assert float(mixed.n2n) == float(fsc.n2n)
+    assert float(mixed.mw) == pytest.approx(_reference_term(x - y, (1 - m) * rm), rel=1e-5)
+    assert float(mixed.mw) == float(l2.mw) != float(fsc.mw)
+    assert float(mixed.total) == pytest.approx(float(fsc.n2n) + 5.0 * float(l2.mw), rel=1e-6)
+    both = masked_loss(*args, mw_weight=5.0, loss_func="FSC", mw_loss_func="FSC+L2")
+    assert float(both.mw) == pytest.approx(float(fsc.mw) + float(l2.mw), rel=1e-6)
+    same = masked_loss(*args, mw_weight=5.0, loss_func="FSC", mw_loss_func=None)
+    assert float(same.total) == float(fsc.total)
+    with pytest.raises(ValueError, match="L3"):
+        masked_loss(*args, mw_weight=1.0, loss_func="FSC", mw_loss_func="L3")
+
+
 # ----------------------------------------------------------------------------- FSC loss
 def _fsc_loss_numpy(x, y):
     """1 - mean shell FSC per cube (shells floor(|k| n), 1..n//2, full FFT), averaged."""

@@ -180,6 +180,20 @@ def test_denoise_ignores_fill_reuse(halves, tmp_path):
         _cfg(fill_reuse=0).validate()
 
 
+def test_wedge_term_trains_with_its_own_loss_function(halves, tmp_path):
+    """--mw_loss_func L2 beside loss_func FSC: one step from the same seed sees the same batch
+    and weights, so the Noise2Noise term is the FSC run's and only the wedge term differs."""
+    runs = {func: _run(_cfg(epochs=1, mw_loss_func=func), halves, tmp_path / str(func), subtomos=2).history[0]
+            for func in (None, "L2")}
+    assert runs[None]["steps"] == runs["L2"]["steps"] == 1
+    assert runs["L2"]["n2n_loss"] == runs[None]["n2n_loss"]
+    assert runs["L2"]["mw_loss"] != runs[None]["mw_loss"]
+    for h in runs.values():
+        assert h["loss"] == pytest.approx(h["n2n_loss"] + _cfg().mw_weight * h["mw_loss"], rel=1e-5)
+    with pytest.raises(ValueError, match="mw_loss_func"):
+        _cfg(mw_loss_func="L3").validate()
+
+
 def test_previews_follow_prev_tomo_idx(halves, tmp_path):
     """--with_preview --prev_tomo_idx 2: the tomogram with rlnIndex 2 is predicted at each saved
     epoch (the official option); an index that is not trained falls back to the first."""
