@@ -18,7 +18,9 @@ wall time are recorded:
   :data:`TRAIN_ARGS` (``unet-small``, batches of 4, 8 cubes, mixed precision, on the CPU) and
   cubes of ``--cube_size`` (48): the first epoch's peak. Their rows also give the network's
   own size (parameters x 4 bytes) so that the table shows the peak minus the network;
-* ``predict`` of both halves with the ``refine`` model of this run (on the CPU).
+* ``predict`` with the ``refine`` model of this run (on the CPU): of both halves and their
+  FSC-weighted average (the N2N default), or with ``--predict_input full`` of the synthesised
+  map alone (one map: a tomogram without halves, half the time).
 
 ``--dtype float16`` writes mode-12 maps (half the bytes of float32); ``--sparse`` writes
 noise into one slab in 16 and leaves the rest of the file a hole (a tomogram larger than the
@@ -347,6 +349,7 @@ def run_step(args: List[str], work: Path, log: Path, code: Optional[Path]) -> Di
 
 def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool, memory_gb: Optional[float],
             ncpus: int, code: Optional[Path], label: str, steps: Sequence[str], cube_size: int = CUBE_SIZE,
+            predict_input: str = "halves",
             on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """Synthesise one tomogram (and its halves when a step needs them) and run the steps on it.
 
@@ -374,6 +377,8 @@ def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool
         else it is skipped).
     cube_size : int
         ``--cube_size`` of refine and denoise (the tomogram's smallest edge at most).
+    predict_input : str
+        ``halves`` (both halves and their average) or ``full`` (the map alone) for ``predict``.
     on_row : callable, optional
         Called with each row as soon as it is measured.
 
@@ -416,8 +421,9 @@ def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool
                 print(f"{label:>8} {name:>14} {dtype} {step:>9}: skipped, no refine model in {folders['refine']}",
                       flush=True)
                 continue
-            args = [step, str(halves_star), str(model), "--output_dir", str(out), "--device", "cpu",
-                    "--ncpus", str(ncpus)]
+            args = [step, str(halves_star if predict_input == "halves" else star_path), str(model),
+                    "--output_dir", str(out), "--device", "cpu", "--ncpus", str(ncpus)]
+            row_extra["predict_input"] = predict_input
         result = run_step(args, work, work / f"{step}_{name}_{tag}.log", code)
         rows.append({"label": label, "size": "x".join(map(str, shape)), "dtype": dtype, "sparse": sparse,
                      "input_bytes": tomogram.stat().st_size, "step": step, **row_extra, **result})
@@ -456,7 +462,10 @@ def _gib(value: Optional[float]) -> str:
 
 
 def _training(row: Dict[str, Any]) -> str:
-    """`` (cube 48, mask)`` after a training step's name, empty for the others."""
+    """`` (cube 48, mask)`` after a training step's name, `` (full map)`` or `` (halves)`` after
+    predict's, empty for the others."""
+    if row.get("predict_input"):
+        return f" ({'full map' if row['predict_input'] == 'full' else 'halves'})"
     if row.get("cube_size") is None:
         return ""
     return f" (cube {row['cube_size']}{', mask' if row.get('mask') else ''})"
@@ -519,6 +528,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--memory_gb", type=float, help="passed to deconv and make-mask")
     parser.add_argument("--ncpus", type=int, default=2, help="--ncpus of deconv, refine, denoise and predict")
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated, of " + ",".join(STEPS))
+    parser.add_argument("--predict_input", default="halves", choices=("halves", "full"),
+                        help="predict both halves and their average, or the full map alone")
     parser.add_argument("--cube_size", type=int, default=CUBE_SIZE,
                         help="--cube_size of refine and denoise (at most the smallest tomogram edge)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/isonet2_memory_scale"))
@@ -539,7 +550,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     path = args.out / f"memory_scale_{DATE}.json"
     before = json.loads(path.read_text()) if path.is_file() else {}
     key = lambda r: (r["label"], r["size"], r["dtype"], r["sparse"], r["step"], r["memory_gb"],  # noqa: E731
-                     r.get("cube_size"))
+                     r.get("cube_size"), r.get("predict_input"))
     results = {"date": DATE, "machine": machine(), "rows": list(before.get("rows", [])),
                "notes": before.get("notes", []) + args.note,
                "commands": before.get("commands", []) + [
@@ -555,7 +566,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for shape in sizes:
         measure(shape, args.work, dtype=args.dtype, sparse=args.sparse, memory_gb=args.memory_gb,
                 ncpus=args.ncpus, code=args.code, label=args.label, steps=steps,
-                cube_size=args.cube_size, on_row=record)
+                cube_size=args.cube_size, predict_input=args.predict_input, on_row=record)
     if rows:
         print(f"wrote {path} and {path.with_suffix('.md')}")
     return 0 if rows and all(r["rc"] == 0 for r in rows) else 1

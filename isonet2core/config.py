@@ -547,9 +547,10 @@ class TrainConfig:
                               "uses 20-200); 0 or negative (the IsoNet2 program's -1): a plain loss "
                               "over the whole cube, no masks")
     mw_loss_func: Optional[LossFunc] = option(None, "loss of the missing-wedge term (mw_weight > 0), of "
-                                              "loss_func's choices; None: loss_func. FSC+L2 weighs "
-                                              "the filling by its power: a higher missing-wedge FSC, "
-                                              "a lower Pearson (README, lamella-s1)")
+                                              "loss_func's choices; None: loss_func. FSC+L2 weighs the "
+                                              "filling by its power: measured, a higher missing-wedge "
+                                              "FSC on lamella-s1, a lower one on our simulator's "
+                                              "lamellae, a lower Pearson on all three (README)")
     noise_level: float = option(0.0, "synthetic noise added to the single-map inputs, on the IsoNet2 "
                                 "program's scale: std = this x each cube's 4-96 percentile range")
     noise_mode: NoiseMode = option("nofilter", "spectrum of the synthetic noise: back-projection noise "

@@ -339,7 +339,8 @@ _TRAIN_LOOKS = {
     "mw_loss_func": Look("Missing-wedge loss function",
                          "Loss of the missing-wedge term, of the same choices; 'as the loss "
                          "function': the loss function's. FSC+L2 weighs the filling by its power: "
-                         "a higher missing-wedge FSC, a lower Pearson (README, lamella-s1).",
+                         "measured, a higher missing-wedge FSC on an independent simulator's "
+                         "lamella, a lower one on ours, a lower Pearson on all (README).",
                          expert=True, labels=("as the loss function", "L2", "L1", "Huber", "FSC", "FSC+L2")),
     "noise_level": Look("Noise level",
                         "Synthetic noise added to the inputs (single-map refine learns to "

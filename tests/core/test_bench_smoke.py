@@ -76,7 +76,8 @@ def test_an_external_lamella_is_read_as_our_lamellae_are(tmp_path):
 def test_memory_scale_trains_and_predicts_on_halves(tmp_path):
     """bench.memory_scale on a tiny tomogram: make-mask, refine (one epoch on even/odd halves,
     with the mask) and predict with its model each give a row with a peak; refine's row gives
-    the network's size; the rows of another label already in the results are kept."""
+    the network's size; the rows of another label already in the results are kept; predict of
+    the map alone (--predict_input full) adds its own row."""
     memory_scale = pytest.importorskip("bench.memory_scale")
     from isonet2core.io import mrcio
     out = tmp_path / "results"
@@ -96,6 +97,14 @@ def test_memory_scale_trains_and_predicts_on_halves(tmp_path):
     assert refine["network_bytes"] == memory_scale.network_bytes() > 0
     md = (out / f"memory_scale_{memory_scale.DATE}.md").read_text()
     assert "| t | 16x32x32 | float32 |" in md and "refine (cube 16, mask)" in md and "| other |" in md
+    assert "predict (halves)" in md
+    # predict of the map alone, with the model the run above left: a row of its own beside the halves'
+    rc = memory_scale.main(["--sizes", "16x32x32", "--cube_size", "16", "--steps", "predict", "--predict_input",
+                            "full", "--work", str(tmp_path / "work"), "--out", str(out), "--label", "t"])
+    assert rc == 0
+    rows = json.loads((out / f"memory_scale_{memory_scale.DATE}.json").read_text())["rows"]
+    assert [r.get("predict_input") for r in rows if r["step"] == "predict"] == ["halves", "full"]
+    assert "predict (full map)" in (out / f"memory_scale_{memory_scale.DATE}.md").read_text()
     tomograms = tmp_path / "work" / "tomograms"
     full, even, odd = (mrcio.read_mrc(tomograms / f"16x32x32{s}.mrc")[0] for s in ("", "_even", "_odd"))
     assert not np.allclose(even, odd)
