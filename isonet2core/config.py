@@ -114,6 +114,9 @@ DEFAULT_LOSS_FUNC = {name: t.default_loss for name, t in METHOD_TRAITS.items()}
 
 NoiseMode = Literal["white", "nofilter", "ramp", "hamming"]
 NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
+RotationInterpolation = Literal["trilinear", "nearest"]
+ROTATION_INTERPOLATIONS: Tuple[str, ...] = typing.get_args(RotationInterpolation)
+"""How refine's arbitrary rotations resample a cube (:mod:`isonet2core.training.rotations`)."""
 FillNoise = Literal["white", "shells"]
 FILL_NOISES: Tuple[str, ...] = typing.get_args(FillNoise)
 """Spectrum of the noise put into the wedge filling (:func:`isonet2core.training.targets.fill_noise_std`)."""
@@ -558,6 +561,10 @@ class TrainConfig:
                                    "default), ramp- or Hamming-weighted, or white")
     random_rot_weight: float = option(0.2, "fraction of arbitrary (trilinear) rotations; the rest are "
                                       "the 20 90-degree rotations that move the missing wedge")
+    random_rot_interp: RotationInterpolation = option("trilinear", "resampling of the arbitrary "
+                                                       "rotations: trilinear, zeros outside the cube, or "
+                                                       "nearest, the outside reflected in (the IsoNet2 "
+                                                       "program's: no blur, no zero corners)")
     fill_noise: FillNoise = option("white", "spectrum of the noise put back into the wedge filling "
                                    "(isonet2-n2n): white, at the halves' mean noise level (the paper), or "
                                    "shells, each Fourier shell at the halves' noise level of that shell")
@@ -624,6 +631,8 @@ class TrainConfig:
         _check(self.noise_mode in NOISE_MODES, f"noise_mode must be one of {NOISE_MODES}, got {self.noise_mode!r}")
         _check(0 <= self.random_rot_weight <= 1, f"random_rot_weight must be in [0, 1], got {self.random_rot_weight}")
         _check(self.fill_noise in FILL_NOISES, f"fill_noise must be one of {FILL_NOISES}, got {self.fill_noise!r}")
+        _check(self.random_rot_interp in ROTATION_INTERPOLATIONS,
+               f"random_rot_interp must be one of {ROTATION_INTERPOLATIONS}, got {self.random_rot_interp!r}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
         _check(not (self.split_halves and not method_traits(self.method).halves),
                f"split_halves needs even/odd halves (method "
@@ -635,7 +644,7 @@ class TrainConfig:
 
 
 REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "mw_loss_func", "noise_level", "noise_mode", "random_rot_weight",
-                                 "fill_noise", "fill_reuse")
+                                 "random_rot_interp", "fill_noise", "fill_reuse")
 """TrainConfig options of refine that denoise (plain Noise2Noise: no wedge filling, no synthetic
 noise) does not offer."""
 

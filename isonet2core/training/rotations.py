@@ -21,9 +21,10 @@ Two families are used:
   (The IsoNet2 program lists 20 pairs of which only 18 are distinct; here the set is derived
   and ``tests/core/test_rotations.py`` checks it against real wedge masks.)
 * **Arbitrary rotations** (uniform on SO(3), drawn from unit quaternions), applied with
-  trilinear interpolation (``torch.nn.functional.grid_sample``, batched); voxels that come
-  from outside the cube are zero (the normalised mean). Their Fourier masks are rotated with
-  :func:`isonet2core.imaging.wedge.rotate_fourier_mask`.
+  ``grid_sample`` (batched), ``interpolation`` (refine ``--random_rot_interp``): ``trilinear``,
+  voxels from outside the cube zero (the normalised mean), or ``nearest``, voxels from outside
+  reflected back in (the IsoNet2 program's choice: no interpolation blur, no zero corners).
+  Their Fourier masks are rotated with :func:`isonet2core.imaging.wedge.rotate_fourier_mask`.
 
 Flips and Fourier masks: flipping a volume about its centre, ``v'(x) = v(n - 1 - x)``,
 multiplies its DFT by a phase and maps ``k -> -k``, i.e. DFT index ``j -> (n - j) mod n``
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from isonet2core.config import ROTATION_INTERPOLATIONS as INTERPOLATIONS
 from isonet2core.imaging import wedge
 
 
@@ -235,8 +237,10 @@ def _affine_theta(matrices_zyx: torch.Tensor) -> torch.Tensor:
     return torch.cat([inv, zeros], dim=2)
 
 
-def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor) -> torch.Tensor:
-    """Rotate cubes about their centres, trilinear interpolation, zeros outside.
+def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor,
+                             interpolation: str = "trilinear") -> torch.Tensor:
+    """Rotate cubes about their centres: trilinear interpolation with zeros outside, or nearest
+    voxel with the outside reflected in.
 
     Parameters
     ----------
@@ -244,6 +248,8 @@ def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor) -> tor
         ``(b, c, z, y, x)``.
     matrices_zyx : torch.Tensor
         ``(b, 3, 3)``, acting on ``(z, y, x)`` coordinates.
+    interpolation : str
+        ``trilinear`` or ``nearest``.
 
     Returns
     -------
@@ -253,15 +259,17 @@ def rotate_volumes_arbitrary(x: torch.Tensor, matrices_zyx: torch.Tensor) -> tor
     if x.dim() != 5 or matrices_zyx.shape != (x.shape[0], 3, 3):
         raise ValueError(f"expected x (b, c, z, y, x) and matrices (b, 3, 3), got "
                          f"{tuple(x.shape)} and {tuple(matrices_zyx.shape)}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     theta = _affine_theta(matrices_zyx.to(device=x.device, dtype=torch.float32))
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False).to(x.dtype)
+    mode, padding = ("bilinear", "zeros") if interpolation == "trilinear" else ("nearest", "reflection")
+    return F.grid_sample(x.float(), grid, mode=mode, padding_mode=padding, align_corners=False).to(x.dtype)
 
 
-def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tensor:
+def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation], interpolation: str = "trilinear") -> torch.Tensor:
     """Rotate each cube of a batch by its own rotation: 90-degree ones exactly, arbitrary ones in
-    one batched trilinear pass.
+    one batched pass (:func:`rotate_volumes_arbitrary`).
 
     Parameters
     ----------
@@ -269,6 +277,8 @@ def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tens
         ``(b, c, z, y, x)`` cubes.
     rotations : sequence of Rotation
         One per cube.
+    interpolation : str
+        Of the arbitrary rotations: ``trilinear`` or ``nearest``.
 
     Returns
     -------
@@ -284,7 +294,7 @@ def rotate_volumes(x: torch.Tensor, rotations: Sequence[Rotation]) -> torch.Tens
             out[i] = rotate_cube_90(x[i], r)
     if arbitrary:
         mats = torch.as_tensor(np.stack([np.asarray(rotations[i]) for i in arbitrary]), dtype=torch.float32)
-        out[arbitrary] = rotate_volumes_arbitrary(x[arbitrary], mats)
+        out[arbitrary] = rotate_volumes_arbitrary(x[arbitrary], mats, interpolation)
     return out
 
 

@@ -528,7 +528,7 @@ def refine_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters], prediction
             measured.append(torch.fft.irfftn(m * spec_v, s=v[h].shape[-3:], dim=DIMS))
             spec = (1.0 - m) * fill + m * spec_v
             filled.append(torch.fft.irfftn(spec, s=v[h].shape[-3:], dim=DIMS))
-        rotated = [rot.rotate_volumes(x, rotations) for x in filled]
+        rotated = [rot.rotate_volumes(x, rotations, cfg.random_rot_interp) for x in filled]
         target_mask = _rotate_pair_masks(filters, rotations)
         inputs, targets = [], []
         for h in range(n_maps):

@@ -354,6 +354,10 @@ _TRAIN_LOOKS = {
     "random_rot_weight": Look("Random rotation weight",
                               "Fraction of arbitrary (not 90-degree) rotations.", expert=True,
                               validators=(P.Range(0.0, 1.0, "random_rot_weight must be in [0, 1]"),)),
+    "random_rot_interp": Look("Random rotation resampling",
+                              "How the arbitrary rotations resample a subtomogram: trilinear, zeros "
+                              "outside it, or nearest, the outside reflected in (the IsoNet2 "
+                              "program's).", expert=True),
     "fill_noise": Look("Wedge filling noise",
                        "Spectrum of the noise put back into the missing-wedge filling: white, at "
                        "the halves' mean noise level (the paper), or shells, each Fourier shell at "

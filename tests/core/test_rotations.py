@@ -123,3 +123,24 @@ def test_batched_rotation_of_volumes_and_masks_mixes_both_kinds():
     assert masks.shape == (3, N, N, N)
     assert torch.equal(masks[0], rt.rotate_fourier_mask_90(_wedge(), rots[0]))
     assert 0.3 < float(masks[1].mean()) < 0.9
+
+
+def test_nearest_rotation_copies_voxels_and_reflects_the_outside_in():
+    """--random_rot_interp nearest: a 90-degree matrix gives the exact turn; any rotation's
+    output voxels are input voxels (no blur) and none comes from outside (no zero corners),
+    where trilinear leaves the corners at zero."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(1.0 + rng.random((2, 1, N, N, N)).astype(np.float32))   # all in [1, 2)
+    for r in rt.CUBE_ROTATIONS[:6]:
+        mats = torch.as_tensor(np.stack([r.matrix()] * 2), dtype=torch.float32)
+        assert torch.equal(rt.rotate_volumes_arbitrary(x, mats, "nearest"), rt.rotate_cube_90(x, r))
+    mats = torch.as_tensor(np.stack([rt.random_rotation_matrix(rng) for _ in range(2)]), dtype=torch.float32)
+    near = rt.rotate_volumes_arbitrary(x, mats, "nearest")
+    for i in range(2):
+        assert bool(torch.isin(near[i], x[i]).all())
+    assert float(near.min()) >= 1.0
+    assert float(rt.rotate_volumes_arbitrary(x, mats, "trilinear").min()) == 0.0
+    mixed = rt.rotate_volumes(x, [rt.CUBE_ROTATIONS[1], mats[1].numpy()], "nearest")
+    assert torch.equal(mixed[1], near[1]) and torch.equal(mixed[0], rt.rotate_cube_90(x[0], rt.CUBE_ROTATIONS[1]))
+    with pytest.raises(ValueError, match="interpolation"):
+        rt.rotate_volumes_arbitrary(x, mats, "cubic")
