@@ -233,8 +233,10 @@ class _Spectra:
 
     def get(self, name: str) -> torch.Tensor:
         if name not in self._cache:
-            source = {"x": lambda: self.x, "y": lambda: self.y,
-                      "d": lambda: self.x.float() - self.y.float()}[name]()
+            if name == "d":
+                source = self.x.float() - self.y.float()
+            else:
+                source = self.x if name == "x" else self.y
             self._cache[name] = _spectrum(source)
         return self._cache[name]
 

@@ -189,25 +189,21 @@ def _filter(x: torch.Tensor, filt: Optional[torch.Tensor]) -> torch.Tensor:
     return x if filt is None else fourier.apply_fourier_filter(x, filt)
 
 
-def _mean_power(spectrum: torch.Tensor, weight: torch.Tensor, n_x: int) -> torch.Tensor:
+def _mean_power(spectrum: torch.Tensor, weight: torch.Tensor, n_x: int,
+                shells: Optional[torch.Tensor] = None, n_shells: int = 1) -> torch.Tensor:
     """Per-cube mean of ``|spectrum|^2`` over the frequencies selected by ``weight`` (rfft layout,
-    each full-spectrum frequency counted once); ``(b,)``."""
-    cols = rfft_weights(n_x, device=spectrum.device)
-    w = weight * cols
+    each full-spectrum frequency counted once): ``(b,)``; with ``shells`` (the shell index of
+    each rfft frequency, ``0 .. n_shells - 1``), the mean of each shell: ``(b, n_shells)``, 0
+    where a shell selects nothing."""
+    w = weight * rfft_weights(n_x, device=spectrum.device)
     power = (spectrum.real ** 2 + spectrum.imag ** 2) * w
-    return power.sum(dim=(1, 2, 3, 4)) / w.expand_as(power).sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
-
-
-def _shell_mean_power(spectrum: torch.Tensor, weight: torch.Tensor, shells: torch.Tensor,
-                      n_shells: int, n_x: int) -> torch.Tensor:
-    """Per-cube, per-shell mean of ``|spectrum|^2`` over the frequencies selected by ``weight``
-    (as :func:`_mean_power`, shell by shell; 0 where a shell selects nothing); ``(b, n_shells)``."""
+    if shells is None:
+        return power.sum(dim=(1, 2, 3, 4)) / w.expand_as(power).sum(dim=(1, 2, 3, 4)).clamp_min(1e-12)
     b = spectrum.shape[0]
-    w = (weight * rfft_weights(n_x, device=spectrum.device)).expand(spectrum.shape).reshape(b, -1)
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).reshape(b, -1) * w
     idx = shells.reshape(-1)
     zeros = torch.zeros(b, n_shells, device=spectrum.device, dtype=torch.float32)
-    return zeros.index_add(1, idx, power) / zeros.index_add(1, idx, w).clamp_min(1e-12)
+    return (zeros.index_add(1, idx, power.reshape(b, -1))
+            / zeros.index_add(1, idx, w.expand(spectrum.shape).reshape(b, -1)).clamp_min(1e-12))
 
 
 def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
@@ -247,8 +243,8 @@ def fill_noise_std(v0: torch.Tensor, v1: torch.Tensor, f0: torch.Tensor, f1: tor
     else:
         shells = fourier.shell_index(v0.shape[-3:], rfft=True, device=v0.device)
         n_shells = int(shells.max()) + 1
-        var = (_shell_mean_power(d, wedge_rfft, shells, n_shells, n_x)
-               - _shell_mean_power(e, 1.0 - wedge_rfft, shells, n_shells, n_x))
+        var = (_mean_power(d, wedge_rfft, n_x, shells, n_shells)
+               - _mean_power(e, 1.0 - wedge_rfft, n_x, shells, n_shells))
     return (var.clamp_min(0.0) / 2.0).sqrt()
 
 
