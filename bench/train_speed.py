@@ -122,7 +122,8 @@ class TrainHarness:
         aug_rng = sampler.epoch_rng(cfg.seed, 1, 1)
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(0)
-        self.rotations = [targets.draw_rotations(method, len(self.steps[0]), aug_rng, cfg.random_rot_weight)
+        self.rotations = [targets.draw_rotations(method, len(self.steps[0]), aug_rng, cfg.random_rot_weight,
+                                                    cfg.random_rot_angle)
                           for _ in range(len(self.steps) * self.reuse)]
         self.prepared = None
         self.model = state.models[0]

@@ -117,6 +117,9 @@ NOISE_MODES: Tuple[str, ...] = typing.get_args(NoiseMode)
 RotationInterpolation = Literal["trilinear", "nearest"]
 ROTATION_INTERPOLATIONS: Tuple[str, ...] = typing.get_args(RotationInterpolation)
 """How refine's arbitrary rotations resample a cube (:mod:`isonet2core.training.rotations`)."""
+RotationAngle = Literal["haar", "uniform"]
+ROTATION_ANGLES: Tuple[str, ...] = typing.get_args(RotationAngle)
+"""How refine's arbitrary rotations are drawn (:func:`isonet2core.training.rotations.random_rotation_matrix`)."""
 FillNoise = Literal["white", "shells"]
 FILL_NOISES: Tuple[str, ...] = typing.get_args(FillNoise)
 """Spectrum of the noise put into the wedge filling (:func:`isonet2core.training.targets.fill_noise_std`)."""
@@ -565,6 +568,10 @@ class TrainConfig:
                                                        "rotations: trilinear, zeros outside the cube, or "
                                                        "nearest, the outside reflected in (the IsoNet2 "
                                                        "program's: no blur, no zero corners)")
+    random_rot_angle: RotationAngle = option("haar", "distribution of the arbitrary rotations: haar, "
+                                             "uniform over all rotations, or uniform, a random axis "
+                                             "turned by an angle uniform in [0, 360) degrees (the "
+                                             "IsoNet2 program's: more small turns)")
     fill_noise: FillNoise = option("white", "spectrum of the noise put back into the wedge filling "
                                    "(isonet2-n2n): white, at the halves' mean noise level (the paper), or "
                                    "shells, each Fourier shell at the halves' noise level of that shell")
@@ -633,6 +640,8 @@ class TrainConfig:
         _check(self.fill_noise in FILL_NOISES, f"fill_noise must be one of {FILL_NOISES}, got {self.fill_noise!r}")
         _check(self.random_rot_interp in ROTATION_INTERPOLATIONS,
                f"random_rot_interp must be one of {ROTATION_INTERPOLATIONS}, got {self.random_rot_interp!r}")
+        _check(self.random_rot_angle in ROTATION_ANGLES,
+               f"random_rot_angle must be one of {ROTATION_ANGLES}, got {self.random_rot_angle!r}")
         _check(self.fill_reuse >= 1, f"fill_reuse must be at least 1, got {self.fill_reuse}")
         _check(not (self.split_halves and not method_traits(self.method).halves),
                f"split_halves needs even/odd halves (method "
@@ -644,7 +653,7 @@ class TrainConfig:
 
 
 REFINE_ONLY: Tuple[str, ...] = ("mw_weight", "mw_loss_func", "noise_level", "noise_mode", "random_rot_weight",
-                                 "random_rot_interp", "fill_noise", "fill_reuse")
+                                 "random_rot_interp", "random_rot_angle", "fill_noise", "fill_reuse")
 """TrainConfig options of refine that denoise (plain Noise2Noise: no wedge filling, no synthetic
 noise) does not offer."""
 

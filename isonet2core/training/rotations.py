@@ -20,7 +20,9 @@ Two families are used:
   (``alpha -> -alpha``), a move of only ``|tilt_min + tilt_max|`` degrees; they stay excluded.
   (The IsoNet2 program lists 20 pairs of which only 18 are distinct; here the set is derived
   and ``tests/core/test_rotations.py`` checks it against real wedge masks.)
-* **Arbitrary rotations** (uniform on SO(3), drawn from unit quaternions), applied with
+* **Arbitrary rotations** (``angle``, refine ``--random_rot_angle``: ``haar``, uniform on SO(3),
+  drawn from unit quaternions; or ``uniform``, a uniformly random axis turned by an angle
+  uniform in ``[0, 2 pi)``, as the IsoNet2 program draws them: more small turns), applied with
   ``grid_sample`` (batched), ``interpolation`` (refine ``--random_rot_interp``): ``trilinear``,
   voxels from outside the cube zero (the normalised mean), or ``nearest``, voxels from outside
   reflected back in (the IsoNet2 program's choice: no interpolation blur, no zero corners).
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from isonet2core.config import ROTATION_ANGLES as ANGLES
 from isonet2core.config import ROTATION_INTERPOLATIONS as INTERPOLATIONS
 from isonet2core.imaging import wedge
 
@@ -128,21 +131,33 @@ def rotation_matrix(rot: Rotation) -> np.ndarray:
     return rot.matrix() if isinstance(rot, CubeRotation) else np.asarray(rot, dtype=np.float64)
 
 
-def random_rotation_matrix(rng: np.random.Generator) -> np.ndarray:
-    """A rotation uniformly distributed on SO(3) (normalised Gaussian quaternion).
+def random_rotation_matrix(rng: np.random.Generator, angle: str = "haar") -> np.ndarray:
+    """A random rotation.
 
     Parameters
     ----------
     rng : numpy.random.Generator
         Draws it.
+    angle : str
+        ``haar``: uniformly distributed on SO(3) (normalised Gaussian quaternion; the rotation
+        angle ``t`` has density ``(1 - cos t) / pi`` on ``[0, pi]``, mean about 126 degrees);
+        ``uniform``: a uniformly random axis turned by an angle uniform in ``[0, 2 pi)`` (the
+        rotation angle uniform on ``[0, pi]``, mean 90 degrees).
 
     Returns
     -------
     numpy.ndarray
         ``(3, 3)``, ``(z, y, x)`` order.
     """
-    q = rng.standard_normal(4)
-    q /= np.linalg.norm(q)
+    if angle not in ANGLES:
+        raise ValueError(f"angle must be one of {ANGLES}, got {angle!r}")
+    if angle == "haar":
+        q = rng.standard_normal(4)
+        q /= np.linalg.norm(q)
+    else:
+        axis = rng.standard_normal(3)
+        half = rng.uniform(0.0, np.pi)
+        q = np.concatenate([[np.cos(half)], np.sin(half) * axis / np.linalg.norm(axis)])
     w, a, b, c = q
     return np.array([
         [1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w)],
@@ -152,7 +167,8 @@ def random_rotation_matrix(rng: np.random.Generator) -> np.ndarray:
 
 
 def sample_rotations(n: int, rng: np.random.Generator, random_rot_weight: float,
-                     choices: Sequence[CubeRotation] = WEDGE_MOVING_ROTATIONS) -> List[Rotation]:
+                     choices: Sequence[CubeRotation] = WEDGE_MOVING_ROTATIONS,
+                     angle: str = "haar") -> List[Rotation]:
     """Rotations of a batch: each an arbitrary one with probability ``random_rot_weight``, else a
     uniformly chosen member of ``choices``.
 
@@ -166,6 +182,8 @@ def sample_rotations(n: int, rng: np.random.Generator, random_rot_weight: float,
         Probability of an arbitrary rotation, in [0, 1].
     choices : sequence of CubeRotation
         The 90-degree ones (default: the 20 wedge-moving rotations).
+    angle : str
+        How the arbitrary ones are drawn (:func:`random_rotation_matrix`).
 
     Returns
     -------
@@ -177,7 +195,7 @@ def sample_rotations(n: int, rng: np.random.Generator, random_rot_weight: float,
     out: List[Rotation] = []
     for _ in range(n):
         if rng.random() < random_rot_weight:
-            out.append(random_rotation_matrix(rng))
+            out.append(random_rotation_matrix(rng, angle))
         else:
             out.append(choices[int(rng.integers(len(choices)))])
     return out

@@ -569,7 +569,8 @@ def denoise_batch(cubes: torch.Tensor, filters: Sequence[CubeFilters],
                  output_ctf=None if c is None else c.repeat(2, 1, 1, 1, 1))
 
 
-def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_weight: float):
+def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_weight: float,
+                   random_rot_angle: str = "haar"):
     """The rotations of a batch.
 
     Parameters
@@ -582,6 +583,8 @@ def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_wei
         Draws them.
     random_rot_weight : float
         Fraction of arbitrary rotations (refine).
+    random_rot_angle : str
+        How those are drawn (:func:`isonet2core.training.rotations.random_rotation_matrix`).
 
     Returns
     -------
@@ -590,4 +593,4 @@ def draw_rotations(method: str, n: int, rng: np.random.Generator, random_rot_wei
     """
     if not method_traits(method).fills_wedge:
         return rot.sample_rotations(n, rng, 0.0, rot.WEDGE_KEEPING_ROTATIONS)
-    return rot.sample_rotations(n, rng, random_rot_weight, rot.WEDGE_MOVING_ROTATIONS)
+    return rot.sample_rotations(n, rng, random_rot_weight, rot.WEDGE_MOVING_ROTATIONS, random_rot_angle)

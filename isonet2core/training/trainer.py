@@ -517,8 +517,8 @@ class Session:
         aug_rng = sampler.epoch_rng(cfg.seed, epoch, 1)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(int(sampler.epoch_rng(cfg.seed, epoch, 2 + self.rank).integers(2 ** 62)))
-        rot_per_step = [targets.draw_rotations(cfg.method, len(refs), aug_rng, cfg.random_rot_weight)
-                        for refs in steps]
+        rot_per_step = [targets.draw_rotations(cfg.method, len(refs), aug_rng, cfg.random_rot_weight,
+                                               cfg.random_rot_angle) for refs in steps]
         mine = [refs[self.rank::self.world] for refs in cube_batches]
         sums = torch.zeros(3, dtype=torch.float64)
         dropped = 0

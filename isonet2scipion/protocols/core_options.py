@@ -358,6 +358,10 @@ _TRAIN_LOOKS = {
                               "How the arbitrary rotations resample a subtomogram: trilinear, zeros "
                               "outside it, or nearest, the outside reflected in (the IsoNet2 "
                               "program's).", expert=True),
+    "random_rot_angle": Look("Random rotation angles",
+                             "How the arbitrary rotations are drawn: haar, uniform over all "
+                             "rotations, or uniform, a random axis turned by an angle uniform in "
+                             "[0, 360) degrees (the IsoNet2 program's: more small turns).", expert=True),
     "fill_noise": Look("Wedge filling noise",
                        "Spectrum of the noise put back into the missing-wedge filling: white, at "
                        "the halves' mean noise level (the paper), or shells, each Fourier shell at "

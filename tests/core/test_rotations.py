@@ -92,6 +92,28 @@ def test_random_rotations_are_uniform_and_proper():
     assert abs((axis[:, 0] ** 2).mean() - 1 / 3) < 0.03
 
 
+def test_random_rotation_angles_follow_the_chosen_distribution():
+    """--random_rot_angle: haar has rotation-angle density (1 - cos t) / pi on [0, pi] (mean
+    pi / 2 + 2 / pi, P(t < pi / 4) = (pi / 4 - sin(pi / 4)) / pi = 0.025); uniform (the IsoNet2
+    program's axis and angle) has it uniform on [0, pi] (mean pi / 2, P(t < pi / 4) = 0.25)."""
+    def angles(kind):
+        rng = np.random.default_rng(3)
+        mats = np.stack([rt.random_rotation_matrix(rng, kind) for _ in range(4000)])
+        assert np.allclose(mats @ mats.transpose(0, 2, 1), np.eye(3), atol=1e-9)
+        assert np.allclose(np.linalg.det(mats), 1.0)
+        return np.arccos(np.clip((np.trace(mats, axis1=1, axis2=2) - 1) / 2, -1, 1))
+    haar, uniform = angles("haar"), angles("uniform")
+    assert abs(haar.mean() - (np.pi / 2 + 2 / np.pi)) < 0.03
+    assert abs((haar < np.pi / 4).mean() - 0.025) < 0.01
+    assert abs(uniform.mean() - np.pi / 2) < 0.03
+    assert abs((uniform < np.pi / 4).mean() - 0.25) < 0.025
+    drawn = rt.sample_rotations(400, np.random.default_rng(1), 1.0, angle="uniform")
+    t = np.array([np.arccos(np.clip((np.trace(rt.rotation_matrix(r)) - 1) / 2, -1, 1)) for r in drawn])
+    assert (t < np.pi / 4).mean() > 0.15
+    with pytest.raises(ValueError, match="angle"):
+        rt.random_rotation_matrix(np.random.default_rng(0), "gaussian")
+
+
 def test_sample_rotations_is_seeded_and_honours_the_weight():
     a = rt.sample_rotations(400, np.random.default_rng(5), 0.25)
     b = rt.sample_rotations(400, np.random.default_rng(5), 0.25)
