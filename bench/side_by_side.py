@@ -19,8 +19,10 @@ Reported per geometry (:data:`isonet2core.simulation.lamella.GEOMETRIES`):
 * ours at **equal steps** with each seed of ``--seeds`` (the spread), and at **equal wall time**
   (our checkpoint of the last epoch finished within the official run's training time; ours is
   trained for ``--wall-epochs`` epochs to have one);
-* with ``--curve-epochs N``, the first seed's run trained for N epochs and every epoch's
-  checkpoint scored (quality against steps and training time: where it plateaus);
+* with ``--curve-epochs N``, the first seed's run and the first official run trained for N
+  epochs and every epoch's model scored (quality against steps and training time: where each
+  plateaus; the official program overwrites its model each epoch, :class:`CheckpointCopier`
+  keeps each);
 * ours with each ``--variant`` (one change at a time, seed 0);
 * the denoise (n2n) pair with ``--denoise`` (ours with each seed of ``--seeds``);
 * beside each of our maps, when predict wrote half maps, the same prediction as their plain
@@ -230,14 +232,65 @@ class Official:
         return _run(self.prefix + args, cwd, log_path, env)
 
 
-def _official_step_times(timing: Path, epochs: int) -> List[float]:
+def _official_step_times(timing: Path, epochs: int, until: Optional[float] = None) -> List[float]:
     """Optimiser step intervals from the timing log, without the extra step the official
-    program takes at the end of every epoch (the ``epochs`` shortest intervals)."""
+    program takes at the end of every epoch (the ``epochs`` shortest intervals); with
+    ``until`` (a ``time.perf_counter`` reading, the clock of the log), only the steps up to it."""
     if not timing.exists():
         return []
     stamps = [float(line.split()[1]) for line in timing.read_text().splitlines() if line.startswith("step ")]
+    stamps = [t for t in stamps if until is None or t <= until]
     gaps = sorted(np.diff(stamps).tolist())
     return gaps[epochs:] if len(gaps) > 2 * epochs else gaps
+
+
+class CheckpointCopier:
+    """Keeps every version of a file that another process rewrites in place (the official
+    program overwrites its model at the end of each epoch): while the ``with`` block runs, a
+    thread polls ``path`` every ``poll_s`` and copies each new version, once it has stood
+    unchanged for ``settle_s``, to ``dest/epochNNN.pt`` (1, 2, ...). ``copies`` lists
+    ``(copy, written)`` with ``written`` the version's modification time on the
+    ``time.perf_counter`` clock (the official timing log's). Versions written less than
+    ``settle_s`` apart are seen as one (an epoch takes minutes here)."""
+
+    def __init__(self, path: Path, dest: Path, poll_s: float = 1.0, settle_s: float = 2.0):
+        import threading
+        self.path, self.dest, self.poll_s, self.settle_s = Path(path), Path(dest), poll_s, settle_s
+        self.copies: List[tuple] = []
+        self._seen = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> CheckpointCopier:
+        self.dest.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._poll(settled=True)          # the writer has exited: its last version is complete
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._poll(settled=False)
+
+    def _poll(self, settled: bool) -> None:
+        import shutil
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return
+        version = (st.st_mtime_ns, st.st_size)
+        if version == self._seen or not (settled or time.time() - st.st_mtime >= self.settle_s):
+            return
+        copy = self.dest / f"epoch{len(self.copies) + 1:03d}.pt"
+        shutil.copyfile(self.path, copy)
+        if (self.path.stat().st_mtime_ns, self.path.stat().st_size) != version:   # rewritten meanwhile
+            copy.unlink()
+            return
+        self._seen = version
+        self.copies.append((copy, time.perf_counter() - (time.time() - st.st_mtime)))
 
 
 def _ours(args: List[str], cwd: Path, log_path: Path, env: Optional[dict] = None) -> float:
@@ -270,7 +323,15 @@ def _official_models(work: Path) -> List[str]:
     return sorted(glob.glob(str(maps / "network_*_full.pt")) or glob.glob(str(maps / "network_*.pt")))
 
 
-def run_official(official: Official, data: dict, s: Settings, work: Path, label: str, method: str) -> Row:
+def run_official(official: Official, data: dict, s: Settings, work: Path, label: str, method: str,
+                 curve_epochs: int = 0) -> List[Row]:
+    """Train the official program (``prepare_star``, ``refine`` or ``denoise``), predict with
+    its model and score the map: ``[row]``. With ``curve_epochs``, train that long (at least
+    ``s.epochs``) keeping the model of every epoch (:class:`CheckpointCopier`: the program
+    overwrites it) and score each: the row at ``s.epochs`` first (labelled ``label``), then
+    the others (``label, epoch k``). The program's cosine schedule spans ``save_interval``
+    (10) epochs whatever ``--epochs`` is, so its model at epoch k of a longer run is the
+    model of a k-epoch run."""
     acq, geometry = data["acq"], data["geometry"]
     work.mkdir(parents=True, exist_ok=True)
     logp, timing = work / "log.txt", work / "timing.txt"
@@ -278,25 +339,40 @@ def run_official(official: Official, data: dict, s: Settings, work: Path, label:
     official(["prepare_star", *_acq_args(acq, data["folder"]), "--number_subtomos", str(s.subtomos)],
              work, logp)
     command = "denoise" if method == "n2n" else "refine"
-    args = [command, "tomograms.star", "--output_dir", "maps", "--epochs", str(s.epochs),
-            *_train_args(s, method)]
+    epochs = max(curve_epochs, s.epochs)
+    args = [command, "tomograms.star", "--output_dir", "maps", "--epochs", str(epochs), *_train_args(s, method)]
     if s.device != "cuda":
         args = [a for a in args if a not in ("--gpuID", "None")]
-    official(args, work, logp, timing)
-    steps = _official_step_times(timing, s.epochs)
-    model = _official_models(work)
-    if not model:
-        raise RuntimeError(f"the official {command} wrote no network_*.pt in {work / 'maps'}")
-    pred_args = ["predict", "tomograms.star", model[-1], "--output_dir", "pred"]
-    if s.device == "cuda":
-        pred_args += ["--gpuID", "0"]
-    predict_s = official(pred_args, work, logp)
-    out = sorted(glob.glob(str(work / "pred" / "*.mrc")))
+    if curve_epochs:
+        with CheckpointCopier(work / "maps" / f"network_{method}_{s.arch}_{s.cube}_full.pt", work / "curve") as cp:
+            official(args, work, logp, timing)
+        if len(cp.copies) != epochs:
+            raise RuntimeError(f"kept {len(cp.copies)} models of the official {command}'s {epochs} epochs "
+                               f"in {work / 'curve'}")
+        models = [(e + 1, str(copy), written) for e, (copy, written) in enumerate(cp.copies)]
+        models.sort(key=lambda m: m[0] != s.epochs)
+    else:
+        official(args, work, logp, timing)
+        found = _official_models(work)
+        if not found:
+            raise RuntimeError(f"the official {command} wrote no network_*.pt in {work / 'maps'}")
+        models = [(epochs, found[-1], None)]
     from isonet2core.io.mrcio import read_mrc
-    vol = read_mrc(out[0])[0]
-    return Row(geometry, label, "official", steps=len(steps), train_s=round(float(np.sum(steps)), 1),
-               step_s=round(float(np.median(steps)), 3) if steps else None, predict_s=round(predict_s, 1),
-               scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"], acq["tilt_max_deg"]))
+    rows = []
+    for epoch, model, written in models:
+        steps = _official_step_times(timing, epoch, until=written)
+        pred = "pred" if written is None else f"pred_epoch{epoch:03d}"
+        pred_args = ["predict", "tomograms.star", model, "--output_dir", pred]
+        if s.device == "cuda":
+            pred_args += ["--gpuID", "0"]
+        predict_s = official(pred_args, work, logp)
+        vol = read_mrc(sorted(glob.glob(str(work / pred / "*.mrc")))[0])[0]
+        rows.append(Row(geometry, label if epoch == s.epochs else f"{label}, epoch {epoch}", "official",
+                        steps=len(steps), train_s=round(float(np.sum(steps)), 1),
+                        step_s=round(float(np.median(steps)), 3) if steps else None, predict_s=round(predict_s, 1),
+                        scores=score(vol, data["truth"], acq["pixel_size_a"], acq["tilt_min_deg"],
+                                     acq["tilt_max_deg"])))
+    return rows
 
 
 def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List[Row]:
@@ -392,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--wall-epochs", type=int, default=0, help="train ours this long for the equal-wall row (0: no row)")
     p.add_argument("--curve-epochs", type=int, default=0,
-                   help="train the first seed of ours this long and score every epoch (the quality-against-"
-                        "steps curve; 0: no curve)")
+                   help="train the first seed of ours and the first official run this long and score every "
+                        "epoch (the quality-against-steps curves; 0: no curve)")
     p.add_argument("--variant", action="append", default=[],
                    help="LABEL=EXTRA ARGS (ENV:NAME=VALUE sets a variable, PREDICT:OPTION adds an option to its predict)")
     p.add_argument("--variant-geometries", default="pm60")
@@ -463,14 +539,15 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
     if official is not None and "official" not in skip:
         for k in range(a.official_repeats):
             try:
-                row = run_official(official, data, s, out / geometry / f"official_refine_{k}",
-                                   f"refine, run {k + 1}", "isonet2-n2n")
+                row, *curve = run_official(official, data, s, out / geometry / f"official_refine_{k}",
+                                           f"refine, run {k + 1}", "isonet2-n2n",
+                                           curve_epochs=a.curve_epochs if k == 0 else 0)
                 official_train_s = official_train_s or row.train_s
-                extra = [] if "official-by-ours" in skip else official_model_rows(
+                extra = [] if "official-by-ours" in skip or curve else official_model_rows(
                     data, s, out / geometry / f"official_refine_{k}", f"refine, run {k + 1}")
             except RuntimeError as exc:
-                row, extra = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc)), []
-            rows += [row, *extra]
+                row, curve, extra = Row(geometry, f"refine, run {k + 1}", "official", note=str(exc)), [], []
+            rows += [row, *extra, *curve]
             write_report(out, rows, header)
     first = True
     for seed in seeds[:1] if a.only_variants else seeds:
@@ -505,7 +582,7 @@ def _geometry_rows(a: argparse.Namespace, s: Settings, geometry: str, out: Path,
     if a.denoise:
         if official is not None and "official-denoise" not in skip:
             try:
-                rows.append(run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n"))
+                rows += run_official(official, data, s, out / geometry / "official_denoise", "denoise", "n2n")
             except RuntimeError as exc:
                 rows.append(Row(geometry, "denoise", "official", note=str(exc)))
             write_report(out, rows, header)

@@ -199,3 +199,40 @@ def test_peers_rows_are_skipped_without_their_programs(tmp_path, monkeypatch, ca
     assert [r["label"] for r in rows] == ["raw (full map)"] and rows[0]["scores"]["pearson"] > 0.99
     assert "ddw rows skipped" in caplog.text and "topaz rows skipped" in caplog.text
     assert "| raw (full map) | - |" in (tmp_path / "out" / "peers.md").read_text()
+
+
+def test_checkpoint_copier_keeps_every_version_of_a_rewritten_file(tmp_path):
+    """bench.side_by_side.CheckpointCopier (the official curve: the program overwrites its model
+    each epoch): each version written in place is copied once, complete, in order, and its time
+    is on the clock of the official timing log (perf_counter), between the writes around it."""
+    import threading
+    import time
+
+    from bench.side_by_side import CheckpointCopier, _official_step_times
+
+    model = tmp_path / "maps" / "network.pt"
+    model.parent.mkdir()
+    marks = []
+
+    def writer():
+        for k in range(3):
+            with open(model, "wb") as fh:          # in place, in two parts, as torch.save may
+                fh.write(bytes([k]) * 1000)
+                fh.flush()
+                time.sleep(0.05)
+                fh.write(bytes([k]) * 1000)
+            marks.append(time.perf_counter())
+            time.sleep(0.8)
+
+    with CheckpointCopier(model, tmp_path / "curve", poll_s=0.02, settle_s=0.3) as cp:
+        t = threading.Thread(target=writer)
+        t.start()
+        t.join()
+    assert [c.name for c, _ in cp.copies] == ["epoch001.pt", "epoch002.pt", "epoch003.pt"]
+    for k, (copy, written) in enumerate(cp.copies):
+        assert copy.read_bytes() == bytes([k]) * 2000
+        assert marks[k] - 0.1 <= written <= marks[k] + 0.05
+    timing = tmp_path / "timing.txt"      # 2 epochs of 3 steps + the extra end-of-epoch step
+    timing.write_text("".join(f"step {t}\n" for t in (0.0, 1.0, 2.0, 3.0, 3.1, 4.1, 5.1, 6.1, 6.2)))
+    assert _official_step_times(timing, 2) == pytest.approx([1.0] * 6)
+    assert _official_step_times(timing, 1, until=3.05) == pytest.approx([1.0, 1.0])
