@@ -376,11 +376,12 @@ def open_mapped(path: PathLike, *, info: Optional[MRCInfo] = None) -> MappedVolu
 
 class PlaneReader:
     """The z planes of an MRC file, read on demand: ``reader[z0:z1]`` is a new float32 array
-    ``(z1 - z0, y, x)`` read with one positioned read of the file (the file is opened for each
-    read); nothing stays in memory between reads.
+    ``(z1 - z0, y, x)`` read with one positioned read of the file, ``reader[z0:z1, y0:y1]``
+    the rows ``y0 .. y1 - 1`` of those planes (one positioned read per plane); the file is
+    opened for each read, nothing stays in memory between reads.
 
     ``shape`` is ``(z, y, x)``, ``dtype`` float32 (what reads return), ``info`` the header.
-    Only contiguous z slices (step 1) are supported; ``ValueError`` names the file when it
+    Only contiguous slices (step 1) are supported; ``ValueError`` names the file when it
     became shorter than its header says.
     """
     ndim = 3
@@ -394,24 +395,40 @@ class PlaneReader:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, index: slice) -> np.ndarray:
+    def __getitem__(self, index) -> np.ndarray:
+        rows = slice(None)
+        if isinstance(index, tuple) and len(index) == 2 and all(isinstance(i, slice) for i in index):
+            index, rows = index
         if not isinstance(index, slice):
-            raise TypeError(f"{self.path}: read z planes with a slice (reader[z0:z1]), got {index!r}")
+            raise TypeError(f"{self.path}: read z planes with a slice (reader[z0:z1] or "
+                            f"reader[z0:z1, y0:y1]), got {index!r}")
         start, stop, step = index.indices(self.shape[0])
-        if step != 1:
-            raise ValueError(f"{self.path}: only contiguous z planes can be read, got step {step}")
-        n_planes = max(0, stop - start)
-        plane = self.shape[1] * self.shape[2]
-        if n_planes == 0:
-            return np.empty((0,) + self.shape[1:], dtype=np.float32)
+        y0, y1, ystep = rows.indices(self.shape[1])
+        if step != 1 or ystep != 1:
+            raise ValueError(f"{self.path}: only contiguous planes and rows can be read, got step "
+                             f"{step if step != 1 else ystep}")
+        n_planes, n_rows, nx = max(0, stop - start), max(0, y1 - y0), self.shape[2]
+        if n_planes == 0 or n_rows == 0:
+            return np.empty((n_planes, n_rows, nx), dtype=np.float32)
         stored = self.info.dtype
+        plane = self.shape[1] * nx
         with open(self.path, "rb") as fh:
-            fh.seek(self.info.data_offset + start * plane * stored.itemsize)
-            data = np.fromfile(fh, dtype=stored, count=n_planes * plane)
-        if data.size != n_planes * plane:
+            if n_rows == self.shape[1]:
+                fh.seek(self.info.data_offset + start * plane * stored.itemsize)
+                data = np.fromfile(fh, dtype=stored, count=n_planes * plane)
+            else:
+                data = np.empty(n_planes * n_rows * nx, dtype=stored)
+                for k in range(n_planes):
+                    fh.seek(self.info.data_offset + ((start + k) * plane + y0 * nx) * stored.itemsize)
+                    got = np.fromfile(fh, dtype=stored, count=n_rows * nx)
+                    data[k * n_rows * nx:k * n_rows * nx + got.size] = got
+                    if got.size != n_rows * nx:
+                        data = data[:k * n_rows * nx + got.size]
+                        break
+        if data.size != n_planes * n_rows * nx:
             raise ValueError(f"{self.path} is truncated: z planes {start}..{stop - 1} of "
                              f"{self.shape} could not be read")
-        return data.reshape((n_planes,) + self.shape[1:]).astype(np.float32, copy=False)
+        return data.reshape((n_planes, n_rows, nx)).astype(np.float32, copy=False)
 
 
 def open_planes(path: PathLike, *, info: Optional[MRCInfo] = None) -> PlaneReader:

@@ -103,8 +103,7 @@ def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
             log.info("%s: FSC weighting, shell weights %s at %s cycles/voxel", target.name,
                      " ".join(f"{w:.2f}" for w in np.interp([0.1, 0.2, 0.3, 0.4, 0.5], freq, weights)),
                      "0.1 0.2 0.3 0.4 0.5")
-            for block in fsc_weighting.weighted_average_planes(readers, freq, weights, block_planes=block_planes,
-                                                               margin=fsc_weighting.MARGIN_PLANES):
+            for block in fsc_weighting.weighted_average_planes(readers, freq, weights, block_planes=block_planes):
                 out.write(block)
             return target
         for z0 in range(0, shape[0], block_planes):

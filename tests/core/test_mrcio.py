@@ -258,8 +258,13 @@ def test_plane_reader_reads_z_slices_as_float32(tmp_path, volume):
     np.testing.assert_array_equal(reader[4:99], volume[4:])       # clipped like numpy
     np.testing.assert_array_equal(reader[:], volume)
     assert reader[3:3].shape == (0, 10, 12)
+    np.testing.assert_array_equal(reader[1:4, 2:7], volume[1:4, 2:7])     # rows of planes
+    np.testing.assert_array_equal(reader[5:9, 8:20], volume[5:, 8:])
+    assert reader[2:4, 3:3].shape == (2, 0, 12)
     with pytest.raises(ValueError, match="step 2"):
         reader[::2]
+    with pytest.raises(ValueError, match="step 3"):
+        reader[0:2, ::3]
     with pytest.raises(TypeError, match="slice"):
         reader[1]
     ints = np.arange(4 * 3 * 5, dtype=np.int16).reshape(4, 3, 5)   # stored int16, big-endian
@@ -268,9 +273,12 @@ def test_plane_reader_reads_z_slices_as_float32(tmp_path, volume):
     block = mrcio.open_planes(tmp_path / "i.mrc")[1:3]
     assert block.dtype == np.float32
     np.testing.assert_array_equal(block, ints[1:3])
+    np.testing.assert_array_equal(mrcio.open_planes(tmp_path / "i.mrc")[1:4, 1:2], ints[1:4, 1:2])
     path.write_bytes(path.read_bytes()[:-200])                     # truncated after opening
     with pytest.raises(ValueError, match=r"a\.mrc is truncated"):
         reader[4:6]
+    with pytest.raises(ValueError, match=r"a\.mrc is truncated"):
+        reader[4:6, 0:9]
 
 
 # --- memory maps: every mode, regions as float32, bounded open maps -------------------------

@@ -408,12 +408,15 @@ def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch,
     deeper needs no more memory. (Whole output arrays, as before streaming, made it ~4x.)
     The input check and the normalisation read chunks of a fixed number of voxels (4 Mi, far
     above these tomograms): set to 8 planes here, so that they are bounded at this size too;
-    likewise the FSC weighting's central block (160^3) and context (24 planes): 16 and 8."""
+    likewise the FSC weighting's central block (160^3), context (24 voxels), tile (64) and
+    one-FFT size (4 Mi voxels): 16, 8, 16 and 16 planes."""
     monkeypatch.setattr(mrcio, "_CHECK_CHUNK_VOXELS", 8 * 64 * 64)
     monkeypatch.setattr(normalize, "_CHUNK_VOXELS", 8 * 64 * 64)
     monkeypatch.setattr(fsc_weighting, "FSC_CROP", 16)
     monkeypatch.setattr(fsc_weighting, "MARGIN_PLANES", 8)
-    # weighted: both depths past the one-FFT size (16 + 2 x 8 planes), as deep tomograms are
+    monkeypatch.setattr(fsc_weighting, "TILE", 16)
+    monkeypatch.setattr(fsc_weighting, "WHOLE_VOXELS", 16 * 64 * 64)
+    # weighted: both depths past the one-FFT size (16 planes), as deep tomograms are
     shallow = _traced_peak_of_predict(tmp_path, 16 * (4 if weighted else 2), weighted)
     deep = _traced_peak_of_predict(tmp_path, 16 * (16 if weighted else 8), weighted)
     plane = 64 * 64 * 4
