@@ -398,7 +398,7 @@ class PrepareStarConfig:
 
 def memory_option() -> Any:
     """The ``memory_gb`` option, one definition for every step that streams whole tomograms
-    (``deconv`` and ``make-mask`` each declare ``memory_gb: Optional[float] = memory_option()``;
+    (``deconv``, ``make-mask`` and ``predict`` each declare ``memory_gb: Optional[float] = memory_option()``;
     checked by :func:`check_memory_gb`; resolved by :func:`isonet2core.memory.memory_budget`).
 
     Returns
@@ -686,6 +686,7 @@ class PredictConfig:
     save_slices: bool = option(False, "also write <output>_slices.png (orthoslices) and "
                                "<output>_spectrum.png (Fourier XZ slice) beside each output (the "
                                "IsoNet2 program does by default)")
+    memory_gb: Optional[float] = memory_option()
 
     def validate(self) -> PredictConfig:
         """Check the values.
@@ -705,6 +706,7 @@ class PredictConfig:
                f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         _check(self.amp_dtype in AMP_DTYPES, f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
+        check_memory_gb(self.memory_gb)
         return self
 
 

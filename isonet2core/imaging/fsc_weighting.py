@@ -138,8 +138,8 @@ def radial_filter(shape: Sequence[int], freq: np.ndarray, weights: np.ndarray) -
     return torch.from_numpy(np.interp(radius, xp, fp).astype(np.float32))
 
 
-def mean_planes(halves: Sequence, z0: int, z1: int) -> np.ndarray:
-    """The voxel-wise mean of maps' z planes.
+def mean_planes(halves: Sequence, z0: int, z1: int, y0: int = 0, y1: Optional[int] = None) -> np.ndarray:
+    """The voxel-wise mean of maps' z planes (or of rows of them).
 
     Parameters
     ----------
@@ -147,15 +147,19 @@ def mean_planes(halves: Sequence, z0: int, z1: int) -> np.ndarray:
         Maps ``(z, y, x)`` of one shape (arrays, memory maps or plane readers).
     z0, z1 : int
         The planes ``z0 .. z1 - 1``.
+    y0, y1 : int, optional
+        Their rows ``y0 .. y1 - 1`` (default: all).
 
     Returns
     -------
     numpy.ndarray
-        float32 ``(z1 - z0, y, x)``, summed in float32 and divided by the number of maps.
+        float32 ``(z1 - z0, y1 - y0, x)``, summed in float32 and divided by the number of maps.
     """
-    mean = np.array(halves[0][z0:z1], dtype=np.float32)
+    def read(h):
+        return h[z0:z1] if y0 == 0 and y1 in (None, h.shape[1]) else h[z0:z1, y0:y1]
+    mean = np.array(read(halves[0]), dtype=np.float32)
     for h in halves[1:]:
-        mean += np.asarray(h[z0:z1], dtype=np.float32)
+        mean += np.asarray(read(h), dtype=np.float32)
     mean /= np.float32(len(halves))
     return mean
 

@@ -588,7 +588,8 @@ class Moments:
 
 
 class MRCStream:
-    """A float32 MRC file being written by :func:`stream_mrc`: :meth:`write` appends z planes.
+    """A float32 MRC file being written by :func:`stream_mrc`: :meth:`write` appends z planes,
+    :meth:`write_block` writes a block of rows of z planes where it belongs (one or the other).
 
     ``path`` is the target, ``shape`` ``(z, y, x)`` the announced volume, ``planes_written``
     the z planes appended so far. The statistics (min, max, mean and the rms deviation from
@@ -601,11 +602,52 @@ class MRCStream:
         self.path = path
         self.shape = shape
         self.planes_written = 0
+        self._block_voxels = 0         # voxels placed by write_block
         self._header = _float32_header(shape, voxel_size_a)
         self._moments = Moments()
         self._min, self._max = np.inf, -np.inf
         self._closed = False
+        self._data_offset = self._header.nbytes
         fh.write(self._header.tobytes())
+
+    def _add_statistics(self, block: np.ndarray) -> None:
+        for plane in block:
+            self._min = np.minimum(self._min, plane.min())   # NaN propagates, as in mrcfile
+            self._max = np.maximum(self._max, plane.max())
+        self._moments.add(block)
+
+    def write_block(self, z0: int, y0: int, block) -> None:
+        """Write rows ``y0 .. y0 + h - 1`` of z planes ``z0 .. z0 + k - 1`` where they belong in
+        the file (the caller writes every voxel once; the file stays sparse until then).
+
+        Parameters
+        ----------
+        z0, y0 : int
+            The block's first plane and row.
+        block : array_like
+            ``(k, h, x)``, converted to float32.
+
+        Raises
+        ------
+        ValueError
+            The block leaves the announced shape, or planes were appended with :meth:`write`.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: the stream is closed")
+        data = np.ascontiguousarray(block, dtype=np.float32)
+        nz, ny, nx = self.shape
+        if (data.ndim != 3 or data.shape[2] != nx or z0 < 0 or y0 < 0
+                or z0 + data.shape[0] > nz or y0 + data.shape[1] > ny):
+            raise ValueError(f"{self.path}: a block of shape {data.shape} at z {z0}, y {y0} does not "
+                             f"fit the announced (z, y, x) {self.shape}")
+        if self.planes_written:
+            raise ValueError(f"{self.path}: planes were appended; blocks cannot be placed as well")
+        self._add_statistics(data)
+        row_bytes = nx * 4
+        for k, plane in enumerate(data):
+            self._fh.seek(self._data_offset + ((z0 + k) * ny + y0) * row_bytes)
+            self._fh.write(plane.data)
+        self._block_voxels += data.size
 
     def write(self, planes) -> None:
         """Append the next ``k`` z planes.
@@ -629,19 +671,23 @@ class MRCStream:
         if self.planes_written + len(block) > self.shape[0]:
             raise ValueError(f"{self.path}: {self.planes_written + len(block)} z planes would "
                              f"exceed the announced {self.shape[0]}")
-        for plane in block:
-            self._min = np.minimum(self._min, plane.min())   # NaN propagates, as in mrcfile
-            self._max = np.maximum(self._max, plane.max())
-        self._moments.add(block)
+        if self._block_voxels:
+            raise ValueError(f"{self.path}: blocks were placed; planes cannot be appended as well")
+        self._add_statistics(block)
         self._fh.write(block.data)
         self.planes_written += len(block)
 
     def _close(self) -> None:
         """Check that every announced plane was written and write the header with the statistics."""
         self._closed = True
-        if self.planes_written != self.shape[0]:
+        nz, ny, nx = self.shape
+        if self._block_voxels:
+            if self._block_voxels != nz * ny * nx:
+                raise ValueError(f"{self.path}: {self._block_voxels} voxels were written in blocks, "
+                                 f"{nz * ny * nx} announced; the file was not written")
+        elif self.planes_written != nz:
             raise ValueError(f"{self.path}: {self.planes_written} z planes were written, "
-                             f"{self.shape[0]} announced; the file was not written")
+                             f"{nz} announced; the file was not written")
         header = self._header
         header.dmin = np.float32(self._min)
         header.dmax = np.float32(self._max)

@@ -2,8 +2,8 @@
 filters, batched inference and blended stitching (no files; :mod:`.map_streaming` streams
 MRC files through it, :mod:`.predict` applies a model file to a STAR file).
 
-``predict_planes`` runs a model over one ``(z, y, x)`` map, tile by tile (``tiling.py``), and
-hands out the result z plane block by z plane block:
+``predict_blocks`` runs a model over one ``(z, y, x)`` map, tile by tile (``tiling.py``), and
+hands out the result block by block of z planes:
 
 1. **Normalisation** exactly as in training: ``normalize.normalization_stats`` of the map being
    predicted (its central slices; the even and odd halves each with their own statistics),
@@ -26,6 +26,9 @@ Memory does not grow with the number of z planes: the map is read one slab of z 
 z-row of tiles, the outputs are blended in a rolling buffer of the planes one z-row covers, and
 finished planes leave it at once (``tiling.py``): the peak is the model and one batch of tiles
 with their activations, plus a few slabs of ``cube_size`` planes ``(cube_size, y, x)`` float32.
+Nor with the size of the planes: where those slabs would exceed the budget
+(:func:`isonet2core.steps.tiling.plan_bands`), the map is predicted in y bands of rows, one
+after the other, each from the tiles that touch it (the same voxels as whole planes give).
 ``predict_volume`` collects the planes into one float32 array (for callers that want the array:
 the trainer's previews, tests, benchmarks).
 """
@@ -69,11 +72,50 @@ def _fourier_input_filter(cube: int, microscope: Microscope, apply_mw_x1: bool, 
     return filt
 
 
-def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
+def tile_grid(shape: Sequence[int], cube_size: int, config: PredictConfig = PredictConfig(),
+              model_source: Optional[str] = None, name: str = "volume") -> tiling.TileGrid:
+    """The tiles a map is predicted with: the ``hann`` scheme, or for models of the IsoNet2
+    program (``model_source``) its own where it can tile ``cube_size`` at ``padding_factor``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)`` of the map.
+    cube_size : int
+        Tile edge (voxels).
+    config : PredictConfig
+        ``padding_factor``.
+    model_source : str, optional
+        The checkpoint's ``source``.
+    name : str
+        Names the map in the log.
+
+    Returns
+    -------
+    tiling.TileGrid
+        The grid.
+    """
+    program = model_source == PROGRAM_SOURCE
+    program_tiles = program and tiling.program_scheme_fits(cube_size, config.padding_factor)
+    if program and not program_tiles:
+        log.info("%s: the IsoNet2 program cannot tile cube %d at padding_factor %g; using our "
+                 "tiling for its model", name, cube_size, config.padding_factor)
+    return tiling.TileGrid.for_volume(shape, cube_size, config.padding_factor,
+                                      scheme="isonet2-program" if program_tiles else "hann")
+
+
+Block = Tuple[int, int, np.ndarray]
+"""``(z0, y0, block)``: float32 ``(k, h, x)``, the output's z planes ``z0 .. z0 + k - 1``, rows
+``y0 .. y0 + h - 1``."""
+
+
+def predict_blocks(models: Sequence[nn.Module], volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
-                   name: str = "volume", model_source: Optional[str] = None) -> Generator[tiling.Planes, None, None]:
-    """Apply networks to a map of any shape, streaming the result by z planes, in the input's
+                   name: str = "volume", model_source: Optional[str] = None,
+                   bands: Optional[Sequence[tiling.Rows]] = None) -> Generator[Block, None, None]:
+    """Apply networks to a map of any shape, streaming the result by blocks of z planes (of one
+    y band at a time where the map's planes are too large for whole ones), in the input's
     contrast and scale (module docstring).
 
     While the generator runs, the networks are on ``device`` in eval mode (channels-last on the
@@ -100,45 +142,48 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
         Names the map in errors.
     model_source : str, optional
         The checkpoint's ``source`` (``"IsoNet2"``: the program's input filter conventions).
+    bands : sequence of tuple of int, optional
+        ``(y0, y1)`` bands of output rows, in order, covering every row
+        (:func:`isonet2core.steps.tiling.plan_bands` of :func:`tile_grid`, planned within the
+        caller's memory budget); None: planned here within ``tiling.BAND_BYTES``.
 
     Yields
     ------
-    tiling.Planes
-        ``(z0, planes)``: float32 ``(k, y, x)`` blocks in increasing z, every plane once; they
+    Block
+        ``(z0, y0, block)``: band by band, blocks of increasing z, every voxel once; they
         belong to the caller.
     """
     config.validate()
     if not models:
-        raise ValueError("predict_planes needs at least one network")
+        raise ValueError("predict_blocks needs at least one network")
     if cube_size < SIZE_MULTIPLE or cube_size % SIZE_MULTIPLE:
         raise ValueError(f"cube_size must be a positive multiple of {SIZE_MULTIPLE}, got {cube_size}")
     if len(getattr(volume, "shape", ())) != 3:
         raise ValueError(f"{name}: expected a (z, y, x) volume, got shape {getattr(volume, 'shape', None)}")
     device = torch.device(device)
+    grid = tile_grid(volume.shape, cube_size, config, model_source, name)
+    bands = tiling.plan_bands(grid, name=name) if bands is None else list(bands)
+    edges = [b for band in bands for b in band]
+    if not bands or edges[0] != 0 or edges[-1] != grid.shape[1] or edges[1:-1:2] != edges[2:-1:2]:
+        raise ValueError(f"{name}: bands {bands} do not cover its {grid.shape[1]} rows in order")
     mean, std = normalize.normalization_stats(volume, name=name)
-    program = model_source == PROGRAM_SOURCE
-    program_tiles = program and tiling.program_scheme_fits(cube_size, config.padding_factor)
-    if program and not program_tiles:
-        log.info("%s: the IsoNet2 program cannot tile cube %d at padding_factor %g; using our "
-                 "tiling for its model", name, cube_size, config.padding_factor)
-    grid = tiling.TileGrid.for_volume(volume.shape, cube_size, config.padding_factor,
-                                      scheme="isonet2-program" if program_tiles else "hann")
-    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device, program)
+    filt = _fourier_input_filter(cube_size, microscope, config.apply_mw_x1, phaseflip, device,
+                                 model_source == PROGRAM_SOURCE)
     amp = autocast_dtype(device, config.mixed_precision, config.amp_dtype, training=False)
     models = [m.to(device).eval() for m in models]
     calls = [compiled(m, config.compile_model) for m in models]
     # On the CPU the oneDNN convolutions run about 1.2x faster on channels-last weights
     # (bench/: unet-small and unet-medium, cube 48); the caller's layout is restored afterwards.
     channels_last = device.type == "cpu"
-    acc = tiling.TileAccumulator(grid)
-    log.info("%s: %s voxels, %d tiles of %d^3 (mean %.4g, std %.4g)", name, tuple(volume.shape),
-             grid.n_tiles, cube_size, mean, std)
+    log.info("%s: %s voxels, %d tiles of %d^3 (mean %.4g, std %.4g)%s", name, tuple(volume.shape),
+             grid.n_tiles, cube_size, mean, std,
+             f", in {len(bands)} bands of rows" if len(bands) > 1 else "")
 
-    def denormalized(planes: List[tiling.Planes]) -> List[tiling.Planes]:
+    def denormalized(planes: List[tiling.Planes], y0: int) -> List[Block]:
         for _, block in planes:
             block *= np.float32(std)   # denormalize in place
             block += np.float32(mean)
-        return planes
+        return [(z0, y0, block) for z0, block in planes]
 
     try:
         if channels_last:
@@ -160,11 +205,13 @@ def predict_planes(models: Sequence[nn.Module], volume, *, cube_size: int,
             return y.mul_(1.0 / len(models)) if len(models) > 1 else y
 
         fits = config.batch_size      # lowered for the rest of the map when the device runs out
-        for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size):
-            with torch.inference_mode():
-                outputs, fits = run_in_parts(network, torch.from_numpy(tiles), fits, name)
-            yield from denormalized(acc.add(outputs, starts))
-        yield from denormalized(acc.finish())
+        for rows in bands:
+            acc = tiling.TileAccumulator(grid, rows)
+            for tiles, starts in tiling.iter_tile_batches(volume, grid, config.batch_size, rows):
+                with torch.inference_mode():
+                    outputs, fits = run_in_parts(network, torch.from_numpy(tiles), fits, name)
+                yield from denormalized(acc.add(outputs, starts), rows[0])
+            yield from denormalized(acc.finish(), rows[0])
     finally:
         if channels_last:
             for m in models:
@@ -226,28 +273,28 @@ def predict_volume(model: nn.Module, volume, *, cube_size: int,
                    config: PredictConfig = PredictConfig(), microscope: Microscope,
                    phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                    name: str = "volume", model_source: Optional[str] = None) -> np.ndarray:
-    """:func:`predict_planes` collected into one array. Memory: the output array plus what
-    :func:`predict_planes` holds (a few slabs of ``cube_size`` planes and one batch).
+    """:func:`predict_blocks` collected into one array. Memory: the output array plus what
+    :func:`predict_blocks` holds (a few slabs of ``cube_size`` planes and one batch).
 
     Parameters
     ----------
     model : nn.Module
         The network.
     volume, cube_size, config, microscope, phaseflip, device, name, model_source
-        As in :func:`predict_planes`.
+        As in :func:`predict_blocks`.
 
     Returns
     -------
     numpy.ndarray
         float32 ``(z, y, x)`` in the input's contrast and scale.
     """
-    out = None   # allocated once predict_planes has checked the inputs
-    with contextlib.closing(predict_planes([model], volume, cube_size=cube_size, config=config,
+    out = None   # allocated once predict_blocks has checked the inputs
+    with contextlib.closing(predict_blocks([model], volume, cube_size=cube_size, config=config,
                                            microscope=microscope, phaseflip=phaseflip,
-                                           device=device, name=name, model_source=model_source)) as planes:
-        for z0, block in planes:
+                                           device=device, name=name, model_source=model_source)) as blocks:
+        for z0, y0, block in blocks:
             if out is None:
                 out = np.empty(volume.shape, dtype=np.float32)
-            out[z0:z0 + len(block)] = block
-    assert out is not None                   # predict_planes hands out every plane
+            out[z0:z0 + block.shape[0], y0:y0 + block.shape[1]] = block
+    assert out is not None                   # predict_blocks hands out every voxel
     return out

@@ -1,19 +1,19 @@
-"""Predicting MRC files: a map streamed through :func:`isonet2core.steps.inference.predict_planes`
+"""Predicting MRC files: a map streamed through :func:`isonet2core.steps.inference.predict_blocks`
 into an output file, and the (FSC-weighted) average of two written maps, plane block by plane
 block.
 
 ``predict_file`` reads its input with positioned reads (``mrcio.open_planes``) and writes the
 planes as they become final (``mrcio.stream_mrc``: atomically, never over the source or a
 protected path): its peak is the model, one batch of tiles with their activations and a few
-slabs of ``cube_size`` z planes (plus the normalisation's and the input check's reads, each
-capped at a fixed size).
+slabs of ``cube_size`` z planes, of one y band's rows where whole planes would exceed the
+budget (plus the normalisation's and the input check's reads, each capped at a fixed size).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from isonet2core.config import Microscope, PredictConfig
 from isonet2core.imaging import fsc_weighting
 from isonet2core.io import mrcio
 from isonet2core.io.output_names import PathLike
-from isonet2core.steps.inference import predict_planes
+from isonet2core.steps import tiling
+from isonet2core.steps.inference import predict_blocks
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +33,19 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
                  cube_size: int, config: PredictConfig = PredictConfig(), microscope: Microscope,
                  phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                  voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = (),
-                 model_source: Optional[str] = None) -> Path:
-    """Predict an MRC map (:func:`predict_planes`) and stream the result into a float32 MRC file,
+                 model_source: Optional[str] = None,
+                 bands: Optional[Sequence[tiling.Rows]] = None) -> Path:
+    """Predict an MRC map (:func:`predict_blocks`) and stream the result into a float32 MRC file,
     atomically, never over the source or a protected path.
 
-    The input is read with positioned reads, one slab of z planes per z-row of tiles, and the
-    output written as its planes become final: memory does not grow with the number of z planes.
+    The input is read with positioned reads, one slab of z planes (of a band's rows) per z-row
+    of tiles, and the output written where each block belongs as it becomes final: memory does
+    not grow with the number of z planes, nor, in bands, with the size of the planes.
 
     Parameters
     ----------
-    models, cube_size, config, microscope, phaseflip, device, model_source
-        As in :func:`~isonet2core.steps.inference.predict_planes`.
+    models, cube_size, config, microscope, phaseflip, device, model_source, bands
+        As in :func:`~isonet2core.steps.inference.predict_blocks`.
     source : str or Path
         The input map.
     target : str or Path
@@ -60,12 +63,12 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
     reader = mrcio.open_planes(source)
     voxel = voxel_size_a if voxel_size_a is not None else reader.info.voxel_size_a
     with mrcio.stream_mrc(target, reader.shape, voxel, protect=[source, *protect]) as out, \
-            contextlib.closing(predict_planes(models, reader, cube_size=cube_size, config=config,
+            contextlib.closing(predict_blocks(models, reader, cube_size=cube_size, config=config,
                                               microscope=microscope, phaseflip=phaseflip,
                                               device=device, name=str(source),
-                                              model_source=model_source)) as planes:
-        for _, block in planes:
-            out.write(block)
+                                              model_source=model_source, bands=bands)) as blocks:
+        for z0, y0, block in blocks:
+            out.write_block(z0, y0, block)
     return Path(target)
 
 
@@ -81,7 +84,8 @@ def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
     target : Path
         The output map (float32), written atomically.
     block_planes : int
-        z planes per block.
+        z planes per block (the plain average: at most, within ``AVERAGE_VOXELS``,
+        :func:`average_blocks`).
     voxel_size_a : float
         Header voxel size (Angstrom).
     protect : sequence of str or Path
@@ -106,6 +110,38 @@ def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
             for block in fsc_weighting.weighted_average_planes(readers, freq, weights, block_planes=block_planes):
                 out.write(block)
             return target
-        for z0 in range(0, shape[0], block_planes):
-            out.write(fsc_weighting.mean_planes(readers, z0, min(z0 + block_planes, shape[0])))
+        for z0, z1, y0, y1 in average_blocks(shape, block_planes):
+            out.write_block(z0, y0, fsc_weighting.mean_planes(readers, z0, z1, y0, y1))
     return target
+
+
+AVERAGE_VOXELS = 4 * 1024 * 1024
+"""Voxels per block of the plain average of the halves (each read and the sum: 16 MiB)."""
+
+
+def average_blocks(shape: Sequence[int], block_planes: int) -> Iterator[Tuple[int, int, int, int]]:
+    """The blocks the plain average is computed in: at most ``block_planes`` z planes and
+    ``AVERAGE_VOXELS`` voxels; rows of one plane where a plane alone holds more.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        ``(z, y, x)``.
+    block_planes : int
+        The most z planes per block.
+
+    Yields
+    ------
+    tuple of int
+        ``(z0, z1, y0, y1)`` covering the volume, z slowest.
+    """
+    nz, ny, nx = (int(n) for n in shape)
+    if ny * nx <= AVERAGE_VOXELS:
+        k = max(1, min(block_planes, AVERAGE_VOXELS // (ny * nx)))
+        for z0 in range(0, nz, k):
+            yield z0, min(z0 + k, nz), 0, ny
+        return
+    rows = max(1, AVERAGE_VOXELS // nx)
+    for z0 in range(nz):
+        for y0 in range(0, ny, rows):
+            yield z0, z0 + 1, y0, min(y0 + rows, ny)

@@ -23,7 +23,9 @@
   model was trained with (``ctf_mode``, ``do_phaseflip_input``) from the checkpoint;
 * everything is validated first (model files, STAR, every input header, the data of every
   input (finite, not constant; one streamed read), halves of equal shape and voxel size,
-  output names distinct from inputs, the output folder created); each MRC is written
+  output names distinct from inputs, the output folder created, the y bands of every
+  tomogram planned within ``memory_gb`` (:func:`isonet2core.steps.tiling.plan_bands`: a
+  tomogram whose narrowest band does not fit is refused); each MRC is written
   atomically with the input's voxel size, never over an input, and each tomogram's row of the
   STAR is updated after it (:func:`star.update_rows`: locked, re-read, written atomically), so
   an interrupted run leaves only complete files; a rerun recomputes and replaces the outputs;
@@ -42,13 +44,15 @@ from typing import List, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
+from isonet2core import memory
 from isonet2core.config import Microscope, PredictConfig, method_traits
 from isonet2core.io import output_names, star
 from isonet2core.io.locks import output_locks
 from isonet2core.io.model_file import ModelFile
 from isonet2core.io.output_guard import check_outputs, mrc_bytes, table_inputs
 from isonet2core.io.output_names import PathLike
-from isonet2core.steps import step_inputs
+from isonet2core.steps import step_inputs, tiling
+from isonet2core.steps.inference import tile_grid
 from isonet2core.steps.map_streaming import predict_file, write_average
 
 log = logging.getLogger(__name__)
@@ -178,6 +182,10 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)
     _check_outputs(table, jobs, columns, (model_path, model2_path))
+    work, budget = memory.work_budget(config.memory_gb)
+    bands = {job.row: tiling.plan_bands(tile_grid(job.shape, cube, config, loaded.source, job.name),
+                                        work, name=f"tomogram {job.name} ({job.inputs[0]})", budget=budget)
+             for job in jobs}
     trained = [float(t["pixel_size_a"]) for t in loaded.tomograms.values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
     protect = [p for j in jobs for p in j.inputs] + [star_path]
@@ -195,7 +203,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
             def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
                 return predict_file(nets, source, target, cube_size=cube, config=config,
                                     microscope=job.microscope, phaseflip=phaseflip, device=device,
-                                    model_source=loaded.source,
+                                    model_source=loaded.source, bands=bands[job.row],
                                     voxel_size_a=job.voxel_size_a, protect=protect)
 
             half1, half2 = job.halves

@@ -30,6 +30,13 @@ Prediction runs the network on cubes of the training size (``cube``) and stitche
   summed weights and hands them out in increasing z order as ``(z0, planes (k, y, x))``.
   Peak memory: an input slab, two output buffers of at most ``cube`` planes each and one
   batch of tiles, whatever the number of z planes; nothing of the size of the volume.
+* **Bands.** Where those slabs of whole ``(y, x)`` planes would exceed a budget (large planes:
+  a 4096x4096 tomogram's slab of 96 planes is 6 GiB), the output rows are cut into y bands
+  (:func:`plan_bands`), each predicted as above from the tiles that touch it
+  (``rows=(y0, y1)`` of ``iter_tile_batches`` and ``TileAccumulator``): the same tiles, blended
+  in the same order, so every voxel is what one band gives; a tile that straddles a band
+  boundary is computed for both bands (boundaries sit at tile centres, where only one row of
+  tiles straddles).
 
 Scheme ``isonet2-program`` (for models trained by the IsoNet2 program, so that their maps agree
 with the program's own): its grid and blending in this frame. Spacing
@@ -41,11 +48,19 @@ volume; mirror padding with the edge voxel repeated (numpy's ``"symmetric"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, List, Literal, Sequence, Tuple
+from typing import Iterator, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 
+from isonet2core.memory import GIB, format_bytes
+
 Start = Tuple[int, int, int]
+Rows = Tuple[int, int]
+"""``(y0, y1)``: the output rows ``y0 .. y1 - 1`` of a band."""
+BAND_BYTES = 4 * GIB
+"""The most a band's slabs and buffers take when the budget allows more (:func:`plan_bands`):
+larger bands recompute fewer straddling tiles, and 4 GiB holds whole planes up to about
+2900x2900 at cube 96 or 4096x4096 up to cube 64."""
 TilingScheme = Literal["hann", "isonet2-program"]
 PROGRAM_EDGE = 5
 """Edge ``e`` of the ``isonet2-program`` scheme (blending ramps are ``2 e`` voxels wide)."""
@@ -296,6 +311,32 @@ class TileGrid:
             return np.where(r < n, r, 2 * n - 1 - r)
         return _reflect(index, n)
 
+    def band_y_starts(self, rows: Optional[Rows] = None) -> Tuple[int, ...]:
+        """The y starts of the tiles that touch the output rows ``rows``.
+
+        Parameters
+        ----------
+        rows : tuple of int, optional
+            ``(y0, y1)`` with ``0 <= y0 < y1 <= y``; None: every row.
+
+        Returns
+        -------
+        tuple of int
+            Those of ``starts[1]`` with ``s < y1`` and ``s + cube > y0``, in order.
+
+        Raises
+        ------
+        ValueError
+            Rows outside the volume or empty.
+        """
+        if rows is None:
+            return self.starts[1]
+        y0, y1 = rows
+        if not 0 <= y0 < y1 <= self.shape[1]:
+            raise ValueError(f"band rows {rows} are not a non-empty range within the volume's "
+                             f"{self.shape[1]} rows")
+        return tuple(s for s in self.starts[1] if s < y1 and s + self.cube > y0)
+
     @property
     def n_tiles(self) -> int:
         """The number of tiles.
@@ -348,22 +389,27 @@ def _reflect(index: np.ndarray, n: int) -> np.ndarray:
     return np.where(r < n, r, period - r)
 
 
-def iter_tile_batches(volume, grid: TileGrid,
-                      batch_size: int) -> Iterator[Tuple[np.ndarray, List[Start]]]:
-    """The tiles of ``grid`` cut from a volume, in batches, in the order of ``grid.positions()``.
+def iter_tile_batches(volume, grid: TileGrid, batch_size: int,
+                      rows: Optional[Rows] = None) -> Iterator[Tuple[np.ndarray, List[Start]]]:
+    """The tiles of ``grid`` cut from a volume, in batches, in the order of ``grid.positions()``
+    (with ``rows``: only the tiles that touch those output rows, in the same order).
 
     The volume is read once per z-row of tiles, one slab of the reflected z planes the row needs
-    (at most ``cube`` planes); the tiles, mirror-reflected in y and x where they pass the faces,
-    are cut from it in memory. A batch may hold the end of one z-row and the start of the next.
+    (at most ``cube`` planes; with ``rows``, only the y rows its tiles cover); the tiles,
+    mirror-reflected in y and x where they pass the faces, are cut from it in memory. A batch
+    may hold the end of one z-row and the start of the next.
 
     Parameters
     ----------
     volume : numpy.ndarray or memory map or isonet2core.io.mrcio.PlaneReader
-        ``(z, y, x)``; anything whose ``volume[z0:z1]`` gives those z planes.
+        ``(z, y, x)``; anything whose ``volume[z0:z1]`` gives those z planes (and, for a band
+        of fewer rows, ``volume[z0:z1, y0:y1]`` those rows of them).
     grid : TileGrid
         The tiles (its shape is the volume's).
     batch_size : int
         At most this many tiles per batch.
+    rows : tuple of int, optional
+        ``(y0, y1)``: a band of output rows (:meth:`TileGrid.band_y_starts`); None: all.
 
     Yields
     ------
@@ -377,16 +423,21 @@ def iter_tile_batches(volume, grid: TileGrid,
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     c = grid.cube
     nz, ny, nx = grid.shape
-    y_index = [grid.mirror(np.arange(y0, y0 + c), ny) for y0 in grid.starts[1]]
+    y_starts = grid.band_y_starts(rows)
+    y_index = [grid.mirror(np.arange(y0, y0 + c), ny) for y0 in y_starts]
     x_index = [grid.mirror(np.arange(x0, x0 + c), nx) for x0 in grid.starts[2]]
+    y_lo = min(int(iy.min()) for iy in y_index)
+    y_hi = max(int(iy.max()) for iy in y_index) + 1
+    whole_rows = (y_lo, y_hi) == (0, ny)
+    y_index = [iy - y_lo for iy in y_index]
     tiles: List[np.ndarray] = []
     starts: List[Start] = []
     for z0 in grid.starts[0]:
         z_index = grid.mirror(np.arange(z0, z0 + c), nz)
         lo, hi = int(z_index.min()), int(z_index.max()) + 1
-        slab = np.asarray(volume[lo:hi], dtype=np.float32)
+        slab = np.asarray(volume[lo:hi] if whole_rows else volume[lo:hi, y_lo:y_hi], dtype=np.float32)
         z_index = z_index - lo
-        for y0, iy in zip(grid.starts[1], y_index):
+        for y0, iy in zip(y_starts, y_index):
             for x0, ix in zip(grid.starts[2], x_index):
                 tiles.append(slab[np.ix_(z_index, iy, ix)])
                 starts.append((z0, y0, x0))
@@ -398,30 +449,111 @@ def iter_tile_batches(volume, grid: TileGrid,
         yield np.stack(tiles), starts
 
 
+def band_bytes(grid: TileGrid, rows: int) -> int:
+    """The bytes a band of ``rows`` output rows holds while it is predicted: an input slab of
+    ``cube`` planes of its tiles' rows (at most ``rows + 2 cube``) and two output buffers of
+    ``cube`` planes of ``rows`` (the rolling one and the one that replaces it), float32.
+
+    Parameters
+    ----------
+    grid : TileGrid
+        The tiles.
+    rows : int
+        Output rows of the band.
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    c, nx = grid.cube, grid.shape[2]
+    slab_rows = min(rows + 2 * c, grid.shape[1] + 2 * c)
+    return 4 * c * nx * (slab_rows + 2 * rows)
+
+
+def plan_bands(grid: TileGrid, work_bytes: Optional[int] = None, *, name: str = "volume",
+               budget: Optional[str] = None) -> List[Rows]:
+    """The y bands a volume is predicted in: one band of every row when its slabs and buffers
+    (:func:`band_bytes`) fit ``min(work_bytes, BAND_BYTES)``, else the fewest bands that fit,
+    cut at tile centres (``start + cube // 2``: one row of tiles straddles each cut).
+
+    Parameters
+    ----------
+    grid : TileGrid
+        The tiles.
+    work_bytes : int, optional
+        Bytes the bands may take (:func:`isonet2core.memory.work_budget`); None: unknown
+        (only ``BAND_BYTES`` bounds them).
+    name : str
+        Names the volume in the refusal.
+    budget : str, optional
+        The budget in words, for the refusal.
+
+    Returns
+    -------
+    list of tuple of int
+        ``(y0, y1)`` bands covering ``0 .. y`` in order.
+
+    Raises
+    ------
+    ValueError
+        Naming the volume, the budget and the minimum: even the narrowest band (between two
+        neighbouring cuts) does not fit ``work_bytes``.
+    """
+    ny = grid.shape[1]
+    target = BAND_BYTES if work_bytes is None else max(0, min(int(work_bytes), BAND_BYTES))
+    if band_bytes(grid, ny) <= target:
+        return [(0, ny)]
+    cuts = sorted({s + grid.cube // 2 for s in grid.starts[1]} & set(range(1, ny)))
+    edges = [0, *cuts, ny]
+    narrowest = max(b - a for a, b in zip(edges, edges[1:]))
+    if work_bytes is not None and band_bytes(grid, narrowest) > work_bytes:
+        left = "nothing" if work_bytes <= 0 else format_bytes(work_bytes)
+        raise ValueError(f"{name}: predicting its {'x'.join(map(str, grid.shape))} (z, y, x) voxels "
+                         f"in bands of {narrowest} rows needs at least "
+                         f"{format_bytes(band_bytes(grid, narrowest))}, but the memory budget "
+                         f"{budget or 'given'} leaves {left} for it; give a larger memory_gb, a "
+                         "smaller cube, or run where more memory is free")
+    bands: List[Rows] = []
+    y0 = 0
+    for i, edge in enumerate(edges[1:], 1):
+        # close the band at the last cut that still fits (at least one step)
+        if edge == ny or band_bytes(grid, edges[i + 1] - y0) > target:
+            bands.append((y0, edge))
+            y0 = edge
+    return bands
+
+
 Planes = Tuple[int, np.ndarray]
-"""``(z0, planes)``: the z planes ``z0 .. z0 + k - 1`` of a volume, float32 ``(k, y, x)``."""
+"""``(z0, planes)``: the z planes ``z0 .. z0 + k - 1`` of a volume, float32 ``(k, y, x)`` (of a
+band: ``(k, y1 - y0, x)``, its rows)."""
 
 
 class TileAccumulator:
-    """Blends tile outputs, z-row by z-row, into final float32 z planes of the grid's volume.
+    """Blends tile outputs, z-row by z-row, into final float32 z planes of the grid's volume
+    (with ``rows=(y0, y1)``: of that band of rows, from the tiles that touch it).
 
     ``add(outputs, starts)`` for every batch, in the order of ``grid.positions()`` (as
-    ``iter_tile_batches`` yields them); it returns the planes that became final (those no
-    later tile touches), already divided by the summed weights, as a list of
-    ``(z0, planes (k, y, x))`` in increasing z. ``finish()`` once, after the last batch,
-    returns the remaining planes. Together they hand out every z plane once, in order. The
-    returned arrays belong to the caller (they may be modified in place).
+    ``iter_tile_batches`` yields them, with the same ``rows``); it returns the planes that
+    became final (those no later tile touches), already divided by the summed weights, as a
+    list of ``(z0, planes (k, rows, x))`` in increasing z. ``finish()`` once, after the last
+    batch, returns the remaining planes. Together they hand out every z plane once, in order.
+    The returned arrays belong to the caller (they may be modified in place).
     """
 
-    def __init__(self, grid: TileGrid):
+    def __init__(self, grid: TileGrid, rows: Optional[Rows] = None):
         self.grid = grid
+        self._y_starts = grid.band_y_starts(rows)
+        self.rows = (0, grid.shape[1]) if rows is None else (int(rows[0]), int(rows[1]))
+        y0, y1 = self.rows
         w = grid.window()
         self._window = (w[:, None, None] * w[None, :, None] * w[None, None, :]).astype(np.float32)
         self._wz, wy, wx = grid.weight_sums()
-        self._inv_yx = (1.0 / (wy[:, None] * wx[None, :])).astype(np.float32)
+        self._inv_yx = (1.0 / (wy[y0:y1, None] * wx[None, :])).astype(np.float32)
+        self._plane = (y1 - y0, grid.shape[2])
         self._row = -1                 # index into grid.starts[0] of the z-row being added
         self._z0 = 0                   # first z plane in the buffer (the next to hand out)
-        self._buffer = np.zeros((0,) + grid.shape[1:], dtype=np.float32)
+        self._buffer = np.zeros((0,) + self._plane, dtype=np.float32)
         self._added = 0
         self._done = False
 
@@ -451,9 +583,10 @@ class TileAccumulator:
                 final.extend(self._next_row(start[0]))
             src, dst = [], []
             for axis, (s, n) in enumerate(zip(start, self.grid.shape)):
-                a, b = max(s, 0), min(s + c, n)
+                lo, hi = self.rows if axis == 1 else (0, n)
+                a, b = max(s, lo), min(s + c, hi)
                 src.append(slice(a - s, b - s))
-                offset = self._z0 if axis == 0 else 0
+                offset = self._z0 if axis == 0 else lo
                 dst.append(slice(a - offset, b - offset))
             self._buffer[tuple(dst)] += tile[tuple(src)] * self._window[tuple(src)]
             self._added += 1
@@ -469,8 +602,9 @@ class TileAccumulator:
         """
         if self._done:
             raise RuntimeError("finish() was already called")
-        if self._added != self.grid.n_tiles:
-            raise RuntimeError(f"{self._added} of the grid's {self.grid.n_tiles} tiles were added")
+        expected = len(self.grid.starts[0]) * len(self._y_starts) * len(self.grid.starts[2])
+        if self._added != expected:
+            raise RuntimeError(f"{self._added} of the grid's {expected} tiles were added")
         self._done = True
         return self._release(self.grid.shape[0], self.grid.shape[0])
 
@@ -488,7 +622,7 @@ class TileAccumulator:
     def _release(self, end: int, new_stop: int) -> List[Planes]:
         """Hand out planes ``[z0, end)``; the buffer then covers ``[end, new_stop)``."""
         final, keep = self._buffer[:end - self._z0], self._buffer[end - self._z0:]
-        buffer = np.zeros((new_stop - end,) + self.grid.shape[1:], dtype=np.float32)
+        buffer = np.zeros((new_stop - end,) + self._plane, dtype=np.float32)
         buffer[:len(keep)] = keep
         z0, self._z0, self._buffer = self._z0, end, buffer
         for i, plane in enumerate(final):

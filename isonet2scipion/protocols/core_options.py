@@ -404,6 +404,7 @@ PREDICT_OPTIONS = catalogue(PredictConfig, {
                           "of the even and odd predictions: shells where they disagree (noise) are "
                           "damped, which raises the map's correlation with the true density "
                           "(half maps are written unweighted)."),
+    "memory_gb": _MEMORY,
 }, exclude=("output_prefix",), attrPrefix="predict_")   # output names are the plugin's
 
 CTF_CORRECTED_OPTIONS = [opt for opt in DECONV_OPTIONS + TRAIN_OPTIONS + PREDICT_OPTIONS

@@ -249,6 +249,45 @@ def test_stream_refuses_missing_extra_or_misshaped_planes(tmp_path, volume):
     assert os.listdir(tmp_path) == ["in.mrc"]
 
 
+def test_blocks_placed_in_any_order_give_the_streamed_file(tmp_path):
+    """Rows of planes written where they belong, bands out of order: the same data bytes and
+    header fields as the planes streamed in order, statistics equal to float64 rounding."""
+    vol = np.random.default_rng(8).normal(3.0, 2.0, size=(9, 13, 11)).astype(np.float32)
+    mrcio.write_mrc(tmp_path / "w.mrc", vol, 5.4)
+    blocks = [(z0, y0, y1) for y0, y1 in ((5, 13), (0, 2), (2, 5)) for z0 in (4, 0, 7)]
+    depth = {0: 4, 4: 3, 7: 2}
+    with mrcio.stream_mrc(tmp_path / "b.mrc", vol.shape, 5.4) as out:
+        for z0, y0, y1 in blocks:
+            out.write_block(z0, y0, vol[z0:z0 + depth[z0], y0:y1])
+    assert _data_bytes(tmp_path / "b.mrc") == _data_bytes(tmp_path / "w.mrc")
+    placed, whole = (_header_fields(tmp_path / n) for n in ("b.mrc", "w.mrc"))
+    for name in placed:
+        if name in ("dmean", "rms"):
+            assert float(placed[name]) == pytest.approx(float(whole[name]), rel=1e-6), name
+        else:
+            np.testing.assert_array_equal(placed[name], whole[name], err_msg=name)
+    assert mrcfile.validate(str(tmp_path / "b.mrc"), print_file=io.StringIO())
+
+
+def test_blocks_refused_outside_the_volume_missing_or_mixed_with_planes(tmp_path, volume):
+    target = tmp_path / "out.mrc"
+    with pytest.raises(ValueError, match=r"out\.mrc: 60 voxels were written in blocks, 720 announced"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write_block(1, 2, volume[1:2, 2:7])
+    with pytest.raises(ValueError, match=r"a block of shape \(2, 5, 12\) at z 5, y 0 does not fit"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write_block(5, 0, volume[:2, :5])
+    with pytest.raises(ValueError, match="blocks cannot be placed as well"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write(volume[:1])
+            out.write_block(1, 0, volume[1:2])
+    with pytest.raises(ValueError, match="planes cannot be appended as well"):
+        with mrcio.stream_mrc(target, volume.shape, 1.0) as out:
+            out.write_block(0, 0, volume[:1])
+            out.write(volume[1:2])
+    assert os.listdir(tmp_path) == []
+
+
 # --- plane reads ----------------------------------------------------------------------------
 def test_plane_reader_reads_z_slices_as_float32(tmp_path, volume):
     path = mrcio.write_mrc(tmp_path / "a.mrc", volume, 1.0)

@@ -141,11 +141,24 @@ def test_streamed_planes_match_an_independent_per_tile_reference(shape):
     assert out.dtype == np.float32 and out.shape == shape
     np.testing.assert_allclose(out, reference[0], atol=2e-5 * 50, rtol=0)
     # two networks on one map (split halves): their average, tile by tile, as blocks of planes
-    blocks = list(inference.predict_planes(nets, vol, cube_size=16, microscope=SCOPE, config=cfg))
-    assert [z0 for z0, _ in blocks] == list(np.cumsum([0] + [len(b) for _, b in blocks[:-1]]))
-    assert all(len(b) <= 16 for _, b in blocks)
-    np.testing.assert_allclose(np.concatenate([b for _, b in blocks]), (reference[0] + reference[1]) / 2,
+    blocks = list(inference.predict_blocks(nets, vol, cube_size=16, microscope=SCOPE, config=cfg))
+    assert [z0 for z0, _, _ in blocks] == list(np.cumsum([0] + [len(b) for _, _, b in blocks[:-1]]))
+    assert all(len(b) <= 16 and y0 == 0 and b.shape[1:] == shape[1:] for _, y0, b in blocks)
+    np.testing.assert_allclose(np.concatenate([b for _, _, b in blocks]), (reference[0] + reference[1]) / 2,
                                atol=2e-5 * 50, rtol=0)
+    # in bands of rows (as for planes too large for the budget): the same voxels
+    grid = inference.tile_grid(shape, 16, cfg)
+    bands = tiling.plan_bands(grid, tiling.band_bytes(grid, 12))
+    assert len(bands) > 1
+    banded = np.full(shape, np.nan, np.float32)
+    for z0, y0, block in inference.predict_blocks(nets, vol, cube_size=16, microscope=SCOPE, config=cfg,
+                                                  bands=bands):
+        assert np.isnan(banded[z0:z0 + len(block), y0:y0 + block.shape[1]]).all()
+        banded[z0:z0 + len(block), y0:y0 + block.shape[1]] = block
+    np.testing.assert_allclose(banded, np.concatenate([b for _, _, b in blocks]), atol=1e-6 * 50, rtol=0)
+    with pytest.raises(ValueError, match="do not cover its"):
+        next(inference.predict_blocks(nets, vol, cube_size=16, microscope=SCOPE, config=cfg,
+                                      bands=[(0, 10), (11, shape[1])]))
 
 
 def test_predict_runs_in_bfloat16_by_default_where_the_cpu_has_it(monkeypatch):
@@ -379,11 +392,11 @@ def _run_command_lines(tmp_path, capsys, main):
     assert "model file is required" in capsys.readouterr().err
 
 
-def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False):
-    """Peak traced (numpy + Python) memory of ``predict_tomograms`` on one (n_z, 64, 64)
+def _traced_peak_of_predict(tmp_path, n_z, fsc_weighting=False, n_y=64):
+    """Peak traced (numpy + Python) memory of ``predict_tomograms`` on one (n_z, n_y, 64)
     tomogram with even/odd halves, written to and read from files."""
-    root = tmp_path / f"z{n_z}"
-    shape = (n_z, 64, 64)
+    root = tmp_path / f"z{n_z}y{n_y}"
+    shape = (n_z, n_y, 64)
     rec = {star.TOMO_NAME: "t", star.PIXEL_SIZE: 10.0, star.DEFOCUS: 20000.0,
            star.TILT_MIN: -60.0, star.TILT_MAX: 55.0,
            star.TOMO_HALF1: str(mrcio.write_mrc(root / "even.mrc", _smooth_volume(shape, 1), 10.0)),
@@ -422,6 +435,52 @@ def test_memory_does_not_grow_with_the_number_of_z_planes(tmp_path, monkeypatch,
     plane = 64 * 64 * 4
     assert deep < 1.5 * shallow, (shallow / plane, deep / plane)
     assert deep < 16 * (16 if weighted else 8) * plane        # less than one full-size float32 map
+
+
+def test_memory_does_not_grow_with_the_size_of_the_planes(tmp_path, monkeypatch):
+    """Planes too large for the budget are predicted in y bands, and the halves averaged in
+    blocks of a fixed number of voxels: a tomogram with 4x the rows needs no more memory (whole
+    planes: ~4x). BAND_BYTES and the fixed-size reads are set to this small size (as 4 GiB and
+    4 Mi voxels are to a 4096x4096 plane)."""
+    monkeypatch.setattr(mrcio, "_CHECK_CHUNK_VOXELS", 8 * 64 * 64)
+    monkeypatch.setattr(normalize, "_CHUNK_VOXELS", 8 * 64 * 64)
+    monkeypatch.setattr(map_streaming, "AVERAGE_VOXELS", 8 * 64 * 64)
+    grid = tiling.TileGrid.for_volume((16, 64, 64), 16, 1.0)
+    monkeypatch.setattr(tiling, "BAND_BYTES", tiling.band_bytes(grid, 64))
+    narrow = _traced_peak_of_predict(tmp_path, 16, n_y=64)
+    wide = _traced_peak_of_predict(tmp_path, 16, n_y=256)
+    plane = 64 * 64 * 4
+    assert wide < 1.5 * narrow, (narrow / plane, wide / plane)
+
+
+@pytest.mark.parametrize("shape,blocks", [((3, 30, 7), 9), ((11, 5, 4), 3), ((40, 2, 2), 3)])
+def test_average_blocks_cover_the_volume_within_the_voxel_budget(monkeypatch, shape, blocks):
+    monkeypatch.setattr(map_streaming, "AVERAGE_VOXELS", 100)
+    seen = np.zeros(shape, int)
+    got = list(map_streaming.average_blocks(shape, 16))
+    for z0, z1, y0, y1 in got:
+        seen[z0:z1, y0:y1] += 1
+        assert z1 - z0 <= 16 and (z1 - z0) * (y1 - y0) * shape[2] <= 100
+    assert (seen == 1).all() and len(got) == blocks
+
+
+def test_predict_in_bands_within_memory_gb_or_refused_before_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    star_path, model_path, _ = _write_dataset(tmp_path)
+    cfg = PredictConfig(batch_size=8, padding_factor=1.5)
+    whole = predict.predict_tomograms(star_path, model_path, None, "whole", cfg, tomo_idx=[1])
+    grid = inference.tile_grid((20, 36, 30), 16, cfg)
+    monkeypatch.setattr(tiling, "BAND_BYTES", tiling.band_bytes(grid, 12))
+    assert len(tiling.plan_bands(grid)) > 1
+    banded = predict.predict_tomograms(star_path, model_path, None, "banded", cfg, tomo_idx=[1])
+    for a, b in zip(whole, banded):
+        x, y = mrcio.read_mrc(a)[0], mrcio.read_mrc(b)[0]
+        np.testing.assert_allclose(y, x, atol=1e-5 * x.std(), rtol=0)
+    with pytest.raises(ValueError, match=r"tomogram tomo_001 .*even/tomo_001.mrc.*bands of 8 rows needs at "
+                                         r"least .* memory budget .*memory_gb 1e-06.* leaves nothing"):
+        predict.predict_tomograms(star_path, model_path, None, "refused",
+                                  PredictConfig(memory_gb=1e-6), tomo_idx=[1])
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
 
 
 def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeypatch):

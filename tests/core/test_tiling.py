@@ -195,3 +195,76 @@ def test_program_scheme_is_the_isonet2_program_tiling(shape, cube):
         tiling.TileGrid.for_volume(shape, 16, 1.5, "isonet2-program")
     assert tiling.program_scheme_fits(cube, 1.5)
     assert not tiling.program_scheme_fits(16, 1.5) and not tiling.program_scheme_fits(32, 1.0)
+
+
+def _stitch_bands(volume, cube, padding_factor, batch_size, bands, fn, scheme="hann"):
+    """Tile and blend band by band; every voxel must be handed out exactly once."""
+    grid = tiling.TileGrid.for_volume(volume.shape, cube, padding_factor, scheme)
+    out = np.full(volume.shape, np.nan, np.float32)
+    for y0, y1 in bands:
+        acc = tiling.TileAccumulator(grid, (y0, y1))
+        blocks = []
+        for tiles, starts in tiling.iter_tile_batches(volume, grid, batch_size, (y0, y1)):
+            assert all(s[1] < y1 and s[1] + cube > y0 for s in starts)   # only tiles touching the band
+            blocks += acc.add(fn(tiles), starts)
+        blocks += acc.finish()
+        assert [z0 for z0, _ in blocks] == list(np.cumsum([0] + [len(b) for _, b in blocks[:-1]]))
+        for z0, block in blocks:
+            assert block.shape[1:] == (y1 - y0, volume.shape[2])
+            assert np.isnan(out[z0:z0 + len(block), y0:y1]).all()
+            out[z0:z0 + len(block), y0:y1] = block
+    assert not np.isnan(out).any()
+    return out
+
+
+@pytest.mark.parametrize("scheme,cube,pf", [("hann", 16, 1.5), ("hann", 16, 3.0), ("isonet2-program", 32, 1.5)])
+def test_bands_of_rows_blend_every_voxel_exactly_as_whole_planes(scheme, cube, pf):
+    """The same tiles in the same order: bands give the whole-plane result bit for bit, for a
+    tile operation that is not local (each tile's output depends on all of it)."""
+    vol = np.random.default_rng(5).normal(size=(21, 75, 23)).astype(np.float32)
+    fn = lambda t: np.tanh(t) * t.mean(axis=(1, 2, 3), keepdims=True) + t[:, ::-1]   # noqa: E731
+    whole, grid = _stitch(vol, cube, pf, 4, fn, scheme)
+    cuts = tiling.plan_bands(grid, tiling.band_bytes(grid, 25))
+    assert len(cuts) > 2
+    for bands in (cuts, [(0, 1), (1, 40), (40, 75)], [(0, 75)]):
+        np.testing.assert_array_equal(_stitch_bands(vol, cube, pf, 3, bands, fn, scheme), whole)
+
+
+def test_band_reads_only_its_rows():
+    vol = np.random.default_rng(6).normal(size=(20, 200, 17)).astype(np.float32)
+    grid = tiling.TileGrid.for_volume(vol.shape, 16, 1.5)
+    reads = []
+
+    class Rows:
+        shape = vol.shape
+
+        def __getitem__(self, index):
+            reads.append(index)
+            return vol[index]
+
+    list(tiling.iter_tile_batches(Rows(), grid, 4, (100, 140)))
+    assert reads and all(isinstance(r, tuple) for r in reads)
+    assert all(100 - 16 < r[1].start and r[1].stop < 140 + 16 for r in reads)
+
+
+def test_plan_bands():
+    grid = tiling.TileGrid.for_volume((40, 1000, 300), 48, 1.5)     # spacing 32
+    whole = tiling.band_bytes(grid, 1000)
+    assert whole == 4 * 48 * 300 * (1096 + 2000)
+    assert tiling.plan_bands(grid, whole) == [(0, 1000)]
+    assert tiling.plan_bands(grid, None) == [(0, 1000)]             # within BAND_BYTES
+    budget = tiling.band_bytes(grid, 300)
+    bands = tiling.plan_bands(grid, budget)
+    assert bands[0][0] == 0 and bands[-1][1] == 1000 and len(bands) >= 4
+    assert all(a[1] == b[0] for a, b in zip(bands, bands[1:]))      # contiguous, in order
+    assert all(tiling.band_bytes(grid, y1 - y0) <= budget for y0, y1 in bands)
+    centres = {s + 24 for s in grid.starts[1]}
+    assert all(y1 in centres for _, y1 in bands[:-1])                # cut at tile centres
+    # each cut is straddled by one row of tiles: the bands hold one more row than the grid per cut
+    rows = sum(len(grid.band_y_starts(b)) for b in bands)
+    assert rows == len(grid.starts[1]) + len(bands) - 1
+    with pytest.raises(ValueError, match=r"tomo_7: predicting its 40x1000x300 .* bands of 32 rows "
+                                         r"needs at least .* memory budget memory_gb 0.01 leaves 1.0 KiB"):
+        tiling.plan_bands(grid, 1024, name="tomo_7", budget="memory_gb 0.01")
+    with pytest.raises(ValueError, match="band rows"):
+        grid.band_y_starts((10, 10))
