@@ -10,7 +10,7 @@ Linux include the parent's resident set at the exec; every step is one process o
 wall time are recorded:
 
 * ``deconv`` and ``make-mask`` (on the synthesised map, ``--input_column
-  rlnTomoReconstructedTomogram``); ``--memory_gb`` is passed to both when given (default:
+  rlnTomoReconstructedTomogram``); ``--memory_gb`` is passed to both (and to ``predict``) when given (default:
   theirs, the available memory);
 * ``refine`` (isonet2-n2n) and ``denoise`` on even/odd halves of the same map (each the map
   plus its own white noise of the map's standard deviation, written slab by slab as the map
@@ -364,7 +364,7 @@ def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool
     sparse : bool
         Mostly holes (:func:`synthesise`).
     memory_gb : float, optional
-        Passed as ``--memory_gb`` (deconv and make-mask).
+        Passed as ``--memory_gb`` (deconv, make-mask and predict).
     ncpus : int
         ``--ncpus`` of deconv, refine, denoise and predict.
     code : Path, optional
@@ -422,8 +422,8 @@ def measure(shape: Tuple[int, int, int], work: Path, *, dtype: str, sparse: bool
                       flush=True)
                 continue
             args = [step, str(halves_star if predict_input == "halves" else star_path), str(model),
-                    "--output_dir", str(out), "--device", "cpu", "--ncpus", str(ncpus)]
-            row_extra["predict_input"] = predict_input
+                    "--output_dir", str(out), "--device", "cpu", "--ncpus", str(ncpus), *budget]
+            row_extra.update(predict_input=predict_input, memory_gb=memory_gb)
         result = run_step(args, work, work / f"{step}_{name}_{tag}.log", code)
         rows.append({"label": label, "size": "x".join(map(str, shape)), "dtype": dtype, "sparse": sparse,
                      "input_bytes": tomogram.stat().st_size, "step": step, **row_extra, **result})
@@ -496,7 +496,7 @@ def markdown(results: Dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         net = r.get("network_bytes")
-        budget = r["memory_gb"] or ("default" if r["step"] in ("deconv", "make-mask") else "-")
+        budget = r["memory_gb"] or ("default" if r["step"] in ("deconv", "make-mask", "predict") else "-")
         lines.append(f"| {r['label'] or '-'} | {r['size']}{' sparse' if r['sparse'] else ''} | {r['dtype']} | "
                      f"{r['input_bytes'] / 2**20:.0f} MiB | {r['step']}{_training(r)} | "
                      f"{budget} | {_gib(r['max_rss_bytes'])} | {r['max_rss_bytes'] / r['input_bytes']:.1f} | "
@@ -525,7 +525,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated ZxYxX")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))
     parser.add_argument("--sparse", action="store_true", help="mostly holes (module documentation)")
-    parser.add_argument("--memory_gb", type=float, help="passed to deconv and make-mask")
+    parser.add_argument("--memory_gb", type=float, help="passed to deconv, make-mask and predict")
     parser.add_argument("--ncpus", type=int, default=2, help="--ncpus of deconv, refine, denoise and predict")
     parser.add_argument("--steps", default=",".join(STEPS), help="comma-separated, of " + ",".join(STEPS))
     parser.add_argument("--predict_input", default="halves", choices=("halves", "full"),
