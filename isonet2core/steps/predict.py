@@ -183,6 +183,9 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)
     _check_outputs(table, jobs, columns, (model_path, model2_path))
     work, budget = memory.work_budget(config.memory_gb)
+    if work is not None:
+        work -= tiling.INFERENCE_BYTES
+        budget = f"{budget}, less {memory.format_bytes(tiling.INFERENCE_BYTES)} for the network's batch"
     bands = {job.row: tiling.plan_bands(tile_grid(job.shape, cube, config, loaded.source, job.name),
                                         work, name=f"tomogram {job.name} ({job.inputs[0]})", budget=budget)
              for job in jobs}

@@ -61,6 +61,12 @@ BAND_BYTES = 4 * GIB
 """The most a band's slabs and buffers take when the budget allows more (:func:`plan_bands`):
 larger bands recompute fewer straddling tiles, and 4 GiB holds whole planes up to about
 2900x2900 at cube 96 or 4096x4096 up to cube 64."""
+INFERENCE_BYTES = 512 * 1024 * 1024
+"""What predict holds besides the bands and the process it starts from (one batch of tiles
+through the network with its activations, the input filter, the normalisation's reads): kept
+out of the budget before the bands are planned. Measured on the CPU (unet-small, cube 48,
+batch 2, 48x2048x2048 with ``--memory_gb 1.5``): the peak exceeded the resident set at
+planning plus the planned bands by 0.4 GiB."""
 TilingScheme = Literal["hann", "isonet2-program"]
 PROGRAM_EDGE = 5
 """Edge ``e`` of the ``isonet2-program`` scheme (blending ramps are ``2 e`` voxels wide)."""
