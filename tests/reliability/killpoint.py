@@ -5,8 +5,8 @@ Usage: ``python killpoint.py KIND N isonet2-arguments...``
 * ``replace N``: killed just before the N-th ``os.replace`` of the run (the temporary file of an
   atomic write is complete but not yet in place: MRC outputs, STAR rewrites, model files);
   ``replace:TEXT N`` counts only the replaces whose target name contains TEXT;
-* ``write N``: killed in the middle of writing the data of the N-th MRC file (its header and
-  half of the bytes of its first block of z planes are on disk);
+* ``write N``: killed in the middle of writing the data of the N-th MRC file (appended planes or
+  placed blocks; its header and half of the bytes of its first block are on disk);
 * ``step N``: killed when the N-th training step (refine/denoise) starts computing its loss.
 
 The process exits by SIGKILL (return code -9) when the point is reached, like a job killed by
@@ -48,17 +48,28 @@ def install(kind: str, n: int) -> None:
             calls["count"] += 1
             self.killpoint = calls["count"] == n
 
-        def write(self, planes):
-            if not self.killpoint:
-                return real_write(self, planes)
+        real_block = mrcio.MRCStream.write_block
+
+        def die_half_way(self, planes):
             data = np.ascontiguousarray(planes, dtype=np.float32).tobytes()
             self._fh.write(data[: len(data) // 2])    # half of the first block of planes
             self._fh.flush()
             os.fsync(self._fh.fileno())
             _die()
 
+        def write(self, planes):
+            if not self.killpoint:
+                return real_write(self, planes)
+            die_half_way(self, planes)
+
+        def write_block(self, z0, y0, block):         # predict places blocks (y bands)
+            if not self.killpoint:
+                return real_block(self, z0, y0, block)
+            die_half_way(self, block)
+
         mrcio.MRCStream.__init__ = init
         mrcio.MRCStream.write = write
+        mrcio.MRCStream.write_block = write_block
     elif kind == "step":
         from isonet2core.training import trainer
 

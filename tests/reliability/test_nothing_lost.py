@@ -90,7 +90,8 @@ def test_commands_keep_inputs_and_star_values(tmp_path, monkeypatch):
 # --- writers failing half-way ---------------------------------------------------------------
 def _fail_mrc_writes(monkeypatch, files_before_failure: int) -> None:
     """Make the MRC writer (``mrcio.MRCStream``) of the ``files_before_failure + 1``-th file
-    write its header and half of its first block of z planes, then fail with ENOSPC."""
+    write its header and half of its first block (appended planes or a placed block), then
+    fail with ENOSPC."""
     real_init, real_write = mrcio.MRCStream.__init__, mrcio.MRCStream.write
     state = {"n": 0}
 
@@ -99,15 +100,26 @@ def _fail_mrc_writes(monkeypatch, files_before_failure: int) -> None:
         state["n"] += 1
         self.disk_full = state["n"] > files_before_failure
 
-    def write(self, planes):
-        if not self.disk_full:
-            return real_write(self, planes)
+    real_block = mrcio.MRCStream.write_block
+
+    def fill_disk(self, planes):
         data = np.ascontiguousarray(planes, dtype=np.float32).tobytes()
         self._fh.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    def write(self, planes):
+        if not self.disk_full:
+            return real_write(self, planes)
+        fill_disk(self, planes)
+
+    def write_block(self, z0, y0, block):       # predict places blocks (y bands)
+        if not self.disk_full:
+            return real_block(self, z0, y0, block)
+        fill_disk(self, block)
+
     monkeypatch.setattr(mrcio.MRCStream, "__init__", init)
     monkeypatch.setattr(mrcio.MRCStream, "write", write)
+    monkeypatch.setattr(mrcio.MRCStream, "write_block", write_block)
 
 
 def test_write_mrc_failing_half_way_keeps_the_old_file(tmp_path, monkeypatch):
