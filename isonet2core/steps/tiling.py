@@ -473,8 +473,7 @@ def band_bytes(grid: TileGrid, rows: int) -> int:
         Bytes.
     """
     c, nx = grid.cube, grid.shape[2]
-    slab_rows = min(rows + 2 * c, grid.shape[1] + 2 * c)
-    return 4 * c * nx * (slab_rows + 2 * rows)
+    return 4 * c * nx * (rows + 2 * c + 2 * rows)
 
 
 def plan_bands(grid: TileGrid, work_bytes: Optional[int] = None, *, name: str = "volume",
