@@ -169,6 +169,7 @@ def test_peers_budget_and_command_mapping(tmp_path):
     assert (fit["num_epochs"], fit["save_model_every_n_epochs"], fit["batch_size"]) == (21, 21, 4)
     assert fit["unet_params_dict"] == {"chans": 64, "num_downsample_layers": 3, "drop_prob": 0.0}
     assert cfg["prepare_data"]["subtomo_extraction_strides"] == [24, 24, 24]
+    assert cfg["refine_tomogram"]["recompute_normalization"] is False   # 68-voxel cubes of a 64-thick lamella
     assert peers.program_prefix("/v/bin/python", "topaz.commands.denoise3d", ["denoise3d"]) == [
         "/v/bin/python", "-m", "topaz.commands.denoise3d"]
     assert peers.program_prefix("/v/bin/topaz", "topaz.commands.denoise3d", ["denoise3d"]) == [
