@@ -15,8 +15,8 @@ with :func:`bench.side_by_side.score`, the side-by-side bench's metrics:
   ``standardize_full_tomos`` on (its FAQ, for tomograms of small voxel values: this lamella's
   standard deviation is 0.01), and refine-tomogram with the normalisation measured while
   fitting (``recompute_normalization`` off: its recommended recomputation cuts unpadded 68-voxel
-  cubes and fails on a lamella 64 voxels thick; the tomogram refined is the one fitted on). What differs from the tutorial is sized to this lamella and to
-  our budget: the sub-tomograms are cubes of 48 (ours; its FAQ recommends 96 and not under 64,
+  cubes and fails on a lamella 64 voxels thick; the tomogram refined is the one fitted on).
+  What differs from the tutorial is sized to this lamella and to our budget: the sub-tomograms are cubes of 48 (ours; its FAQ recommends 96 and not under 64,
   but the lamella is 64 voxels thick and DDW cuts sqrt(2) x larger cubes to rotate them: 68,
   which ``pad_before_subtomo_extraction`` reaches by a 4-voxel reflection), cut with stride 24
   (half a cube) in y and x (49 on a 64 x 192 x 192 lamella: 44 to fit, 5 to validate), batch 4
@@ -53,7 +53,8 @@ Cost on the 2-core CPU of the project's machines (1 thread, the machine busy wit
 bench): DDW 44 s per optimiser step at chans 64, cube 48, batch 4 (14.5 s at ``--ddw-chans 32``;
 3.5 GB peak), so about 3 h for the 231 steps (1 h at chans 32) plus its two wedge updates and
 the refinement; alone on a 2-core Intel Xeon with AMX, 2 threads: 20.3 s per step, 78 min of
-training, refine-tomogram 189 s (2.1 GB peak); Topaz 5.5 min for the 64 x 192 x 192 lamella (8 GB peak).
+training, refine-tomogram 189 s (2.1 GB peak); Topaz 5.5 min for the 64 x 192 x 192 lamella
+(8 GB peak).
 
 Results: ``OUT/peers.json`` and ``OUT/peers.md`` (per map: epochs, optimiser steps, time of
 preparation, training and prediction, the whole wall time, and the scores), rewritten after
