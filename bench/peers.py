@@ -40,7 +40,9 @@ with :func:`bench.side_by_side.score`, the side-by-side bench's metrics:
   training (0 steps): one pass of a pretrained network.
 
 How to run: ``python -m bench.peers --lamella shared/data/lamella-s1 --out DIR`` (both peers, and
-the raw full map as a reference row). The programs are found through ``--ddw`` (the ``ddw``
+the raw full map as a reference row); ``--geometry pm60`` or ``--geometry lamella`` instead runs
+them on our simulator's lamella of :mod:`bench.side_by_side` (data seed 0, ``--shape``, cached in
+``--data``: pass the side-by-side bench's data folder to score the same tomogram as its rows). The programs are found through ``--ddw`` (the ``ddw``
 program of DDW's environment) or ``--ddw-python`` (a python that imports ``ddw``), and
 ``--topaz`` (the ``topaz`` program, or a python that imports ``topaz``: run as ``python -m
 topaz.commands.denoise3d``, the same command's own entry point). By default the environments
@@ -53,7 +55,8 @@ Cost on the 2-core CPU of the project's machines (1 thread, the machine busy wit
 bench): DDW 44 s per optimiser step at chans 64, cube 48, batch 4 (14.5 s at ``--ddw-chans 32``;
 3.5 GB peak), so about 3 h for the 231 steps (1 h at chans 32) plus its two wedge updates and
 the refinement; alone on a 2-core Intel Xeon with AMX, 2 threads: 20.3 s per step, 78 min of
-training, refine-tomogram 189 s (2.1 GB peak); Topaz 5.5 min for the 64 x 192 x 192 lamella
+training, refine-tomogram 189 s (2.1 GB peak); on our pm60 (``--geometry pm60``) 19.0 s per
+step, 73 min of training, 171 s to refine; Topaz 5.5 min for the 64 x 192 x 192 lamella
 (8 GB peak).
 
 Results: ``OUT/peers.json`` and ``OUT/peers.md`` (per map: epochs, optimiser steps, time of
@@ -335,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lamella", type=Path, default=DEFAULT_LAMELLA,
                    help="a lamella laid out as shared/data/lamella-s1 (tomo_even/odd/full.mrc, gt.mrc, params.json)")
+    p.add_argument("--geometry", choices=("pm60", "lamella"), default=None,
+                   help="instead of --lamella: our simulator's lamella of bench.side_by_side (data seed 0, "
+                        "--shape), simulated into --data or read from it where it is cached there")
+    p.add_argument("--shape", default="64x192x192", help="z x y x x of --geometry's lamella")
     p.add_argument("--out", type=Path, default=HERE / "bench" / "results" / "peers")
     p.add_argument("--data", type=Path, default=None, help="where the lamella's folders are linked (default OUT/data)")
     p.add_argument("--ddw", default=None, help="the ddw program of DeepDeWedge's environment "
@@ -367,10 +374,14 @@ def main(argv=None) -> int:
     skip = {x for x in a.skip.split(",") if x}
     if skip - set(SKIPPABLE):
         p.error(f"--skip takes {', '.join(SKIPPABLE)}; got {a.skip!r}")
-    from bench.side_by_side import external_data
+    from bench.side_by_side import external_data, make_data
     out = a.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
-    data = external_data(a.lamella.absolute(), (a.data or out / "data").absolute())
+    root = (a.data or out / "data").absolute()
+    if a.geometry:
+        data = make_data(root, a.geometry, [int(x) for x in a.shape.split("x")], seed=0)
+    else:
+        data = external_data(a.lamella.absolute(), root)
     ddw = ([a.ddw] if a.ddw else program_prefix(a.ddw_python, "ddw.app", []) if a.ddw_python else
            program_prefix(default_program(PEERS / "ddw-venv" / "bin" / "ddw"), "ddw.app", []))
     topaz = program_prefix(a.topaz or default_program(PEERS / "topaz-venv" / "bin" / "python"),
@@ -378,7 +389,7 @@ def main(argv=None) -> int:
     ds = DdwSettings(subtomo_size=a.ddw_cube, stride=a.ddw_stride, chans=a.ddw_chans, batch=a.ddw_batch,
                      epochs=a.ddw_epochs, budget_steps=a.budget_steps, num_workers=a.ddw_workers)
     ts = TopazSettings(model=a.topaz_model, input=a.topaz_input)
-    header = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": a.device, "lamella": str(a.lamella),
+    header = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "device": a.device, "lamella": a.geometry or str(a.lamella),
               "ddw": ddw, "topaz": topaz, "ddw_settings": asdict(ds), "topaz_settings": asdict(ts),
               "ncpus": a.ncpus, "argv": sys.argv[1:] if argv is None else list(argv)}
     rows: List[PeerRow] = []

@@ -202,6 +202,31 @@ def test_peers_rows_are_skipped_without_their_programs(tmp_path, monkeypatch, ca
     assert "| raw (full map) | - |" in (tmp_path / "out" / "peers.md").read_text()
 
 
+def test_peers_run_on_our_simulators_cached_lamella(tmp_path, monkeypatch):
+    """python -m bench.peers --geometry pm60 --data DIR: the side-by-side bench's cached lamella of
+    our simulator (its layout, its truth unnegated: protein dark like the tomograms) is what the
+    peers get and what their maps are scored against; no --lamella needed."""
+    peers = pytest.importorskip("bench.peers")
+    from isonet2core.io import mrcio
+    folder = tmp_path / "data" / "pm60_16x24x24_seed0"
+    rng = np.random.default_rng(1)
+    gt = rng.standard_normal((16, 24, 24)).astype(np.float32)
+    for half, vol in (("ground_truth", gt), ("full", gt), ("even", gt), ("odd", -gt)):
+        mrcio.write_mrc(folder / half / "tomo_001.mrc", vol, 8.0)
+    (folder / "acquisition.json").write_text(json.dumps({
+        "pixel_size_a": 8.0, "voltage_kv": 300.0, "cs_mm": 2.7, "amplitude_contrast": 0.07,
+        "tilt_min_deg": -60.0, "tilt_max_deg": 60.0, "config": {"defocus_a": 30000.0}}))
+    monkeypatch.setattr(peers, "PEERS", tmp_path / "no-peers")
+    out = tmp_path / "out"
+    assert peers.main(["--geometry", "pm60", "--shape", "16x24x24", "--data", str(tmp_path / "data"),
+                       "--out", str(out)]) == 0
+    report = json.loads((out / "peers.json").read_text())
+    assert report["header"]["lamella"] == "pm60"
+    assert report["rows"][0]["scores"]["pearson"] > 0.99        # the full map is the truth, same sign
+    with pytest.raises(SystemExit):
+        peers.main(["--geometry", "pm61", "--out", str(out)])
+
+
 def test_checkpoint_copier_keeps_every_version_of_a_rewritten_file(tmp_path):
     """bench.side_by_side.CheckpointCopier (the official curve: the program overwrites its model
     each epoch): each version written in place is copied once, complete, in order, and its time
