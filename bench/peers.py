@@ -42,8 +42,9 @@ with :func:`bench.side_by_side.score`, the side-by-side bench's metrics:
 How to run: ``python -m bench.peers --lamella shared/data/lamella-s1 --out DIR`` (both peers, and
 the raw full map as a reference row); ``--geometry pm60`` or ``--geometry lamella`` instead runs
 them on our simulator's lamella of :mod:`bench.side_by_side` (data seed 0, ``--shape``, cached in
-``--data``: pass the side-by-side bench's data folder to score the same tomogram as its rows). The programs are found through ``--ddw`` (the ``ddw``
-program of DDW's environment) or ``--ddw-python`` (a python that imports ``ddw``), and
+``--data``: pass the side-by-side bench's data folder to score the same tomogram as its rows).
+The programs are found through ``--ddw`` (the ``ddw`` program of DDW's environment) or
+``--ddw-python`` (a python that imports ``ddw``), and
 ``--topaz`` (the ``topaz`` program, or a python that imports ``topaz``: run as ``python -m
 topaz.commands.denoise3d``, the same command's own entry point). By default the environments
 of ``/work/peers`` (beside the project, see below) are used when they are there; without one,
