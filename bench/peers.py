@@ -336,10 +336,11 @@ def write_report(out: Path, rows: List[PeerRow], header: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from isonet2core.simulation.lamella import GEOMETRIES
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lamella", type=Path, default=DEFAULT_LAMELLA,
                    help="a lamella laid out as shared/data/lamella-s1 (tomo_even/odd/full.mrc, gt.mrc, params.json)")
-    p.add_argument("--geometry", choices=("pm60", "lamella"), default=None,
+    p.add_argument("--geometry", choices=tuple(GEOMETRIES), default=None,
                    help="instead of --lamella: our simulator's lamella of bench.side_by_side (data seed 0, "
                         "--shape), simulated into --data or read from it where it is cached there")
     p.add_argument("--shape", default="64x192x192", help="z x y x x of --geometry's lamella")
