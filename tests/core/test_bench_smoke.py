@@ -238,26 +238,31 @@ def test_checkpoint_copier_keeps_every_version_of_a_rewritten_file(tmp_path):
 
     model = tmp_path / "maps" / "network.pt"
     model.parent.mkdir()
-    marks = []
+    spans = []      # (before the open, after the close) of each version on the perf_counter clock
 
+    # A version stays half-written for 0.05 s and settle_s is 1 s: only a stall of the writer
+    # longer than 0.95 s (none on a loaded 2-core runner so far; 0.3 s was too tight there) could
+    # let the copier take a half-written file.
     def writer():
         for k in range(3):
+            before = time.perf_counter()
             with open(model, "wb") as fh:          # in place, in two parts, as torch.save may
                 fh.write(bytes([k]) * 1000)
                 fh.flush()
                 time.sleep(0.05)
                 fh.write(bytes([k]) * 1000)
-            marks.append(time.perf_counter())
-            time.sleep(0.8)
+            spans.append((before, time.perf_counter()))
+            time.sleep(1.6)
 
-    with CheckpointCopier(model, tmp_path / "curve", poll_s=0.02, settle_s=0.3) as cp:
+    with CheckpointCopier(model, tmp_path / "curve", poll_s=0.05, settle_s=1.0) as cp:
         t = threading.Thread(target=writer)
         t.start()
         t.join()
     assert [c.name for c, _ in cp.copies] == ["epoch001.pt", "epoch002.pt", "epoch003.pt"]
     for k, (copy, written) in enumerate(cp.copies):
         assert copy.read_bytes() == bytes([k]) * 2000
-        assert marks[k] - 0.1 <= written <= marks[k] + 0.05
+        before, after = spans[k]      # the file's mtime lags the clocks by at most a tick
+        assert before - 0.05 <= written <= after + 0.05
     timing = tmp_path / "timing.txt"      # 2 epochs of 3 steps + the extra end-of-epoch step
     timing.write_text("".join(f"step {t}\n" for t in (0.0, 1.0, 2.0, 3.0, 3.1, 4.1, 5.1, 6.1, 6.2)))
     assert _official_step_times(timing, 2) == pytest.approx([1.0] * 6)
