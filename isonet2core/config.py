@@ -124,6 +124,10 @@ FillNoise = Literal["white", "shells"]
 FILL_NOISES: Tuple[str, ...] = typing.get_args(FillNoise)
 """Spectrum of the noise put into the wedge filling (:func:`isonet2core.training.targets.fill_noise_std`)."""
 AmpDtype = Literal["auto", "bfloat16", "float16"]
+HalvesInput = Literal["auto", "average", "halves"]
+HALVES_INPUTS: Tuple[str, ...] = typing.get_args(HalvesInput)
+"""What predict's main map of an N2N model on even/odd halves is predicted from
+(:mod:`isonet2core.steps.predict`)."""
 StarLayout = Literal["isonet2", "relion5"]
 """How a tomograms STAR is written (:data:`isonet2core.io.star.LAYOUTS`)."""
 AMP_DTYPES: Tuple[str, ...] = typing.get_args(AmpDtype)
@@ -679,6 +683,14 @@ class PredictConfig:
                                  "first tiles)")
     output_prefix: str = option("", "prefix of the output file names: "
                                 "<prefix>_<rlnTomoName>_corrected.mrc (\"\": <rlnTomoName>_corrected.mrc)")
+    halves_input: HalvesInput = option("auto", "N2N models on even/odd halves: the main map is "
+                                       "predicted from the halves' voxel-wise average (average: "
+                                       "half the noise of either half) or is the average of the "
+                                       "two half predictions (halves: the IsoNet2 program's "
+                                       "way); auto: average for refine models (the wedge fills "
+                                       "better from less noise), halves for denoise models; the "
+                                       "halves are predicted in every case, for their own maps "
+                                       "and the FSC weights")
     fsc_weighting: bool = option(True, "N2N models on even/odd halves: weight each Fourier shell of "
                                  "the averaged map by sqrt(2 FSC / (1 + FSC)) of its two half "
                                  "predictions, damping the shells where they disagree (noise; "
@@ -706,6 +718,8 @@ class PredictConfig:
                f"output_prefix must be a file-name prefix, not a path: {self.output_prefix!r}")
         _check(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         _check(self.amp_dtype in AMP_DTYPES, f"amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}")
+        _check(self.halves_input in HALVES_INPUTS,
+               f"halves_input must be one of {HALVES_INPUTS}, got {self.halves_input!r}")
         check_memory_gb(self.memory_gb)
         return self
 

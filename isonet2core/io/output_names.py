@@ -210,3 +210,22 @@ def predicted_paths(output_dir: PathLike, tomogram: str, suffix: str,
     out = Path(output_dir)
     return (out / f"{stem}_{suffix}.mrc",
             (out / f"{stem}_{suffix}_half1.mrc", out / f"{stem}_{suffix}_half2.mrc"))
+
+
+def unweighted_scratch_path(predicted: PathLike) -> Path:
+    """Where predict keeps the unweighted prediction of the halves' average while it FSC-weights
+    it into ``predicted`` (hidden, beside it, removed after; one left by a killed run is
+    replaced and removed by the next prediction of that map).
+
+    Parameters
+    ----------
+    predicted : str or Path
+        The predicted map (:func:`predicted_paths`).
+
+    Returns
+    -------
+    Path
+        ``.<map name>.unweighted.mrc`` in the map's folder.
+    """
+    predicted = Path(predicted)
+    return predicted.parent / f".{predicted.name}.unweighted.mrc"

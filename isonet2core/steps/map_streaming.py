@@ -1,6 +1,6 @@
-"""Predicting MRC files: a map streamed through :func:`isonet2core.steps.inference.predict_blocks`
-into an output file, and the (FSC-weighted) average of two written maps, plane block by plane
-block.
+"""Predicting MRC files: a map (or the voxel-wise mean of maps, :class:`MeanOfMaps`) streamed
+through :func:`isonet2core.steps.inference.predict_blocks` into an output file, and the
+(FSC-weighted) average of written maps, plane block by plane block.
 
 ``predict_file`` reads its input with positioned reads (``mrcio.open_planes``) and writes the
 planes as they become final (``mrcio.stream_mrc``: atomically, never over the source or a
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -29,7 +30,41 @@ from isonet2core.steps.inference import predict_blocks
 log = logging.getLogger(__name__)
 
 
-def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike, *,
+class MeanOfMaps:
+    """The voxel-wise mean of MRC maps of one shape, read like a
+    :class:`~isonet2core.io.mrcio.PlaneReader`: ``reader[z0:z1]`` (or ``reader[z0:z1, y0:y1]``)
+    reads those planes (rows) of every map and returns their float32 mean; nothing stays in
+    memory between reads. ``shape`` is ``(z, y, x)``, ``info`` the first map's header.
+
+    Raises ``ValueError`` naming the maps when their shapes differ.
+    """
+    ndim = 3
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, paths: Sequence[PathLike]):
+        self.readers = [mrcio.open_planes(p) for p in paths]
+        if not self.readers:
+            raise ValueError("MeanOfMaps needs at least one map")
+        shapes = {tuple(r.shape) for r in self.readers}
+        if len(shapes) != 1:
+            raise ValueError("maps to average differ in shape: " + ", ".join(
+                f"{r.path} {tuple(r.shape)}" for r in self.readers))
+        self.info = self.readers[0].info
+        self.shape = tuple(self.readers[0].shape)
+        self.path = " + ".join(str(r.path) for r in self.readers)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        mean = np.array(self.readers[0][index], dtype=np.float32)
+        for reader in self.readers[1:]:
+            mean += reader[index]
+        mean /= np.float32(len(self.readers))
+        return mean
+
+
+def predict_file(models: Sequence[nn.Module], source: Union[PathLike, Sequence[PathLike]], target: PathLike, *,
                  cube_size: int, config: PredictConfig = PredictConfig(), microscope: Microscope,
                  phaseflip: bool = False, device: Union[str, torch.device] = "cpu",
                  voxel_size_a: Optional[float] = None, protect: Sequence[PathLike] = (),
@@ -46,12 +81,12 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
     ----------
     models, cube_size, config, microscope, phaseflip, device, model_source, bands
         As in :func:`~isonet2core.steps.inference.predict_blocks`.
-    source : str or Path
-        The input map.
+    source : str or Path, or a sequence of them
+        The input map; several maps of one shape: their voxel-wise mean (:class:`MeanOfMaps`).
     target : str or Path
         The output map.
     voxel_size_a : float, optional
-        Header voxel size (Angstrom; default the source header's).
+        Header voxel size (Angstrom; default the (first) source header's).
     protect : sequence of str or Path
         Paths the target must not be.
 
@@ -60,12 +95,13 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
     Path
         ``Path(target)``.
     """
-    reader = mrcio.open_planes(source)
+    sources: List[PathLike] = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    reader = mrcio.open_planes(sources[0]) if len(sources) == 1 else MeanOfMaps(sources)
     voxel = voxel_size_a if voxel_size_a is not None else reader.info.voxel_size_a
-    with mrcio.stream_mrc(target, reader.shape, voxel, protect=[source, *protect]) as out, \
+    with mrcio.stream_mrc(target, reader.shape, voxel, protect=[*sources, *protect]) as out, \
             contextlib.closing(predict_blocks(models, reader, cube_size=cube_size, config=config,
                                               microscope=microscope, phaseflip=phaseflip,
-                                              device=device, name=str(source),
+                                              device=device, name=str(reader.path),
                                               model_source=model_source, bands=bands)) as blocks:
         for z0, y0, block in blocks:
             out.write_block(z0, y0, block)
@@ -73,14 +109,15 @@ def predict_file(models: Sequence[nn.Module], source: PathLike, target: PathLike
 
 
 def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
-                   voxel_size_a: float, protect: Sequence[PathLike], weighted: bool = False) -> Path:
-    """Stream the voxel-wise mean of MRC maps of equal shapes into an MRC file, a block of z
-    planes at a time.
+                  voxel_size_a: float, protect: Sequence[PathLike],
+                  weights_from: Optional[Tuple[Path, Path]] = None) -> Path:
+    """Stream the voxel-wise mean of MRC maps of equal shapes (one map: the map itself) into an
+    MRC file, a block of z planes at a time.
 
     Parameters
     ----------
     sources : sequence of Path
-        The maps (``(z, y, x)``, equal shapes); for ``weighted``, the two half predictions.
+        The maps (``(z, y, x)``, equal shapes).
     target : Path
         The output map (float32), written atomically.
     block_planes : int
@@ -90,9 +127,9 @@ def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
         Header voxel size (Angstrom).
     protect : sequence of str or Path
         Paths the target must not be.
-    weighted : bool
-        FSC-weight the average by the two maps' shell correlation
-        (:mod:`isonet2core.imaging.fsc_weighting`) instead of ``(a + b) / 2``.
+    weights_from : pair of Path, optional
+        Two half predictions: FSC-weight the mean by their shell correlation
+        (:mod:`isonet2core.imaging.fsc_weighting`); None: the plain mean.
 
     Returns
     -------
@@ -102,8 +139,9 @@ def write_average(sources: Sequence[Path], target: Path, *, block_planes: int,
     readers = [mrcio.open_planes(p) for p in sources]
     shape = readers[0].shape
     with mrcio.stream_mrc(target, shape, voxel_size_a, protect=protect) as out:
-        if weighted:
-            freq, weights = fsc_weighting.half_map_weights(readers[0], readers[1], crop=fsc_weighting.FSC_CROP)
+        if weights_from is not None:
+            halves = [mrcio.open_planes(p) for p in weights_from]
+            freq, weights = fsc_weighting.half_map_weights(halves[0], halves[1], crop=fsc_weighting.FSC_CROP)
             log.info("%s: FSC weighting, shell weights %s at %s cycles/voxel", target.name,
                      " ".join(f"{w:.2f}" for w in np.interp([0.1, 0.2, 0.3, 0.4, 0.5], freq, weights)),
                      "0.1 0.2 0.3 0.4 0.5")

@@ -5,17 +5,24 @@
   and the column ``rlnCorrectedTomoName``; denoise models (method ``n2n``) write
   ``<rlnTomoName>_denoised.mrc`` and ``rlnDenoisedTomoName``;
 * N2N models (``isonet2-n2n``, ``n2n``) with ``input_column="auto"`` predict the even and odd
-  halves separately (``rlnTomoReconstructedTomogramHalf1/2``), write them as
+  halves separately (``rlnTomoReconstructedTomogramHalf1/2``) and write them as
   ``..._half1.mrc`` / ``..._half2.mrc`` (columns ``rlnCorrectedTomoHalf1/2`` or
-  ``rlnDenoisedTomoHalf1/2``), each streamed to its file, and their average, computed from
-  the two written files plane block by plane block, as the main output; with ``fsc_weighting``
-  that average is FSC-weighted by the two half predictions (:mod:`isonet2core.imaging.fsc_weighting`;
-  the halves are written unweighted). A tomogram without halves,
+  ``rlnDenoisedTomoHalf1/2``), each streamed to its file. The main output is, with
+  ``halves_input="average"``, the prediction of the halves' voxel-wise average (read plane
+  block by plane block from both files, :class:`~isonet2core.steps.map_streaming.MeanOfMaps`:
+  half the noise of either half, so a refine network fills the wedge from better data); with
+  ``"halves"`` the average of the two half predictions (the IsoNet2 program's way); ``"auto"``
+  (default, :func:`average_halves`): average for refine models, halves for denoise models
+  (measured: bench/results/issue27_predict_from_halves_average.md). With
+  ``fsc_weighting`` the main output is FSC-weighted by the two half predictions
+  (:mod:`isonet2core.imaging.fsc_weighting`; the halves are written unweighted; the unweighted
+  prediction of the average is a hidden file beside the output, removed after,
+  :func:`isonet2core.io.output_names.unweighted_scratch_path`). A tomogram without halves,
   a single-map model (``isonet2``) or an explicit ``input_column`` uses one map: ``auto`` is
   ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
 * split-halves (two networks, from ``--model2`` or the checkpoint's ``model2_state``): the
   first network predicts the even half and the second the odd half (independent, gold-standard
-  style); on a single map both predict it and their outputs are averaged tile by tile (the
+  style); on a single map (and on the halves' average) both predict it and their outputs are averaged tile by tile (the
   blending is linear, so this is the average of the two stitched maps);
 * ``apply_mw_x1`` applies to refine models only: a denoise model was trained on inputs that
   were never re-wedged, so its inputs are not masked either;
@@ -117,17 +124,42 @@ def _plan(table: star.TomogramsTable, rows: Sequence[int], n2n: bool, input_colu
     return jobs
 
 
+def average_halves(config: PredictConfig, denoise: bool) -> bool:
+    """Whether the main map of an N2N model on halves is predicted from the halves' average
+    (``halves_input``; ``auto``: for refine models, not for denoise models).
+
+    Parameters
+    ----------
+    config : PredictConfig
+        The settings.
+    denoise : bool
+        The model is a denoise (``n2n``) model.
+
+    Returns
+    -------
+    bool
+    """
+    return config.halves_input == "average" or (config.halves_input == "auto" and not denoise)
+
+
+def _scratch_average(job: _Job, from_average: bool, config: PredictConfig) -> bool:
+    """Whether the job's main map is first predicted unweighted into a scratch file (the halves'
+    average, FSC-weighted afterwards by the half predictions)."""
+    return job.halves[0] is not None and from_average and config.fsc_weighting
+
+
 def _check_outputs(table: star.TomogramsTable, jobs: Sequence[_Job], columns: Sequence[str],
-                   models: Sequence[Optional[PathLike]]) -> None:
+                   models: Sequence[Optional[PathLike]], config: PredictConfig, from_average: bool) -> None:
     """Before any work (:mod:`isonet2core.io.output_guard`): no output is a file of the table (any row,
     any column; a cell naming that very output excepted), a model file or the STAR; the folder
-    accepts files, the STAR can be updated, the outputs fit in the free space."""
+    accepts files, the STAR can be updated, the outputs (and the unweighted prediction of the
+    halves' average, a temporary beside the main map) fit in the free space."""
     targets, sizes, replaced = [], [], {}
     for j in jobs:
         for column, path in zip(columns, (j.output, *j.halves)):
             if path is not None:
                 targets.append(path)
-                sizes.append(mrc_bytes(j.shape))
+                sizes.append(mrc_bytes(j.shape) * (2 if path == j.output and _scratch_average(j, from_average, config) else 1))
                 replaced[(j.row, column)] = path
     inputs = [*table_inputs(table, replaced), *(p for j in jobs for p in j.inputs),
               *(m for m in models if m is not None)]
@@ -181,13 +213,15 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         config = dataclasses.replace(config, apply_mw_x1=False)
     output_dir = Path(output_dir)
     jobs = _plan(table, rows, n2n, input_column, output_dir, suffix, config.output_prefix, phaseflip)
-    _check_outputs(table, jobs, columns, (model_path, model2_path))
+    from_average = average_halves(config, denoise)
+    _check_outputs(table, jobs, columns, (model_path, model2_path), config, from_average)
     work, budget = memory.work_budget(config.memory_gb)
     if work is not None:
         work -= tiling.INFERENCE_BYTES
         budget = f"{budget}, less {memory.format_bytes(tiling.INFERENCE_BYTES)} for the network's batch"
     bands = {job.row: tiling.plan_bands(tile_grid(job.shape, cube, config, loaded.source, job.name),
-                                        work, name=f"tomogram {job.name} ({job.inputs[0]})", budget=budget)
+                                        work, name=f"tomogram {job.name} ({job.inputs[0]})", budget=budget,
+                                        input_slabs=2 if job.halves[0] is not None and from_average else 1)
              for job in jobs}
     trained = [float(t["pixel_size_a"]) for t in loaded.tomograms.values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
@@ -203,7 +237,8 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
                 log.warning("%s: pixel size %.4g A differs from the training data's (%s A)", job.name,
                             job.microscope.pixel_size_a, ", ".join(f"{p:.4g}" for p in trained))
 
-            def run(nets: Sequence[nn.Module], source: Path, target: Path, job: _Job = job) -> Path:
+            def run(nets: Sequence[nn.Module], source: Union[Path, Sequence[Path]], target: Path,
+                    job: _Job = job) -> Path:
                 return predict_file(nets, source, target, cube_size=cube, config=config,
                                     microscope=job.microscope, phaseflip=phaseflip, device=device,
                                     model_source=loaded.source, bands=bands[job.row],
@@ -211,11 +246,25 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
 
             half1, half2 = job.halves
             if half1 is not None and half2 is not None:
-                written.append(run([model], job.inputs[0], half1))
-                written.append(run([model2 if model2 is not None else model], job.inputs[1], half2))
-                written.append(write_average((half1, half2), job.output, block_planes=cube,
-                                              voxel_size_a=job.voxel_size_a, protect=protect,
-                                              weighted=config.fsc_weighting))
+                nets = [model] if model2 is None else [model, model2]
+                weights_from = (half1, half2) if config.fsc_weighting else None
+                written.append(run(nets[:1], job.inputs[0], half1))
+                written.append(run(nets[-1:], job.inputs[1], half2))
+                if not from_average:
+                    written.append(write_average((half1, half2), job.output, block_planes=cube,
+                                                 voxel_size_a=job.voxel_size_a, protect=protect,
+                                                 weights_from=weights_from))
+                elif weights_from is None:
+                    written.append(run(nets, job.inputs, job.output))
+                else:
+                    unweighted = output_names.unweighted_scratch_path(job.output)
+                    try:
+                        run(nets, job.inputs, unweighted)
+                        written.append(write_average((unweighted,), job.output, block_planes=cube,
+                                                     voxel_size_a=job.voxel_size_a, protect=protect,
+                                                     weights_from=weights_from))
+                    finally:
+                        unweighted.unlink(missing_ok=True)
             else:
                 written.append(run([model] if model2 is None else [model, model2], job.inputs[0], job.output))
             if config.save_slices:

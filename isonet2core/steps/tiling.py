@@ -455,10 +455,11 @@ def iter_tile_batches(volume, grid: TileGrid, batch_size: int,
         yield np.stack(tiles), starts
 
 
-def band_bytes(grid: TileGrid, rows: int) -> int:
-    """The bytes a band of ``rows`` output rows holds while it is predicted: an input slab of
-    ``cube`` planes of its tiles' rows (at most ``rows + 2 cube``) and two output buffers of
-    ``cube`` planes of ``rows`` (the rolling one and the one that replaces it), float32.
+def band_bytes(grid: TileGrid, rows: int, input_slabs: int = 1) -> int:
+    """The bytes a band of ``rows`` output rows holds while it is predicted: ``input_slabs``
+    input slabs of ``cube`` planes of its tiles' rows (at most ``rows + 2 cube``; 2 where the
+    input is the mean of maps: the mean and one map's read) and two output buffers of ``cube``
+    planes of ``rows`` (the rolling one and the one that replaces it), float32.
 
     Parameters
     ----------
@@ -466,6 +467,8 @@ def band_bytes(grid: TileGrid, rows: int) -> int:
         The tiles.
     rows : int
         Output rows of the band.
+    input_slabs : int
+        Input slabs held at once.
 
     Returns
     -------
@@ -473,11 +476,11 @@ def band_bytes(grid: TileGrid, rows: int) -> int:
         Bytes.
     """
     c, nx = grid.cube, grid.shape[2]
-    return 4 * c * nx * (rows + 2 * c + 2 * rows)
+    return 4 * c * nx * (input_slabs * (rows + 2 * c) + 2 * rows)
 
 
 def plan_bands(grid: TileGrid, work_bytes: Optional[int] = None, *, name: str = "volume",
-               budget: Optional[str] = None) -> List[Rows]:
+               budget: Optional[str] = None, input_slabs: int = 1) -> List[Rows]:
     """The y bands a volume is predicted in: one band of every row when its slabs and buffers
     (:func:`band_bytes`) fit ``min(work_bytes, BAND_BYTES)``, else the fewest bands that fit,
     cut at tile centres (``start + cube // 2``: one row of tiles straddles each cut).
@@ -493,6 +496,8 @@ def plan_bands(grid: TileGrid, work_bytes: Optional[int] = None, *, name: str = 
         Names the volume in the refusal.
     budget : str, optional
         The budget in words, for the refusal.
+    input_slabs : int
+        Input slabs held at once (:func:`band_bytes`).
 
     Returns
     -------
@@ -507,23 +512,23 @@ def plan_bands(grid: TileGrid, work_bytes: Optional[int] = None, *, name: str = 
     """
     ny = grid.shape[1]
     target = BAND_BYTES if work_bytes is None else max(0, min(int(work_bytes), BAND_BYTES))
-    if band_bytes(grid, ny) <= target:
+    if band_bytes(grid, ny, input_slabs) <= target:
         return [(0, ny)]
     cuts = sorted({s + grid.cube // 2 for s in grid.starts[1]} & set(range(1, ny)))
     edges = [0, *cuts, ny]
     narrowest = max(b - a for a, b in zip(edges, edges[1:]))
-    if work_bytes is not None and band_bytes(grid, narrowest) > work_bytes:
+    if work_bytes is not None and band_bytes(grid, narrowest, input_slabs) > work_bytes:
         left = "nothing" if work_bytes <= 0 else format_bytes(work_bytes)
         raise ValueError(f"{name}: predicting its {'x'.join(map(str, grid.shape))} (z, y, x) voxels "
                          f"in bands of {narrowest} rows needs at least "
-                         f"{format_bytes(band_bytes(grid, narrowest))}, but the memory budget "
+                         f"{format_bytes(band_bytes(grid, narrowest, input_slabs))}, but the memory budget "
                          f"{budget or 'given'} leaves {left} for it; give a larger memory_gb, a "
                          "smaller cube, or run where more memory is free")
     bands: List[Rows] = []
     y0 = 0
     for i, edge in enumerate(edges[1:], 1):
         # close the band at the last cut that still fits (at least one step)
-        if edge == ny or band_bytes(grid, edges[i + 1] - y0) > target:
+        if edge == ny or band_bytes(grid, edges[i + 1] - y0, input_slabs) > target:
             bands.append((y0, edge))
             y0 = edge
     return bands

@@ -399,6 +399,12 @@ PREDICT_OPTIONS = catalogue(PredictConfig, {
                       "bfloat16, else float32. bfloat16: also on CPUs with native bfloat16.",
                       expert=True,
                       condition="predict_mixed_precision"),
+    "halves_input": Look("Main map predicted from",
+                         "average: the even and odd tomograms' average, which has half the noise "
+                         "of either (the halves are still predicted, for the half maps and the FSC "
+                         "weights). halves: the average of the two half predictions, as the "
+                         "IsoNet2 program does. auto: average for refine models (their wedge "
+                         "fills better from it), halves for denoise models.", expert=True),
     "fsc_weighting": Look("FSC-weight the average?",
                           "Weight each Fourier shell of the averaged map by sqrt(2 FSC / (1 + FSC)) "
                           "of the even and odd predictions: shells where they disagree (noise) are "

@@ -22,7 +22,9 @@ class ProtIsoNet2Predict(StreamingPredictMixin, PredictMixin, ProtIsoNet2Base):
     """Apply a trained IsoNet2 network to tomograms. Refine models give missing-wedge
     corrected tomograms, denoise models denoised ones. With Noise2Noise models and even/odd
     halves, each half is predicted too (attached to the output as its half maps) and the
-    output is their average. One step per tomogram. Works in streaming: on a tomogram set
+    output is predicted from the halves' average (refine models; denoise models: the output is
+    the average of the two half predictions, as the IsoNet2 program does for both). One step
+    per tomogram. Works in streaming: on a tomogram set
     still being produced, each tomogram is predicted and registered as it arrives."""
     _label = "predict"
     _possibleOutputs = PredictOutputs

@@ -264,7 +264,7 @@ def _write_dataset(tmp_path, halves=True, method="isonet2-n2n", ctf_mode=None, m
 def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     star_path, model_path, net = _write_dataset(tmp_path, ctf_mode="network")
-    cfg = PredictConfig(batch_size=8, padding_factor=1.0, fsc_weighting=False)
+    cfg = PredictConfig(batch_size=8, padding_factor=1.0, fsc_weighting=False, halves_input="halves")
     written = predict.predict_tomograms(star_path, model_path, None, "out", cfg, tomo_idx=[1])
     assert [p.name for p in written] == ["tomo_001_corrected_half1.mrc", "tomo_001_corrected_half2.mrc",
                                          "tomo_001_corrected.mrc"]
@@ -286,6 +286,76 @@ def test_predict_tomograms_n2n_halves(tmp_path, monkeypatch):
         np.testing.assert_array_equal(half, expected)
     assert not np.allclose(h1, h2)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
+
+
+def test_predict_n2n_main_map_from_the_halves_average(tmp_path, monkeypatch):
+    """halves_input average: the halves are the per-half predictions as before, the main map is
+    the prediction of (even + odd) / 2, FSC-weighted by the half predictions' shell weights;
+    the unweighted temporary is gone afterwards."""
+    monkeypatch.chdir(tmp_path)
+    star_path, model_path, net = _write_dataset(tmp_path, ctf_mode="network")
+    scope = star.TomogramsTable.read(star_path).microscope(0)
+    even, _ = mrcio.read_mrc(tmp_path / "even" / "tomo_001.mrc")
+    odd, _ = mrcio.read_mrc(tmp_path / "odd" / "tomo_001.mrc")
+    mean = (even + odd) * np.float32(0.5)
+    plain = PredictConfig(batch_size=8, padding_factor=1.0, fsc_weighting=False, halves_input="average")
+    expected = inference.predict_volume(net, mean, cube_size=16, config=plain, phaseflip=True, microscope=scope)
+    written = predict.predict_tomograms(star_path, model_path, None, "out", plain, tomo_idx=[1])
+    assert [p.name for p in written] == ["tomo_001_corrected_half1.mrc", "tomo_001_corrected_half2.mrc",
+                                         "tomo_001_corrected.mrc"]
+    main, _ = mrcio.read_mrc(tmp_path / "out" / "tomo_001_corrected.mrc")
+    h1, _ = mrcio.read_mrc(tmp_path / "out" / "tomo_001_corrected_half1.mrc")
+    h2, _ = mrcio.read_mrc(tmp_path / "out" / "tomo_001_corrected_half2.mrc")
+    np.testing.assert_allclose(main, expected, rtol=0, atol=1e-5 * float(np.abs(expected).max()))
+    np.testing.assert_array_equal(h1, inference.predict_volume(net, even, cube_size=16, config=plain,
+                                                               phaseflip=True, microscope=scope))
+    assert np.abs(main - expected).max() * 10 < np.abs(main - (h1 + h2) / 2).max()   # not the halves' mean
+
+    weighted = predict.predict_tomograms(star_path, model_path, None, "outw",
+                                         PredictConfig(batch_size=8, padding_factor=1.0,
+                                                       halves_input="average"), tomo_idx=[1])
+    got, _ = mrcio.read_mrc(weighted[-1])
+    freq, weights = fsc_weighting.half_map_weights(h1, h2, crop=fsc_weighting.FSC_CROP)
+    assert weights.min() < 0.99          # the weighting does something here
+    from isonet2core.imaging import fourier
+    filt = fsc_weighting.radial_filter(main.shape, freq, weights)
+    want = fourier.apply_fourier_filter(torch.from_numpy(main), filt).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * float(np.abs(want).max()))
+    assert sorted(p.name for p in (tmp_path / "outw").iterdir()) == sorted(p.name for p in weighted)
+
+
+def test_auto_halves_input_averages_the_halves_for_refine_models_only(tmp_path, monkeypatch):
+    """halves_input auto (default): refine models predict the halves' average, denoise models
+    average their half predictions."""
+    monkeypatch.chdir(tmp_path)
+    assert PredictConfig().halves_input == "auto"
+    assert predict.average_halves(PredictConfig(), denoise=False)
+    assert not predict.average_halves(PredictConfig(), denoise=True)
+    assert predict.average_halves(PredictConfig(halves_input="average"), denoise=True)
+    assert not predict.average_halves(PredictConfig(halves_input="halves"), denoise=False)
+    for method, mode in (("isonet2-n2n", "average"), ("n2n", "halves")):
+        star_path, model_path, _ = _write_dataset(tmp_path / method, method=method)
+        maps = {}
+        for choice in ("auto", mode):
+            out = predict.predict_tomograms(star_path, model_path, None, tmp_path / method / choice,
+                                            PredictConfig(batch_size=8, halves_input=choice), tomo_idx=[1])
+            maps[choice] = mrcio.read_mrc(out[-1])[0]
+        np.testing.assert_array_equal(maps["auto"], maps[mode])
+
+
+def test_mean_of_maps_reads_the_voxelwise_mean_and_names_mismatched_maps(tmp_path):
+    a = mrcio.write_mrc(tmp_path / "a.mrc", _smooth_volume((6, 8, 5), 1), 10.0)
+    b = mrcio.write_mrc(tmp_path / "b.mrc", _smooth_volume((6, 8, 5), 2), 10.0)
+    mean = map_streaming.MeanOfMaps([a, b])
+    va, vb = mrcio.read_mrc(a)[0], mrcio.read_mrc(b)[0]
+    assert mean.shape == (6, 8, 5) and len(mean) == 6
+    np.testing.assert_allclose(mean[1:4], (va[1:4] + vb[1:4]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(mean[2:5, 3:7], (va[2:5, 3:7] + vb[2:5, 3:7]) / 2, rtol=1e-6)
+    c = mrcio.write_mrc(tmp_path / "c.mrc", _smooth_volume((6, 8, 4), 3), 10.0)
+    with pytest.raises(ValueError, match=r"c\.mrc \(6, 8, 4\)"):
+        map_streaming.MeanOfMaps([a, c])
+    with pytest.raises(ValueError, match="halves_input must be one of"):
+        PredictConfig(halves_input="full").validate()
 
 
 def test_predict_single_map_denoise_and_split_halves(tmp_path, monkeypatch):
@@ -504,9 +574,10 @@ def test_output_prefix_and_save_slices_as_the_official_predict(tmp_path, monkeyp
 def test_predict_writes_the_weighted_average_and_unweighted_halves(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     star_path, model_path, _ = _write_dataset(tmp_path)
-    plain = predict.predict_tomograms(star_path, model_path, None, "plain", PredictConfig(fsc_weighting=False),
-                                      tomo_idx=[1])
-    weighted = predict.predict_tomograms(star_path, model_path, None, "weighted", PredictConfig(), tomo_idx=[1])
+    plain = predict.predict_tomograms(star_path, model_path, None, "plain",
+                                      PredictConfig(fsc_weighting=False, halves_input="halves"), tomo_idx=[1])
+    weighted = predict.predict_tomograms(star_path, model_path, None, "weighted",
+                                         PredictConfig(halves_input="halves"), tomo_idx=[1])
     h = [mrcio.read_mrc(p)[0] for p in weighted[:2]]
     for p, q in zip(plain[:2], weighted[:2]):
         np.testing.assert_array_equal(mrcio.read_mrc(p)[0], mrcio.read_mrc(q)[0])

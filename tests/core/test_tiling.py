@@ -260,6 +260,11 @@ def test_plan_bands():
     assert all(tiling.band_bytes(grid, y1 - y0) <= budget for y0, y1 in bands)
     centres = {s + 24 for s in grid.starts[1]}
     assert all(y1 in centres for _, y1 in bands[:-1])                # cut at tile centres
+    # the mean of two maps holds a second input slab: more, narrower bands within one budget
+    assert tiling.band_bytes(grid, 1000, input_slabs=2) == 4 * 48 * 300 * (2 * 1096 + 2000)
+    two = tiling.plan_bands(grid, budget, input_slabs=2)
+    assert len(two) > len(bands) and two[-1][1] == 1000
+    assert all(tiling.band_bytes(grid, y1 - y0, input_slabs=2) <= budget for y0, y1 in two)
     # each cut is straddled by one row of tiles: the bands hold one more row than the grid per cut
     rows = sum(len(grid.band_y_starts(b)) for b in bands)
     assert rows == len(grid.starts[1]) + len(bands) - 1

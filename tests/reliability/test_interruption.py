@@ -65,10 +65,12 @@ def test_killed_predict_leaves_complete_files_and_a_rerun_completes(tmp_path, mo
 
     out = tmp_path / "out"
     argv = ["predict", ds["star"], model, "--output_dir", out, *options]
-    # os.replace order: t1 half1, half2, average, STAR, t2 half1, half2, average, STAR
+    # os.replace order: t1 half1, half2, the unweighted prediction of their average (a hidden
+    # scratch), the weighted average, STAR, then the same for t2; MRC writes in that order too
     for kind, n, expect_present in (("write", 1, 0),      # mid-write of the first file
-                                    ("replace", 4, 3),    # t1 written, STAR not yet updated
-                                    ("write", 5, 4)):     # rerun: mid-write of t2's second half
+                                    ("write", 3, 2),      # rerun: mid-write of t1's scratch
+                                    ("replace", 5, 3),    # t1 written, STAR not yet updated
+                                    ("write", 6, 4)):     # rerun: mid-write of t2's second half
         result = run_killed(kind, n, argv, tmp_path)
         assert result.returncode == -signal.SIGKILL, result.stderr
         present = _check_only_complete_outputs(out, ds["star"], reference)

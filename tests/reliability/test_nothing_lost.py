@@ -244,7 +244,8 @@ def test_really_full_disk_during_predict(tmp_path, tiny_tmpfs, monkeypatch):
 
 
 def test_predict_that_cannot_fit_is_refused_before_any_work(tmp_path, tiny_tmpfs, monkeypatch):
-    """The same six outputs on the 1 MiB file system, with the check: refused before the first
+    """The same six outputs (and the two unweighted predictions of the halves' averages, held
+    while they are weighted) on the 1 MiB file system, with the check: refused before the first
     map is written, naming the folder and the sizes; the STAR is unchanged."""
     monkeypatch.chdir(tmp_path)
     ds = make_dataset(tmp_path / "data")
@@ -253,7 +254,7 @@ def test_predict_that_cannot_fit_is_refused_before_any_work(tmp_path, tiny_tmpfs
     rc, _, err = run_main(["predict", ds["star"], model, "--output_dir", tiny_tmpfs, "--device", "cpu",
                            "--ncpus", "1", "--padding_factor", "1"])
     assert rc == 2
-    assert_one_error_line(err, "not enough free space", str(tiny_tmpfs), "1.2 MB", "MB free")
+    assert_one_error_line(err, "not enough free space", str(tiny_tmpfs), "1.6 MB", "MB free")
     assert files_under(tiny_tmpfs) == []
     assert fingerprint([ds["star"], model, tmp_path / "data" / "even", tmp_path / "data" / "odd"]) == before
 
