@@ -22,8 +22,9 @@
   ``rlnDeconvTomoName`` when filled, else ``rlnTomoReconstructedTomogram``;
 * split-halves (two networks, from ``--model2`` or the checkpoint's ``model2_state``): the
   first network predicts the even half and the second the odd half (independent, gold-standard
-  style); on a single map (and on the halves' average) both predict it and their outputs are averaged tile by tile (the
-  blending is linear, so this is the average of the two stitched maps);
+  style); on a single map (and on the halves' average) both predict it and their outputs
+  are averaged tile by tile (the blending is linear, so this is the average of the two
+  stitched maps);
 * ``apply_mw_x1`` applies to refine models only: a denoise model was trained on inputs that
   were never re-wedged, so its inputs are not masked either;
 * the tilt range and microscope come from each tomogram's STAR row; the CTF settings that the
@@ -153,7 +154,7 @@ def _check_outputs(table: star.TomogramsTable, jobs: Sequence[_Job], columns: Se
     """Before any work (:mod:`isonet2core.io.output_guard`): no output is a file of the table (any row,
     any column; a cell naming that very output excepted), a model file or the STAR; the folder
     accepts files, the STAR can be updated, the outputs (and the unweighted prediction of the
-    halves' average, a temporary beside the main map) fit in the free space."""
+    halves' average, a hidden scratch map beside the main map) fit in the free space."""
     targets, sizes, replaced = [], [], {}
     for j in jobs:
         for column, path in zip(columns, (j.output, *j.halves)):
