@@ -25,11 +25,12 @@ Reported per geometry (:data:`isonet2core.simulation.lamella.GEOMETRIES`):
   keeps each);
 * ours with each ``--variant`` (one change at a time, seed 0);
 * the denoise (n2n) pair with ``--denoise`` (ours with each seed of ``--seeds``);
-* beside each of our maps, when predict wrote half maps, the same prediction as their plain
-  mean ("plain average": predict's output before its default FSC weighting), and for runs with
-  ``--ema_decay`` the checkpoint predicted with its last weights instead of their average
-  ("last weights"); beside each official refine, its model predicted by our predict with and
-  without FSC weighting (what our predict step adds to the official network; ``--skip
+* beside each of our maps, when predict wrote half maps, their plain mean ("plain average":
+  the two half predictions averaged unweighted, as the IsoNet2 program makes its map; denoise
+  models' output before FSC weighting), and for runs with ``--ema_decay`` the checkpoint
+  predicted with its last weights instead of their average ("last weights"); beside each
+  official refine, its model predicted by our predict as the program predicts and with our
+  predict's defaults (what our predict step adds to the official network; ``--skip
   official-by-ours`` leaves them out, ``--skip last-weights`` the seeds' last-weights rows).
 
 Settings: ``--batch 0`` leaves the batch size to each program's auto rule, ``--subtomos`` sets
@@ -643,8 +644,8 @@ def _score_epoch(data: dict, s: Settings, work: Path, epoch: int, label: str, *,
 
 
 def with_plain_average(data: dict, row: Row) -> List[Row]:
-    """``row`` and, when its prediction has half maps, the same prediction as the plain mean of
-    the halves (predict's output before FSC weighting)."""
+    """``row`` and, when its prediction has half maps, their plain mean (the half predictions
+    averaged unweighted; refine models' main map is predicted from the halves' average instead)."""
     from isonet2core.io.mrcio import read_mrc
 
     halves = sorted(glob.glob(str(Path(row.pred_dir) / "*_half[12].mrc"))) if row.pred_dir else []
