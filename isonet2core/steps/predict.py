@@ -143,10 +143,16 @@ def average_halves(config: PredictConfig, denoise: bool) -> bool:
     return config.halves_input == "average" or (config.halves_input == "auto" and not denoise)
 
 
+def _main_from_average(job: _Job, from_average: bool) -> bool:
+    """Whether the job's main map is predicted from its halves' average (two input maps read per
+    tile), not averaged from its half predictions or predicted from a single map."""
+    return job.halves[0] is not None and from_average
+
+
 def _scratch_average(job: _Job, from_average: bool, config: PredictConfig) -> bool:
     """Whether the job's main map is first predicted unweighted into a scratch file (the halves'
     average, FSC-weighted afterwards by the half predictions)."""
-    return job.halves[0] is not None and from_average and config.fsc_weighting
+    return _main_from_average(job, from_average) and config.fsc_weighting
 
 
 def _check_outputs(table: star.TomogramsTable, jobs: Sequence[_Job], columns: Sequence[str],
@@ -222,7 +228,7 @@ def predict_tomograms(star_path: PathLike, model_path: PathLike, model2_path: Op
         budget = f"{budget}, less {memory.format_bytes(tiling.INFERENCE_BYTES)} for the network's batch"
     bands = {job.row: tiling.plan_bands(tile_grid(job.shape, cube, config, loaded.source, job.name),
                                         work, name=f"tomogram {job.name} ({job.inputs[0]})", budget=budget,
-                                        input_slabs=2 if job.halves[0] is not None and from_average else 1)
+                                        input_slabs=2 if _main_from_average(job, from_average) else 1)
              for job in jobs}
     trained = [float(t["pixel_size_a"]) for t in loaded.tomograms.values()
                if isinstance(t, Mapping) and t.get("pixel_size_a")]
