@@ -391,9 +391,7 @@ def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List
     average predicted, FSC-weighted): what our predict step adds to the official network
     (transparency rows)."""
     model = _official_models(work)[-1]
-    out = work / "ours_predict_fsc_weighted"
-    _ours(["predict", "tomograms.star", model, "--output_dir", str(out), "--device", s.device,
-           "--ncpus", str(s.ncpus)], work, work / "log.txt")
+    out = _predict_with_ours(s, work, model, work / "ours_predict_fsc_weighted")
     return [official_as_program(data, s, work, model, work / "ours_predict", f"{label}, predicted by ours"),
             _map_row(data, out, f"{label}, predicted by ours (our predict's defaults)", "official")]
 
@@ -401,9 +399,15 @@ def official_model_rows(data: dict, s: Settings, work: Path, label: str) -> List
 def official_as_program(data: dict, s: Settings, work: Path, model: str, out: Path, label: str, **kw) -> Row:
     """An official model predicted by ours as the program predicts (the two half predictions
     averaged, unweighted; bench/results/official_model_parity.md) into ``out``, scored."""
-    _ours(["predict", "tomograms.star", model, "--output_dir", str(out), "--device", s.device,
-           "--ncpus", str(s.ncpus), "--halves_input", "halves", "--fsc_weighting", "False"], work, work / "log.txt")
+    _predict_with_ours(s, work, model, out, "--halves_input", "halves", "--fsc_weighting", "False")
     return _map_row(data, out, label, "official", pred_dir=str(out), **kw)
+
+
+def _predict_with_ours(s: Settings, work: Path, model: str, out: Path, *options: str) -> Path:
+    """Our ``predict`` of ``model`` on ``work``'s STAR into ``out`` (returned), with ``options``."""
+    _ours(["predict", "tomograms.star", model, "--output_dir", str(out), "--device", s.device,
+           "--ncpus", str(s.ncpus), *options], work, work / "log.txt")
+    return out
 
 
 def _map_row(data: dict, out_dir: Path, label: str, program: str, **kw) -> Row:
